@@ -1,23 +1,41 @@
 //! Development tasks for secrets-sdk, run as `cargo xtask <task>`.
+//!
+//! If `cargo xtask ci` passes locally, CI (`.ci/run`) is green: it is the same command.
 
 mod services;
 
-use std::process::ExitCode;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
 
 const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
-  ci                      fmt check, clippy -D warnings, tests (real servers), doc -D warnings, cargo deny
-  services up|down|status install (under .tools/) and start/stop the real servers tests need
-  bench [--json PATH]     run the benchmarks and write one JSON object per scenario
-  fuzz [--seconds N]      short cargo-fuzz smoke run of the URI parser (needs nightly)
+  ci                        fmt check, clippy -D warnings, all tests (real servers), doc -D warnings,
+                            cargo deny check bans licenses sources
+  services up|down|status|install
+                            install (under .tools/) and start/stop the real servers tests need
+  bench [--json PATH]       run the benchmarks; write one JSON object per scenario
+                            (default PATH: target/bench-results.json)
+  fuzz [--seconds N]        short cargo-fuzz run of the URI parser (needs nightly; skipped without)
 ";
+
+/// Benchmarks `cargo xtask bench` runs, as (package, bench target). Each appends JSON lines to
+/// the file named by `SECRETS_BENCH_JSON`.
+const BENCHES: &[(&str, &str)] = &[("secret-uri", "parse")];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("services") => services::run(&args[1..]),
+        Some("ci") => ci(),
+        Some("services") => services::run(rest),
+        Some("bench") => bench(rest),
+        Some("fuzz") => fuzz(rest),
         _ => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -30,4 +48,163 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The repository root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs a command, echoing it, and fails when it fails.
+fn run(mut cmd: Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("\n$ {shown}");
+    let start = Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    eprintln!("  ({:.1}s)", start.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn ci() -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(clippy)?;
+
+    // The integration tests start their own servers from `.tools/`; install them first.
+    services::ensure_installed()?;
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--all-features"]);
+    run(test)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(doc)?;
+
+    ensure_cargo_tool("cargo-deny", "deny")?;
+    let mut deny = cargo();
+    // `advisories` needs the advisory database from the network, which CI does not have.
+    deny.args([
+        "deny",
+        "--all-features",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]);
+    run(deny)?;
+
+    eprintln!("\nci: all green in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Installs a cargo subcommand with `cargo install --locked` when it is missing.
+fn ensure_cargo_tool(package: &str, subcommand: &str) -> anyhow::Result<()> {
+    let present = cargo()
+        .args([subcommand, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    let mut install = cargo();
+    install.args(["install", "--locked", package]);
+    run(install)
+}
+
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let json_path = match args {
+        [] => root().join("target/bench-results.json"),
+        [flag, path] if flag == "--json" => PathBuf::from(path),
+        _ => bail!("usage: cargo xtask bench [--json PATH]"),
+    };
+    services::ensure_installed()?;
+    let lines_path = root().join("target/bench-results.jsonl");
+    std::fs::create_dir_all(root().join("target"))?;
+    let _ = std::fs::remove_file(&lines_path);
+    for (package, target) in BENCHES {
+        let mut cmd = cargo();
+        cmd.args(["bench", "--package", package, "--bench", target])
+            .env("SECRETS_BENCH_JSON", &lines_path);
+        run(cmd)?;
+    }
+    let text = std::fs::read_to_string(&lines_path)
+        .with_context(|| format!("no results in {}", lines_path.display()))?;
+    let mut scenarios = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).with_context(|| format!("bad result line: {line}"))?;
+        let Some(serde_json::Value::String(name)) = object.remove("scenario") else {
+            bail!("result line without a scenario: {line}");
+        };
+        scenarios.insert(name, serde_json::Value::Object(object));
+    }
+    let pretty = serde_json::to_string_pretty(&scenarios)?;
+    std::fs::write(&json_path, format!("{pretty}\n"))
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("{pretty}");
+    eprintln!("bench: wrote {}", json_path.display());
+    Ok(())
+}
+
+fn fuzz(args: &[String]) -> anyhow::Result<()> {
+    let seconds: u32 = match args {
+        [] => 30,
+        [flag, n] if flag == "--seconds" => n.parse().context("--seconds takes a whole number")?,
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        eprintln!("fuzz: SKIPPED: no nightly toolchain here (cargo-fuzz needs one)");
+        return Ok(());
+    }
+    let has_fuzz = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        let mut install = cargo();
+        install.args(["install", "--locked", "cargo-fuzz"]);
+        run(install)?;
+    }
+    let corpus = root().join("fuzz/corpus/parse");
+    std::fs::create_dir_all(&corpus)?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root().join("fuzz"))
+        .env_remove("CARGO")
+        .args(["+nightly", "fuzz", "run", "parse"])
+        .arg(&corpus)
+        .arg(root().join("fuzz/seeds/parse"))
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"));
+    run(cmd)
 }

@@ -5,13 +5,15 @@
 
 use nom::{
     IResult, Parser,
-    bytes::complete::{tag, take_till, take_until, take_while1},
+    bytes::complete::{tag, take_till, take_while1},
     character::complete::digit1,
     combinator::{all_consuming, opt},
     sequence::{preceded, terminated},
 };
 
-use crate::error::{EngineReason, IllegalSegmentReason as Illegal, UriError, VersionReason, snippet};
+use crate::error::{
+    EngineReason, IllegalSegmentReason as Illegal, UriError, VersionReason, snippet,
+};
 use crate::{Engine, Provider, SecretUri};
 
 type NomError<'a> = nom::error::Error<&'a str>;
@@ -22,7 +24,10 @@ type Pair<'a> = (&'a str, &'a str, usize);
 pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     // Rule 1: `scheme://`.
     let Ok((rest, scheme)) = scheme_and_separator(input) else {
-        return Err(illegal(input.find(':').unwrap_or(input.len()), Illegal::MissingSeparator));
+        return Err(illegal(
+            input.find(':').unwrap_or(input.len()),
+            Illegal::MissingSeparator,
+        ));
     };
     if scheme.is_empty() {
         return Err(illegal(0, Illegal::EmptyScheme));
@@ -32,32 +37,36 @@ pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     let base = scheme.len() + 3;
 
     // Rule 3: fragment and query. Both `#key?query` and `?query#key` are accepted.
-    let hash = rest.find('#');
-    if let Some(h) = hash {
-        if let Some(h2) = rest[h + 1..].find('#') {
-            return Err(illegal(base + h + 1 + h2, Illegal::MultipleFragments));
+    // One pass over the path (recording whether it is obviously valid, for rule 4), then over
+    // the rest for the first `?` and a second `#`.
+    let bytes = rest.as_bytes();
+    let scan = scan_path(bytes);
+    let (mut hash, mut qmark) = (None, None);
+    for (i, &b) in bytes.iter().enumerate().skip(scan.end) {
+        match b {
+            b'#' if hash.is_some() => return Err(illegal(base + i, Illegal::MultipleFragments)),
+            b'#' => hash = Some(i),
+            b'?' if qmark.is_none() => qmark = Some(i),
+            _ => {}
         }
     }
-    let qmark = rest.find('?');
     // (text, offset of the text in `rest`)
-    let (path, key, query) = match (hash, qmark) {
-        (None, None) => (rest, None, None),
-        (Some(h), None) => (&rest[..h], Some((&rest[h + 1..], h + 1)), None),
-        (None, Some(q)) => (&rest[..q], None, Some((&rest[q + 1..], q + 1))),
+    let (key, query) = match (hash, qmark) {
+        (None, None) => (None, None),
+        (Some(h), None) => (Some((&rest[h + 1..], h + 1)), None),
+        (None, Some(q)) => (None, Some((&rest[q + 1..], q + 1))),
         (Some(h), Some(q)) if h < q => (
-            &rest[..h],
             Some((&rest[h + 1..q], h + 1)),
             Some((&rest[q + 1..], q + 1)),
         ),
         (Some(h), Some(q)) => (
-            &rest[..q],
             Some((&rest[h + 1..], h + 1)),
             Some((&rest[q + 1..h], q + 1)),
         ),
     };
     let key = match key {
         Some((k, at)) => {
-            if let Some(i) = k.find('?') {
+            if let Some(i) = k.bytes().position(|b| b == b'?') {
                 return Err(illegal(base + at + i, Illegal::QuestionMarkInKey));
             }
             check_no_control(k, base + at)?;
@@ -78,7 +87,14 @@ pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     };
 
     // Rule 4: the path.
-    let path = check_path(path, base)?;
+    let (path, mount_len) = if scan.valid {
+        let path = &rest[..scan.end];
+        let path = path.strip_suffix('/').unwrap_or(path);
+        (path, scan.mount_end.min(path.len()))
+    } else {
+        let path = check_path_in_order(&rest[..scan.end], base)?;
+        (path, path.find('/').unwrap_or(path.len()))
+    };
 
     // Canonical form: scheme://segments[#key][?sorted pairs].
     let mut canonical = String::with_capacity(input.len() + pairs.len());
@@ -91,7 +107,7 @@ pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     let path_start = canonical.len();
     canonical.push_str(path);
     let path_end = canonical.len();
-    let mount_end = path_start + path.find('/').unwrap_or(path.len());
+    let mount_end = path_start + mount_len;
     if let Some(key) = key {
         canonical.push('#');
         canonical.push_str(key);
@@ -126,18 +142,60 @@ fn illegal(offset: usize, reason: Illegal) -> UriError {
 }
 
 fn scheme_and_separator(input: &str) -> IResult<&str, &str, NomError<'_>> {
-    terminated(take_until("://"), tag("://")).parse(input)
+    terminated(take_until_separator, tag("://")).parse(input)
+}
+
+/// `take_until("://")` without building a substring searcher: schemes are a few bytes long and
+/// this runs on every parse.
+fn take_until_separator(input: &str) -> IResult<&str, &str, NomError<'_>> {
+    match input.as_bytes().windows(3).position(|w| w == b"://") {
+        Some(at) => Ok((&input[at..], &input[..at])),
+        None => Err(nom::Err::Error(NomError::new(
+            input,
+            nom::error::ErrorKind::TakeUntil,
+        ))),
+    }
 }
 
 /// `provider` or `provider+engine`, ASCII case-insensitive.
 fn parse_scheme(scheme: &str) -> Result<(Provider, Option<Engine>), UriError> {
+    // Every valid scheme is at most 13 bytes: lowercase into a stack buffer and match once.
+    let mut buf = [0u8; 13];
+    if let Some(lower) = buf.get_mut(..scheme.len()) {
+        lower.copy_from_slice(scheme.as_bytes());
+        lower.make_ascii_lowercase();
+        let known = match &*lower {
+            b"openbao" => Some((Provider::OpenBao, None)),
+            b"openbao+kv2" => Some((Provider::OpenBao, Some(Engine::Kv2))),
+            b"hashicorp" => Some((Provider::HashiCorp, None)),
+            b"hashicorp+kv2" => Some((Provider::HashiCorp, Some(Engine::Kv2))),
+            b"file" => Some((Provider::File, None)),
+            b"db" => Some((Provider::Db, None)),
+            b"db+cred" => Some((Provider::Db, Some(Engine::Cred))),
+            b"db+db" => Some((Provider::Db, Some(Engine::Db))),
+            b"bootstrap" => Some((Provider::Bootstrap, None)),
+            b"yaml" => Some((Provider::Yaml, None)),
+            _ => None,
+        };
+        if let Some(known) = known {
+            return Ok(known);
+        }
+    }
+    classify_scheme(scheme)
+}
+
+/// The general path of [`parse_scheme`]: splits with `nom` and says what is unsupported.
+fn classify_scheme(scheme: &str) -> Result<(Provider, Option<Engine>), UriError> {
     let unsupported = |offset, reason| UriError::UnsupportedEngine {
         offset,
         reason,
         scheme: snippet(scheme),
     };
-    let parts: IResult<&str, (&str, Option<&str>), NomError<'_>> =
-        (take_till(|c| c == '+'), opt(preceded(tag("+"), take_till(|_| false)))).parse(scheme);
+    let parts: IResult<&str, (&str, Option<&str>), NomError<'_>> = (
+        take_till(|c| c == '+'),
+        opt(preceded(tag("+"), take_till(|_| false))),
+    )
+        .parse(scheme);
     let Ok((_, (name, engine))) = parts else {
         return Err(unsupported(0, EngineReason::UnknownProvider));
     };
@@ -159,6 +217,10 @@ fn parse_scheme(scheme: &str) -> Result<(Provider, Option<Engine>), UriError> {
 }
 
 fn check_no_control(text: &str, offset: usize) -> Result<(), UriError> {
+    // Control characters are C0, DEL and C1; C1 is encoded with a leading 0xC2 byte.
+    if text.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2) {
+        return Ok(());
+    }
     match text.char_indices().find(|(_, c)| c.is_control()) {
         Some((i, _)) => Err(illegal(offset + i, Illegal::ControlCharacter)),
         None => Ok(()),
@@ -167,7 +229,11 @@ fn check_no_control(text: &str, offset: usize) -> Result<(), UriError> {
 
 /// `&`-separated pairs; empty pairs are skipped, `k` alone means `k=`. A repeat is reported as
 /// soon as it is read.
-fn read_pairs<'a>(query: &'a str, offset: usize, pairs: &mut Vec<Pair<'a>>) -> Result<(), UriError> {
+fn read_pairs<'a>(
+    query: &'a str,
+    offset: usize,
+    pairs: &mut Vec<Pair<'a>>,
+) -> Result<(), UriError> {
     let mut at = offset;
     for raw in query.split('&') {
         let here = at;
@@ -216,8 +282,73 @@ fn is_segment_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }
 
-/// Validates the path and returns it without its one optional trailing `/`.
-fn check_path(path: &str, offset: usize) -> Result<&str, UriError> {
+/// Byte classes of the path scan, as a table: the hot loop of every parse.
+const PLAIN: u8 = 0; // [A-Za-z0-9_-]
+const DOT: u8 = 1;
+const SLASH: u8 = 2;
+const END: u8 = 3; // `#` or `?`
+const OTHER: u8 = 4;
+const CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' => PLAIN,
+            b'.' => DOT,
+            b'/' => SLASH,
+            b'#' | b'?' => END,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// What one pass over the path found.
+struct PathScan {
+    /// Where the path ends: the first `#` or `?`, or the end of the input.
+    end: usize,
+    /// The first `/` (the end of the mount), or `usize::MAX`.
+    mount_end: usize,
+    /// The path is valid; when `false` the in-order checker finds which rule it breaks.
+    valid: bool,
+}
+
+/// The hot loop: validates a path in the common case while looking for its end.
+fn scan_path(bytes: &[u8]) -> PathScan {
+    let mut valid = true;
+    let mut mount_end = usize::MAX;
+    let mut segment_start = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match CLASS[usize::from(b)] {
+            PLAIN => {}
+            // `..` anywhere.
+            DOT => valid &= !(i > 0 && bytes[i - 1] == b'.'),
+            SLASH => {
+                // An empty segment, or a segment that is exactly `.`.
+                valid &= i > segment_start && !(i - segment_start == 1 && bytes[i - 1] == b'.');
+                mount_end = mount_end.min(i);
+                segment_start = i + 1;
+            }
+            END => break,
+            _ => valid = false,
+        }
+        i += 1;
+    }
+    // The path must be non-empty and not end in a `.` segment. A trailing `/` is fine: the
+    // `/` itself already checked the segment before it (so `a//` and `/` are invalid).
+    valid &= i > 0 && !(i - segment_start == 1 && bytes[i - 1] == b'.');
+    PathScan {
+        end: i,
+        mount_end,
+        valid,
+    }
+}
+
+/// The path rules in their specified order, for paths the fast pass did not accept.
+fn check_path_in_order(path: &str, offset: usize) -> Result<&str, UriError> {
     check_no_control(path, offset)?;
     if let Some(i) = find_encoded_slash(path) {
         return Err(illegal(offset + i, Illegal::EncodedSlash));
@@ -244,11 +375,15 @@ fn check_path(path: &str, offset: usize) -> Result<&str, UriError> {
         if segment == "." {
             return Err(illegal(at, Illegal::DotSegment));
         }
-        let scanned: IResult<&str, &str, NomError<'_>> = take_while1(is_segment_char).parse(segment);
+        let scanned: IResult<&str, &str, NomError<'_>> =
+            take_while1(is_segment_char).parse(segment);
         match scanned {
             Ok(("", _)) => {}
             Ok((rest, _)) => {
-                return Err(illegal(at + segment.len() - rest.len(), Illegal::InvalidCharacter));
+                return Err(illegal(
+                    at + segment.len() - rest.len(),
+                    Illegal::InvalidCharacter,
+                ));
             }
             Err(_) => return Err(illegal(at, Illegal::InvalidCharacter)),
         }

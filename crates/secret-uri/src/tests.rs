@@ -26,19 +26,46 @@ fn err(input: &str) -> UriError {
 #[test]
 fn canonical_forms_of_the_bench_mix() {
     let cases = [
-        ("openbao+kv2://secret/app/api", "openbao+kv2://secret/app/api"),
-        ("OPENBAO+KV2://secret/app/api#token", "openbao+kv2://secret/app/api#token"),
-        ("openbao+kv2://secret/app/api#token?version=3", "openbao+kv2://secret/app/api#token?version=3"),
-        ("hashicorp+kv2://secret/crud/db?version=2", "hashicorp+kv2://secret/crud/db?version=2"),
-        ("openbao+kv2://secret/app/api?z=1&a=2&m=3", "openbao+kv2://secret/app/api?a=2&m=3&z=1"),
-        ("file://dc-infra/config.json#password", "file://dc-infra/config.json#password"),
+        (
+            "openbao+kv2://secret/app/api",
+            "openbao+kv2://secret/app/api",
+        ),
+        (
+            "OPENBAO+KV2://secret/app/api#token",
+            "openbao+kv2://secret/app/api#token",
+        ),
+        (
+            "openbao+kv2://secret/app/api#token?version=3",
+            "openbao+kv2://secret/app/api#token?version=3",
+        ),
+        (
+            "hashicorp+kv2://secret/crud/db?version=2",
+            "hashicorp+kv2://secret/crud/db?version=2",
+        ),
+        (
+            "openbao+kv2://secret/app/api?z=1&a=2&m=3",
+            "openbao+kv2://secret/app/api?a=2&m=3&z=1",
+        ),
+        (
+            "file://dc-infra/config.json#password",
+            "file://dc-infra/config.json#password",
+        ),
         ("db+cred://db/readonly", "db+cred://db/readonly"),
         ("db://db/readwrite", "db://db/readwrite"),
         ("bootstrap://local/token", "bootstrap://local/token"),
         ("yaml://config/app.yaml#db", "yaml://config/app.yaml#db"),
-        ("hashicorp+kv2://secret/team-a/svc_b/key.v1#x", "hashicorp+kv2://secret/team-a/svc_b/key.v1#x"),
-        ("openbao+kv2://secret/app/api/", "openbao+kv2://secret/app/api"),
-        ("openbao+kv2://secret/app/api?version=1&x=y", "openbao+kv2://secret/app/api?version=1&x=y"),
+        (
+            "hashicorp+kv2://secret/team-a/svc_b/key.v1#x",
+            "hashicorp+kv2://secret/team-a/svc_b/key.v1#x",
+        ),
+        (
+            "openbao+kv2://secret/app/api/",
+            "openbao+kv2://secret/app/api",
+        ),
+        (
+            "openbao+kv2://secret/app/api?version=1&x=y",
+            "openbao+kv2://secret/app/api?version=1&x=y",
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(canon(input), want, "{input}");
@@ -47,22 +74,35 @@ fn canonical_forms_of_the_bench_mix() {
 
 #[test]
 fn accessors() {
-    let uri = SecretUri::parse("Hashicorp+Kv2://secret/team-a/svc_b/key.v1#x?b=&a=1&version=7").unwrap();
+    let uri =
+        SecretUri::parse("Hashicorp+Kv2://secret/team-a/svc_b/key.v1#x?b=&a=1&version=7").unwrap();
     assert_eq!(uri.provider(), Provider::HashiCorp);
     assert_eq!(uri.engine(), Some(Engine::Kv2));
     assert_eq!(uri.scheme(), "hashicorp+kv2");
     assert_eq!(uri.mount(), "secret");
     assert_eq!(uri.path(), "team-a/svc_b/key.v1");
-    assert_eq!(uri.segments().collect::<Vec<_>>(), ["secret", "team-a", "svc_b", "key.v1"]);
+    assert_eq!(
+        uri.segments().collect::<Vec<_>>(),
+        ["secret", "team-a", "svc_b", "key.v1"]
+    );
     assert_eq!(uri.key(), Some("x"));
-    assert_eq!(uri.params().collect::<Vec<_>>(), [("a", "1"), ("b", ""), ("version", "7")]);
+    assert_eq!(
+        uri.params().collect::<Vec<_>>(),
+        [("a", "1"), ("b", ""), ("version", "7")]
+    );
     assert_eq!(uri.param("b"), Some(""));
     assert_eq!(uri.param("c"), None);
     assert_eq!(uri.version(), Some(7));
-    assert_eq!(uri.as_str(), "hashicorp+kv2://secret/team-a/svc_b/key.v1#x?a=1&b=&version=7");
+    assert_eq!(
+        uri.as_str(),
+        "hashicorp+kv2://secret/team-a/svc_b/key.v1#x?a=1&b=&version=7"
+    );
 
     let bare = SecretUri::parse("file://mount").unwrap();
-    assert_eq!((bare.mount(), bare.path(), bare.key(), bare.version()), ("mount", "", None, None));
+    assert_eq!(
+        (bare.mount(), bare.path(), bare.key(), bare.version()),
+        ("mount", "", None, None)
+    );
     assert_eq!(bare.params().count(), 0);
     assert_eq!(bare.engine(), None);
 }
@@ -76,8 +116,14 @@ fn engine_is_optional_and_kept_absent() {
 
 #[test]
 fn rfc_order_query_then_fragment_is_accepted() {
-    assert_eq!(canon("openbao+kv2://secret/app/api?version=3#token"), "openbao+kv2://secret/app/api#token?version=3");
-    assert_eq!(canon("openbao+kv2://secret/app?b=2&a=1#k"), "openbao+kv2://secret/app#k?a=1&b=2");
+    assert_eq!(
+        canon("openbao+kv2://secret/app/api?version=3#token"),
+        "openbao+kv2://secret/app/api#token?version=3"
+    );
+    assert_eq!(
+        canon("openbao+kv2://secret/app?b=2&a=1#k"),
+        "openbao+kv2://secret/app#k?a=1&b=2"
+    );
 }
 
 #[test]
@@ -93,29 +139,88 @@ fn key_may_hold_any_text_but_hash_question_mark_and_controls() {
     assert_eq!(canon("file://a/b#my key/é=1&x"), "file://a/b#my key/é=1&x");
     assert_eq!(code("file://a/b#x\n"), "ILLEGAL_SEGMENT");
     let e = err("file://a/b?v=1#k?x");
-    assert_eq!(e, UriError::IllegalSegment { offset: 16, reason: IllegalSegmentReason::QuestionMarkInKey });
+    assert_eq!(
+        e,
+        UriError::IllegalSegment {
+            offset: 16,
+            reason: IllegalSegmentReason::QuestionMarkInKey
+        }
+    );
 }
 
 #[test]
 fn rule1_separator_and_empty_scheme() {
     let e = err("openbao+kv2:/secret/app");
-    assert!(matches!(e, UriError::IllegalSegment { reason: IllegalSegmentReason::MissingSeparator, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            UriError::IllegalSegment {
+                reason: IllegalSegmentReason::MissingSeparator,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(code("secret/app"), "ILLEGAL_SEGMENT");
     assert_eq!(code(""), "ILLEGAL_SEGMENT");
-    assert_eq!(err("://secret/app"), UriError::IllegalSegment { offset: 0, reason: IllegalSegmentReason::EmptyScheme });
+    assert_eq!(
+        err("://secret/app"),
+        UriError::IllegalSegment {
+            offset: 0,
+            reason: IllegalSegmentReason::EmptyScheme
+        }
+    );
     // Rule 1 wins over every later rule.
     assert_eq!(code("://secret/*?version=0"), "ILLEGAL_SEGMENT");
 }
 
 #[test]
 fn rule2_scheme() {
-    for bad in ["vault://a/b", "openbao+kv1://a/b", "openbao+://a/b", "file+kv2://a/b", "öpenbao://a/b", "openbao+kv2+x://a/b", "open bao://a/b", "db+kv2://a/b", "bootstrap+x://a/b"] {
+    for bad in [
+        "vault://a/b",
+        "openbao+kv1://a/b",
+        "openbao+://a/b",
+        "file+kv2://a/b",
+        "öpenbao://a/b",
+        "openbao+kv2+x://a/b",
+        "open bao://a/b",
+        "db+kv2://a/b",
+        "bootstrap+x://a/b",
+    ] {
         assert_eq!(code(bad), "UNSUPPORTED_ENGINE", "{bad}");
     }
-    assert!(matches!(err("openbao+://a/b"), UriError::UnsupportedEngine { offset: 8, reason: EngineReason::EmptyEngine, .. }));
-    assert!(matches!(err("openbao+kv1://a/b"), UriError::UnsupportedEngine { offset: 8, reason: EngineReason::UnknownEngine, .. }));
-    assert!(matches!(err("vault://a/b"), UriError::UnsupportedEngine { offset: 0, reason: EngineReason::UnknownProvider, .. }));
-    for good in ["db+cred://db/x", "DB+DB://db/x", "File://a/b", "YAML://c/a.yaml", "Bootstrap://l/t", "HashiCorp://s/x"] {
+    assert!(matches!(
+        err("openbao+://a/b"),
+        UriError::UnsupportedEngine {
+            offset: 8,
+            reason: EngineReason::EmptyEngine,
+            ..
+        }
+    ));
+    assert!(matches!(
+        err("openbao+kv1://a/b"),
+        UriError::UnsupportedEngine {
+            offset: 8,
+            reason: EngineReason::UnknownEngine,
+            ..
+        }
+    ));
+    assert!(matches!(
+        err("vault://a/b"),
+        UriError::UnsupportedEngine {
+            offset: 0,
+            reason: EngineReason::UnknownProvider,
+            ..
+        }
+    ));
+    for good in [
+        "db+cred://db/x",
+        "DB+DB://db/x",
+        "File://a/b",
+        "YAML://c/a.yaml",
+        "Bootstrap://l/t",
+        "HashiCorp://s/x",
+    ] {
         assert!(SecretUri::parse(good).is_ok(), "{good}");
     }
     // Rule 2 wins over rules 3 and 4.
@@ -124,17 +229,38 @@ fn rule2_scheme() {
 
 #[test]
 fn rule3_fragments() {
-    assert_eq!(err("file://a/b#x#y"), UriError::IllegalSegment { offset: 12, reason: IllegalSegmentReason::MultipleFragments });
+    assert_eq!(
+        err("file://a/b#x#y"),
+        UriError::IllegalSegment {
+            offset: 12,
+            reason: IllegalSegmentReason::MultipleFragments
+        }
+    );
     // Two `#` beat a bad version and a bad path.
     assert_eq!(code("file://a/*#x?version=0#y"), "ILLEGAL_SEGMENT");
 }
 
 #[test]
 fn rule3_query() {
-    assert_eq!(err("file://a/b?=1"), UriError::IllegalSegment { offset: 11, reason: IllegalSegmentReason::EmptyParameterName });
-    assert_eq!(err("file://a/b?x=1&x=2"), UriError::AmbiguousQuery { offset: 15, name: "x".into() });
+    assert_eq!(
+        err("file://a/b?=1"),
+        UriError::IllegalSegment {
+            offset: 11,
+            reason: IllegalSegmentReason::EmptyParameterName
+        }
+    );
+    assert_eq!(
+        err("file://a/b?x=1&x=2"),
+        UriError::AmbiguousQuery {
+            offset: 15,
+            name: "x".into()
+        }
+    );
     assert_eq!(code("file://a/b?x&x"), "AMBIGUOUS_QUERY");
-    assert_eq!(err("file://a/b?mount=other"), UriError::DoubleMountSource { offset: 11 });
+    assert_eq!(
+        err("file://a/b?mount=other"),
+        UriError::DoubleMountSource { offset: 11 }
+    );
     // Repeats are seen as pairs are read: a repeat before an empty name wins, and after it loses.
     assert_eq!(code("file://a/b?x=1&x=2&=3"), "AMBIGUOUS_QUERY");
     assert_eq!(code("file://a/b?=3&x=1&x=2"), "ILLEGAL_SEGMENT");
@@ -151,7 +277,12 @@ fn rule3_query() {
 fn rule3_version() {
     let ok = [("1", 1), ("3", 3), ("18446744073709551615", u64::MAX)];
     for (v, want) in ok {
-        assert_eq!(SecretUri::parse(&format!("openbao+kv2://s/a?version={v}")).unwrap().version(), Some(want));
+        assert_eq!(
+            SecretUri::parse(&format!("openbao+kv2://s/a?version={v}"))
+                .unwrap()
+                .version(),
+            Some(want)
+        );
     }
     let bad = [
         ("", VersionReason::Empty),
@@ -196,7 +327,11 @@ fn rule4_path() {
         ("file://a\u{7f}/b", 8, R::ControlCharacter),
     ];
     for (input, offset, reason) in cases {
-        assert_eq!(err(input), UriError::IllegalSegment { offset, reason }, "{input:?}");
+        assert_eq!(
+            err(input),
+            UriError::IllegalSegment { offset, reason },
+            "{input:?}"
+        );
     }
     assert_eq!(err("file://a/b*"), UriError::InvalidWildcard { offset: 10 });
     assert_eq!(code("file://*"), "INVALID_WILDCARD");
@@ -230,21 +365,40 @@ fn tenant_mount_guard() {
     let uri = SecretUri::parse("openbao+kv2://secret/app").unwrap();
     assert!(allowed.check(&uri).is_ok());
     let e = SecretUri::parse_allowed("openbao+kv2://Secret/app", &allowed).unwrap_err();
-    assert_eq!(e, UriError::TenantMountMismatch { mount: "Secret".into() });
+    assert_eq!(
+        e,
+        UriError::TenantMountMismatch {
+            mount: "Secret".into()
+        }
+    );
     assert_eq!(e.code(), "TENANT_MOUNT_MISMATCH");
     assert_eq!(e.offset(), None);
     assert!(AllowedMounts::default().check(&uri).is_ok());
     assert!(AllowedMounts::default().is_unrestricted());
     // A parse error comes before the guard.
-    assert_eq!(SecretUri::parse_allowed("openbao+kv2://other/*", &allowed).unwrap_err().code(), "INVALID_WILDCARD");
+    assert_eq!(
+        SecretUri::parse_allowed("openbao+kv2://other/*", &allowed)
+            .unwrap_err()
+            .code(),
+        "INVALID_WILDCARD"
+    );
 }
 
 #[test]
 fn redacted_shows_scheme_and_mount_only() {
     let uri = SecretUri::parse("openbao+kv2://secret/app/api#token?version=3").unwrap();
     assert_eq!(uri.redacted().to_string(), "openbao+kv2://secret/…");
-    assert_eq!(SecretUri::parse("file://m").unwrap().redacted().to_string(), "file://m");
-    assert_eq!(SecretUri::parse("file://m#k").unwrap().redacted().to_string(), "file://m/…");
+    assert_eq!(
+        SecretUri::parse("file://m").unwrap().redacted().to_string(),
+        "file://m"
+    );
+    assert_eq!(
+        SecretUri::parse("file://m#k")
+            .unwrap()
+            .redacted()
+            .to_string(),
+        "file://m/…"
+    );
 }
 
 #[test]
@@ -265,7 +419,11 @@ fn every_code_is_distinct_and_messages_carry_offsets() {
     assert_eq!(dedup.len(), codes.len(), "{codes:?}");
     for s in samples {
         let e = err(s);
-        assert!(e.to_string().contains(&format!("at byte {}", e.offset().unwrap())), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("at byte {}", e.offset().unwrap())),
+            "{e}"
+        );
     }
 }
 
@@ -278,7 +436,10 @@ fn error_messages_do_not_echo_the_uri() {
     let e = err(&long);
     assert!(e.to_string().len() < 200, "{e}");
     let e = err("file://a/b?p%0a\u{1b}[31m=1&p%0a\u{1b}[31m=2");
-    assert!(!e.to_string().contains('\u{1b}'), "escape sequences are escaped: {e}");
+    assert!(
+        !e.to_string().contains('\u{1b}'),
+        "escape sequences are escaped: {e}"
+    );
 }
 
 #[test]
@@ -299,4 +460,20 @@ fn serde_roundtrip_as_canonical_string() {
     assert_eq!(back, uri);
     let bad = serde_json::from_str::<SecretUri>("\"file://a/*\"").unwrap_err();
     assert!(bad.to_string().contains("INVALID_WILDCARD"), "{bad}");
+}
+
+#[test]
+fn the_scheme_fast_path_agrees_with_the_provider_table() {
+    // Every provider/engine pair of the table parses, in any case, to itself.
+    for provider in Provider::ALL {
+        let mut schemes = vec![provider.as_str().to_owned()];
+        schemes.extend(provider.engines().iter().map(|e| format!("{provider}+{e}")));
+        for scheme in schemes {
+            for written in [scheme.clone(), scheme.to_ascii_uppercase()] {
+                let uri = SecretUri::parse(&format!("{written}://m/p")).unwrap();
+                assert_eq!(uri.scheme(), scheme);
+                assert_eq!(uri.provider(), provider);
+            }
+        }
+    }
 }

@@ -1,0 +1,137 @@
+//! Test fixtures for secrets-sdk's integration tests (unpublished).
+//!
+//! - [`OpenBaoServer`]: a fresh `bao server -dev` per test on a free loopback port (plain HTTP
+//!   or `-dev-tls`), killed on drop, with [`restart`](OpenBaoServer::restart) for
+//!   "server restarted mid-test" and admin helpers ([`api`](OpenBaoServer::api),
+//!   [`kv_put`](OpenBaoServer::kv_put), [`create_token`](OpenBaoServer::create_token), …) that
+//!   talk plain HTTP/1.1 over `std::net`, independent of the SDK under test.
+//! - [`FaultServer`]: a scripted HTTP/1.1 server that delays, closes, truncates or floods, and
+//!   records every request.
+//! - [`openbao_or_skip`]: the skip policy. Locally a missing `bao` prints `SKIP` and the test
+//!   returns; under `CI=true` it fails the test.
+//!
+//! The `bao` binary comes from `cargo xtask services install` (under the git-ignored
+//! `.tools/`), or from `$SECRETS_TEST_BAO_BIN`. See `docs/services.md`.
+//!
+//! ```
+//! use secrets_test_support::{Fault, FaultServer};
+//!
+//! # fn main() -> Result<(), secrets_test_support::Error> {
+//! // A server that fails once, then answers.
+//! let server = FaultServer::start(vec![
+//!     Fault::status(503),
+//!     Fault::json(200, &serde_json::json!({"data": {"data": {"token": "t"}}})),
+//! ])?;
+//! assert!(server.addr().starts_with("http://127.0.0.1:"));
+//!
+//! // A real OpenBao, or a SKIP line when it is not installed (a failure under CI=true).
+//! if let Some(bao) = secrets_test_support::openbao_or_skip() {
+//!     bao.kv_put("secret", "app/api", &serde_json::json!({"token": "t"}))?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! This crate has no features.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod fault;
+mod http;
+mod openbao;
+mod paths;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use error::Error;
+pub use fault::{Fault, FaultServer, RecordedRequest};
+pub use openbao::{AppRoleCredentials, OpenBaoServer};
+pub use paths::{BAO_BIN_ENV, CERBOS_BIN_ENV, bao_bin, cerbos_bin, repo_root, tools_dir};
+
+/// A loopback TCP port that was free a moment ago (bind to port 0, read it, release it).
+///
+/// Another process may take it before you bind it; prefer binding port 0 yourself when you can.
+pub fn free_port() -> Result<u16, Error> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(Error::io("bind 127.0.0.1:0 to find a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(Error::io("read local_addr"))?
+        .port();
+    Ok(port)
+}
+
+/// A free port `p` with `p + 1` free too: `bao` puts its cluster listener on the API port + 1.
+pub(crate) fn free_port_pair() -> Result<u16, Error> {
+    for _ in 0..50 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(Error::io("bind 127.0.0.1:0 to find a free port"))?;
+        let port = listener
+            .local_addr()
+            .map_err(Error::io("read local_addr"))?
+            .port();
+        if port < u16::MAX && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // Extremely unlikely; the cluster listener failing to bind is not fatal to `bao` anyway.
+    free_port()
+}
+
+/// 32 hex digits from std's per-process random SipHash keys: unique and unguessable enough for
+/// test tokens and temp dir names, without a `rand` dependency.
+pub(crate) fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    (0..2)
+        .map(|_| {
+            let mut hasher = RandomState::new().build_hasher();
+            hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+            hasher.write_u128(nanos);
+            hasher.write_u32(std::process::id());
+            format!("{:016x}", hasher.finish())
+        })
+        .collect()
+}
+
+/// Whether tests run under CI (`CI=true` or `CI=1`), where a missing tool is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Reports that a test cannot run: prints `SKIP: {reason}` to stderr, or panics under
+/// [`in_ci`] so that CI never passes by skipping.
+pub fn skip_or_fail(reason: &str) {
+    if in_ci() {
+        panic!("{reason} (CI=true: tests that need a tool must not skip)");
+    }
+    eprintln!("SKIP: {reason}");
+}
+
+/// [`OpenBaoServer::start`] for tests: `None` (after a `SKIP` line) when `bao` is not
+/// installed and not under CI; panics under CI, and whenever `bao` is installed but fails to
+/// start (that is a bug, not a missing tool).
+pub fn openbao_or_skip() -> Option<OpenBaoServer> {
+    or_skip(OpenBaoServer::start())
+}
+
+/// [`OpenBaoServer::start_tls`] with the policy of [`openbao_or_skip`].
+pub fn openbao_tls_or_skip() -> Option<OpenBaoServer> {
+    or_skip(OpenBaoServer::start_tls())
+}
+
+fn or_skip(started: Result<OpenBaoServer, Error>) -> Option<OpenBaoServer> {
+    match started {
+        Ok(server) => Some(server),
+        Err(e @ Error::ToolMissing { .. }) => {
+            skip_or_fail(&format!("OpenBao unavailable: {e}"));
+            None
+        }
+        Err(e) => panic!("OpenBao dev server failed to start: {e}"),
+    }
+}

