@@ -35,11 +35,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
+pub mod cerbos;
 mod error;
 mod fault;
 mod http;
 mod openbao;
 mod paths;
+pub mod proxy;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,102 @@
+//! Helpers for the benchmark binaries that `cargo xtask bench` runs.
+//!
+//! A bench binary checks [`json_path`]; when it is set, it measures with [`Latencies`] and
+//! appends one JSON line per scenario with [`append`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The file named by `SECRETS_BENCH_JSON`, when `cargo xtask bench` runs this binary.
+#[must_use]
+pub fn json_path() -> Option<PathBuf> {
+    std::env::var_os("SECRETS_BENCH_JSON").map(PathBuf::from)
+}
+
+/// Per-operation latencies of one scenario.
+#[derive(Debug, Default, Clone)]
+pub struct Latencies {
+    samples: Vec<Duration>,
+}
+
+impl Latencies {
+    /// An empty set with room for `n` samples.
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            samples: Vec::with_capacity(n),
+        }
+    }
+
+    /// Records one operation.
+    pub fn push(&mut self, d: Duration) {
+        self.samples.push(d);
+    }
+
+    /// How many operations were recorded.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// `true` when nothing was recorded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The `q` quantile (0.0..=1.0) in microseconds, nearest-rank.
+    #[must_use]
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        if self.samples.is_empty() {
+            return f64::NAN;
+        }
+        let mut sorted = self.samples.clone();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1].as_secs_f64() * 1e6
+    }
+
+    /// `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}`.
+    #[must_use]
+    pub fn json_line(&self, scenario: &str) -> String {
+        format!(
+            "{{\"scenario\":\"{scenario}\",\"p50_us\":{:.3},\"p99_us\":{:.3},\"n\":{}}}",
+            self.quantile_us(0.50),
+            self.quantile_us(0.99),
+            self.samples.len()
+        )
+    }
+}
+
+/// Appends one JSON line to `path` and echoes it on stdout.
+///
+/// # Errors
+/// When the file cannot be opened or written.
+pub fn append(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    println!("{line}");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let mut l = Latencies::with_capacity(100);
+        for us in 1..=100u64 {
+            l.push(Duration::from_micros(us));
+        }
+        assert!((l.quantile_us(0.5) - 50.0).abs() < 1e-9);
+        assert!((l.quantile_us(0.99) - 99.0).abs() < 1e-9);
+        assert_eq!(
+            l.json_line("x"),
+            "{\"scenario\":\"x\",\"p50_us\":50.000,\"p99_us\":99.000,\"n\":100}"
+        );
+    }
+}

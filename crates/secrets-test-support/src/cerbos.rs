@@ -1,0 +1,1 @@
+//! A throwaway Cerbos PDP for tests (filled in by the PEP work).

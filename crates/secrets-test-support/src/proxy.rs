@@ -1,0 +1,1 @@
+//! A counting TCP proxy for tests (filled in by the SecretsClient work).
