@@ -1,14 +1,19 @@
-//! The parser. `nom` tokenizes; the rule order of the spec decides which error wins.
+//! The parser.
 //!
 //! Rules, in order (docs/uri-spec.md): 1 `://` and a non-empty scheme, 2 the scheme,
-//! 3 fragment and query, 4 the path. The tenant mount guard is a separate step.
+//! 3 fragment and query, 4 the path. The tenant mount guard is a separate step. The first
+//! broken rule decides the error, so the parser checks rules in that order.
+//!
+//! Two layers: byte scans over the hot, valid case (a table-driven path scan, a one-match
+//! scheme lookup), and `nom` grammars for the general case that classify exactly what is
+//! wrong (`classify_scheme`, `check_path_in_order`). Both accept the same language; the
+//! tests and property tests hold them to it.
 
 use nom::{
     IResult, Parser,
     bytes::complete::{tag, take_till, take_while1},
-    character::complete::digit1,
-    combinator::{all_consuming, opt},
-    sequence::{preceded, terminated},
+    combinator::opt,
+    sequence::preceded,
 };
 
 use crate::error::{
@@ -23,7 +28,7 @@ type Pair<'a> = (&'a str, &'a str, usize);
 
 pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     // Rule 1: `scheme://`.
-    let Ok((rest, scheme)) = scheme_and_separator(input) else {
+    let Some((scheme, rest)) = scheme_and_separator(input) else {
         return Err(illegal(
             input.find(':').unwrap_or(input.len()),
             Illegal::MissingSeparator,
@@ -76,6 +81,7 @@ pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     };
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     if let Some((q, at)) = query {
+        pairs.reserve(4);
         read_pairs(q, base + at, &mut pairs)?;
     }
     if let Some(&(_, _, at)) = pairs.iter().find(|p| p.0 == "mount") {
@@ -141,20 +147,18 @@ fn illegal(offset: usize, reason: Illegal) -> UriError {
     UriError::IllegalSegment { offset, reason }
 }
 
-fn scheme_and_separator(input: &str) -> IResult<&str, &str, NomError<'_>> {
-    terminated(take_until_separator, tag("://")).parse(input)
-}
-
-/// `take_until("://")` without building a substring searcher: schemes are a few bytes long and
-/// this runs on every parse.
-fn take_until_separator(input: &str) -> IResult<&str, &str, NomError<'_>> {
-    match input.as_bytes().windows(3).position(|w| w == b"://") {
-        Some(at) => Ok((&input[at..], &input[..at])),
-        None => Err(nom::Err::Error(NomError::new(
-            input,
-            nom::error::ErrorKind::TakeUntil,
-        ))),
+/// Rule 1: splits `scheme://rest` at the first `://`.
+fn scheme_and_separator(input: &str) -> Option<(&str, &str)> {
+    let bytes = input.as_bytes();
+    let mut from = 0;
+    while let Some(i) = position(&bytes[from..], b':') {
+        let colon = from + i;
+        if bytes[colon + 1..].starts_with(b"//") {
+            return Some((&input[..colon], &input[colon + 3..]));
+        }
+        from = colon + 1;
     }
+    None
 }
 
 /// `provider` or `provider+engine`, ASCII case-insensitive.
@@ -234,15 +238,20 @@ fn read_pairs<'a>(
     offset: usize,
     pairs: &mut Vec<Pair<'a>>,
 ) -> Result<(), UriError> {
-    let mut at = offset;
-    for raw in query.split('&') {
-        let here = at;
-        at += raw.len() + 1;
+    let bytes = query.as_bytes();
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = position(&bytes[start..], b'&').map_or(bytes.len(), |i| start + i);
+        let (raw, here) = (&query[start..end], offset + start);
+        start = end + 1;
         if raw.is_empty() {
             continue;
         }
         check_no_control(raw, here)?;
-        let (name, value) = raw.split_once('=').unwrap_or((raw, ""));
+        let (name, value) = match position(raw.as_bytes(), b'=') {
+            Some(i) => (&raw[..i], &raw[i + 1..]),
+            None => (raw, ""),
+        };
         if name.is_empty() {
             return Err(illegal(here, Illegal::EmptyParameterName));
         }
@@ -257,14 +266,19 @@ fn read_pairs<'a>(
     Ok(())
 }
 
+/// A plain byte search: queries are short, so this beats setting up `memchr`.
+fn position(bytes: &[u8], needle: u8) -> Option<usize> {
+    bytes.iter().position(|&b| b == needle)
+}
+
 /// A positive decimal of ASCII digits, no sign, no leading zero, fitting `u64`.
 fn parse_version(value: &str, offset: usize) -> Result<u64, UriError> {
     let invalid = |reason| UriError::InvalidVersion { offset, reason };
     if value.is_empty() {
         return Err(invalid(VersionReason::Empty));
     }
-    let digits: IResult<&str, &str, NomError<'_>> = all_consuming(digit1).parse(value);
-    if digits.is_err() {
+    // `u64::from_str` would accept a `+` sign; the grammar does not.
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(VersionReason::NotDigits));
     }
     if value == "0" {
