@@ -411,3 +411,25 @@ fn find_encoded_slash(path: &str) -> Option<usize> {
         .windows(3)
         .position(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The fast path scan and the in-order checker accept exactly the same paths.
+        #[test]
+        fn fast_scan_agrees_with_the_in_order_checker(path in "[a-c./*%2fF\\n_-]{0,12}") {
+            let scan = scan_path(path.as_bytes());
+            prop_assert_eq!(scan.end, path.len());
+            let checked = check_path_in_order(&path, 0);
+            prop_assert_eq!(scan.valid, checked.is_ok(), "{:?}: {:?}", path, checked);
+            if let Ok(valid) = checked {
+                prop_assert_eq!(scan.mount_end.min(valid.len()), valid.find('/').unwrap_or(valid.len()));
+            }
+        }
+    }
+}
