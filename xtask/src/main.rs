@@ -26,7 +26,7 @@ Tasks:
 
 /// Benchmarks `cargo xtask bench` runs, as (package, bench target). Each appends JSON lines to
 /// the file named by `SECRETS_BENCH_JSON`.
-const BENCHES: &[(&str, &str)] = &[("secret-uri", "parse")];
+const BENCHES: &[(&str, &str)] = &[("secret-uri", "parse"), ("secret-providers", "kv2")];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

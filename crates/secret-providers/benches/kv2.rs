@@ -1,0 +1,188 @@
+//! KV v2 read latency against a real OpenBao dev server, with its floor measured in the same
+//! run.
+//!
+//! - `floor_hyper_get`: a raw hyper-util pooled keep-alive `GET /v1/secret/data/<path>` with a
+//!   pre-built token header, then a `serde_json::Value` parse of the body. Nothing a provider
+//!   could do is cheaper.
+//! - `cold_read_kv2`: [`Kv2Provider::read`] of the same secret (no cache; the token was looked
+//!   up once during warm-up).
+//!
+//! With `SECRETS_BENCH_JSON=<path>` set, it starts a fresh dev server, warms up, then runs the
+//! two scenarios alternately (so machine noise hits both alike) and appends one JSON line per
+//! scenario: `{"scenario":"floor_hyper_get","p50_us":…,"p99_us":…,"n":…}`. Without it, the
+//! same two run as criterion benchmarks. Either way it needs `bao`
+//! (`cargo xtask services install`); without it the bench prints a note and exits.
+//!
+//! ```sh
+//! SECRETS_BENCH_JSON=bench.jsonl cargo bench -p secret-providers --bench kv2
+//! ```
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use secret_providers::{Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider};
+use secret_uri::SecretUri;
+use secrets_test_support::OpenBaoServer;
+
+type BoxError = Box<dyn std::error::Error>;
+
+const PATH: &str = "bench/kv2";
+const WARMUP: usize = 300;
+const SAMPLES: usize = 2000;
+
+struct Fixture {
+    // Kept alive for the run; killed on drop.
+    _bao: OpenBaoServer,
+    runtime: tokio::runtime::Runtime,
+    floor: Floor,
+    provider: Kv2Provider,
+    uri: SecretUri,
+}
+
+struct Floor {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    url: http::Uri,
+    token: http::HeaderValue,
+}
+
+impl Floor {
+    async fn get(&self) -> Result<serde_json::Value, BoxError> {
+        let mut request = http::Request::new(Empty::<Bytes>::new());
+        *request.uri_mut() = self.url.clone();
+        request
+            .headers_mut()
+            .insert("x-vault-token", self.token.clone());
+        let response = self.client.request(request).await?;
+        if response.status() != http::StatusCode::OK {
+            return Err(format!("floor GET returned {}", response.status()).into());
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+fn fixture() -> Result<Option<Fixture>, BoxError> {
+    let bao = match OpenBaoServer::start() {
+        Ok(bao) => bao,
+        Err(e @ secrets_test_support::Error::ToolMissing { .. }) => {
+            eprintln!("kv2 bench skipped: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    bao.kv_put(
+        "secret",
+        PATH,
+        &serde_json::json!({"username": "app", "password": "correct-horse-battery-staple", "port": 5432}),
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let floor = Floor {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        url: format!("{}/v1/secret/data/{PATH}", bao.addr()).parse()?,
+        token: http::HeaderValue::from_str(bao.root_token())?,
+    };
+    let config = Kv2Config::new(
+        Kv2Flavor::OpenBao,
+        bao.addr(),
+        Kv2Auth::token(bao.root_token().to_owned()),
+    );
+    let provider = Kv2Provider::new(config)?;
+    let uri: SecretUri = format!("openbao+kv2://secret/{PATH}").parse()?;
+    Ok(Some(Fixture {
+        _bao: bao,
+        runtime,
+        floor,
+        provider,
+        uri,
+    }))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+fn json_run(path: &str) -> Result<(), BoxError> {
+    let Some(fx) = fixture()? else { return Ok(()) };
+    let (floor, provider) = fx.runtime.block_on(async {
+        for _ in 0..WARMUP {
+            black_box(fx.floor.get().await?);
+            black_box(fx.provider.read(&fx.uri).await?);
+        }
+        let mut floor = Vec::with_capacity(SAMPLES);
+        let mut provider = Vec::with_capacity(SAMPLES);
+        for i in 0..SAMPLES {
+            // Alternate which goes first so neither always follows the other.
+            for which in [i % 2, 1 - i % 2] {
+                let started = Instant::now();
+                if which == 0 {
+                    black_box(fx.floor.get().await?);
+                    floor.push(started.elapsed());
+                } else {
+                    black_box(fx.provider.read(&fx.uri).await?);
+                    provider.push(started.elapsed());
+                }
+            }
+        }
+        Ok::<_, BoxError>((floor, provider))
+    })?;
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut p50s = Vec::new();
+    for (scenario, mut samples) in [("floor_hyper_get", floor), ("cold_read_kv2", provider)] {
+        samples.sort_unstable();
+        let (p50, p99) = (percentile(&samples, 0.50), percentile(&samples, 0.99));
+        p50s.push(p50);
+        let line = serde_json::json!({
+            "scenario": scenario,
+            "p50_us": (p50 * 10.0).round() / 10.0,
+            "p99_us": (p99 * 10.0).round() / 10.0,
+            "n": samples.len(),
+        });
+        writeln!(out, "{line}")?;
+        println!("{line}");
+    }
+    if let [floor, cold] = p50s[..] {
+        println!(
+            "cold_read_kv2 p50 / floor_hyper_get p50 = {:.3}",
+            cold / floor
+        );
+    }
+    Ok(())
+}
+
+fn criterion_run() -> Result<(), BoxError> {
+    let Some(fx) = fixture()? else { return Ok(()) };
+    let mut criterion = criterion::Criterion::default().configure_from_args();
+    let mut group = criterion.benchmark_group("kv2");
+    group.bench_function("floor_hyper_get", |b| {
+        b.iter(|| fx.runtime.block_on(fx.floor.get()).map(black_box))
+    });
+    group.bench_function("cold_read_kv2", |b| {
+        b.iter(|| {
+            fx.runtime
+                .block_on(fx.provider.read(&fx.uri))
+                .map(black_box)
+        })
+    });
+    group.finish();
+    criterion.final_summary();
+    Ok(())
+}
+
+fn main() -> Result<(), BoxError> {
+    match std::env::var("SECRETS_BENCH_JSON") {
+        Ok(path) if !path.is_empty() => json_run(&path),
+        _ => criterion_run(),
+    }
+}

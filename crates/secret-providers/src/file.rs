@@ -1,0 +1,470 @@
+//! The `file://` provider: secrets as files under a root directory.
+
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use secret_uri::{Provider, SecretUri};
+use zeroize::Zeroizing;
+
+use crate::provider::{ReadFuture, SecretProvider};
+use crate::value::Selection;
+use crate::{ProviderError, SecretValue};
+
+const NAME: &str = "file";
+
+/// The default root, `/run/secrets` (Docker and Kubernetes secret mounts).
+pub const DEFAULT_FILE_ROOT: &str = "/run/secrets";
+/// The default size cap, 1 MiB.
+pub const DEFAULT_FILE_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Settings of a [`FileProvider`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileConfig {
+    /// The directory `file://mount/a/b` resolves under: `<root>/mount/a/b`.
+    pub root: PathBuf,
+    /// Files larger than this are refused with `TOO_LARGE`.
+    pub max_bytes: u64,
+}
+
+impl FileConfig {
+    /// Settings with this root and the default size cap.
+    #[must_use]
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            max_bytes: DEFAULT_FILE_MAX_BYTES,
+        }
+    }
+
+    /// Sets the size cap.
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Settings from the process environment: `FILE_MOUNT_PATH` (default `/run/secrets`) and
+    /// `FILE_MAX_BYTES` (default 1 MiB).
+    ///
+    /// # Errors
+    /// `CONFIG` when `FILE_MAX_BYTES` is not a number.
+    pub fn from_env() -> Result<Self, ProviderError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env) but reading settings through `lookup`.
+    ///
+    /// # Errors
+    /// `CONFIG` when `FILE_MAX_BYTES` is not a number.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ProviderError> {
+        let root = lookup("FILE_MOUNT_PATH").filter(|r| !r.trim().is_empty());
+        let mut config = Self::new(root.as_deref().map_or(DEFAULT_FILE_ROOT, str::trim));
+        if let Some(max) = lookup("FILE_MAX_BYTES") {
+            config.max_bytes = max.trim().parse().map_err(|_| {
+                ProviderError::config(NAME, "FILE_MAX_BYTES is not a number of bytes")
+            })?;
+        }
+        Ok(config)
+    }
+}
+
+/// Reads `file://mount/a/b/c` from `<root>/mount/a/b/c`.
+///
+/// - The whole path is used, and the resolved file must stay under the root: a symlink that
+///   points outside it is refused with `PERMISSION_DENIED` (symlinks inside it, as Kubernetes
+///   secret volumes use, are fine).
+/// - A file whose content is a JSON object is a JSON secret; anything else is text with
+///   surrounding whitespace trimmed. `#key` picks a field of a JSON object (`KEY_NOT_FOUND`
+///   when missing); on text it is `NOT_JSON`.
+/// - A missing file is `NOT_FOUND`, a directory `INVALID_PATH`, a file over the cap
+///   `TOO_LARGE`, and `?version=` `UNSUPPORTED` (files have no versions).
+///
+/// [`read`](Self::read) runs the file I/O on tokio's blocking pool when called inside a tokio
+/// runtime; [`read_blocking`](Self::read_blocking) needs no runtime.
+///
+/// The root check resolves the path and then opens the resolved path, so someone who can
+/// rename directories inside the root between those two steps could redirect a read; the
+/// root is assumed to be writable only by whoever provisions the secrets.
+#[derive(Debug, Clone)]
+pub struct FileProvider {
+    config: FileConfig,
+}
+
+impl FileProvider {
+    /// A provider with these settings. Does no I/O; a missing root shows up as `NOT_FOUND`.
+    #[must_use]
+    pub fn new(config: FileConfig) -> Self {
+        Self { config }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &FileConfig {
+        &self.config
+    }
+
+    /// Reads a secret.
+    ///
+    /// # Errors
+    /// See the [type docs](Self).
+    pub async fn read(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.read_blocking(uri);
+        }
+        let this = self.clone();
+        let owned = uri.clone();
+        match tokio::task::spawn_blocking(move || this.read_blocking(&owned)).await {
+            Ok(result) => result,
+            // The closure does not panic on any input; a cancelled runtime is the only way here.
+            Err(join) => Err(ProviderError::Io {
+                provider: NAME,
+                mount: uri.mount().to_owned(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+
+    /// Reads a secret on the calling thread, for configuration time.
+    ///
+    /// # Errors
+    /// See the [type docs](Self).
+    pub fn read_blocking(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        let span = tracing::debug_span!("secret_read", provider = NAME, mount = uri.mount());
+        let _entered = span.enter();
+        let result = self.read_inner(uri);
+        match &result {
+            Ok(_) => tracing::debug!("read ok"),
+            Err(e) => tracing::debug!(code = e.code(), "read failed"),
+        }
+        result
+    }
+
+    fn read_inner(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        let mount = uri.mount();
+        if uri.provider() != Provider::File {
+            return Err(ProviderError::Unsupported {
+                provider: NAME,
+                what: format!("provider `{}`", uri.provider()),
+            });
+        }
+        if uri.version().is_some() {
+            return Err(ProviderError::Unsupported {
+                provider: NAME,
+                what: "?version on files".into(),
+            });
+        }
+        let value = self.load(uri)?;
+        match uri.key() {
+            None => Ok(value),
+            Some(key) => value.select(key).map_err(|e| match e {
+                Selection::Missing => ProviderError::KeyNotFound {
+                    provider: NAME,
+                    mount: mount.to_owned(),
+                },
+                Selection::NotObject => ProviderError::NotJson {
+                    provider: NAME,
+                    mount: mount.to_owned(),
+                },
+            }),
+        }
+    }
+
+    fn load(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        let mount = uri.mount();
+        let io = |source: std::io::Error| map_io(mount, source);
+        let root = self.config.root.canonicalize().map_err(io)?;
+        let mut wanted = root.clone();
+        for segment in uri.segments() {
+            // The parser already refuses `.` and `..`; this keeps the invariant local.
+            if segment == "." || segment == ".." {
+                return Err(ProviderError::PermissionDenied {
+                    provider: NAME,
+                    mount: mount.to_owned(),
+                    status: None,
+                });
+            }
+            wanted.push(segment);
+        }
+        let resolved = wanted.canonicalize().map_err(io)?;
+        if !resolved.starts_with(&root) {
+            tracing::warn!(
+                provider = NAME,
+                mount,
+                "refused a path that resolves outside the root"
+            );
+            return Err(ProviderError::PermissionDenied {
+                provider: NAME,
+                mount: mount.to_owned(),
+                status: None,
+            });
+        }
+        let bytes = self.read_capped(&resolved, mount)?;
+        decode(bytes)
+    }
+
+    fn read_capped(&self, path: &Path, mount: &str) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        let io = |source: std::io::Error| map_io(mount, source);
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if meta.is_dir() {
+            return Err(ProviderError::InvalidPath {
+                provider: NAME,
+                mount: mount.to_owned(),
+                reason: "names a directory, not a file",
+            });
+        }
+        let limit = self.config.max_bytes;
+        if meta.len() > limit {
+            return Err(ProviderError::TooLarge {
+                provider: NAME,
+                limit,
+            });
+        }
+        // The file may grow between metadata() and read: read at most one byte past the cap.
+        let capacity = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > limit {
+            return Err(ProviderError::TooLarge {
+                provider: NAME,
+                limit,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// A JSON object, or trimmed UTF-8 text. `bytes` is zeroized when it drops.
+fn decode(bytes: Zeroizing<Vec<u8>>) -> Result<SecretValue, ProviderError> {
+    let trimmed = bytes.trim_ascii();
+    if trimmed.first() == Some(&b'{')
+        && let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(trimmed)
+    {
+        return Ok(SecretValue::from_object(map));
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(SecretValue::from_text(text.trim())),
+        Err(_) => Err(ProviderError::MalformedResponse {
+            provider: NAME,
+            status: 200,
+            reason: "file is neither a JSON object nor UTF-8 text",
+        }),
+    }
+}
+
+fn map_io(mount: &str, source: std::io::Error) -> ProviderError {
+    let mount = mount.to_owned();
+    match source.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory => ProviderError::NotFound {
+            provider: NAME,
+            mount,
+            status: None,
+        },
+        ErrorKind::PermissionDenied => ProviderError::PermissionDenied {
+            provider: NAME,
+            mount,
+            status: None,
+        },
+        ErrorKind::IsADirectory => ProviderError::InvalidPath {
+            provider: NAME,
+            mount,
+            reason: "names a directory, not a file",
+        },
+        _ => ProviderError::Io {
+            provider: NAME,
+            mount,
+            source,
+        },
+    }
+}
+
+impl SecretProvider for FileProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
+        Box::pin(FileProvider::read(self, uri))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn setup() -> Result<(tempfile::TempDir, FileProvider), std::io::Error> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("mount/a/b"))?;
+        std::fs::write(root.join("mount/a/b/c"), r#"{"user": "app", "port": 5432}"#)?;
+        std::fs::write(root.join("mount/a/creds"), "wrong: only the last segment")?;
+        std::fs::write(root.join("mount/plain"), "  s3cr3t\n")?;
+        std::fs::write(root.join("mount/number"), "12345\n")?;
+        std::fs::write(root.join("mount/binary"), [0xff, 0xfe, 0x00])?;
+        std::fs::write(dir.path().join("outside"), "do not read")?;
+        let provider = FileProvider::new(FileConfig::new(&root));
+        Ok((dir, provider))
+    }
+
+    fn read(provider: &FileProvider, uri: &str) -> Result<SecretValue, ProviderError> {
+        let uri: SecretUri = uri
+            .parse()
+            .map_err(|e| ProviderError::config(NAME, format!("{e}")))?;
+        provider.read_blocking(&uri)
+    }
+
+    fn code(result: Result<SecretValue, ProviderError>) -> &'static str {
+        result.err().map_or("OK", |e| e.code())
+    }
+
+    #[test]
+    fn reads_the_whole_path() -> TestResult {
+        let (_dir, provider) = setup()?;
+        let value = read(&provider, "file://mount/a/b/c")?;
+        assert_eq!(
+            value.expose_json(),
+            Some(&serde_json::json!({"user": "app", "port": 5432}))
+        );
+        assert_eq!(
+            read(&provider, "file://mount/a/b/c#user")?.expose_str(),
+            Some("app")
+        );
+        assert_eq!(
+            read(&provider, "file://mount/a/b/c#port")?.expose_json(),
+            Some(&serde_json::json!(5432))
+        );
+        // `file://mount/a/b/creds` must not resolve to `<root>/mount/a/creds`.
+        assert_eq!(code(read(&provider, "file://mount/a/b/creds")), "NOT_FOUND");
+        Ok(())
+    }
+
+    #[test]
+    fn text_is_trimmed_and_has_no_keys() -> TestResult {
+        let (_dir, provider) = setup()?;
+        assert_eq!(
+            read(&provider, "file://mount/plain")?.expose_str(),
+            Some("s3cr3t")
+        );
+        // A JSON scalar is text, not JSON.
+        assert_eq!(
+            read(&provider, "file://mount/number")?.expose_str(),
+            Some("12345")
+        );
+        assert_eq!(code(read(&provider, "file://mount/plain#k")), "NOT_JSON");
+        assert_eq!(
+            code(read(&provider, "file://mount/a/b/c#missing")),
+            "KEY_NOT_FOUND"
+        );
+        assert_eq!(
+            code(read(&provider, "file://mount/binary")),
+            "MALFORMED_RESPONSE"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn errors_for_missing_directories_versions_and_other_providers() -> TestResult {
+        let (dir, provider) = setup()?;
+        assert_eq!(code(read(&provider, "file://mount/nope")), "NOT_FOUND");
+        assert_eq!(
+            code(read(&provider, "file://mount/plain/below")),
+            "NOT_FOUND"
+        );
+        assert_eq!(code(read(&provider, "file://mount")), "INVALID_PATH");
+        assert_eq!(code(read(&provider, "file://mount/a")), "INVALID_PATH");
+        assert_eq!(
+            code(read(&provider, "file://mount/plain?version=2")),
+            "UNSUPPORTED"
+        );
+        assert_eq!(
+            code(read(&provider, "openbao+kv2://mount/plain")),
+            "UNSUPPORTED"
+        );
+        let missing_root = FileProvider::new(FileConfig::new(dir.path().join("no-root")));
+        assert_eq!(code(read(&missing_root, "file://mount/plain")), "NOT_FOUND");
+        Ok(())
+    }
+
+    #[test]
+    fn files_over_the_cap_are_too_large() -> TestResult {
+        let (dir, _) = setup()?;
+        let small = FileProvider::new(FileConfig::new(dir.path().join("root")).with_max_bytes(8));
+        let result = read(&small, "file://mount/a/b/c");
+        assert!(
+            matches!(result, Err(ProviderError::TooLarge { limit: 8, .. })),
+            "{result:?}"
+        );
+        assert_eq!(
+            read(&small, "file://mount/number")?.expose_str(),
+            Some("12345")
+        );
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_may_not_leave_the_root() -> TestResult {
+        use std::os::unix::fs::symlink;
+        let (dir, provider) = setup()?;
+        let root = dir.path().join("root");
+        symlink(dir.path().join("outside"), root.join("mount/escape"))?;
+        symlink(dir.path(), root.join("mount/parent"))?;
+        assert_eq!(
+            code(read(&provider, "file://mount/escape")),
+            "PERMISSION_DENIED"
+        );
+        assert_eq!(
+            code(read(&provider, "file://mount/parent/outside")),
+            "PERMISSION_DENIED"
+        );
+        // Kubernetes secret volumes: `key -> ..data/key`, `..data -> ..2024_01_01`, all inside.
+        std::fs::create_dir(root.join("mount/.v1"))?;
+        std::fs::write(root.join("mount/.v1/key"), "inside")?;
+        symlink(".v1", root.join("mount/.data"))?;
+        symlink(".data/key", root.join("mount/key"))?;
+        assert_eq!(
+            read(&provider, "file://mount/key")?.expose_str(),
+            Some("inside")
+        );
+        // A root that is itself a symlink is resolved first.
+        let linked = dir.path().join("linked-root");
+        symlink(&root, &linked)?;
+        let via_link = FileProvider::new(FileConfig::new(&linked));
+        assert_eq!(
+            read(&via_link, "file://mount/plain")?.expose_str(),
+            Some("s3cr3t")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn config_from_lookup() -> Result<(), ProviderError> {
+        let default = FileConfig::from_lookup(|_| None)?;
+        assert_eq!(default, FileConfig::new(DEFAULT_FILE_ROOT));
+        let custom = FileConfig::from_lookup(|name| match name {
+            "FILE_MOUNT_PATH" => Some("/srv/secrets".into()),
+            "FILE_MAX_BYTES" => Some("2048".into()),
+            _ => None,
+        })?;
+        assert_eq!(custom, FileConfig::new("/srv/secrets").with_max_bytes(2048));
+        let bad = FileConfig::from_lookup(|name| (name == "FILE_MAX_BYTES").then(|| "lots".into()));
+        assert_eq!(bad.err().map(|e| e.code()), Some("CONFIG"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn async_read_matches_blocking_read() -> TestResult {
+        let (_dir, provider) = setup()?;
+        let uri: SecretUri = "file://mount/a/b/c#user".parse()?;
+        assert_eq!(provider.read(&uri).await?.expose_str(), Some("app"));
+        let dynamic: &dyn SecretProvider = &provider;
+        assert_eq!(dynamic.read(&uri).await?.expose_str(), Some("app"));
+        assert_eq!(dynamic.name(), "file");
+        Ok(())
+    }
+}

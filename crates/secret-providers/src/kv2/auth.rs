@@ -1,0 +1,396 @@
+//! Lazy authentication, renewal and re-login.
+//!
+//! The current token lives behind a `std` `RwLock` so the read path costs one uncontended read
+//! lock and an `Arc` clone; logins and renewals are serialized by an async mutex so concurrent
+//! first reads cause one login.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use super::config::Kv2Auth;
+use super::response::{Lease, auth_reply, lookup_reply};
+use super::transport::Transport;
+use crate::ProviderError;
+
+/// Renew (or log in again) once this share of the token's lifetime has passed.
+const RENEW_AT: (u32, u32) = (2, 3);
+/// Stop using a token this long before it expires.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(500);
+
+/// A token ready to put on the wire.
+pub(crate) struct Token {
+    /// The token as an `X-Vault-Token` value, marked sensitive. It is the one long-lived copy
+    /// of a token obtained by login; `HeaderValue` cannot be zeroized, see the crate docs.
+    pub(crate) header: HeaderValue,
+    pub(crate) generation: u64,
+    /// `None`: never expires (TTL 0), nothing to renew.
+    renew_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    renewable: bool,
+}
+
+impl Token {
+    fn needs_refresh(&self, now: Instant) -> bool {
+        self.renew_at.is_some_and(|at| now >= at)
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now + EXPIRY_MARGIN < at)
+    }
+}
+
+pub(crate) struct AuthState {
+    method: Kv2Auth,
+    current: RwLock<Option<Arc<Token>>>,
+    refresh: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+}
+
+impl AuthState {
+    pub(crate) fn new(method: Kv2Auth) -> Self {
+        Self {
+            method,
+            current: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn method(&self) -> &Kv2Auth {
+        &self.method
+    }
+
+    fn load(&self) -> Option<Arc<Token>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn store(&self, token: Option<Arc<Token>>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = token;
+    }
+
+    /// A token to send: the current one, or a fresh one after logging in or renewing.
+    pub(crate) async fn token(&self, transport: &Transport) -> Result<Arc<Token>, ProviderError> {
+        let current = self.load();
+        if let Some(token) = &current {
+            // Tokens that never expire skip the clock entirely.
+            if token.renew_at.is_none() {
+                return Ok(Arc::clone(token));
+            }
+            let now = Instant::now();
+            if !token.needs_refresh(now) {
+                return Ok(Arc::clone(token));
+            }
+            // Due for renewal but still valid: one task renews, the others keep reading.
+            if token.usable(now) {
+                let Ok(_guard) = self.refresh.try_lock() else {
+                    return Ok(Arc::clone(token));
+                };
+                return self.refresh_locked(transport).await;
+            }
+        }
+        let _guard = self.refresh.lock().await;
+        self.refresh_locked(transport).await
+    }
+
+    /// Drops `generation` after a 403 so the next [`token`](Self::token) authenticates again.
+    /// Returns whether re-authentication can help.
+    pub(crate) fn invalidate(&self, generation: u64) -> bool {
+        if !self.method.can_reauthenticate() {
+            return false;
+        }
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|t| t.generation == generation) {
+            *current = None;
+        }
+        true
+    }
+
+    /// With the refresh lock held: re-check, then renew or authenticate.
+    async fn refresh_locked(&self, transport: &Transport) -> Result<Arc<Token>, ProviderError> {
+        let now = Instant::now();
+        let current = self.load();
+        tracing::trace!(
+            provider = transport.provider,
+            has_token = current.is_some(),
+            due = current.as_ref().is_some_and(|t| t.needs_refresh(now)),
+            "token refresh check"
+        );
+        match current {
+            Some(token) if !token.needs_refresh(now) => Ok(token),
+            // Renewal is tried even when our (rounded-down) estimate says the token is about to
+            // expire: the server knows better, and a failure falls back below.
+            Some(token) if token.renewable => match self.renew(transport, &token).await {
+                Ok(renewed) => Ok(renewed),
+                Err(error) if error.is_transient() && token.usable(now) => {
+                    tracing::warn!(
+                        provider = transport.provider,
+                        code = error.code(),
+                        "token renewal failed; will retry"
+                    );
+                    Ok(self.refresh_later(&token, now))
+                }
+                Err(error) if self.method.can_reauthenticate() => {
+                    tracing::debug!(
+                        provider = transport.provider,
+                        code = error.code(),
+                        "renewal failed; logging in again"
+                    );
+                    self.authenticate(transport).await
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        provider = transport.provider,
+                        code = error.code(),
+                        "token renewal failed"
+                    );
+                    Ok(self.keep_without_renewal(&token))
+                }
+            },
+            Some(token) if !self.method.can_reauthenticate() => {
+                // A static token we cannot replace: keep using it; the server decides.
+                Ok(self.keep_without_renewal(&token))
+            }
+            current => match (self.authenticate(transport).await, current) {
+                // The server is briefly away but the old token still works: use it meanwhile.
+                (Err(error), Some(token)) if error.is_transient() && token.usable(now) => {
+                    tracing::warn!(
+                        provider = transport.provider,
+                        code = error.code(),
+                        "login failed; will retry"
+                    );
+                    Ok(self.refresh_later(&token, now))
+                }
+                (result, _) => result,
+            },
+        }
+    }
+
+    /// The same token, due for another refresh attempt halfway to its expiry (at least 1 s).
+    fn refresh_later(&self, token: &Token, now: Instant) -> Arc<Token> {
+        let left = token
+            .expires_at
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+        let later = Arc::new(Token {
+            header: token.header.clone(),
+            generation: token.generation,
+            renew_at: Some(now + (left / 2).max(Duration::from_secs(1))),
+            expires_at: token.expires_at,
+            renewable: token.renewable,
+        });
+        self.store(Some(Arc::clone(&later)));
+        later
+    }
+
+    fn keep_without_renewal(&self, token: &Token) -> Arc<Token> {
+        let kept = Arc::new(Token {
+            header: token.header.clone(),
+            generation: token.generation,
+            renew_at: None,
+            expires_at: None,
+            renewable: false,
+        });
+        self.store(Some(Arc::clone(&kept)));
+        kept
+    }
+
+    fn install(&self, header: HeaderValue, lease: &Lease, obtained: Instant) -> Arc<Token> {
+        let ttl = Duration::from_secs(lease.ttl);
+        let (renew_at, expires_at) = if lease.ttl == 0 {
+            (None, None)
+        } else {
+            (
+                Some(obtained + ttl * RENEW_AT.0 / RENEW_AT.1),
+                Some(obtained + ttl),
+            )
+        };
+        let token = Arc::new(Token {
+            header,
+            generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+            renew_at,
+            expires_at,
+            renewable: lease.renewable,
+        });
+        self.store(Some(Arc::clone(&token)));
+        token
+    }
+
+    async fn renew(
+        &self,
+        transport: &Transport,
+        token: &Token,
+    ) -> Result<Arc<Token>, ProviderError> {
+        let provider = transport.provider;
+        let url = transport.url("auth/token/renew-self")?;
+        let started = Instant::now();
+        let reply = transport
+            .send(
+                Method::POST,
+                &url,
+                Some(&token.header),
+                Some(Bytes::from_static(b"{}")),
+            )
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(auth_failed(provider, "token", Some(reply.status)));
+        }
+        let lease = auth_reply(&reply.body).ok_or(ProviderError::MalformedResponse {
+            provider,
+            status: 200,
+            reason: "renew-self response has no `auth`",
+        })?;
+        tracing::debug!(provider, ttl_s = lease.ttl, "token renewed");
+        Ok(self.install(token.header.clone(), &lease, started))
+    }
+
+    async fn authenticate(&self, transport: &Transport) -> Result<Arc<Token>, ProviderError> {
+        let provider = transport.provider;
+        let started = Instant::now();
+        let (header, lease) = match &self.method {
+            Kv2Auth::Token { token } => {
+                let header = header_value(provider, token.expose_secret())?;
+                let lease = self.lookup(transport, &header).await?;
+                (header, lease)
+            }
+            Kv2Auth::TokenFile { path } => {
+                let text = read_secret_file(path).map_err(|e| auth_io(provider, "token", e))?;
+                let header = header_value(provider, text.trim())?;
+                let lease = self.lookup(transport, &header).await?;
+                (header, lease)
+            }
+            Kv2Auth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let mut body = serde_json::json!({ "role_id": role_id });
+                if let Some(secret_id) = secret_id {
+                    body["secret_id"] = secret_id.expose_secret().into();
+                }
+                self.login(transport, "approle", mount, body).await?
+            }
+            Kv2Auth::Kubernetes {
+                mount,
+                role,
+                jwt_path,
+            } => {
+                let jwt =
+                    read_secret_file(jwt_path).map_err(|e| auth_io(provider, "kubernetes", e))?;
+                let body = serde_json::json!({ "role": role, "jwt": jwt.trim() });
+                self.login(transport, "kubernetes", mount, body).await?
+            }
+        };
+        let token = self.install(header, &lease, started);
+        tracing::debug!(
+            provider,
+            method = self.method.method(),
+            ttl_s = lease.ttl,
+            renewable = lease.renewable,
+            "authenticated"
+        );
+        Ok(token)
+    }
+
+    /// What the server says about a token we were given: TTL 0 means it never expires, so
+    /// no further lookups are made. A token that may not look itself up is used as is.
+    async fn lookup(
+        &self,
+        transport: &Transport,
+        header: &HeaderValue,
+    ) -> Result<Lease, ProviderError> {
+        let url = transport.url("auth/token/lookup-self")?;
+        let reply = transport
+            .send(Method::GET, &url, Some(header), None)
+            .await?;
+        let lease = (reply.status == StatusCode::OK)
+            .then(|| lookup_reply(&reply.body))
+            .flatten();
+        Ok(lease.unwrap_or_else(|| {
+            tracing::debug!(
+                provider = transport.provider,
+                status = reply.status.as_u16(),
+                "token lookup-self unavailable"
+            );
+            Lease {
+                token: None,
+                ttl: 0,
+                renewable: false,
+            }
+        }))
+    }
+
+    async fn login(
+        &self,
+        transport: &Transport,
+        method: &'static str,
+        mount: &str,
+        mut body: serde_json::Value,
+    ) -> Result<(HeaderValue, Lease), ProviderError> {
+        let provider = transport.provider;
+        let url = transport.url(&format!("auth/{}/login", mount.trim_matches('/')))?;
+        // `send` wipes the payload once the request is done with it.
+        let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        crate::value::wipe(&mut body);
+        let reply = transport
+            .send(Method::POST, &url, None, Some(payload))
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(auth_failed(provider, method, Some(reply.status)));
+        }
+        let mut lease = auth_reply(&reply.body).ok_or(ProviderError::MalformedResponse {
+            provider,
+            status: 200,
+            reason: "login response has no `auth`",
+        })?;
+        let token = lease
+            .token
+            .take()
+            .ok_or_else(|| auth_failed(provider, method, Some(reply.status)))?;
+        Ok((header_value(provider, &token)?, lease))
+    }
+}
+
+fn header_value(provider: &'static str, token: &str) -> Result<HeaderValue, ProviderError> {
+    let mut header = HeaderValue::from_str(token).map_err(|_| {
+        ProviderError::config(
+            provider,
+            "the token holds characters not allowed in a header",
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<String>> {
+    std::fs::read_to_string(path).map(Zeroizing::new)
+}
+
+fn auth_failed(
+    provider: &'static str,
+    method: &'static str,
+    status: Option<StatusCode>,
+) -> ProviderError {
+    ProviderError::AuthFailed {
+        provider,
+        method,
+        status: status.map(|s| s.as_u16()),
+        source: None,
+    }
+}
+
+fn auth_io(provider: &'static str, method: &'static str, source: std::io::Error) -> ProviderError {
+    ProviderError::AuthFailed {
+        provider,
+        method,
+        status: None,
+        source: Some(Box::new(source)),
+    }
+}

@@ -1,0 +1,235 @@
+//! The KV v2 provider for OpenBao and HashiCorp Vault.
+
+mod auth;
+pub(crate) mod config;
+mod response;
+mod transport;
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use http::Method;
+use secret_uri::{Engine, Provider, SecretUri};
+use tracing::Instrument;
+
+use self::auth::AuthState;
+use self::response::ReadContext;
+use self::transport::Transport;
+use crate::provider::{ReadFuture, SecretProvider};
+use crate::{ProviderError, SecretValue};
+
+pub use self::config::{
+    ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Kv2Auth,
+    Kv2Config, Kv2Flavor, RetryConfig,
+};
+
+/// Reads `openbao+kv2://mount/path#key?version=N` (or `hashicorp+kv2://…`) with
+/// `GET /v1/<mount>/data/<path>[?version=N]`.
+///
+/// - **Cheap to clone and share**: an `Arc` inside; clones share the connection pool and the
+///   token.
+/// - **Lazy**: [`new`](Self::new) validates settings and does no network I/O. The first read
+///   authenticates (concurrent first reads cause one login). A token with TTL 0 is never
+///   looked up again; others are renewed (`renew-self`) after two thirds of their TTL, or
+///   replaced by logging in again where the method allows it.
+/// - **Errors** map what the real server returns: see [`ProviderError`] and
+///   `docs/providers.md`. A `403` triggers one re-authentication for methods that can log in
+///   again (AppRole, Kubernetes, token file), then `PERMISSION_DENIED`.
+/// - **Retries** of connection errors, timeouts, 429 and 500/502/503/504 use jittered
+///   exponential backoff, then give `UNAVAILABLE` (with the attempt count) or `TIMEOUT`.
+///
+/// URIs with no engine (`openbao://secret/app`) are read as KV v2. Reads must run inside a
+/// tokio runtime (the connection pool spawns its connection tasks there).
+#[derive(Clone)]
+pub struct Kv2Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    flavor: Kv2Flavor,
+    provider: Provider,
+    address: String,
+    namespace: Option<String>,
+    transport: Transport,
+    auth: AuthState,
+}
+
+impl Kv2Provider {
+    /// Validates `config` and builds an idle client. No network I/O happens here; TLS files
+    /// (CA bundle, client certificate) are read now.
+    ///
+    /// # Errors
+    /// `CONFIG` for an invalid address, plain `http://` to a non-loopback host without
+    /// `allow_insecure_http`, `skip_verify` in production, unreadable TLS files, or zero
+    /// attempts or timeout.
+    pub fn new(config: Kv2Config) -> Result<Self, ProviderError> {
+        let transport = Transport::new(&config)?;
+        let provider = match config.flavor {
+            Kv2Flavor::OpenBao => Provider::OpenBao,
+            Kv2Flavor::HashiCorp => Provider::HashiCorp,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                flavor: config.flavor,
+                provider,
+                address: config.address.trim().to_owned(),
+                namespace: config.namespace,
+                transport,
+                auth: AuthState::new(config.auth),
+            }),
+        })
+    }
+
+    /// [`new`](Self::new) with [`Kv2Config::from_env`].
+    ///
+    /// # Errors
+    /// `CONFIG` as for both.
+    pub fn from_env(flavor: Kv2Flavor) -> Result<Self, ProviderError> {
+        Self::new(Kv2Config::from_env(flavor)?)
+    }
+
+    /// OpenBao or HashiCorp Vault.
+    #[must_use]
+    pub fn flavor(&self) -> Kv2Flavor {
+        self.inner.flavor
+    }
+
+    /// Reads a secret.
+    ///
+    /// # Errors
+    /// See [`ProviderError`]; the mapping from server answers is in the type docs.
+    pub async fn read(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        let inner = &*self.inner;
+        let provider = inner.transport.provider;
+        let mount = uri.mount();
+        let span = tracing::debug_span!(
+            "secret_read",
+            provider,
+            mount,
+            status = tracing::field::Empty
+        );
+        async move {
+            let result = inner.read(uri).await;
+            if let Err(error) = &result {
+                tracing::debug!(code = error.code(), "read failed");
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl Inner {
+    async fn read(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        let provider = self.transport.provider;
+        let mount = uri.mount();
+        if !matches!(uri.provider(), Provider::OpenBao | Provider::HashiCorp) {
+            return Err(ProviderError::Unsupported {
+                provider,
+                what: format!("provider `{}`", uri.provider()),
+            });
+        }
+        if !matches!(uri.engine(), None | Some(Engine::Kv2)) {
+            return Err(ProviderError::Unsupported {
+                provider,
+                what: format!("engine `{}`", uri.engine().map_or("", Engine::as_str)),
+            });
+        }
+        let path = uri.path();
+        if path.is_empty() {
+            return Err(ProviderError::InvalidPath {
+                provider,
+                mount: mount.to_owned(),
+                reason: "names only a mount; a KV v2 secret needs a path",
+            });
+        }
+        let version = uri.version();
+        let url = {
+            let mut target = String::with_capacity(mount.len() + path.len() + 32);
+            target.push_str(mount);
+            target.push_str("/data/");
+            target.push_str(path);
+            if let Some(version) = version {
+                // Writing into a String cannot fail.
+                let _ = write!(target, "?version={version}");
+            }
+            self.transport.url(&target)?
+        };
+
+        let mut reauthenticated = false;
+        loop {
+            let token = self.auth.token(&self.transport).await?;
+            let reply = self
+                .transport
+                .send(Method::GET, &url, Some(&token.header), None)
+                .await?;
+            let status = reply.status.as_u16();
+            tracing::Span::current().record("status", status);
+            if status == 403 && !reauthenticated && self.auth.invalidate(token.generation) {
+                tracing::debug!("403; authenticating again once");
+                reauthenticated = true;
+                continue;
+            }
+            let cx = ReadContext {
+                provider,
+                mount,
+                version,
+                key: uri.key(),
+            };
+            return response::read_reply(cx, status, &reply.body);
+        }
+    }
+}
+
+impl fmt::Debug for Kv2Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kv2Provider")
+            .field("provider", &self.inner.provider.as_str())
+            .field("address", &self.inner.address)
+            .field("namespace", &self.inner.namespace)
+            .field("auth", &self.inner.auth.method().method())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretProvider for Kv2Provider {
+    fn name(&self) -> &'static str {
+        self.inner.transport.provider
+    }
+
+    fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
+        Box::pin(Kv2Provider::read(self, uri))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn uri_shape_errors_need_no_server() -> Result<(), Box<dyn std::error::Error>> {
+        // Port 9 (discard) on loopback: nothing is sent for these URIs anyway.
+        let config = Kv2Config::new(
+            Kv2Flavor::OpenBao,
+            "http://127.0.0.1:9",
+            Kv2Auth::token("t"),
+        );
+        let provider = Kv2Provider::new(config)?;
+        for (uri, code) in [
+            ("openbao+kv2://secret", "INVALID_PATH"),
+            ("file://secret/x", "UNSUPPORTED"),
+            ("db+cred://pg/app", "UNSUPPORTED"),
+            ("bootstrap://b/x", "UNSUPPORTED"),
+            ("yaml://y/x", "UNSUPPORTED"),
+        ] {
+            let uri: SecretUri = uri.parse()?;
+            assert_eq!(
+                provider.read(&uri).await.err().map(|e| e.code()),
+                Some(code),
+                "{uri}"
+            );
+        }
+        Ok(())
+    }
+}
