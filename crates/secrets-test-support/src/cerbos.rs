@@ -1,1 +1,375 @@
-//! A throwaway Cerbos PDP for tests (filled in by the PEP work).
+//! A throwaway Cerbos PDP for tests: `cerbos server` on a free loopback port, serving a policy
+//! folder from disk, with the AuthZEN endpoints (`/.well-known/authzen-configuration`,
+//! `/access/v1/evaluation`, `/access/v1/evaluations`) on its HTTP port.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), secrets_test_support::Error> {
+//! use secrets_test_support::cerbos::CerbosServer;
+//!
+//! let policies = std::path::Path::new("crates/secret-pep/tests/policies");
+//! let mut cerbos = CerbosServer::start(policies)?;
+//! assert!(cerbos.addr().starts_with("http://127.0.0.1:"));
+//! cerbos.stop(); // "PDP down"
+//! cerbos.restart()?; // back on the same port
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Error, cerbos_bin, free_port, http, random_hex};
+
+/// How long a fresh server may take to become healthy (generous: CI runs many at once on two
+/// cores).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Per readiness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts when a port chosen by [`free_port`] was taken before the server bound it.
+const PORT_ATTEMPTS: usize = 6;
+/// Unix socket paths longer than this do not fit `sockaddr_un`; fall back to TCP.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// A fresh `cerbos server` on a free loopback port, killed (and reaped) on drop.
+///
+/// The HTTP API (Cerbos' own and AuthZEN) is on [`Self::addr`]; gRPC is on a Unix socket in
+/// the server's private temp dir (or a second free port when that path would be too long).
+/// Policies are read once from the folder given to [`Self::start`] (no watching), telemetry
+/// is off, and the test's `CERBOS_*` variables are not passed on.
+pub struct CerbosServer {
+    bin: PathBuf,
+    port: u16,
+    policy_dir: PathBuf,
+    /// Private temp dir: `conf.yaml`, `cerbos.log`, `grpc.sock`.
+    workdir: PathBuf,
+    child: Option<Child>,
+}
+
+impl fmt::Debug for CerbosServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CerbosServer")
+            .field("addr", &self.addr())
+            .field("pid", &self.pid())
+            .field("policy_dir", &self.policy_dir)
+            .field("workdir", &self.workdir)
+            .finish()
+    }
+}
+
+/// How one launch attempt ended badly.
+enum LaunchError {
+    /// The process exited; `in_use` when its log says the port was taken.
+    Exited { status: String, in_use: bool },
+    /// Anything else, already a crate error.
+    Other(Error),
+}
+
+impl CerbosServer {
+    /// Starts a fresh server for the policies in `policy_dir` and waits until
+    /// `/_cerbos/health` reports `SERVING` and the AuthZEN discovery document answers.
+    ///
+    /// # Errors
+    /// `TOOL_MISSING` when `cerbos` is not installed, `IO` when it cannot be started, exits
+    /// early (the message has the last log lines; bad policies end up here) or does not
+    /// become healthy in time.
+    pub fn start(policy_dir: &Path) -> Result<Self, Error> {
+        let bin = cerbos_bin()?;
+        let policy_dir = std::fs::canonicalize(policy_dir).map_err(Error::io(format!(
+            "resolve policy dir {}",
+            policy_dir.display()
+        )))?;
+        let workdir = std::env::temp_dir().join(format!(
+            "secrets-test-cerbos-{}-{}",
+            std::process::id(),
+            &random_hex()[..12]
+        ));
+        std::fs::create_dir_all(&workdir)
+            .map_err(Error::io(format!("create {}", workdir.display())))?;
+        let mut server = Self {
+            bin,
+            port: 0,
+            policy_dir,
+            workdir,
+            child: None,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            server.port = free_port()?;
+            match server.spawn_and_wait() {
+                Ok(()) => return Ok(server),
+                Err(LaunchError::Exited { in_use: true, .. }) if attempt < PORT_ATTEMPTS => {}
+                Err(e) => return Err(server.launch_error(e)),
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the AuthZEN PDP URL (stable across [`Self::restart`]).
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the server process is running (it has not been stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The policy folder being served.
+    pub fn policy_dir(&self) -> &Path {
+        &self.policy_dir
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.workdir.join("cerbos.log")
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Kills the server and waits for it (idempotent): the port then refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server if it runs, then starts it again on the same port with the same
+    /// policies (re-read from disk).
+    ///
+    /// # Errors
+    /// `IO` when it does not come back (the port was taken meanwhile, or it is unhealthy).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.spawn_and_wait() {
+                Ok(()) => return Ok(()),
+                // The old socket can linger for a moment; give it a few tries.
+                Err(LaunchError::Exited { in_use: true, .. }) if attempt < PORT_ATTEMPTS => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(self.launch_error(e)),
+            }
+        }
+    }
+
+    fn launch_error(&self, error: LaunchError) -> Error {
+        match error {
+            LaunchError::Exited { status, .. } => Error::Io {
+                context: format!(
+                    "cerbos server exited early ({status}); last log lines:\n{}",
+                    self.log_tail(15)
+                ),
+                source: std::io::Error::other("cerbos exited"),
+            },
+            LaunchError::Other(e) => e,
+        }
+    }
+
+    fn write_config(&self) -> Result<PathBuf, Error> {
+        let socket = self.workdir.join("grpc.sock");
+        let grpc = if socket.as_os_str().len() <= MAX_SOCKET_PATH {
+            let _ = std::fs::remove_file(&socket);
+            format!("unix:{}", socket.display())
+        } else {
+            format!("127.0.0.1:{}", free_port()?)
+        };
+        // JSON strings are valid YAML double-quoted scalars: paths need no further escaping.
+        let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+        let yaml = format!(
+            "server:\n  httpListenAddr: {http}\n  grpcListenAddr: {grpc}\n\
+             storage:\n  driver: disk\n  disk:\n    directory: {dir}\n    watchForChanges: false\n\
+             telemetry:\n  disabled: true\n",
+            http = quote(&format!("127.0.0.1:{}", self.port)),
+            grpc = quote(&grpc),
+            dir = quote(&self.policy_dir.to_string_lossy()),
+        );
+        let path = self.workdir.join("conf.yaml");
+        std::fs::write(&path, yaml).map_err(Error::io(format!("write {}", path.display())))?;
+        Ok(path)
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), LaunchError> {
+        let config = self.write_config().map_err(LaunchError::Other)?;
+        let log_path = self.log_path();
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(Error::io(format!("open {}", log_path.display())))
+            .map_err(LaunchError::Other)?;
+        let _ = writeln!(log, "--- cerbos server on port {} ---", self.port);
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("server")
+            .arg(format!("--config={}", config.display()))
+            .arg("--log-level=warn")
+            .current_dir(&self.workdir)
+            .env("CERBOS_NO_TELEMETRY", "1");
+        // The test's own CERBOS_* settings must not steer the server.
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("CERBOS_") && name != "CERBOS_NO_TELEMETRY" {
+                cmd.env_remove(&key);
+            }
+        }
+        let stdout = log
+            .try_clone()
+            .map_err(Error::io("clone log handle"))
+            .map_err(LaunchError::Other)?;
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
+        let child = cmd
+            .spawn()
+            .map_err(Error::io(format!("spawn {}", self.bin.display())))
+            .map_err(LaunchError::Other)?;
+        self.child = Some(child);
+
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        self.child = None;
+                        let tail = self.log_tail(15);
+                        return Err(LaunchError::Exited {
+                            status: status.to_string(),
+                            in_use: tail.contains("address already in use"),
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(source) => {
+                        self.stop();
+                        return Err(LaunchError::Other(Error::Io {
+                            context: "poll cerbos process".into(),
+                            source,
+                        }));
+                    }
+                }
+            }
+            if self.ready() {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                self.stop();
+                return Err(LaunchError::Other(Error::Io {
+                    context: format!(
+                        "cerbos server on {} not healthy after {:?}; last log lines:\n{}",
+                        self.addr(),
+                        started.elapsed(),
+                        self.log_tail(15)
+                    ),
+                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn ready(&self) -> bool {
+        let socket = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let get = |path: &str| {
+            http::request(socket, "GET", path, &[], None, PROBE_TIMEOUT)
+                .ok()
+                .filter(|r| r.status == 200)
+        };
+        get("/_cerbos/health").is_some_and(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .is_ok_and(|v| v["status"] == "SERVING")
+        }) && get("/.well-known/authzen-configuration").is_some()
+    }
+}
+
+impl Drop for CerbosServer {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "secrets-test-support: Cerbos log kept at {}",
+                self.log_path().display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.workdir);
+        }
+    }
+}
+
+/// [`CerbosServer::start`] for tests: `None` (after a `SKIP` line) when `cerbos` is not
+/// installed and not under CI; panics under `CI=true`, and whenever `cerbos` is installed but
+/// fails to start (that is a bug, not a missing tool).
+pub fn cerbos_or_skip(policy_dir: &Path) -> Option<CerbosServer> {
+    match CerbosServer::start(policy_dir) {
+        Ok(server) => Some(server),
+        Err(e @ Error::ToolMissing { .. }) => {
+            crate::skip_or_fail(&format!("Cerbos unavailable: {e}"));
+            None
+        }
+        Err(e) => panic!("Cerbos server failed to start: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_authzen_and_restarts_on_the_same_port() -> Result<(), Error> {
+        let policies = std::env::temp_dir().join(format!("cerbos-policies-{}", random_hex()));
+        std::fs::create_dir_all(&policies).map_err(Error::io("create policy dir"))?;
+        std::fs::write(
+            policies.join("doc.yaml"),
+            "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  version: default\n  resource: doc\n  rules:\n    - actions: [\"read\"]\n      effect: EFFECT_ALLOW\n      roles: [\"user\"]\n",
+        )
+        .map_err(Error::io("write policy"))?;
+        let Some(mut cerbos) = cerbos_or_skip(&policies) else {
+            return Ok(());
+        };
+        let socket = SocketAddr::from((Ipv4Addr::LOCALHOST, cerbos.port()));
+        let ask = |socket| {
+            let body = br#"{"subject":{"type":"user","id":"a"},"resource":{"type":"doc","id":"1"},"action":{"name":"read"}}"#;
+            http::request(
+                socket,
+                "POST",
+                "/access/v1/evaluation",
+                &[("Content-Type", "application/json")],
+                Some(body),
+                PROBE_TIMEOUT,
+            )
+        };
+        let response = ask(socket)?;
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&response.body).ok(),
+            Some(serde_json::json!({"decision": true}))
+        );
+        let port = cerbos.port();
+        cerbos.stop();
+        assert!(!cerbos.is_running());
+        assert!(ask(socket).is_err(), "a stopped server refuses connections");
+        cerbos.restart()?;
+        assert_eq!(cerbos.port(), port);
+        assert_eq!(ask(socket)?.status, 200);
+        drop(cerbos);
+        let _ = std::fs::remove_dir_all(&policies);
+        Ok(())
+    }
+}

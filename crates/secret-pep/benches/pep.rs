@@ -1,0 +1,128 @@
+//! The PEP decision on a warm grant, with a fresh `jti` each call and no network.
+//!
+//! - `pep_decision_warm`: [`Pep::authorize`] for a URI whose grant is cached: parse,
+//!   canonicalize, mount guard, audience, negative cache, grant lookup, binding check (a DPoP
+//!   thumbprint), anti-replay insert of a new `jti`, atomic use count. The PDP is an
+//!   in-process double that is only asked once, during warm-up.
+//! - `pep_floor_parse_guard`: `SecretUri::parse_allowed` of the same URI, the least any PEP
+//!   must do, measured in the same run for the ratio.
+//!
+//! With `SECRETS_BENCH_JSON=<path>` (as `cargo xtask bench` sets it) each scenario appends
+//! `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}`. A single call is about a microsecond and
+//! `Instant::now()` costs tens of nanoseconds, so each sample times a batch of
+//! [`BATCH`] calls and records the per-call mean of that batch (p99 is therefore the p99 of
+//! 10-call means). Without the variable it runs as a criterion benchmark.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+use secret_pep::{
+    AccessRequest, ExecutionContext, Grant, PdpFuture, Pep, PepConfig, SecretPolicyService,
+};
+use secret_uri::{AllowedMounts, SecretUri};
+use secrets_test_support::bench::{Latencies, append, json_path};
+
+const URI: &str = "openbao+kv2://secret/app/api#token?version=3";
+const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+const BATCH: usize = 10;
+const SAMPLES: usize = 20_000;
+const WARMUP: usize = 20_000;
+
+/// Permits everything with a long, practically unlimited grant; counts nothing.
+#[derive(Debug)]
+struct UnlimitedPdp;
+
+impl SecretPolicyService for UnlimitedPdp {
+    fn authorize_use<'a>(&'a self, request: &'a AccessRequest<'a>) -> PdpFuture<'a, Grant> {
+        let grant =
+            Grant::new("bench", Duration::from_secs(3600), u32::MAX).bound_to(request.cnf_binding);
+        Box::pin(std::future::ready(Ok(grant)))
+    }
+}
+
+fn pep() -> Pep {
+    let config = PepConfig::new("tenant-1", AllowedMounts::from_csv("secret,config"))
+        .with_capacity(4 * (SAMPLES * BATCH + WARMUP), 1024);
+    Pep::builder(config).pdp(UnlimitedPdp).build().unwrap()
+}
+
+fn context(jti: u64) -> ExecutionContext {
+    ExecutionContext::new("alice")
+        .with_aud(["crud.secrets"])
+        .with_cnf_jkt(JKT)
+        .with_issuer("https://issuer.example")
+        .with_jti(format!("jti-{jti:016x}"))
+}
+
+fn report(path: &std::path::Path) {
+    let pep = pep();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mounts = AllowedMounts::from_csv("secret,config");
+    let mut next_jti = 0u64;
+    let (warm, floor) = runtime.block_on(async {
+        // Warm-up: the one PDP call, cache growth, branch predictors.
+        for _ in 0..WARMUP {
+            next_jti += 1;
+            pep.authorize(&context(next_jti), URI).await.unwrap();
+        }
+        let mut warm = Latencies::with_capacity(SAMPLES);
+        let mut floor = Latencies::with_capacity(SAMPLES);
+        let mut contexts: Vec<ExecutionContext> = (0..BATCH).map(|_| context(0)).collect();
+        for _ in 0..SAMPLES {
+            for ctx in &mut contexts {
+                next_jti += 1;
+                ctx.token_jti = Some(format!("jti-{next_jti:016x}"));
+            }
+            let start = Instant::now();
+            for ctx in &contexts {
+                black_box(pep.authorize(black_box(ctx), black_box(URI)).await.unwrap());
+            }
+            warm.push(start.elapsed() / BATCH as u32);
+
+            let start = Instant::now();
+            for _ in 0..BATCH {
+                black_box(SecretUri::parse_allowed(black_box(URI), &mounts).unwrap());
+            }
+            floor.push(start.elapsed() / BATCH as u32);
+        }
+        (warm, floor)
+    });
+    append(path, &warm.json_line("pep_decision_warm")).unwrap();
+    append(path, &floor.json_line("pep_floor_parse_guard")).unwrap();
+    eprintln!(
+        "pep_decision_warm p50 is {:.1}x the parse+guard floor",
+        warm.quantile_us(0.5) / floor.quantile_us(0.5)
+    );
+}
+
+fn main() {
+    if let Some(path) = json_path() {
+        report(&path);
+        return;
+    }
+    let pep = pep();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mounts = AllowedMounts::from_csv("secret,config");
+    let mut next_jti = 0u64;
+    let mut c = Criterion::default().configure_from_args();
+    c.bench_function("pep_decision_warm", |b| {
+        b.iter_batched(
+            || {
+                next_jti += 1;
+                context(next_jti)
+            },
+            |ctx| runtime.block_on(pep.authorize(&ctx, URI)).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    c.bench_function("pep_floor_parse_guard", |b| {
+        b.iter(|| SecretUri::parse_allowed(black_box(URI), &mounts).unwrap());
+    });
+    c.final_summary();
+}

@@ -1,0 +1,574 @@
+//! [`PepConfig`]: struct, builder methods and environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use secret_uri::AllowedMounts;
+
+use crate::{GrantDefaults, PepError};
+
+/// The default secrets audience (`SECRETS_AUDIENCE`).
+pub const DEFAULT_AUDIENCE: &str = "crud.secrets";
+
+/// Settings of a [`Pep`](crate::Pep).
+///
+/// Build one with [`PepConfig::new`] and the `with_*` methods, or read it from the environment
+/// with [`PepConfig::from_env`]. [`Pep::new`](crate::Pep::new) validates it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PepConfig {
+    /// The tenant this PEP serves (`TENANT_ID`, required).
+    pub tenant_id: String,
+    /// The mounts the tenant may read (`TENANT_ALLOWED_MOUNTS`, required, non-empty).
+    pub allowed_mounts: AllowedMounts,
+    /// The audience a context's `aud` must contain (`SECRETS_AUDIENCE`, default
+    /// `crud.secrets`).
+    pub audience: String,
+    /// Deny a context with no `aud` at all (`SECRETS_AUDIENCE_REQUIRED`, default `false`: a
+    /// context without `aud` passes, one whose `aud` lacks the audience never does).
+    pub require_audience: bool,
+    /// Sent to the PDP as the read's purpose (`SECRETS_PURPOSE`, optional).
+    pub purpose: Option<String>,
+    /// TTL and use count of a permit whose decision does not say (`GRANT_TTL_DEFAULT`, 300 s;
+    /// `GRANT_MAX_USES_DEFAULT`, 1).
+    pub grant_defaults: GrantDefaults,
+    /// The longest TTL accepted from a PDP; longer ones are cut (default 24 h).
+    pub grant_ttl_max: Duration,
+    /// How many grants are cached at most (`GRANT_CACHE_MAX_ENTRIES`, default 100 000).
+    pub grant_cache_max_entries: usize,
+    /// How long a PDP denial is remembered (`NEGATIVE_CACHE_TTL_S`, default 5 s; 0 disables).
+    pub negative_cache_ttl: Duration,
+    /// Up to this much random extra on each denial's TTL (`NEGATIVE_CACHE_JITTER_MS`,
+    /// default 500 ms).
+    pub negative_cache_jitter: Duration,
+    /// Check every `jti` for replay (`ANTI_REPLAY_ENABLED`, default `true`). Turn it off only
+    /// for deployments whose tokens reuse one `jti` across calls.
+    pub anti_replay: bool,
+    /// How long a `jti` is remembered (`ANTI_REPLAY_TTL_S`, default 300 s; at least the
+    /// token lifetime).
+    pub anti_replay_ttl: Duration,
+    /// How many `jti`s are remembered at most (`ANTI_REPLAY_MAX_ENTRIES`, default 200 000);
+    /// when full of live ones, calls with a new `jti` are denied (`REPLAY_STORE_FULL`).
+    pub anti_replay_max_entries: usize,
+    /// Which PDP decides.
+    pub pdp: PdpSettings,
+    /// The deployment environment (`ENVIRONMENT`); `production` refuses development mode.
+    /// `None` reads `ENVIRONMENT` when the PEP is built.
+    pub environment: Option<String>,
+}
+
+/// Which PDP a [`PepConfig`] uses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PdpSettings {
+    /// No PDP configured: [`Pep::new`](crate::Pep::new) fails unless one is given with
+    /// [`PepBuilder::pdp`](crate::PepBuilder::pdp). Never fails open.
+    None,
+    /// An AuthZEN 1.0 PDP (`AUTHZEN_PDP_URL`).
+    AuthZen(AuthzenConfig),
+    /// Development mode: every read is permitted (`ENABLE_AUTHORIZATION=false`). A warning is
+    /// logged; refused when `ENVIRONMENT` is `production`.
+    DisabledForDevelopment,
+}
+
+/// How AuthZEN requests and responses are shaped for a particular PDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AuthzenDialect {
+    /// Plain AuthZEN 1.0: roles in `subject.properties.roles`; grant terms from the response
+    /// `context` (`ttl`, `max_uses`, `decision_id`, `policy_version`, …).
+    #[default]
+    Generic,
+    /// Cerbos: roles also in `subject.properties["cerbos.roles"]` (its principal roles), the
+    /// request asks for `cerbos.includeMeta`, and grant terms are also read from the matched
+    /// rule's outputs and `matchedPolicy` in `context["cerbos.response"]`.
+    Cerbos,
+}
+
+/// Settings of the AuthZEN PDP client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthzenConfig {
+    /// The PDP's base URL (`AUTHZEN_PDP_URL`), e.g. `https://pdp.internal:3592`. Plain
+    /// `http://` only to loopback unless `allow_insecure_http`.
+    pub url: String,
+    /// A bearer token for the PDP (`AUTHZEN_PDP_TOKEN`), sent as `Authorization: Bearer`.
+    pub token: Option<SecretString>,
+    /// Per-request timeout, connect included (`AUTHZEN_TIMEOUT_MS`, default 2 000 ms).
+    pub timeout: Duration,
+    /// Read `/.well-known/authzen-configuration` before the first decision
+    /// (`AUTHZEN_DISCOVERY`, default `true`); otherwise the standard paths under `url` are
+    /// used.
+    pub discovery: bool,
+    /// Request/response shape (`AUTHZEN_DIALECT`: `generic` or `cerbos`).
+    pub dialect: AuthzenDialect,
+    /// Allow plain `http://` to non-loopback hosts (`AUTHZEN_ALLOW_INSECURE_HTTP`).
+    pub allow_insecure_http: bool,
+    /// Extra PEM CA certificates for an `https://` PDP (`AUTHZEN_CA_BUNDLE`), added to the
+    /// webpki roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Consecutive failures that open the circuit breaker (`AUTHZEN_BREAKER_THRESHOLD`,
+    /// default 5; 0 disables it).
+    pub breaker_threshold: u32,
+    /// How long an open breaker fails fast before one probe (`AUTHZEN_BREAKER_COOLDOWN_MS`,
+    /// default 2 000 ms).
+    pub breaker_cooldown: Duration,
+    /// Responses larger than this are refused (default 256 KiB).
+    pub max_response_bytes: usize,
+}
+
+impl AuthzenConfig {
+    /// Defaults for the PDP at `url`.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: None,
+            timeout: Duration::from_millis(2000),
+            discovery: true,
+            dialect: AuthzenDialect::Generic,
+            allow_insecure_http: false,
+            ca_bundle: None,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_millis(2000),
+            max_response_bytes: 256 * 1024,
+        }
+    }
+
+    /// Sets the bearer token.
+    #[must_use]
+    pub fn with_token(mut self, token: SecretString) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    /// Sets the per-request timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Turns discovery on or off.
+    #[must_use]
+    pub fn with_discovery(mut self, discovery: bool) -> Self {
+        self.discovery = discovery;
+        self
+    }
+
+    /// Sets the dialect.
+    #[must_use]
+    pub fn with_dialect(mut self, dialect: AuthzenDialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// Allows plain `http://` to non-loopback hosts.
+    #[must_use]
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Adds a PEM CA bundle.
+    #[must_use]
+    pub fn with_ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundle = Some(path.into());
+        self
+    }
+
+    /// Sets the circuit breaker (`threshold == 0` disables it).
+    #[must_use]
+    pub fn with_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = threshold;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    fn from_lookup(url: String, env: &Lookup<'_>) -> Result<Self, PepError> {
+        let mut config = Self::new(url);
+        config.token = env.get("AUTHZEN_PDP_TOKEN").map(SecretString::from);
+        config.timeout = env.millis("AUTHZEN_TIMEOUT_MS", config.timeout)?;
+        config.discovery = env.flag("AUTHZEN_DISCOVERY", config.discovery)?;
+        config.dialect = match env
+            .get("AUTHZEN_DIALECT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            None => AuthzenDialect::Generic,
+            Some(d) if d == "generic" => AuthzenDialect::Generic,
+            Some(d) if d == "cerbos" => AuthzenDialect::Cerbos,
+            Some(_) => {
+                return Err(PepError::config(
+                    "AUTHZEN_DIALECT must be `generic` or `cerbos`",
+                ));
+            }
+        };
+        config.allow_insecure_http = env.flag("AUTHZEN_ALLOW_INSECURE_HTTP", false)?;
+        config.ca_bundle = env.get("AUTHZEN_CA_BUNDLE").map(PathBuf::from);
+        config.breaker_threshold = env.number("AUTHZEN_BREAKER_THRESHOLD", 5)?;
+        config.breaker_cooldown =
+            env.millis("AUTHZEN_BREAKER_COOLDOWN_MS", config.breaker_cooldown)?;
+        Ok(config)
+    }
+}
+
+impl PepConfig {
+    /// Defaults for `tenant_id` reading from `allowed_mounts`, with no PDP yet (set one with
+    /// [`Self::with_pdp`] or give one to [`PepBuilder::pdp`](crate::PepBuilder::pdp)).
+    #[must_use]
+    pub fn new(tenant_id: impl Into<String>, allowed_mounts: AllowedMounts) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            allowed_mounts,
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            require_audience: false,
+            purpose: None,
+            grant_defaults: GrantDefaults::default(),
+            grant_ttl_max: Duration::from_secs(24 * 3600),
+            grant_cache_max_entries: 100_000,
+            negative_cache_ttl: Duration::from_secs(5),
+            negative_cache_jitter: Duration::from_millis(500),
+            anti_replay: true,
+            anti_replay_ttl: Duration::from_secs(300),
+            anti_replay_max_entries: 200_000,
+            pdp: PdpSettings::None,
+            environment: None,
+        }
+    }
+
+    /// Reads the configuration from the process environment. See [`Self::from_lookup`].
+    ///
+    /// # Errors
+    /// As [`Self::from_lookup`].
+    pub fn from_env() -> Result<Self, PepError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests):
+    ///
+    /// | Variable | Meaning | Default |
+    /// | --- | --- | --- |
+    /// | `TENANT_ID` | tenant served | required |
+    /// | `TENANT_ALLOWED_MOUNTS` | comma list of mounts | required, non-empty |
+    /// | `SECRETS_AUDIENCE` | audience required in `aud` | `crud.secrets` |
+    /// | `SECRETS_AUDIENCE_REQUIRED` | deny a context without `aud` | `false` |
+    /// | `SECRETS_PURPOSE` | purpose sent to the PDP | none |
+    /// | `GRANT_TTL_DEFAULT` | grant TTL, seconds | 300 |
+    /// | `GRANT_MAX_USES_DEFAULT` | grant uses | 1 |
+    /// | `GRANT_CACHE_MAX_ENTRIES` | cached grants | 100 000 |
+    /// | `NEGATIVE_CACHE_TTL_S` | denial TTL, seconds | 5 |
+    /// | `NEGATIVE_CACHE_JITTER_MS` | extra random denial TTL | 500 |
+    /// | `ANTI_REPLAY_ENABLED` | check `jti` on every call | `true` |
+    /// | `ANTI_REPLAY_TTL_S` | `jti` memory, seconds | 300 |
+    /// | `ANTI_REPLAY_MAX_ENTRIES` | `jti`s remembered | 200 000 |
+    /// | `ENABLE_AUTHORIZATION` | `false` = development mode (allow all) | `true` |
+    /// | `AUTHZEN_PDP_URL` | the AuthZEN PDP | required unless `ENABLE_AUTHORIZATION=false` |
+    /// | `AUTHZEN_PDP_TOKEN`, `AUTHZEN_TIMEOUT_MS`, `AUTHZEN_DISCOVERY`, `AUTHZEN_DIALECT`, `AUTHZEN_ALLOW_INSECURE_HTTP`, `AUTHZEN_CA_BUNDLE`, `AUTHZEN_BREAKER_THRESHOLD`, `AUTHZEN_BREAKER_COOLDOWN_MS` | see [`AuthzenConfig`] | |
+    /// | `ENVIRONMENT` | `production` refuses development mode | none |
+    ///
+    /// Booleans are `true`/`false`/`1`/`0`/`yes`/`no`/`on`/`off`; anything else is an error,
+    /// so a typo never flips a security switch.
+    ///
+    /// # Errors
+    /// `CONFIG` naming the variable that is missing or invalid (never its value), and when no
+    /// PDP is configured and `ENABLE_AUTHORIZATION=false` is not set: the PEP never fails open
+    /// by default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, PepError> {
+        let env = Lookup(&lookup);
+        let tenant_id = env
+            .get("TENANT_ID")
+            .ok_or_else(|| PepError::config("TENANT_ID is required"))?;
+        let mounts = env
+            .get("TENANT_ALLOWED_MOUNTS")
+            .map(|list| AllowedMounts::from_csv(&list))
+            .unwrap_or_default();
+        let mut config = Self::new(tenant_id, mounts);
+        if let Some(audience) = env.get("SECRETS_AUDIENCE") {
+            config.audience = audience;
+        }
+        config.require_audience = env.flag("SECRETS_AUDIENCE_REQUIRED", false)?;
+        config.purpose = env.get("SECRETS_PURPOSE");
+        config.grant_defaults.ttl = env.seconds("GRANT_TTL_DEFAULT", config.grant_defaults.ttl)?;
+        config.grant_defaults.max_uses =
+            env.number("GRANT_MAX_USES_DEFAULT", config.grant_defaults.max_uses)?;
+        config.grant_cache_max_entries =
+            env.number("GRANT_CACHE_MAX_ENTRIES", config.grant_cache_max_entries)?;
+        config.negative_cache_ttl =
+            env.seconds("NEGATIVE_CACHE_TTL_S", config.negative_cache_ttl)?;
+        config.negative_cache_jitter =
+            env.millis("NEGATIVE_CACHE_JITTER_MS", config.negative_cache_jitter)?;
+        config.anti_replay = env.flag("ANTI_REPLAY_ENABLED", true)?;
+        config.anti_replay_ttl = env.seconds("ANTI_REPLAY_TTL_S", config.anti_replay_ttl)?;
+        config.anti_replay_max_entries =
+            env.number("ANTI_REPLAY_MAX_ENTRIES", config.anti_replay_max_entries)?;
+        config.environment = env.get("ENVIRONMENT");
+
+        let enabled = env.flag("ENABLE_AUTHORIZATION", true)?;
+        let url = env.get("AUTHZEN_PDP_URL");
+        config.pdp = match (enabled, url) {
+            (false, url) => {
+                if url.is_some() {
+                    tracing::warn!(
+                        "ENABLE_AUTHORIZATION=false: AUTHZEN_PDP_URL is ignored, every read is permitted"
+                    );
+                }
+                PdpSettings::DisabledForDevelopment
+            }
+            (true, Some(url)) => PdpSettings::AuthZen(AuthzenConfig::from_lookup(url, &env)?),
+            (true, None) => {
+                return Err(PepError::config(
+                    "no PDP configured: set AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development only)",
+                ));
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Sets the PDP.
+    #[must_use]
+    pub fn with_pdp(mut self, pdp: PdpSettings) -> Self {
+        self.pdp = pdp;
+        self
+    }
+
+    /// Sets the audience.
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// Denies contexts without `aud`.
+    #[must_use]
+    pub fn with_required_audience(mut self, required: bool) -> Self {
+        self.require_audience = required;
+        self
+    }
+
+    /// Sets the purpose sent to the PDP.
+    #[must_use]
+    pub fn with_purpose(mut self, purpose: impl Into<String>) -> Self {
+        self.purpose = Some(purpose.into());
+        self
+    }
+
+    /// Sets the default grant TTL and use count.
+    #[must_use]
+    pub fn with_grant_defaults(mut self, ttl: Duration, max_uses: u32) -> Self {
+        self.grant_defaults = GrantDefaults { ttl, max_uses };
+        self
+    }
+
+    /// Sets the negative-cache TTL and maximum jitter.
+    #[must_use]
+    pub fn with_negative_cache(mut self, ttl: Duration, jitter: Duration) -> Self {
+        self.negative_cache_ttl = ttl;
+        self.negative_cache_jitter = jitter;
+        self
+    }
+
+    /// Turns per-call `jti` anti-replay on or off and sets its window.
+    #[must_use]
+    pub fn with_anti_replay(mut self, enabled: bool, ttl: Duration) -> Self {
+        self.anti_replay = enabled;
+        self.anti_replay_ttl = ttl;
+        self
+    }
+
+    /// Sets the size caps of the anti-replay store and the grant cache.
+    #[must_use]
+    pub fn with_capacity(
+        mut self,
+        anti_replay_max_entries: usize,
+        grant_max_entries: usize,
+    ) -> Self {
+        self.anti_replay_max_entries = anti_replay_max_entries;
+        self.grant_cache_max_entries = grant_max_entries;
+        self
+    }
+
+    /// Sets the deployment environment.
+    #[must_use]
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Checks the settings that do not depend on the PDP.
+    ///
+    /// # Errors
+    /// `CONFIG` for an empty tenant, empty `TENANT_ALLOWED_MOUNTS`, empty audience, a zero
+    /// default TTL or use count, or a zero-sized store.
+    pub fn validate(&self) -> Result<(), PepError> {
+        if self.tenant_id.trim().is_empty() {
+            return Err(PepError::config("TENANT_ID must not be empty"));
+        }
+        if self.allowed_mounts.is_unrestricted() {
+            return Err(PepError::config(
+                "TENANT_ALLOWED_MOUNTS is required and must name at least one mount",
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(PepError::config("SECRETS_AUDIENCE must not be empty"));
+        }
+        if self.grant_defaults.ttl.is_zero() {
+            return Err(PepError::config("GRANT_TTL_DEFAULT must be positive"));
+        }
+        if self.grant_defaults.max_uses == 0 {
+            return Err(PepError::config(
+                "GRANT_MAX_USES_DEFAULT must be at least 1",
+            ));
+        }
+        if self.anti_replay && (self.anti_replay_ttl.is_zero() || self.anti_replay_max_entries == 0)
+        {
+            return Err(PepError::config(
+                "ANTI_REPLAY_TTL_S and ANTI_REPLAY_MAX_ENTRIES must be positive",
+            ));
+        }
+        if self.grant_cache_max_entries == 0 {
+            return Err(PepError::config("GRANT_CACHE_MAX_ENTRIES must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Whether `environment` (or `ENVIRONMENT`) says production.
+    pub(crate) fn is_production(&self) -> bool {
+        self.environment
+            .clone()
+            .or_else(|| std::env::var("ENVIRONMENT").ok())
+            .is_some_and(|e| {
+                matches!(
+                    e.trim().to_ascii_lowercase().as_str(),
+                    "production" | "prod"
+                )
+            })
+    }
+}
+
+/// Typed reads of one lookup function, with errors that name the variable.
+struct Lookup<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Lookup<'_> {
+    /// The trimmed value; empty counts as unset.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn flag(&self, name: &str, default: bool) -> Result<bool, PepError> {
+        match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(_) => Err(PepError::config(format!("{name} must be true or false"))),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, PepError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| PepError::config(format!("{name} must be a whole number"))),
+        }
+    }
+
+    fn seconds(&self, name: &str, default: Duration) -> Result<Duration, PepError> {
+        self.number(name, default.as_secs())
+            .map(Duration::from_secs)
+    }
+
+    fn millis(&self, name: &str, default: Duration) -> Result<Duration, PepError> {
+        let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        self.number(name, default_ms).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_and_authzen_from_env() -> Result<(), PepError> {
+        let config = PepConfig::from_lookup(lookup(&[
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret, config"),
+            ("AUTHZEN_PDP_URL", "http://127.0.0.1:3592"),
+            ("AUTHZEN_DIALECT", "Cerbos"),
+            ("AUTHZEN_TIMEOUT_MS", "750"),
+            ("GRANT_MAX_USES_DEFAULT", "3"),
+        ]))?;
+        assert_eq!(config.tenant_id, "t1");
+        assert!(config.allowed_mounts.contains("config"));
+        assert_eq!(config.audience, "crud.secrets");
+        assert_eq!(config.grant_defaults.ttl, Duration::from_secs(300));
+        assert_eq!(config.grant_defaults.max_uses, 3);
+        assert_eq!(config.negative_cache_ttl, Duration::from_secs(5));
+        assert_eq!(config.anti_replay_ttl, Duration::from_secs(300));
+        assert!(config.anti_replay);
+        let PdpSettings::AuthZen(authzen) = &config.pdp else {
+            panic!("expected AuthZEN, got {:?}", config.pdp);
+        };
+        assert_eq!(authzen.dialect, AuthzenDialect::Cerbos);
+        assert_eq!(authzen.timeout, Duration::from_millis(750));
+        assert!(authzen.discovery);
+        Ok(())
+    }
+
+    #[test]
+    fn never_fails_open_by_default() {
+        let base = [("TENANT_ID", "t1"), ("TENANT_ALLOWED_MOUNTS", "secret")];
+        let err = PepConfig::from_lookup(lookup(&base)).unwrap_err();
+        assert_eq!(err.code(), "CONFIG");
+        assert!(err.to_string().contains("AUTHZEN_PDP_URL"), "{err}");
+
+        for typo in ["flase", "disabled"] {
+            let mut pairs = base.to_vec();
+            pairs.push(("ENABLE_AUTHORIZATION", typo));
+            let err = PepConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(err.to_string().contains("ENABLE_AUTHORIZATION"), "{err}");
+            assert!(!err.to_string().contains(typo), "value echoed: {err}");
+        }
+
+        let mut pairs = base.to_vec();
+        pairs.push(("ENABLE_AUTHORIZATION", "false"));
+        let config = PepConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert!(matches!(config.pdp, PdpSettings::DisabledForDevelopment));
+    }
+
+    #[test]
+    fn tenant_and_mounts_are_required() {
+        let err =
+            PepConfig::from_lookup(lookup(&[("TENANT_ALLOWED_MOUNTS", "secret")])).unwrap_err();
+        assert!(err.to_string().contains("TENANT_ID"));
+        for mounts in [None, Some(""), Some(" , ")] {
+            let mut pairs = vec![("TENANT_ID", "t1"), ("ENABLE_AUTHORIZATION", "false")];
+            if let Some(m) = mounts {
+                pairs.push(("TENANT_ALLOWED_MOUNTS", m));
+            }
+            let err = PepConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(err.to_string().contains("TENANT_ALLOWED_MOUNTS"), "{err}");
+        }
+        let bad = PepConfig::from_lookup(lookup(&[
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret"),
+            ("ENABLE_AUTHORIZATION", "false"),
+            ("GRANT_TTL_DEFAULT", "-1"),
+        ]))
+        .unwrap_err();
+        assert!(bad.to_string().contains("GRANT_TTL_DEFAULT"));
+    }
+}

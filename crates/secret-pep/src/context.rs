@@ -1,0 +1,359 @@
+//! [`ExecutionContext`]: who is asking, with which token, from which workflow.
+
+use std::fmt;
+
+use http::HeaderMap;
+
+/// The caller of one secret read: the verified claims of its token plus tracing ids.
+///
+/// Build it from claims your authentication layer has **verified** (signature, expiry, issuer),
+/// with [`ExecutionContext::new`] and the `with_*` methods, or by assigning fields. With the
+/// `axum` feature it is an extractor that reads the context such a layer put in the request
+/// extensions. [`ExecutionContext::from_headers`] exists for deployments behind a gateway that
+/// verifies the token and sets the headers itself.
+///
+/// `Debug` redacts `token_jti`, `cnf_jkt` and `mtls_thumbprint`.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecutionContext {
+    /// The token's `sub`: whom grants are issued to.
+    pub subject: Option<String>,
+    /// The token's `aud` values.
+    pub aud: Vec<String>,
+    /// The token's `jti`, checked against replay. Treat it as sensitive: it is never logged.
+    pub token_jti: Option<String>,
+    /// The DPoP / `cnf.jkt` key thumbprint the token is bound to (RFC 7638, see
+    /// [`jwk_thumbprint`](crate::jwk_thumbprint)).
+    pub cnf_jkt: Option<String>,
+    /// The client certificate thumbprint (`x5t#S256`, RFC 8705, see
+    /// [`certificate_thumbprint`](crate::certificate_thumbprint)), used when there is no
+    /// `cnf_jkt`.
+    pub mtls_thumbprint: Option<String>,
+    /// The token's `iss`; scopes the `jti` in the anti-replay store.
+    pub issuer: Option<String>,
+    /// The OAuth client the token was issued to.
+    pub client_id: Option<String>,
+    /// A request correlation id, passed to the PDP and the audit hook.
+    pub correlation_id: Option<String>,
+    /// The workflow run this read belongs to.
+    pub workflow_run_id: Option<String>,
+    /// The workflow node this read belongs to.
+    pub node_id: Option<String>,
+    /// The calling system.
+    pub system_id: Option<String>,
+    /// The subject's roles, sent to the PDP as subject properties.
+    pub roles: Vec<String>,
+}
+
+/// Header names read by [`ExecutionContext::from_headers`].
+pub mod headers {
+    /// `x-subject`: the subject.
+    pub const SUBJECT: &str = "x-subject";
+    /// `x-aud`: audiences, comma separated.
+    pub const AUD: &str = "x-aud";
+    /// `x-jti`: the token id.
+    pub const JTI: &str = "x-jti";
+    /// `x-cnf-jkt`: the DPoP key thumbprint.
+    pub const CNF_JKT: &str = "x-cnf-jkt";
+    /// `x-mtls-thumbprint`: the client certificate thumbprint.
+    pub const MTLS_THUMBPRINT: &str = "x-mtls-thumbprint";
+    /// `x-issuer`: the token issuer.
+    pub const ISSUER: &str = "x-issuer";
+    /// `x-client-id`: the OAuth client id.
+    pub const CLIENT_ID: &str = "x-client-id";
+    /// `x-correlation-id`: the correlation id.
+    pub const CORRELATION_ID: &str = "x-correlation-id";
+    /// `x-workflow-run-id`: the workflow run id (an addition to the original names).
+    pub const WORKFLOW_RUN_ID: &str = "x-workflow-run-id";
+    /// `x-node-id`: the workflow node id (an addition to the original names).
+    pub const NODE_ID: &str = "x-node-id";
+    /// `x-system-id`: the calling system id (an addition to the original names).
+    pub const SYSTEM_ID: &str = "x-system-id";
+    /// `x-roles`: roles, comma separated (an addition to the original names).
+    pub const ROLES: &str = "x-roles";
+}
+
+impl ExecutionContext {
+    /// A context for `subject` with nothing else set.
+    #[must_use]
+    pub fn new(subject: impl Into<String>) -> Self {
+        Self {
+            subject: Some(subject.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Reads the context from the original SDK's headers: `x-subject`, `x-aud` (comma list),
+    /// `x-jti`, `x-cnf-jkt`, `x-mtls-thumbprint`, `x-issuer`, `x-client-id`,
+    /// `x-correlation-id`, plus `x-workflow-run-id`, `x-node-id`, `x-system-id` and `x-roles`
+    /// (comma list). Values are trimmed; empty or non-UTF-8 values count as absent; repeated
+    /// list headers are joined.
+    ///
+    /// # Security
+    /// Headers are whatever the client sent. Use this **only** behind a gateway that verifies
+    /// the token, sets these headers from its claims and strips any the client sent itself
+    /// (and for `x-mtls-thumbprint`, terminates mTLS). Reachable directly, a client could name
+    /// any subject, audience or binding. Prefer building the context from verified claims.
+    #[must_use]
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        use self::headers as h;
+        let one = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let list = |name: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        Self {
+            subject: one(h::SUBJECT),
+            aud: list(h::AUD),
+            token_jti: one(h::JTI),
+            cnf_jkt: one(h::CNF_JKT),
+            mtls_thumbprint: one(h::MTLS_THUMBPRINT),
+            issuer: one(h::ISSUER),
+            client_id: one(h::CLIENT_ID),
+            correlation_id: one(h::CORRELATION_ID),
+            workflow_run_id: one(h::WORKFLOW_RUN_ID),
+            node_id: one(h::NODE_ID),
+            system_id: one(h::SYSTEM_ID),
+            roles: list(h::ROLES),
+        }
+    }
+
+    /// Sets the audiences.
+    #[must_use]
+    pub fn with_aud<I, S>(mut self, aud: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.aud = aud.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the token id.
+    #[must_use]
+    pub fn with_jti(mut self, jti: impl Into<String>) -> Self {
+        self.token_jti = Some(jti.into());
+        self
+    }
+
+    /// Sets the DPoP key thumbprint.
+    #[must_use]
+    pub fn with_cnf_jkt(mut self, jkt: impl Into<String>) -> Self {
+        self.cnf_jkt = Some(jkt.into());
+        self
+    }
+
+    /// Sets the client certificate thumbprint.
+    #[must_use]
+    pub fn with_mtls_thumbprint(mut self, thumbprint: impl Into<String>) -> Self {
+        self.mtls_thumbprint = Some(thumbprint.into());
+        self
+    }
+
+    /// Sets the issuer.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    #[must_use]
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the roles.
+    #[must_use]
+    pub fn with_roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The sender binding grants are tied to: `cnf_jkt`, else `mtls_thumbprint` (empty values
+    /// count as absent).
+    #[must_use]
+    pub fn sender_binding(&self) -> Option<&str> {
+        nonempty(&self.cnf_jkt).or_else(|| nonempty(&self.mtls_thumbprint))
+    }
+
+    /// The kind of [`sender_binding`](Self::sender_binding).
+    #[must_use]
+    pub fn binding_kind(&self) -> crate::BindingKind {
+        if nonempty(&self.cnf_jkt).is_some() {
+            crate::BindingKind::Jkt
+        } else if nonempty(&self.mtls_thumbprint).is_some() {
+            crate::BindingKind::Mtls
+        } else {
+            crate::BindingKind::None
+        }
+    }
+
+    pub(crate) fn subject_str(&self) -> Option<&str> {
+        nonempty(&self.subject)
+    }
+}
+
+fn nonempty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+impl fmt::Debug for ExecutionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "[REDACTED]");
+        f.debug_struct("ExecutionContext")
+            .field("subject", &self.subject)
+            .field("aud", &self.aud)
+            .field("token_jti", &redacted(&self.token_jti))
+            .field("cnf_jkt", &redacted(&self.cnf_jkt))
+            .field("mtls_thumbprint", &redacted(&self.mtls_thumbprint))
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("correlation_id", &self.correlation_id)
+            .field("workflow_run_id", &self.workflow_run_id)
+            .field("node_id", &self.node_id)
+            .field("system_id", &self.system_id)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+/// The `axum` extractor: the [`ExecutionContext`] an authentication layer inserted into the
+/// request extensions after verifying the caller's token.
+///
+/// ```text
+/// // In your auth middleware, after verifying the token:
+/// request.extensions_mut().insert(ExecutionContext::new(claims.sub).with_aud(claims.aud));
+/// // In a handler:
+/// async fn handler(ctx: ExecutionContext) -> String { /* pep.authorize(&ctx, …) */ }
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for ExecutionContext {
+    type Rejection = MissingExecutionContext;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ExecutionContext>()
+            .cloned()
+            .ok_or(MissingExecutionContext)
+    }
+}
+
+/// The rejection of the `axum` extractor when no authentication layer put an
+/// [`ExecutionContext`] in the request extensions: `401 Unauthorized`.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingExecutionContext;
+
+#[cfg(feature = "axum")]
+impl fmt::Display for MissingExecutionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no verified execution context on the request")
+    }
+}
+
+#[cfg(feature = "axum")]
+impl std::error::Error for MissingExecutionContext {}
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for MissingExecutionContext {
+    fn into_response(self) -> axum_core::response::Response {
+        (http::StatusCode::UNAUTHORIZED, "unauthorized").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn from_headers_reads_the_original_names() {
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("x-subject", " alice "),
+            ("x-aud", "crud.secrets, other,,"),
+            ("x-jti", "j-1"),
+            ("x-cnf-jkt", "jkt"),
+            ("x-mtls-thumbprint", "mtls"),
+            ("x-issuer", "https://issuer"),
+            ("x-client-id", "cli"),
+            ("x-correlation-id", "corr"),
+            ("x-roles", "reader,writer"),
+            ("x-node-id", ""),
+        ] {
+            map.append(name, HeaderValue::from_static(value));
+        }
+        map.append("x-aud", HeaderValue::from_static("third"));
+        let ctx = ExecutionContext::from_headers(&map);
+        assert_eq!(ctx.subject.as_deref(), Some("alice"));
+        assert_eq!(ctx.aud, ["crud.secrets", "other", "third"]);
+        assert_eq!(ctx.token_jti.as_deref(), Some("j-1"));
+        assert_eq!(ctx.sender_binding(), Some("jkt"));
+        assert_eq!(ctx.binding_kind(), crate::BindingKind::Jkt);
+        assert_eq!(ctx.issuer.as_deref(), Some("https://issuer"));
+        assert_eq!(ctx.client_id.as_deref(), Some("cli"));
+        assert_eq!(ctx.correlation_id.as_deref(), Some("corr"));
+        assert_eq!(ctx.roles, ["reader", "writer"]);
+        assert_eq!(ctx.node_id, None);
+
+        let bare = ExecutionContext::from_headers(&HeaderMap::new());
+        assert_eq!(bare, ExecutionContext::default());
+        assert_eq!(bare.sender_binding(), None);
+    }
+
+    #[test]
+    fn mtls_is_the_fallback_binding_and_debug_redacts() {
+        let ctx = ExecutionContext::new("bob")
+            .with_jti("jti-canary")
+            .with_mtls_thumbprint("mtls-canary")
+            .with_cnf_jkt("");
+        assert_eq!(ctx.sender_binding(), Some("mtls-canary"));
+        assert_eq!(ctx.binding_kind(), crate::BindingKind::Mtls);
+        let shown = format!("{ctx:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("[REDACTED]"));
+    }
+
+    #[cfg(feature = "axum")]
+    #[tokio::test]
+    async fn axum_extractor_reads_extensions_or_rejects_with_401() {
+        use axum_core::extract::FromRequestParts;
+        use axum_core::response::IntoResponse;
+
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        let rejected = ExecutionContext::from_request_parts(&mut parts, &()).await;
+        assert_eq!(rejected, Err(MissingExecutionContext));
+        let response = MissingExecutionContext.into_response();
+        assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+
+        parts.extensions.insert(ExecutionContext::new("alice"));
+        let ctx = ExecutionContext::from_request_parts(&mut parts, &()).await;
+        assert_eq!(ctx.ok().and_then(|c| c.subject), Some("alice".to_owned()));
+    }
+}

@@ -1,0 +1,344 @@
+//! [`PepError`] and its stable codes.
+
+use std::fmt;
+
+use secret_uri::UriError;
+
+/// A boxed error kept as the `source` of a transport or provider failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the PEP refused (or could not complete) a secret read.
+///
+/// Every variant has a stable [`code`](Self::code). Messages end with the code in brackets and
+/// never contain a token, a `jti`, a sender-binding thumbprint, a response body or a full
+/// secret URI. URI errors keep the parser's own code (`ILLEGAL_SEGMENT`,
+/// `TENANT_MOUNT_MISMATCH`, …) and provider errors the provider's (`NOT_FOUND`, …).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PepError {
+    /// The URI is invalid, or its mount is outside the tenant's allowed mounts. The code is the
+    /// parser's ([`UriError::code`]).
+    #[error(transparent)]
+    Uri {
+        /// The parser's error.
+        #[from]
+        source: UriError,
+    },
+    /// The read is not authorized.
+    #[error("authorization denied: {reason} [AUTHZ_DENIED]")]
+    AuthzDenied {
+        /// Why; [`DenyReason::code`] is stable.
+        reason: DenyReason,
+    },
+    /// The PDP could not be asked or gave no usable answer (refused connection, timeout, HTTP
+    /// 4xx/5xx, malformed response, open circuit breaker). Fail closed: nothing is granted, and
+    /// nothing is negative-cached, so the next call asks again.
+    #[error("policy decision point unavailable: {cause}{} [PDP_UNAVAILABLE]", status_suffix(*status))]
+    PdpUnavailable {
+        /// What went wrong.
+        cause: PdpFailure,
+        /// The PDP's HTTP status, when it answered.
+        status: Option<u16>,
+        /// The transport error, when the failure was below HTTP.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The caller's sender binding (`cnf_jkt`, else `mtls_thumbprint`) differs from the one the
+    /// grant was issued for: the token is being used from another key or client certificate.
+    #[error(
+        "sender binding drift: the grant is bound to {expected}, the caller presented {presented} [BINDING_DRIFT]"
+    )]
+    BindingDrift {
+        /// The kind of binding the grant carries.
+        expected: BindingKind,
+        /// The kind of binding the caller presented (different kind, different value, or none).
+        presented: BindingKind,
+    },
+    /// The PEP configuration is invalid or incomplete.
+    #[error("invalid PEP configuration: {reason} [CONFIG]")]
+    Config {
+        /// What is wrong; names settings, never secret values.
+        reason: String,
+    },
+    /// A JWK given to [`jwk_thumbprint`](crate::jwk_thumbprint) is not a usable public key.
+    #[error("invalid JWK: {reason} [INVALID_JWK]")]
+    InvalidJwk {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The provider read after a granted decision failed (see [`Pep::execute`](crate::Pep::execute)).
+    /// The code is the provider's own, e.g. `NOT_FOUND` or `VERSION_DESTROYED`.
+    #[error("secret read failed [{code}]")]
+    Provider {
+        /// The provider's stable code.
+        code: &'static str,
+        /// The provider's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl PepError {
+    /// The stable, never-reused code: `AUTHZ_DENIED`, `PDP_UNAVAILABLE`, `BINDING_DRIFT`,
+    /// `CONFIG`, `INVALID_JWK`, or the URI parser's or provider's own code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Uri { source } => source.code(),
+            Self::AuthzDenied { .. } => "AUTHZ_DENIED",
+            Self::PdpUnavailable { .. } => "PDP_UNAVAILABLE",
+            Self::BindingDrift { .. } => "BINDING_DRIFT",
+            Self::Config { .. } => "CONFIG",
+            Self::InvalidJwk { .. } => "INVALID_JWK",
+            Self::Provider { code, .. } => code,
+        }
+    }
+
+    /// The reason of an `AUTHZ_DENIED`, else `None`.
+    #[must_use]
+    pub fn deny_reason(&self) -> Option<DenyReason> {
+        match self {
+            Self::AuthzDenied { reason } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// Whether asking again later may succeed (the PDP was unavailable).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::PdpUnavailable { .. })
+    }
+
+    /// Wraps a provider error with its stable code, for the read closure of
+    /// [`Pep::execute`](crate::Pep::execute): `.map_err(|e| PepError::provider(e.code(), e))`.
+    pub fn provider(code: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Provider {
+            code,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Self::Config {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) const fn denied(reason: DenyReason) -> Self {
+        Self::AuthzDenied { reason }
+    }
+
+    #[cfg(any(feature = "authzen", test))]
+    pub(crate) fn unavailable(cause: PdpFailure) -> Self {
+        Self::PdpUnavailable {
+            cause,
+            status: None,
+            source: None,
+        }
+    }
+}
+
+/// Why an `AUTHZ_DENIED` was returned. Each reason has a stable [`code`](Self::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// The context's `aud` lacks the secrets audience (or is missing and an audience is
+    /// required).
+    Audience,
+    /// The context's `jti` was already used within the anti-replay window.
+    Replay,
+    /// The PDP said no.
+    PdpDeny,
+    /// The grant's `max_uses` are spent; a new grant is asked for once it expires.
+    UsesExhausted,
+    /// The PDP denied this (subject, tenant, URI) moments ago; the denial is cached briefly.
+    NegativeCached,
+    /// The context names no subject.
+    SubjectMissing,
+    /// The PDP permitted with an obligation this PEP does not know how to fulfil.
+    UnknownObligation,
+    /// The anti-replay store is full of live `jti`s; failing closed rather than forgetting one.
+    ReplayStoreFull,
+}
+
+impl DenyReason {
+    /// The stable code, e.g. `"REPLAY"`.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Audience => "AUDIENCE",
+            Self::Replay => "REPLAY",
+            Self::PdpDeny => "PDP_DENY",
+            Self::UsesExhausted => "USES_EXHAUSTED",
+            Self::NegativeCached => "NEGATIVE_CACHED",
+            Self::SubjectMissing => "SUBJECT_MISSING",
+            Self::UnknownObligation => "UNKNOWN_OBLIGATION",
+            Self::ReplayStoreFull => "REPLAY_STORE_FULL",
+        }
+    }
+
+    /// Whether this denial is a decision about (subject, tenant, URI) that the negative cache
+    /// may remember. Per-call denials (audience, replay, spent uses) are not cached: caching
+    /// them would let one bad token lock out the subject's good ones.
+    #[must_use]
+    pub(crate) const fn is_cacheable(self) -> bool {
+        matches!(self, Self::PdpDeny | Self::UnknownObligation)
+    }
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::Audience => "the token's audience does not include the secrets audience",
+            Self::Replay => "the token id (jti) was already used",
+            Self::PdpDeny => "the policy decision point denied the request",
+            Self::UsesExhausted => "the grant's uses are spent",
+            Self::NegativeCached => "denied moments ago (negative cache)",
+            Self::SubjectMissing => "no subject in the execution context",
+            Self::UnknownObligation => "the decision carries an obligation this PEP cannot fulfil",
+            Self::ReplayStoreFull => "the anti-replay store is full",
+        };
+        write!(f, "{text} ({})", self.code())
+    }
+}
+
+/// What went wrong when the PDP could not give a usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PdpFailure {
+    /// The connection was refused or broke.
+    Connect,
+    /// The PDP did not answer in time.
+    Timeout,
+    /// The TLS handshake failed.
+    Tls,
+    /// The PDP answered with an HTTP error status.
+    Status,
+    /// The response is not an AuthZEN decision (bad JSON, no boolean `decision`, wrong shape).
+    Malformed,
+    /// The response is larger than the configured cap.
+    TooLarge,
+    /// The circuit breaker is open after consecutive failures; the PDP is not being asked.
+    CircuitOpen,
+    /// The discovery document names another PDP, or endpoints on another origin.
+    Discovery,
+}
+
+impl PdpFailure {
+    /// A short stable name, e.g. `"timeout"`, for logs and metrics.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Tls => "tls",
+            Self::Status => "http_status",
+            Self::Malformed => "malformed_response",
+            Self::TooLarge => "too_large",
+            Self::CircuitOpen => "circuit_open",
+            Self::Discovery => "discovery_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for PdpFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connection failed",
+            Self::Timeout => "timed out",
+            Self::Tls => "TLS handshake failed",
+            Self::Status => "HTTP error",
+            Self::Malformed => "malformed response",
+            Self::TooLarge => "response too large",
+            Self::CircuitOpen => "circuit breaker open",
+            Self::Discovery => "discovery metadata does not match the configured PDP",
+        })
+    }
+}
+
+/// The kind of sender binding, named in [`PepError::BindingDrift`] without its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BindingKind {
+    /// A DPoP / JWK thumbprint (`cnf.jkt`).
+    Jkt,
+    /// An mTLS certificate thumbprint (`cnf.x5t#S256`).
+    Mtls,
+    /// No binding (a bearer token).
+    None,
+}
+
+impl fmt::Display for BindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Jkt => "a key thumbprint (cnf_jkt)",
+            Self::Mtls => "a certificate thumbprint (mtls)",
+            Self::None => "no binding",
+        })
+    }
+}
+
+fn status_suffix(status: Option<u16>) -> String {
+    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_uri_codes_delegate() {
+        let uri = secret_uri::SecretUri::parse("openbao+kv2://secret/a/*").unwrap_err();
+        let cases: Vec<(PepError, &str)> = vec![
+            (PepError::from(uri), "INVALID_WILDCARD"),
+            (PepError::denied(DenyReason::Replay), "AUTHZ_DENIED"),
+            (
+                PepError::unavailable(PdpFailure::Timeout),
+                "PDP_UNAVAILABLE",
+            ),
+            (
+                PepError::BindingDrift {
+                    expected: BindingKind::Jkt,
+                    presented: BindingKind::None,
+                },
+                "BINDING_DRIFT",
+            ),
+            (PepError::config("x"), "CONFIG"),
+            (
+                PepError::provider("NOT_FOUND", std::io::Error::other("gone")),
+                "NOT_FOUND",
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code);
+            if code != "INVALID_WILDCARD" {
+                assert!(error.to_string().ends_with(&format!("[{code}]")), "{error}");
+            }
+        }
+        let reasons = [
+            (DenyReason::Audience, "AUDIENCE"),
+            (DenyReason::Replay, "REPLAY"),
+            (DenyReason::PdpDeny, "PDP_DENY"),
+            (DenyReason::UsesExhausted, "USES_EXHAUSTED"),
+            (DenyReason::NegativeCached, "NEGATIVE_CACHED"),
+            (DenyReason::SubjectMissing, "SUBJECT_MISSING"),
+            (DenyReason::UnknownObligation, "UNKNOWN_OBLIGATION"),
+            (DenyReason::ReplayStoreFull, "REPLAY_STORE_FULL"),
+        ];
+        for (reason, code) in reasons {
+            assert_eq!(reason.code(), code);
+            assert_eq!(PepError::denied(reason).deny_reason(), Some(reason));
+            assert!(reason.to_string().contains(code));
+        }
+        let shown = PepError::PdpUnavailable {
+            cause: PdpFailure::Status,
+            status: Some(503),
+            source: None,
+        }
+        .to_string();
+        assert_eq!(
+            shown,
+            "policy decision point unavailable: HTTP error (HTTP 503) [PDP_UNAVAILABLE]"
+        );
+    }
+}
