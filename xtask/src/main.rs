@@ -30,6 +30,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("secret-uri", "parse"),
     ("secret-providers", "kv2"),
     ("secret-pep", "pep"),
+    ("secrets-sdk", "resolve"),
 ];
 
 fn main() -> ExitCode {

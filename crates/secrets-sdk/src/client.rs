@@ -1,0 +1,1238 @@
+//! [`SecretsClient`]: routing, the TTL cache with request coalescing, and the blocking entry
+//! points.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use secret_providers::{ProviderError, SecretValue};
+use secret_uri::{AllowedMounts, Provider, SecretUri};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::Error;
+use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH, LoadedBootstrap};
+use crate::secret::{Entry, OwnedUriInput, Secret, UriHash, UriInput};
+
+/// The default time a value is served from the cache, 300 s.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// The default cache size bound, 10 000 entries.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// The environment variable listing the mounts the client may read (comma-separated).
+pub const ALLOWED_MOUNTS_ENV: &str = "SECRETS_ALLOWED_MOUNTS";
+/// After a failed refresh, a stale value is served without asking the backend again for this
+/// long (capped by the grace period).
+const STALE_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// Bound of the table that hands one failed read to the callers that waited for it.
+const FAILURE_SLOTS: usize = 1024;
+
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Per-call options for [`SecretsClient::resolve_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResolveOptions {
+    /// Skip the cache, read from the provider, and put the result in the cache. A failed
+    /// refresh leaves a cached value in place when the failure is transient and removes it
+    /// otherwise (e.g. `NOT_FOUND` after the secret was deleted).
+    pub refresh: bool,
+}
+
+impl ResolveOptions {
+    /// Options with `refresh` set.
+    #[must_use]
+    pub fn refresh() -> Self {
+        Self { refresh: true }
+    }
+}
+
+/// Resolves Canonical Secret URIs for a service's own configuration: file secrets, and KV v2
+/// secrets from OpenBao or HashiCorp Vault with lazy authentication, behind a TTL cache that
+/// makes one backend read for any number of concurrent misses on a URI.
+///
+/// Cheap to clone (an `Arc`); clones share the cache, the providers and the I/O runtime.
+/// See the [crate docs](crate) for an example and `docs/secrets-client.md` for every setting.
+#[derive(Clone)]
+pub struct SecretsClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    allowed: AllowedMounts,
+    #[cfg(feature = "file")]
+    file: secret_providers::FileProvider,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    openbao: Option<secret_providers::Kv2Provider>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    hashicorp: Option<secret_providers::Kv2Provider>,
+    /// Why no vault is configured, for `NOT_CONFIGURED` errors.
+    vault_note: String,
+    bootstrap_source: Option<BootstrapSource>,
+    cache: Cache<String, Arc<Entry>>,
+    failures: Cache<String, Arc<Failure>>,
+    settings: CacheSettings,
+    epoch: Instant,
+    next_sweep: AtomicU64,
+    sweep_every: Duration,
+    closed: AtomicBool,
+    /// Runs KV v2 reads and [`SecretsClient::resolve_blocking`]; created at first use.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CacheSettings {
+    ttl: Duration,
+    capacity: usize,
+    cache_file_secrets: bool,
+    stale_if_error: Option<Duration>,
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
+    offload_file_reads: bool,
+}
+
+/// A failed read, kept so the callers that waited for it get its error instead of each
+/// reading again.
+struct Failure {
+    at: Instant,
+    error: Arc<ProviderError>,
+}
+
+/// Which provider serves a URI.
+enum Route<'a> {
+    #[cfg(feature = "file")]
+    File(&'a secret_providers::FileProvider),
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    Kv2(&'a secret_providers::Kv2Provider),
+    #[cfg(not(any(feature = "file", feature = "openbao", feature = "hashicorp")))]
+    #[allow(dead_code)]
+    None(std::marker::PhantomData<&'a ()>),
+}
+
+/// What the cache did for one resolve, as recorded on the span.
+#[derive(Clone, Copy)]
+enum CacheState {
+    /// A fresh cached value.
+    Hit,
+    /// Another task's read, waited for.
+    Coalesced,
+    /// A stale value, served because the backend is unavailable.
+    Stale,
+    /// Read from the provider and cached.
+    Miss,
+    /// Read from the provider because of `refresh`.
+    Refresh,
+    /// Read from the provider, not cached (`cache_file_secrets = false`).
+    Off,
+}
+
+impl CacheState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Coalesced => "coalesced",
+            Self::Stale => "stale",
+            Self::Miss => "miss",
+            Self::Refresh => "refresh",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl SecretsClient {
+    /// A client configured from the environment, as the original SDK's `create()`:
+    /// the bootstrap precedence (`SECRETS_BOOTSTRAP_PATH` → `/vault/secrets/bootstrap.json` →
+    /// `OPENBAO_URL`/`VAULT_URL`), `SECRETS_ALLOWED_MOUNTS` (required) and `FILE_MOUNT_PATH`
+    /// (default `/run/secrets`). Without any vault configuration the client still serves
+    /// `file://`. No network I/O happens here.
+    ///
+    /// # Errors
+    /// `CONFIG` when `SECRETS_ALLOWED_MOUNTS` is missing or a setting is invalid; bootstrap
+    /// errors (`BOOTSTRAP_IO`, `BOOTSTRAP_PARSE`, `BOOTSTRAP_INVALID`) for a bootstrap that
+    /// exists but is unusable.
+    pub fn create() -> Result<Self, Error> {
+        Self::builder().from_env().build()
+    }
+
+    /// A builder for everything explicitly; it reads no environment unless told to
+    /// ([`SecretsClientBuilder::from_env`]).
+    pub fn builder() -> SecretsClientBuilder {
+        SecretsClientBuilder::default()
+    }
+
+    /// Resolves a URI: from the cache when fresh, else from its provider (one read for any
+    /// number of concurrent callers). Accepts `&str`, `&String` or `&SecretUri`; a canonical
+    /// URI that is cached is served without parsing.
+    ///
+    /// KV v2 reads run on the client's own small runtime, so this future can be polled by any
+    /// executor. File reads happen in place (see
+    /// [`SecretsClientBuilder::offload_file_reads`]).
+    ///
+    /// # Errors
+    /// See [`Error`]: the URI's and provider's codes, `NOT_CONFIGURED`,
+    /// `UNSUPPORTED_PROVIDER`, `TENANT_MOUNT_MISMATCH`, `CLOSED`.
+    pub async fn resolve<'a>(&self, uri: impl Into<UriInput<'a>>) -> Result<Secret, Error> {
+        self.inner
+            .resolve(uri.into(), ResolveOptions::default())
+            .await
+    }
+
+    /// [`resolve`](Self::resolve) with options, e.g. [`ResolveOptions::refresh`].
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub async fn resolve_with<'a>(
+        &self,
+        uri: impl Into<UriInput<'a>>,
+        options: ResolveOptions,
+    ) -> Result<Secret, Error> {
+        self.inner.resolve(uri.into(), options).await
+    }
+
+    /// Resolves every URI concurrently; the results are in the order of `uris`.
+    pub async fn resolve_many<I, S>(&self, uris: I) -> Vec<Result<Secret, Error>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let uris: Vec<S> = uris.into_iter().collect();
+        let reads = uris
+            .iter()
+            .map(|uri| {
+                self.inner
+                    .resolve(UriInput::Text(uri.as_ref()), ResolveOptions::default())
+            })
+            .collect();
+        join_all(reads).await
+    }
+
+    /// Resolves a `file://` URI on the calling thread, with the cache: for configuration
+    /// time, before any runtime exists (as the original SDK's `resolve_file_sync`).
+    ///
+    /// # Errors
+    /// `UNSUPPORTED_PROVIDER` for any other scheme (use [`resolve_blocking`](Self::resolve_blocking));
+    /// otherwise as [`resolve`](Self::resolve).
+    pub fn resolve_file_sync<'a>(&self, uri: impl Into<UriInput<'a>>) -> Result<Secret, Error> {
+        self.inner.resolve_file_sync(uri.into())
+    }
+
+    /// Resolves any URI from synchronous code. Runs on the client's own runtime, so it works
+    /// outside any runtime and also when called from inside a tokio runtime (it blocks the
+    /// calling thread, not the caller's executor; prefer [`resolve`](Self::resolve) in async
+    /// code). Cache hits are answered on the calling thread.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve), plus `RUNTIME` when the client's runtime cannot start.
+    pub fn resolve_blocking<'a>(&self, uri: impl Into<UriInput<'a>>) -> Result<Secret, Error> {
+        let input = uri.into();
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        let started = Instant::now();
+        if let Some(secret) = inner.cached(input.key(), started) {
+            return Ok(secret);
+        }
+        let owned = OwnedUriInput::from_input(input);
+        let handle = inner.io_handle()?;
+        let task_inner = Arc::clone(inner);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let span = tracing::Span::current();
+        handle.spawn(
+            async move {
+                let result = task_inner
+                    .resolve(owned.as_input(), ResolveOptions::default())
+                    .await;
+                // The caller holds the client until it has the result, so the runtime never
+                // drops its own last reference to the client.
+                drop(task_inner);
+                let _ = tx.send(result);
+            }
+            .instrument(span),
+        );
+        rx.recv().map_err(|_| Error::Runtime {
+            reason: "the read task was cancelled",
+            source: None,
+        })?
+    }
+
+    /// Closes the client: empties the cache (cached values are zeroized once no
+    /// [`Secret`] handed out still holds them) and stops its runtime. Later calls fail with
+    /// `CLOSED`. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.cache.clear();
+        self.inner.failures.clear();
+        let runtime = self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
+    /// How many values the cache holds (expired ones included until they are swept).
+    #[must_use]
+    pub fn cache_len(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Empties the cache.
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// Where the bootstrap came from, when one was used.
+    #[must_use]
+    pub fn bootstrap_source(&self) -> Option<&BootstrapSource> {
+        self.inner.bootstrap_source.as_ref()
+    }
+}
+
+impl fmt::Debug for SecretsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut s = f.debug_struct("SecretsClient");
+        s.field("allowed_mounts", &inner.allowed);
+        #[cfg(feature = "file")]
+        s.field("file_root", &inner.file.config().root);
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        s.field("openbao", &inner.openbao)
+            .field("hashicorp", &inner.hashicorp);
+        s.field("bootstrap_source", &inner.bootstrap_source)
+            .field("cache_ttl", &inner.settings.ttl)
+            .field("cache_capacity", &inner.settings.capacity)
+            .field("cache_file_secrets", &inner.settings.cache_file_secrets)
+            .field("stale_if_error", &inner.settings.stale_if_error)
+            .field("closed", &inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // `shutdown_background` never blocks, so dropping the client inside an async context
+        // is fine.
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Inner {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A cached entry that may be served at `now`, and how.
+    #[inline]
+    fn servable(&self, entry: &Entry, now: Instant) -> Option<CacheState> {
+        if now < entry.fresh_until {
+            Some(CacheState::Hit)
+        } else if now < entry.stale_until
+            && self.nanos(now) < entry.retry_after.load(Ordering::Relaxed)
+        {
+            Some(CacheState::Stale)
+        } else {
+            None
+        }
+    }
+
+    /// The hit path: a servable entry under `key` (any text; only canonical URIs are keys),
+    /// with its span. No allocation, no parsing.
+    #[inline]
+    fn cached(&self, key: &str, now: Instant) -> Option<Secret> {
+        let entry = self.cache.get(key)?;
+        let state = self.servable(&entry, now)?;
+        Some(self.hit(entry, state, now))
+    }
+
+    /// Hands out a cached entry, with its span.
+    #[inline]
+    fn hit(&self, entry: Arc<Entry>, state: CacheState, now: Instant) -> Secret {
+        let span = tracing::debug_span!(
+            "secret_resolve",
+            provider = entry.uri.provider().as_str(),
+            mount = entry.uri.mount(),
+            cache = state.as_str(),
+            uri_hash = Empty,
+        );
+        if !span.is_disabled() {
+            span.record("uri_hash", tracing::field::display(entry.uri_hash()));
+        }
+        self.maybe_sweep(now);
+        Secret(entry)
+    }
+
+    async fn resolve(&self, input: UriInput<'_>, options: ResolveOptions) -> Result<Secret, Error> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        let started = Instant::now();
+        if !options.refresh
+            && let Some(secret) = self.cached(input.key(), started)
+        {
+            return Ok(secret);
+        }
+        let span = tracing::debug_span!(
+            "secret_resolve",
+            provider = Empty,
+            mount = Empty,
+            cache = Empty,
+            uri_hash = Empty,
+            code = Empty,
+        );
+        let parsed;
+        let uri = match input {
+            UriInput::Parsed(uri) => uri,
+            UriInput::Text(text) => match SecretUri::parse(text) {
+                Ok(uri) => {
+                    parsed = uri;
+                    &parsed
+                }
+                Err(source) => {
+                    span.record("code", source.code());
+                    let _entered = span.enter();
+                    tracing::debug!(code = source.code(), "invalid secret URI");
+                    return Err(Error::Uri { source });
+                }
+            },
+        };
+        span.record("provider", uri.provider().as_str());
+        span.record("mount", uri.mount());
+        if !span.is_disabled() {
+            span.record("uri_hash", tracing::field::display(UriHash::of(uri)));
+        }
+        let result = async {
+            self.allowed.check(uri)?;
+            self.load(uri, options, started).await
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(error) = &result {
+            span.record("code", error.code());
+            let _entered = span.enter();
+            tracing::debug!(code = error.code(), "resolve failed");
+        }
+        result
+    }
+
+    /// Everything after the hit path: routing, coalesced reads, stale-if-error.
+    async fn load(
+        &self,
+        uri: &SecretUri,
+        options: ResolveOptions,
+        started: Instant,
+    ) -> Result<Secret, Error> {
+        let span = tracing::Span::current();
+        let record = |state: CacheState| {
+            span.record("cache", state.as_str());
+        };
+        let route = self.route(uri)?;
+        let key = uri.as_str();
+        if !self.cacheable(uri) {
+            record(CacheState::Off);
+            let value = self.read(&route, uri).await?;
+            return Ok(Secret(Arc::new(self.entry(uri, value))));
+        }
+        if options.refresh {
+            record(CacheState::Refresh);
+            return match self.read(&route, uri).await {
+                Ok(value) => {
+                    let entry = Arc::new(self.entry(uri, value));
+                    self.cache.insert(key.to_owned(), Arc::clone(&entry));
+                    self.failures.remove(key);
+                    Ok(Secret(entry))
+                }
+                Err(error) => {
+                    if error.provider_error().is_some() && !error.is_transient() {
+                        self.cache.remove(key);
+                    }
+                    Err(error)
+                }
+            };
+        }
+        loop {
+            let now = Instant::now();
+            let found = self
+                .cache
+                .entry_async(key, |_, entry| match self.servable(entry, now) {
+                    Some(state) => EntryAction::Retain((Arc::clone(entry), state)),
+                    None => EntryAction::ReplaceWithGuard,
+                })
+                .await;
+            let (guard, previous) = match found {
+                EntryResult::Retained((entry, state)) => {
+                    // Loaded after this call started: another task's read, waited for.
+                    let state = match state {
+                        CacheState::Hit if entry.loaded_at >= started => CacheState::Coalesced,
+                        state => state,
+                    };
+                    record(state);
+                    return Ok(Secret(entry));
+                }
+                EntryResult::Vacant(guard) => (guard, None),
+                EntryResult::Replaced(guard, previous) => (guard, Some(previous)),
+                EntryResult::Removed(..) | EntryResult::Timeout => continue,
+            };
+            // The guard came to us because a read we waited for failed: that failure is our
+            // answer too, so a burst makes one read even when the backend is down.
+            if let Some(failure) = self.failures.get(key)
+                && failure.at >= started
+            {
+                record(CacheState::Coalesced);
+                return Err(Error::provider(uri.mount(), Arc::clone(&failure.error)));
+            }
+            record(CacheState::Miss);
+            return match self.read(&route, uri).await {
+                Ok(value) => {
+                    let entry = Arc::new(self.entry(uri, value));
+                    // Fails only if a refresh replaced the placeholder meanwhile; fine.
+                    let _ = guard.insert(Arc::clone(&entry));
+                    self.failures.remove(key);
+                    Ok(Secret(entry))
+                }
+                Err(error) => {
+                    let now = Instant::now();
+                    if error.is_transient()
+                        && let Some(stale) = previous.filter(|p| now < p.stale_until)
+                    {
+                        let retry = STALE_RETRY_INTERVAL.min(stale.stale_until - now);
+                        stale
+                            .retry_after
+                            .store(self.nanos(now + retry), Ordering::Relaxed);
+                        let _ = guard.insert(Arc::clone(&stale));
+                        record(CacheState::Stale);
+                        tracing::warn!(
+                            code = error.code(),
+                            "backend unavailable; serving a stale value"
+                        );
+                        return Ok(Secret(stale));
+                    }
+                    if let Some(source) = error.provider_error_arc() {
+                        self.failures.insert(
+                            key.to_owned(),
+                            Arc::new(Failure {
+                                at: now,
+                                error: source,
+                            }),
+                        );
+                    }
+                    drop(guard);
+                    Err(error)
+                }
+            };
+        }
+    }
+
+    fn entry(&self, uri: &SecretUri, value: SecretValue) -> Entry {
+        let now = Instant::now();
+        let fresh_until = now + self.settings.ttl;
+        let stale_until = fresh_until + self.settings.stale_if_error.unwrap_or_default();
+        Entry::new(uri.clone(), value, now, fresh_until, stale_until)
+    }
+
+    fn cacheable(&self, uri: &SecretUri) -> bool {
+        self.settings.cache_file_secrets || uri.provider() != Provider::File
+    }
+
+    fn route(&self, uri: &SecretUri) -> Result<Route<'_>, Error> {
+        let provider = uri.provider();
+        let name = provider.as_str();
+        match provider {
+            #[cfg(feature = "file")]
+            Provider::File => Ok(Route::File(&self.file)),
+            #[cfg(feature = "openbao")]
+            Provider::OpenBao => self
+                .openbao
+                .as_ref()
+                .or(self.hashicorp.as_ref())
+                .map(Route::Kv2)
+                .ok_or_else(|| self.not_configured(name)),
+            #[cfg(feature = "hashicorp")]
+            Provider::HashiCorp => self
+                .hashicorp
+                .as_ref()
+                .or(self.openbao.as_ref())
+                .map(Route::Kv2)
+                .ok_or_else(|| self.not_configured(name)),
+            #[cfg(not(feature = "file"))]
+            Provider::File => Err(feature_disabled(name)),
+            #[cfg(not(feature = "openbao"))]
+            Provider::OpenBao => Err(feature_disabled(name)),
+            #[cfg(not(feature = "hashicorp"))]
+            Provider::HashiCorp => Err(feature_disabled(name)),
+            _ => Err(Error::UnsupportedProvider {
+                provider: name,
+                reason: "SecretsClient serves file, openbao and hashicorp URIs only",
+            }),
+        }
+    }
+
+    #[allow(dead_code)]
+    fn not_configured(&self, provider: &'static str) -> Error {
+        Error::NotConfigured {
+            provider,
+            reason: self.vault_note.clone(),
+        }
+    }
+
+    /// One provider read. KV v2 reads run on the client's runtime (connections then live on
+    /// a runtime the client controls, whatever runtime the caller uses).
+    async fn read(&self, route: &Route<'_>, uri: &SecretUri) -> Result<SecretValue, Error> {
+        let shared = |e: ProviderError| Error::provider(uri.mount(), Arc::new(e));
+        match route {
+            // A secret file is small and local (tmpfs in Docker and Kubernetes): reading it in
+            // place (~15 µs) is cheaper than a hop to the blocking pool (~25 µs more).
+            #[cfg(feature = "file")]
+            Route::File(file) if self.settings.offload_file_reads => {
+                file.read(uri).await.map_err(shared)
+            }
+            #[cfg(feature = "file")]
+            Route::File(file) => file.read_blocking(uri).map_err(shared),
+            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+            Route::Kv2(kv2) => {
+                let handle = self.io_handle()?;
+                let kv2 = (*kv2).clone();
+                let owned = uri.clone();
+                let task = handle.spawn(
+                    async move { kv2.read(&owned).await }.instrument(tracing::Span::current()),
+                );
+                match task.await {
+                    Ok(result) => result.map_err(shared),
+                    Err(join) => Err(Error::Runtime {
+                        reason: "the read task was cancelled",
+                        source: Some(Box::new(join)),
+                    }),
+                }
+            }
+            #[cfg(not(any(feature = "file", feature = "openbao", feature = "hashicorp")))]
+            Route::None(_) => {
+                let _ = (shared, uri);
+                Err(Error::Closed)
+            }
+        }
+    }
+
+    fn resolve_file_sync(&self, input: UriInput<'_>) -> Result<Secret, Error> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        let now = Instant::now();
+        let only_files = |provider: Provider| Error::UnsupportedProvider {
+            provider: provider.as_str(),
+            reason: "resolve_file_sync reads file:// URIs only; use resolve or resolve_blocking",
+        };
+        if let Some(entry) = self.cache.get(input.key())
+            && let Some(state) = self.servable(&entry, now)
+        {
+            if entry.uri.provider() != Provider::File {
+                return Err(only_files(entry.uri.provider()));
+            }
+            return Ok(self.hit(entry, state, now));
+        }
+        let parsed;
+        let uri = match input {
+            UriInput::Parsed(uri) => uri,
+            UriInput::Text(text) => {
+                parsed = SecretUri::parse(text)?;
+                &parsed
+            }
+        };
+        if uri.provider() != Provider::File {
+            return Err(only_files(uri.provider()));
+        }
+        self.allowed.check(uri)?;
+        let span = tracing::debug_span!(
+            "secret_resolve",
+            provider = "file",
+            mount = uri.mount(),
+            cache = Empty,
+            uri_hash = Empty,
+            code = Empty,
+        );
+        if !span.is_disabled() {
+            span.record("uri_hash", tracing::field::display(UriHash::of(uri)));
+        }
+        let _entered = span.enter();
+        if let Some(entry) = self.cache.get(uri.as_str())
+            && self.servable(&entry, now).is_some()
+        {
+            span.record("cache", CacheState::Hit.as_str());
+            return Ok(Secret(entry));
+        }
+        self.read_file_sync(uri, &span)
+    }
+
+    #[cfg(feature = "file")]
+    fn read_file_sync(&self, uri: &SecretUri, span: &tracing::Span) -> Result<Secret, Error> {
+        // No placeholder wait here: blocking on another task's read could deadlock a
+        // single-threaded caller. File reads are cheap; a rare duplicate read is fine.
+        match self.file.read_blocking(uri) {
+            Ok(value) => {
+                let entry = Arc::new(self.entry(uri, value));
+                if self.cacheable(uri) {
+                    span.record("cache", CacheState::Miss.as_str());
+                    self.cache
+                        .insert(uri.as_str().to_owned(), Arc::clone(&entry));
+                } else {
+                    span.record("cache", CacheState::Off.as_str());
+                }
+                Ok(Secret(entry))
+            }
+            Err(error) => {
+                span.record("code", error.code());
+                tracing::debug!(code = error.code(), "resolve failed");
+                Err(Error::provider(uri.mount(), Arc::new(error)))
+            }
+        }
+    }
+
+    #[cfg(not(feature = "file"))]
+    fn read_file_sync(&self, _uri: &SecretUri, _span: &tracing::Span) -> Result<Secret, Error> {
+        Err(feature_disabled("file"))
+    }
+
+    /// The client's runtime, started at first use: one worker thread for KV v2 I/O and
+    /// blocking calls.
+    fn io_handle(&self) -> Result<tokio::runtime::Handle, Error> {
+        let mut runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        if let Some(runtime) = runtime.as_ref() {
+            return Ok(runtime.handle().clone());
+        }
+        let started = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("secrets-sdk-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime {
+                reason: "could not start the I/O runtime",
+                source: Some(Box::new(e)),
+            })?;
+        let handle = started.handle().clone();
+        *runtime = Some(started);
+        Ok(handle)
+    }
+
+    /// Drops expired entries (zeroizing their values) once per sweep interval, piggybacking
+    /// on resolves: one caller wins the slot and does it.
+    #[inline]
+    fn maybe_sweep(&self, now: Instant) {
+        let now_ns = self.nanos(now);
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now_ns < due {
+            return;
+        }
+        let next = self.nanos(now + self.sweep_every);
+        if self
+            .next_sweep
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.cache
+                .retain(|_, entry| now < entry.fresh_until.max(entry.stale_until));
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn feature_disabled(provider: &'static str) -> Error {
+    Error::UnsupportedProvider {
+        provider,
+        reason: "its cargo feature is disabled in this build",
+    }
+}
+
+impl Error {
+    fn provider_error_arc(&self) -> Option<Arc<ProviderError>> {
+        match self {
+            Self::Provider { source, .. } => Some(Arc::clone(source)),
+            _ => None,
+        }
+    }
+}
+
+/// Polls every future on the caller's task until all are done; outputs in input order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<Option<Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut busy = false;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => busy = true,
+                }
+            }
+        }
+        if busy { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// Builds a [`SecretsClient`]. Every setting is explicit; [`from_env`](Self::from_env) (or
+/// [`env_lookup`](Self::env_lookup)) adds the environment as the fallback for what is not
+/// set, with the bootstrap precedence of [`BootstrapConfig::discover`].
+///
+/// ```
+/// use std::time::Duration;
+/// use secrets_sdk::{SecretsClient, uri::AllowedMounts};
+///
+/// let client = SecretsClient::builder()
+///     .file_root("/run/secrets")
+///     .allowed_mounts(AllowedMounts::from_csv("demo,secret"))
+///     .cache_ttl(Duration::from_secs(60))
+///     .build()?;
+/// # Ok::<(), secrets_sdk::Error>(())
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct SecretsClientBuilder {
+    lookup: Option<Lookup>,
+    bootstrap: Option<BootstrapConfig>,
+    bootstrap_path: Option<PathBuf>,
+    default_bootstrap_path: Option<PathBuf>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    kv2: Vec<secret_providers::Kv2Config>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    vault_timeout: Option<Duration>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    vault_retry: Option<secret_providers::RetryConfig>,
+    file_root: Option<PathBuf>,
+    file_max_bytes: Option<u64>,
+    allowed_mounts: Option<AllowedMounts>,
+    any_mount: bool,
+    cache_ttl: Option<Duration>,
+    cache_capacity: Option<usize>,
+    cache_file_secrets: Option<bool>,
+    stale_if_error: Option<Duration>,
+    offload_file_reads: bool,
+}
+
+impl fmt::Debug for SecretsClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsClientBuilder")
+            .field("from_env", &self.lookup.is_some())
+            .field("bootstrap", &self.bootstrap)
+            .field("bootstrap_path", &self.bootstrap_path)
+            .field("file_root", &self.file_root)
+            .field("allowed_mounts", &self.allowed_mounts)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_file_secrets", &self.cache_file_secrets)
+            .field("stale_if_error", &self.stale_if_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretsClientBuilder {
+    /// Falls back to the process environment for what is not set explicitly.
+    pub fn from_env(self) -> Self {
+        self.env_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Falls back to variables read through `lookup` (a map in tests, a config store …).
+    pub fn env_lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Uses this bootstrap file (it must exist), before any other bootstrap source.
+    pub fn bootstrap_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bootstrap_path = Some(path.into());
+        self
+    }
+
+    /// Uses this bootstrap, before any other bootstrap source.
+    pub fn bootstrap(mut self, config: BootstrapConfig) -> Self {
+        self.bootstrap = Some(config);
+        self
+    }
+
+    /// Replaces the well-known bootstrap path [`DEFAULT_BOOTSTRAP_PATH`] looked at with
+    /// [`from_env`](Self::from_env).
+    pub fn default_bootstrap_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.default_bootstrap_path = Some(path.into());
+        self
+    }
+
+    /// Adds a KV v2 provider with these exact settings; it serves its flavor's scheme
+    /// (and the other one, when nothing else does), replacing one from the bootstrap.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn kv2(mut self, config: secret_providers::Kv2Config) -> Self {
+        self.kv2.push(config);
+        self
+    }
+
+    /// The per-attempt timeout of vault requests made with the bootstrap's settings
+    /// (default 30 s).
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn vault_timeout(mut self, timeout: Duration) -> Self {
+        self.vault_timeout = Some(timeout);
+        self
+    }
+
+    /// The retry policy of vault requests made with the bootstrap's settings (default 3
+    /// attempts).
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn vault_retry(mut self, retry: secret_providers::RetryConfig) -> Self {
+        self.vault_retry = Some(retry);
+        self
+    }
+
+    /// The directory `file://` URIs resolve under (else `FILE_MOUNT_PATH`, else
+    /// `/run/secrets`).
+    pub fn file_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.file_root = Some(root.into());
+        self
+    }
+
+    /// Files larger than this are refused with `TOO_LARGE` (else `FILE_MAX_BYTES`, else
+    /// 1 MiB).
+    pub fn file_max_bytes(mut self, max: u64) -> Self {
+        self.file_max_bytes = Some(max);
+        self
+    }
+
+    /// The mounts URIs may name (else `SECRETS_ALLOWED_MOUNTS`, which is then required). An
+    /// empty set is refused: use [`allow_any_mount`](Self::allow_any_mount) to opt out.
+    pub fn allowed_mounts(mut self, mounts: AllowedMounts) -> Self {
+        self.allowed_mounts = Some(mounts);
+        self
+    }
+
+    /// Lets URIs name any mount (no tenant mount guard).
+    pub fn allow_any_mount(mut self) -> Self {
+        self.any_mount = true;
+        self
+    }
+
+    /// How long a value is served from the cache (default 300 s).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// The cache size bound in entries (default 10 000); the least useful entries are evicted.
+    pub fn cache_capacity(mut self, entries: usize) -> Self {
+        self.cache_capacity = Some(entries);
+        self
+    }
+
+    /// Whether `file://` values are cached (default `true`). Off, every resolve reads the
+    /// file, so a rotated file is seen at once.
+    pub fn cache_file_secrets(mut self, cache: bool) -> Self {
+        self.cache_file_secrets = Some(cache);
+        self
+    }
+
+    /// Reads files on tokio's blocking pool instead of on the resolving task (default: in
+    /// place, as secret files are small and local). Turn on when `FILE_MOUNT_PATH` is on a
+    /// network filesystem that may stall.
+    pub fn offload_file_reads(mut self, offload: bool) -> Self {
+        self.offload_file_reads = offload;
+        self
+    }
+
+    /// Serves an expired value for up to `grace` past its TTL while the backend is
+    /// unavailable (`TIMEOUT`/`UNAVAILABLE`); off by default. After a failed refresh the
+    /// stale value is served without asking the backend again for 5 s.
+    pub fn stale_if_error(mut self, grace: Duration) -> Self {
+        self.stale_if_error = Some(grace);
+        self
+    }
+
+    /// Builds the client. No network I/O happens here: the vault is contacted (and logged in
+    /// to) at the first vault read.
+    ///
+    /// # Errors
+    /// `CONFIG` for missing allowed mounts or invalid settings; bootstrap errors for a
+    /// bootstrap that was given or found but is unusable.
+    pub fn build(self) -> Result<SecretsClient, Error> {
+        let lookup = self.lookup.clone();
+        let var = |name: &str| lookup.as_ref().and_then(|l| l(name));
+
+        let allowed = if self.any_mount {
+            AllowedMounts::default()
+        } else {
+            let (mounts, setting) = match (&self.allowed_mounts, var(ALLOWED_MOUNTS_ENV)) {
+                (Some(mounts), _) => (mounts.clone(), "allowed_mounts"),
+                (None, Some(list)) => (AllowedMounts::from_csv(&list), ALLOWED_MOUNTS_ENV),
+                (None, None) => {
+                    return Err(Error::config(
+                        ALLOWED_MOUNTS_ENV,
+                        "is not set (or call allowed_mounts / allow_any_mount on the builder)",
+                    ));
+                }
+            };
+            if mounts.is_unrestricted() {
+                return Err(Error::config(
+                    setting,
+                    "is empty; list the mounts this service may read",
+                ));
+            }
+            mounts
+        };
+
+        let settings = CacheSettings {
+            ttl: self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
+            cache_file_secrets: self.cache_file_secrets.unwrap_or(true),
+            stale_if_error: self.stale_if_error.filter(|g| !g.is_zero()),
+            offload_file_reads: self.offload_file_reads,
+        };
+        if settings.capacity == 0 {
+            return Err(Error::config("cache_capacity", "must be at least 1"));
+        }
+
+        #[cfg(feature = "file")]
+        let file =
+            {
+                let mut config = secret_providers::FileConfig::from_lookup(|name| var(name))
+                    .map_err(|e| Error::Config {
+                        setting: "FILE_MAX_BYTES".into(),
+                        reason: "is invalid".into(),
+                        source: Some(Box::new(e)),
+                    })?;
+                if let Some(root) = &self.file_root {
+                    config.root.clone_from(root);
+                }
+                if let Some(max) = self.file_max_bytes {
+                    config = config.with_max_bytes(max);
+                }
+                secret_providers::FileProvider::new(config)
+            };
+
+        let (loaded, vault_note) = self.find_bootstrap(lookup.as_ref())?;
+        let bootstrap_source = loaded.as_ref().map(|l| l.source.clone());
+        if let Some(source) = &bootstrap_source {
+            tracing::debug!(source = %source, "bootstrap loaded");
+        }
+
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        let (openbao, hashicorp) = self.vault_providers(loaded, &var)?;
+        #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
+        drop(loaded);
+
+        let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let epoch = Instant::now();
+        let inner = Inner {
+            allowed,
+            #[cfg(feature = "file")]
+            file,
+            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+            openbao,
+            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+            hashicorp,
+            vault_note,
+            bootstrap_source,
+            cache: Cache::new(settings.capacity),
+            failures: Cache::new(FAILURE_SLOTS),
+            settings,
+            epoch,
+            next_sweep: AtomicU64::new(u64::try_from(sweep_every.as_nanos()).unwrap_or(u64::MAX)),
+            sweep_every,
+            closed: AtomicBool::new(false),
+            runtime: Mutex::new(None),
+        };
+        Ok(SecretsClient {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The bootstrap to use, if any, and otherwise why there is none.
+    fn find_bootstrap(
+        &self,
+        lookup: Option<&Lookup>,
+    ) -> Result<(Option<LoadedBootstrap>, String), Error> {
+        if let Some(config) = &self.bootstrap {
+            config.validate()?;
+            let loaded = LoadedBootstrap {
+                config: config.clone(),
+                source: BootstrapSource::Given,
+            };
+            return Ok((Some(loaded), String::new()));
+        }
+        if let Some(path) = &self.bootstrap_path {
+            let config = BootstrapConfig::from_file(path)?;
+            let loaded = LoadedBootstrap {
+                config,
+                source: BootstrapSource::ExplicitPath(path.clone()),
+            };
+            return Ok((Some(loaded), String::new()));
+        }
+        let Some(lookup) = lookup else {
+            return Ok((
+                None,
+                "the builder was given no bootstrap and no environment".into(),
+            ));
+        };
+        let default_path = self
+            .default_bootstrap_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_BOOTSTRAP_PATH));
+        match BootstrapConfig::discover_with(None, &|name| lookup(name), &default_path) {
+            Ok(loaded) => Ok((Some(loaded), String::new())),
+            Err(Error::NoBootstrap { tried }) => Ok((
+                None,
+                format!("no bootstrap found; tried {}", tried.join(", ")),
+            )),
+            Err(error) => Err(error),
+        }
+    }
+
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[allow(clippy::type_complexity)]
+    fn vault_providers(
+        &self,
+        loaded: Option<LoadedBootstrap>,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<
+        (
+            Option<secret_providers::Kv2Provider>,
+            Option<secret_providers::Kv2Provider>,
+        ),
+        Error,
+    > {
+        use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider};
+
+        let environment = var("ENVIRONMENT");
+        let tune = |mut config: Kv2Config| {
+            if let Some(timeout) = self.vault_timeout {
+                config.timeout = timeout;
+            }
+            if let Some(retry) = self.vault_retry {
+                config.retry = retry;
+            }
+            config
+        };
+        let mut configs = Vec::new();
+        if let Some(loaded) = loaded {
+            let flavor = match loaded.source {
+                BootstrapSource::Environment("VAULT") => Kv2Flavor::HashiCorp,
+                _ if cfg!(feature = "openbao") => Kv2Flavor::OpenBao,
+                _ => Kv2Flavor::HashiCorp,
+            };
+            configs.push(tune(
+                loaded.config.to_kv2_config(flavor, environment.clone())?,
+            ));
+            // Both OPENBAO_URL and VAULT_URL set: each scheme gets its own server.
+            if loaded.source == BootstrapSource::Environment("OPENBAO")
+                && let Some(second) = BootstrapConfig::from_env_prefix("VAULT", var)?
+            {
+                configs.push(tune(
+                    second.to_kv2_config(Kv2Flavor::HashiCorp, environment.clone())?,
+                ));
+            }
+        }
+        configs.extend(self.kv2.iter().cloned());
+
+        let (mut openbao, mut hashicorp) = (None, None);
+        for config in configs {
+            let flavor = config.flavor;
+            let provider = Kv2Provider::new(config).map_err(|e| Error::Config {
+                setting: format!("{} vault", flavor.name()),
+                reason: format!("is invalid ({})", e.code()),
+                source: Some(Box::new(e)),
+            })?;
+            match flavor {
+                Kv2Flavor::HashiCorp => hashicorp = Some(provider),
+                _ => openbao = Some(provider),
+            }
+        }
+        Ok((openbao, hashicorp))
+    }
+}
+
+#[cfg(all(test, feature = "file"))]
+mod tests {
+    use super::*;
+    use std::sync::Weak;
+
+    /// The cache holds the only reference to a value once callers drop theirs, so eviction,
+    /// replacement and `close` drop it, and `SecretValue`'s drop zeroizes it.
+    #[test]
+    fn evicted_replaced_and_closed_values_are_dropped() -> Result<(), Box<dyn std::error::Error>> {
+        let root = tempfile::tempdir()?;
+        std::fs::create_dir(root.path().join("m"))?;
+        for i in 0..100 {
+            std::fs::write(root.path().join(format!("m/s{i}")), format!("v{i}"))?;
+        }
+        let client = SecretsClient::builder()
+            .file_root(root.path())
+            .allowed_mounts(AllowedMounts::from_csv("m"))
+            .cache_capacity(32)
+            .build()?;
+        let mut weak: Vec<Weak<Entry>> = Vec::new();
+        for i in 0..100 {
+            let secret = client.resolve_file_sync(format!("file://m/s{i}").as_str())?;
+            weak.push(Arc::downgrade(&secret.0));
+        }
+        let alive = weak.iter().filter(|w| w.strong_count() > 0).count();
+        assert_eq!(alive, client.cache_len());
+        assert!(alive <= 32, "{alive}");
+
+        // A refresh replaces the entry; the old one is dropped.
+        let first = client.resolve_file_sync("file://m/s99")?;
+        let old = Arc::downgrade(&first.0);
+        drop(first);
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        runtime.block_on(client.resolve_with("file://m/s99", ResolveOptions::refresh()))?;
+        assert_eq!(old.strong_count(), 0);
+
+        client.close();
+        assert!(weak.iter().all(|w| w.strong_count() == 0));
+        Ok(())
+    }
+
+    #[test]
+    fn join_all_keeps_input_order() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(runtime) = runtime else { return };
+        let out = runtime.block_on(join_all(
+            [30u64, 0, 10]
+                .into_iter()
+                .map(|ms| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    ms
+                })
+                .collect(),
+        ));
+        assert_eq!(out, vec![30, 0, 10]);
+    }
+}
