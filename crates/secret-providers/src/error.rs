@@ -251,6 +251,7 @@ impl ProviderError {
         matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
     }
 
+    #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
     pub(crate) fn config(provider: &'static str, reason: impl Into<String>) -> Self {
         Self::Config {
             provider,

@@ -83,19 +83,25 @@ impl FileConfig {
 /// [`read`](Self::read) runs the file I/O on tokio's blocking pool when called inside a tokio
 /// runtime; [`read_blocking`](Self::read_blocking) needs no runtime.
 ///
-/// The root check resolves the path and then opens the resolved path, so someone who can
-/// rename directories inside the root between those two steps could redirect a read; the
-/// root is assumed to be writable only by whoever provisions the secrets.
+/// The root check runs on the file actually opened: on Linux the opened descriptor's path
+/// (`/proc/self/fd/N`) must lie under the root, so a directory renamed between a check and the
+/// open cannot redirect a read. Elsewhere the path is resolved right after opening, which
+/// leaves that small window. The root is resolved once and remembered.
 #[derive(Debug, Clone)]
 pub struct FileProvider {
     config: FileConfig,
+    /// The canonical root, once it has been resolved (it may not exist at construction).
+    root: std::sync::OnceLock<PathBuf>,
 }
 
 impl FileProvider {
     /// A provider with these settings. Does no I/O; a missing root shows up as `NOT_FOUND`.
     #[must_use]
     pub fn new(config: FileConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            root: std::sync::OnceLock::new(),
+        }
     }
 
     /// The settings.
@@ -173,8 +179,8 @@ impl FileProvider {
     fn load(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
         let mount = uri.mount();
         let io = |source: std::io::Error| map_io(mount, source);
-        let root = self.config.root.canonicalize().map_err(io)?;
-        let mut wanted = root.clone();
+        let root = self.root().map_err(io)?;
+        let mut wanted = root.to_path_buf();
         for segment in uri.segments() {
             // The parser already refuses `.` and `..`; this keeps the invariant local.
             if segment == "." || segment == ".." {
@@ -186,8 +192,9 @@ impl FileProvider {
             }
             wanted.push(segment);
         }
-        let resolved = wanted.canonicalize().map_err(io)?;
-        if !resolved.starts_with(&root) {
+        let file = std::fs::File::open(&wanted).map_err(io)?;
+        let resolved = opened_path(&file, &wanted).map_err(io)?;
+        if !resolved.starts_with(root) {
             tracing::warn!(
                 provider = NAME,
                 mount,
@@ -199,13 +206,25 @@ impl FileProvider {
                 status: None,
             });
         }
-        let bytes = self.read_capped(&resolved, mount)?;
+        let bytes = self.read_capped(file, mount)?;
         decode(bytes)
     }
 
-    fn read_capped(&self, path: &Path, mount: &str) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    /// The canonical root, resolved on first use and then remembered.
+    fn root(&self) -> std::io::Result<&Path> {
+        if let Some(root) = self.root.get() {
+            return Ok(root);
+        }
+        let root = self.config.root.canonicalize()?;
+        Ok(self.root.get_or_init(|| root))
+    }
+
+    fn read_capped(
+        &self,
+        file: std::fs::File,
+        mount: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         let io = |source: std::io::Error| map_io(mount, source);
-        let file = std::fs::File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if meta.is_dir() {
             return Err(ProviderError::InvalidPath {
@@ -235,6 +254,23 @@ impl FileProvider {
         }
         Ok(bytes)
     }
+}
+
+/// Where the opened file really is: the kernel's answer for the open descriptor on Linux (one
+/// `readlink`, and no window between check and use), else the resolved path.
+#[cfg(target_os = "linux")]
+fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(real) => Ok(real),
+        // No /proc (some sandboxes): resolve the path instead.
+        Err(_) => path.canonicalize(),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn opened_path(_file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
+    path.canonicalize()
 }
 
 /// A JSON object, or trimmed UTF-8 text. `bytes` is zeroized when it drops.

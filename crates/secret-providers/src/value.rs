@@ -29,6 +29,7 @@ enum Repr {
 }
 
 /// Why a `#key` could not be selected.
+#[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Selection {
     /// The value is an object without that field.
@@ -94,6 +95,7 @@ impl SecretValue {
     }
 
     /// Picks one field of a JSON object. A string field becomes a text secret.
+    #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
     pub(crate) fn select(self, key: &str) -> Result<Self, Selection> {
         let Repr::Json(mut json) = self.0 else {
             return Err(Selection::NotObject);
@@ -108,6 +110,7 @@ impl SecretValue {
     }
 
     /// A JSON object from a parsed KV v2 `data.data`.
+    #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
     pub(crate) fn from_object(map: Map<String, Value>) -> Self {
         Self(Repr::Json(WipedJson(Value::Object(map))))
     }
