@@ -1,17 +1,19 @@
-//! The command line, as `clap` derive types. New subcommands (`resolve`, `exec`, `get`) are new
-//! [`Command`] variants with their own argument struct and module.
+//! The command line, as `clap` derive types. New subcommands (`get`) are new [`Command`]
+//! variants with their own argument struct and module.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secret_uri::AllowedMounts;
 
-/// Parse, check and lint Canonical Secret URIs.
+/// Parse, check and lint Canonical Secret URIs; resolve secrets and run commands with them.
 #[derive(Debug, Parser)]
 #[command(name = "secrets", version, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 invalid URIs found (check, lint), \
-                        2 invalid input or usage, I/O error."
+    after_help = "Exit codes: 0 success, 1 invalid URIs found (check, lint) or a secret that \
+                  could not be resolved (resolve, exec), 2 invalid input or usage, I/O error. \
+                  `exec` otherwise exits with its command's status."
 )]
 pub struct Cli {
     /// What to do.
@@ -28,6 +30,12 @@ pub enum Command {
     /// Find every secret URI in files and folders and report the invalid ones.
     #[command(long_about = LINT_ABOUT)]
     Lint(LintArgs),
+    /// Resolve secret URIs and print their values, one per line.
+    #[command(long_about = RESOLVE_ABOUT)]
+    Resolve(ResolveArgs),
+    /// Run a command with secrets resolved into its environment.
+    #[command(long_about = EXEC_ABOUT)]
+    Exec(ExecArgs),
 }
 
 /// `secrets uri …`.
@@ -160,6 +168,133 @@ pub enum Format {
     Json,
 }
 
+/// How `resolve` and `exec` reach the secrets. Each flag overrides an environment variable,
+/// read as a service's `SecretsClient::create()` reads it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// Bootstrap file with the vault's address and credentials [else SECRETS_BOOTSTRAP_PATH,
+    /// /vault/secrets/bootstrap.json, then OPENBAO_URL/VAULT_URL with OPENBAO_TOKEN/VAULT_TOKEN
+    /// and the other OPENBAO_*/VAULT_* variables].
+    #[arg(long, value_name = "PATH")]
+    pub bootstrap: Option<PathBuf>,
+    /// Directory file:// URIs resolve under [else FILE_MOUNT_PATH, else /run/secrets].
+    #[arg(long, value_name = "DIR")]
+    pub file_root: Option<PathBuf>,
+    /// Comma-separated mounts URIs may name (the tenant mount guard); any other mount is
+    /// TENANT_MOUNT_MISMATCH. Must name at least one mount [else SECRETS_ALLOWED_MOUNTS; when
+    /// neither is set, any mount: this is a local operator tool].
+    #[arg(long, value_name = "MOUNT,…", value_parser = parse_allowed_mounts)]
+    pub allowed_mounts: Option<AllowedMounts>,
+    /// Read every secret from its provider, bypassing the client's cache. A run starts with
+    /// an empty cache, so this only changes a URI given twice: read twice instead of once.
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+/// How `resolve` prints a value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ValueFormat {
+    /// A string as is, JSON as compact JSON.
+    #[default]
+    Raw,
+    /// One JSON document: a string becomes a quoted JSON string.
+    Json,
+}
+
+/// `secrets resolve`.
+#[derive(Debug, Clone, Args)]
+pub struct ResolveArgs {
+    /// Where the secrets are.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// How to print each value.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
+    pub format: ValueFormat,
+    /// The secret URIs to resolve.
+    #[arg(value_name = "URI", required = true)]
+    pub uris: Vec<String>,
+}
+
+const RESOLVE_ABOUT: &str = "\
+Resolve secret URIs and print their values on stdout, one per line, in argument order.
+
+A string value (a text file, or a string field picked with #key) prints as is; a JSON value (a \
+whole JSON file or KV v2 secret, or a non-string field) prints as compact JSON. With --format \
+json each value is one JSON document (a string becomes a quoted JSON string), so a value with a \
+newline stays on one line.
+
+All URIs are resolved, concurrently, before anything is printed. If any fails, nothing is \
+printed on stdout: each failure prints `CODE: URI n (redacted URI): message` on stderr (never \
+a value, never the full URI) and the exit code is 1.
+
+Configuration comes from the environment, as a service's SecretsClient::create() reads it, \
+and the flags override it:
+  FILE_MOUNT_PATH          --file-root       where file:// URIs resolve (default /run/secrets)
+  SECRETS_BOOTSTRAP_PATH   --bootstrap       a bootstrap file: the vault's address and login
+  OPENBAO_URL, OPENBAO_TOKEN, … / VAULT_URL, VAULT_TOKEN, …
+                                             the vault, when no bootstrap file is found
+  SECRETS_ALLOWED_MOUNTS   --allowed-mounts  the tenant mount guard
+Unlike a service, the CLI allows any mount when neither --allowed-mounts nor \
+SECRETS_ALLOWED_MOUNTS is set: it is a local operator tool. A vault is contacted (and logged in \
+to) only for vault URIs; file:// URIs need no server.
+
+RUST_LOG (e.g. RUST_LOG=secrets_sdk=debug) logs each resolve on stderr: provider, mount, \
+cache state and an 8-hex URI hash, never a value or a secret's path.
+
+Exit 0 when every value was printed, 1 when some URI could not be resolved, 2 on a usage or \
+configuration error.";
+
+/// `secrets exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Where the secrets are.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Sets NAME to the value of URI (a value that is not a secret URI is passed through).
+    /// Repeatable; wins over --env-file.
+    #[arg(long = "env", value_name = "NAME=URI")]
+    pub env: Vec<String>,
+    /// Reads NAME=URI lines from FILE (format: see --help). Repeatable; later files win.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// The command to run and its arguments, after `--`.
+    #[arg(value_name = "CMD", last = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+const EXEC_ABOUT: &str = "\
+Resolve secrets into environment variables, then run a command with them.
+
+Each variable is NAME=VALUE, from --env-file files (in order), then --env flags; a later \
+definition of a NAME wins. A VALUE that starts with a secret URI scheme (file://, \
+openbao+kv2://, hashicorp://, db://, …, any case) is resolved and the variable gets the \
+secret's value (a string as is, JSON as compact JSON). Any other VALUE is passed through \
+unchanged, like a plain value in `op run`. A malformed secret URI is an error, never passed \
+through. NAME must match [A-Za-z_][A-Za-z0-9_]*.
+
+Everything is resolved, concurrently, before the command starts. If anything fails, each \
+failure prints `CODE: NAME (redacted URI): message` on stderr, the command is not run, and \
+the exit code is 1; a value with a NUL byte, which no environment variable can hold, is \
+INVALID_ENV_VALUE. Values are never printed.
+
+The command then replaces this process (exec): it inherits the environment with the variables \
+added (replacing inherited ones of the same name), stdin, stdout and stderr, and receives \
+signals directly; its exit status is the exit status. If it cannot be started: exit 127 when \
+it is not found, 126 otherwise (e.g. not executable).
+
+Env file: one NAME=VALUE per line. Blank lines and lines starting with # are skipped; an \
+`export ` prefix is allowed; spaces around NAME and VALUE are trimmed. A VALUE may be quoted \
+with \"…\" or '…' (taken literally, no escapes; a # comment may follow the closing quote). In an \
+unquoted VALUE a # is part of the value: DB=file://demo/db.json#password. Errors name the file \
+and line, never its text.
+
+Configuration (--file-root, --bootstrap, --allowed-mounts and the environment) is as for \
+`secrets resolve`; see its --help.
+
+Exit: the command's status; 1 when a secret could not be resolved; 2 on a usage or \
+configuration error or an unreadable or malformed env file; 126 or 127 when the command could \
+not be run.";
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -189,5 +324,82 @@ mod tests {
             panic!("unexpected parse: {cli:?}");
         };
         assert_eq!(args.guard.mounts().iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn resolve_takes_uris_and_client_flags() {
+        let cli = Cli::try_parse_from([
+            "secrets",
+            "resolve",
+            "--file-root",
+            "examples/secrets",
+            "--allowed-mounts",
+            "demo",
+            "--format",
+            "json",
+            "--refresh",
+            "file://demo/a",
+            "file://demo/b",
+        ]);
+        let Ok(Cli {
+            command: Command::Resolve(args),
+        }) = cli
+        else {
+            panic!("unexpected parse: {cli:?}");
+        };
+        assert_eq!(args.uris, ["file://demo/a", "file://demo/b"]);
+        assert_eq!(args.format, ValueFormat::Json);
+        assert!(args.client.refresh);
+        assert_eq!(
+            args.client.file_root.as_deref(),
+            Some(std::path::Path::new("examples/secrets"))
+        );
+        assert!(args.client.bootstrap.is_none());
+    }
+
+    #[test]
+    fn resolve_needs_a_uri_and_a_non_empty_guard() {
+        let kind = |args: &[&str]| Cli::try_parse_from(args).err().map(|e| e.kind());
+        assert_eq!(
+            kind(&["secrets", "resolve"]),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            kind(&["secrets", "resolve", "--allowed-mounts", "", "file://a/b"]),
+            Some(clap::error::ErrorKind::ValueValidation)
+        );
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_the_separator() {
+        let cli = Cli::try_parse_from([
+            "secrets",
+            "exec",
+            "--env",
+            "A=file://m/a",
+            "--env-file",
+            ".env",
+            "--",
+            "sh",
+            "-c",
+            "echo --env",
+        ]);
+        let Ok(Cli {
+            command: Command::Exec(args),
+        }) = cli
+        else {
+            panic!("unexpected parse: {cli:?}");
+        };
+        assert_eq!(args.env, ["A=file://m/a"]);
+        assert_eq!(args.env_files, [PathBuf::from(".env")]);
+        assert_eq!(args.command, ["sh", "-c", "echo --env"]);
+
+        let kind = |args: &[&str]| Cli::try_parse_from(args).err().map(|e| e.kind());
+        // No command, or one not after `--`.
+        assert_eq!(
+            kind(&["secrets", "exec", "--env", "A=b"]),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert!(kind(&["secrets", "exec", "sh"]).is_some());
     }
 }

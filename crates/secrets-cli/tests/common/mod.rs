@@ -1,14 +1,18 @@
 //! Runs the built `secrets` binary.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// What a run of `secrets` produced.
 #[derive(Debug)]
 pub(crate) struct Run {
+    /// The exit code; -1 when a signal ended the process.
     pub(crate) code: i32,
+    /// The signal that ended the process, if one did.
+    pub(crate) signal: Option<i32>,
     pub(crate) stdout: String,
     pub(crate) stderr: String,
 }
@@ -16,6 +20,16 @@ pub(crate) struct Run {
 impl Run {
     pub(crate) fn stdout_lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
+    }
+
+    /// Asserts that none of `values` appears on stderr (nor, unless `on_stdout`, on stdout).
+    pub(crate) fn assert_hidden(&self, values: &[&str], on_stdout: bool) {
+        for value in values {
+            assert!(!self.stderr.contains(value), "{value} on stderr: {self:?}");
+            if !on_stdout {
+                assert!(!self.stdout.contains(value), "{value} on stdout: {self:?}");
+            }
+        }
     }
 }
 
@@ -29,9 +43,15 @@ pub(crate) fn secrets_with_stdin(args: &[&str], stdin: &[u8]) -> Run {
 
 /// Runs `secrets args…` in `dir` with `stdin` piped in.
 pub(crate) fn secrets_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_secrets"))
-        .args(args)
-        .current_dir(dir)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secrets"));
+    command.args(args).current_dir(dir);
+    let run = run(command, stdin);
+    assert!(run.signal.is_none(), "terminated by a signal: {run:?}");
+    run
+}
+
+fn run(mut command: Command, stdin: &[u8]) -> Run {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -46,10 +66,96 @@ pub(crate) fn secrets_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     let run = Run {
-        code: output.status.code().expect("terminated by a signal"),
+        code: output.status.code().unwrap_or(-1),
+        signal: signal(&output.status),
         stdout: String::from_utf8(output.stdout).unwrap(),
         stderr: String::from_utf8(output.stderr).unwrap(),
     };
     assert!(!run.stderr.contains("panicked"), "{run:?}");
     run
+}
+
+#[cfg(unix)]
+fn signal(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+#[cfg(not(unix))]
+fn signal(_: &std::process::ExitStatus) -> Option<i32> {
+    None
+}
+
+/// The repository root (for the shipped examples).
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A run of `secrets` in a cleared environment: only `PATH` and what the test sets, so a
+/// developer's `OPENBAO_ADDR` or `RUST_LOG` cannot change the outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct Secrets {
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    dir: PathBuf,
+    stdin: Vec<u8>,
+}
+
+impl Secrets {
+    pub(crate) fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Self {
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            stdin: Vec::new(),
+        }
+    }
+
+    pub(crate) fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub(crate) fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
+    pub(crate) fn stdin(mut self, stdin: &[u8]) -> Self {
+        self.stdin = stdin.to_vec();
+        self
+    }
+
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_secrets"));
+        command.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(&self.args)
+            .current_dir(&self.dir);
+        command
+    }
+
+    pub(crate) fn run(&self) -> Run {
+        run(self.command(), &self.stdin)
+    }
+
+    /// Runs as is (for exact assertions), then again with `RUST_LOG=trace` (every log the
+    /// SDK and the CLI write goes to stderr): same exit, same stdout. Returns both runs.
+    pub(crate) fn run_traced(&self) -> (Run, Run) {
+        let plain = self.run();
+        let traced = self.clone().env("RUST_LOG", "trace").run();
+        assert_eq!(
+            (plain.code, plain.signal, &plain.stdout),
+            (traced.code, traced.signal, &traced.stdout),
+            "RUST_LOG=trace changed the outcome: {traced:?}"
+        );
+        (plain, traced)
+    }
 }

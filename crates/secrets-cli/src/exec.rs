@@ -1,0 +1,424 @@
+//! `secrets exec`: resolve secrets into environment variables, then become the command.
+//!
+//! Two steps: [`prepare`] reads the assignments and resolves every secret URI (all or
+//! nothing; testable in-process), then [`run`] replaces the process with the command
+//! (`execvp`, so the command's exit status and signals are ours without forwarding).
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::process::Command;
+
+use secret_uri::Provider;
+use secrets_sdk::Secret;
+
+use crate::Status;
+use crate::cli::ExecArgs;
+use crate::client::{self, EnvLookup};
+use crate::env_file::{self, Assignment};
+
+/// The code for a value an environment variable cannot hold (a NUL byte).
+pub const INVALID_ENV_VALUE: &str = "INVALID_ENV_VALUE";
+
+/// Exit status when the command is not found (as a shell).
+pub const NOT_FOUND_EXIT: u8 = 127;
+/// Exit status when the command exists but cannot be run (as a shell).
+pub const CANNOT_RUN_EXIT: u8 = 126;
+
+/// A variable's value, ready to set.
+#[derive(Debug)]
+pub enum Value {
+    /// Not a secret URI: passed through as written.
+    Plain(String),
+    /// The resolved secret; its text (JSON compact) is exposed only into the command's
+    /// environment.
+    Secret(Secret),
+}
+
+/// A variable to set, after resolution.
+#[derive(Debug)]
+pub struct Variable {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: Value,
+}
+
+/// Whether `value` is meant as a secret URI: it starts with `provider[+engine]://`, the
+/// provider one of the parser's (any case). Such a value is resolved, and a malformed one is
+/// an error rather than a plain value; anything else (`https://…`, `hello`) passes through.
+#[must_use]
+pub fn is_secret_uri(value: &str) -> bool {
+    let Some((scheme, _)) = value.split_once("://") else {
+        return false;
+    };
+    let provider = scheme.split('+').next().unwrap_or("");
+    scheme
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'_' | b'.'))
+        && Provider::from_name(provider).is_some()
+}
+
+/// Reads the env files and `--env` flags (later definitions of a name win) and resolves every
+/// secret URI among the values, concurrently. On any failure, prints why on `err` (a
+/// location, a name and a redacted URI, never a value) and returns the status to exit with:
+/// `Failure` for unreadable or malformed input and configuration errors, `Findings` for
+/// secrets that could not be resolved.
+///
+/// # Errors
+/// Write errors on `err`; the runtime failing to start.
+pub fn prepare<E: Write>(
+    args: &ExecArgs,
+    env: &EnvLookup,
+    err: &mut E,
+) -> io::Result<Result<Vec<Variable>, Status>> {
+    let assignments = match assignments(args) {
+        Ok(assignments) => assignments,
+        Err(message) => {
+            writeln!(err, "secrets exec: {message}")?;
+            return Ok(Err(Status::Failure));
+        }
+    };
+    let uris: Vec<&str> = assignments
+        .iter()
+        .map(|a| a.value.as_str())
+        .filter(|v| is_secret_uri(v))
+        .collect();
+    // Without secret URIs there is nothing to configure: plain values need no client.
+    let (client, mut resolved) = if uris.is_empty() {
+        (None, Vec::new().into_iter())
+    } else {
+        let client = match client::build(&args.client, env) {
+            Ok(client) => client,
+            Err(e) => {
+                writeln!(err, "{e}")?;
+                return Ok(Err(Status::Failure));
+            }
+        };
+        let results = client::resolve_all(&client, &uris, args.client.refresh)?;
+        (Some(client), results.into_iter())
+    };
+
+    let mut variables = Vec::with_capacity(assignments.len());
+    let mut failed = false;
+    for Assignment { name, value } in assignments {
+        let value = if is_secret_uri(&value) {
+            match resolved.next() {
+                Some(Ok(secret)) => Value::Secret(secret),
+                Some(Err(e)) => {
+                    failed = true;
+                    let label = match client::redacted(&value) {
+                        Some(redacted) => format!("{name} ({redacted})"),
+                        None => name.clone(),
+                    };
+                    writeln!(err, "{}: {label}: {}", e.code(), client::message(&e))?;
+                    continue;
+                }
+                // `resolve_all` gives one result per URI; never leave a variable out silently.
+                None => {
+                    failed = true;
+                    writeln!(err, "RUNTIME: {name}: no result")?;
+                    continue;
+                }
+            }
+        } else {
+            Value::Plain(value)
+        };
+        let nul = match &value {
+            Value::Plain(text) => text.contains('\0'),
+            Value::Secret(secret) => secret.expose_as_text().contains('\0'),
+        };
+        if nul {
+            failed = true;
+            writeln!(
+                err,
+                "{INVALID_ENV_VALUE}: {name}: the value contains a NUL byte, which an \
+                 environment variable cannot hold"
+            )?;
+            continue;
+        }
+        variables.push(Variable { name, value });
+    }
+    if failed {
+        if let Some(client) = client {
+            client.close();
+        }
+        return Ok(Err(Status::Findings));
+    }
+    Ok(Ok(variables))
+}
+
+/// The assignments of the env files, then the flags, with one entry per name (the last
+/// definition's value, at the first definition's place).
+fn assignments(args: &ExecArgs) -> Result<Vec<Assignment>, String> {
+    let mut all = Vec::new();
+    for path in &args.env_files {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let parsed = env_file::parse(&text)
+            .map_err(|e| format!("{}:{}: {}", path.display(), e.line, e.error))?;
+        all.extend(parsed);
+    }
+    for (n, flag) in args.env.iter().enumerate() {
+        let parsed =
+            env_file::parse_flag(flag).map_err(|e| format!("--env value {}: {e}", n + 1))?;
+        all.push(parsed);
+    }
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(all.len());
+    let mut unique: Vec<Assignment> = Vec::with_capacity(all.len());
+    for assignment in all {
+        match index.get(&assignment.name) {
+            Some(&i) => unique[i].value = assignment.value,
+            None => {
+                index.insert(assignment.name.clone(), unique.len());
+                unique.push(assignment);
+            }
+        }
+    }
+    Ok(unique)
+}
+
+/// `secrets exec`: [`prepare`], then replace this process with the command. Returns only when
+/// preparing failed or the command could not be started (`127` not found, `126` otherwise,
+/// with a message on `err`).
+///
+/// # Errors
+/// Write errors on `err`; the runtime failing to start.
+pub fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io::Result<Status> {
+    let Some((program, rest)) = args.command.split_first() else {
+        writeln!(err, "secrets exec: no command given after `--`")?;
+        return Ok(Status::Failure);
+    };
+    let variables = match prepare(args, env, &mut err)? {
+        Ok(variables) => variables,
+        Err(status) => return Ok(status),
+    };
+    let mut command = Command::new(program);
+    command.args(rest);
+    for Variable { name, value } in &variables {
+        match value {
+            Value::Plain(text) => command.env(name, text),
+            // The exposed copy is zeroized at the end of the statement; the command's own copy
+            // lives until the process image is replaced.
+            Value::Secret(secret) => command.env(name, &*secret.expose_as_text()),
+        };
+    }
+    drop(variables);
+    match start(command) {
+        Ok(status) => Ok(status),
+        Err(error) => {
+            let code = if error.kind() == io::ErrorKind::NotFound {
+                NOT_FOUND_EXIT
+            } else {
+                CANNOT_RUN_EXIT
+            };
+            writeln!(
+                err,
+                "secrets exec: cannot run `{}`: {error}",
+                program.to_string_lossy()
+            )?;
+            Ok(Status::Exit(code))
+        }
+    }
+}
+
+/// Replaces the process with `command`: returns only when that fails.
+#[cfg(unix)]
+fn start(mut command: Command) -> io::Result<Status> {
+    use std::os::unix::process::CommandExt as _;
+    Err(command.exec())
+}
+
+/// Without `exec`: runs `command` as a child and exits with its code.
+#[cfg(not(unix))]
+fn start(mut command: Command) -> io::Result<Status> {
+    let status = command.status()?;
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1);
+    Ok(Status::Exit(code))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::ffi::OsString;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cli::ClientArgs;
+
+    const CANARY: &str = "canary-51d0e2";
+
+    #[test]
+    fn secret_uris_are_recognised_by_scheme() {
+        for uri in [
+            "file://demo/x",
+            "FILE://demo/x",
+            "openbao+kv2://secret/a#k",
+            "hashicorp://secret/a",
+            "openbao+kv9://secret/a",
+            "db://x",
+            "file://",
+            "yaml+x.y-z://a",
+        ] {
+            assert!(is_secret_uri(uri), "{uri}");
+        }
+        for plain in [
+            "",
+            "hello",
+            "https://example.com/?u=file://demo/x",
+            " file://demo/x",
+            "myfile://demo/x",
+            "git+file://demo/x",
+            "file:/demo/x",
+            "file //demo/x",
+        ] {
+            assert!(!is_secret_uri(plain), "{plain}");
+        }
+    }
+
+    fn args(root: &std::path::Path, env: &[&str], files: &[&std::path::Path]) -> ExecArgs {
+        ExecArgs {
+            client: ClientArgs {
+                file_root: Some(root.to_owned()),
+                ..ClientArgs::default()
+            },
+            env: env.iter().map(|e| (*e).to_owned()).collect(),
+            env_files: files.iter().map(|f| f.to_path_buf()).collect(),
+            command: vec![OsString::from("true")],
+        }
+    }
+
+    fn prepared(args: &ExecArgs) -> (Result<Vec<(String, String)>, Status>, String) {
+        let env: EnvLookup = Arc::new(|_| None);
+        let mut err = Vec::new();
+        let result = prepare(args, &env, &mut err).unwrap().map(|vars| {
+            vars.into_iter()
+                .map(|v| {
+                    let text = match v.value {
+                        Value::Plain(text) => text,
+                        Value::Secret(secret) => secret.expose_as_text().to_string(),
+                    };
+                    (v.name, text)
+                })
+                .collect()
+        });
+        (result, String::from_utf8(err).unwrap())
+    }
+
+    fn root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("demo")).unwrap();
+        std::fs::write(
+            root.path().join("demo/db.json"),
+            format!(r#"{{"password":"{CANARY}","port":5432}}"#),
+        )
+        .unwrap();
+        std::fs::write(root.path().join("demo/nul"), "a\0b").unwrap();
+        root
+    }
+
+    #[test]
+    fn resolves_uris_passes_plain_values_and_later_definitions_win() {
+        let root = root();
+        let file = root.path().join(".env");
+        std::fs::write(
+            &file,
+            "A=file://demo/db.json#password\nB=plain\nC=file://demo/nope\nD=file://demo/db.json\n",
+        )
+        .unwrap();
+        let args = args(
+            root.path(),
+            &["C=file://demo/db.json#port", "E=https://x"],
+            &[&file],
+        );
+        let (result, err) = prepared(&args);
+        assert_eq!(err, "");
+        let expected = [
+            ("A", CANARY),
+            ("B", "plain"),
+            ("C", "5432"),
+            ("D", &format!(r#"{{"password":"{CANARY}","port":5432}}"#)),
+            ("E", "https://x"),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned()));
+        assert_eq!(result, Ok(expected.to_vec()));
+    }
+
+    #[test]
+    fn every_failure_is_reported_by_name_and_nothing_else() {
+        let root = root();
+        let args = args(
+            root.path(),
+            &[
+                "OK=file://demo/db.json#password",
+                "MISSING=file://demo/nope",
+                "BAD=openbao+kv9://secret/x",
+                "NUL=file://demo/nul",
+                "PLAIN_NUL=a\0b",
+            ],
+            &[],
+        );
+        let (result, err) = prepared(&args);
+        assert_eq!(result, Err(Status::Findings));
+        assert_eq!(
+            err,
+            "NOT_FOUND: MISSING (file://demo/…): file: secret not found in mount `demo`\n\
+             UNSUPPORTED_ENGINE: BAD: unsupported engine at byte 8: the provider has no such \
+             engine in scheme `openbao+kv9`\n\
+             INVALID_ENV_VALUE: NUL: the value contains a NUL byte, which an environment \
+             variable cannot hold\n\
+             INVALID_ENV_VALUE: PLAIN_NUL: the value contains a NUL byte, which an environment \
+             variable cannot hold\n"
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_a_usage_failure_that_names_the_place() {
+        let root = root();
+        let file = root.path().join("bad.env");
+        std::fs::write(&file, format!("# ok\nA=1\n{CANARY}\n")).unwrap();
+        let cases: [(ExecArgs, String); 3] = [
+            (
+                args(root.path(), &[], &[&file]),
+                format!("secrets exec: {}:3: expected NAME=VALUE\n", file.display()),
+            ),
+            (
+                args(root.path(), &["A=1", &format!("{CANARY}-x={CANARY}")], &[]),
+                "secrets exec: --env value 2: the variable name must match \
+                 [A-Za-z_][A-Za-z0-9_]*\n"
+                    .to_owned(),
+            ),
+            (
+                args(root.path(), &[], &[&root.path().join("missing.env")]),
+                format!(
+                    "secrets exec: {}: No such file or directory (os error 2)\n",
+                    root.path().join("missing.env").display()
+                ),
+            ),
+        ];
+        for (args, expected) in cases {
+            let (result, err) = prepared(&args);
+            assert_eq!(result, Err(Status::Failure));
+            assert_eq!(err, expected);
+        }
+    }
+
+    #[test]
+    fn plain_values_need_no_client() {
+        // A bootstrap that does not exist would fail the client; no URI, no client.
+        let mut args = args(std::path::Path::new("/nonexistent"), &["A=1"], &[]);
+        args.client.bootstrap = Some("/nonexistent/bootstrap.json".into());
+        let (result, err) = prepared(&args);
+        assert_eq!(result, Ok(vec![("A".to_owned(), "1".to_owned())]));
+        assert_eq!(err, "");
+        args.env.push("B=file://demo/x".into());
+        let (result, err) = prepared(&args);
+        assert_eq!(result, Err(Status::Failure));
+        assert_eq!(
+            err,
+            "BOOTSTRAP_IO: bootstrap file /nonexistent/bootstrap.json could not be read\n"
+        );
+    }
+}
