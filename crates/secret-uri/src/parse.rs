@@ -23,8 +23,8 @@ use crate::{Engine, Provider, SecretUri};
 
 type NomError<'a> = nom::error::Error<&'a str>;
 
-/// A query pair as read: name, value, byte offset of the pair in the input.
-type Pair<'a> = (&'a str, &'a str, usize);
+/// A query pair as read: name, value, byte offsets of the pair and of its value in the input.
+type Pair<'a> = (&'a str, &'a str, usize, usize);
 
 pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     // Rule 1: `scheme://`.
@@ -84,11 +84,11 @@ pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
         pairs.reserve(4);
         read_pairs(q, base + at, &mut pairs)?;
     }
-    if let Some(&(_, _, at)) = pairs.iter().find(|p| p.0 == "mount") {
+    if let Some(&(_, _, at, _)) = pairs.iter().find(|p| p.0 == "mount") {
         return Err(UriError::DoubleMountSource { offset: at });
     }
     let version = match pairs.iter().find(|p| p.0 == "version") {
-        Some(&(name, value, at)) => Some(parse_version(value, at + name.len() + 1)?),
+        Some(&(_, value, _, value_at)) => Some(parse_version(value, value_at)?),
         None => None,
     };
 
@@ -122,7 +122,7 @@ pub(crate) fn parse(input: &str) -> Result<SecretUri, UriError> {
     if !pairs.is_empty() {
         pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
         canonical.push('?');
-        for (i, (name, value, _)) in pairs.iter().enumerate() {
+        for (i, (name, value, _, _)) in pairs.iter().enumerate() {
             if i > 0 {
                 canonical.push('&');
             }
@@ -250,7 +250,8 @@ fn read_pairs<'a>(
         check_no_control(raw, here)?;
         let (name, value) = match position(raw.as_bytes(), b'=') {
             Some(i) => (&raw[..i], &raw[i + 1..]),
-            None => (raw, ""),
+            // `k` alone: an empty value that starts where the name ends.
+            None => (raw, &raw[raw.len()..]),
         };
         if name.is_empty() {
             return Err(illegal(here, Illegal::EmptyParameterName));
@@ -261,7 +262,7 @@ fn read_pairs<'a>(
                 name: snippet(name),
             });
         }
-        pairs.push((name, value, here));
+        pairs.push((name, value, here, here + raw.len() - value.len()));
     }
     Ok(())
 }

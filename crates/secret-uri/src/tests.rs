@@ -477,3 +477,21 @@ fn the_scheme_fast_path_agrees_with_the_provider_table() {
         }
     }
 }
+
+#[test]
+fn offsets_never_point_past_the_input() {
+    // Found by cargo-fuzz: `version` without `=` at the very end pointed one byte past the end.
+    let e = err("openbao+kv2://s/a?version");
+    assert_eq!(
+        e,
+        UriError::InvalidVersion {
+            offset: 25,
+            reason: VersionReason::Empty
+        }
+    );
+    let fuzzed =
+        "openbao+kv2://ag\u{1}/////////////////////q+C\u{0}n=301&file-iyebd+Ɣ:/dƔ:Ɣreb/api?version";
+    let e = err(fuzzed);
+    assert!(e.offset().unwrap() <= fuzzed.len(), "{e:?}");
+    assert_eq!(err("openbao+kv2://s/a?version=x").offset(), Some(26));
+}
