@@ -42,13 +42,20 @@ pub struct ResolveOptions {
     /// refresh leaves a cached value in place when the failure is transient and removes it
     /// otherwise (e.g. `NOT_FOUND` after the secret was deleted).
     pub refresh: bool,
+    /// Read without waiting on another task's in-flight read of the same URI. The blocking
+    /// API sets it: blocking a thread on a read that a task of that same thread must finish
+    /// would never return.
+    uncoalesced: bool,
 }
 
 impl ResolveOptions {
     /// Options with `refresh` set.
     #[must_use]
     pub fn refresh() -> Self {
-        Self { refresh: true }
+        Self {
+            refresh: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -223,7 +230,9 @@ impl SecretsClient {
     /// Resolves any URI from synchronous code. Runs on the client's own runtime, so it works
     /// outside any runtime and also when called from inside a tokio runtime (it blocks the
     /// calling thread, not the caller's executor; prefer [`resolve`](Self::resolve) in async
-    /// code). Cache hits are answered on the calling thread.
+    /// code). Cache hits are answered on the calling thread. A miss reads the backend itself
+    /// instead of waiting for another task's read of the same URI: that task may need the very
+    /// thread this call blocks, so waiting could never end.
     ///
     /// # Errors
     /// As [`resolve`](Self::resolve), plus `RUNTIME` when the client's runtime cannot start.
@@ -244,9 +253,11 @@ impl SecretsClient {
         let span = tracing::Span::current();
         handle.spawn(
             async move {
-                let result = task_inner
-                    .resolve(owned.as_input(), ResolveOptions::default())
-                    .await;
+                let options = ResolveOptions {
+                    uncoalesced: true,
+                    ..ResolveOptions::default()
+                };
+                let result = task_inner.resolve(owned.as_input(), options).await;
                 // The caller holds the client until it has the result, so the runtime never
                 // drops its own last reference to the client.
                 drop(task_inner);
@@ -453,8 +464,12 @@ impl Inner {
             let value = self.read(&route, uri).await?;
             return Ok(Secret(Arc::new(self.entry(uri, value))));
         }
-        if options.refresh {
-            record(CacheState::Refresh);
+        if options.refresh || options.uncoalesced {
+            record(if options.refresh {
+                CacheState::Refresh
+            } else {
+                CacheState::Miss
+            });
             return match self.read(&route, uri).await {
                 Ok(value) => {
                     let entry = Arc::new(self.entry(uri, value));
@@ -463,7 +478,8 @@ impl Inner {
                     Ok(Secret(entry))
                 }
                 Err(error) => {
-                    if error.provider_error().is_some() && !error.is_transient() {
+                    if options.refresh && error.provider_error().is_some() && !error.is_transient()
+                    {
                         self.cache.remove(key);
                     }
                     Err(error)

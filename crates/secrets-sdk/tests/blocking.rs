@@ -114,3 +114,42 @@ fn resolve_file_sync_serves_files_only() -> TestResult {
     }
     Ok(())
 }
+
+/// A task of a current-thread runtime holds the in-flight slot of a URI; `resolve_blocking`
+/// of the same URI on that thread must not wait for it (the task can never run while the
+/// thread is blocked). Found in review; before the fix this hung forever.
+#[test]
+fn blocking_never_waits_on_a_read_owned_by_its_own_thread() -> TestResult {
+    let files = demo_files()?;
+    let Some(bao) = bao()? else { return Ok(()) };
+    let client = common::client(files.path(), &bao.addr(), bao.root_token())?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let leader = client.clone();
+                    let task = tokio::spawn(async move { leader.resolve(API).await.map(|_| ()) });
+                    // Let the task take the slot and park on its (vault) read.
+                    tokio::task::yield_now().await;
+                    let value = client
+                        .resolve_blocking(API)
+                        .map_err(|e| e.code().to_owned())?;
+                    let text = value.expose_str().map(str::to_owned);
+                    task.await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.code().to_owned())?;
+                    Ok::<_, String>(text)
+                })
+            });
+        let _ = done_tx.send(result);
+    });
+    let result = done_rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .map_err(|_| "resolve_blocking deadlocked behind its own thread's read")?;
+    assert_eq!(result, Ok(Some("bao-token-v1".to_owned())));
+    Ok(())
+}
