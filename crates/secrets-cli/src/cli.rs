@@ -257,6 +257,10 @@ pub struct ExecArgs {
     /// Reads NAME=URI lines from FILE (format: see --help). Repeatable; later files win.
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
+    /// Passes the vault credentials of this process (OPENBAO_TOKEN, VAULT_TOKEN, *_SECRET_ID,
+    /// …) on to the command; by default they are removed from its environment.
+    #[arg(long = "keep-credentials")]
+    pub keep_credentials: bool,
     /// The command to run and its arguments, after `--`.
     #[arg(value_name = "CMD", last = true, required = true)]
     pub command: Vec<OsString>,
@@ -278,7 +282,10 @@ the exit code is 1; a value with a NUL byte, which no environment variable can h
 INVALID_ENV_VALUE. Values are never printed.
 
 The command then replaces this process (exec): it inherits the environment with the variables \
-added (replacing inherited ones of the same name), stdin, stdout and stderr, and receives \
+added (replacing inherited ones of the same name) and the vault credentials removed \
+(OPENBAO_TOKEN, VAULT_TOKEN, their *_FILE forms, *_SECRET_ID, *_ROLE_ID, AUTHZEN_PDP_TOKEN; \
+--keep-credentials keeps them): the command gets the secrets it was given, not the power to \
+read others, stdin, stdout and stderr, and receives \
 signals directly; its exit status is the exit status. If it cannot be started: exit 127 when \
 it is not found, 126 otherwise (e.g. not executable).
 

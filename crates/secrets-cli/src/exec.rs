@@ -176,6 +176,25 @@ fn assignments(args: &ExecArgs) -> Result<Vec<Assignment>, String> {
     Ok(unique)
 }
 
+/// Credentials of the vault and the PDP that `exec` removes from the command's environment
+/// unless `--keep-credentials` is given.
+pub const CREDENTIAL_VARIABLES: [&str; 14] = [
+    "OPENBAO_TOKEN",
+    "OPENBAO_TOKEN_FILE",
+    "VAULT_TOKEN",
+    "VAULT_TOKEN_FILE",
+    "BAO_TOKEN",
+    "OPENBAO_SECRET_ID",
+    "OPENBAO_SECRET_ID_FILE",
+    "VAULT_SECRET_ID",
+    "VAULT_SECRET_ID_FILE",
+    "OPENBAO_ROLE_ID",
+    "VAULT_ROLE_ID",
+    "AUTHZEN_PDP_TOKEN",
+    "SECRETS_BOOTSTRAP_PATH",
+    "SECRET_TENANT_SALT",
+];
+
 /// `secrets exec`: [`prepare`], then replace this process with the command. Returns only when
 /// preparing failed or the command could not be started (`127` not found, `126` otherwise,
 /// with a message on `err`).
@@ -193,6 +212,12 @@ pub fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io::Result
     };
     let mut command = Command::new(program);
     command.args(rest);
+    if !args.keep_credentials {
+        // The child gets the secrets it was given, not the credential to read any other.
+        for name in CREDENTIAL_VARIABLES {
+            command.env_remove(name);
+        }
+    }
     for Variable { name, value } in &variables {
         match value {
             Value::Plain(text) => command.env(name, text),
@@ -286,6 +311,7 @@ mod tests {
             },
             env: env.iter().map(|e| (*e).to_owned()).collect(),
             env_files: files.iter().map(|f| f.to_path_buf()).collect(),
+            keep_credentials: false,
             command: vec![OsString::from("true")],
         }
     }

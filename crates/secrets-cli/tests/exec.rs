@@ -317,6 +317,33 @@ fn the_command_inherits_the_environment_stdin_and_stdout() {
     assert_eq!(read(&dir.path().join("in")), "from stdin");
 }
 
+/// The command gets the secrets it was given, not the vault credential to read others.
+#[test]
+fn vault_credentials_are_not_passed_on_unless_asked() {
+    let dir = workdir();
+    let script = r#"printf "%s|%s|%s" "${VAULT_TOKEN-unset}" "${SECRET_TENANT_SALT-unset}" "$U""#;
+    check(
+        &exec(dir.path(), &["--env", "U=file://demo/db.json#user"], script)
+            .env("VAULT_TOKEN", "s.parent-token")
+            .env("SECRET_TENANT_SALT", "salt"),
+        0,
+        "unset|unset|app",
+        "",
+    );
+    check(
+        &exec(
+            dir.path(),
+            &["--keep-credentials", "--env", "U=file://demo/db.json#user"],
+            script,
+        )
+        .env("VAULT_TOKEN", "s.parent-token")
+        .env("SECRET_TENANT_SALT", "salt"),
+        0,
+        "s.parent-token|salt|app",
+        "",
+    );
+}
+
 /// `exec` replaces the process: the command has our pid, and a signal that kills it is how
 /// our process ends (no wrapper that would turn it into an exit code).
 #[test]
