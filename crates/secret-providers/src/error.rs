@@ -261,6 +261,184 @@ impl ProviderError {
     }
 }
 
+impl ProviderError {
+    /// A copy with the same variant, fields and code, for handing one failure to several
+    /// callers. Sources are copied as their `Display` chain (they never hold secrets).
+    #[cfg_attr(not(feature = "kv2"), allow(dead_code))]
+    pub(crate) fn snapshot(&self) -> Self {
+        let boxed =
+            |source: &BoxError| -> BoxError { Box::new(SourceSnapshot::of(source.as_ref())) };
+        match self {
+            Self::NotFound {
+                provider,
+                mount,
+                status,
+            } => Self::NotFound {
+                provider,
+                mount: mount.clone(),
+                status: *status,
+            },
+            Self::KeyNotFound { provider, mount } => Self::KeyNotFound {
+                provider,
+                mount: mount.clone(),
+            },
+            Self::VersionDeleted {
+                provider,
+                mount,
+                version,
+                status,
+            } => Self::VersionDeleted {
+                provider,
+                mount: mount.clone(),
+                version: *version,
+                status: *status,
+            },
+            Self::VersionDestroyed {
+                provider,
+                mount,
+                version,
+                status,
+            } => Self::VersionDestroyed {
+                provider,
+                mount: mount.clone(),
+                version: *version,
+                status: *status,
+            },
+            Self::PermissionDenied {
+                provider,
+                mount,
+                status,
+            } => Self::PermissionDenied {
+                provider,
+                mount: mount.clone(),
+                status: *status,
+            },
+            Self::AuthFailed {
+                provider,
+                method,
+                status,
+                source,
+            } => Self::AuthFailed {
+                provider,
+                method,
+                status: *status,
+                source: source.as_ref().map(boxed),
+            },
+            Self::Timeout {
+                provider,
+                timeout,
+                attempts,
+            } => Self::Timeout {
+                provider,
+                timeout: *timeout,
+                attempts: *attempts,
+            },
+            Self::Unavailable {
+                provider,
+                attempts,
+                status,
+                source,
+            } => Self::Unavailable {
+                provider,
+                attempts: *attempts,
+                status: *status,
+                source: source.as_ref().map(boxed),
+            },
+            Self::MalformedResponse {
+                provider,
+                status,
+                reason,
+            } => Self::MalformedResponse {
+                provider,
+                status: *status,
+                reason,
+            },
+            Self::TooLarge { provider, limit } => Self::TooLarge {
+                provider,
+                limit: *limit,
+            },
+            Self::Tls { provider, source } => Self::Tls {
+                provider,
+                source: boxed(source),
+            },
+            Self::NotJson { provider, mount } => Self::NotJson {
+                provider,
+                mount: mount.clone(),
+            },
+            Self::Unsupported { provider, what } => Self::Unsupported {
+                provider,
+                what: what.clone(),
+            },
+            Self::InvalidPath {
+                provider,
+                mount,
+                reason,
+            } => Self::InvalidPath {
+                provider,
+                mount: mount.clone(),
+                reason,
+            },
+            Self::UnexpectedStatus {
+                provider,
+                mount,
+                status,
+            } => Self::UnexpectedStatus {
+                provider,
+                mount: mount.clone(),
+                status: *status,
+            },
+            Self::Config {
+                provider,
+                reason,
+                source,
+            } => Self::Config {
+                provider,
+                reason: reason.clone(),
+                source: source.as_ref().map(boxed),
+            },
+            Self::Io {
+                provider,
+                mount,
+                source,
+            } => Self::Io {
+                provider,
+                mount: mount.clone(),
+                source: std::io::Error::new(source.kind(), SourceSnapshot::of(source)),
+            },
+        }
+    }
+}
+
+/// The `Display` chain of an error, kept when the error itself cannot be cloned.
+#[derive(Debug)]
+struct SourceSnapshot {
+    message: String,
+    source: Option<Box<SourceSnapshot>>,
+}
+
+impl SourceSnapshot {
+    fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        Self {
+            message: error.to_string(),
+            source: error.source().map(|s| Box::new(Self::of(s))),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceSnapshot {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
 fn status_suffix(status: Option<u16>) -> String {
     status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
 }

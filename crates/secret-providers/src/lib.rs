@@ -73,8 +73,8 @@ pub use file::{DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_ROOT, FileConfig, FileProvid
 #[cfg(feature = "kv2")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
 pub use kv2::{
-    ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Kv2Auth,
-    Kv2Config, Kv2Flavor, Kv2Provider, RetryConfig,
+    CaBundleMode, ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT,
+    Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, RetryConfig,
 };
 pub use provider::{ProviderRouter, ReadFuture, SecretProvider};
 pub use value::SecretValue;

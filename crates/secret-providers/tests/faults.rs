@@ -389,26 +389,198 @@ async fn concurrent_first_reads_cause_one_login() -> TestResult {
 }
 
 #[tokio::test]
-async fn approle_403_logs_in_again_once_then_denies() -> TestResult {
+async fn approle_403_with_a_refused_token_logs_in_again_once_then_denies() -> TestResult {
     let denied = Fault::json(403, &json!({"errors": ["permission denied"]}));
     let server = FaultServer::start(vec![
         login_reply("s.one"),
         denied.clone(),
+        // lookup-self refuses s.one too: the token is bad, so log in again.
+        denied.clone(),
         login_reply("s.two"),
+        // Denied right after a fresh login: no second re-login.
         denied,
     ])?;
     let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), Kv2Auth::approle("r", None)))?;
     let result = provider.read(&uri(FLAVOR, "secret/app/api")).await;
     assert_eq!(code(&result), "PERMISSION_DENIED");
+    let seen: Vec<(String, Option<String>)> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.path.clone(), r.header("x-vault-token").map(str::to_owned)))
+        .collect();
+    let step = |path: &str, token: Option<&str>| (path.to_owned(), token.map(str::to_owned));
+    assert_eq!(
+        seen,
+        [
+            step("/v1/auth/approle/login", None),
+            step("/v1/secret/data/app/api", Some("s.one")),
+            step("/v1/auth/token/lookup-self", Some("s.one")),
+            step("/v1/auth/approle/login", None),
+            step("/v1/secret/data/app/api", Some("s.two")),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn approle_403_with_a_valid_token_is_denied_without_login() -> TestResult {
+    let denied = Fault::json(
+        403,
+        &json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]}),
+    );
+    let lookup_ok = Fault::json(
+        200,
+        &json!({"data": {"ttl": 3000, "renewable": true, "expire_time": "x"}}),
+    );
+    let server = FaultServer::start(vec![
+        login_reply("s.one"),
+        denied.clone(),
+        lookup_ok.clone(),
+        denied,
+        lookup_ok,
+    ])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), Kv2Auth::approle("r", None)))?;
+    for _ in 0..2 {
+        let result = provider.read(&uri(FLAVOR, "secret/outside/policy")).await;
+        assert!(
+            matches!(
+                result,
+                Err(ProviderError::PermissionDenied {
+                    status: Some(403),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
     let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(
         paths,
         [
             "/v1/auth/approle/login",
+            "/v1/secret/data/outside/policy",
+            "/v1/auth/token/lookup-self",
+            "/v1/secret/data/outside/policy",
+            "/v1/auth/token/lookup-self",
+        ],
+        "exactly one login"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_login_is_shared_with_queued_readers() -> TestResult {
+    let server = FaultServer::start(vec![Fault::delay(
+        Duration::from_millis(150),
+        Fault::json(503, &json!({"errors": ["Vault is sealed"]})),
+    )])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), Kv2Auth::approle("r", None)))?;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let provider = provider.clone();
+            tokio::spawn(async move { provider.read(&uri(FLAVOR, "secret/app/api")).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(code(&task.await?));
+    }
+    assert_eq!(codes, ["UNAVAILABLE"; 20]);
+    assert_eq!(
+        server.request_count(),
+        3,
+        "one login's three attempts, not one login per reader"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_huge_lease_does_not_overflow() -> TestResult {
+    let server = FaultServer::start(vec![
+        Fault::json(
+            200,
+            &json!({"data": {"ttl": u64::MAX, "renewable": true, "expire_time": "x"}}),
+        ),
+        kv_reply(json!({"k": "v"})),
+    ])?;
+    let provider = provider(&server)?;
+    for _ in 0..2 {
+        provider.read(&uri(FLAVOR, "secret/app/api")).await?;
+    }
+    assert_eq!(server.request_count(), 3, "one lookup, two reads");
+
+    let server = FaultServer::start(vec![
+        Fault::json(
+            200,
+            &json!({"auth": {"client_token": "s.long", "lease_duration": u64::MAX, "renewable": true}}),
+        ),
+        kv_reply(json!({"k": "v"})),
+    ])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), Kv2Auth::approle("r", None)))?;
+    for _ in 0..2 {
+        provider.read(&uri(FLAVOR, "secret/app/api")).await?;
+    }
+    assert_eq!(server.request_count(), 3, "one login, two reads");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_renewal_without_a_lease_looks_the_token_up_again() -> TestResult {
+    let server = FaultServer::start(vec![
+        Fault::json(
+            200,
+            &json!({"data": {"ttl": 1, "renewable": true, "expire_time": "x"}}),
+        ),
+        kv_reply(json!({"k": "v"})),
+        Fault::json(
+            200,
+            &json!({"auth": {"client_token": "s.t", "lease_duration": 0, "renewable": true}}),
+        ),
+        Fault::json(
+            200,
+            &json!({"data": {"ttl": 3600, "renewable": true, "expire_time": "x"}}),
+        ),
+        kv_reply(json!({"k": "v"})),
+    ])?;
+    let provider = provider(&server)?;
+    provider.read(&uri(FLAVOR, "secret/app/api")).await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    provider.read(&uri(FLAVOR, "secret/app/api")).await?;
+    provider.read(&uri(FLAVOR, "secret/app/api")).await?;
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/auth/token/lookup-self",
             "/v1/secret/data/app/api",
-            "/v1/auth/approle/login",
-            "/v1/secret/data/app/api"
+            "/v1/auth/token/renew-self",
+            "/v1/auth/token/lookup-self",
+            "/v1/secret/data/app/api",
+            "/v1/secret/data/app/api",
         ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_body_cut_short_reports_its_real_status() -> TestResult {
+    let server = FaultServer::start(vec![
+        lookup_never_expires(),
+        Fault::Respond {
+            status: 404,
+            headers: vec![("Transfer-Encoding".into(), "chunked".into())],
+            body: b"zz\r\nnot a chunk".to_vec(),
+        },
+    ])?;
+    let result = provider(&server)?
+        .read(&uri(FLAVOR, "secret/app/api"))
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(ProviderError::MalformedResponse { status: 404, .. })
+        ),
+        "{result:?}"
     );
     Ok(())
 }
@@ -483,6 +655,8 @@ async fn a_token_file_is_read_again_after_403() -> TestResult {
     std::fs::write(&path, "s.new\n")?;
     server.set_script(vec![
         Fault::json(403, &json!({"errors": ["permission denied"]})),
+        // lookup-self refuses the old token as well.
+        Fault::json(403, &json!({"errors": ["permission denied"]})),
         lookup_never_expires(),
         kv_reply(json!({"k": "v"})),
     ]);
@@ -499,6 +673,7 @@ async fn a_token_file_is_read_again_after_403() -> TestResult {
             ("/v1/auth/token/lookup-self".to_owned(), token("s.old")),
             ("/v1/secret/data/app/api".to_owned(), token("s.old")),
             ("/v1/secret/data/app/api".to_owned(), token("s.old")),
+            ("/v1/auth/token/lookup-self".to_owned(), token("s.old")),
             ("/v1/auth/token/lookup-self".to_owned(), token("s.new")),
             ("/v1/secret/data/app/api".to_owned(), token("s.new")),
         ]

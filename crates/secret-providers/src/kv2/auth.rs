@@ -5,7 +5,7 @@
 //! first reads cause one login.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +22,9 @@ use crate::ProviderError;
 const RENEW_AT: (u32, u32) = (2, 3);
 /// Stop using a token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_millis(500);
+/// Leases longer than this (about 10 years) are treated as this long: the server's `u64`
+/// would otherwise overflow `Instant` arithmetic.
+const MAX_LEASE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
 /// A token ready to put on the wire.
 pub(crate) struct Token {
@@ -50,6 +53,12 @@ pub(crate) struct AuthState {
     current: RwLock<Option<Arc<Token>>>,
     refresh: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    /// The last failed refresh and when it ended, so tasks that queued on `refresh` before
+    /// it share its result instead of each logging in again against a failing server.
+    /// Cleared by a successful refresh.
+    last_failure: Mutex<Option<(Instant, ProviderError)>>,
+    /// The newest generation a 403 has already been allowed to replace.
+    reauthenticated: AtomicU64,
 }
 
 impl AuthState {
@@ -59,6 +68,8 @@ impl AuthState {
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
+            reauthenticated: AtomicU64::new(0),
         }
     }
 
@@ -94,24 +105,93 @@ impl AuthState {
                 let Ok(_guard) = self.refresh.try_lock() else {
                     return Ok(Arc::clone(token));
                 };
-                return self.refresh_locked(transport).await;
+                return self.refresh_recorded(transport).await;
             }
         }
+        let waiting_since = Instant::now();
         let _guard = self.refresh.lock().await;
-        self.refresh_locked(transport).await
+        if let Some(error) = self.failure_since(waiting_since) {
+            return Err(error);
+        }
+        self.refresh_recorded(transport).await
     }
 
-    /// Drops `generation` after a 403 so the next [`token`](Self::token) authenticates again.
-    /// Returns whether re-authentication can help.
-    pub(crate) fn invalidate(&self, generation: u64) -> bool {
+    /// A copy of the refresh failure that ended after `since`, if the last refresh failed.
+    fn failure_since(&self, since: Instant) -> Option<ProviderError> {
+        let last = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some((at, error)) if *at >= since => Some(error.snapshot()),
+            _ => None,
+        }
+    }
+
+    /// [`refresh_locked`](Self::refresh_locked), remembering its failure for the tasks
+    /// queued behind it.
+    async fn refresh_recorded(&self, transport: &Transport) -> Result<Arc<Token>, ProviderError> {
+        let result = self.refresh_locked(transport).await;
+        let record = result
+            .as_ref()
+            .err()
+            .map(|e| (Instant::now(), e.snapshot()));
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = record;
+        result
+    }
+
+    /// After a read with `token` got a 403: whether to read again with a new token.
+    ///
+    /// OpenBao answers 403 both for a bad token and for a path outside the policy, so the
+    /// token is checked with `lookup-self` first. Only if that is refused too is the token
+    /// dropped so the next [`token`](Self::token) authenticates again, at most once per token
+    /// generation.
+    pub(crate) async fn retry_after_403(&self, transport: &Transport, token: &Token) -> bool {
         if !self.method.can_reauthenticate() {
             return false;
         }
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        if current.as_ref().is_some_and(|t| t.generation == generation) {
-            *current = None;
+        let valid = match self.lookup_status(transport, &token.header).await {
+            Ok(status) => status == StatusCode::OK,
+            Err(error) => {
+                tracing::debug!(
+                    provider = transport.provider,
+                    code = error.code(),
+                    "lookup-self after 403 failed; keeping the token"
+                );
+                true
+            }
+        };
+        if valid {
+            tracing::debug!(
+                provider = transport.provider,
+                "403 with a valid token: permission denied"
+            );
+            return false;
         }
-        true
+        self.invalidate(token.generation)
+    }
+
+    /// Drops `generation` so the next [`token`](Self::token) authenticates again. Returns
+    /// whether a retry can use another token: false once this generation has been replaced
+    /// after a 403 and no newer token exists.
+    fn invalidate(&self, generation: u64) -> bool {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        // Under the write lock, so of two tasks denied on one generation the first drops it
+        // and the second sees it gone.
+        let first = self.reauthenticated.fetch_max(generation, Ordering::AcqRel) < generation;
+        match current.as_ref() {
+            Some(t) if t.generation == generation => {
+                if first {
+                    *current = None;
+                }
+                first
+            }
+            // Another task already replaced it (or is about to log in): retry with that.
+            _ => true,
+        }
     }
 
     /// With the refresh lock held: re-check, then renew or authenticate.
@@ -203,14 +283,10 @@ impl AuthState {
     }
 
     fn install(&self, header: HeaderValue, lease: &Lease, obtained: Instant) -> Arc<Token> {
-        let ttl = Duration::from_secs(lease.ttl);
         let (renew_at, expires_at) = if lease.ttl == 0 {
             (None, None)
         } else {
-            (
-                Some(obtained + ttl * RENEW_AT.0 / RENEW_AT.1),
-                Some(obtained + ttl),
-            )
+            lease_deadlines(Duration::from_secs(lease.ttl), obtained)
         };
         let token = Arc::new(Token {
             header,
@@ -247,6 +323,12 @@ impl AuthState {
             status: 200,
             reason: "renew-self response has no `auth`",
         })?;
+        if lease.ttl == 0 {
+            // Only `lookup-self` on a non-expiring token means "never expires"; a renewal
+            // without a lease says nothing, so log in again (or look the token up again).
+            tracing::debug!(provider, "renewal returned no lease; authenticating again");
+            return self.authenticate(transport).await;
+        }
         tracing::debug!(provider, ttl_s = lease.ttl, "token renewed");
         Ok(self.install(token.header.clone(), &lease, started))
     }
@@ -327,6 +409,19 @@ impl AuthState {
         }))
     }
 
+    /// The status `lookup-self` answers for `header`.
+    async fn lookup_status(
+        &self,
+        transport: &Transport,
+        header: &HeaderValue,
+    ) -> Result<StatusCode, ProviderError> {
+        let url = transport.url("auth/token/lookup-self")?;
+        let reply = transport
+            .send(Method::GET, &url, Some(header), None)
+            .await?;
+        Ok(reply.status)
+    }
+
     async fn login(
         &self,
         transport: &Transport,
@@ -356,6 +451,18 @@ impl AuthState {
             .ok_or_else(|| auth_failed(provider, method, Some(reply.status)))?;
         Ok((header_value(provider, &token)?, lease))
     }
+}
+
+/// When to renew and when a lease of `ttl` obtained at `obtained` ends, clamped to
+/// [`MAX_LEASE`]. `None` only if even the clamped deadline does not fit in an `Instant`.
+fn lease_deadlines(ttl: Duration, obtained: Instant) -> (Option<Instant>, Option<Instant>) {
+    let ttl = ttl.min(MAX_LEASE);
+    let renew_after = ttl
+        .checked_mul(RENEW_AT.0)
+        .map_or(ttl, |scaled| scaled / RENEW_AT.1);
+    let expires_at = obtained.checked_add(ttl);
+    let renew_at = obtained.checked_add(renew_after).or(expires_at);
+    (renew_at, expires_at)
 }
 
 fn header_value(provider: &'static str, token: &str) -> Result<HeaderValue, ProviderError> {

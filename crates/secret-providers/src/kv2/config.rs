@@ -195,6 +195,17 @@ impl RetryConfig {
     }
 }
 
+/// What a configured CA bundle does to the trusted roots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaBundleMode {
+    /// Trust only the bundle, as Vault's `VAULT_CACERT` does (the default).
+    #[default]
+    Replace,
+    /// Trust the bundle and the built-in webpki roots.
+    Append,
+}
+
 /// A client certificate for mutual TLS: PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
@@ -230,8 +241,12 @@ pub struct Kv2Config {
     pub auth: Kv2Auth,
     /// Sent as `X-Vault-Namespace` when set.
     pub namespace: Option<String>,
-    /// Extra trusted CA certificates (PEM), added to the webpki roots.
+    /// Trusted CA certificates (PEM). By default they replace the webpki roots; see
+    /// [`ca_bundle_mode`](Self::ca_bundle_mode).
     pub ca_bundle: Option<PathBuf>,
+    /// Whether [`ca_bundle`](Self::ca_bundle) replaces the webpki roots (the default) or is
+    /// added to them.
+    pub ca_bundle_mode: CaBundleMode,
     /// A client certificate for mutual TLS.
     pub client_cert: Option<ClientCert>,
     /// Per-attempt timeout covering connect, response and body.
@@ -260,6 +275,7 @@ impl Kv2Config {
             auth,
             namespace: None,
             ca_bundle: None,
+            ca_bundle_mode: CaBundleMode::Replace,
             client_cert: None,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryConfig::default(),
@@ -277,10 +293,19 @@ impl Kv2Config {
         self
     }
 
-    /// Adds a CA bundle.
+    /// Trusts the CA certificates in this PEM file, and by default only them (see
+    /// [`with_ca_bundle_mode`](Self::with_ca_bundle_mode)).
     #[must_use]
     pub fn with_ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_bundle = Some(path.into());
+        self
+    }
+
+    /// Whether the CA bundle replaces the webpki roots ([`CaBundleMode::Replace`], the
+    /// default) or is added to them ([`CaBundleMode::Append`]).
+    #[must_use]
+    pub fn with_ca_bundle_mode(mut self, mode: CaBundleMode) -> Self {
+        self.ca_bundle_mode = mode;
         self
     }
 
@@ -353,7 +378,8 @@ impl Kv2Config {
     /// | `P_ROLE_ID`, `P_SECRET_ID`, `P_SECRET_ID_FILE` | AppRole |
     /// | `P_KUBERNETES_ROLE`, `P_KUBERNETES_JWT_FILE` | Kubernetes |
     /// | `P_NAMESPACE` | `X-Vault-Namespace` |
-    /// | `P_CACERT`, `P_CLIENT_CERT`, `P_CLIENT_KEY` | TLS files (PEM) |
+    /// | `P_CACERT`, `P_CLIENT_CERT`, `P_CLIENT_KEY` | TLS files (PEM); the CA bundle is the only trust root |
+    /// | `P_CACERT_MODE` | `replace` (default) or `append` (also trust the webpki roots) |
     /// | `P_TIMEOUT`, else `VAULT_TIMEOUT` | seconds, fractions allowed |
     /// | `P_VERIFY_SSL`, else `VAULT_VERIFY_SSL` | `true`/`false`, or a CA bundle path |
     /// | `P_RETRY_ATTEMPTS`, `P_RETRY_BASE_DELAY_MS`, `P_RETRY_MAX_DELAY_MS` | retries |
@@ -454,6 +480,13 @@ impl Kv2Config {
         let mut config = Self::new(flavor, address, auth);
         config.namespace = var("NAMESPACE");
         config.ca_bundle = var("CACERT").map(PathBuf::from);
+        if let Some(mode) = var("CACERT_MODE") {
+            config.ca_bundle_mode = match mode.to_ascii_lowercase().as_str() {
+                "replace" => CaBundleMode::Replace,
+                "append" => CaBundleMode::Append,
+                _ => return Err(invalid("CACERT_MODE", "must be replace or append")),
+            };
+        }
         config.client_cert = match (var("CLIENT_CERT"), var("CLIENT_KEY")) {
             (Some(cert), Some(key)) => Some(ClientCert {
                 cert_path: cert.into(),

@@ -19,8 +19,8 @@ use crate::provider::{ReadFuture, SecretProvider};
 use crate::{ProviderError, SecretValue};
 
 pub use self::config::{
-    ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Kv2Auth,
-    Kv2Config, Kv2Flavor, RetryConfig,
+    CaBundleMode, ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT,
+    Kv2Auth, Kv2Config, Kv2Flavor, RetryConfig,
 };
 
 /// Reads `openbao+kv2://mount/path#key?version=N` (or `hashicorp+kv2://…`) with
@@ -33,8 +33,9 @@ pub use self::config::{
 ///   looked up again; others are renewed (`renew-self`) after two thirds of their TTL, or
 ///   replaced by logging in again where the method allows it.
 /// - **Errors** map what the real server returns: see [`ProviderError`] and
-///   `docs/providers.md`. A `403` triggers one re-authentication for methods that can log in
-///   again (AppRole, Kubernetes, token file), then `PERMISSION_DENIED`.
+///   `docs/providers.md`. On a `403`, methods that can log in again (AppRole, Kubernetes,
+///   token file) check the token with `lookup-self`: a valid token means `PERMISSION_DENIED`
+///   at once; a refused one is replaced once and the read retried.
 /// - **Retries** of connection errors, timeouts, 429 and 500/502/503/504 use jittered
 ///   exponential backoff, then give `UNAVAILABLE` (with the attempt count) or `TIMEOUT`.
 ///
@@ -145,6 +146,13 @@ impl Inner {
             });
         }
         let version = uri.version();
+        if version.is_some_and(|v| i64::try_from(v).is_err()) {
+            // KV v2 parses `version` as a signed 64-bit integer and answers 400 above that.
+            return Err(ProviderError::Unsupported {
+                provider,
+                what: "a version beyond what KV v2 accepts (at most 2^63 - 1)".to_owned(),
+            });
+        }
         let url = {
             let mut target = String::with_capacity(mount.len() + path.len() + 32);
             target.push_str(mount);
@@ -166,8 +174,11 @@ impl Inner {
                 .await?;
             let status = reply.status.as_u16();
             tracing::Span::current().record("status", status);
-            if status == 403 && !reauthenticated && self.auth.invalidate(token.generation) {
-                tracing::debug!("403; authenticating again once");
+            if status == 403
+                && !reauthenticated
+                && self.auth.retry_after_403(&self.transport, &token).await
+            {
+                tracing::debug!("403 and the token is refused; authenticating again once");
                 reauthenticated = true;
                 continue;
             }
@@ -222,6 +233,14 @@ mod tests {
             ("db+cred://pg/app", "UNSUPPORTED"),
             ("bootstrap://b/x", "UNSUPPORTED"),
             ("yaml://y/x", "UNSUPPORTED"),
+            (
+                "openbao+kv2://secret/a#k?version=9223372036854775808",
+                "UNSUPPORTED",
+            ),
+            (
+                "openbao+kv2://secret/a?version=18446744073709551615",
+                "UNSUPPORTED",
+            ),
         ] {
             let uri: SecretUri = uri.parse()?;
             assert_eq!(
@@ -230,6 +249,51 @@ mod tests {
                 "{uri}"
             );
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn response_bodies_are_wiped_on_every_path() -> Result<(), Box<dyn std::error::Error>> {
+        use secrets_test_support::{Fault, FaultServer};
+        let lookup = serde_json::json!({"data": {"ttl": 0, "renewable": false}});
+        let found =
+            serde_json::json!({"data": {"data": {"k": "wipe-me"}, "metadata": {"version": 1}}});
+        let deleted = serde_json::json!({"data": {"data": null, "metadata": {"deletion_time": "2026-01-01T00:00:00Z", "version": 2}}});
+        let cut = br#"{"data":{"data":{"k":"wipe-"#.to_vec();
+        let expected = [
+            lookup.to_string().len(),
+            found.to_string().len(),
+            deleted.to_string().len(),
+            cut.len(),
+        ];
+        let server = FaultServer::start(vec![
+            Fault::json(200, &lookup),
+            Fault::json(200, &found),
+            Fault::json(404, &deleted),
+            Fault::Respond {
+                status: 200,
+                headers: Vec::new(),
+                body: cut,
+            },
+        ])?;
+        let provider = Kv2Provider::new(Kv2Config::new(
+            Kv2Flavor::OpenBao,
+            server.addr(),
+            Kv2Auth::token("t"),
+        ))?;
+        transport::tests::WIPED.with(|w| w.borrow_mut().clear());
+        let uri: SecretUri = "openbao+kv2://secret/app".parse()?;
+        let codes: Vec<&str> = [
+            provider.read(&uri).await.err(),
+            provider.read(&uri).await.err(),
+            provider.read(&uri).await.err(),
+        ]
+        .iter()
+        .map(|e| e.as_ref().map_or("OK", ProviderError::code))
+        .collect();
+        assert_eq!(codes, ["OK", "VERSION_DELETED", "MALFORMED_RESPONSE"]);
+        let wiped = transport::tests::WIPED.with(|w| w.borrow().clone());
+        assert_eq!(wiped, expected);
         Ok(())
     }
 }

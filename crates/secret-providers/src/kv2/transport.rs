@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::config::{Kv2Config, RetryConfig};
+use super::config::{CaBundleMode, Kv2Config, RetryConfig};
 use crate::{BoxError, ProviderError};
 
 pub(crate) const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-vault-token");
@@ -43,7 +43,36 @@ pub(crate) struct Transport {
 /// A response that came back in full.
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    pub(crate) body: Bytes,
+    pub(crate) body: WipedBody,
+}
+
+/// A response body (a secret, a token) that is zeroized when dropped, on every path.
+pub(crate) struct WipedBody(Vec<u8>);
+
+impl WipedBody {
+    /// Copies `bytes` into a buffer of our own, then wipes `bytes` if nothing else holds it
+    /// (hyper's read buffer usually still does; see the crate docs).
+    fn copy_of(bytes: Bytes) -> Self {
+        let body = Self(bytes.to_vec());
+        wipe_bytes(bytes);
+        body
+    }
+}
+
+impl std::ops::Deref for WipedBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WipedBody {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+        #[cfg(test)]
+        tests::WIPED.with(|wiped| wiped.borrow_mut().push(self.0.capacity()));
+    }
 }
 
 /// One attempt's failure, before retry policy and mapping.
@@ -56,8 +85,8 @@ enum AttemptError {
     /// 429, 500, 502, 503, 504.
     Status(StatusCode),
     TooLarge,
-    /// The body broke off after the head arrived.
-    BodyCut,
+    /// The body broke off after the head (with this status) arrived.
+    BodyCut(StatusCode),
 }
 
 impl AttemptError {
@@ -271,12 +300,12 @@ impl Transport {
                     if e.is::<LengthLimitError>() {
                         AttemptError::TooLarge
                     } else {
-                        AttemptError::BodyCut
+                        AttemptError::BodyCut(head.status)
                     }
                 })?;
             Ok(Reply {
                 status: head.status,
-                body: collected.to_bytes(),
+                body: WipedBody::copy_of(collected.to_bytes()),
             })
         };
         let reply = tokio::time::timeout(self.timeout, exchange)
@@ -313,9 +342,9 @@ impl Transport {
                 provider,
                 limit: self.max_body as u64,
             },
-            AttemptError::BodyCut => ProviderError::MalformedResponse {
+            AttemptError::BodyCut(status) => ProviderError::MalformedResponse {
                 provider,
-                status: 200,
+                status: status.as_u16(),
                 reason: "the response body ended early",
             },
         }
@@ -337,7 +366,7 @@ impl AttemptError {
                 _ => "HTTP error",
             },
             Self::TooLarge => "too large",
-            Self::BodyCut => "body cut",
+            Self::BodyCut(_) => "body cut",
         }
     }
 }
@@ -397,24 +426,7 @@ fn tls_config(config: &Kv2Config) -> Result<rustls::ClientConfig, ProviderError>
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(crypto)))
     } else {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = &config.ca_bundle {
-            let mut added = 0;
-            for cert in read_certs(provider, path, "CA bundle")? {
-                roots.add(cert).map_err(|e| {
-                    config_error(provider, "CA bundle holds an invalid certificate", e)
-                })?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(ProviderError::config(
-                    provider,
-                    "CA bundle holds no PEM certificate",
-                ));
-            }
-        }
+        let roots = root_store(config)?;
         builder.with_root_certificates(roots)
     };
     let tls = match &config.client_cert {
@@ -429,6 +441,36 @@ fn tls_config(config: &Kv2Config) -> Result<rustls::ClientConfig, ProviderError>
         }
     };
     Ok(tls)
+}
+
+/// The CA bundle alone (Vault's meaning of `VAULT_CACERT`), the bundle plus the webpki roots
+/// with [`CaBundleMode::Append`], or the webpki roots when no bundle is set.
+fn root_store(config: &Kv2Config) -> Result<rustls::RootCertStore, ProviderError> {
+    let provider = config.flavor.name();
+    let webpki = || rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let Some(path) = &config.ca_bundle else {
+        return Ok(webpki());
+    };
+    let mut roots = match config.ca_bundle_mode {
+        CaBundleMode::Append => webpki(),
+        _ => rustls::RootCertStore::empty(),
+    };
+    let mut added = 0;
+    for cert in read_certs(provider, path, "CA bundle")? {
+        roots
+            .add(cert)
+            .map_err(|e| config_error(provider, "CA bundle holds an invalid certificate", e))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(ProviderError::config(
+            provider,
+            "CA bundle holds no PEM certificate",
+        ));
+    }
+    Ok(roots)
 }
 
 fn read_certs(
@@ -493,9 +535,14 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Kv2Auth, Kv2Flavor};
+
+    thread_local! {
+        /// Capacities of the response bodies wiped on this thread.
+        pub(crate) static WIPED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
 
     fn config(address: &str) -> Kv2Config {
         Kv2Config::new(Kv2Flavor::OpenBao, address, Kv2Auth::token("t"))
@@ -551,6 +598,27 @@ mod tests {
             transport.url("secret/data/a")?.to_string(),
             "https://proxy.example/vault/v1/secret/data/a"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_ca_bundle_replaces_the_webpki_roots_unless_appended() -> Result<(), ProviderError> {
+        let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-ca.pem");
+        let webpki = webpki_roots::TLS_SERVER_ROOTS.len();
+        let none = root_store(&config("https://bao.example"))?;
+        assert_eq!(none.len(), webpki);
+        let only = root_store(&config("https://bao.example").with_ca_bundle(bundle))?;
+        assert_eq!(
+            only.len(),
+            1,
+            "Vault's meaning: the bundle is the only trust root"
+        );
+        let appended = root_store(
+            &config("https://bao.example")
+                .with_ca_bundle(bundle)
+                .with_ca_bundle_mode(CaBundleMode::Append),
+        )?;
+        assert_eq!(appended.len(), webpki + 1);
         Ok(())
     }
 

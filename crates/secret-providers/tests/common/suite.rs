@@ -506,6 +506,12 @@ pub async fn tls(flavor: Kv2Flavor) -> TestResult {
 
     let right = Kv2Provider::new(config(flavor, &bao.addr(), auth()).with_ca_bundle(&ca))?;
     assert_eq!(right.read(&target).await?.expose_str(), Some("over-tls"));
+    let appended = Kv2Provider::new(
+        config(flavor, &bao.addr(), auth())
+            .with_ca_bundle(&ca)
+            .with_ca_bundle_mode(secret_providers::CaBundleMode::Append),
+    )?;
+    assert_eq!(appended.read(&target).await?.expose_str(), Some("over-tls"));
 
     let no_ca = Kv2Provider::new(config(flavor, &bao.addr(), auth()))?;
     let failed = no_ca.read(&target).await;
