@@ -67,7 +67,7 @@ fn report(path: &std::path::Path) {
         // Warm-up: the one PDP call, cache growth, branch predictors.
         for _ in 0..WARMUP {
             next_jti += 1;
-            pep.authorize(&context(next_jti), URI).await.unwrap();
+            let _ = pep.authorize(&context(next_jti), URI).await.unwrap();
         }
         let mut warm = Latencies::with_capacity(SAMPLES);
         let mut floor = Latencies::with_capacity(SAMPLES);
@@ -79,7 +79,7 @@ fn report(path: &std::path::Path) {
             }
             let start = Instant::now();
             for ctx in &contexts {
-                black_box(pep.authorize(black_box(ctx), black_box(URI)).await.unwrap());
+                let _ = black_box(pep.authorize(black_box(ctx), black_box(URI)).await.unwrap());
             }
             warm.push(start.elapsed() / BATCH as u32);
 

@@ -378,7 +378,12 @@ impl GrantCache {
         if !has_room {
             return;
         }
-        let ttl = self.settings.negative_ttl + crate::util::jitter(self.settings.negative_jitter);
+        // Saturating: `PepConfig::validate` caps both, but a panic here would be a denial of
+        // service on the deny path.
+        let ttl = self
+            .settings
+            .negative_ttl
+            .saturating_add(crate::util::jitter(self.settings.negative_jitter));
         let expires_at = now.checked_add(ttl).unwrap_or(now);
         if self.negative.insert(Box::from(key), expires_at).is_none() {
             self.negative_count.fetch_add(1, Ordering::Relaxed);
@@ -394,7 +399,12 @@ impl GrantCache {
         now: Instant,
     ) -> Result<(), DenyReason> {
         let digest = self.replay_hasher.hash_one((issuer, jti));
-        let expires_at = now.checked_add(self.settings.replay_ttl).unwrap_or(now);
+        // An unrepresentable deadline must not forget the `jti` at once (that would let the
+        // replay through): fall back to the longest accepted window.
+        let expires_at = now
+            .checked_add(self.settings.replay_ttl)
+            .or_else(|| now.checked_add(crate::config::MAX_WINDOW))
+            .unwrap_or(now);
         let max = self.settings.replay_max_entries;
         if self.replay_count.load(Ordering::Relaxed) >= max
             && self.may_sweep(&self.replay_sweep_ms, now)
@@ -550,6 +560,29 @@ mod tests {
         assert!(cache.is_negative("k", t0 + Duration::from_millis(10)));
         assert!(!cache.is_negative("k", t0 + Duration::from_millis(60)));
         assert_eq!(cache.negative_len(), 0);
+    }
+
+    #[test]
+    fn huge_negative_ttl_and_jitter_do_not_overflow() {
+        let cache = GrantCache::new(CacheSettings {
+            negative_ttl: Duration::MAX,
+            negative_jitter: Duration::from_secs(u64::MAX),
+            ..settings()
+        });
+        let t0 = Instant::now();
+        cache.insert_negative("k", t0);
+        assert!(cache.negative_len() <= 1);
+    }
+
+    #[test]
+    fn a_huge_replay_window_still_catches_replays() {
+        let cache = GrantCache::new(CacheSettings {
+            replay_ttl: Duration::MAX,
+            ..settings()
+        });
+        let t0 = Instant::now();
+        assert_eq!(cache.check_replay(None, "j", t0), Ok(()));
+        assert_eq!(cache.check_replay(None, "j", t0), Err(DenyReason::Replay));
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! [`PepConfig`]: struct, builder methods and environment.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +11,20 @@ use crate::{GrantDefaults, PepError};
 
 /// The default secrets audience (`SECRETS_AUDIENCE`).
 pub const DEFAULT_AUDIENCE: &str = "crud.secrets";
+
+/// The `ENVIRONMENT` values (compared trimmed, case-insensitively) in which the allow-all
+/// development PDP ([`DevAllowAll`](crate::DevAllowAll), `ENABLE_AUTHORIZATION=false`) may run.
+/// Any other value, or none, refuses it: an unknown or forgotten `ENVIRONMENT` is treated as
+/// production.
+pub const DEVELOPMENT_ENVIRONMENTS: [&str; 5] = ["dev", "development", "test", "local", "ci"];
+
+/// The longest accepted `NEGATIVE_CACHE_TTL_S` (1 h): a denial remembered longer would hide
+/// policy changes, and absurd values would overflow deadline arithmetic.
+pub(crate) const MAX_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// The longest accepted `NEGATIVE_CACHE_JITTER_MS` (60 s).
+pub(crate) const MAX_NEGATIVE_CACHE_JITTER: Duration = Duration::from_secs(60);
+/// The longest accepted `ANTI_REPLAY_TTL_S` and `GRANT_TTL_DEFAULT` (7 days).
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Settings of a [`Pep`](crate::Pep).
 ///
@@ -25,8 +40,9 @@ pub struct PepConfig {
     /// The audience a context's `aud` must contain (`SECRETS_AUDIENCE`, default
     /// `crud.secrets`).
     pub audience: String,
-    /// Deny a context with no `aud` at all (`SECRETS_AUDIENCE_REQUIRED`, default `false`: a
-    /// context without `aud` passes, one whose `aud` lacks the audience never does).
+    /// Deny a context with no `aud` at all (`SECRETS_AUDIENCE_REQUIRED`, default `true`). Set
+    /// it to `false` only for token issuers that never set `aud`; a context whose `aud` lacks
+    /// the audience is denied either way.
     pub require_audience: bool,
     /// Sent to the PDP as the read's purpose (`SECRETS_PURPOSE`, optional).
     pub purpose: Option<String>,
@@ -45,6 +61,9 @@ pub struct PepConfig {
     /// Check every `jti` for replay (`ANTI_REPLAY_ENABLED`, default `true`). Turn it off only
     /// for deployments whose tokens reuse one `jti` across calls.
     pub anti_replay: bool,
+    /// While anti-replay is on, deny a context without a `jti` (`AUTHZ_DENIED` / `JTI_MISSING`)
+    /// instead of letting it skip the replay check (`ANTI_REPLAY_REQUIRE_JTI`, default `true`).
+    pub require_jti: bool,
     /// How long a `jti` is remembered (`ANTI_REPLAY_TTL_S`, default 300 s; at least the
     /// token lifetime).
     pub anti_replay_ttl: Duration,
@@ -53,8 +72,9 @@ pub struct PepConfig {
     pub anti_replay_max_entries: usize,
     /// Which PDP decides.
     pub pdp: PdpSettings,
-    /// The deployment environment (`ENVIRONMENT`); `production` refuses development mode.
-    /// `None` reads `ENVIRONMENT` when the PEP is built.
+    /// The deployment environment (`ENVIRONMENT`). The allow-all development PDP is accepted
+    /// only when it is one of [`DEVELOPMENT_ENVIRONMENTS`]. `None` reads `ENVIRONMENT` when
+    /// the PEP is built.
     pub environment: Option<String>,
 }
 
@@ -68,7 +88,8 @@ pub enum PdpSettings {
     /// An AuthZEN 1.0 PDP (`AUTHZEN_PDP_URL`).
     AuthZen(AuthzenConfig),
     /// Development mode: every read is permitted (`ENABLE_AUTHORIZATION=false`). A warning is
-    /// logged; refused when `ENVIRONMENT` is `production`.
+    /// logged; [`Pep::new`](crate::Pep::new) refuses it unless `ENVIRONMENT` is one of
+    /// [`DEVELOPMENT_ENVIRONMENTS`].
     DisabledForDevelopment,
 }
 
@@ -87,7 +108,10 @@ pub enum AuthzenDialect {
 }
 
 /// Settings of the AuthZEN PDP client.
-#[derive(Debug, Clone)]
+///
+/// `Debug` redacts the token and any `user:password@` part of the URL (such a URL is refused
+/// anyway).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AuthzenConfig {
     /// The PDP's base URL (`AUTHZEN_PDP_URL`), e.g. `https://pdp.internal:3592`. Plain
@@ -116,6 +140,28 @@ pub struct AuthzenConfig {
     pub breaker_cooldown: Duration,
     /// Responses larger than this are refused (default 256 KiB).
     pub max_response_bytes: usize,
+}
+
+impl fmt::Debug for AuthzenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = if url_has_userinfo(&self.url) {
+            "[REDACTED: URL with credentials]"
+        } else {
+            self.url.as_str()
+        };
+        f.debug_struct("AuthzenConfig")
+            .field("url", &url)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("timeout", &self.timeout)
+            .field("discovery", &self.discovery)
+            .field("dialect", &self.dialect)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
 }
 
 impl AuthzenConfig {
@@ -187,6 +233,9 @@ impl AuthzenConfig {
     }
 
     fn from_lookup(url: String, env: &Lookup<'_>) -> Result<Self, PepError> {
+        if url_has_userinfo(&url) {
+            return Err(PepError::config(USERINFO_REFUSED));
+        }
         let mut config = Self::new(url);
         config.token = env.get("AUTHZEN_PDP_TOKEN").map(SecretString::from);
         config.timeout = env.millis("AUTHZEN_TIMEOUT_MS", config.timeout)?;
@@ -223,7 +272,7 @@ impl PepConfig {
             tenant_id: tenant_id.into(),
             allowed_mounts,
             audience: DEFAULT_AUDIENCE.to_owned(),
-            require_audience: false,
+            require_audience: true,
             purpose: None,
             grant_defaults: GrantDefaults::default(),
             grant_ttl_max: Duration::from_secs(24 * 3600),
@@ -231,6 +280,7 @@ impl PepConfig {
             negative_cache_ttl: Duration::from_secs(5),
             negative_cache_jitter: Duration::from_millis(500),
             anti_replay: true,
+            require_jti: true,
             anti_replay_ttl: Duration::from_secs(300),
             anti_replay_max_entries: 200_000,
             pdp: PdpSettings::None,
@@ -253,7 +303,7 @@ impl PepConfig {
     /// | `TENANT_ID` | tenant served | required |
     /// | `TENANT_ALLOWED_MOUNTS` | comma list of mounts | required, non-empty |
     /// | `SECRETS_AUDIENCE` | audience required in `aud` | `crud.secrets` |
-    /// | `SECRETS_AUDIENCE_REQUIRED` | deny a context without `aud` | `false` |
+    /// | `SECRETS_AUDIENCE_REQUIRED` | deny a context without `aud` | `true` |
     /// | `SECRETS_PURPOSE` | purpose sent to the PDP | none |
     /// | `GRANT_TTL_DEFAULT` | grant TTL, seconds | 300 |
     /// | `GRANT_MAX_USES_DEFAULT` | grant uses | 1 |
@@ -261,12 +311,13 @@ impl PepConfig {
     /// | `NEGATIVE_CACHE_TTL_S` | denial TTL, seconds | 5 |
     /// | `NEGATIVE_CACHE_JITTER_MS` | extra random denial TTL | 500 |
     /// | `ANTI_REPLAY_ENABLED` | check `jti` on every call | `true` |
+    /// | `ANTI_REPLAY_REQUIRE_JTI` | deny a context without `jti` (while anti-replay is on) | `true` |
     /// | `ANTI_REPLAY_TTL_S` | `jti` memory, seconds | 300 |
     /// | `ANTI_REPLAY_MAX_ENTRIES` | `jti`s remembered | 200 000 |
     /// | `ENABLE_AUTHORIZATION` | `false` = development mode (allow all) | `true` |
     /// | `AUTHZEN_PDP_URL` | the AuthZEN PDP | required unless `ENABLE_AUTHORIZATION=false` |
     /// | `AUTHZEN_PDP_TOKEN`, `AUTHZEN_TIMEOUT_MS`, `AUTHZEN_DISCOVERY`, `AUTHZEN_DIALECT`, `AUTHZEN_ALLOW_INSECURE_HTTP`, `AUTHZEN_CA_BUNDLE`, `AUTHZEN_BREAKER_THRESHOLD`, `AUTHZEN_BREAKER_COOLDOWN_MS` | see [`AuthzenConfig`] | |
-    /// | `ENVIRONMENT` | `production` refuses development mode | none |
+    /// | `ENVIRONMENT` | development mode needs one of [`DEVELOPMENT_ENVIRONMENTS`] | none |
     ///
     /// Booleans are `true`/`false`/`1`/`0`/`yes`/`no`/`on`/`off`; anything else is an error,
     /// so a typo never flips a security switch.
@@ -288,7 +339,7 @@ impl PepConfig {
         if let Some(audience) = env.get("SECRETS_AUDIENCE") {
             config.audience = audience;
         }
-        config.require_audience = env.flag("SECRETS_AUDIENCE_REQUIRED", false)?;
+        config.require_audience = env.flag("SECRETS_AUDIENCE_REQUIRED", true)?;
         config.purpose = env.get("SECRETS_PURPOSE");
         config.grant_defaults.ttl = env.seconds("GRANT_TTL_DEFAULT", config.grant_defaults.ttl)?;
         config.grant_defaults.max_uses =
@@ -300,6 +351,7 @@ impl PepConfig {
         config.negative_cache_jitter =
             env.millis("NEGATIVE_CACHE_JITTER_MS", config.negative_cache_jitter)?;
         config.anti_replay = env.flag("ANTI_REPLAY_ENABLED", true)?;
+        config.require_jti = env.flag("ANTI_REPLAY_REQUIRE_JTI", true)?;
         config.anti_replay_ttl = env.seconds("ANTI_REPLAY_TTL_S", config.anti_replay_ttl)?;
         config.anti_replay_max_entries =
             env.number("ANTI_REPLAY_MAX_ENTRIES", config.anti_replay_max_entries)?;
@@ -341,7 +393,7 @@ impl PepConfig {
         self
     }
 
-    /// Denies contexts without `aud`.
+    /// Denies contexts without `aud` (`true`, the default) or lets them pass (`false`).
     #[must_use]
     pub fn with_required_audience(mut self, required: bool) -> Self {
         self.require_audience = required;
@@ -367,6 +419,13 @@ impl PepConfig {
     pub fn with_negative_cache(mut self, ttl: Duration, jitter: Duration) -> Self {
         self.negative_cache_ttl = ttl;
         self.negative_cache_jitter = jitter;
+        self
+    }
+
+    /// Requires (the default) or stops requiring a `jti` on every call while anti-replay is on.
+    #[must_use]
+    pub fn with_required_jti(mut self, required: bool) -> Self {
+        self.require_jti = required;
         self
     }
 
@@ -401,7 +460,9 @@ impl PepConfig {
     ///
     /// # Errors
     /// `CONFIG` for an empty tenant, empty `TENANT_ALLOWED_MOUNTS`, empty audience, a zero
-    /// default TTL or use count, or a zero-sized store.
+    /// default TTL or use count, a zero-sized store, a window beyond its cap
+    /// (`NEGATIVE_CACHE_TTL_S` 1 h, `NEGATIVE_CACHE_JITTER_MS` 60 s, `ANTI_REPLAY_TTL_S` and
+    /// `GRANT_TTL_DEFAULT` 7 days), or an AuthZEN URL with `user:password@` credentials.
     pub fn validate(&self) -> Result<(), PepError> {
         if self.tenant_id.trim().is_empty() {
             return Err(PepError::config("TENANT_ID must not be empty"));
@@ -431,21 +492,73 @@ impl PepConfig {
         if self.grant_cache_max_entries == 0 {
             return Err(PepError::config("GRANT_CACHE_MAX_ENTRIES must be positive"));
         }
+        let caps = [
+            (
+                self.negative_cache_ttl,
+                MAX_NEGATIVE_CACHE_TTL,
+                "NEGATIVE_CACHE_TTL_S must be at most 3600",
+            ),
+            (
+                self.negative_cache_jitter,
+                MAX_NEGATIVE_CACHE_JITTER,
+                "NEGATIVE_CACHE_JITTER_MS must be at most 60000",
+            ),
+            (
+                self.anti_replay_ttl,
+                MAX_WINDOW,
+                "ANTI_REPLAY_TTL_S must be at most 604800 (7 days)",
+            ),
+            (
+                self.grant_defaults.ttl,
+                MAX_WINDOW,
+                "GRANT_TTL_DEFAULT must be at most 604800 (7 days)",
+            ),
+        ];
+        for (value, max, message) in caps {
+            if value > max {
+                return Err(PepError::config(message));
+            }
+        }
+        if let PdpSettings::AuthZen(authzen) = &self.pdp
+            && url_has_userinfo(&authzen.url)
+        {
+            return Err(PepError::config(USERINFO_REFUSED));
+        }
         Ok(())
     }
 
-    /// Whether `environment` (or `ENVIRONMENT`) says production.
-    pub(crate) fn is_production(&self) -> bool {
-        self.environment
+    /// Whether the allow-all development PDP may run: `environment` (else `ENVIRONMENT`) is
+    /// one of [`DEVELOPMENT_ENVIRONMENTS`], or it is unset and `unset_ok` (the explicit
+    /// [`PepBuilder::allow_dev_pdp`](crate::PepBuilder::allow_dev_pdp) opt-in).
+    pub(crate) fn check_dev_pdp(&self, unset_ok: bool) -> Result<(), PepError> {
+        let environment = self
+            .environment
             .clone()
             .or_else(|| std::env::var("ENVIRONMENT").ok())
-            .is_some_and(|e| {
-                matches!(
-                    e.trim().to_ascii_lowercase().as_str(),
-                    "production" | "prod"
-                )
-            })
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty());
+        let allowed = match environment.as_deref() {
+            Some(name) => DEVELOPMENT_ENVIRONMENTS.contains(&name),
+            None => unset_ok,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(PepError::config(
+                "the allow-all development PDP (ENABLE_AUTHORIZATION=false, DevAllowAll) requires ENVIRONMENT to be one of dev, development, test, local, ci",
+            ))
+        }
     }
+}
+
+pub(crate) const USERINFO_REFUSED: &str =
+    "AUTHZEN_PDP_URL must not carry user:password@ credentials; use AUTHZEN_PDP_TOKEN";
+
+/// Whether the URL's authority has a `user[:password]@` part.
+pub(crate) fn url_has_userinfo(url: &str) -> bool {
+    let rest = url.trim().split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
 }
 
 /// Typed reads of one lookup function, with errors that name the variable.
@@ -570,5 +683,73 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(bad.to_string().contains("GRANT_TTL_DEFAULT"));
+    }
+
+    #[test]
+    fn fail_closed_defaults_and_their_opt_outs() -> Result<(), PepError> {
+        let base = [
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret"),
+            ("ENABLE_AUTHORIZATION", "false"),
+        ];
+        let config = PepConfig::from_lookup(lookup(&base))?;
+        assert!(config.require_audience && config.require_jti);
+        let new = PepConfig::new("t1", AllowedMounts::from_csv("secret"));
+        assert!(new.require_audience && new.require_jti);
+        let mut pairs = base.to_vec();
+        pairs.push(("SECRETS_AUDIENCE_REQUIRED", "false"));
+        pairs.push(("ANTI_REPLAY_REQUIRE_JTI", "no"));
+        let config = PepConfig::from_lookup(lookup(&pairs))?;
+        assert!(!config.require_audience && !config.require_jti);
+        Ok(())
+    }
+
+    #[test]
+    fn absurd_windows_are_refused() {
+        let base = [
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret"),
+            ("ENABLE_AUTHORIZATION", "false"),
+        ];
+        let max = u64::MAX.to_string();
+        for (name, value) in [
+            ("NEGATIVE_CACHE_TTL_S", max.as_str()),
+            ("NEGATIVE_CACHE_TTL_S", "3601"),
+            ("NEGATIVE_CACHE_JITTER_MS", max.as_str()),
+            ("ANTI_REPLAY_TTL_S", max.as_str()),
+            ("GRANT_TTL_DEFAULT", max.as_str()),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let err = PepConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert_eq!(err.code(), "CONFIG");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let mut pairs = base.to_vec();
+        pairs.push(("NEGATIVE_CACHE_TTL_S", "3600"));
+        assert!(PepConfig::from_lookup(lookup(&pairs)).is_ok());
+    }
+
+    #[test]
+    fn pdp_url_credentials_are_refused() {
+        let url = "https://svc:hunter2@pdp.internal:3592/";
+        let err = PepConfig::from_lookup(lookup(&[
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret"),
+            ("AUTHZEN_PDP_URL", url),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.code(), "CONFIG");
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
+
+        let authzen = AuthzenConfig::new(url);
+        assert!(!format!("{authzen:?}").contains("hunter2"));
+        let config = PepConfig::new("t1", AllowedMounts::from_csv("secret"))
+            .with_pdp(PdpSettings::AuthZen(authzen));
+        assert_eq!(config.validate().unwrap_err().code(), "CONFIG");
+
+        assert!(url_has_userinfo("http://u@h"));
+        assert!(!url_has_userinfo("http://h:1/p@x?q=@"));
+        assert!(!url_has_userinfo("http://127.0.0.1:3592"));
     }
 }

@@ -159,6 +159,9 @@ pub enum DenyReason {
     UnknownObligation,
     /// The anti-replay store is full of live `jti`s; failing closed rather than forgetting one.
     ReplayStoreFull,
+    /// The context carries no `jti` while anti-replay requires one
+    /// ([`PepConfig::require_jti`](crate::PepConfig::require_jti), `ANTI_REPLAY_REQUIRE_JTI`).
+    JtiMissing,
 }
 
 impl DenyReason {
@@ -174,6 +177,7 @@ impl DenyReason {
             Self::SubjectMissing => "SUBJECT_MISSING",
             Self::UnknownObligation => "UNKNOWN_OBLIGATION",
             Self::ReplayStoreFull => "REPLAY_STORE_FULL",
+            Self::JtiMissing => "JTI_MISSING",
         }
     }
 
@@ -197,6 +201,7 @@ impl fmt::Display for DenyReason {
             Self::SubjectMissing => "no subject in the execution context",
             Self::UnknownObligation => "the decision carries an obligation this PEP cannot fulfil",
             Self::ReplayStoreFull => "the anti-replay store is full",
+            Self::JtiMissing => "the token carries no id (jti) to check for replay",
         };
         write!(f, "{text} ({})", self.code())
     }
@@ -324,6 +329,7 @@ mod tests {
             (DenyReason::SubjectMissing, "SUBJECT_MISSING"),
             (DenyReason::UnknownObligation, "UNKNOWN_OBLIGATION"),
             (DenyReason::ReplayStoreFull, "REPLAY_STORE_FULL"),
+            (DenyReason::JtiMissing, "JTI_MISSING"),
         ];
         for (reason, code) in reasons {
             assert_eq!(reason.code(), code);

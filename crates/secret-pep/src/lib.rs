@@ -12,9 +12,11 @@
 //! use secret_pep::{DenyReason, ExecutionContext, PdpSettings, Pep, PepConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Development mode (allow-all PDP); production uses `PdpSettings::AuthZen(...)`, or
-//! // `Pep::from_env()` with AUTHZEN_PDP_URL.
+//! // Development mode (allow-all PDP, accepted only when ENVIRONMENT is dev, development,
+//! // test, local or ci); production uses `PdpSettings::AuthZen(...)`, or `Pep::from_env()`
+//! // with AUTHZEN_PDP_URL.
 //! let config = PepConfig::new("tenant-1", "secret".parse()?)
+//!     .with_environment("dev")
 //!     .with_pdp(PdpSettings::DisabledForDevelopment)
 //!     .with_grant_defaults(Duration::from_secs(60), 2);
 //! let pep = Pep::new(config)?;
@@ -32,12 +34,16 @@
 //!     let replay = pep.authorize(&ctx, "openbao+kv2://secret/app/api#token").await.unwrap_err();
 //!     assert_eq!((replay.code(), replay.deny_reason()), ("AUTHZ_DENIED", Some(DenyReason::Replay)));
 //!
-//!     // A token for another audience is refused; so is a mount outside the tenant's.
-//!     let other = ExecutionContext::new("alice").with_aud(["billing"]);
+//!     // A token for another audience is refused; so is a mount outside the tenant's, and a
+//!     // token without a `jti` (`JTI_MISSING`) or without `aud` (`AUDIENCE`).
+//!     let other = ExecutionContext::new("alice").with_aud(["billing"]).with_jti("jti-x");
 //!     let err = pep.authorize(&other, "openbao+kv2://secret/app/api#token").await.unwrap_err();
 //!     assert_eq!(err.deny_reason(), Some(DenyReason::Audience));
 //!     let err = pep.authorize(&ctx, "file://infra/key").await.unwrap_err();
 //!     assert_eq!(err.code(), "TENANT_MOUNT_MISMATCH");
+//!     let no_jti = ExecutionContext::new("alice").with_aud(["crud.secrets"]);
+//!     let err = pep.authorize(&no_jti, "openbao+kv2://secret/app/api#token").await.unwrap_err();
+//!     assert_eq!(err.deny_reason(), Some(DenyReason::JtiMissing));
 //!
 //!     // The grant allows two uses: the second succeeds, the third is refused.
 //!     let ctx2 = ctx.clone().with_jti("jti-2");
@@ -78,7 +84,10 @@ mod util;
 
 pub use audit::{AuditDecision, AuditEvent, AuditHook, NoopAudit};
 pub use cache::GrantCache;
-pub use config::{AuthzenConfig, AuthzenDialect, DEFAULT_AUDIENCE, PdpSettings, PepConfig};
+pub use config::{
+    AuthzenConfig, AuthzenDialect, DEFAULT_AUDIENCE, DEVELOPMENT_ENVIRONMENTS, PdpSettings,
+    PepConfig,
+};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use context::MissingExecutionContext;

@@ -5,14 +5,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ring::digest;
 use secret_uri::SecretUri;
 use subtle::ConstantTimeEq;
 
 use crate::cache::{CacheSettings, GrantCache, GrantEntry};
 use crate::pdp::{AccessRequest, BatchFailure, BatchRequest, DevAllowAll, SecretPolicyService};
 use crate::{
-    AuditDecision, AuditEvent, AuditHook, DenyReason, ExecutionContext, Grant, NoopAudit,
-    PdpSettings, PepConfig, PepError,
+    AuditDecision, AuditEvent, AuditHook, BindingKind, DenyReason, ExecutionContext, Grant,
+    NoopAudit, PdpSettings, PepConfig, PepError,
 };
 
 /// The Policy Enforcement Point: decides whether a caller may read a secret, fail closed.
@@ -22,15 +23,19 @@ use crate::{
 /// # The flow ([`Pep::authorize`])
 /// 1. Parse and canonicalize the URI (`ILLEGAL_SEGMENT`, …).
 /// 2. Tenant mount guard (`TENANT_MOUNT_MISMATCH`).
-/// 3. Subject present (`AUTHZ_DENIED`/`SUBJECT_MISSING`), audience (`AUDIENCE`); the audience
-///    is checked on every call, so a token for another service cannot ride a warm grant.
+/// 3. Subject present (`AUTHZ_DENIED`/`SUBJECT_MISSING`), audience (`AUDIENCE`; a missing
+///    `aud` too unless [`PepConfig::require_audience`] is off), a `jti` while anti-replay is on
+///    (`JTI_MISSING`, unless [`PepConfig::require_jti`] is off). Checked on every call, so a
+///    token for another service cannot ride a warm grant.
 /// 4. Negative cache (`NEGATIVE_CACHED`).
-/// 5. Grant for (subject, tenant, canonical URI, `execute`): a live cached one, or the PDP is
-///    asked (`PDP_DENY`, `UNKNOWN_OBLIGATION`, `PDP_UNAVAILABLE`); concurrent misses share one
-///    PDP call. Denials are negative-cached; unavailability is not.
+/// 5. Grant for (tenant, subject, issuer, client id, sorted roles, sender binding, `execute`,
+///    canonical URI) — everything the PDP decides on: a live cached one, or the PDP is asked
+///    (`PDP_DENY`, `UNKNOWN_OBLIGATION`, `PDP_UNAVAILABLE`); concurrent misses share one PDP
+///    call. Denials are negative-cached; unavailability is not.
 /// 6. Sender binding: the grant's binding vs the caller's `cnf_jkt`, else mTLS thumbprint,
-///    compared in constant time (`BINDING_DRIFT`).
-/// 7. `jti` anti-replay on every call that carries one, cold or warm grant (`REPLAY`).
+///    compared in constant time (`BINDING_DRIFT`). As the key holds the binding, this fails
+///    only when a PDP bound its grant to something other than what was asked.
+/// 7. `jti` anti-replay on every call, cold or warm grant (`REPLAY`).
 /// 8. One use taken atomically (`USES_EXHAUSTED`): exactly `max_uses` calls succeed.
 ///
 /// Then the caller reads the secret with [`Authorized::uri`] and reports the outcome with
@@ -65,9 +70,21 @@ pub struct PepBuilder {
     config: PepConfig,
     pdp: Option<Arc<dyn SecretPolicyService>>,
     audit: Option<Arc<dyn AuditHook>>,
+    allow_dev_pdp: bool,
 }
 
 impl PepBuilder {
+    /// Lets an allow-all development PDP ([`DevAllowAll`], `ENABLE_AUTHORIZATION=false`) run
+    /// when `ENVIRONMENT` is **unset** — for tests, doctests and benchmarks. It never
+    /// overrides an `ENVIRONMENT` that is set to anything outside
+    /// [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS) (`production`, `staging`,
+    /// …): those are refused whatever this says.
+    #[must_use]
+    pub fn allow_dev_pdp(mut self, allow: bool) -> Self {
+        self.allow_dev_pdp = allow;
+        self
+    }
+
     /// Uses this PDP instead of the one `config.pdp` names.
     #[must_use]
     pub fn pdp(mut self, pdp: impl SecretPolicyService + 'static) -> Self {
@@ -85,8 +102,12 @@ impl PepBuilder {
     /// Validates the configuration and builds the PEP (no network I/O).
     ///
     /// # Errors
-    /// `CONFIG`: invalid settings (see [`PepConfig::validate`]), no PDP at all, development
-    /// mode in production, or an invalid AuthZEN configuration.
+    /// `CONFIG`: invalid settings (see [`PepConfig::validate`]), no PDP at all, an invalid
+    /// AuthZEN configuration, or an allow-all development PDP
+    /// ([`SecretPolicyService::is_development`]) — whether from
+    /// [`PdpSettings::DisabledForDevelopment`] or given to [`Self::pdp`] — while `ENVIRONMENT`
+    /// is not one of [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS) (unset is
+    /// accepted only with [`Self::allow_dev_pdp`]).
     pub fn build(self) -> Result<Pep, PepError> {
         let config = self.config;
         config.validate()?;
@@ -98,11 +119,8 @@ impl PepBuilder {
                 ));
             }
             (None, PdpSettings::DisabledForDevelopment) => {
-                if config.is_production() {
-                    return Err(PepError::config(
-                        "ENABLE_AUTHORIZATION=false is refused when ENVIRONMENT is production",
-                    ));
-                }
+                // Checked before the constructor logs its warning.
+                config.check_dev_pdp(self.allow_dev_pdp)?;
                 Arc::new(DevAllowAll::new())
             }
             #[cfg(feature = "authzen")]
@@ -116,6 +134,10 @@ impl PepBuilder {
                 ));
             }
         };
+        // Whatever path installed it, an allow-all PDP runs only in development.
+        if pdp.is_development() {
+            config.check_dev_pdp(self.allow_dev_pdp)?;
+        }
         let cache = GrantCache::new(CacheSettings {
             negative_ttl: config.negative_cache_ttl,
             negative_jitter: config.negative_cache_jitter,
@@ -137,6 +159,9 @@ impl PepBuilder {
 
 /// A granted read: the canonical URI to read and the grant it used. Returned by
 /// [`Pep::authorize`].
+///
+/// Dropping it unused wastes one of the grant's uses and skips [`Pep::audit_read`].
+#[must_use = "an authorization takes a grant use; read with `uri()` and report with `Pep::audit_read`"]
 pub struct Authorized {
     uri: SecretUri,
     entry: Arc<GrantEntry>,
@@ -199,8 +224,7 @@ pub struct BatchReport {
     items: Vec<BatchItem>,
 }
 
-/// One URI of a [`BatchReport`].
-#[derive(Debug)]
+/// One URI of a [`BatchReport`]. `Debug` shows the URI redacted.
 #[non_exhaustive]
 pub struct BatchItem {
     /// The canonical URI.
@@ -209,6 +233,16 @@ pub struct BatchItem {
     pub required: bool,
     /// A grant is cached for it, or why not.
     pub status: BatchStatus,
+}
+
+impl fmt::Debug for BatchItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchItem")
+            .field("uri", &self.uri.redacted().to_string())
+            .field("required", &self.required)
+            .field("status", &self.status)
+            .finish()
+    }
 }
 
 /// The status of one [`BatchItem`].
@@ -291,6 +325,7 @@ impl Pep {
             config,
             pdp: None,
             audit: None,
+            allow_dev_pdp: false,
         }
     }
 
@@ -380,9 +415,10 @@ impl Pep {
     /// # use secret_pep::{ExecutionContext, PdpSettings, Pep, PepConfig, PepError};
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pep = Pep::new(PepConfig::new("t1", "secret".parse()?)
+    /// #     .with_environment("test")
     /// #     .with_pdp(PdpSettings::DisabledForDevelopment))?;
     /// # let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    /// let ctx = ExecutionContext::new("alice").with_aud(["crud.secrets"]);
+    /// let ctx = ExecutionContext::new("alice").with_aud(["crud.secrets"]).with_jti("jti-1");
     /// let uri = "openbao+kv2://secret/app/api#token";
     /// let read = rt.block_on(pep.execute(&ctx, uri, |uri| async move {
     ///     // A provider read of the canonical URI goes here.
@@ -465,7 +501,7 @@ impl Pep {
         let mut items = Vec::with_capacity(plan.len());
         let (mut ask_required, mut ask_optional) = (Vec::new(), Vec::new());
         for (uri, is_required) in plan {
-            let key = grant_key(subject, &config.tenant_id, uri);
+            let key = grant_key(&config.tenant_id, subject, ctx, uri);
             let status = if inner.cache.is_negative(&key, now) {
                 Some(BatchStatus::Failed(BatchFailure::Deny {
                     reason: DenyReason::NegativeCached,
@@ -496,7 +532,7 @@ impl Pep {
                 }
             };
             for decision in decisions {
-                let key = grant_key(subject, &config.tenant_id, &decision.uri);
+                let key = grant_key(&config.tenant_id, subject, ctx, &decision.uri);
                 let status = match decision.outcome {
                     Ok(grant) => {
                         let entry = Arc::new(self.entry(grant, now, ctx));
@@ -544,7 +580,7 @@ impl Pep {
         config.allowed_mounts.check(uri)?;
         let subject = self.check_caller(ctx)?;
         let binding = ctx.sender_binding();
-        let key = grant_key(subject, &config.tenant_id, uri);
+        let key = grant_key(&config.tenant_id, subject, ctx, uri);
         let now = Instant::now();
         if inner.cache.is_negative(&key, now) {
             return Err(PepError::denied(DenyReason::NegativeCached));
@@ -561,14 +597,7 @@ impl Pep {
                 .await?
             }
         };
-        if entry.binding_kind != ctx.binding_kind()
-            || !same_binding(entry.grant.cnf_binding.as_deref(), binding)
-        {
-            return Err(PepError::BindingDrift {
-                expected: entry.binding_kind,
-                presented: ctx.binding_kind(),
-            });
-        }
+        check_binding(&entry, ctx)?;
         if config.anti_replay
             && let Some(jti) = ctx.token_jti.as_deref().filter(|j| !j.is_empty())
         {
@@ -583,7 +612,8 @@ impl Pep {
         Ok((entry, use_number))
     }
 
-    /// Subject present and audience acceptable; returns the subject.
+    /// Subject present, audience acceptable and, when required, a `jti` to check for replay;
+    /// returns the subject.
     fn check_caller<'c>(&self, ctx: &'c ExecutionContext) -> Result<&'c str, PepError> {
         let config = &self.inner.config;
         let subject = ctx
@@ -596,6 +626,12 @@ impl Pep {
         };
         if !audience_ok {
             return Err(PepError::denied(DenyReason::Audience));
+        }
+        if config.anti_replay
+            && config.require_jti
+            && ctx.token_jti.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(PepError::denied(DenyReason::JtiMissing));
         }
         Ok(subject)
     }
@@ -693,33 +729,84 @@ impl Pep {
     }
 }
 
-/// The grant key: subject and tenant length-prefixed (so no subject can forge another's
-/// key), the action, then the canonical URI.
-fn grant_key(subject: &str, tenant: &str, uri: &SecretUri) -> String {
+/// The grant key: a SHA-256 digest (64 hex digits) over everything the PDP decides on about
+/// the caller — tenant, subject, issuer, client id, the sorted and deduplicated roles and the
+/// sender binding (kind and value), each length-prefixed so no value can forge another's —
+/// then the action and the canonical URI in clear. A token that differs in any of them (other
+/// roles, issuer, client or key) gets its own grant from the PDP and never rides another
+/// token's. Hashing keeps keys small and raw thumbprints out of the map; the URI stays out of
+/// the digest so the hashed input fits two SHA-256 blocks for typical tokens.
+fn grant_key(tenant: &str, subject: &str, ctx: &ExecutionContext, uri: &SecretUri) -> String {
+    // One buffer, one digest call: many small `update`s cost more than the hashing.
+    let mut buf = KeyInput(Vec::with_capacity(192));
+    buf.field(b"v2");
+    buf.field(tenant.as_bytes());
+    buf.field(subject.as_bytes());
+    let mut roles: Vec<&str> = ctx.roles.iter().map(String::as_str).collect();
+    roles.sort_unstable();
+    roles.dedup();
+    buf.field(&u32::try_from(roles.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for role in roles {
+        buf.field(role.as_bytes());
+    }
+    let kind: &[u8] = match ctx.binding_kind() {
+        BindingKind::Jkt => b"j",
+        BindingKind::Mtls => b"m",
+        BindingKind::None => b"-",
+    };
+    buf.field(kind);
+    buf.field(ctx.sender_binding().unwrap_or_default().as_bytes());
+    buf.optional(ctx.issuer.as_deref());
+    buf.optional(ctx.client_id.as_deref());
+    let digest = digest::digest(&digest::SHA256, &buf.0);
     let uri = uri.as_str();
-    let mut key = String::with_capacity(subject.len() + tenant.len() + uri.len() + 32);
-    for field in [subject, tenant] {
-        push_decimal(&mut key, field.len());
-        key.push(':');
-        key.push_str(field);
+    let mut key = String::with_capacity(64 + 8 + uri.len());
+    for byte in digest.as_ref() {
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 15)]));
     }
     key.push_str("execute:");
     key.push_str(uri);
     key
 }
 
-fn push_decimal(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The digest input of [`grant_key`]: length-prefixed fields.
+struct KeyInput(Vec<u8>);
+
+impl KeyInput {
+    /// `u32::MAX` as a length marks an absent field (no real field is 4 GiB long).
+    const ABSENT: u32 = u32::MAX;
+
+    fn field(&mut self, bytes: &[u8]) {
+        let len = u32::try_from(bytes.len()).unwrap_or(Self::ABSENT - 1);
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn optional(&mut self, value: Option<&str>) {
+        match value {
+            Some(value) => self.field(value.as_bytes()),
+            None => self.0.extend_from_slice(&Self::ABSENT.to_be_bytes()),
         }
     }
-    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Step 6: the grant's binding must be the caller's, same kind and value. The grant key holds
+/// the caller's binding, so a grant is only found by callers presenting the binding it was
+/// asked for; this still catches a PDP whose grant is bound to something other than what was
+/// asked (defence in depth).
+fn check_binding(entry: &GrantEntry, ctx: &ExecutionContext) -> Result<(), PepError> {
+    if entry.binding_kind != ctx.binding_kind()
+        || !same_binding(entry.grant.cnf_binding.as_deref(), ctx.sender_binding())
+    {
+        return Err(PepError::BindingDrift {
+            expected: entry.binding_kind,
+            presented: ctx.binding_kind(),
+        });
+    }
+    Ok(())
 }
 
 /// Both absent, or both present and equal. The bytes are compared without early exit and the
@@ -742,14 +829,342 @@ fn same_binding(grant: Option<&str>, caller: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdp::PdpFuture;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const URI: &str = "openbao+kv2://secret/app/api#token";
+    const ISSUER: &str = "https://issuer.test";
+
+    /// Permits a `reader` of [`ISSUER`] whose client is not `evil` (5 uses, bound to the
+    /// request's binding, or to `bind_to` when set); counts calls.
+    #[derive(Debug, Default)]
+    struct RolePdp {
+        calls: AtomicUsize,
+        bind_to: Option<&'static str>,
+    }
+
+    impl SecretPolicyService for RolePdp {
+        fn authorize_use<'a>(&'a self, request: &'a AccessRequest<'a>) -> PdpFuture<'a, Grant> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let ctx = request.context;
+            let permit = ctx.roles.iter().any(|r| r == "reader")
+                && ctx.issuer.as_deref() == Some(ISSUER)
+                && ctx.client_id.as_deref() != Some("evil");
+            let outcome = if permit {
+                let binding = self.bind_to.or(request.cnf_binding);
+                Ok(Grant::new("g", Duration::from_secs(60), 5).bound_to(binding))
+            } else {
+                Err(PepError::denied(DenyReason::PdpDeny))
+            };
+            Box::pin(std::future::ready(outcome))
+        }
+    }
+
+    fn config() -> PepConfig {
+        PepConfig::new("t1", "secret".parse().unwrap())
+    }
+
+    fn reader(jti: &str) -> ExecutionContext {
+        ExecutionContext::new("alice")
+            .with_aud(["crud.secrets"])
+            .with_roles(["reader"])
+            .with_issuer(ISSUER)
+            .with_jti(jti)
+    }
+
+    fn pep(config: PepConfig, pdp: Arc<RolePdp>) -> Pep {
+        Pep::builder(config).pdp(pdp).build().unwrap()
+    }
+
+    fn reason<T>(result: Result<T, PepError>) -> Option<DenyReason> {
+        result.err().and_then(|e| e.deny_reason())
+    }
+
+    #[tokio::test]
+    async fn a_warm_grant_serves_only_tokens_the_pdp_decided_on() {
+        let pdp = Arc::new(RolePdp::default());
+        let pep = pep(config(), Arc::clone(&pdp));
+        let calls = || pdp.calls.load(Ordering::SeqCst);
+        let _ = pep.authorize(&reader("j1"), URI).await.unwrap();
+        let _ = pep.authorize(&reader("j2"), URI).await.unwrap();
+        assert_eq!(calls(), 1, "warm grant reused by the same token shape");
+
+        // Same subject, other roles / issuer / client: the PDP is asked again and says no.
+        let no_roles = reader("j3").with_roles(Vec::<String>::new());
+        assert_eq!(
+            reason(pep.authorize(&no_roles, URI).await),
+            Some(DenyReason::PdpDeny)
+        );
+        assert_eq!(calls(), 2);
+        let other_issuer = reader("j4").with_issuer("https://other.test");
+        assert_eq!(
+            reason(pep.authorize(&other_issuer, URI).await),
+            Some(DenyReason::PdpDeny)
+        );
+        assert_eq!(calls(), 3);
+        let mut evil = reader("j5");
+        evil.client_id = Some("evil".to_owned());
+        assert_eq!(
+            reason(pep.authorize(&evil, URI).await),
+            Some(DenyReason::PdpDeny)
+        );
+        assert_eq!(calls(), 4);
+
+        // Their denials are negative-cached under their own keys, not the reader's.
+        assert_eq!(
+            reason(pep.authorize(&no_roles.with_jti("j6"), URI).await),
+            Some(DenyReason::NegativeCached)
+        );
+        assert_eq!(
+            pep.authorize(&reader("j7"), URI)
+                .await
+                .unwrap()
+                .use_number(),
+            3
+        );
+        assert_eq!(calls(), 4);
+
+        // Role order and duplicates do not matter.
+        let _ = pep
+            .authorize(&reader("j8").with_roles(["reader", "ops"]), URI)
+            .await
+            .unwrap();
+        let same = reader("j9").with_roles(["ops", "reader", "ops"]);
+        assert_eq!(pep.authorize(&same, URI).await.unwrap().use_number(), 2);
+        assert_eq!(calls(), 5);
+
+        // A second DPoP key of the same subject gets its own grant, not BINDING_DRIFT.
+        let k1 = pep
+            .authorize(&reader("j10").with_cnf_jkt("key-one"), URI)
+            .await
+            .unwrap();
+        let k2 = pep
+            .authorize(&reader("j11").with_cnf_jkt("key-two"), URI)
+            .await
+            .unwrap();
+        assert_eq!(calls(), 7);
+        assert_eq!(k1.grant().cnf_binding.as_deref(), Some("key-one"));
+        assert_eq!(k2.grant().cnf_binding.as_deref(), Some("key-two"));
+        assert_eq!((k1.use_number(), k2.use_number()), (1, 1));
+        let mtls = pep
+            .authorize(&reader("j12").with_mtls_thumbprint("key-one"), URI)
+            .await
+            .unwrap();
+        assert_eq!(
+            mtls.use_number(),
+            1,
+            "a certificate is another binding than a key"
+        );
+        assert_eq!(calls(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_batch_warms_only_its_own_token_shape() {
+        let pdp = Arc::new(RolePdp::default());
+        let pep = pep(config(), Arc::clone(&pdp));
+        let report = pep
+            .authorize_batch(&reader("b1"), &[URI], &[])
+            .await
+            .unwrap();
+        assert!(report.is_satisfied());
+        let no_roles = reader("b2").with_roles(Vec::<String>::new());
+        assert_eq!(
+            reason(pep.authorize(&no_roles, URI).await),
+            Some(DenyReason::PdpDeny)
+        );
+        assert_eq!(
+            pep.authorize(&reader("b3"), URI)
+                .await
+                .unwrap()
+                .use_number(),
+            1
+        );
+        assert_eq!(pdp.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn binding_drift_remains_for_a_pdp_that_binds_elsewhere() {
+        let pdp = Arc::new(RolePdp {
+            bind_to: Some("someone-else"),
+            ..RolePdp::default()
+        });
+        let pep = pep(config(), pdp);
+        let err = pep
+            .authorize(&reader("d1").with_cnf_jkt("mine"), URI)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "BINDING_DRIFT");
+        assert!(!err.to_string().contains("mine"), "{err}");
+    }
 
     #[test]
-    fn grant_keys_cannot_collide_across_fields() {
+    fn check_binding_compares_kind_and_value() {
+        let now = Instant::now();
+        let bound = |b: Option<&str>, kind| {
+            GrantEntry::new(
+                Grant::new("g", Duration::from_secs(1), 1).bound_to(b),
+                now,
+                kind,
+            )
+        };
+        let jkt_a = bound(Some("a"), BindingKind::Jkt);
+        let ctx = ExecutionContext::new("s");
+        assert!(check_binding(&jkt_a, &ctx.clone().with_cnf_jkt("a")).is_ok());
+        for presented in [
+            ctx.clone().with_cnf_jkt("b"),
+            ctx.clone().with_mtls_thumbprint("a"),
+            ctx.clone(),
+        ] {
+            let err = check_binding(&jkt_a, &presented).unwrap_err();
+            assert_eq!(err.code(), "BINDING_DRIFT");
+        }
+        let unbound = bound(None, BindingKind::None);
+        assert!(check_binding(&unbound, &ctx).is_ok());
+        assert!(check_binding(&unbound, &ctx.with_cnf_jkt("a")).is_err());
+    }
+
+    #[tokio::test]
+    async fn jti_and_audience_are_required_by_default() {
+        let pdp = Arc::new(RolePdp::default());
+        let strict = pep(config(), Arc::clone(&pdp));
+        let mut no_jti = reader("x");
+        no_jti.token_jti = None;
+        assert_eq!(
+            reason(strict.authorize(&no_jti, URI).await),
+            Some(DenyReason::JtiMissing)
+        );
+        let empty_jti = reader("");
+        assert_eq!(
+            reason(strict.authorize(&empty_jti, URI).await),
+            Some(DenyReason::JtiMissing)
+        );
+        let no_aud = reader("a1").with_aud(Vec::<String>::new());
+        assert_eq!(
+            reason(strict.authorize(&no_aud, URI).await),
+            Some(DenyReason::Audience)
+        );
+        assert_eq!(
+            reason(strict.authorize_batch(&no_jti, &[URI], &[]).await),
+            Some(DenyReason::JtiMissing)
+        );
+        assert_eq!(
+            pdp.calls.load(Ordering::SeqCst),
+            0,
+            "refused before the PDP"
+        );
+
+        // The opt-outs.
+        let lenient = pep(
+            config()
+                .with_required_jti(false)
+                .with_required_audience(false),
+            Arc::clone(&pdp),
+        );
+        let _ = lenient.authorize(&no_jti, URI).await.unwrap();
+        let _ = lenient.authorize(&no_aud, URI).await.unwrap();
+        let no_replay = pep(
+            config().with_anti_replay(false, Duration::from_secs(1)),
+            Arc::clone(&pdp),
+        );
+        let _ = no_replay.authorize(&no_jti, URI).await.unwrap();
+    }
+
+    #[test]
+    fn an_allow_all_pdp_runs_only_in_development() {
+        let build = |env: &str, allow: bool, via_settings: bool| {
+            let config = config().with_environment(env);
+            let builder = if via_settings {
+                Pep::builder(config.with_pdp(PdpSettings::DisabledForDevelopment))
+            } else {
+                Pep::builder(config).pdp(Arc::new(DevAllowAll::new()))
+            };
+            builder
+                .allow_dev_pdp(allow)
+                .build()
+                .map(|_| ())
+                .map_err(|e| e.code())
+        };
+        for via_settings in [true, false] {
+            for env in ["dev", " Development ", "test", "local", "CI"] {
+                assert_eq!(build(env, false, via_settings), Ok(()), "{env}");
+            }
+            for env in [
+                "production",
+                "prod",
+                "prd",
+                "staging",
+                "live",
+                "Production ",
+            ] {
+                assert_eq!(build(env, false, via_settings), Err("CONFIG"), "{env}");
+                assert_eq!(
+                    build(env, true, via_settings),
+                    Err("CONFIG"),
+                    "{env} + allow"
+                );
+            }
+            // Unset (empty counts as unset): only with the explicit builder opt-in.
+            assert_eq!(build("", false, via_settings), Err("CONFIG"));
+            assert_eq!(build("", true, via_settings), Ok(()));
+        }
+        // A real PDP does not care about the environment.
+        let real = Pep::builder(config().with_environment("production"))
+            .pdp(Arc::new(RolePdp::default()))
+            .build();
+        assert!(real.is_ok());
+    }
+
+    #[test]
+    fn batch_items_debug_redacted() {
+        let uri = SecretUri::parse("openbao+kv2://secret/team/canary-path#key").unwrap();
+        let item = BatchItem {
+            uri,
+            required: true,
+            status: BatchStatus::Failed(BatchFailure::PdpUnavailable),
+        };
+        let shown = format!("{:?}", BatchReport { items: vec![item] });
+        assert!(!shown.contains("canary-path"), "{shown}");
+        assert!(shown.contains("openbao+kv2://secret/…"), "{shown}");
+    }
+
+    #[test]
+    fn grant_keys_separate_every_decision_input() {
         let uri = SecretUri::parse("file://m/x").unwrap();
-        assert_ne!(grant_key("a:b", "c", &uri), grant_key("a", "b:c", &uri));
-        assert_eq!(grant_key("s", "t", &uri), "1:s1:texecute:file://m/x");
-        let long = "s".repeat(1234);
-        assert!(grant_key(&long, "", &uri).starts_with("1234:s"));
+        let ctx = ExecutionContext::new("s")
+            .with_roles(["a", "b"])
+            .with_issuer("i")
+            .with_cnf_jkt("k");
+        let key = |tenant: &str, subject: &str, ctx: &ExecutionContext| {
+            grant_key(tenant, subject, ctx, &uri)
+        };
+        let base = key("t", "s", &ctx);
+        assert!(base[..64].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(&base[64..], "execute:file://m/x");
+        assert_ne!(key("a:b", "c", &ctx), key("a", "b:c", &ctx));
+        let mut client = ctx.clone();
+        client.client_id = Some("c".to_owned());
+        let variants = [
+            key("t", "s2", &ctx),
+            key("t2", "s", &ctx),
+            key("t", "s", &ctx.clone().with_roles(["a"])),
+            key("t", "s", &ctx.clone().with_roles(["ab"])),
+            key("t", "s", &ctx.clone().with_issuer("j")),
+            key("t", "s", &client),
+            key("t", "s", &ctx.clone().with_cnf_jkt("k2")),
+            key(
+                "t",
+                "s",
+                &ctx.clone().with_cnf_jkt("").with_mtls_thumbprint("k"),
+            ),
+            grant_key("t", "s", &ctx, &SecretUri::parse("file://m/y").unwrap()),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(*v, base, "variant {i}");
+        }
+        assert_eq!(
+            base,
+            key("t", "s", &ctx.clone().with_roles(["b", "a", "a"]))
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ async fn cerbos_dialect_adds_roles_meta_and_request_id() -> TestResult {
             .with_discovery(false)
             .with_dialect(AuthzenDialect::Cerbos),
     );
-    pep.authorize(&reader(jti()), APP).await?;
+    let _granted = pep.authorize(&reader(jti()), APP).await?;
     let request = &server.requests()[0];
     let body = request.json().unwrap_or_default();
     assert_eq!(
@@ -241,7 +241,7 @@ async fn discovery_refuses_another_pdp_or_origin() -> TestResult {
     ]);
     let before = server.request_count();
     let pep = authzen_pep(AuthzenConfig::new(&addr));
-    pep.authorize(&reader(jti()), APP).await?;
+    let _granted = pep.authorize(&reader(jti()), APP).await?;
     let report = pep
         .authorize_batch(&reader(jti()), &["openbao+kv2://secret/b"], &[])
         .await?;
@@ -345,16 +345,31 @@ fn from_env_builds_an_authzen_pep_and_refuses_dev_mode_in_production() {
     .unwrap();
     assert_eq!(Pep::new(from_env).unwrap_err().code(), "CONFIG");
 
-    let from_env = secret_pep::PepConfig::from_lookup(env(&[
-        ("TENANT_ID", "t1"),
-        ("TENANT_ALLOWED_MOUNTS", "secret"),
-        ("ENABLE_AUTHORIZATION", "false"),
-        ("ENVIRONMENT", "production"),
-    ]))
-    .unwrap();
-    let err = Pep::new(from_env).unwrap_err();
-    assert_eq!(err.code(), "CONFIG");
-    assert!(err.to_string().contains("production"), "{err}");
+    // Development mode needs a development ENVIRONMENT; anything else is production.
+    for (environment, ok) in [
+        ("production", false),
+        ("staging", false),
+        ("prd", false),
+        ("dev", true),
+        ("test", true),
+    ] {
+        let from_env = secret_pep::PepConfig::from_lookup(|name| match name {
+            "TENANT_ID" => Some("t1".to_owned()),
+            "TENANT_ALLOWED_MOUNTS" => Some("secret".to_owned()),
+            "ENABLE_AUTHORIZATION" => Some("false".to_owned()),
+            "ENVIRONMENT" => Some(environment.to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        match Pep::new(from_env) {
+            Ok(_) => assert!(ok, "{environment} accepted"),
+            Err(err) => {
+                assert!(!ok, "{environment} refused: {err}");
+                assert_eq!(err.code(), "CONFIG");
+                assert!(err.to_string().contains("ENVIRONMENT"), "{err}");
+            }
+        }
+    }
 
     // No PDP at all: never fail open.
     let err = Pep::new(config()).unwrap_err();

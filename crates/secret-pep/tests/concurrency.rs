@@ -67,7 +67,8 @@ async fn thousand_tasks_race_a_warm_grant() {
     let pdp = Counting::new(SlowPdp { max_uses: 7 });
     let (pep, _) = pep_with(config(), Arc::clone(&pdp));
     let uri = "openbao+kv2://secret/app/warm";
-    pep.authorize(&reader(jti()), uri).await.expect("first use");
+    let first = pep.authorize(&reader(jti()), uri).await.expect("first use");
+    assert_eq!(first.use_number(), 1);
     let (granted, denied) = race(&pep, uri, 1000, None).await.unwrap();
     assert_eq!(granted, [2, 3, 4, 5, 6, 7]);
     assert_eq!(denied.len(), 994);

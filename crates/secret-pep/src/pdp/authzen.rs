@@ -178,10 +178,14 @@ impl AuthzenClient {
     /// Validates the settings and builds the (idle) client: no network I/O.
     ///
     /// # Errors
-    /// `CONFIG` for a URL that is not `http(s)://host[:port][/path]`, plain `http://` to a
+    /// `CONFIG` for a URL that is not `http(s)://host[:port][/path]` (one with
+    /// `user:password@` credentials included), plain `http://` to a
     /// non-loopback host without `allow_insecure_http`, a zero timeout, an unusable token or
     /// CA bundle.
     pub fn new(config: AuthzenConfig) -> Result<Self, PepError> {
+        if crate::config::url_has_userinfo(&config.url) {
+            return Err(PepError::config(crate::config::USERINFO_REFUSED));
+        }
         let base = Base::parse(&config.url).ok_or_else(|| {
             PepError::config("AUTHZEN_PDP_URL must be http(s)://host[:port][/path] without a query")
         })?;
@@ -843,5 +847,13 @@ mod tests {
         ] {
             assert_eq!(code(malformed), Some(("PDP_UNAVAILABLE", None)));
         }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused() {
+        let err = AuthzenClient::new(AuthzenConfig::new("http://user:s3cret@127.0.0.1:3592"))
+            .unwrap_err();
+        assert_eq!(err.code(), "CONFIG");
+        assert!(!err.to_string().contains("s3cret"));
     }
 }

@@ -20,7 +20,8 @@ pub type PdpFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PepError>> + S
 
 /// One question to the PDP: may `subject` of `tenant` `execute` (read) `uri`?
 ///
-/// `Debug` redacts `cnf_binding` (and the context's token fields).
+/// `Debug` redacts `cnf_binding` (and the context's token fields) and shows the URI redacted
+/// (`scheme://mount/…`).
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct AccessRequest<'a> {
@@ -45,7 +46,7 @@ impl fmt::Debug for AccessRequest<'_> {
         f.debug_struct("AccessRequest")
             .field("subject", &self.subject)
             .field("tenant", &self.tenant)
-            .field("uri", &self.uri)
+            .field("uri", &self.uri.redacted().to_string())
             .field("purpose", &self.purpose)
             .field("cnf_binding", &self.cnf_binding.map(|_| "[REDACTED]"))
             .field("context", self.context)
@@ -75,8 +76,9 @@ impl<'a> AccessRequest<'a> {
     }
 }
 
-/// Many questions for one subject: `required` URIs first, then `optional` ones.
-#[derive(Debug, Clone, Copy)]
+/// Many questions for one subject: `required` URIs first, then `optional` ones. `Debug` shows
+/// the URIs redacted.
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct BatchRequest<'a> {
     /// The request fields shared by every URI (`uri` is ignored).
@@ -85,6 +87,21 @@ pub struct BatchRequest<'a> {
     pub required: &'a [SecretUri],
     /// URIs the caller can do without.
     pub optional: &'a [SecretUri],
+}
+
+/// The redacted forms of `uris`, for `Debug`.
+fn redacted(uris: &[SecretUri]) -> Vec<String> {
+    uris.iter().map(|u| u.redacted().to_string()).collect()
+}
+
+impl fmt::Debug for BatchRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchRequest")
+            .field("common", &self.common)
+            .field("required", &redacted(self.required))
+            .field("optional", &redacted(self.optional))
+            .finish()
+    }
 }
 
 impl<'a> BatchRequest<'a> {
@@ -126,8 +143,7 @@ impl<'a> BatchRequest<'a> {
     }
 }
 
-/// The PDP's answer for one URI of a batch.
-#[derive(Debug)]
+/// The PDP's answer for one URI of a batch. `Debug` shows the URI redacted.
 #[non_exhaustive]
 pub struct BatchDecision {
     /// The URI.
@@ -136,6 +152,16 @@ pub struct BatchDecision {
     pub required: bool,
     /// The grant, or why there is none.
     pub outcome: Result<Grant, BatchFailure>,
+}
+
+impl fmt::Debug for BatchDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchDecision")
+            .field("uri", &self.uri.redacted().to_string())
+            .field("required", &self.required)
+            .field("outcome", &self.outcome)
+            .finish()
+    }
 }
 
 impl BatchDecision {
@@ -208,6 +234,14 @@ pub trait SecretPolicyService: Send + Sync + fmt::Debug {
     ) -> PdpFuture<'a, Vec<BatchDecision>> {
         Box::pin(async move { Ok(sequential_batch(self, request).await) })
     }
+
+    /// Whether this PDP permits without deciding (development only, like [`DevAllowAll`]).
+    /// [`PepBuilder::build`](crate::PepBuilder::build) refuses such a PDP unless `ENVIRONMENT`
+    /// is one of [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS). Default
+    /// `false`; wrappers should forward their inner PDP's answer.
+    fn is_development(&self) -> bool {
+        false
+    }
 }
 
 /// A batch as one [`SecretPolicyService::authorize_use`] call per planned URI, in order.
@@ -238,13 +272,20 @@ impl<P: SecretPolicyService + ?Sized> SecretPolicyService for Arc<P> {
     ) -> PdpFuture<'a, Vec<BatchDecision>> {
         (**self).authorize_batch(request)
     }
+
+    fn is_development(&self) -> bool {
+        (**self).is_development()
+    }
 }
 
 /// Development mode: permits everything with the default TTL and use count.
 ///
 /// [`PepConfig::from_env`](crate::PepConfig::from_env) selects it only when
-/// `ENABLE_AUTHORIZATION=false` is set explicitly, and refuses it when `ENVIRONMENT` is
-/// `production`. Creating one logs a warning (once per process).
+/// `ENABLE_AUTHORIZATION=false` is set explicitly. However it is installed (that setting or
+/// [`PepBuilder::pdp`](crate::PepBuilder::pdp)), [`Pep`](crate::Pep) refuses it (`CONFIG`)
+/// unless `ENVIRONMENT` is one of [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS),
+/// or is unset and [`PepBuilder::allow_dev_pdp`](crate::PepBuilder::allow_dev_pdp) is set.
+/// Creating one logs a warning (once per process).
 #[derive(Debug)]
 pub struct DevAllowAll {
     _private: (),
@@ -276,6 +317,10 @@ impl SecretPolicyService for DevAllowAll {
         grant.decision_id = Some("dev-allow-all".to_owned());
         grant.policy_version = Some("dev-allow-all".to_owned());
         Box::pin(std::future::ready(Ok(grant)))
+    }
+
+    fn is_development(&self) -> bool {
+        true
     }
 }
 
@@ -325,5 +370,29 @@ mod tests {
         let decisions = pdp.authorize_batch(&batch).await.unwrap();
         assert_eq!(decisions.len(), 1);
         assert!(decisions[0].required && decisions[0].outcome.is_ok());
+    }
+
+    #[test]
+    fn requests_and_decisions_debug_redacted() {
+        let uri = SecretUri::parse("openbao+kv2://secret/team/canary-path#key").unwrap();
+        let ctx = ExecutionContext::new("s");
+        let request = AccessRequest::new("s", "t", &uri, &ctx);
+        let uris = [uri.clone()];
+        let batch = BatchRequest::new(request, &uris, &uris);
+        let decision = BatchDecision::new(uri.clone(), true, Err(BatchFailure::PdpUnavailable));
+        for shown in [
+            format!("{request:?}"),
+            format!("{batch:?}"),
+            format!("{decision:?}"),
+        ] {
+            assert!(!shown.contains("canary-path"), "{shown}");
+            assert!(shown.contains("openbao+kv2://secret/…"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn only_the_allow_all_pdp_is_development() {
+        assert!(DevAllowAll::new().is_development());
+        assert!(Arc::new(DevAllowAll::new()).is_development());
     }
 }
