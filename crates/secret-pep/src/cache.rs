@@ -133,9 +133,11 @@ enum Lookup {
 /// uses than the PDP allowed), and a full **negative cache** skips caching (the PDP is asked
 /// again).
 pub struct GrantCache {
-    grants: DashMap<Box<str>, Arc<Slot>>,
+    // Grant keys are long strings hashed twice a decision: aHash (randomly keyed) costs a
+    // fraction of SipHash there.
+    grants: DashMap<Box<str>, Arc<Slot>, ahash::RandomState>,
     grant_count: AtomicUsize,
-    negative: DashMap<Box<str>, Instant>,
+    negative: DashMap<Box<str>, Instant, ahash::RandomState>,
     negative_count: AtomicUsize,
     replay: DashMap<u64, Instant, BuildHasherDefault<PassThrough>>,
     replay_count: AtomicUsize,
@@ -161,9 +163,9 @@ impl fmt::Debug for GrantCache {
 impl GrantCache {
     pub(crate) fn new(settings: CacheSettings) -> Self {
         Self {
-            grants: DashMap::new(),
+            grants: DashMap::with_hasher(ahash::RandomState::new()),
             grant_count: AtomicUsize::new(0),
-            negative: DashMap::new(),
+            negative: DashMap::with_hasher(ahash::RandomState::new()),
             negative_count: AtomicUsize::new(0),
             replay: DashMap::default(),
             replay_count: AtomicUsize::new(0),

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ring::digest;
 use secret_uri::SecretUri;
 use subtle::ConstantTimeEq;
 
@@ -729,69 +728,80 @@ impl Pep {
     }
 }
 
-/// The grant key: a SHA-256 digest (64 hex digits) over everything the PDP decides on about
-/// the caller — tenant, subject, issuer, client id, the sorted and deduplicated roles and the
-/// sender binding (kind and value), each length-prefixed so no value can forge another's —
-/// then the action and the canonical URI in clear. A token that differs in any of them (other
-/// roles, issuer, client or key) gets its own grant from the PDP and never rides another
-/// token's. Hashing keeps keys small and raw thumbprints out of the map; the URI stays out of
-/// the digest so the hashed input fits two SHA-256 blocks for typical tokens.
+/// The grant key: everything the PDP decides on about the caller — tenant, subject, issuer,
+/// client id, the sorted and deduplicated roles and the sender binding (kind and value), each
+/// length-prefixed so no value can forge another's — then the action and the canonical URI.
+/// A token that differs in any of them (other roles, issuer, client or key) gets its own grant
+/// from the PDP and never rides another token's.
 fn grant_key(tenant: &str, subject: &str, ctx: &ExecutionContext, uri: &SecretUri) -> String {
-    // One buffer, one digest call: many small `update`s cost more than the hashing.
-    let mut buf = KeyInput(Vec::with_capacity(192));
-    buf.field(b"v2");
-    buf.field(tenant.as_bytes());
-    buf.field(subject.as_bytes());
+    // Length-prefixed fields (`len:value`), so no two different inputs make the same key. No
+    // digest: the key never leaves process memory, and hashing was most of a warm decision.
+    let uri = uri.as_str();
+    let mut key = KeyInput(String::with_capacity(256 + uri.len()));
+    key.field("v2");
+    key.field(tenant);
+    key.field(subject);
     let mut roles: Vec<&str> = ctx.roles.iter().map(String::as_str).collect();
     roles.sort_unstable();
     roles.dedup();
-    buf.field(&u32::try_from(roles.len()).unwrap_or(u32::MAX).to_be_bytes());
+    key.count(roles.len());
     for role in roles {
-        buf.field(role.as_bytes());
+        key.field(role);
     }
-    let kind: &[u8] = match ctx.binding_kind() {
-        BindingKind::Jkt => b"j",
-        BindingKind::Mtls => b"m",
-        BindingKind::None => b"-",
-    };
-    buf.field(kind);
-    buf.field(ctx.sender_binding().unwrap_or_default().as_bytes());
-    buf.optional(ctx.issuer.as_deref());
-    buf.optional(ctx.client_id.as_deref());
-    let digest = digest::digest(&digest::SHA256, &buf.0);
-    let uri = uri.as_str();
-    let mut key = String::with_capacity(64 + 8 + uri.len());
-    for byte in digest.as_ref() {
-        key.push(char::from(HEX[usize::from(byte >> 4)]));
-        key.push(char::from(HEX[usize::from(byte & 15)]));
-    }
-    key.push_str("execute:");
-    key.push_str(uri);
-    key
+    key.field(match ctx.binding_kind() {
+        BindingKind::Jkt => "j",
+        BindingKind::Mtls => "m",
+        BindingKind::None => "-",
+    });
+    key.field(ctx.sender_binding().unwrap_or_default());
+    key.optional(ctx.issuer.as_deref());
+    key.optional(ctx.client_id.as_deref());
+    key.0.push_str("execute:");
+    key.0.push_str(uri);
+    key.0
 }
 
-/// The digest input of [`grant_key`]: length-prefixed fields.
-struct KeyInput(Vec<u8>);
+/// The grant key under construction: length-prefixed fields.
+struct KeyInput(String);
 
 impl KeyInput {
-    /// `u32::MAX` as a length marks an absent field (no real field is 4 GiB long).
-    const ABSENT: u32 = u32::MAX;
-
-    fn field(&mut self, bytes: &[u8]) {
-        let len = u32::try_from(bytes.len()).unwrap_or(Self::ABSENT - 1);
-        self.0.extend_from_slice(&len.to_be_bytes());
-        self.0.extend_from_slice(bytes);
+    fn field(&mut self, value: &str) {
+        self.number(value.len());
+        self.0.push(':');
+        self.0.push_str(value);
     }
 
+    /// Decimal digits without `fmt` (this runs on every decision).
+    fn number(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &digit in &digits[at..] {
+            self.0.push(char::from(digit));
+        }
+    }
+
+    /// A count of the fields that follow, `n#` (a length prefix ends in `:` instead).
+    fn count(&mut self, n: usize) {
+        self.number(n);
+        self.0.push('#');
+    }
+
+    /// An absent field is `-`, which no length prefix starts with.
     fn optional(&mut self, value: Option<&str>) {
         match value {
-            Some(value) => self.field(value.as_bytes()),
-            None => self.0.extend_from_slice(&Self::ABSENT.to_be_bytes()),
+            Some(value) => self.field(value),
+            None => self.0.push('-'),
         }
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Step 6: the grant's binding must be the caller's, same kind and value. The grant key holds
 /// the caller's binding, so a grant is only found by callers presenting the binding it was
@@ -1138,8 +1148,10 @@ mod tests {
             grant_key(tenant, subject, ctx, &uri)
         };
         let base = key("t", "s", &ctx);
-        assert!(base[..64].chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(&base[64..], "execute:file://m/x");
+        assert!(base.ends_with("execute:file://m/x"), "{base}");
+        assert!(base.starts_with("2:v21:t1:s2#1:a1:b1:j1:k1:i-"), "{base}");
+        let long = "x".repeat(1234);
+        assert!(key(&long, "s", &ctx).starts_with("2:v21234:x"));
         assert_ne!(key("a:b", "c", &ctx), key("a", "b:c", &ctx));
         let mut client = ctx.clone();
         client.client_id = Some("c".to_owned());
