@@ -31,6 +31,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("secret-providers", "kv2"),
     ("secret-pep", "pep"),
     ("secrets-sdk", "resolve"),
+    ("secrets-sdk", "vault"),
 ];
 
 fn main() -> ExitCode {

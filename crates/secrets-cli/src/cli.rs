@@ -36,6 +36,9 @@ pub enum Command {
     /// Run a command with secrets resolved into its environment.
     #[command(long_about = EXEC_ABOUT)]
     Exec(ExecArgs),
+    /// Read one secret through the Policy Enforcement Point, as a named caller.
+    #[command(long_about = crate::get::GET_ABOUT)]
+    Get(crate::get::GetArgs),
 }
 
 /// `secrets uri …`.

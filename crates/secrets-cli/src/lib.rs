@@ -71,6 +71,7 @@ pub mod cli;
 pub mod client;
 pub mod env_file;
 pub mod exec;
+pub mod get;
 pub mod lint;
 pub mod report;
 pub mod resolve;
@@ -130,6 +131,9 @@ pub fn run(cli: Cli) -> ExitCode {
             with_process_env(|env| resolve::run(&args, env, io::stdout().lock(), io::stderr()))
         }
         Command::Exec(args) => with_process_env(|env| exec::run(&args, env, io::stderr())),
+        Command::Get(args) => {
+            with_process_env(|env| get::run(&args, env, io::stdout().lock(), io::stderr()))
+        }
     };
     match result {
         Ok(status) => status.into(),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use secret_providers::{BoxError, ProviderError};
 use secret_uri::UriError;
 
-/// Why building a client or resolving a secret failed.
+/// Why building a client, resolving a secret or getting credentials failed.
 ///
-/// Every variant has a stable [`code`](Self::code). URI and provider errors keep the typed
-/// error as their [`source`](std::error::Error::source) and hand its code through, so callers
-/// see `ILLEGAL_SEGMENT`, `NOT_FOUND`, `VERSION_DESTROYED`, … directly.
+/// Every variant has a stable [`code`](Self::code). URI, provider and PEP errors keep the typed
+/// error and hand its code through, so callers see `ILLEGAL_SEGMENT`, `NOT_FOUND`,
+/// `KEY_NOT_FOUND`, `AUTHZ_DENIED`, `PDP_UNAVAILABLE`, `BINDING_DRIFT`, … directly.
 ///
 /// Messages name the provider, mount, field or setting; they never contain a secret value, a
 /// token, a response body or a full secret URI.
@@ -117,16 +117,29 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
-    /// [`SecretsClient::close`](crate::SecretsClient::close) was called.
+    /// The client was closed (`SecretsClient::close`, `VaultClient::close`).
     #[error("the client is closed [CLOSED]")]
     Closed,
+    /// The Policy Enforcement Point refused the read or could not decide
+    /// ([`VaultClient`](crate::VaultClient)). The code is the [`PepError`](secret_pep::PepError)'s:
+    /// `AUTHZ_DENIED` (with a [`DenyReason`](secret_pep::DenyReason), see
+    /// [`deny_reason`](Self::deny_reason)), `PDP_UNAVAILABLE`, `BINDING_DRIFT`, or `CONFIG` for
+    /// invalid PEP settings. The message is the PEP's own: it names the reason, the PDP failure
+    /// cause or the binding kinds, never a token, `jti`, thumbprint or URI.
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    #[error(transparent)]
+    Pep {
+        /// The PEP's error.
+        source: secret_pep::PepError,
+    },
 }
 
 impl Error {
-    /// The stable, never-reused code of this error: the wrapped [`UriError`]'s or
-    /// [`ProviderError`]'s code, or one of `NOT_CONFIGURED`, `UNSUPPORTED_PROVIDER`,
-    /// `NO_BOOTSTRAP`, `BOOTSTRAP_IO`, `BOOTSTRAP_PARSE`, `BOOTSTRAP_INVALID`, `CONFIG`,
-    /// `RUNTIME`, `CLOSED`.
+    /// The stable, never-reused code of this error: the wrapped [`UriError`]'s,
+    /// [`ProviderError`]'s or PEP error's code, or one of `NOT_CONFIGURED`,
+    /// `UNSUPPORTED_PROVIDER`, `NO_BOOTSTRAP`, `BOOTSTRAP_IO`, `BOOTSTRAP_PARSE`,
+    /// `BOOTSTRAP_INVALID`, `CONFIG`, `RUNTIME`, `CLOSED`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -141,6 +154,39 @@ impl Error {
             Self::Config { .. } => "CONFIG",
             Self::Runtime { .. } => "RUNTIME",
             Self::Closed => "CLOSED",
+            #[cfg(feature = "vault")]
+            Self::Pep { source } => source.code(),
+        }
+    }
+
+    /// Why the PEP said no, for an `AUTHZ_DENIED`: `AUDIENCE`, `REPLAY`, `PDP_DENY`,
+    /// `USES_EXHAUSTED`, `NEGATIVE_CACHED`, `SUBJECT_MISSING`, `UNKNOWN_OBLIGATION`,
+    /// `REPLAY_STORE_FULL` (see [`DenyReason::code`](secret_pep::DenyReason::code)).
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    #[must_use]
+    pub fn deny_reason(&self) -> Option<secret_pep::DenyReason> {
+        self.pep_error().and_then(secret_pep::PepError::deny_reason)
+    }
+
+    /// The PEP's error, for [`Error::Pep`].
+    #[cfg(feature = "vault")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+    #[must_use]
+    pub fn pep_error(&self) -> Option<&secret_pep::PepError> {
+        match self {
+            Self::Pep { source } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The setting (an environment variable's name, or a builder method's) that a `CONFIG`
+    /// error is about, e.g. `Some("SECRET_TENANT_SALT")`.
+    #[must_use]
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            Self::Config { setting, .. } => Some(setting),
+            _ => None,
         }
     }
 
@@ -162,9 +208,14 @@ impl Error {
         }
     }
 
-    /// Whether retrying later may succeed: the provider timed out or was unavailable.
+    /// Whether retrying later may succeed: the provider timed out or was unavailable, or (for
+    /// the `VaultClient`) the PDP was unavailable.
     #[must_use]
     pub fn is_transient(&self) -> bool {
+        #[cfg(feature = "vault")]
+        if let Self::Pep { source } = self {
+            return source.is_transient();
+        }
         self.provider_error()
             .is_some_and(ProviderError::is_transient)
     }
@@ -193,6 +244,19 @@ fn byte_suffix(offset: Option<usize>) -> String {
 impl From<UriError> for Error {
     fn from(source: UriError) -> Self {
         Self::Uri { source }
+    }
+}
+
+/// URI errors (the parser's and the tenant mount guard's) become [`Error::Uri`], so
+/// [`Error::uri_error`] finds them whichever client reported them; the rest become
+/// [`Error::Pep`].
+#[cfg(feature = "vault")]
+impl From<secret_pep::PepError> for Error {
+    fn from(source: secret_pep::PepError) -> Self {
+        match source {
+            secret_pep::PepError::Uri { source } => Self::Uri { source },
+            source => Self::Pep { source },
+        }
     }
 }
 
@@ -235,5 +299,39 @@ mod tests {
             assert_eq!(error.code(), code);
             assert!(error.to_string().ends_with(&format!("[{code}]")), "{error}");
         }
+    }
+
+    #[cfg(feature = "vault")]
+    #[test]
+    fn pep_errors_keep_their_codes_and_reasons() {
+        use secret_pep::{DenyReason, PepError};
+
+        let uri = secret_uri::SecretUri::parse("openbao+kv2://secret/a/*").err();
+        let uri = uri.map(|e| Error::from(PepError::from(e)));
+        assert!(matches!(uri, Some(Error::Uri { .. })), "{uri:?}");
+        assert_eq!(uri.map(|e| e.code()), Some("INVALID_WILDCARD"));
+
+        let denied = Error::from(PepError::AuthzDenied {
+            reason: DenyReason::Replay,
+        });
+        assert_eq!(denied.code(), "AUTHZ_DENIED");
+        assert_eq!(denied.deny_reason(), Some(DenyReason::Replay));
+        assert_eq!(
+            denied.to_string(),
+            "authorization denied: the token id (jti) was already used (REPLAY) [AUTHZ_DENIED]"
+        );
+        assert!(!denied.is_transient());
+        assert!(denied.pep_error().is_some());
+
+        let unavailable = Error::from(PepError::PdpUnavailable {
+            cause: secret_pep::PdpFailure::Timeout,
+            status: None,
+            source: None,
+        });
+        assert_eq!(unavailable.code(), "PDP_UNAVAILABLE");
+        assert!(unavailable.is_transient());
+        assert_eq!(unavailable.deny_reason(), None);
+        assert_eq!(Error::Closed.pep_error().map(PepError::code), None);
+        assert_eq!(Error::config("X", "is bad").setting(), Some("X"));
     }
 }

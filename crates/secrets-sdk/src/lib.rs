@@ -53,12 +53,72 @@
 //! Configuration (environment names, bootstrap fields, precedence, cache semantics, error
 //! codes) is documented in `docs/secrets-client.md`.
 //!
+//! # `VaultClient`: reads for a caller, enforced by the PEP
+//!
+//! `VaultClient` (feature `vault`) reads KV v2 secrets **on behalf of a caller**, per request.
+//! Each read is a Policy Enforcement Point decision (tenant mount guard, audience, a grant from
+//! an AuthZEN PDP such as Cerbos, sender binding, `jti` anti-replay, one use of the grant),
+//! then the read from `VAULT_URL`, then an audit event whose `resource_ref` is an HMAC of the
+//! URI keyed with the tenant salt. `#key` returns that field only (`KEY_NOT_FOUND` when it is
+//! missing); schemes other than `openbao`/`hashicorp` KV v2 are `UNSUPPORTED_PROVIDER`.
+//!
+//! ```
+//! # #[cfg(feature = "vault")] {
+//! use secrets_sdk::pep::{DenyReason, DevAllowAll};
+//! use secrets_sdk::{ExecutionContext, VaultClient};
+//!
+//! // Configuration comes from the environment (or any lookup); what is missing is named.
+//! let env = |name: &str| match name {
+//!     "VAULT_URL" => Some("http://127.0.0.1:8200".to_owned()),
+//!     "VAULT_TOKEN" => Some("s.example".to_owned()),
+//!     "TENANT_ID" => Some("t1".to_owned()),
+//!     "TENANT_ALLOWED_MOUNTS" => Some("secret".to_owned()),
+//!     "ENVIRONMENT" => Some("test".to_owned()),
+//!     _ => None,
+//! };
+//! let err = VaultClient::builder().env_lookup(env).build().unwrap_err();
+//! assert_eq!((err.code(), err.setting()), ("CONFIG", Some("SECRET_TENANT_SALT")));
+//!
+//! // With a salt, and a PDP given in code (here the allow-all one, which runs only in a
+//! // development ENVIRONMENT; production sets AUTHZEN_PDP_URL). Nothing touches the network
+//! // until the first read.
+//! let client = VaultClient::builder()
+//!     .env_lookup(env)
+//!     .tenant_salt("0123456789abcdef0123456789abcdef")
+//!     .pdp(DevAllowAll::new())
+//!     .build()?;
+//!
+//! // Refusals that need no server: a scheme it does not serve, a mount outside the tenant's,
+//! // a token issued for another audience.
+//! let ctx = ExecutionContext::new("alice").with_aud(["crud.secrets"]).with_jti("jti-1");
+//! let err = client.get_credentials_blocking("file://secret/db.json", Some(&ctx)).unwrap_err();
+//! assert_eq!(err.code(), "UNSUPPORTED_PROVIDER");
+//! let err = client
+//!     .get_credentials_blocking("openbao+kv2://billing/db#password", Some(&ctx))
+//!     .unwrap_err();
+//! assert_eq!(err.code(), "TENANT_MOUNT_MISMATCH");
+//! let other = ExecutionContext::new("alice").with_aud(["billing"]);
+//! let err = client
+//!     .get_credentials_blocking("openbao+kv2://secret/db#password", Some(&other))
+//!     .unwrap_err();
+//! assert_eq!((err.code(), err.deny_reason()), ("AUTHZ_DENIED", Some(DenyReason::Audience)));
+//! # }
+//! # Ok::<(), secrets_sdk::Error>(())
+//! ```
+//!
+//! The flow, every setting, the error codes and an axum handler are in
+//! `docs/vault-client.md` (and `examples/vault_client_axum.rs`).
+//!
 //! # Features
 //! - `file` (default): `file://` secrets.
 //! - `openbao` (default): `openbao+kv2://` secrets from OpenBao.
 //! - `hashicorp` (default): `hashicorp+kv2://` secrets from HashiCorp Vault.
+//! - `vault` (default): `VaultClient`, with secret-pep and its AuthZEN PDP client (implies
+//!   `openbao` and `hashicorp`).
+//! - `axum`: `ExecutionContext` as an axum 0.8 extractor (secret-pep's `axum` feature).
 //!
-//! The sub-crates are re-exported: [`uri`] (the parser) and [`providers`].
+//! The sub-crates are re-exported: [`uri`] (the parser), [`providers`] and, with `vault`,
+//! `pep` (secret-pep).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -66,7 +126,12 @@ mod bootstrap;
 mod client;
 mod error;
 mod secret;
+#[cfg(feature = "vault")]
+mod vault_client;
 
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secret_pep as pep;
 pub use secret_providers as providers;
 pub use secret_uri as uri;
 
@@ -80,3 +145,12 @@ pub use client::{
 };
 pub use error::Error;
 pub use secret::{Secret, UriHash, UriInput};
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secret_pep::ExecutionContext;
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use vault_client::{
+    DEFAULT_IO_THREADS, ResourceRef, TENANT_SALT_ENV, VaultAuditEvent, VaultAuditHook, VaultClient,
+    VaultClientBuilder,
+};

@@ -1,0 +1,367 @@
+//! `secrets get`: read one secret through the Policy Enforcement Point, as a named caller.
+//!
+//! ```text
+//! secrets get URI --subject S [--aud A]… [--jti J] [--cnf-jkt K] [--mtls-thumbprint T]
+//!                 [--role R]… [--format raw|json]
+//! ```
+//!
+//! The client is `secrets_sdk::VaultClient`, configured from the environment as
+//! `VaultClient::from_env()` reads it: `VAULT_URL`, `VAULT_TOKEN`, `TENANT_ID`,
+//! `TENANT_ALLOWED_MOUNTS`, `SECRET_TENANT_SALT` and `AUTHZEN_PDP_URL` (or
+//! `ENABLE_AUTHORIZATION=false` for local development) are required; see
+//! `docs/vault-client.md`. The read is a full PEP decision: PDP grant, audience, `jti`
+//! anti-replay, sender binding, one use of the grant, and an audit event.
+//!
+//! Output: the value on stdout, as `secrets resolve` prints it (raw text for a string, compact
+//! JSON otherwise; `--format json`: one JSON document either way). Errors: `CODE: message` on
+//! stderr, never a value, token or thumbprint. Exit codes: 0 the value was printed; 1 the read
+//! was refused or failed (`AUTHZ_DENIED`, `PDP_UNAVAILABLE`, `NOT_FOUND`, an invalid URI, …);
+//! 2 the configuration is missing or invalid (`CONFIG`), or (from clap) a usage error.
+
+use std::io::{self, Write};
+
+use secrets_sdk::{ExecutionContext, VaultClient};
+
+use crate::Status;
+use crate::cli::ValueFormat;
+use crate::client::{self, EnvLookup};
+
+/// `secrets get`: the arguments. The subcommand's long help is [`GET_ABOUT`].
+#[derive(clap::Args, Debug, Clone)]
+pub struct GetArgs {
+    /// The secret URI, e.g. `openbao+kv2://secret/app/api#token?version=3`.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+    /// The caller's subject (the `sub` of its verified token).
+    #[arg(long, value_name = "S")]
+    pub subject: String,
+    /// An audience of the caller's token; repeat or comma-separate for several.
+    #[arg(long = "aud", value_name = "A", value_delimiter = ',')]
+    pub aud: Vec<String>,
+    /// The token's `jti`, checked against replay.
+    #[arg(long, value_name = "J")]
+    pub jti: Option<String>,
+    /// The DPoP key thumbprint (`cnf.jkt`) the token is bound to.
+    #[arg(long = "cnf-jkt", value_name = "K")]
+    pub cnf_jkt: Option<String>,
+    /// The client certificate thumbprint (`x5t#S256`), used when there is no `--cnf-jkt`.
+    #[arg(long = "mtls-thumbprint", value_name = "T")]
+    pub mtls_thumbprint: Option<String>,
+    /// A role of the subject, sent to the PDP; repeat or comma-separate for several.
+    #[arg(long = "role", value_name = "R", value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// How to print the value.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
+    pub format: ValueFormat,
+}
+
+/// The long help of `secrets get` (`#[command(long_about = get::GET_ABOUT)]` on its variant).
+pub const GET_ABOUT: &str = "\
+Read one secret through the Policy Enforcement Point, as the caller the flags describe: a PDP \
+grant, the audience, jti anti-replay, the sender binding and one use of the grant, then the KV \
+v2 read, audited.
+
+Configuration comes from the environment, as a service's VaultClient::from_env() reads it: \
+VAULT_URL, VAULT_TOKEN, TENANT_ID, TENANT_ALLOWED_MOUNTS, SECRET_TENANT_SALT and \
+AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development) are required; \
+VAULT_TIMEOUT, VAULT_VERIFY_SSL, SECRETS_AUDIENCE, GRANT_TTL_DEFAULT, GRANT_MAX_USES_DEFAULT, \
+NEGATIVE_CACHE_TTL_S, ANTI_REPLAY_TTL_S and the AUTHZEN_* settings are optional. Only openbao \
+and hashicorp KV v2 URIs are served.
+
+The value prints on stdout as `secrets resolve` prints it: a string as is, JSON as compact \
+JSON; with --format json, one JSON document. A failure prints `CODE: message` on stderr \
+(never a value, a token or a thumbprint).
+
+Exit 0 when the value was printed, 1 when the read was refused or failed, 2 on a usage or \
+configuration error.";
+
+impl GetArgs {
+    /// The caller these flags describe.
+    #[must_use]
+    pub fn context(&self) -> ExecutionContext {
+        let mut ctx = ExecutionContext::new(self.subject.trim())
+            .with_aud(self.aud.iter().map(|a| a.trim()).filter(|a| !a.is_empty()))
+            .with_roles(
+                self.roles
+                    .iter()
+                    .map(|r| r.trim())
+                    .filter(|r| !r.is_empty()),
+            );
+        ctx.token_jti.clone_from(&self.jti);
+        ctx.cnf_jkt.clone_from(&self.cnf_jkt);
+        ctx.mtls_thumbprint.clone_from(&self.mtls_thumbprint);
+        ctx
+    }
+}
+
+/// `secrets get`: builds the client from `env`, reads `args.uri` as the caller the flags
+/// describe, and prints the value on `out`, or `CODE: message` on `err`.
+///
+/// Returns `Success` (exit 0) when the value was printed, `Findings` (exit 1) when the read was
+/// refused or failed, `Failure` (exit 2) when the client could not be configured.
+///
+/// # Errors
+/// Only write errors on `out` or `err`.
+pub fn run<O: Write, E: Write>(
+    args: &GetArgs,
+    env: &EnvLookup,
+    out: O,
+    err: E,
+) -> io::Result<Status> {
+    let lookup = std::sync::Arc::clone(env);
+    let client = VaultClient::builder()
+        .env_lookup(move |name| lookup(name))
+        .build();
+    get(args, client, out, err)
+}
+
+/// [`run`] with a given client (or the error building it).
+///
+/// # Errors
+/// Only write errors on `out` or `err`.
+pub fn get<O: Write, E: Write>(
+    args: &GetArgs,
+    client: Result<VaultClient, secrets_sdk::Error>,
+    mut out: O,
+    mut err: E,
+) -> io::Result<Status> {
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            writeln!(err, "{}: {}", e.code(), client::message(&e))?;
+            return Ok(Status::Failure);
+        }
+    };
+    let result = client.get_credentials_blocking(args.uri.as_str(), Some(&args.context()));
+    client.close();
+    match result {
+        Ok(secret) => {
+            let value = match args.format {
+                ValueFormat::Raw => secret.expose_as_text(),
+                ValueFormat::Json => secret.expose_as_json(),
+            };
+            out.write_all(value.as_bytes())?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            Ok(Status::Success)
+        }
+        Err(e) => {
+            writeln!(err, "{}: {}", e.code(), client::message(&e))?;
+            Ok(if e.code() == "CONFIG" {
+                Status::Failure
+            } else {
+                Status::Findings
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use clap::Parser;
+    use secrets_sdk::pep::{DevAllowAll, PepConfig};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        get: GetArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<GetArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("get").chain(args.iter().copied())).map(|c| c.get)
+    }
+
+    /// A client that needs no server: URIs it refuses never reach one.
+    fn offline_client() -> Result<VaultClient, secrets_sdk::Error> {
+        VaultClient::builder()
+            .env_lookup(|name| match name {
+                "VAULT_URL" => Some("http://127.0.0.1:9".to_owned()),
+                "VAULT_TOKEN" => Some("s.offline".to_owned()),
+                _ => None,
+            })
+            .pep_config(PepConfig::new("t1", "secret".parse()?).with_environment("test"))
+            .pdp(DevAllowAll::new())
+            .tenant_salt("offline-test-salt-0123456789")
+            .build()
+    }
+
+    fn run_get(
+        args: &GetArgs,
+        client: Result<VaultClient, secrets_sdk::Error>,
+    ) -> (Status, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let status = get(args, client, &mut out, &mut err).unwrap_or(Status::Failure);
+        (
+            status,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+
+    #[test]
+    fn flags_build_the_context() -> Result<(), clap::Error> {
+        let args = parse(&[
+            "openbao+kv2://secret/app#token",
+            "--subject",
+            "alice",
+            "--aud",
+            "crud.secrets,billing",
+            "--aud",
+            "other",
+            "--jti",
+            "j-1",
+            "--cnf-jkt",
+            "jkt",
+            "--mtls-thumbprint",
+            "x5t",
+            "--role",
+            "reader",
+        ])?;
+        let ctx = args.context();
+        assert_eq!(ctx.subject.as_deref(), Some("alice"));
+        assert_eq!(ctx.aud, ["crud.secrets", "billing", "other"]);
+        assert_eq!(ctx.roles, ["reader"]);
+        assert_eq!(ctx.token_jti.as_deref(), Some("j-1"));
+        assert_eq!(ctx.sender_binding(), Some("jkt"));
+        assert_eq!(ctx.mtls_thumbprint.as_deref(), Some("x5t"));
+        // --subject is required.
+        let missing = parse(&["openbao+kv2://secret/app"]).map(drop);
+        assert_eq!(
+            missing.map_err(|e| e.kind()),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn configuration_errors_exit_2_and_refusals_exit_1() -> Result<(), Box<dyn std::error::Error>> {
+        let args = parse(&["file://secret/app", "--subject", "alice"])?;
+        let env: EnvLookup = std::sync::Arc::new(|_| None);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let status = run(&args, &env, &mut out, &mut err)?;
+        let err = String::from_utf8(err)?;
+        assert_eq!((status.code(), out.as_slice()), (2, &b""[..]));
+        assert!(
+            err.starts_with("CONFIG: ") && err.contains("VAULT_URL"),
+            "{err}"
+        );
+        assert!(!err.ends_with("[CONFIG]\n"), "{err}");
+
+        let (status, out, err) = run_get(&args, offline_client());
+        assert_eq!((status.code(), out.as_str()), (1, ""));
+        assert!(err.starts_with("UNSUPPORTED_PROVIDER: "), "{err}");
+
+        let args = parse(&[
+            "openbao+kv2://secret/app#token",
+            "--subject",
+            "alice",
+            "--aud",
+            "billing",
+        ])?;
+        let (status, _, err) = run_get(&args, offline_client());
+        assert_eq!(status.code(), 1);
+        assert!(
+            err.starts_with("AUTHZ_DENIED: ") && err.contains("AUDIENCE"),
+            "{err}"
+        );
+
+        let args = parse(&["openbao+kv2://other/app", "--subject", "alice"])?;
+        let (status, _, err) = run_get(&args, offline_client());
+        assert_eq!(status.code(), 1);
+        assert!(err.starts_with("TENANT_MOUNT_MISMATCH: "), "{err}");
+        Ok(())
+    }
+
+    /// Against a real OpenBao and a real Cerbos (secret-pep's test policies): a SKIP line
+    /// locally when either is not installed, a failure under CI=true.
+    #[test]
+    fn reads_through_the_pep_against_openbao_and_cerbos() {
+        let Some(bao) = secrets_test_support::openbao_or_skip() else {
+            return;
+        };
+        let policies =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../secret-pep/tests/policies");
+        let Some(cerbos) = secrets_test_support::cerbos::cerbos_or_skip(&policies) else {
+            return;
+        };
+        bao.kv_put(
+            "secret",
+            "seven/api",
+            &serde_json::json!({"token": "get-token", "n": 1}),
+        )
+        .unwrap();
+        let vars: Vec<(&str, String)> = vec![
+            ("VAULT_URL", bao.addr()),
+            ("VAULT_TOKEN", bao.root_token().to_owned()),
+            ("TENANT_ID", "t1".to_owned()),
+            ("TENANT_ALLOWED_MOUNTS", "secret".to_owned()),
+            ("SECRET_TENANT_SALT", "cli-test-salt-0123456789".to_owned()),
+            ("AUTHZEN_PDP_URL", cerbos.addr()),
+            ("AUTHZEN_DIALECT", "cerbos".to_owned()),
+        ];
+        let env: EnvLookup = Arc::new(move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        });
+        // URI, then flags; `alice` is a `reader` unless the flags say otherwise.
+        let get_as = |argv: &[&str]| {
+            let mut argv = argv.to_vec();
+            argv.extend(["--subject", "alice", "--role", "reader"]);
+            let args = parse(&argv).unwrap();
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let status = run(&args, &env, &mut out, &mut err).unwrap();
+            (
+                status.code(),
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+            )
+        };
+        let get = |uri: &str, extra: &[&str]| {
+            let mut argv = vec![uri, "--aud", "crud.secrets"];
+            argv.extend(extra);
+            get_as(&argv)
+        };
+        // The policy grants `seven/` 7 uses; each run is a fresh client, so a fresh grant.
+        let token = "openbao+kv2://secret/seven/api#token";
+        assert_eq!(
+            get(token, &["--jti", "a"]),
+            (0, "get-token\n".into(), String::new())
+        );
+        assert_eq!(
+            get(token, &["--jti", "b", "--format", "json"]),
+            (0, "\"get-token\"\n".into(), String::new())
+        );
+        assert_eq!(
+            get(
+                "openbao+kv2://secret/seven/api",
+                &["--jti", "c", "--cnf-jkt", "k"]
+            ),
+            (
+                0,
+                "{\"n\":1,\"token\":\"get-token\"}\n".into(),
+                String::new()
+            )
+        );
+        let (code, out, err) = get("openbao+kv2://secret/seven/api#nope", &["--jti", "d"]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(err.starts_with("KEY_NOT_FOUND: "), "{err}");
+        let (code, _, err) = get("openbao+kv2://secret/denied/x", &["--jti", "e"]);
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("AUTHZ_DENIED: ") && err.contains("PDP_DENY"),
+            "{err}"
+        );
+        let (code, _, err) = get_as(&[token, "--aud", "billing", "--jti", "f"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("AUDIENCE"), "{err}");
+        // No value, token or thumbprint in any message.
+        assert!(!err.contains("get-token") && !err.contains(bao.root_token()));
+    }
+}

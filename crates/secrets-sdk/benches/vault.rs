@@ -1,0 +1,301 @@
+//! `VaultClient::get_credentials` end to end against a real OpenBao dev server, with floors
+//! measured in the same run.
+//!
+//! The PDP is in process ([`DevAllowAll`], grants with effectively unlimited uses), so the
+//! measurement is the PEP path plus the provider read, not a PDP round trip. Every call carries
+//! a fresh `jti` and a DPoP binding, so anti-replay and the binding check run each time.
+//!
+//! - `floor_hyper_get_vault`: a raw hyper-util pooled keep-alive `GET /v1/secret/data/<path>`
+//!   with a pre-built token header, then a `serde_json::Value` parse (as
+//!   `secret-providers/benches/kv2.rs` measures `floor_hyper_get`).
+//! - `get_credentials_warm`: `get_credentials` of the same secret's `#password` on a warm grant.
+//! - `floor_concurrent_64` / `concurrent_64`: 64 tasks on a 2-worker multi-thread runtime,
+//!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed.
+//!
+//! With `SECRETS_BENCH_JSON=<path>` set, it starts a fresh dev server, warms up, runs floor
+//! and subject alternately (so machine noise hits both alike) and appends one JSON line per
+//! scenario: `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}` for latencies,
+//! `{"scenario":…,"ops_per_s":…,"n":…}` for throughput. Without it, the latency pair runs as
+//! criterion benchmarks. Either way it needs `bao` (`cargo xtask services install`); without it
+//! the bench prints a note and exits.
+//!
+//! ```sh
+//! SECRETS_BENCH_JSON=/tmp/v.jsonl cargo bench -p secrets-sdk --bench vault
+//! ```
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use secrets_sdk::pep::{DevAllowAll, PepConfig};
+use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
+use secrets_sdk::{ExecutionContext, VaultClient};
+use secrets_test_support::OpenBaoServer;
+use secrets_test_support::bench::{Latencies, append, json_path};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const PATH: &str = "bench/vault";
+const WARMUP: usize = 300;
+const SAMPLES: usize = 2000;
+const TASKS: usize = 64;
+const OPS_PER_TASK: usize = 40;
+const ROUNDS: usize = 6;
+
+struct Fixture {
+    // Kept alive for the run; killed on drop.
+    bao: OpenBaoServer,
+    client: VaultClient,
+    uri: String,
+    ctx: ExecutionContext,
+}
+
+#[derive(Clone)]
+struct Floor {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    url: http::Uri,
+    token: http::HeaderValue,
+}
+
+impl Floor {
+    fn new(bao: &OpenBaoServer) -> Result<Self, BoxError> {
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            url: format!("{}/v1/secret/data/{PATH}", bao.addr()).parse()?,
+            token: http::HeaderValue::from_str(bao.root_token())?,
+        })
+    }
+
+    async fn get(&self) -> Result<serde_json::Value, BoxError> {
+        let mut request = http::Request::new(Empty::<Bytes>::new());
+        *request.uri_mut() = self.url.clone();
+        request
+            .headers_mut()
+            .insert("x-vault-token", self.token.clone());
+        let response = self.client.request(request).await?;
+        if response.status() != http::StatusCode::OK {
+            return Err(format!("floor GET returned {}", response.status()).into());
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+fn fixture() -> Result<Option<Fixture>, BoxError> {
+    let bao = match OpenBaoServer::start() {
+        Ok(bao) => bao,
+        Err(e @ secrets_test_support::Error::ToolMissing { .. }) => {
+            eprintln!("vault bench skipped: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    bao.kv_put(
+        "secret",
+        PATH,
+        &serde_json::json!({"username": "app", "password": "correct-horse-battery-staple", "port": 5432}),
+    )?;
+    let pep = PepConfig::new("bench", "secret".parse()?)
+        // The allow-all PDP runs only in a development environment.
+        .with_environment("test")
+        .with_grant_defaults(Duration::from_secs(24 * 3600), u32::MAX)
+        .with_capacity(2_000_000, 1_000);
+    let client = VaultClient::builder()
+        .kv2(Kv2Config::new(
+            Kv2Flavor::OpenBao,
+            bao.addr(),
+            Kv2Auth::token(bao.root_token().to_owned()),
+        ))
+        .pep_config(pep)
+        .pdp(DevAllowAll::new())
+        .tenant_salt("bench-tenant-salt-0123456789abcdef")
+        .io_threads(
+            std::env::var("TMP_IO")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
+        .build()?;
+    let ctx = ExecutionContext::new("bench")
+        .with_aud(["crud.secrets"])
+        .with_cnf_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+    Ok(Some(Fixture {
+        bao,
+        client,
+        uri: format!("openbao+kv2://secret/{PATH}#password"),
+        ctx,
+    }))
+}
+
+/// A unique `jti` per call in this process.
+fn jti() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("bench-jti-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn get(fx: &Fixture) -> Result<(), BoxError> {
+    let ctx = fx.ctx.clone().with_jti(jti());
+    let secret = fx.client.get_credentials(&fx.uri, Some(&ctx)).await?;
+    black_box(secret.expose_str());
+    Ok(())
+}
+
+fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let floor = Floor::new(&fx.bao)?;
+    let (floor, subject) = runtime.block_on(async {
+        for _ in 0..WARMUP {
+            black_box(floor.get().await?);
+            get(fx).await?;
+        }
+        let mut floor_l = Latencies::with_capacity(SAMPLES);
+        let mut subject_l = Latencies::with_capacity(SAMPLES);
+        for i in 0..SAMPLES {
+            // Alternate which goes first so neither always follows the other.
+            for which in [i % 2, 1 - i % 2] {
+                let started = Instant::now();
+                if which == 0 {
+                    black_box(floor.get().await?);
+                    floor_l.push(started.elapsed());
+                } else {
+                    get(fx).await?;
+                    subject_l.push(started.elapsed());
+                }
+            }
+        }
+        Ok::<_, BoxError>((floor_l, subject_l))
+    })?;
+    append(path, &floor.json_line("floor_hyper_get_vault"))?;
+    append(path, &subject.json_line("get_credentials_warm"))?;
+    println!(
+        "get_credentials_warm p50 / floor_hyper_get_vault p50 = {:.3}",
+        subject.quantile_us(0.5) / floor.quantile_us(0.5)
+    );
+    Ok(())
+}
+
+/// 64 tasks × `OPS_PER_TASK` sequential operations; returns (ops, elapsed).
+async fn burst<F, Fut>(op: F) -> Result<(usize, Duration), BoxError>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), BoxError>> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                for _ in 0..OPS_PER_TASK {
+                    op().await?;
+                }
+                Ok::<_, BoxError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok((TASKS * OPS_PER_TASK, started.elapsed()))
+}
+
+fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let floor = Arc::new(Floor::new(&fx.bao)?);
+    let floor_op = {
+        let floor = Arc::clone(&floor);
+        move || {
+            let floor = Arc::clone(&floor);
+            async move {
+                black_box(floor.get().await?);
+                Ok(())
+            }
+        }
+    };
+    let subject_op = {
+        let fx = Arc::clone(&fx);
+        move || {
+            let fx = Arc::clone(&fx);
+            async move { get(&fx).await }
+        }
+    };
+    let (floor_total, subject_total) = runtime.block_on(async {
+        // Warm-up: open the connections both sides will use.
+        burst(floor_op.clone()).await?;
+        burst(subject_op.clone()).await?;
+        let (mut floor_total, mut subject_total) = ((0, Duration::ZERO), (0, Duration::ZERO));
+        for round in 0..ROUNDS {
+            for which in [round % 2, 1 - round % 2] {
+                if which == 0 {
+                    let (ops, elapsed) = burst(floor_op.clone()).await?;
+                    floor_total = (floor_total.0 + ops, floor_total.1 + elapsed);
+                } else {
+                    let (ops, elapsed) = burst(subject_op.clone()).await?;
+                    subject_total = (subject_total.0 + ops, subject_total.1 + elapsed);
+                }
+            }
+        }
+        Ok::<_, BoxError>((floor_total, subject_total))
+    })?;
+    let rate = |(ops, elapsed): (usize, Duration)| ops as f64 / elapsed.as_secs_f64();
+    for (scenario, total) in [
+        ("floor_concurrent_64", floor_total),
+        ("concurrent_64", subject_total),
+    ] {
+        append(
+            path,
+            &format!(
+                "{{\"scenario\":\"{scenario}\",\"ops_per_s\":{:.1},\"n\":{}}}",
+                rate(total),
+                total.0
+            ),
+        )?;
+    }
+    println!(
+        "concurrent_64 / floor_concurrent_64 = {:.3}",
+        rate(subject_total) / rate(floor_total)
+    );
+    Ok(())
+}
+
+fn json_run(path: &std::path::Path) -> Result<(), BoxError> {
+    let Some(fx) = fixture()? else { return Ok(()) };
+    latencies(&fx, path)?;
+    throughput(Arc::new(fx), path)
+}
+
+fn criterion_run() -> Result<(), BoxError> {
+    let Some(fx) = fixture()? else { return Ok(()) };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let floor = Floor::new(&fx.bao)?;
+    let mut criterion = criterion::Criterion::default().configure_from_args();
+    let mut group = criterion.benchmark_group("vault");
+    group.bench_function("floor_hyper_get_vault", |b| {
+        b.iter(|| runtime.block_on(floor.get()).map(black_box))
+    });
+    group.bench_function("get_credentials_warm", |b| {
+        b.iter(|| runtime.block_on(get(&fx)))
+    });
+    group.finish();
+    criterion.final_summary();
+    Ok(())
+}
+
+fn main() -> Result<(), BoxError> {
+    match json_path() {
+        Some(path) => json_run(&path),
+        None => criterion_run(),
+    }
+}

@@ -1,0 +1,834 @@
+//! [`VaultClient`]: PEP-enforced reads of KV v2 secrets, per request.
+
+mod audit;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use secrecy::SecretString;
+use secret_pep::{BatchReport, ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService};
+use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider, ProviderError};
+use secret_uri::{Engine, Provider, SecretUri};
+use tracing::Instrument;
+use tracing::field::Empty;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::secret::{Entry, OwnedUriInput, Secret, UriInput};
+
+pub use audit::{ResourceRef, VaultAuditEvent, VaultAuditHook};
+
+use audit::{KeyedAudit, MIN_SALT_BYTES, TenantSalt};
+
+/// The environment variable holding the HMAC key of audit [`ResourceRef`]s.
+pub const TENANT_SALT_ENV: &str = "SECRET_TENANT_SALT";
+
+/// Worker threads of the client's I/O runtime unless [`VaultClientBuilder::io_threads`] says
+/// otherwise.
+pub const DEFAULT_IO_THREADS: usize = 1;
+
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Reads KV v2 secrets (OpenBao, HashiCorp Vault) for a caller, after the Policy Enforcement
+/// Point allowed it: the original SDK's `VaultClient`, failing closed.
+///
+/// Each [`get_credentials`](Self::get_credentials) call:
+/// 1. parses and canonicalizes the URI; a scheme other than `openbao[+kv2]://` or
+///    `hashicorp[+kv2]://` is `UNSUPPORTED_PROVIDER` before anything else happens;
+/// 2. asks the [`Pep`] ([`Pep::authorize_uri`]): tenant mount guard, subject and audience,
+///    negative cache, a grant (cached, or from the PDP), sender binding, `jti` anti-replay and
+///    one use of the grant. Refusals are audited by the PEP;
+/// 3. reads the canonical URI from the KV v2 server at `VAULT_URL` (`?version=N` pinned,
+///    deleted and destroyed versions typed, `#key` selects one field or fails with
+///    `KEY_NOT_FOUND`);
+/// 4. audits the read (`PERMIT`, or `ERROR` with the provider's code) with a keyed
+///    [`ResourceRef`], and returns the value as a [`Secret`] (redacted in `Debug`, zeroized
+///    when the last handle drops). Values are not cached: every call is a decision and a read.
+///
+/// All network I/O (PDP and vault) runs on the client's own runtime, started at the first call
+/// with [`DEFAULT_IO_THREADS`] workers; so the async methods can be polled by any executor and
+/// the blocking one works inside and outside a runtime.
+///
+/// Cheap to clone (an `Arc`); share one per tenant. See the [crate docs](crate) for an example
+/// and `docs/vault-client.md` for every setting.
+#[derive(Clone)]
+pub struct VaultClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Arc<Core>,
+    default_context: ExecutionContext,
+    io_threads: usize,
+    /// Owns the I/O runtime; taken by `close` (or drop).
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// The runtime's handle, for the lock-free fast path.
+    handle: OnceLock<tokio::runtime::Handle>,
+    closed: AtomicBool,
+}
+
+/// What a request task needs: everything but the runtime, so that a task never holds the
+/// last reference to the runtime that runs it.
+struct Core {
+    pep: Pep,
+    openbao: Kv2Provider,
+    hashicorp: Kv2Provider,
+    salt: Arc<TenantSalt>,
+}
+
+impl VaultClient {
+    /// A client configured from the process environment (see [`VaultClientBuilder`] for the
+    /// variables). No network I/O happens here.
+    ///
+    /// # Errors
+    /// `CONFIG` naming the first missing required variable (`VAULT_URL`, `VAULT_TOKEN`,
+    /// `TENANT_ID`, `TENANT_ALLOWED_MOUNTS`, `SECRET_TENANT_SALT`) or an invalid one, including
+    /// no PDP configured (`AUTHZEN_PDP_URL`, unless `ENABLE_AUTHORIZATION=false`).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::builder().from_env().build()
+    }
+
+    /// A builder; it reads no environment unless told to ([`VaultClientBuilder::from_env`]).
+    pub fn builder() -> VaultClientBuilder {
+        VaultClientBuilder::default()
+    }
+
+    /// Gets the secret `uri` names for `ctx`: the whole secret (a JSON object), or for
+    /// `#key` that one field (text for a string field). `None` uses the builder's
+    /// [`default_context`](VaultClientBuilder::default_context), else an empty context, which
+    /// the PEP refuses (`SUBJECT_MISSING`).
+    ///
+    /// Accepts `&str`, `&String` or `&SecretUri`. Runs on the client's runtime, so any executor
+    /// can poll it. If the future is dropped early the request still completes there (its use
+    /// of the grant is taken and audited either way).
+    ///
+    /// # Errors
+    /// See [`Error`]: the URI's codes, `UNSUPPORTED_PROVIDER` (a scheme other than `openbao`
+    /// or `hashicorp` KV v2), `TENANT_MOUNT_MISMATCH`, `AUTHZ_DENIED` (with
+    /// [`Error::deny_reason`]), `PDP_UNAVAILABLE`, `BINDING_DRIFT`, the provider's codes
+    /// (`NOT_FOUND`, `KEY_NOT_FOUND`, `VERSION_DELETED`, …), `CLOSED`, `RUNTIME`.
+    pub async fn get_credentials<'a>(
+        &self,
+        uri: impl Into<UriInput<'a>>,
+        ctx: Option<&ExecutionContext>,
+    ) -> Result<Secret, Error> {
+        let request = self.request(uri.into(), ctx);
+        let core = Arc::clone(&self.inner.core);
+        self.inner
+            .on_runtime(async move { core.get(request).await })
+            .await
+    }
+
+    /// [`get_credentials`](Self::get_credentials) from synchronous code (the original SDK's
+    /// `get_credentials_sync`). The request runs on the client's own runtime while the calling
+    /// thread waits, so it works outside any runtime and inside one (current-thread or
+    /// multi-thread) without the "cannot start a runtime from within a runtime" panic. It
+    /// still blocks the calling thread: in async code prefer `get_credentials(..).await`.
+    ///
+    /// # Errors
+    /// As [`get_credentials`](Self::get_credentials).
+    pub fn get_credentials_blocking<'a>(
+        &self,
+        uri: impl Into<UriInput<'a>>,
+        ctx: Option<&ExecutionContext>,
+    ) -> Result<Secret, Error> {
+        let request = self.request(uri.into(), ctx);
+        let core = Arc::clone(&self.inner.core);
+        self.inner.blocking(async move { core.get(request).await })
+    }
+
+    /// Asks the PDP about many URIs at once (one AuthZEN `evaluations` call) and caches the
+    /// grants, so the reads that follow are warm. Nothing is read and no use is taken; see
+    /// [`Pep::authorize_batch`]. URIs with a scheme the client does not serve are refused.
+    ///
+    /// # Errors
+    /// A URI or tenant-mount error, `UNSUPPORTED_PROVIDER`, `AUTHZ_DENIED` (`SUBJECT_MISSING`,
+    /// `AUDIENCE`), `CLOSED`. Per-URI denials and PDP failures are in the report.
+    pub async fn authorize_batch(
+        &self,
+        ctx: Option<&ExecutionContext>,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<BatchReport, Error> {
+        for text in required.iter().chain(optional) {
+            if let Ok(uri) = SecretUri::parse(text) {
+                kv2_route(&uri)?;
+            }
+        }
+        let ctx = ctx.unwrap_or(&self.inner.default_context).clone();
+        let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (required, optional) = (owned(required), owned(optional));
+        let core = Arc::clone(&self.inner.core);
+        self.inner
+            .on_runtime(async move {
+                let required: Vec<&str> = required.iter().map(String::as_str).collect();
+                let optional: Vec<&str> = optional.iter().map(String::as_str).collect();
+                core.pep
+                    .authorize_batch(&ctx, &required, &optional)
+                    .await
+                    .map_err(Error::from)
+            })
+            .await
+    }
+
+    /// The keyed audit reference of `uri` (HMAC-SHA256 with the tenant salt): what audit
+    /// events carry, for correlating them with your own records.
+    #[must_use]
+    pub fn resource_ref(&self, uri: &SecretUri) -> ResourceRef {
+        self.inner.core.salt.resource_ref(uri)
+    }
+
+    /// The Policy Enforcement Point (its configuration and caches, for inspection).
+    #[must_use]
+    pub fn pep(&self) -> &Pep {
+        &self.inner.core.pep
+    }
+
+    /// The tenant this client serves (`TENANT_ID`).
+    #[must_use]
+    pub fn tenant_id(&self) -> &str {
+        &self.inner.core.pep.config().tenant_id
+    }
+
+    /// Closes the client: stops its runtime. Later calls fail with `CLOSED`. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let runtime = self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
+    fn request(&self, uri: UriInput<'_>, ctx: Option<&ExecutionContext>) -> Request {
+        Request {
+            uri: OwnedUriInput::from_input(uri),
+            ctx: ctx.unwrap_or(&self.inner.default_context).clone(),
+        }
+    }
+}
+
+impl fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("VaultClient")
+            .field("tenant", &self.tenant_id())
+            .field("openbao", &inner.core.openbao)
+            .field("hashicorp", &inner.core.hashicorp)
+            .field("pep", &inner.core.pep)
+            .field("salt", &inner.core.salt)
+            .field("default_context", &inner.default_context)
+            .field("io_threads", &inner.io_threads)
+            .field("closed", &inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // `shutdown_background` never blocks, so dropping the client inside an async context
+        // is fine.
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One `get_credentials` call, owned so it can move onto the client's runtime.
+struct Request {
+    uri: OwnedUriInput,
+    ctx: ExecutionContext,
+}
+
+impl Inner {
+    /// The client's runtime, started at first use.
+    fn io_handle(&self) -> Result<&tokio::runtime::Handle, Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(handle) = self.handle.get() {
+            return Ok(handle);
+        }
+        let mut runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(handle) = self.handle.get() {
+            return Ok(handle);
+        }
+        let started = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.io_threads)
+            .thread_name("vault-client-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime {
+                reason: "could not start the I/O runtime",
+                source: Some(Box::new(e)),
+            })?;
+        let handle = self.handle.get_or_init(|| started.handle().clone());
+        *runtime = Some(started);
+        Ok(handle)
+    }
+
+    /// Runs `work` on the client's runtime and awaits it from whatever executor polls this.
+    async fn on_runtime<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let task = self
+            .io_handle()?
+            .spawn(work.instrument(tracing::Span::current()));
+        match task.await {
+            Ok(result) => result,
+            Err(join) => Err(self.lost(Some(join))),
+        }
+    }
+
+    /// Runs `work` on the client's runtime while the calling thread waits on a channel.
+    fn blocking<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.io_handle()?.spawn(
+            async move {
+                let _ = tx.send(work.await);
+            }
+            .instrument(tracing::Span::current()),
+        );
+        rx.recv().map_err(|_| self.lost(None))?
+    }
+
+    /// The error for a request task that never finished: the client was closed under it, or
+    /// the task was lost.
+    fn lost(&self, join: Option<tokio::task::JoinError>) -> Error {
+        if self.closed.load(Ordering::Acquire) {
+            return Error::Closed;
+        }
+        Error::Runtime {
+            reason: "the request task was cancelled",
+            source: join.map(|j| Box::new(j) as _),
+        }
+    }
+}
+
+impl Core {
+    async fn get(&self, request: Request) -> Result<Secret, Error> {
+        let span = tracing::debug_span!(
+            "secret_get",
+            provider = Empty,
+            mount = Empty,
+            resource_ref = Empty,
+            use_number = Empty,
+            code = Empty,
+            reason = Empty,
+        );
+        let result = self
+            .authorize_and_read(request.uri.as_input(), &request.ctx, &span)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result {
+            span.record("code", error.code());
+            if let Some(reason) = error.deny_reason() {
+                span.record("reason", reason.code());
+            }
+            let _entered = span.enter();
+            tracing::debug!(code = error.code(), "get_credentials failed");
+        }
+        result
+    }
+
+    async fn authorize_and_read(
+        &self,
+        input: UriInput<'_>,
+        ctx: &ExecutionContext,
+        span: &tracing::Span,
+    ) -> Result<Secret, Error> {
+        let uri = match input {
+            UriInput::Parsed(uri) => uri.clone(),
+            UriInput::Text(text) => match SecretUri::parse(text) {
+                Ok(uri) => uri,
+                // The PEP parses it again, fails the same way and audits the refusal.
+                Err(source) => {
+                    return Err(match self.pep.authorize(ctx, text).await {
+                        Err(error) => Error::from(error),
+                        Ok(_) => Error::Uri { source },
+                    });
+                }
+            },
+        };
+        span.record("provider", uri.provider().as_str());
+        span.record("mount", uri.mount());
+        if !span.is_disabled() {
+            span.record(
+                "resource_ref",
+                tracing::field::display(self.salt.resource_ref(&uri)),
+            );
+        }
+        // Before the PEP: a URI this client can never read takes no use and asks no PDP.
+        let kv2 = match kv2_route(&uri)? {
+            Kv2Flavor::HashiCorp => &self.hashicorp,
+            _ => &self.openbao,
+        };
+        let granted = self.pep.authorize_uri(ctx, uri).await?;
+        span.record("use_number", granted.use_number());
+        let result = kv2.read(granted.uri()).await;
+        self.pep.audit_read(
+            ctx,
+            &granted,
+            result.as_ref().err().map(ProviderError::code),
+        );
+        let value = result.map_err(|e| Error::provider(granted.uri().mount(), Arc::new(e)))?;
+        let now = Instant::now();
+        Ok(Secret(Arc::new(Entry::new(
+            granted.into_uri(),
+            value,
+            now,
+            now,
+            now,
+        ))))
+    }
+}
+
+/// Which KV v2 provider serves `uri`, or `UNSUPPORTED_PROVIDER`. (The original SDK sent every
+/// scheme, `file://` included, to the vault.)
+fn kv2_route(uri: &SecretUri) -> Result<Kv2Flavor, Error> {
+    let provider = uri.provider();
+    let flavor = match provider {
+        Provider::OpenBao => Kv2Flavor::OpenBao,
+        Provider::HashiCorp => Kv2Flavor::HashiCorp,
+        _ => {
+            return Err(Error::UnsupportedProvider {
+                provider: provider.as_str(),
+                reason: "VaultClient reads openbao and hashicorp KV v2 URIs only",
+            });
+        }
+    };
+    if !matches!(uri.engine(), None | Some(Engine::Kv2)) {
+        return Err(Error::UnsupportedProvider {
+            provider: provider.as_str(),
+            reason: "VaultClient reads the KV v2 engine only",
+        });
+    }
+    Ok(flavor)
+}
+
+/// Builds a [`VaultClient`]. Every setting can be given explicitly; [`from_env`](Self::from_env)
+/// (or [`env_lookup`](Self::env_lookup)) reads the rest from the environment:
+///
+/// | Variable | Meaning | Default |
+/// | --- | --- | --- |
+/// | `VAULT_URL` (else `VAULT_ADDR`) | the KV v2 server for `openbao` and `hashicorp` URIs | **required** (or [`kv2`](Self::kv2)) |
+/// | `VAULT_TOKEN` | its token | **required**, unless `VAULT_TOKEN_FILE` or another `VAULT_AUTH_METHOD` is set |
+/// | `TENANT_ID` | the tenant served | **required** (or [`pep_config`](Self::pep_config)) |
+/// | `TENANT_ALLOWED_MOUNTS` | comma list of mounts | **required**, non-empty |
+/// | `SECRET_TENANT_SALT` | HMAC key of audit [`ResourceRef`]s, at least 16 bytes | **required** (or [`tenant_salt`](Self::tenant_salt)) |
+/// | `VAULT_TIMEOUT`, `VAULT_VERIFY_SSL`, other `VAULT_*` | as `Kv2Config::from_lookup` (HashiCorp flavor) reads them | 30 s, `true` |
+/// | `GRANT_TTL_DEFAULT`, `GRANT_MAX_USES_DEFAULT` | grant terms when the PDP gives none | 300 s, 1 |
+/// | `NEGATIVE_CACHE_TTL_S`, `ANTI_REPLAY_TTL_S`, … | the PEP's caches | 5 s, 300 s |
+/// | `SECRETS_AUDIENCE` | the audience `aud` must contain | `crud.secrets` |
+/// | `AUTHZEN_PDP_URL` and `AUTHZEN_*` | the AuthZEN PDP | required unless [`pdp`](Self::pdp) gives one or `ENABLE_AUTHORIZATION=false` |
+///
+/// The PEP variables are read by [`PepConfig::from_lookup`]; empty values count as unset.
+///
+/// ```
+/// use secrets_sdk::VaultClient;
+///
+/// let err = VaultClient::builder()
+///     .env_lookup(|name| (name == "VAULT_URL").then(|| "http://127.0.0.1:8200".to_owned()))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!((err.code(), err.setting()), ("CONFIG", Some("VAULT_TOKEN")));
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct VaultClientBuilder {
+    lookup: Option<Lookup>,
+    kv2: Vec<Kv2Config>,
+    pep_config: Option<PepConfig>,
+    salt: Option<SecretString>,
+    pdp: Option<Arc<dyn SecretPolicyService>>,
+    audit: Option<Arc<dyn VaultAuditHook>>,
+    default_context: Option<ExecutionContext>,
+    io_threads: Option<usize>,
+}
+
+impl fmt::Debug for VaultClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultClientBuilder")
+            .field("from_env", &self.lookup.is_some())
+            .field("kv2", &self.kv2)
+            .field("pep_config", &self.pep_config)
+            .field("salt", &self.salt.as_ref().map(|_| "[REDACTED]"))
+            .field("pdp", &self.pdp)
+            .field("audit", &self.audit)
+            .field("default_context", &self.default_context)
+            .field("io_threads", &self.io_threads)
+            .finish()
+    }
+}
+
+impl VaultClientBuilder {
+    /// Falls back to the process environment for what is not set explicitly.
+    pub fn from_env(self) -> Self {
+        self.env_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Falls back to variables read through `lookup` (a map in tests, a config store …).
+    pub fn env_lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Uses these vault settings instead of `VAULT_*`. The config serves its flavor's scheme;
+    /// the other scheme gets the same settings unless a config of its flavor is given too.
+    pub fn kv2(mut self, config: Kv2Config) -> Self {
+        self.kv2.push(config);
+        self
+    }
+
+    /// Uses these PEP settings instead of `TENANT_ID`, `TENANT_ALLOWED_MOUNTS` and the other
+    /// PEP variables.
+    pub fn pep_config(mut self, config: PepConfig) -> Self {
+        self.pep_config = Some(config);
+        self
+    }
+
+    /// The HMAC key of audit [`ResourceRef`]s (instead of `SECRET_TENANT_SALT`); at least 16
+    /// bytes, ideally 32 random ones.
+    pub fn tenant_salt(mut self, salt: impl Into<SecretString>) -> Self {
+        self.salt = Some(salt.into());
+        self
+    }
+
+    /// Uses this PDP instead of the one the PEP settings name (then `AUTHZEN_PDP_URL` may be
+    /// unset).
+    pub fn pdp(mut self, pdp: impl SecretPolicyService + 'static) -> Self {
+        self.pdp = Some(Arc::new(pdp));
+        self
+    }
+
+    /// Sends audit events, with keyed [`ResourceRef`]s, to `hook` (default: none).
+    pub fn audit(mut self, hook: impl VaultAuditHook + 'static) -> Self {
+        self.audit = Some(Arc::new(hook));
+        self
+    }
+
+    /// The context used when a call passes `None`, e.g. the service's own identity. Without
+    /// one, `None` is an empty context, which the PEP refuses (`SUBJECT_MISSING`).
+    pub fn default_context(mut self, ctx: ExecutionContext) -> Self {
+        self.default_context = Some(ctx);
+        self
+    }
+
+    /// Worker threads of the client's I/O runtime (default [`DEFAULT_IO_THREADS`]).
+    pub fn io_threads(mut self, threads: usize) -> Self {
+        self.io_threads = Some(threads);
+        self
+    }
+
+    /// Builds the client. No network I/O happens here: the PDP and the vault are contacted
+    /// (and the vault logged in to) at the first call.
+    ///
+    /// # Errors
+    /// `CONFIG` naming the missing or invalid setting; the PEP's `CONFIG` errors (e.g. no PDP
+    /// configured, development mode in production).
+    pub fn build(self) -> Result<VaultClient, Error> {
+        let lookup = self.lookup.clone();
+        let raw = move |name: &str| lookup.as_ref().and_then(|l| l(name));
+        let var = |name: &str| {
+            raw(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        // The required settings, named in the documented order when missing.
+        if self.kv2.is_empty() {
+            if var("VAULT_URL").or_else(|| var("VAULT_ADDR")).is_none() {
+                return Err(missing("VAULT_URL", "kv2"));
+            }
+            let method = var("VAULT_AUTH_METHOD").map(|m| m.to_ascii_lowercase());
+            if matches!(method.as_deref(), None | Some("token"))
+                && var("VAULT_TOKEN").is_none()
+                && var("VAULT_TOKEN_FILE").is_none()
+            {
+                return Err(missing("VAULT_TOKEN", "kv2"));
+            }
+        }
+        if self.pep_config.is_none() {
+            for name in ["TENANT_ID", "TENANT_ALLOWED_MOUNTS"] {
+                if var(name).is_none() {
+                    return Err(missing(name, "pep_config"));
+                }
+            }
+        }
+        let (salt, salt_setting) = match self.salt {
+            Some(salt) => (salt, "tenant_salt"),
+            None => {
+                let text = Zeroizing::new(
+                    raw(TENANT_SALT_ENV).ok_or_else(|| missing(TENANT_SALT_ENV, "tenant_salt"))?,
+                );
+                (SecretString::from(text.trim()), TENANT_SALT_ENV)
+            }
+        };
+        let salt = TenantSalt::new(salt);
+        if salt.len() == 0 {
+            return Err(missing(salt_setting, "tenant_salt"));
+        }
+        if salt.len() < MIN_SALT_BYTES {
+            return Err(Error::config(
+                salt_setting,
+                format!("must be at least {MIN_SALT_BYTES} bytes (32 random bytes recommended)"),
+            ));
+        }
+
+        let mut configs = self.kv2;
+        if configs.is_empty() {
+            configs.push(
+                Kv2Config::from_lookup(Kv2Flavor::HashiCorp, &raw).map_err(vault_config_error)?,
+            );
+        }
+        let provider_for = |flavor: Kv2Flavor| -> Result<Kv2Provider, Error> {
+            let mut config = configs
+                .iter()
+                .rev()
+                .find(|c| c.flavor == flavor)
+                .or(configs.last())
+                .cloned()
+                .ok_or_else(|| missing("VAULT_URL", "kv2"))?;
+            config.flavor = flavor;
+            Kv2Provider::new(config).map_err(vault_config_error)
+        };
+        let openbao = provider_for(Kv2Flavor::OpenBao)?;
+        let hashicorp = provider_for(Kv2Flavor::HashiCorp)?;
+
+        let pep_config = match self.pep_config {
+            Some(config) => config,
+            None => {
+                // A PDP given in code stands in for AUTHZEN_PDP_URL: read the rest as if
+                // development mode were set, then clear the PDP setting, so the given PDP
+                // decides and no PDP is ever silently allow-all.
+                let stand_in = self.pdp.is_some()
+                    && var("AUTHZEN_PDP_URL").is_none()
+                    && var("ENABLE_AUTHORIZATION").is_none();
+                let mut config = PepConfig::from_lookup(|name| {
+                    if stand_in && name == "ENABLE_AUTHORIZATION" {
+                        Some("false".to_owned())
+                    } else {
+                        raw(name)
+                    }
+                })?;
+                if stand_in {
+                    config.pdp = PdpSettings::None;
+                }
+                config
+            }
+        };
+
+        let salt = Arc::new(salt);
+        let mut pep = Pep::builder(pep_config);
+        if let Some(pdp) = self.pdp {
+            pep = pep.pdp(pdp);
+        }
+        if let Some(hook) = self.audit {
+            pep = pep.audit(KeyedAudit {
+                salt: Arc::clone(&salt),
+                hook,
+            });
+        }
+        let pep = pep.build()?;
+
+        let io_threads = self.io_threads.unwrap_or(DEFAULT_IO_THREADS);
+        if io_threads == 0 {
+            return Err(Error::config("io_threads", "must be at least 1"));
+        }
+        Ok(VaultClient {
+            inner: Arc::new(Inner {
+                core: Arc::new(Core {
+                    pep,
+                    openbao,
+                    hashicorp,
+                    salt,
+                }),
+                default_context: self.default_context.unwrap_or_default(),
+                io_threads,
+                runtime: Mutex::new(None),
+                handle: OnceLock::new(),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+fn missing(setting: &str, builder_method: &str) -> Error {
+    Error::config(
+        setting,
+        format!("is required but not set (or call {builder_method} on the builder)"),
+    )
+}
+
+/// A provider `CONFIG` error as [`Error::Config`], naming the variable its message starts with
+/// (the provider's messages name variables, never values).
+fn vault_config_error(error: ProviderError) -> Error {
+    let reason = match &error {
+        ProviderError::Config { reason, .. } => reason.clone(),
+        other => other.code().to_owned(),
+    };
+    let (setting, reason) = match reason.split_once(' ') {
+        Some((name, rest))
+            if !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            (name.to_owned(), rest.to_owned())
+        }
+        _ => (
+            "vault".to_owned(),
+            format!("settings are invalid: {reason}"),
+        ),
+    };
+    Error::Config {
+        setting,
+        reason,
+        source: Some(Box::new(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const FULL: [(&str, &str); 6] = [
+        ("VAULT_URL", "http://127.0.0.1:8200"),
+        ("VAULT_TOKEN", "s.token-canary"),
+        ("TENANT_ID", "t1"),
+        ("TENANT_ALLOWED_MOUNTS", "secret"),
+        ("SECRET_TENANT_SALT", "salt-0123456789abcdef"),
+        ("AUTHZEN_PDP_URL", "http://127.0.0.1:3592"),
+    ];
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for (skip, (name, _)) in FULL.iter().enumerate().take(5) {
+            let pairs: Vec<_> = FULL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, p)| *p)
+                .collect();
+            let err = VaultClient::builder()
+                .env_lookup(env(&pairs))
+                .build()
+                .unwrap_err();
+            let name = *name;
+            assert_eq!((err.code(), err.setting()), ("CONFIG", Some(name)), "{err}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        // An empty value counts as missing.
+        let mut pairs = FULL.to_vec();
+        pairs[4] = ("SECRET_TENANT_SALT", "  ");
+        let err = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("SECRET_TENANT_SALT"));
+    }
+
+    #[test]
+    fn invalid_values_are_named_never_echoed() {
+        let mut pairs = FULL.to_vec();
+        pairs[4] = ("SECRET_TENANT_SALT", "short-canary");
+        let err = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("SECRET_TENANT_SALT"));
+        assert!(!format!("{err} {err:?}").contains("short-canary"));
+
+        let mut pairs = FULL.to_vec();
+        pairs.push(("VAULT_TIMEOUT", "soon-canary"));
+        let err = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.setting()),
+            ("CONFIG", Some("VAULT_TIMEOUT"))
+        );
+        assert!(!format!("{err} {err:?}").contains("soon-canary"), "{err:?}");
+
+        // No PDP: the PEP's CONFIG error, naming AUTHZEN_PDP_URL.
+        let err = VaultClient::builder()
+            .env_lookup(env(&FULL[..5]))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.code(), "CONFIG");
+        assert!(err.pep_error().is_some());
+        assert!(err.to_string().contains("AUTHZEN_PDP_URL"), "{err}");
+    }
+
+    #[test]
+    fn a_pdp_in_code_stands_in_for_the_url() -> Result<(), Error> {
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let client = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .build()?;
+        assert!(matches!(client.pep().config().pdp, PdpSettings::None));
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("s.token-canary") && !shown.contains("salt-0123"),
+            "{shown}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unsupported_schemes_and_engines() -> Result<(), secret_uri::UriError> {
+        for (uri, code) in [
+            ("openbao+kv2://secret/a", None),
+            ("hashicorp://secret/a", None),
+            ("file://secret/a", Some("UNSUPPORTED_PROVIDER")),
+            ("db+cred://secret/a", Some("UNSUPPORTED_PROVIDER")),
+            ("yaml://secret/a", Some("UNSUPPORTED_PROVIDER")),
+        ] {
+            let uri = SecretUri::parse(uri)?;
+            assert_eq!(kv2_route(&uri).err().map(|e| e.code()), code);
+        }
+        Ok(())
+    }
+}
