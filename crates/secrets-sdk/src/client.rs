@@ -5,8 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use tracing::field::Empty;
 
 use crate::Error;
 use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH, LoadedBootstrap};
+use crate::io_runtime::IoRuntime;
 use crate::secret::{Entry, OwnedUriInput, Secret, UriHash, UriInput};
 
 /// The default time a value is served from the cache, 300 s.
@@ -89,7 +90,7 @@ struct Inner {
     sweep_every: Duration,
     closed: AtomicBool,
     /// Runs KV v2 reads and [`SecretsClient::resolve_blocking`]; created at first use.
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    runtime: IoRuntime,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,15 +279,7 @@ impl SecretsClient {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.cache.clear();
         self.inner.failures.clear();
-        let runtime = self
-            .inner
-            .runtime
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(runtime) = runtime {
-            runtime.shutdown_background();
-        }
+        self.inner.runtime.shutdown();
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -330,21 +323,6 @@ impl fmt::Debug for SecretsClient {
             .field("stale_if_error", &inner.settings.stale_if_error)
             .field("closed", &inner.closed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // `shutdown_background` never blocks, so dropping the client inside an async context
-        // is fine.
-        let runtime = self
-            .runtime
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(runtime) = runtime {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -730,25 +708,10 @@ impl Inner {
     /// The client's runtime, started at first use: one worker thread for KV v2 I/O and
     /// blocking calls.
     fn io_handle(&self) -> Result<tokio::runtime::Handle, Error> {
-        let mut runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
-        if let Some(runtime) = runtime.as_ref() {
-            return Ok(runtime.handle().clone());
-        }
-        let started = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("secrets-sdk-io")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime {
-                reason: "could not start the I/O runtime",
-                source: Some(Box::new(e)),
-            })?;
-        let handle = started.handle().clone();
-        *runtime = Some(started);
-        Ok(handle)
+        self.runtime.handle().cloned()
     }
 
     /// Drops expired entries (zeroizing their values) once per sweep interval, piggybacking
@@ -1082,7 +1045,7 @@ impl SecretsClientBuilder {
             next_sweep: AtomicU64::new(u64::try_from(sweep_every.as_nanos()).unwrap_or(u64::MAX)),
             sweep_every,
             closed: AtomicBool::new(false),
-            runtime: Mutex::new(None),
+            runtime: IoRuntime::new(1, "secrets-sdk-io"),
         };
         Ok(SecretsClient {
             inner: Arc::new(inner),

@@ -125,6 +125,7 @@
 mod bootstrap;
 mod client;
 mod error;
+mod io_runtime;
 mod secret;
 #[cfg(feature = "vault")]
 mod vault_client;

@@ -4,8 +4,8 @@ mod audit;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use secrecy::SecretString;
@@ -17,6 +17,7 @@ use tracing::field::Empty;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::io_runtime::IoRuntime;
 use crate::secret::{Entry, OwnedUriInput, Secret, UriInput};
 
 pub use audit::{ResourceRef, VaultAuditEvent, VaultAuditHook};
@@ -63,10 +64,7 @@ struct Inner {
     core: Arc<Core>,
     default_context: ExecutionContext,
     io_threads: usize,
-    /// Owns the I/O runtime; taken by `close` (or drop).
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    /// The runtime's handle, for the lock-free fast path.
-    handle: OnceLock<tokio::runtime::Handle>,
+    runtime: IoRuntime,
     closed: AtomicBool,
 }
 
@@ -196,15 +194,7 @@ impl VaultClient {
     /// Closes the client: stops its runtime. Later calls fail with `CLOSED`. Idempotent.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
-        let runtime = self
-            .inner
-            .runtime
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(runtime) = runtime {
-            runtime.shutdown_background();
-        }
+        self.inner.runtime.shutdown();
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -237,21 +227,6 @@ impl fmt::Debug for VaultClient {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // `shutdown_background` never blocks, so dropping the client inside an async context
-        // is fine.
-        let runtime = self
-            .runtime
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(runtime) = runtime {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 /// One `get_credentials` call, owned so it can move onto the client's runtime.
 struct Request {
     uri: OwnedUriInput,
@@ -264,28 +239,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if let Some(handle) = self.handle.get() {
-            return Ok(handle);
-        }
-        let mut runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        if let Some(handle) = self.handle.get() {
-            return Ok(handle);
-        }
-        let started = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.io_threads)
-            .thread_name("vault-client-io")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime {
-                reason: "could not start the I/O runtime",
-                source: Some(Box::new(e)),
-            })?;
-        let handle = self.handle.get_or_init(|| started.handle().clone());
-        *runtime = Some(started);
-        Ok(handle)
+        self.runtime.handle()
     }
 
     /// Runs `work` on the client's runtime and awaits it from whatever executor polls this.
@@ -675,8 +629,7 @@ impl VaultClientBuilder {
                 }),
                 default_context: self.default_context.unwrap_or_default(),
                 io_threads,
-                runtime: Mutex::new(None),
-                handle: OnceLock::new(),
+                runtime: IoRuntime::new(io_threads, "vault-client-io"),
                 closed: AtomicBool::new(false),
             }),
         })
