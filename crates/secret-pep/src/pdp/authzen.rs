@@ -207,11 +207,12 @@ impl AuthzenClient {
             .token
             .as_ref()
             .map(|token| {
-                let mut value =
-                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim()))
-                        .map_err(|_| {
-                            PepError::config("AUTHZEN_PDP_TOKEN is not a valid header value")
-                        })?;
+                // The formatted copy of the token is wiped once the header holds it.
+                let bearer =
+                    zeroize::Zeroizing::new(format!("Bearer {}", token.expose_secret().trim()));
+                let mut value = HeaderValue::from_str(&bearer).map_err(|_| {
+                    PepError::config("AUTHZEN_PDP_TOKEN is not a valid header value")
+                })?;
                 value.set_sensitive(true);
                 Ok::<_, PepError>(value)
             })
