@@ -21,16 +21,12 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use secret_providers::{Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider};
 use secret_uri::SecretUri;
 use secrets_test_support::OpenBaoServer;
+use secrets_test_support::floor::HyperFloor;
 
-type BoxError = Box<dyn std::error::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const PATH: &str = "bench/kv2";
 const WARMUP: usize = 300;
@@ -40,31 +36,9 @@ struct Fixture {
     // Kept alive for the run; killed on drop.
     _bao: OpenBaoServer,
     runtime: tokio::runtime::Runtime,
-    floor: Floor,
+    floor: HyperFloor,
     provider: Kv2Provider,
     uri: SecretUri,
-}
-
-struct Floor {
-    client: Client<HttpConnector, Empty<Bytes>>,
-    url: http::Uri,
-    token: http::HeaderValue,
-}
-
-impl Floor {
-    async fn get(&self) -> Result<serde_json::Value, BoxError> {
-        let mut request = http::Request::new(Empty::<Bytes>::new());
-        *request.uri_mut() = self.url.clone();
-        request
-            .headers_mut()
-            .insert("x-vault-token", self.token.clone());
-        let response = self.client.request(request).await?;
-        if response.status() != http::StatusCode::OK {
-            return Err(format!("floor GET returned {}", response.status()).into());
-        }
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(serde_json::from_slice(&body)?)
-    }
 }
 
 fn fixture() -> Result<Option<Fixture>, BoxError> {
@@ -84,11 +58,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let floor = Floor {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        url: format!("{}/v1/secret/data/{PATH}", bao.addr()).parse()?,
-        token: http::HeaderValue::from_str(bao.root_token())?,
-    };
+    let floor = HyperFloor::new(&bao, PATH)?;
     let config = Kv2Config::new(
         Kv2Flavor::OpenBao,
         bao.addr(),

@@ -27,16 +27,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use secrets_sdk::pep::{DevAllowAll, PepConfig};
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
 use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::bench::{Latencies, append, json_path};
+use secrets_test_support::floor::HyperFloor;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,37 +49,6 @@ struct Fixture {
     client: VaultClient,
     uri: String,
     ctx: ExecutionContext,
-}
-
-#[derive(Clone)]
-struct Floor {
-    client: Client<HttpConnector, Empty<Bytes>>,
-    url: http::Uri,
-    token: http::HeaderValue,
-}
-
-impl Floor {
-    fn new(bao: &OpenBaoServer) -> Result<Self, BoxError> {
-        Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            url: format!("{}/v1/secret/data/{PATH}", bao.addr()).parse()?,
-            token: http::HeaderValue::from_str(bao.root_token())?,
-        })
-    }
-
-    async fn get(&self) -> Result<serde_json::Value, BoxError> {
-        let mut request = http::Request::new(Empty::<Bytes>::new());
-        *request.uri_mut() = self.url.clone();
-        request
-            .headers_mut()
-            .insert("x-vault-token", self.token.clone());
-        let response = self.client.request(request).await?;
-        if response.status() != http::StatusCode::OK {
-            return Err(format!("floor GET returned {}", response.status()).into());
-        }
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(serde_json::from_slice(&body)?)
-    }
 }
 
 fn fixture() -> Result<Option<Fixture>, BoxError> {
@@ -150,7 +115,7 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let floor = Floor::new(&fx.bao)?;
+    let floor = HyperFloor::new(&fx.bao, PATH)?;
     let (floor, subject) = runtime.block_on(async {
         for _ in 0..WARMUP {
             black_box(floor.get().await?);
@@ -211,7 +176,7 @@ fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> 
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let floor = Arc::new(Floor::new(&fx.bao)?);
+    let floor = Arc::new(HyperFloor::new(&fx.bao, PATH)?);
     let floor_op = {
         let floor = Arc::clone(&floor);
         move || {
@@ -279,7 +244,7 @@ fn criterion_run() -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let floor = Floor::new(&fx.bao)?;
+    let floor = HyperFloor::new(&fx.bao, PATH)?;
     let mut criterion = criterion::Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("vault");
     group.bench_function("floor_hyper_get_vault", |b| {

@@ -39,6 +39,8 @@ pub mod bench;
 pub mod cerbos;
 mod error;
 mod fault;
+#[cfg(feature = "floor")]
+pub mod floor;
 mod http;
 mod openbao;
 mod paths;
