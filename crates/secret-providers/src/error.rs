@@ -182,6 +182,31 @@ pub enum ProviderError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The URI carries a query parameter this provider does not serve (KV v2 serves `version`;
+    /// `file://` serves none). Refused before any I/O, so a misspelt `?verison=2` can neither
+    /// read the latest version silently nor mint a second grant for the same secret.
+    #[error(
+        "{provider}: unknown query parameter `{name}` in mount `{mount}`; this provider serves {served} [UNKNOWN_PARAMETER]"
+    )]
+    UnknownParameter {
+        /// Provider name.
+        provider: &'static str,
+        /// The URI's mount.
+        mount: String,
+        /// The parameter's name (never its value), cut to 64 characters.
+        name: String,
+        /// What the provider serves, e.g. `` `version` `` or `no parameters`.
+        served: &'static str,
+    },
+    /// The path names something that is not a regular file (a FIFO, a socket, a device, a
+    /// terminal); refused before reading so that it can never block a resolve.
+    #[error("{provider}: mount `{mount}`: not a regular file [NOT_A_FILE]")]
+    NotAFile {
+        /// Provider name.
+        provider: &'static str,
+        /// The URI's mount.
+        mount: String,
+    },
     /// A local read failed for a reason other than not-found or permissions.
     #[error("{provider}: I/O error in mount `{mount}` [IO]")]
     Io {
@@ -217,6 +242,8 @@ impl ProviderError {
             Self::UnexpectedStatus { .. } => "UNEXPECTED_STATUS",
             Self::Config { .. } => "CONFIG",
             Self::Io { .. } => "IO",
+            Self::UnknownParameter { .. } => "UNKNOWN_PARAMETER",
+            Self::NotAFile { .. } => "NOT_A_FILE",
         }
     }
 
@@ -240,7 +267,9 @@ impl ProviderError {
             | Self::InvalidPath { provider, .. }
             | Self::UnexpectedStatus { provider, .. }
             | Self::Config { provider, .. }
-            | Self::Io { provider, .. } => provider,
+            | Self::Io { provider, .. }
+            | Self::UnknownParameter { provider, .. }
+            | Self::NotAFile { provider, .. } => provider,
         }
     }
 
@@ -405,6 +434,21 @@ impl ProviderError {
                 mount: mount.clone(),
                 source: std::io::Error::new(source.kind(), SourceSnapshot::of(source)),
             },
+            Self::UnknownParameter {
+                provider,
+                mount,
+                name,
+                served,
+            } => Self::UnknownParameter {
+                provider,
+                mount: mount.clone(),
+                name: name.clone(),
+                served,
+            },
+            Self::NotAFile { provider, mount } => Self::NotAFile {
+                provider,
+                mount: mount.clone(),
+            },
         }
     }
 }
@@ -512,6 +556,22 @@ mod tests {
                 "TOO_LARGE",
             ),
             (ProviderError::config("openbao", "bad url"), "CONFIG"),
+            (
+                ProviderError::UnknownParameter {
+                    provider: "openbao",
+                    mount: "secret".into(),
+                    name: "verison".into(),
+                    served: "`version`",
+                },
+                "UNKNOWN_PARAMETER",
+            ),
+            (
+                ProviderError::NotAFile {
+                    provider: "file",
+                    mount: "demo".into(),
+                },
+                "NOT_A_FILE",
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code);

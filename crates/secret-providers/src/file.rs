@@ -78,7 +78,8 @@ impl FileConfig {
 ///   surrounding whitespace trimmed. `#key` picks a field of a JSON object (`KEY_NOT_FOUND`
 ///   when missing); on text it is `NOT_JSON`.
 /// - A missing file is `NOT_FOUND`, a directory `INVALID_PATH`, a file over the cap
-///   `TOO_LARGE`, and `?version=` `UNSUPPORTED` (files have no versions).
+///   `TOO_LARGE`, and any query parameter (`?version=` too: files have no versions)
+///   `UNKNOWN_PARAMETER`.
 ///
 /// [`read`](Self::read) runs the file I/O on tokio's blocking pool when called inside a tokio
 /// runtime; [`read_blocking`](Self::read_blocking) needs no runtime.
@@ -154,12 +155,7 @@ impl FileProvider {
                 what: format!("provider `{}`", uri.provider()),
             });
         }
-        if uri.version().is_some() {
-            return Err(ProviderError::Unsupported {
-                provider: NAME,
-                what: "?version on files".into(),
-            });
-        }
+        crate::check_parameters(uri)?;
         let value = self.load(uri)?;
         match uri.key() {
             None => Ok(value),
@@ -415,7 +411,7 @@ mod tests {
         assert_eq!(code(read(&provider, "file://mount/a")), "INVALID_PATH");
         assert_eq!(
             code(read(&provider, "file://mount/plain?version=2")),
-            "UNSUPPORTED"
+            "UNKNOWN_PARAMETER"
         );
         assert_eq!(
             code(read(&provider, "openbao+kv2://mount/plain")),

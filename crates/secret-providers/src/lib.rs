@@ -63,6 +63,7 @@ mod error;
 mod file;
 #[cfg(feature = "kv2")]
 mod kv2;
+mod params;
 mod provider;
 mod value;
 
@@ -76,5 +77,6 @@ pub use kv2::{
     CaBundleMode, ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT,
     Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, RetryConfig,
 };
+pub use params::{check_parameters, served_parameters};
 pub use provider::{ProviderRouter, ReadFuture, SecretProvider};
 pub use value::SecretValue;

@@ -61,13 +61,20 @@ const VERSIONED: &[Case] = &[
     ("{m}/app/versions#v", || Expect::Text("four")),
     ("{m}/app/versions?version=99", || Expect::Code("NOT_FOUND")),
     ("{m}/app/gone", || Expect::Code("VERSION_DELETED")),
+    // Parameters KV v2 does not serve are refused before the request.
+    ("{m}/app/versions?verison=2#v", || {
+        Expect::Code("UNKNOWN_PARAMETER")
+    }),
+    ("{m}/app/versions#v?n=1&version=2", || {
+        Expect::Code("UNKNOWN_PARAMETER")
+    }),
 ];
 
 /// Cases for the file store, which has no versions.
 const UNVERSIONED: &[Case] = &[
     ("{m}/app/note", || Expect::Text("plain text")),
     ("{m}/app/note#k", || Expect::Code("NOT_JSON")),
-    ("{m}/app/db?version=1", || Expect::Code("UNSUPPORTED")),
+    ("{m}/app/db?version=1", || Expect::Code("UNKNOWN_PARAMETER")),
 ];
 
 async fn check(router: &ProviderRouter, backend: &Backend, cases: &[Case]) -> TestResult {

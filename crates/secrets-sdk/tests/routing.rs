@@ -53,6 +53,42 @@ async fn each_scheme_goes_to_its_provider() -> TestResult {
 }
 
 #[tokio::test]
+async fn unserved_parameters_are_refused_before_any_read() -> TestResult {
+    let files = demo_files()?;
+    let Some(bao) = bao()? else { return Ok(()) };
+    let proxy = CountingProxy::start(&bao.addr())?;
+    let client = client(files.path(), &proxy.addr(), bao.root_token())?;
+    for uri in [
+        "openbao+kv2://secret/app/api?verison=2#token",
+        "openbao+kv2://secret/app/api#token?n=1",
+        "hashicorp://secret/app/api#token?version=1&n=2",
+        "file://demo/db.json?version=1#password",
+    ] {
+        let err = client.resolve(uri).await.err();
+        assert_eq!(
+            err.as_ref().map(|e| e.code()),
+            Some("UNKNOWN_PARAMETER"),
+            "{uri}: {err:?}"
+        );
+        let blocking = client.resolve_blocking(uri).err();
+        assert_eq!(
+            blocking.map(|e| e.code()),
+            Some("UNKNOWN_PARAMETER"),
+            "{uri}"
+        );
+    }
+    let sync = client.resolve_file_sync("file://demo/db.json?x=1").err();
+    assert_eq!(sync.map(|e| e.code()), Some("UNKNOWN_PARAMETER"));
+    assert_eq!(proxy.total(), 0, "no request reached the server");
+    // The served parameter still works.
+    let pinned = client
+        .resolve("openbao+kv2://secret/app/api#token?version=1")
+        .await?;
+    assert_eq!(pinned.expose_str(), Some("bao-token-v1"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn openbao_and_vault_urls_each_serve_their_scheme() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };

@@ -137,6 +137,7 @@ impl Inner {
                 what: format!("engine `{}`", uri.engine().map_or("", Engine::as_str)),
             });
         }
+        crate::check_parameters(uri)?;
         let path = uri.path();
         if path.is_empty() {
             return Err(ProviderError::InvalidPath {

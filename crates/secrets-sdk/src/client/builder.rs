@@ -1,0 +1,399 @@
+//! [`SecretsClientBuilder`]: explicit settings, the environment fallback and bootstrap
+//! discovery, validated into a [`SecretsClient`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+use secret_uri::AllowedMounts;
+
+use super::{
+    ALLOWED_MOUNTS_ENV, CacheSettings, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, FAILURE_SLOTS,
+    Inner, Lookup, SecretsClient,
+};
+use crate::Error;
+use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH, LoadedBootstrap};
+use crate::io_runtime::IoRuntime;
+
+/// Builds a [`SecretsClient`]. Every setting is explicit; [`from_env`](Self::from_env) (or
+/// [`env_lookup`](Self::env_lookup)) adds the environment as the fallback for what is not
+/// set, with the bootstrap precedence of [`BootstrapConfig::discover`].
+///
+/// ```
+/// use std::time::Duration;
+/// use secrets_sdk::{SecretsClient, uri::AllowedMounts};
+///
+/// let client = SecretsClient::builder()
+///     .file_root("/run/secrets")
+///     .allowed_mounts(AllowedMounts::from_csv("demo,secret"))
+///     .cache_ttl(Duration::from_secs(60))
+///     .build()?;
+/// # Ok::<(), secrets_sdk::Error>(())
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct SecretsClientBuilder {
+    lookup: Option<Lookup>,
+    bootstrap: Option<BootstrapConfig>,
+    bootstrap_path: Option<PathBuf>,
+    default_bootstrap_path: Option<PathBuf>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    kv2: Vec<secret_providers::Kv2Config>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    vault_timeout: Option<Duration>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    vault_retry: Option<secret_providers::RetryConfig>,
+    file_root: Option<PathBuf>,
+    file_max_bytes: Option<u64>,
+    allowed_mounts: Option<AllowedMounts>,
+    any_mount: bool,
+    cache_ttl: Option<Duration>,
+    cache_capacity: Option<usize>,
+    cache_file_secrets: Option<bool>,
+    stale_if_error: Option<Duration>,
+    offload_file_reads: bool,
+}
+
+impl fmt::Debug for SecretsClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsClientBuilder")
+            .field("from_env", &self.lookup.is_some())
+            .field("bootstrap", &self.bootstrap)
+            .field("bootstrap_path", &self.bootstrap_path)
+            .field("file_root", &self.file_root)
+            .field("allowed_mounts", &self.allowed_mounts)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_file_secrets", &self.cache_file_secrets)
+            .field("stale_if_error", &self.stale_if_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretsClientBuilder {
+    /// Falls back to the process environment for what is not set explicitly.
+    pub fn from_env(self) -> Self {
+        self.env_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Falls back to variables read through `lookup` (a map in tests, a config store …).
+    pub fn env_lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Uses this bootstrap file (it must exist), before any other bootstrap source.
+    pub fn bootstrap_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bootstrap_path = Some(path.into());
+        self
+    }
+
+    /// Uses this bootstrap, before any other bootstrap source.
+    pub fn bootstrap(mut self, config: BootstrapConfig) -> Self {
+        self.bootstrap = Some(config);
+        self
+    }
+
+    /// Replaces the well-known bootstrap path [`DEFAULT_BOOTSTRAP_PATH`] looked at with
+    /// [`from_env`](Self::from_env).
+    pub fn default_bootstrap_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.default_bootstrap_path = Some(path.into());
+        self
+    }
+
+    /// Adds a KV v2 provider with these exact settings; it serves its flavor's scheme
+    /// (and the other one, when nothing else does), replacing one from the bootstrap.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn kv2(mut self, config: secret_providers::Kv2Config) -> Self {
+        self.kv2.push(config);
+        self
+    }
+
+    /// The per-attempt timeout of vault requests made with the bootstrap's settings
+    /// (default 30 s).
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn vault_timeout(mut self, timeout: Duration) -> Self {
+        self.vault_timeout = Some(timeout);
+        self
+    }
+
+    /// The retry policy of vault requests made with the bootstrap's settings (default 3
+    /// attempts).
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn vault_retry(mut self, retry: secret_providers::RetryConfig) -> Self {
+        self.vault_retry = Some(retry);
+        self
+    }
+
+    /// The directory `file://` URIs resolve under (else `FILE_MOUNT_PATH`, else
+    /// `/run/secrets`).
+    pub fn file_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.file_root = Some(root.into());
+        self
+    }
+
+    /// Files larger than this are refused with `TOO_LARGE` (else `FILE_MAX_BYTES`, else
+    /// 1 MiB).
+    pub fn file_max_bytes(mut self, max: u64) -> Self {
+        self.file_max_bytes = Some(max);
+        self
+    }
+
+    /// The mounts URIs may name (else `SECRETS_ALLOWED_MOUNTS`, which is then required). An
+    /// empty set is refused: use [`allow_any_mount`](Self::allow_any_mount) to opt out.
+    pub fn allowed_mounts(mut self, mounts: AllowedMounts) -> Self {
+        self.allowed_mounts = Some(mounts);
+        self
+    }
+
+    /// Lets URIs name any mount (no tenant mount guard).
+    pub fn allow_any_mount(mut self) -> Self {
+        self.any_mount = true;
+        self
+    }
+
+    /// How long a value is served from the cache (default 300 s).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// The cache size bound in entries (default 10 000); the least useful entries are evicted.
+    pub fn cache_capacity(mut self, entries: usize) -> Self {
+        self.cache_capacity = Some(entries);
+        self
+    }
+
+    /// Whether `file://` values are cached (default `true`). Off, every resolve reads the
+    /// file, so a rotated file is seen at once.
+    pub fn cache_file_secrets(mut self, cache: bool) -> Self {
+        self.cache_file_secrets = Some(cache);
+        self
+    }
+
+    /// Reads files on tokio's blocking pool instead of on the resolving task (default: in
+    /// place, as secret files are small and local). Turn on when `FILE_MOUNT_PATH` is on a
+    /// network filesystem that may stall.
+    pub fn offload_file_reads(mut self, offload: bool) -> Self {
+        self.offload_file_reads = offload;
+        self
+    }
+
+    /// Serves an expired value for up to `grace` past its TTL while the backend is
+    /// unavailable (`TIMEOUT`/`UNAVAILABLE`); off by default. After a failed refresh the
+    /// stale value is served without asking the backend again for 5 s.
+    pub fn stale_if_error(mut self, grace: Duration) -> Self {
+        self.stale_if_error = Some(grace);
+        self
+    }
+
+    /// Builds the client. No network I/O happens here: the vault is contacted (and logged in
+    /// to) at the first vault read.
+    ///
+    /// # Errors
+    /// `CONFIG` for missing allowed mounts or invalid settings; bootstrap errors for a
+    /// bootstrap that was given or found but is unusable.
+    pub fn build(self) -> Result<SecretsClient, Error> {
+        let lookup = self.lookup.clone();
+        let var = |name: &str| lookup.as_ref().and_then(|l| l(name));
+
+        let allowed = if self.any_mount {
+            AllowedMounts::default()
+        } else {
+            let (mounts, setting) = match (&self.allowed_mounts, var(ALLOWED_MOUNTS_ENV)) {
+                (Some(mounts), _) => (mounts.clone(), "allowed_mounts"),
+                (None, Some(list)) => (AllowedMounts::from_csv(&list), ALLOWED_MOUNTS_ENV),
+                (None, None) => {
+                    return Err(Error::config(
+                        ALLOWED_MOUNTS_ENV,
+                        "is not set (or call allowed_mounts / allow_any_mount on the builder)",
+                    ));
+                }
+            };
+            if mounts.is_unrestricted() {
+                return Err(Error::config(
+                    setting,
+                    "is empty; list the mounts this service may read",
+                ));
+            }
+            mounts
+        };
+
+        let settings = CacheSettings {
+            ttl: self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
+            cache_file_secrets: self.cache_file_secrets.unwrap_or(true),
+            stale_if_error: self.stale_if_error.filter(|g| !g.is_zero()),
+            offload_file_reads: self.offload_file_reads,
+        };
+        if settings.capacity == 0 {
+            return Err(Error::config("cache_capacity", "must be at least 1"));
+        }
+
+        #[cfg(feature = "file")]
+        let file =
+            {
+                let mut config = secret_providers::FileConfig::from_lookup(|name| var(name))
+                    .map_err(|e| Error::Config {
+                        setting: "FILE_MAX_BYTES".into(),
+                        reason: "is invalid".into(),
+                        source: Some(Box::new(e)),
+                    })?;
+                if let Some(root) = &self.file_root {
+                    config.root.clone_from(root);
+                }
+                if let Some(max) = self.file_max_bytes {
+                    config = config.with_max_bytes(max);
+                }
+                secret_providers::FileProvider::new(config)
+            };
+
+        let (loaded, vault_note) = self.find_bootstrap(lookup.as_ref())?;
+        let bootstrap_source = loaded.as_ref().map(|l| l.source.clone());
+        if let Some(source) = &bootstrap_source {
+            tracing::debug!(source = %source, "bootstrap loaded");
+        }
+
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        let (openbao, hashicorp) = self.vault_providers(loaded, &var)?;
+        #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
+        drop(loaded);
+
+        let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let epoch = Instant::now();
+        let inner = Inner {
+            allowed,
+            #[cfg(feature = "file")]
+            file,
+            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+            openbao,
+            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+            hashicorp,
+            vault_note,
+            bootstrap_source,
+            cache: Cache::new(settings.capacity),
+            failures: Cache::new(FAILURE_SLOTS),
+            settings,
+            epoch,
+            next_sweep: AtomicU64::new(u64::try_from(sweep_every.as_nanos()).unwrap_or(u64::MAX)),
+            sweep_every,
+            closed: AtomicBool::new(false),
+            runtime: IoRuntime::new(1, "secrets-sdk-io"),
+        };
+        Ok(SecretsClient {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The bootstrap to use, if any, and otherwise why there is none.
+    fn find_bootstrap(
+        &self,
+        lookup: Option<&Lookup>,
+    ) -> Result<(Option<LoadedBootstrap>, String), Error> {
+        if let Some(config) = &self.bootstrap {
+            config.validate()?;
+            let loaded = LoadedBootstrap {
+                config: config.clone(),
+                source: BootstrapSource::Given,
+            };
+            return Ok((Some(loaded), String::new()));
+        }
+        if let Some(path) = &self.bootstrap_path {
+            let config = BootstrapConfig::from_file(path)?;
+            let loaded = LoadedBootstrap {
+                config,
+                source: BootstrapSource::ExplicitPath(path.clone()),
+            };
+            return Ok((Some(loaded), String::new()));
+        }
+        let Some(lookup) = lookup else {
+            return Ok((
+                None,
+                "the builder was given no bootstrap and no environment".into(),
+            ));
+        };
+        let default_path = self
+            .default_bootstrap_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_BOOTSTRAP_PATH));
+        match BootstrapConfig::discover_with(None, &|name| lookup(name), &default_path) {
+            Ok(loaded) => Ok((Some(loaded), String::new())),
+            Err(Error::NoBootstrap { tried }) => Ok((
+                None,
+                format!("no bootstrap found; tried {}", tried.join(", ")),
+            )),
+            Err(error) => Err(error),
+        }
+    }
+
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[allow(clippy::type_complexity)]
+    fn vault_providers(
+        &self,
+        loaded: Option<LoadedBootstrap>,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<
+        (
+            Option<secret_providers::Kv2Provider>,
+            Option<secret_providers::Kv2Provider>,
+        ),
+        Error,
+    > {
+        use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider};
+
+        let environment = var("ENVIRONMENT");
+        let tune = |mut config: Kv2Config| {
+            if let Some(timeout) = self.vault_timeout {
+                config.timeout = timeout;
+            }
+            if let Some(retry) = self.vault_retry {
+                config.retry = retry;
+            }
+            config
+        };
+        let mut configs = Vec::new();
+        if let Some(loaded) = loaded {
+            let flavor = match loaded.source {
+                BootstrapSource::Environment("VAULT") => Kv2Flavor::HashiCorp,
+                _ if cfg!(feature = "openbao") => Kv2Flavor::OpenBao,
+                _ => Kv2Flavor::HashiCorp,
+            };
+            configs.push(tune(
+                loaded.config.to_kv2_config(flavor, environment.clone())?,
+            ));
+            // Both OPENBAO_URL and VAULT_URL set: each scheme gets its own server.
+            if loaded.source == BootstrapSource::Environment("OPENBAO")
+                && let Some(second) = BootstrapConfig::from_env_prefix("VAULT", var)?
+            {
+                configs.push(tune(
+                    second.to_kv2_config(Kv2Flavor::HashiCorp, environment.clone())?,
+                ));
+            }
+        }
+        configs.extend(self.kv2.iter().cloned());
+
+        let (mut openbao, mut hashicorp) = (None, None);
+        for config in configs {
+            let flavor = config.flavor;
+            let provider = Kv2Provider::new(config).map_err(|e| Error::Config {
+                setting: format!("{} vault", flavor.name()),
+                reason: format!("is invalid ({})", e.code()),
+                source: Some(Box::new(e)),
+            })?;
+            match flavor {
+                Kv2Flavor::HashiCorp => hashicorp = Some(provider),
+                _ => openbao = Some(provider),
+            }
+        }
+        Ok((openbao, hashicorp))
+    }
+}
