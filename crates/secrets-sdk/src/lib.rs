@@ -141,8 +141,8 @@ pub use bootstrap::{
     DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, LoadedBootstrap,
 };
 pub use client::{
-    ALLOWED_MOUNTS_ENV, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, ResolveOptions, SecretsClient,
-    SecretsClientBuilder,
+    ALLOWED_MOUNTS_ENV, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_RESOLVE_DEADLINE,
+    RESOLVE_DEADLINE_ENV, ResolveOptions, SecretsClient, SecretsClientBuilder,
 };
 pub use error::Error;
 pub use secret::{Secret, UriHash, UriInput};

@@ -185,6 +185,17 @@ impl VaultClient {
         &self.inner.core.pep
     }
 
+    /// The KV v2 settings in effect for `provider` (`OpenBao` or `HashiCorp`; `None` for
+    /// others). Secrets in them stay wrapped; `Debug` redacts them.
+    #[must_use]
+    pub fn kv2_config(&self, provider: Provider) -> Option<&secret_providers::Kv2Config> {
+        match provider {
+            Provider::OpenBao => Some(self.inner.core.openbao.config()),
+            Provider::HashiCorp => Some(self.inner.core.hashicorp.config()),
+            _ => None,
+        }
+    }
+
     /// The tenant this client serves (`TENANT_ID`).
     #[must_use]
     pub fn tenant_id(&self) -> &str {

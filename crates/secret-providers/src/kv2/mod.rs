@@ -51,6 +51,8 @@ struct Inner {
     provider: Provider,
     address: String,
     namespace: Option<String>,
+    /// The settings this client was built from, for inspection.
+    config: Kv2Config,
     transport: Transport,
     auth: AuthState,
 }
@@ -74,9 +76,10 @@ impl Kv2Provider {
                 flavor: config.flavor,
                 provider,
                 address: config.address.trim().to_owned(),
-                namespace: config.namespace,
+                namespace: config.namespace.clone(),
+                auth: AuthState::new(config.auth.clone()),
+                config,
                 transport,
-                auth: AuthState::new(config.auth),
             }),
         })
     }
@@ -93,6 +96,24 @@ impl Kv2Provider {
     #[must_use]
     pub fn flavor(&self) -> Kv2Flavor {
         self.inner.flavor
+    }
+
+    /// The server's address, as configured (trimmed).
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// The namespace (`X-Vault-Namespace`), if one is configured.
+    #[must_use]
+    pub fn namespace(&self) -> Option<&str> {
+        self.inner.namespace.as_deref()
+    }
+
+    /// The settings this client was built from (secrets stay wrapped; `Debug` redacts them).
+    #[must_use]
+    pub fn config(&self) -> &Kv2Config {
+        &self.inner.config
     }
 
     /// Reads a secret.

@@ -11,8 +11,8 @@ use quick_cache::sync::Cache;
 use secret_uri::AllowedMounts;
 
 use super::{
-    ALLOWED_MOUNTS_ENV, CacheSettings, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, FAILURE_SLOTS,
-    Inner, Lookup, SecretsClient,
+    ALLOWED_MOUNTS_ENV, CacheSettings, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
+    DEFAULT_RESOLVE_DEADLINE, FAILURE_SLOTS, Inner, Lookup, RESOLVE_DEADLINE_ENV, SecretsClient,
 };
 use crate::Error;
 use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH, LoadedBootstrap};
@@ -55,6 +55,7 @@ pub struct SecretsClientBuilder {
     cache_file_secrets: Option<bool>,
     stale_if_error: Option<Duration>,
     offload_file_reads: bool,
+    resolve_deadline: Option<Duration>,
 }
 
 impl fmt::Debug for SecretsClientBuilder {
@@ -161,6 +162,14 @@ impl SecretsClientBuilder {
         self
     }
 
+    /// The longest one resolve may take, whatever lookups, logins, retries and re-logins it
+    /// chains (default [`DEFAULT_RESOLVE_DEADLINE`], else `SECRETS_RESOLVE_DEADLINE_S`); past
+    /// it the resolve fails with `TIMEOUT`.
+    pub fn resolve_deadline(mut self, deadline: Duration) -> Self {
+        self.resolve_deadline = Some(deadline);
+        self
+    }
+
     /// How long a value is served from the cache (default 300 s).
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = Some(ttl);
@@ -228,7 +237,24 @@ impl SecretsClientBuilder {
             mounts
         };
 
+        let resolve_deadline = match (self.resolve_deadline, var(RESOLVE_DEADLINE_ENV)) {
+            (Some(deadline), _) => deadline,
+            (None, Some(text)) => match text.trim().parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => {
+                    return Err(Error::config(
+                        RESOLVE_DEADLINE_ENV,
+                        "must be a positive whole number of seconds",
+                    ));
+                }
+            },
+            (None, None) => DEFAULT_RESOLVE_DEADLINE,
+        };
+        if resolve_deadline.is_zero() {
+            return Err(Error::config("resolve_deadline", "must be positive"));
+        }
         let settings = CacheSettings {
+            resolve_deadline,
             ttl: self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
             capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
             cache_file_secrets: self.cache_file_secrets.unwrap_or(true),

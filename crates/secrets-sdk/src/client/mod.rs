@@ -28,6 +28,10 @@ pub use builder::SecretsClientBuilder;
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// The default cache size bound, 10 000 entries.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// The default longest time one resolve may take, 60 s.
+pub const DEFAULT_RESOLVE_DEADLINE: Duration = Duration::from_secs(60);
+/// The environment variable setting the resolve deadline, in whole seconds.
+pub const RESOLVE_DEADLINE_ENV: &str = "SECRETS_RESOLVE_DEADLINE_S";
 /// The environment variable listing the mounts the client may read (comma-separated).
 pub const ALLOWED_MOUNTS_ENV: &str = "SECRETS_ALLOWED_MOUNTS";
 /// After a failed refresh, a stale value is served without asking the backend again for this
@@ -104,6 +108,9 @@ struct CacheSettings {
     stale_if_error: Option<Duration>,
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     offload_file_reads: bool,
+    /// The longest one resolve may take (not enforced yet: the faults issue's work).
+    #[allow(dead_code)]
+    resolve_deadline: Duration,
 }
 
 /// A failed read, kept so the callers that waited for it get its error instead of each
@@ -306,6 +313,19 @@ impl SecretsClient {
     #[must_use]
     pub fn bootstrap_source(&self) -> Option<&BootstrapSource> {
         self.inner.bootstrap_source.as_ref()
+    }
+
+    /// The KV v2 settings in effect for `provider` (`OpenBao` or `HashiCorp`), if a vault is
+    /// configured for it. Secrets in them stay wrapped; `Debug` redacts them.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[must_use]
+    pub fn kv2_config(&self, provider: Provider) -> Option<&secret_providers::Kv2Config> {
+        let kv2 = match provider {
+            Provider::OpenBao => self.inner.openbao.as_ref(),
+            Provider::HashiCorp => self.inner.hashicorp.as_ref(),
+            _ => None,
+        };
+        kv2.map(secret_providers::Kv2Provider::config)
     }
 }
 
