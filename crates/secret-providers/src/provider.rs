@@ -126,7 +126,7 @@ impl ProviderRouter {
                 (Provider::HashiCorp, crate::Kv2Flavor::HashiCorp),
             ];
             for (provider, flavor) in flavors {
-                if crate::kv2::config::address_from(flavor, &lookup).is_some() {
+                if crate::Kv2Config::address_from_lookup(flavor, &lookup).is_some() {
                     let config = crate::Kv2Config::from_lookup(flavor, &lookup)?;
                     router.insert(provider, Arc::new(crate::Kv2Provider::new(config)?));
                 }

@@ -63,9 +63,11 @@ impl Kv2Provider {
     ///
     /// # Errors
     /// `CONFIG` for an invalid address, plain `http://` to a non-loopback host without
-    /// `allow_insecure_http`, `skip_verify` in production, unreadable TLS files, or zero
-    /// attempts or timeout.
+    /// `allow_insecure_http`, `skip_verify` outside a development environment without
+    /// `allow_insecure_tls` (see [`Kv2Config::insecure_tls_allowed`]), unreadable TLS files,
+    /// or zero attempts or timeout.
     pub fn new(config: Kv2Config) -> Result<Self, ProviderError> {
+        config.check_insecure_tls()?;
         let transport = Transport::new(&config)?;
         let provider = match config.flavor {
             Kv2Flavor::OpenBao => Provider::OpenBao,
