@@ -36,6 +36,9 @@ pub enum Fault {
     Delay(Duration, Box<Fault>),
     /// Closes the connection without sending anything.
     Close,
+    /// Never answers: holds the connection open, silent, until the server is dropped (a
+    /// backend that accepts and hangs).
+    Hang,
     /// Sends a `200` whose `Content-Length` is `declared_len` but only `body`, then closes.
     Truncated {
         /// The `Content-Length` header value.
@@ -303,7 +306,13 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared) {
             connection,
         });
         let fault = shared.next_fault();
-        match perform(&mut writer, &fault, close_requested, head_only) {
+        match perform(
+            &mut writer,
+            &fault,
+            close_requested,
+            head_only,
+            &shared.stop,
+        ) {
             Ok(true) if !shared.stop.load(Ordering::SeqCst) => {}
             _ => break,
         }
@@ -318,6 +327,7 @@ fn perform(
     fault: &Fault,
     close_requested: bool,
     head_only: bool,
+    stop: &AtomicBool,
 ) -> std::io::Result<bool> {
     match fault {
         Fault::Respond {
@@ -347,9 +357,15 @@ fn perform(
         }
         Fault::Delay(delay, then) => {
             std::thread::sleep(*delay);
-            perform(out, then, close_requested, head_only)
+            perform(out, then, close_requested, head_only, stop)
         }
         Fault::Close => Ok(false),
+        Fault::Hang => {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(false)
+        }
         Fault::Truncated { declared_len, body } => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {declared_len}\r\n\r\n"

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Bytes are forwarded unchanged in both directions (so keep-alive, chunking and pipelining
-//! work as with the real server). Each request is parsed and recorded before its bytes go on,
+//! work as with the real server), unless [`CountingProxy::drop_responses`] asks it to lose
+//! some responses: the request still reaches the server, the client never hears back. Each request is parsed and recorded before its bytes go on,
 //! so a client that got a response always finds its request counted. Only plain HTTP can be
 //! counted: the proxy does not terminate TLS.
 
@@ -50,6 +51,23 @@ struct Shared {
     connections: AtomicUsize,
     stop: AtomicBool,
     open: Mutex<Vec<TcpStream>>,
+    /// The path whose next responses are lost, and how many more.
+    drop_rule: Mutex<Option<(String, usize)>>,
+    dropped: AtomicUsize,
+}
+
+impl Shared {
+    /// Whether the response to a request for `path` is to be lost (and counts it).
+    fn take_drop(&self, path: &str) -> bool {
+        let mut rule = lock(&self.drop_rule);
+        match &mut *rule {
+            Some((target, left)) if target == path && *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A loopback TCP proxy that forwards to one upstream and records every HTTP/1.1 request line
@@ -145,6 +163,20 @@ impl CountingProxy {
     pub fn reset(&self) {
         lock(&self.shared.requests).clear();
     }
+
+    /// Loses the responses to the next `count` requests whose path (query ignored) is
+    /// `path`: each request is forwarded to the server, which handles it and answers; the
+    /// answer is discarded and the client's connection closed without a byte of it (a
+    /// response lost on the way back, e.g. to a login that consumed a single-use
+    /// credential).
+    pub fn drop_responses(&self, path: &str, count: usize) {
+        *lock(&self.shared.drop_rule) = Some((path.to_owned(), count));
+    }
+
+    /// How many responses were lost by [`drop_responses`](Self::drop_responses) so far.
+    pub fn dropped_responses(&self) -> usize {
+        self.shared.dropped.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for CountingProxy {
@@ -190,21 +222,41 @@ fn accept_loop(listener: &TcpListener, upstream: SocketAddr, shared: &Arc<Shared
             continue;
         };
         let upstream_shared = Arc::clone(shared);
+        let downstream_shared = Arc::clone(shared);
+        // Set while the request in flight on this connection is one whose response is lost
+        // (HTTP/1.1 clients here send the next request only after the previous response).
+        let swallow = Arc::new(AtomicBool::new(false));
+        let up_swallow = Arc::clone(&swallow);
         // Detached: Drop shuts the sockets down, which ends both threads' blocking reads.
         let _ = std::thread::Builder::new()
             .name(format!("proxy-up-{connection}"))
             .spawn(move || {
-                forward_requests(client_read, server_write, connection, &upstream_shared);
+                let connection = Connection {
+                    id: connection,
+                    swallow: &up_swallow,
+                };
+                forward_requests(client_read, server_write, &connection, &upstream_shared);
             });
         let _ = std::thread::Builder::new()
             .name(format!("proxy-down-{connection}"))
-            .spawn(move || forward_responses(server, client));
+            .spawn(move || forward_responses(server, client, &swallow, &downstream_shared));
     }
+}
+
+/// One proxied connection, as the client → server thread sees it.
+struct Connection<'a> {
+    id: usize,
+    swallow: &'a AtomicBool,
 }
 
 /// Client → server: parses each request, records it, and only then forwards its exact bytes,
 /// so a request is always counted before its response can reach the client.
-fn forward_requests(client: TcpStream, mut server: TcpStream, connection: usize, shared: &Shared) {
+fn forward_requests(
+    client: TcpStream,
+    mut server: TcpStream,
+    connection: &Connection<'_>,
+    shared: &Shared,
+) {
     let mut reader = BufReader::new(Recorder {
         from: client,
         pending: Vec::new(),
@@ -216,11 +268,14 @@ fn forward_requests(client: TcpStream, mut server: TcpStream, connection: usize,
                     Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
                     None => (request.target, None),
                 };
+                if shared.take_drop(&path) {
+                    connection.swallow.store(true, Ordering::SeqCst);
+                }
                 lock(&shared.requests).push(ProxiedRequest {
                     method: request.method,
                     path,
                     query,
-                    connection,
+                    connection: connection.id,
                 });
                 // What the parser consumed is this request; what is still buffered belongs to
                 // the next one.
@@ -249,9 +304,28 @@ fn forward_requests(client: TcpStream, mut server: TcpStream, connection: usize,
     let _ = server.shutdown(Shutdown::Write);
 }
 
-/// Server → client: a plain copy.
-fn forward_responses(mut server: TcpStream, mut client: TcpStream) {
-    let _ = std::io::copy(&mut server, &mut client);
+/// Server → client: a plain copy, except that a response to be lost is read (so the server
+/// surely handled the request) and dropped, and both connections are closed.
+fn forward_responses(
+    mut server: TcpStream,
+    mut client: TcpStream,
+    swallow: &AtomicBool,
+    shared: &Shared,
+) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match server.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if swallow.load(Ordering::SeqCst) {
+            shared.dropped.fetch_add(1, Ordering::SeqCst);
+            break;
+        }
+        if client.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
     let _ = client.flush();
     let _ = client.shutdown(Shutdown::Both);
     let _ = server.shutdown(Shutdown::Both);
@@ -305,6 +379,37 @@ mod tests {
         let upstream = server.requests();
         assert_eq!(upstream.len(), 2);
         assert_eq!(upstream[1].body, b"abc");
+        Ok(())
+    }
+
+    #[test]
+    fn dropped_responses_reach_the_server_but_not_the_client() -> Result<(), Error> {
+        let server = FaultServer::start(vec![Fault::text(200, "ok")])?;
+        let proxy = CountingProxy::start(&server.addr())?;
+        proxy.drop_responses("/v1/login", 1);
+        let exchange = |path: &str| -> Result<Vec<u8>, Error> {
+            let mut stream = TcpStream::connect(proxy.socket_addr())
+                .map_err(Error::io("connect to the proxy"))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(Error::io("set_read_timeout"))?;
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{{}}"
+            );
+            stream
+                .write_all(request.as_bytes())
+                .map_err(Error::io("write"))?;
+            let mut seen = Vec::new();
+            let _ = stream.read_to_end(&mut seen);
+            Ok(seen)
+        };
+        assert!(exchange("/v1/login")?.is_empty(), "the response was lost");
+        assert_eq!(server.request_count(), 1, "the server handled the request");
+        assert_eq!(proxy.dropped_responses(), 1);
+        // Only the first one: the next login gets its answer.
+        assert!(exchange("/v1/login")?.starts_with(b"HTTP/1.1 200"));
+        assert!(exchange("/v1/other")?.starts_with(b"HTTP/1.1 200"));
+        assert_eq!((proxy.count("/v1/login"), server.request_count()), (2, 3));
         Ok(())
     }
 }

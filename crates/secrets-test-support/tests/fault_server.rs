@@ -250,3 +250,27 @@ fn empty_script_answers_500() -> TestResult {
     assert_eq!(client.reply()?.ok_or_else(missing)?.status, 500);
     Ok(())
 }
+
+#[test]
+fn hang_never_answers_until_the_server_is_dropped() -> TestResult {
+    let server = FaultServer::start(vec![Fault::Hang])?;
+    let mut client = Client::connect(&server)?;
+    client
+        .writer
+        .set_read_timeout(Some(Duration::from_millis(300)))?;
+    client.get("/hang")?;
+    let mut byte = [0u8; 1];
+    let silent = client.reader.get_mut().read(&mut byte);
+    assert!(
+        matches!(&silent, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "{silent:?}"
+    );
+    assert_eq!(server.request_count(), 1, "the request was read");
+    // Dropping the server ends the hang: the connection closes without a reply.
+    client
+        .writer
+        .set_read_timeout(Some(Duration::from_secs(10)))?;
+    drop(server);
+    assert!(client.rest().map(|rest| rest.is_empty()).unwrap_or(true));
+    Ok(())
+}
