@@ -171,19 +171,6 @@ async fn truncated_json_is_malformed() -> TestResult {
     assert_eq!(code(&result), "MALFORMED_RESPONSE");
     assert_eq!(reads(&server), 1, "a malformed answer is not retried");
 
-    // The body stops short of its Content-Length and the connection closes.
-    let server = FaultServer::start(vec![
-        lookup_never_expires(),
-        Fault::Truncated {
-            declared_len: 500,
-            body: br#"{"data":{"data":{"k":"#.to_vec(),
-        },
-    ])?;
-    let result = provider(&server)?
-        .read(&uri(FLAVOR, "secret/app/api"))
-        .await;
-    assert_eq!(code(&result), "MALFORMED_RESPONSE");
-
     // 200 without data.data.
     let server = FaultServer::start(vec![
         lookup_never_expires(),
@@ -196,6 +183,149 @@ async fn truncated_json_is_malformed() -> TestResult {
                 .await
         ),
         "MALFORMED_RESPONSE"
+    );
+    Ok(())
+}
+
+/// The body stops short of its Content-Length and the connection closes: the server is
+/// failing, the answer is not malformed. A read retries it, and after the last attempt it is
+/// a transient `UNAVAILABLE` (so a cache falls back to its stale value instead of dropping it).
+#[tokio::test]
+async fn a_body_cut_mid_response_is_unavailable_and_retried() -> TestResult {
+    let cut = Fault::Truncated {
+        declared_len: 500,
+        body: br#"{"data":{"data":{"k":"#.to_vec(),
+    };
+    let server = FaultServer::start(vec![
+        lookup_never_expires(),
+        cut.clone(),
+        kv_reply(json!({"k": "v"})),
+    ])?;
+    let value = provider(&server)?
+        .read(&uri(FLAVOR, "secret/app/api#k"))
+        .await?;
+    assert_eq!(value.expose_str(), Some("v"));
+    assert_eq!(reads(&server), 2, "the cut read was retried");
+
+    let server = FaultServer::start(vec![lookup_never_expires(), cut])?;
+    let result = provider(&server)?
+        .read(&uri(FLAVOR, "secret/app/api"))
+        .await;
+    assert!(
+        matches!(
+            &result,
+            Err(e @ ProviderError::Unavailable {
+                attempts: 3,
+                status: Some(200),
+                ..
+            }) if e.is_transient()
+        ),
+        "{result:?}"
+    );
+    assert_eq!(reads(&server), 3);
+    Ok(())
+}
+
+/// A login whose response is lost after the server got it (the connection closes, or the
+/// server never answers) is not sent again: with a single-use `secret_id` the second
+/// attempt would be refused, turning a transient failure into `AUTH_FAILED`. The failure is
+/// transient, and the next read logs in afresh.
+#[tokio::test]
+async fn a_login_that_may_have_been_received_is_not_retried() -> TestResult {
+    let logins = |server: &FaultServer| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/auth/approle/login")
+            .count()
+    };
+    let auth = || Kv2Auth::approle("r", Some(SecretString::from("single-use".to_owned())));
+    let server = FaultServer::start(vec![
+        Fault::Close,
+        login_reply("s.ok"),
+        kv_reply(json!({"k": "v"})),
+    ])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), auth()))?;
+    let first = provider.read(&uri(FLAVOR, "secret/app/api#k")).await;
+    assert!(
+        matches!(&first, Err(e @ ProviderError::Unavailable { attempts: 1, .. }) if e.is_transient()),
+        "{first:?}"
+    );
+    assert_eq!(logins(&server), 1, "the lost login was not sent again");
+    let second = provider.read(&uri(FLAVOR, "secret/app/api#k")).await?;
+    assert_eq!(second.expose_str(), Some("v"));
+    assert_eq!(logins(&server), 2);
+
+    // A server that takes the login and never answers: one attempt, then TIMEOUT.
+    let server = FaultServer::start(vec![Fault::Hang])?;
+    let provider = Kv2Provider::new(
+        config(FLAVOR, &server.addr(), auth()).with_timeout(Duration::from_millis(300)),
+    )?;
+    let result = provider.read(&uri(FLAVOR, "secret/app/api")).await;
+    assert!(
+        matches!(result, Err(ProviderError::Timeout { attempts: 1, .. })),
+        "{result:?}"
+    );
+    assert_eq!(logins(&server), 1);
+
+    // A cut-off login answer is not retried either.
+    let server = FaultServer::start(vec![Fault::Truncated {
+        declared_len: 200,
+        body: br#"{"auth":{"client_token":"s."#.to_vec(),
+    }])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), auth()))?;
+    let result = provider.read(&uri(FLAVOR, "secret/app/api")).await;
+    assert_eq!(code(&result), "UNAVAILABLE");
+    assert_eq!(logins(&server), 1);
+    Ok(())
+}
+
+/// Reads and lookups are idempotent: a connection closed before any answer is retried.
+#[tokio::test]
+async fn a_read_whose_response_is_lost_is_retried() -> TestResult {
+    let server = FaultServer::start(vec![
+        login_reply("s.ok"),
+        Fault::Close,
+        Fault::Close,
+        kv_reply(json!({"k": "v"})),
+    ])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), Kv2Auth::approle("r", None)))?;
+    let value = provider.read(&uri(FLAVOR, "secret/app/api#k")).await?;
+    assert_eq!(value.expose_str(), Some("v"));
+    assert_eq!(reads(&server), 3);
+    Ok(())
+}
+
+/// A policy that denies both the path and `lookup-self`: the first denied read logs in again
+/// once; later denied reads within the interval are `PERMISSION_DENIED` with one request
+/// each, instead of a lookup, a login (a `secret_id` use) and a second read every time.
+#[tokio::test]
+async fn re_login_after_403_is_rate_limited() -> TestResult {
+    let denied = Fault::json(403, &json!({"errors": ["permission denied"]}));
+    let server = FaultServer::start(vec![
+        login_reply("s.one"),
+        denied.clone(),
+        denied.clone(),
+        login_reply("s.two"),
+        denied,
+    ])?;
+    let provider = Kv2Provider::new(config(FLAVOR, &server.addr(), Kv2Auth::approle("r", None)))?;
+    for _ in 0..10 {
+        let result = provider.read(&uri(FLAVOR, "secret/app/api")).await;
+        assert_eq!(code(&result), "PERMISSION_DENIED");
+    }
+    let requests = server.requests();
+    let count = |path: &str| requests.iter().filter(|r| r.path == path).count();
+    assert_eq!(
+        count("/v1/auth/approle/login"),
+        2,
+        "first login + one re-login"
+    );
+    assert_eq!(count("/v1/auth/token/lookup-self"), 1);
+    assert_eq!(
+        count("/v1/secret/data/app/api"),
+        11,
+        "one request per later read"
     );
     Ok(())
 }

@@ -22,6 +22,10 @@ use crate::ProviderError;
 const RENEW_AT: (u32, u32) = (2, 3);
 /// Stop using a token this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_millis(500);
+/// After a 403 made us log in again, further 403s within this interval are answered
+/// `PERMISSION_DENIED` without `lookup-self` or another login: a policy that denies the path
+/// (and `lookup-self`) would otherwise cost a login, and a `secret_id` use, on every read.
+const REAUTH_AFTER_403_INTERVAL: Duration = Duration::from_secs(30);
 /// Leases longer than this (about 10 years) are treated as this long: the server's `u64`
 /// would otherwise overflow `Instant` arithmetic.
 const MAX_LEASE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
@@ -59,6 +63,8 @@ pub(crate) struct AuthState {
     last_failure: Mutex<Option<(Instant, ProviderError)>>,
     /// The newest generation a 403 has already been allowed to replace.
     reauthenticated: AtomicU64,
+    /// When a 403 last made us drop the token and log in again.
+    last_403_reauth: Mutex<Option<Instant>>,
 }
 
 impl AuthState {
@@ -70,6 +76,7 @@ impl AuthState {
             generation: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             reauthenticated: AtomicU64::new(0),
+            last_403_reauth: Mutex::new(None),
         }
     }
 
@@ -148,10 +155,25 @@ impl AuthState {
     /// OpenBao answers 403 both for a bad token and for a path outside the policy, so the
     /// token is checked with `lookup-self` first. Only if that is refused too is the token
     /// dropped so the next [`token`](Self::token) authenticates again, at most once per token
-    /// generation.
+    /// generation and once per [`REAUTH_AFTER_403_INTERVAL`].
     pub(crate) async fn retry_after_403(&self, transport: &Transport, token: &Token) -> bool {
         if !self.method.can_reauthenticate() {
             return false;
+        }
+        let now = Instant::now();
+        if self.reauthenticated_since(now) {
+            // Another task's re-login already replaced the denied token (or is under way):
+            // retrying with that one costs no login.
+            let replaced = self
+                .load()
+                .is_none_or(|current| current.generation != token.generation);
+            if !replaced {
+                tracing::debug!(
+                    provider = transport.provider,
+                    "403 soon after a re-login: permission denied"
+                );
+            }
+            return replaced;
         }
         let valid = match self.lookup_status(transport, &token.header).await {
             Ok(status) => status == StatusCode::OK,
@@ -171,7 +193,22 @@ impl AuthState {
             );
             return false;
         }
-        self.invalidate(token.generation)
+        let retry = self.invalidate(token.generation);
+        if retry {
+            *self
+                .last_403_reauth
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(now);
+        }
+        retry
+    }
+
+    /// Whether a 403 made us log in again less than [`REAUTH_AFTER_403_INTERVAL`] ago.
+    fn reauthenticated_since(&self, now: Instant) -> bool {
+        self.last_403_reauth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| now.saturating_duration_since(at) < REAUTH_AFTER_403_INTERVAL)
     }
 
     /// Drops `generation` so the next [`token`](Self::token) authenticates again. Returns
@@ -434,8 +471,10 @@ impl AuthState {
         // `send` wipes the payload once the request is done with it.
         let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         crate::value::wipe(&mut body);
+        // Sent at most once: a retry after a lost response could find a single-use
+        // `secret_id` already consumed and turn a transient failure into `AUTH_FAILED`.
         let reply = transport
-            .send(Method::POST, &url, None, Some(payload))
+            .send_once(Method::POST, &url, None, Some(payload))
             .await?;
         if reply.status != StatusCode::OK {
             return Err(auth_failed(provider, method, Some(reply.status)));

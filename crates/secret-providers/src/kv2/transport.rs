@@ -79,19 +79,52 @@ impl Drop for WipedBody {
 #[derive(Debug)]
 enum AttemptError {
     Timeout,
-    /// Could not connect, or the connection broke before a response head arrived.
+    /// Could not connect: the request was never sent.
+    Connect(BoxError),
+    /// The connection broke after it was established, before a response head arrived: the
+    /// request may have reached the server.
     Transport(BoxError),
     Tls(BoxError),
     /// 429, 500, 502, 503, 504.
     Status(StatusCode),
     TooLarge,
-    /// The body broke off after the head (with this status) arrived.
-    BodyCut(StatusCode),
+    /// The connection broke off mid-body after the head (with this status) arrived.
+    BodyCut(StatusCode, BoxError),
+    /// The body is not valid HTTP framing (e.g. a bad chunk), after a head with this status.
+    BadFraming(StatusCode),
+}
+
+/// Which failed attempts may be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Replay {
+    /// Reads and renewals: retry connection errors, timeouts, cut bodies, 429 and 5xx.
+    Idempotent,
+    /// Logins: retry only when the request was surely not acted on: the connection failed
+    /// (so it was never sent), or the server refused it before handling it (429, 503:
+    /// sealed, standby, rate-limited). A login that may have been handled is not sent
+    /// again: it may have consumed a single-use credential (an AppRole `secret_id` with
+    /// `secret_id_num_uses`), and a second attempt would turn a lost response into
+    /// `AUTH_FAILED`.
+    NotSent,
 }
 
 impl AttemptError {
-    fn retryable(&self) -> bool {
-        matches!(self, Self::Timeout | Self::Transport(_) | Self::Status(_))
+    fn retryable(&self, replay: Replay) -> bool {
+        match replay {
+            Replay::Idempotent => matches!(
+                self,
+                Self::Timeout
+                    | Self::Connect(_)
+                    | Self::Transport(_)
+                    | Self::Status(_)
+                    | Self::BodyCut(..)
+            ),
+            Replay::NotSent => match self {
+                Self::Connect(_) => true,
+                Self::Status(status) => matches!(status.as_u16(), 429 | 503),
+                _ => false,
+            },
+        }
     }
 }
 
@@ -217,14 +250,40 @@ impl Transport {
         Uri::try_from(url).map_err(|e| config_error(self.provider, "request URL is invalid", e))
     }
 
-    /// Sends a request, retrying connection errors, timeouts, 429 and 500/502/503/504.
-    /// Other statuses are returned to the caller.
+    /// Sends an idempotent request, retrying connection errors, timeouts, bodies cut off
+    /// mid-response, 429 and 500/502/503/504. Other statuses are returned to the caller.
     pub(crate) async fn send(
         &self,
         method: Method,
         url: &Uri,
         token: Option<&HeaderValue>,
         body: Option<Bytes>,
+    ) -> Result<Reply, ProviderError> {
+        self.send_with(method, url, token, body, Replay::Idempotent)
+            .await
+    }
+
+    /// Sends a request that must not be handled twice (a login): retried only when it was
+    /// surely never sent (connection refused) or refused unhandled (429, 503). A lost
+    /// response is `UNAVAILABLE` or `TIMEOUT`, transient, and the caller logs in again later.
+    pub(crate) async fn send_once(
+        &self,
+        method: Method,
+        url: &Uri,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<Reply, ProviderError> {
+        self.send_with(method, url, token, body, Replay::NotSent)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        url: &Uri,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+        replay: Replay,
     ) -> Result<Reply, ProviderError> {
         let attempts = AtomicU32::new(0);
         let body = body.unwrap_or_default();
@@ -241,7 +300,7 @@ impl Transport {
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(AttemptError::retryable)
+        .when(|error| error.retryable(replay))
         .notify(|error, delay| {
             tracing::debug!(
                 provider = self.provider,
@@ -279,11 +338,10 @@ impl Transport {
             headers.insert(CONTENT_TYPE, JSON);
         }
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| classify(Box::new(e)))?;
+            let response = self.client.request(request).await.map_err(|e| {
+                let connect = e.is_connect();
+                classify(Box::new(e), connect)
+            })?;
             let (head, body) = response.into_parts();
             let declared = head
                 .headers
@@ -299,8 +357,10 @@ impl Transport {
                 .map_err(|e| {
                     if e.is::<LengthLimitError>() {
                         AttemptError::TooLarge
+                    } else if connection_broke(e.as_ref()) {
+                        AttemptError::BodyCut(head.status, e)
                     } else {
-                        AttemptError::BodyCut(head.status)
+                        AttemptError::BadFraming(head.status)
                     }
                 })?;
             Ok(Reply {
@@ -325,12 +385,14 @@ impl Transport {
                 timeout: self.timeout,
                 attempts,
             },
-            AttemptError::Transport(source) => ProviderError::Unavailable {
-                provider,
-                attempts,
-                status: None,
-                source: Some(source),
-            },
+            AttemptError::Connect(source) | AttemptError::Transport(source) => {
+                ProviderError::Unavailable {
+                    provider,
+                    attempts,
+                    status: None,
+                    source: Some(source),
+                }
+            }
             AttemptError::Tls(source) => ProviderError::Tls { provider, source },
             AttemptError::Status(status) => ProviderError::Unavailable {
                 provider,
@@ -342,10 +404,18 @@ impl Transport {
                 provider,
                 limit: self.max_body as u64,
             },
-            AttemptError::BodyCut(status) => ProviderError::MalformedResponse {
+            // The server answered, but the connection broke mid-body: an outage, not a
+            // malformed answer, so a cache may serve its stale value.
+            AttemptError::BodyCut(status, source) => ProviderError::Unavailable {
+                provider,
+                attempts,
+                status: Some(status.as_u16()),
+                source: Some(source),
+            },
+            AttemptError::BadFraming(status) => ProviderError::MalformedResponse {
                 provider,
                 status: status.as_u16(),
-                reason: "the response body ended early",
+                reason: "the response body is not valid HTTP framing",
             },
         }
     }
@@ -355,6 +425,7 @@ impl AttemptError {
     fn describe(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
+            Self::Connect(_) => "connect error",
             Self::Transport(_) => "connection error",
             Self::Tls(_) => "tls",
             Self::Status(status) => match status.as_u16() {
@@ -366,27 +437,57 @@ impl AttemptError {
                 _ => "HTTP error",
             },
             Self::TooLarge => "too large",
-            Self::BodyCut(_) => "body cut",
+            Self::BodyCut(..) => "body cut",
+            Self::BadFraming(_) => "bad framing",
         }
     }
 }
 
-/// TLS failures are not retried: a wrong CA stays wrong.
-fn classify(error: BoxError) -> AttemptError {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(current) = next {
-        if current.is::<rustls::Error>() {
-            return AttemptError::Tls(error);
-        }
-        // `io::Error::source` skips the error it wraps; look inside instead.
-        next = match current.downcast_ref::<std::io::Error>() {
+/// TLS failures are not retried: a wrong CA stays wrong. `connect`: the error came from the
+/// connector, so the request was never sent.
+fn classify(error: BoxError, connect: bool) -> AttemptError {
+    if causes(error.as_ref()).any(|cause| cause.is::<rustls::Error>()) {
+        return AttemptError::Tls(error);
+    }
+    if connect {
+        AttemptError::Connect(error)
+    } else {
+        AttemptError::Transport(error)
+    }
+}
+
+/// Whether a body error is the connection ending or breaking (EOF before the declared
+/// length, a reset) rather than bytes that are not HTTP.
+fn connection_broke(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    causes(error).any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+            )
+        }) || cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|e| e.is_incomplete_message() || e.is_canceled())
+    })
+}
+
+/// An error and its causes, looking inside `io::Error`s (whose `source` skips the error they
+/// wrap).
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |current| {
+        match current.downcast_ref::<std::io::Error>() {
             Some(io) => io
                 .get_ref()
                 .map(|inner| inner as &(dyn std::error::Error + 'static)),
             None => current.source(),
-        };
-    }
-    AttemptError::Transport(error)
+        }
+    })
 }
 
 /// Best-effort wipe of a request body (login credentials) once nothing else holds it.
