@@ -459,84 +459,78 @@ impl BootstrapConfig {
         Ok(())
     }
 
-    /// A bootstrap from `PREFIX_*` variables (`OPENBAO` or `VAULT`), or `None` when
-    /// `PREFIX_URL` (and `PREFIX_ADDR`) are not set.
+    /// A bootstrap from the `PREFIX_*` variables (`OPENBAO` or `VAULT`), read by the one
+    /// reader of those settings, `Kv2Config::from_lookup`; `None` when the flavor has no
+    /// address (`P_URL`, `P_ADDR`, and `BAO_ADDR` for OpenBao). The bootstrap keeps the
+    /// address, login, namespace, CA bundle and `skip_verify`; the client builds its provider
+    /// from the reader's full settings.
     ///
-    /// | variable | field |
-    /// |---|---|
-    /// | `P_URL`, else `P_ADDR` | `vault_addr` |
-    /// | `P_AUTH_METHOD` | `auth_method` |
-    /// | `P_TOKEN`, `P_TOKEN_FILE` | `token`, `token_file` |
-    /// | `P_ROLE_ID`, `P_SECRET_ID` | `approle_role_id`, `approle_secret_id` |
-    /// | `P_KUBERNETES_ROLE`, `P_KUBERNETES_JWT_FILE` | `kubernetes_role`, `service_account_token_path` |
-    /// | `P_AUTH_MOUNT` | `approle_mount` / `kubernetes_mount` |
-    /// | `P_NAMESPACE`, `P_CACERT`, `P_SKIP_VERIFY` | `namespace`, `ca_cert_path`, `skip_verify` |
+    /// # Errors
+    /// `CONFIG` naming the variable at fault.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     pub(crate) fn from_env_prefix(
         prefix: &'static str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, Error> {
-        let var = |suffix: &str| {
-            lookup(&format!("{prefix}_{suffix}"))
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(addr) = var("URL").or_else(|| var("ADDR")) else {
+        use secret_providers::{Kv2Auth, Kv2Config};
+        let flavor = env_flavor(prefix);
+        if Kv2Config::address_from_lookup(flavor, lookup).is_none() {
             return Ok(None);
-        };
-        let origin = "environment";
-        let invalid = |suffix: &str, reason: &'static str| Error::BootstrapInvalid {
-            origin: origin.into(),
-            field: format!("{prefix}_{suffix}"),
-            reason,
-        };
-        let method = match var("AUTH_METHOD") {
-            None => AuthMethod::Token,
-            Some(name) => AuthMethod::from_name(&name)
-                .ok_or_else(|| invalid("AUTH_METHOD", "must be token, approle or kubernetes"))?,
-        };
-        let mut config = Self::with_auth(addr, method);
-        config.token = var("TOKEN").map(SecretString::from);
-        config.token_file = var("TOKEN_FILE").map(PathBuf::from);
-        config.approle_role_id = var("ROLE_ID");
-        config.approle_secret_id = var("SECRET_ID").map(SecretString::from);
-        config.kubernetes_role = var("KUBERNETES_ROLE");
-        if let Some(path) = var("KUBERNETES_JWT_FILE") {
-            config.service_account_token_path = path.into();
         }
-        if let Some(mount) = var("AUTH_MOUNT") {
-            config.approle_mount.clone_from(&mount);
-            config.kubernetes_mount = mount;
-        }
-        config.namespace = var("NAMESPACE");
-        config.ca_cert_path = var("CACERT").map(PathBuf::from);
-        if let Some(skip) = var("SKIP_VERIFY") {
-            config.skip_verify =
-                parse_bool(&skip).ok_or_else(|| invalid("SKIP_VERIFY", "must be true or false"))?;
-        }
-        let env_name = |field: &str| -> String {
-            let suffix = match field {
-                "vault_addr" => "URL",
-                "token" => "TOKEN",
-                "approle_role_id" => "ROLE_ID",
-                "approle_secret_id" => "SECRET_ID",
-                "kubernetes_role" => "KUBERNETES_ROLE",
-                "service_account_token_path" => "KUBERNETES_JWT_FILE",
-                "approle_mount" | "kubernetes_mount" => "AUTH_MOUNT",
-                other => other,
-            };
-            format!("{prefix}_{suffix}")
+        let kv2 = Kv2Config::from_lookup(flavor, lookup).map_err(config_error)?;
+        let method = match &kv2.auth {
+            Kv2Auth::AppRole { .. } => AuthMethod::AppRole,
+            Kv2Auth::Kubernetes { .. } => AuthMethod::Kubernetes,
+            _ => AuthMethod::Token,
         };
-        config.validate_as(origin, &env_name)?;
+        let mut config = Self::with_auth(kv2.address.clone(), method);
+        match &kv2.auth {
+            Kv2Auth::Token { token } => config.token = Some(token.clone()),
+            Kv2Auth::TokenFile { path } => config.token_file = Some(path.clone()),
+            Kv2Auth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                config.approle_mount.clone_from(mount);
+                config.approle_role_id = Some(role_id.clone());
+                config.approle_secret_id.clone_from(secret_id);
+            }
+            Kv2Auth::Kubernetes {
+                mount,
+                role,
+                jwt_path,
+            } => {
+                config.kubernetes_mount.clone_from(mount);
+                config.kubernetes_role = Some(role.clone());
+                config.service_account_token_path.clone_from(jwt_path);
+            }
+            _ => {}
+        }
+        config.namespace.clone_from(&kv2.namespace);
+        config.ca_cert_path.clone_from(&kv2.ca_bundle);
+        config.skip_verify = kv2.skip_verify;
         Ok(Some(config))
+    }
+
+    /// Without a vault feature no provider could use a bootstrap from the environment.
+    #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
+    pub(crate) fn from_env_prefix(
+        _prefix: &'static str,
+        _lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, Error> {
+        Ok(None)
     }
 
     /// Finds the bootstrap with the documented precedence, reading the process environment:
     /// `explicit` → `SECRETS_BOOTSTRAP_PATH` → [`DEFAULT_BOOTSTRAP_PATH`] if it exists →
-    /// `OPENBAO_URL` (else `VAULT_URL`) with `*_TOKEN`, `*_TOKEN_FILE`, … → `NO_BOOTSTRAP`.
+    /// `OPENBAO_URL` (else `OPENBAO_ADDR`, else `BAO_ADDR`), else `VAULT_URL` (else
+    /// `VAULT_ADDR`), with the settings `Kv2Config::from_lookup` reads → `NO_BOOTSTRAP`.
     ///
     /// # Errors
     /// `NO_BOOTSTRAP` listing what was tried; `BOOTSTRAP_IO` when a named file cannot be read
-    /// (a path that was given must exist); then as [`from_json`](Self::from_json).
+    /// (a path that was given must exist); then as [`from_json`](Self::from_json); `CONFIG`
+    /// naming the variable for invalid environment settings.
     pub fn discover(explicit: Option<&Path>) -> Result<LoadedBootstrap, Error> {
         Self::discover_with(
             explicit,
@@ -592,22 +586,49 @@ impl BootstrapConfig {
                 });
             }
         }
-        tried.push("OPENBAO_URL/OPENBAO_ADDR and VAULT_URL/VAULT_ADDR (not set)".into());
+        tried.push(ENV_LEVEL_TRIED.into());
         Err(Error::NoBootstrap { tried })
     }
 
-    /// The KV v2 provider settings for this bootstrap (after [`validate`](Self::validate)).
-    /// `environment` is the deployment environment for the `skip_verify` guard (`None`: the
-    /// provider reads `ENVIRONMENT`).
+    /// The KV v2 provider settings for this bootstrap alone (after
+    /// [`validate`](Self::validate)), with no environment tuning. `environment` is the
+    /// deployment environment for the `skip_verify` rule (`None`: the provider reads
+    /// `ENVIRONMENT`).
     ///
     /// # Errors
-    /// As [`validate`](Self::validate).
+    /// As [`to_kv2_config_with`](Self::to_kv2_config_with).
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
     pub fn to_kv2_config(
         &self,
         flavor: secret_providers::Kv2Flavor,
         environment: Option<String>,
+    ) -> Result<secret_providers::Kv2Config, Error> {
+        self.to_kv2_config_with(flavor, &|name| {
+            (name == "ENVIRONMENT")
+                .then(|| environment.clone())
+                .flatten()
+        })
+    }
+
+    /// The KV v2 provider settings for this bootstrap with the environment's tuning: the
+    /// bootstrap supplies address and login, and the tuning variables read through `lookup`
+    /// (`P_TIMEOUT`, `P_CACERT`, `P_VERIFY_SSL`, `P_CLIENT_CERT`/`_KEY`, `P_NAMESPACE`, retries,
+    /// body cap, `ENVIRONMENT`, `SECRETS_ALLOW_INSECURE_TLS`; see `Kv2Config::from_lookup`)
+    /// apply to it. Where both set the same thing, the bootstrap wins: its `namespace` and
+    /// `ca_cert_path` replace the environment's, and its `skip_verify: true` turns
+    /// verification off.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate); `CONFIG` naming an invalid variable;
+    /// `BOOTSTRAP_INVALID` for `skip_verify` outside a development environment, or together
+    /// with a CA bundle.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn to_kv2_config_with(
+        &self,
+        flavor: secret_providers::Kv2Flavor,
+        lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<secret_providers::Kv2Config, Error> {
         use secret_providers::{Kv2Auth, Kv2Config};
         self.validate()?;
@@ -639,25 +660,90 @@ impl BootstrapConfig {
             .with_mount(self.kubernetes_mount.trim().trim_matches('/'))
             .with_jwt_path(self.service_account_token_path.clone()),
         };
-        let mut config = Kv2Config::new(flavor, self.vault_addr.trim(), auth);
-        config.namespace = self
+        let mut config = Kv2Config::new(flavor, self.vault_addr.trim(), auth)
+            .tuned_by_lookup(lookup)
+            .map_err(config_error)?;
+        if let Some(namespace) = self
             .namespace
             .as_deref()
             .map(str::trim)
             .filter(|n| !n.is_empty())
-            .map(str::to_owned);
-        config.ca_bundle.clone_from(&self.ca_cert_path);
-        config.skip_verify = self.skip_verify;
-        config.environment = environment;
+        {
+            config.namespace = Some(namespace.to_owned());
+        }
+        if let Some(ca) = self
+            .ca_cert_path
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            config.ca_bundle = Some(ca.clone());
+        }
+        config.skip_verify |= self.skip_verify;
+        let invalid = |reason: &'static str| Error::BootstrapInvalid {
+            origin: "config".into(),
+            field: "skip_verify".into(),
+            reason,
+        };
+        if config.skip_verify && config.ca_bundle.is_some() {
+            return Err(invalid(
+                "(or VERIFY_SSL=false) turns verification off, which conflicts with a CA bundle",
+            ));
+        }
+        if config.skip_verify && !config.insecure_tls_allowed() {
+            return Err(invalid(
+                "is refused unless ENVIRONMENT names a development environment (dev, \
+                 development, test, local, ci) or SECRETS_ALLOW_INSECURE_TLS=true",
+            ));
+        }
         Ok(config)
     }
 }
 
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
+/// What the environment level of [`BootstrapConfig::discover`] looked at, for `NO_BOOTSTRAP`.
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+const ENV_LEVEL_TRIED: &str =
+    "OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR and VAULT_URL/VAULT_ADDR (not set)";
+#[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
+const ENV_LEVEL_TRIED: &str = "OPENBAO_*/VAULT_* (not read: built without a vault feature)";
+
+/// The flavor whose variables carry `prefix` (`OPENBAO` or `VAULT`).
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+pub(crate) fn env_flavor(prefix: &str) -> secret_providers::Kv2Flavor {
+    if prefix == "VAULT" {
+        secret_providers::Kv2Flavor::HashiCorp
+    } else {
+        secret_providers::Kv2Flavor::OpenBao
+    }
+}
+
+/// A provider `CONFIG` error as [`Error::Config`] naming the variable its message starts with
+/// (the reader's messages name variables, never values); others name the provider's vault.
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+pub(crate) fn config_error(error: secret_providers::ProviderError) -> Error {
+    let (setting, reason) = match &error {
+        secret_providers::ProviderError::Config { reason, .. } => match reason.split_once(' ') {
+            Some((name, rest))
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+            {
+                (name.to_owned(), rest.to_owned())
+            }
+            _ => (
+                format!("{} vault", error.provider()),
+                format!("is invalid: {reason}"),
+            ),
+        },
+        other => (
+            format!("{} vault", other.provider()),
+            format!("is invalid ({})", other.code()),
+        ),
+    };
+    Error::Config {
+        setting,
+        reason,
+        source: Some(Box::new(error)),
     }
 }
 
@@ -828,6 +914,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "openbao")]
     #[test]
     fn environment_levels_and_names() -> Result<(), Error> {
         let none = BootstrapConfig::from_env_prefix("OPENBAO", &lookup(&[]))?;
@@ -842,7 +929,15 @@ mod tests {
                 ("VAULT_AUTH_MOUNT", "ar"),
             ]),
         )?;
-        assert!(approle.is_some_and(|c| c.approle_mount == "ar"));
+        assert!(approle.is_some_and(|c| c.approle_mount == "ar"
+            && c.auth_method == AuthMethod::AppRole
+            && c.approle_secret_id.is_some()));
+        // BAO_ADDR with BAO_TOKEN, as the `bao` CLI reads them.
+        let cli = BootstrapConfig::from_env_prefix(
+            "OPENBAO",
+            &lookup(&[("BAO_ADDR", "http://127.0.0.1:8200"), ("BAO_TOKEN", "t")]),
+        )?;
+        assert!(cli.is_some_and(|c| c.vault_addr == "http://127.0.0.1:8200" && c.token.is_some()));
         let missing = BootstrapConfig::from_env_prefix(
             "OPENBAO",
             &lookup(&[
@@ -852,14 +947,78 @@ mod tests {
         );
         assert_eq!(
             missing.err().map(|e| e.to_string()),
-            Some(
-                "bootstrap environment: field `OPENBAO_KUBERNETES_ROLE` is required for auth_method kubernetes [BOOTSTRAP_INVALID]"
-                    .to_owned()
-            )
+            Some("invalid configuration: OPENBAO_KUBERNETES_ROLE is not set [CONFIG]".to_owned())
         );
         Ok(())
     }
 
+    #[cfg(feature = "openbao")]
+    #[test]
+    fn environment_tuning_applies_to_a_bootstrap_file_and_the_file_wins() -> Result<(), Error> {
+        use secret_providers::Kv2Flavor;
+        use std::time::Duration;
+        let file = BootstrapConfig::token("https://bao:8200", "t").with_namespace("from-file");
+        let config = file.to_kv2_config_with(
+            Kv2Flavor::OpenBao,
+            &lookup(&[
+                ("OPENBAO_URL", "https://other"),
+                ("VAULT_TIMEOUT", "2"),
+                ("OPENBAO_NAMESPACE", "from-env"),
+                ("OPENBAO_RETRY_ATTEMPTS", "1"),
+            ]),
+        )?;
+        assert_eq!(config.address, "https://bao:8200");
+        assert_eq!(config.timeout, Duration::from_secs(2));
+        assert_eq!(config.retry.attempts, 1);
+        assert_eq!(config.namespace.as_deref(), Some("from-file"));
+        // Without a namespace of its own the file gets the environment's.
+        let config = BootstrapConfig::token("https://bao:8200", "t")
+            .to_kv2_config_with(Kv2Flavor::OpenBao, &lookup(&[("OPENBAO_NAMESPACE", "env")]))?;
+        assert_eq!(config.namespace.as_deref(), Some("env"));
+        // Invalid tuning is CONFIG naming the variable.
+        let err = BootstrapConfig::token("https://bao:8200", "t")
+            .to_kv2_config_with(Kv2Flavor::OpenBao, &lookup(&[("VAULT_TIMEOUT", "2s")]))
+            .err();
+        assert_eq!(err.as_ref().and_then(Error::setting), Some("VAULT_TIMEOUT"));
+        Ok(())
+    }
+
+    #[cfg(feature = "openbao")]
+    #[test]
+    fn a_bootstrap_file_skip_verify_follows_the_insecure_tls_rule() {
+        use secret_providers::Kv2Flavor;
+        let skip = BootstrapConfig::token("https://bao:8200", "t").with_skip_verify(true);
+        let field = |result: Result<secret_providers::Kv2Config, Error>| match result {
+            Err(Error::BootstrapInvalid { field, .. }) => field,
+            Err(other) => format!("other error {}", other.code()),
+            Ok(_) => "accepted".into(),
+        };
+        for environment in ["prd", "live", "staging", "production"] {
+            let got = skip
+                .to_kv2_config_with(Kv2Flavor::OpenBao, &lookup(&[("ENVIRONMENT", environment)]));
+            assert_eq!(field(got), "skip_verify", "{environment}");
+        }
+        assert!(
+            skip.to_kv2_config_with(Kv2Flavor::OpenBao, &lookup(&[("ENVIRONMENT", "dev")]))
+                .is_ok_and(|c| c.skip_verify)
+        );
+        assert!(
+            skip.to_kv2_config_with(
+                Kv2Flavor::OpenBao,
+                &lookup(&[
+                    ("ENVIRONMENT", "prd"),
+                    ("SECRETS_ALLOW_INSECURE_TLS", "true")
+                ])
+            )
+            .is_ok()
+        );
+        // A CA bundle and no verification contradict each other.
+        let both = skip.clone().with_ca_cert("/etc/ca.pem");
+        let got = both.to_kv2_config_with(Kv2Flavor::OpenBao, &lookup(&[("ENVIRONMENT", "dev")]));
+        assert_eq!(field(got), "skip_verify");
+    }
+
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     #[test]
     fn discovery_lists_what_it_tried() {
         let err = BootstrapConfig::discover_with(
@@ -872,7 +1031,7 @@ mod tests {
         assert_eq!(
             shown,
             "no bootstrap configuration found; tried SECRETS_BOOTSTRAP_PATH (not set), \
-             /nonexistent/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR and \
+             /nonexistent/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR and \
              VAULT_URL/VAULT_ADDR (not set) [NO_BOOTSTRAP]"
         );
     }

@@ -263,10 +263,14 @@ fn every_validation_error_through_a_file() -> TestResult {
     Ok(())
 }
 
+/// The environment level is read by the one reader (`Kv2Config::from_lookup`): its errors are
+/// `CONFIG` naming the variable, as `VaultClient`'s are.
 #[test]
 fn environment_validation_names_the_variable() -> TestResult {
     let files = demo_files()?;
-    for (vars, field) in [
+    let missing = files.path().join("missing-secret-id");
+    let missing = missing.display().to_string();
+    for (vars, setting) in [
         (
             vec![
                 ("OPENBAO_URL", "http://v"),
@@ -279,18 +283,73 @@ fn environment_validation_names_the_variable() -> TestResult {
             vec![("OPENBAO_URL", "http://v"), ("OPENBAO_AUTH_METHOD", "ldap")],
             "OPENBAO_AUTH_METHOD",
         ),
+        (
+            vec![
+                ("OPENBAO_URL", "http://v"),
+                ("OPENBAO_AUTH_METHOD", "approle"),
+                ("OPENBAO_ROLE_ID", "r"),
+                ("OPENBAO_SECRET_ID_FILE", missing.as_str()),
+            ],
+            "OPENBAO_SECRET_ID_FILE",
+        ),
+        (
+            vec![
+                ("VAULT_URL", "http://v"),
+                ("VAULT_TOKEN", "t"),
+                ("VAULT_TIMEOUT", "2s"),
+            ],
+            "VAULT_TIMEOUT",
+        ),
+        (vec![("BAO_ADDR", "http://v")], "OPENBAO_TOKEN"),
     ] {
         let err = builder(files.path())
             .env_lookup(env(&vars))
             .default_bootstrap_path(files.path().join("none.json"))
             .build()
             .err();
-        match err {
-            Some(secrets_sdk::Error::BootstrapInvalid { field: got, .. }) => {
-                assert_eq!(got, field);
-            }
-            other => panic!("{vars:?}: {other:?}"),
-        }
+        assert_eq!(
+            err.as_ref().map(|e| (e.code(), e.setting())),
+            Some(("CONFIG", Some(setting))),
+            "{vars:?}: {err:?}"
+        );
+    }
+    Ok(())
+}
+
+/// `OPENBAO_SECRET_ID_FILE` was `BOOTSTRAP_INVALID` at the environment level: the bootstrap
+/// had its own reader, which knew no secret-ID file.
+#[test]
+fn an_approle_secret_id_file_at_the_environment_level() -> TestResult {
+    let files = demo_files()?;
+    let file = files.path().join("secret-id");
+    std::fs::write(&file, "not-a-real-secret-id\n")?;
+    let path = file.display().to_string();
+    for prefix in ["OPENBAO", "VAULT"] {
+        let names =
+            ["URL", "AUTH_METHOD", "ROLE_ID", "SECRET_ID_FILE"].map(|n| format!("{prefix}_{n}"));
+        let vars = [
+            (names[0].as_str(), "http://127.0.0.1:8200"),
+            (names[1].as_str(), "approle"),
+            (names[2].as_str(), "role"),
+            (names[3].as_str(), path.as_str()),
+        ];
+        let client = builder(files.path())
+            .env_lookup(env(&vars))
+            .default_bootstrap_path(files.path().join("none.json"))
+            .build()?;
+        let provider = if prefix == "VAULT" {
+            secrets_sdk::uri::Provider::HashiCorp
+        } else {
+            secrets_sdk::uri::Provider::OpenBao
+        };
+        let config = client.kv2_config(provider).ok_or("no KV v2 provider")?;
+        assert!(
+            matches!(
+                &config.auth,
+                secrets_sdk::providers::Kv2Auth::AppRole { secret_id: Some(_), role_id, .. } if role_id == "role"
+            ),
+            "{prefix}"
+        );
     }
     Ok(())
 }

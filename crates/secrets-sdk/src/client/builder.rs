@@ -22,6 +22,14 @@ use crate::io_runtime::IoRuntime;
 /// [`env_lookup`](Self::env_lookup)) adds the environment as the fallback for what is not
 /// set, with the bootstrap precedence of [`BootstrapConfig::discover`].
 ///
+/// The vault settings come from the one reader that `VaultClient` and `ProviderRouter` use
+/// too, `Kv2Config::from_lookup`: from the environment level it reads everything; a bootstrap
+/// file (or a given [`BootstrapConfig`]) supplies address and login and the environment's
+/// tuning variables (`P_TIMEOUT`, `P_CACERT`, `P_VERIFY_SSL`, `P_CLIENT_CERT`/`_KEY`,
+/// `P_NAMESPACE`, retries, body cap) apply to it
+/// ([`BootstrapConfig::to_kv2_config_with`]). [`vault_timeout`](Self::vault_timeout) and
+/// [`vault_retry`](Self::vault_retry) beat the environment; [`kv2`](Self::kv2) replaces it.
+///
 /// ```
 /// use std::time::Duration;
 /// use secrets_sdk::{SecretsClient, uri::AllowedMounts};
@@ -75,6 +83,16 @@ impl fmt::Debug for SecretsClientBuilder {
 }
 
 impl SecretsClientBuilder {
+    /// The longest [`cache_ttl`](Self::cache_ttl): 365 days. Longer values (up to
+    /// `Duration::MAX`, "forever") are clamped to it.
+    pub const MAX_CACHE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+    /// The longest [`stale_if_error`](Self::stale_if_error) grace: 365 days; longer values are
+    /// clamped to it.
+    pub const MAX_STALE_IF_ERROR: Duration = Duration::from_secs(365 * 24 * 3600);
+    /// The longest [`resolve_deadline`](Self::resolve_deadline): 1 h. A longer builder value
+    /// is clamped to it; a longer `SECRETS_RESOLVE_DEADLINE_S` is refused (`CONFIG`).
+    pub const MAX_RESOLVE_DEADLINE: Duration = Duration::from_secs(3600);
+
     /// Falls back to the process environment for what is not set explicitly.
     pub fn from_env(self) -> Self {
         self.env_lookup(|name| std::env::var(name).ok())
@@ -117,8 +135,9 @@ impl SecretsClientBuilder {
         self
     }
 
-    /// The per-attempt timeout of vault requests made with the bootstrap's settings
-    /// (default 30 s).
+    /// The per-attempt timeout of vault requests made with the bootstrap's settings (default
+    /// `P_TIMEOUT`/`VAULT_TIMEOUT` with [`from_env`](Self::from_env), else 30 s); it beats the
+    /// environment.
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
     pub fn vault_timeout(mut self, timeout: Duration) -> Self {
@@ -126,8 +145,9 @@ impl SecretsClientBuilder {
         self
     }
 
-    /// The retry policy of vault requests made with the bootstrap's settings (default 3
-    /// attempts).
+    /// The retry policy of vault requests made with the bootstrap's settings (default
+    /// `P_RETRY_*` with [`from_env`](Self::from_env), else 3 attempts); it beats the
+    /// environment.
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
     pub fn vault_retry(mut self, retry: secret_providers::RetryConfig) -> Self {
@@ -163,14 +183,16 @@ impl SecretsClientBuilder {
     }
 
     /// The longest one resolve may take, whatever lookups, logins, retries and re-logins it
-    /// chains (default [`DEFAULT_RESOLVE_DEADLINE`], else `SECRETS_RESOLVE_DEADLINE_S`); past
-    /// it the resolve fails with `TIMEOUT`.
+    /// chains (default [`DEFAULT_RESOLVE_DEADLINE`], else `SECRETS_RESOLVE_DEADLINE_S`, whole
+    /// seconds from 1 to 3600); past it the resolve fails with `TIMEOUT`. At most
+    /// [`MAX_RESOLVE_DEADLINE`](Self::MAX_RESOLVE_DEADLINE); zero is refused.
     pub fn resolve_deadline(mut self, deadline: Duration) -> Self {
         self.resolve_deadline = Some(deadline);
         self
     }
 
-    /// How long a value is served from the cache (default 300 s).
+    /// How long a value is served from the cache (default 300 s; at most
+    /// [`MAX_CACHE_TTL`](Self::MAX_CACHE_TTL), to which longer values are clamped).
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = Some(ttl);
         self
@@ -199,7 +221,8 @@ impl SecretsClientBuilder {
 
     /// Serves an expired value for up to `grace` past its TTL while the backend is
     /// unavailable (`TIMEOUT`/`UNAVAILABLE`); off by default. After a failed refresh the
-    /// stale value is served without asking the backend again for 5 s.
+    /// stale value is served without asking the backend again for 5 s. At most
+    /// [`MAX_STALE_IF_ERROR`](Self::MAX_STALE_IF_ERROR), to which longer values are clamped.
     pub fn stale_if_error(mut self, grace: Duration) -> Self {
         self.stale_if_error = Some(grace);
         self
@@ -237,14 +260,19 @@ impl SecretsClientBuilder {
             mounts
         };
 
-        let resolve_deadline = match (self.resolve_deadline, var(RESOLVE_DEADLINE_ENV)) {
-            (Some(deadline), _) => deadline,
+        let resolve_deadline = match (
+            self.resolve_deadline,
+            var(RESOLVE_DEADLINE_ENV).filter(|t| !t.trim().is_empty()),
+        ) {
+            (Some(deadline), _) => deadline.min(Self::MAX_RESOLVE_DEADLINE),
             (None, Some(text)) => match text.trim().parse::<u64>() {
-                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                Ok(secs) if secs > 0 && secs <= Self::MAX_RESOLVE_DEADLINE.as_secs() => {
+                    Duration::from_secs(secs)
+                }
                 _ => {
                     return Err(Error::config(
                         RESOLVE_DEADLINE_ENV,
-                        "must be a positive whole number of seconds",
+                        "must be a whole number of seconds from 1 to 3600",
                     ));
                 }
             },
@@ -253,12 +281,19 @@ impl SecretsClientBuilder {
         if resolve_deadline.is_zero() {
             return Err(Error::config("resolve_deadline", "must be positive"));
         }
+        // Clamped so `now + ttl + grace` cannot overflow the clock.
         let settings = CacheSettings {
             resolve_deadline,
-            ttl: self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            ttl: self
+                .cache_ttl
+                .unwrap_or(DEFAULT_CACHE_TTL)
+                .min(Self::MAX_CACHE_TTL),
             capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
             cache_file_secrets: self.cache_file_secrets.unwrap_or(true),
-            stale_if_error: self.stale_if_error.filter(|g| !g.is_zero()),
+            stale_if_error: self
+                .stale_if_error
+                .filter(|g| !g.is_zero())
+                .map(|g| g.min(Self::MAX_STALE_IF_ERROR)),
             offload_file_reads: self.offload_file_reads,
         };
         if settings.capacity == 0 {
@@ -376,10 +411,12 @@ impl SecretsClientBuilder {
     > {
         use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider};
 
-        let environment = var("ENVIRONMENT");
+        use crate::bootstrap::{config_error, env_flavor};
+
+        // Explicit builder settings beat the environment's tuning.
         let tune = |mut config: Kv2Config| {
             if let Some(timeout) = self.vault_timeout {
-                config.timeout = timeout;
+                config.timeout = timeout.min(Kv2Config::MAX_TIMEOUT);
             }
             if let Some(retry) = self.vault_retry {
                 config.retry = retry;
@@ -388,21 +425,32 @@ impl SecretsClientBuilder {
         };
         let mut configs = Vec::new();
         if let Some(loaded) = loaded {
-            let flavor = match loaded.source {
-                BootstrapSource::Environment("VAULT") => Kv2Flavor::HashiCorp,
-                _ if cfg!(feature = "openbao") => Kv2Flavor::OpenBao,
-                _ => Kv2Flavor::HashiCorp,
-            };
-            configs.push(tune(
-                loaded.config.to_kv2_config(flavor, environment.clone())?,
-            ));
-            // Both OPENBAO_URL and VAULT_URL set: each scheme gets its own server.
-            if loaded.source == BootstrapSource::Environment("OPENBAO")
-                && let Some(second) = BootstrapConfig::from_env_prefix("VAULT", var)?
-            {
-                configs.push(tune(
-                    second.to_kv2_config(Kv2Flavor::HashiCorp, environment.clone())?,
-                ));
+            match loaded.source {
+                // The environment level: the one reader's settings, in full.
+                BootstrapSource::Environment(prefix) => {
+                    let flavor = env_flavor(prefix);
+                    configs.push(tune(
+                        Kv2Config::from_lookup(flavor, var).map_err(config_error)?,
+                    ));
+                    // Both OPENBAO_URL and VAULT_URL set: each scheme gets its own server.
+                    if flavor == Kv2Flavor::OpenBao
+                        && Kv2Config::address_from_lookup(Kv2Flavor::HashiCorp, var).is_some()
+                    {
+                        configs.push(tune(
+                            Kv2Config::from_lookup(Kv2Flavor::HashiCorp, var)
+                                .map_err(config_error)?,
+                        ));
+                    }
+                }
+                // A file or a given bootstrap: its address and login, the environment's tuning.
+                _ => {
+                    let flavor = if cfg!(feature = "openbao") {
+                        Kv2Flavor::OpenBao
+                    } else {
+                        Kv2Flavor::HashiCorp
+                    };
+                    configs.push(tune(loaded.config.to_kv2_config_with(flavor, var)?));
+                }
             }
         }
         configs.extend(self.kv2.iter().cloned());
@@ -410,11 +458,7 @@ impl SecretsClientBuilder {
         let (mut openbao, mut hashicorp) = (None, None);
         for config in configs {
             let flavor = config.flavor;
-            let provider = Kv2Provider::new(config).map_err(|e| Error::Config {
-                setting: format!("{} vault", flavor.name()),
-                reason: format!("is invalid ({})", e.code()),
-                source: Some(Box::new(e)),
-            })?;
+            let provider = Kv2Provider::new(config).map_err(config_error)?;
             match flavor {
                 Kv2Flavor::HashiCorp => hashicorp = Some(provider),
                 _ => openbao = Some(provider),
