@@ -4,7 +4,7 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ pub struct OpenBaoServer {
     /// Plain-HTTP listener for admin calls and health probes: `port` itself unless TLS.
     admin_port: u16,
     root_token: String,
-    tls: bool,
+    mode: Mode,
     /// Private temp dir: `bao.log`, and for TLS `certs/` plus `admin-listener.hcl`.
     workdir: PathBuf,
     child: Option<Child>,
@@ -62,6 +62,17 @@ impl fmt::Debug for OpenBaoServer {
             .field("workdir", &self.workdir)
             .finish()
     }
+}
+
+/// How the API listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Plain HTTP.
+    Plain,
+    /// `-dev-tls`: TLS with a CA of the server's own.
+    DevTls,
+    /// TLS that requires a client certificate signed by the test CA.
+    MutualTls,
 }
 
 /// Role and secret IDs returned by [`OpenBaoServer::setup_approle`].
@@ -86,7 +97,7 @@ impl OpenBaoServer {
     /// Starts a fresh plain-HTTP dev server and waits until `/v1/sys/health` reports it
     /// unsealed and the `secret/` mount answers.
     pub fn start() -> Result<Self, Error> {
-        Self::launch(false)
+        Self::launch(Mode::Plain)
     }
 
     /// Starts a fresh dev server with `-dev-tls`: the API is `https://127.0.0.1:PORT` with a
@@ -95,10 +106,84 @@ impl OpenBaoServer {
     /// A second, plain-HTTP listener on [`Self::admin_addr`] serves the admin helpers, so they
     /// need no TLS client.
     pub fn start_tls() -> Result<Self, Error> {
-        Self::launch(true)
+        Self::launch(Mode::DevTls)
     }
 
-    fn launch(tls: bool) -> Result<Self, Error> {
+    /// Starts a fresh dev server whose API, `https://127.0.0.1:PORT`, **requires a client
+    /// certificate** (`tls_require_and_verify_client_cert`): a second `listener "tcp"` with a
+    /// server certificate (SANs `localhost`, `127.0.0.1`) and a client CA from
+    /// [`write_test_pki`](Self::write_test_pki). The CA is at [`Self::ca_cert_path`], a client
+    /// certificate it signed at [`Self::client_cert_path`] / [`Self::client_key_path`]; all are
+    /// made anew on every (re)start. The admin helpers use the plain-HTTP dev listener on
+    /// [`Self::admin_addr`].
+    pub fn start_mtls() -> Result<Self, Error> {
+        Self::launch(Mode::MutualTls)
+    }
+
+    /// Writes a fresh test PKI into `dir` (created if needed), as PEM: a CA (`vault-ca.pem`),
+    /// a server certificate for `localhost` and `127.0.0.1` (`vault-cert.pem`,
+    /// `vault-key.pem`) and a client certificate (`client-cert.pem`, `client-key.pem`), both
+    /// signed by the CA. Keys are ECDSA P-256 (PKCS#8), made with `rcgen` on ring.
+    pub fn write_test_pki(dir: &Path) -> Result<(), Error> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let pki = |e: rcgen::Error| Error::Io {
+            context: "generate the test PKI".into(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("create {}", dir.display())))?;
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).map_err(Error::io(format!("write {}", path.display())))
+        };
+
+        let ca_key = KeyPair::generate().map_err(pki)?;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(pki)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("secrets-test CA {}", &random_hex()[..8]),
+        );
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        write("vault-ca.pem", ca.self_signed(&ca_key).map_err(pki)?.pem())?;
+        let issuer = Issuer::new(ca, ca_key);
+
+        let leaf = |sans: Vec<String>, name: &str, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().map_err(pki)?;
+            let mut params = CertificateParams::new(sans).map_err(pki)?;
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &issuer).map_err(pki)?;
+            Ok::<_, Error>((cert.pem(), key.serialize_pem()))
+        };
+        let (cert, key) = leaf(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            "localhost",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
+        write("vault-cert.pem", cert)?;
+        write("vault-key.pem", key)?;
+        let (cert, key) = leaf(
+            vec![],
+            "secrets-test client",
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
+        write("client-cert.pem", cert)?;
+        write("client-key.pem", key)?;
+        Ok(())
+    }
+
+    fn launch(mode: Mode) -> Result<Self, Error> {
         let bin = bao_bin()?;
         let workdir = std::env::temp_dir().join(format!(
             "secrets-test-bao-{}-{}",
@@ -112,7 +197,7 @@ impl OpenBaoServer {
             port: 0,
             admin_port: 0,
             root_token: format!("root-{}", random_hex()),
-            tls,
+            mode,
             workdir,
             child: None,
         };
@@ -121,7 +206,7 @@ impl OpenBaoServer {
             attempt += 1;
             server.port = free_port_pair()?;
             server.admin_port = server.port;
-            if tls {
+            if mode != Mode::Plain {
                 // Neither the admin port nor its implicit cluster port (+1) may collide.
                 server.admin_port = loop {
                     let candidate = free_port_pair()?;
@@ -137,9 +222,10 @@ impl OpenBaoServer {
         }
     }
 
-    /// `http://127.0.0.1:PORT` (or `https://…` for [`Self::start_tls`]).
+    /// `http://127.0.0.1:PORT` (or `https://…` for [`Self::start_tls`] and
+    /// [`Self::start_mtls`]).
     pub fn addr(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
+        let scheme = if self.is_tls() { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
@@ -160,13 +246,24 @@ impl OpenBaoServer {
 
     /// Whether the API is served over TLS.
     pub fn is_tls(&self) -> bool {
-        self.tls
+        self.mode != Mode::Plain
     }
 
     /// PEM of the CA that signed the TLS server's certificate (`None` for plain HTTP). The
     /// file is regenerated, with a new CA, on every (re)start.
     pub fn ca_cert_path(&self) -> Option<PathBuf> {
-        self.tls.then(|| self.cert_dir().join("vault-ca.pem"))
+        self.is_tls().then(|| self.cert_dir().join("vault-ca.pem"))
+    }
+
+    /// PEM of a client certificate the [`Self::start_mtls`] listener accepts (`None` for the
+    /// other kinds of server).
+    pub fn client_cert_path(&self) -> Option<PathBuf> {
+        (self.mode == Mode::MutualTls).then(|| self.cert_dir().join("client-cert.pem"))
+    }
+
+    /// The private key (PEM, PKCS#8) of [`Self::client_cert_path`].
+    pub fn client_key_path(&self) -> Option<PathBuf> {
+        (self.mode == Mode::MutualTls).then(|| self.cert_dir().join("client-key.pem"))
     }
 
     /// The server's log file (stdout and stderr of every start, appended).
@@ -243,9 +340,32 @@ impl OpenBaoServer {
 
         let mut cmd = Command::new(&self.bin);
         cmd.args(["server", "-dev", "-dev-no-store-token"])
-            .arg(format!("-dev-root-token-id={}", self.root_token))
-            .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port));
-        if self.tls {
+            .arg(format!("-dev-root-token-id={}", self.root_token));
+        if self.mode == Mode::MutualTls {
+            // The dev listener is the plain admin one; the API is a listener of its own.
+            let certs = self.cert_dir();
+            let _ = std::fs::remove_dir_all(&certs);
+            Self::write_test_pki(&certs)?;
+            let config = self.workdir.join("mtls-listener.hcl");
+            let file = |name: &str| certs.join(name).display().to_string();
+            let hcl = format!(
+                "listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  \
+                 tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  \
+                 tls_client_ca_file = \"{}\"\n  \
+                 tls_require_and_verify_client_cert = true\n}}\n",
+                self.port,
+                file("vault-cert.pem"),
+                file("vault-key.pem"),
+                file("vault-ca.pem"),
+            );
+            std::fs::write(&config, hcl)
+                .map_err(Error::io(format!("write {}", config.display())))?;
+            cmd.arg(format!("-dev-listen-address=127.0.0.1:{}", self.admin_port))
+                .arg(format!("-config={}", config.display()));
+        } else {
+            cmd.arg(format!("-dev-listen-address=127.0.0.1:{}", self.port));
+        }
+        if self.mode == Mode::DevTls {
             let certs = self.cert_dir();
             // A killed server leaves its read-only cert files behind; start from a clean dir.
             let _ = std::fs::remove_dir_all(&certs);
