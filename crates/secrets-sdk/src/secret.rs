@@ -1,7 +1,7 @@
 //! [`Secret`]: a resolved value as the client hands it out, and the cache entry behind it.
 
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -10,8 +10,9 @@ use secret_providers::SecretValue;
 use secret_uri::SecretUri;
 use zeroize::Zeroizing;
 
-/// One cached (or freshly read) secret. Immutable but for the stale-retry clock; shared by the
-/// cache and every [`Secret`] handed out, so a hit is one `Arc` increment.
+/// One cached (or freshly read) secret. Immutable but for the stale-retry clock and the
+/// refresh flag; shared by the cache and every [`Secret`] handed out, so a hit is one `Arc`
+/// increment.
 pub(crate) struct Entry {
     pub(crate) value: SecretValue,
     pub(crate) uri: SecretUri,
@@ -25,6 +26,9 @@ pub(crate) struct Entry {
     /// Nanoseconds since the client's epoch before which a stale entry is served without
     /// asking the backend again (set after a failed refresh).
     pub(crate) retry_after: AtomicU64,
+    /// Set while one caller refreshes this (expired) entry, so that the others are served it
+    /// within the stale bound instead of queueing behind that refresh.
+    pub(crate) refreshing: AtomicBool,
     hash: OnceLock<UriHash>,
 }
 
@@ -43,6 +47,7 @@ impl Entry {
             fresh_until,
             stale_until,
             retry_after: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
             hash: OnceLock::new(),
         }
     }
@@ -223,11 +228,13 @@ impl<'a> From<&'a SecretUri> for UriInput<'a> {
 }
 
 /// An owned [`UriInput`], for work moved onto the client's runtime.
+#[cfg_attr(not(feature = "vault"), allow(dead_code))]
 pub(crate) enum OwnedUriInput {
     Text(String),
     Parsed(SecretUri),
 }
 
+#[cfg_attr(not(feature = "vault"), allow(dead_code))]
 impl OwnedUriInput {
     pub(crate) fn from_input(input: UriInput<'_>) -> Self {
         match input {

@@ -18,11 +18,14 @@ use tracing::field::Empty;
 use crate::Error;
 use crate::bootstrap::BootstrapSource;
 use crate::io_runtime::IoRuntime;
-use crate::secret::{Entry, OwnedUriInput, Secret, UriHash, UriInput};
+use crate::secret::{Entry, Secret, UriHash, UriInput};
 
 mod builder;
+mod deadline;
 
 pub use builder::SecretsClientBuilder;
+
+use deadline::{AbortOnDrop, Deadline, RefreshClaim};
 
 /// The default time a value is served from the cache, 300 s.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -37,6 +40,9 @@ pub const ALLOWED_MOUNTS_ENV: &str = "SECRETS_ALLOWED_MOUNTS";
 /// After a failed refresh, a stale value is served without asking the backend again for this
 /// long (capped by the grace period).
 const STALE_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// TTLs and grace periods longer than this (about 10 years) are treated as this long, so that
+/// `Duration::MAX` cannot overflow `Instant` arithmetic.
+const MAX_CACHE_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 /// Bound of the table that hands one failed read to the callers that waited for it.
 const FAILURE_SLOTS: usize = 1024;
 
@@ -106,10 +112,10 @@ struct CacheSettings {
     capacity: usize,
     cache_file_secrets: bool,
     stale_if_error: Option<Duration>,
-    #[cfg_attr(not(feature = "file"), allow(dead_code))]
-    offload_file_reads: bool,
-    /// The longest one resolve may take (not enforced yet: the faults issue's work).
+    /// Kept for the builder's setting: file reads always run on the client's blocking pool.
     #[allow(dead_code)]
+    offload_file_reads: bool,
+    /// The longest one resolve may take, whatever it chains; then `TIMEOUT`.
     resolve_deadline: Duration,
 }
 
@@ -186,13 +192,23 @@ impl SecretsClient {
     /// number of concurrent callers). Accepts `&str`, `&String` or `&SecretUri`; a canonical
     /// URI that is cached is served without parsing.
     ///
-    /// KV v2 reads run on the client's own small runtime, so this future can be polled by any
-    /// executor. File reads happen in place (see
-    /// [`SecretsClientBuilder::offload_file_reads`]).
+    /// KV v2 reads run on the client's own small runtime and file reads on its blocking pool,
+    /// so this future can be polled by any executor and a stalled filesystem never holds a
+    /// thread that vault I/O needs.
+    ///
+    /// **Bounded time**: one resolve ends within the resolve deadline
+    /// ([`SecretsClientBuilder::resolve_deadline`], default 60 s) whatever lookups, logins,
+    /// retries and re-logins it chains; past it, `TIMEOUT`. Callers that waited for that read
+    /// get the same `TIMEOUT`; the next resolve tries again.
+    ///
+    /// **Stale-if-error** ([`SecretsClientBuilder::stale_if_error`]): once a value expires,
+    /// one caller refreshes it and every other caller is served the expired value meanwhile
+    /// (within the grace period). If the refresh fails with `TIMEOUT` or `UNAVAILABLE`, the
+    /// refreshing caller gets the stale value too; if it is cancelled, the stale value stays.
     ///
     /// # Errors
-    /// See [`Error`]: the URI's and provider's codes, `NOT_CONFIGURED`,
-    /// `UNSUPPORTED_PROVIDER`, `TENANT_MOUNT_MISMATCH`, `CLOSED`.
+    /// See [`Error`]: the URI's and provider's codes (`TIMEOUT` at the deadline),
+    /// `NOT_CONFIGURED`, `UNSUPPORTED_PROVIDER`, `TENANT_MOUNT_MISMATCH`, `CLOSED`.
     pub async fn resolve<'a>(&self, uri: impl Into<UriInput<'a>>) -> Result<Secret, Error> {
         self.inner
             .resolve(uri.into(), ResolveOptions::default())
@@ -241,9 +257,11 @@ impl SecretsClient {
     /// Resolves any URI from synchronous code. Runs on the client's own runtime, so it works
     /// outside any runtime and also when called from inside a tokio runtime (it blocks the
     /// calling thread, not the caller's executor; prefer [`resolve`](Self::resolve) in async
-    /// code). Cache hits are answered on the calling thread. A miss reads the backend itself
-    /// instead of waiting for another task's read of the same URI: that task may need the very
-    /// thread this call blocks, so waiting could never end.
+    /// code). Cache hits, under the canonical form of whatever spelling is given, are
+    /// answered on the calling thread. A miss reads the backend itself instead of waiting for
+    /// another task's read of the same URI: that task may need the very thread this call
+    /// blocks, so waiting could never end. Stale-if-error and the resolve deadline apply as
+    /// for [`resolve`](Self::resolve).
     ///
     /// # Errors
     /// As [`resolve`](Self::resolve), plus `RUNTIME` when the client's runtime cannot start.
@@ -257,7 +275,18 @@ impl SecretsClient {
         if let Some(secret) = inner.cached(input.key(), started) {
             return Ok(secret);
         }
-        let owned = OwnedUriInput::from_input(input);
+        // Not a cached canonical spelling: parse here and look the canonical key up, so a
+        // `FILE://…` or `?version=3#token` spelling hits as well.
+        let owned = match input {
+            UriInput::Parsed(uri) => uri.clone(),
+            UriInput::Text(text) => {
+                let uri = SecretUri::parse(text)?;
+                if let Some(secret) = inner.cached(uri.as_str(), started) {
+                    return Ok(secret);
+                }
+                uri
+            }
+        };
         let handle = inner.io_handle()?;
         let task_inner = Arc::clone(inner);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -268,7 +297,7 @@ impl SecretsClient {
                     uncoalesced: true,
                     ..ResolveOptions::default()
                 };
-                let result = task_inner.resolve(owned.as_input(), options).await;
+                let result = task_inner.resolve(UriInput::Parsed(&owned), options).await;
                 // The caller holds the client until it has the result, so the runtime never
                 // drops its own last reference to the client.
                 drop(task_inner);
@@ -354,13 +383,15 @@ impl Inner {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// A cached entry that may be served at `now`, and how.
+    /// A cached entry that may be served at `now`, and how. In its stale window an entry is
+    /// served while another caller refreshes it, or for a while after a failed refresh.
     #[inline]
     fn servable(&self, entry: &Entry, now: Instant) -> Option<CacheState> {
         if now < entry.fresh_until {
             Some(CacheState::Hit)
         } else if now < entry.stale_until
-            && self.nanos(now) < entry.retry_after.load(Ordering::Relaxed)
+            && (entry.refreshing.load(Ordering::Acquire)
+                || self.nanos(now) < entry.retry_after.load(Ordering::Relaxed))
         {
             Some(CacheState::Stale)
         } else {
@@ -447,7 +478,8 @@ impl Inner {
         result
     }
 
-    /// Everything after the hit path: routing, coalesced reads, stale-if-error.
+    /// Everything after the hit path: routing, coalesced reads, stale-if-error, all within
+    /// the resolve deadline.
     async fn load(
         &self,
         uri: &SecretUri,
@@ -463,19 +495,16 @@ impl Inner {
         // never a silent read of something else.
         secret_providers::check_parameters(uri)
             .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
+        let deadline = Deadline::new(self.io_handle()?, started, self.settings.resolve_deadline);
         let key = uri.as_str();
         if !self.cacheable(uri) {
             record(CacheState::Off);
-            let value = self.read(&route, uri).await?;
+            let value = self.read(&route, uri, &deadline).await?;
             return Ok(Secret(Arc::new(self.entry(uri, value))));
         }
-        if options.refresh || options.uncoalesced {
-            record(if options.refresh {
-                CacheState::Refresh
-            } else {
-                CacheState::Miss
-            });
-            return match self.read(&route, uri).await {
+        if options.refresh {
+            record(CacheState::Refresh);
+            return match self.read(&route, uri, &deadline).await {
                 Ok(value) => {
                     let entry = Arc::new(self.entry(uri, value));
                     self.cache.insert(key.to_owned(), Arc::clone(&entry));
@@ -483,8 +512,7 @@ impl Inner {
                     Ok(Secret(entry))
                 }
                 Err(error) => {
-                    if options.refresh && error.provider_error().is_some() && !error.is_transient()
-                    {
+                    if error.provider_error().is_some() && !error.is_transient() {
                         self.cache.remove(key);
                     }
                     Err(error)
@@ -493,15 +521,48 @@ impl Inner {
         }
         loop {
             let now = Instant::now();
-            let found = self
-                .cache
-                .entry_async(key, |_, entry| match self.servable(entry, now) {
-                    Some(state) => EntryAction::Retain((Arc::clone(entry), state)),
-                    None => EntryAction::ReplaceWithGuard,
-                })
-                .await;
-            let (guard, previous) = match found {
-                EntryResult::Retained((entry, state)) => {
+            // An entry in its stale window: one caller refreshes it, every other caller is
+            // served the stale value meanwhile. None of them waits on another task.
+            if let Some(entry) = self.cache.get(key) {
+                if let Some(state) = self.servable(&entry, now) {
+                    record(state);
+                    return Ok(Secret(entry));
+                }
+                if now < entry.stale_until {
+                    let Some(claim) = RefreshClaim::try_claim(&entry.refreshing) else {
+                        record(CacheState::Stale);
+                        return Ok(Secret(entry));
+                    };
+                    record(CacheState::Miss);
+                    let result = self.refresh_stale(&route, uri, &entry, &deadline).await;
+                    drop(claim);
+                    if matches!(result, Ok(ref served) if Arc::ptr_eq(&served.0, &entry)) {
+                        record(CacheState::Stale);
+                    }
+                    return result;
+                }
+            }
+            if options.uncoalesced {
+                record(CacheState::Miss);
+                let value = self.read(&route, uri, &deadline).await?;
+                let entry = Arc::new(self.entry(uri, value));
+                self.cache.insert(key.to_owned(), Arc::clone(&entry));
+                self.failures.remove(key);
+                return Ok(Secret(entry));
+            }
+            let found = deadline
+                .run(self.cache.entry_async(key, |_, entry| {
+                    match self.servable(entry, now) {
+                        Some(state) => EntryAction::Retain(Some((Arc::clone(entry), state))),
+                        // In its stale window: served (or refreshed) above, without a guard.
+                        None if now < entry.stale_until => EntryAction::Retain(None),
+                        None => EntryAction::ReplaceWithGuard,
+                    }
+                }))
+                .await
+                .ok_or_else(|| self.timed_out(uri, &deadline))?;
+            let guard = match found {
+                EntryResult::Retained(Some((entry, state))) => {
                     // Loaded after this call started: another task's read, waited for.
                     let state = match state {
                         CacheState::Hit if entry.loaded_at >= started => CacheState::Coalesced,
@@ -510,9 +571,10 @@ impl Inner {
                     record(state);
                     return Ok(Secret(entry));
                 }
-                EntryResult::Vacant(guard) => (guard, None),
-                EntryResult::Replaced(guard, previous) => (guard, Some(previous)),
-                EntryResult::Removed(..) | EntryResult::Timeout => continue,
+                EntryResult::Retained(None) | EntryResult::Removed(..) | EntryResult::Timeout => {
+                    continue;
+                }
+                EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => guard,
             };
             // The guard came to us because a read we waited for failed: that failure is our
             // answer too, so a burst makes one read even when the backend is down.
@@ -523,7 +585,7 @@ impl Inner {
                 return Err(Error::provider(uri.mount(), Arc::clone(&failure.error)));
             }
             record(CacheState::Miss);
-            return match self.read(&route, uri).await {
+            return match self.read(&route, uri, &deadline).await {
                 Ok(value) => {
                     let entry = Arc::new(self.entry(uri, value));
                     // Fails only if a refresh replaced the placeholder meanwhile; fine.
@@ -532,27 +594,13 @@ impl Inner {
                     Ok(Secret(entry))
                 }
                 Err(error) => {
-                    let now = Instant::now();
-                    if error.is_transient()
-                        && let Some(stale) = previous.filter(|p| now < p.stale_until)
-                    {
-                        let retry = STALE_RETRY_INTERVAL.min(stale.stale_until - now);
-                        stale
-                            .retry_after
-                            .store(self.nanos(now + retry), Ordering::Relaxed);
-                        let _ = guard.insert(Arc::clone(&stale));
-                        record(CacheState::Stale);
-                        tracing::warn!(
-                            code = error.code(),
-                            "backend unavailable; serving a stale value"
-                        );
-                        return Ok(Secret(stale));
-                    }
+                    // Also a deadline hit: the callers waiting on this read get it, and the
+                    // next resolve (started later) tries again.
                     if let Some(source) = error.provider_error_arc() {
                         self.failures.insert(
                             key.to_owned(),
                             Arc::new(Failure {
-                                at: now,
+                                at: Instant::now(),
                                 error: source,
                             }),
                         );
@@ -564,10 +612,66 @@ impl Inner {
         }
     }
 
+    /// The claimed refresh of an entry in its stale window: a new value replaces it; a
+    /// transient failure (the deadline included) serves it and holds off the backend for a
+    /// while; any other failure (`NOT_FOUND` after a deletion …) removes it.
+    async fn refresh_stale(
+        &self,
+        route: &Route<'_>,
+        uri: &SecretUri,
+        stale: &Arc<Entry>,
+        deadline: &Deadline,
+    ) -> Result<Secret, Error> {
+        let key = uri.as_str();
+        match self.read(route, uri, deadline).await {
+            Ok(value) => {
+                let entry = Arc::new(self.entry(uri, value));
+                self.cache.insert(key.to_owned(), Arc::clone(&entry));
+                self.failures.remove(key);
+                Ok(Secret(entry))
+            }
+            Err(error) => {
+                let now = Instant::now();
+                if error.is_transient() && now < stale.stale_until {
+                    let retry = STALE_RETRY_INTERVAL.min(stale.stale_until - now);
+                    stale
+                        .retry_after
+                        .store(self.nanos(now + retry), Ordering::Relaxed);
+                    tracing::warn!(
+                        code = error.code(),
+                        "backend unavailable; serving a stale value"
+                    );
+                    return Ok(Secret(Arc::clone(stale)));
+                }
+                if !error.is_transient() {
+                    self.cache
+                        .remove_if(key, |cached| Arc::ptr_eq(cached, stale));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The `TIMEOUT` of a resolve that hit its deadline.
+    fn timed_out(&self, uri: &SecretUri, deadline: &Deadline) -> Error {
+        Error::provider(
+            uri.mount(),
+            Arc::new(ProviderError::Timeout {
+                provider: uri.provider().as_str(),
+                timeout: deadline.limit(),
+                attempts: 1,
+            }),
+        )
+    }
+
     fn entry(&self, uri: &SecretUri, value: SecretValue) -> Entry {
         let now = Instant::now();
-        let fresh_until = now + self.settings.ttl;
-        let stale_until = fresh_until + self.settings.stale_if_error.unwrap_or_default();
+        let later = |from: Instant, span: Duration| from + span.min(MAX_CACHE_SPAN);
+        let fresh_until = later(now, self.settings.ttl);
+        let stale_until = later(
+            fresh_until,
+            self.settings.stale_if_error.unwrap_or_default(),
+        );
         Entry::new(uri.clone(), value, now, fresh_until, stale_until)
     }
 
@@ -616,40 +720,49 @@ impl Inner {
         }
     }
 
-    /// One provider read. KV v2 reads run on the client's runtime (connections then live on
-    /// a runtime the client controls, whatever runtime the caller uses).
-    async fn read(&self, route: &Route<'_>, uri: &SecretUri) -> Result<SecretValue, Error> {
+    /// One provider read, on the client's runtime and within the deadline: KV v2 reads as
+    /// tasks (connections then live on a runtime the client controls, whatever runtime the
+    /// caller uses), file reads on its blocking pool (a stalled filesystem then holds a
+    /// blocking thread, never a thread that vault I/O or the caller's executor needs).
+    async fn read(
+        &self,
+        route: &Route<'_>,
+        uri: &SecretUri,
+        deadline: &Deadline,
+    ) -> Result<SecretValue, Error> {
         let shared = |e: ProviderError| Error::provider(uri.mount(), Arc::new(e));
-        match route {
-            // A secret file is small and local (tmpfs in Docker and Kubernetes): reading it in
-            // place (~15 µs) is cheaper than a hop to the blocking pool (~25 µs more).
+        let joined = match route {
             #[cfg(feature = "file")]
-            Route::File(file) if self.settings.offload_file_reads => {
-                file.read(uri).await.map_err(shared)
+            Route::File(file) => {
+                let file = (*file).clone();
+                let owned = uri.clone();
+                let task = deadline
+                    .handle()
+                    .spawn_blocking(move || file.read_blocking(&owned));
+                deadline.run(AbortOnDrop(task)).await
             }
-            #[cfg(feature = "file")]
-            Route::File(file) => file.read_blocking(uri).map_err(shared),
             #[cfg(any(feature = "openbao", feature = "hashicorp"))]
             Route::Kv2(kv2) => {
-                let handle = self.io_handle()?;
                 let kv2 = (*kv2).clone();
                 let owned = uri.clone();
-                let task = handle.spawn(
+                let task = deadline.handle().spawn(
                     async move { kv2.read(&owned).await }.instrument(tracing::Span::current()),
                 );
-                match task.await {
-                    Ok(result) => result.map_err(shared),
-                    Err(join) => Err(Error::Runtime {
-                        reason: "the read task was cancelled",
-                        source: Some(Box::new(join)),
-                    }),
-                }
+                deadline.run(AbortOnDrop(task)).await
             }
             #[cfg(not(any(feature = "file", feature = "openbao", feature = "hashicorp")))]
             Route::None(_) => {
-                let _ = (shared, uri);
-                Err(Error::Closed)
+                let _ = (shared, deadline);
+                return Err(Error::Closed);
             }
+        };
+        match joined {
+            Some(Ok(result)) => result.map_err(shared),
+            Some(Err(join)) => Err(Error::Runtime {
+                reason: "the read task was cancelled",
+                source: Some(Box::new(join)),
+            }),
+            None => Err(self.timed_out(uri, deadline)),
         }
     }
 

@@ -1,0 +1,155 @@
+//! What bounds one resolve in time: its deadline, the tasks it starts on the client's runtime
+//! (aborted when the resolve is dropped) and the claim on an expired entry's refresh
+//! (released when the resolve is dropped, so the stale value stays servable).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio::task::{JoinError, JoinHandle};
+
+/// Deadlines longer than this are treated as this long (about a year): `Instant` arithmetic
+/// with `Duration::MAX` would overflow, and nothing waits that long anyway.
+const MAX_DEADLINE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// When a resolve must be done by, with the runtime whose timer enforces it.
+pub(super) struct Deadline {
+    handle: Handle,
+    limit: Duration,
+    #[cfg_attr(not(any(feature = "openbao", feature = "hashicorp")), allow(dead_code))]
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    /// `limit` after `started`, timed on `handle`'s runtime (the client's own, which has a
+    /// timer whatever executor polls the resolve).
+    pub(super) fn new(handle: Handle, started: Instant, limit: Duration) -> Self {
+        let limit = limit.min(MAX_DEADLINE);
+        Self {
+            handle,
+            limit,
+            at: started.checked_add(limit),
+        }
+    }
+
+    /// The configured limit, for the `TIMEOUT` error.
+    pub(super) fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// The runtime the resolve's tasks run on.
+    pub(super) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Runs `future` until it finishes or the deadline passes (`None`).
+    ///
+    /// The timer is created inside the client's runtime, so it also fires when the resolve
+    /// is polled by another executor (or a runtime without a timer).
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    pub(super) async fn run<F: Future>(&self, future: F) -> Option<F::Output> {
+        let Some(at) = self.at else {
+            return Some(future.await);
+        };
+        let bounded = {
+            let _entered = self.handle.enter();
+            tokio::time::timeout_at(tokio::time::Instant::from_std(at), future)
+        };
+        bounded.await.ok()
+    }
+
+    /// Without a vault feature the build has no tokio timer: file reads still run on the
+    /// blocking pool, but are not bounded.
+    #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
+    pub(super) async fn run<F: Future>(&self, future: F) -> Option<F::Output> {
+        Some(future.await)
+    }
+}
+
+/// A task on the client's runtime that is aborted when its result is no longer awaited (the
+/// resolve hit its deadline or was cancelled), so no retries or logins go on in the
+/// background for nobody. A blocking task that already started runs to its end.
+pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The one caller refreshing an expired entry. Dropped on every path, including a cancelled
+/// resolve, so the entry (still in the cache) is served stale again and a later caller can
+/// claim the next refresh.
+pub(super) struct RefreshClaim<'a>(&'a AtomicBool);
+
+impl<'a> RefreshClaim<'a> {
+    /// Claims the refresh, unless another caller holds it.
+    pub(super) fn try_claim(flag: &'a AtomicBool) -> Option<Self> {
+        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .map(|_| Self(flag))
+    }
+}
+
+impl Drop for RefreshClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_exclusive_and_released_on_drop() {
+        let flag = AtomicBool::new(false);
+        let first = RefreshClaim::try_claim(&flag);
+        assert!(first.is_some());
+        assert!(RefreshClaim::try_claim(&flag).is_none());
+        drop(first);
+        assert!(!flag.load(Ordering::Acquire));
+        assert!(RefreshClaim::try_claim(&flag).is_some());
+    }
+
+    #[test]
+    fn huge_deadlines_do_not_overflow() -> Result<(), std::io::Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let deadline = Deadline::new(runtime.handle().clone(), Instant::now(), Duration::MAX);
+        assert_eq!(deadline.limit(), MAX_DEADLINE);
+        assert_eq!(runtime.block_on(deadline.run(async { 7 })), Some(7));
+        Ok(())
+    }
+
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[test]
+    fn the_timer_fires_when_another_executor_polls() -> Result<(), std::io::Error> {
+        let client_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        // A caller's runtime without a timer: the deadline still fires.
+        let caller = tokio::runtime::Builder::new_current_thread().build()?;
+        let deadline = Deadline::new(
+            client_runtime.handle().clone(),
+            Instant::now(),
+            Duration::from_millis(50),
+        );
+        let outcome = caller.block_on(deadline.run(std::future::pending::<()>()));
+        assert_eq!(outcome, None);
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! `SecretsClient` during a backend outage, against the fault-injecting server: stale values
+//! served while a refresh hangs, a cancelled refresh, a body cut mid-response, the resolve
+//! deadline, and the share of resolves served over an outage window.
+//!
+//! Time is scaled down (TTLs of a few hundred milliseconds, outages of seconds). Bounds on
+//! elapsed time only catch hangs; they are generous for a loaded 2-core machine.
+#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{TestResult, builder, demo_files};
+use secrets_sdk::providers::RetryConfig;
+use secrets_sdk::{BootstrapConfig, SecretsClient};
+use secrets_test_support::{Fault, FaultServer};
+use serde_json::json;
+
+const API: &str = "openbao+kv2://secret/app/api#token";
+const API_PATH: &str = "/v1/secret/data/app/api";
+
+fn kv_reply(token: &str) -> Fault {
+    Fault::json(
+        200,
+        &json!({"data": {"data": {"token": token}, "metadata": {"version": 1}}}),
+    )
+}
+
+/// `lookup-self` refused: the token is then used as is (no further lookups), and the next
+/// step answers the first read.
+fn script(then: Fault) -> Vec<Fault> {
+    vec![Fault::status(403), then]
+}
+
+fn reads(server: &FaultServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path == API_PATH)
+        .count()
+}
+
+/// A client with a short TTL and a long stale-if-error grace, primed with `v1`.
+async fn primed(
+    server: &FaultServer,
+    files: &std::path::Path,
+    deadline: Duration,
+) -> Result<SecretsClient, Box<dyn std::error::Error>> {
+    let client = builder(files)
+        .bootstrap(BootstrapConfig::token(server.addr(), "t"))
+        .cache_ttl(Duration::from_millis(200))
+        .stale_if_error(Duration::from_secs(60))
+        .resolve_deadline(deadline)
+        .build()?;
+    assert_eq!(client.resolve(API).await?.expose_str(), Some("v1"));
+    Ok(client)
+}
+
+async fn expire() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// While one caller's refresh hangs on the backend, every other caller is served the stale
+/// value at once instead of queueing behind it. Before: all of them waited for the refresh
+/// (up to 3 × 30 s), so a caller with a 1 s budget got nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_refresh_does_not_hold_up_other_callers() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(script(kv_reply("v1")))?;
+    let client = primed(&server, files.path(), Duration::from_secs(5)).await?;
+    server.set_script(vec![Fault::Hang]);
+    expire().await;
+
+    let refresher = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .resolve(API)
+                .await
+                .map(|s| s.expose_str().map(str::to_owned))
+                .map_err(|e| e.code())
+        })
+    };
+    // Until the refresher's read reaches the server, nobody holds the refresh.
+    let waited = Instant::now();
+    while reads(&server) < 2 && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reads(&server), 2, "the refresh reached the backend");
+    for _ in 0..50 {
+        let served = tokio::time::timeout(Duration::from_secs(1), client.resolve(API)).await;
+        let value = served.map_err(|_| "a caller queued behind the hanging refresh")??;
+        assert_eq!(value.expose_str(), Some("v1"));
+    }
+    assert!(!refresher.is_finished(), "the refresh is still hanging");
+    assert_eq!(
+        reads(&server),
+        2,
+        "no caller but the refresher asked the backend"
+    );
+    // The refresher itself ends at the deadline, with the stale value.
+    let refreshed = tokio::time::timeout(Duration::from_secs(20), refresher).await??;
+    assert_eq!(refreshed, Ok(Some("v1".to_owned())));
+    Ok(())
+}
+
+/// A refresh cancelled by its caller (`tokio::time::timeout`) leaves the stale value in the
+/// cache: the next caller, whose refresh fails fast, gets it instead of an error. Before: the
+/// cancelled refresh had already taken the entry out of the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_refresh_keeps_the_stale_value() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(script(kv_reply("v1")))?;
+    let client = primed(&server, files.path(), Duration::from_secs(60)).await?;
+    server.set_script(vec![Fault::Hang]);
+    expire().await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(500), client.resolve(API)).await;
+    assert!(cancelled.is_err(), "the refresh hung and was cancelled");
+    assert_eq!(client.cache_len(), 1);
+
+    server.set_script(vec![Fault::status(503)]);
+    let served = tokio::time::timeout(Duration::from_secs(10), client.resolve(API)).await??;
+    assert_eq!(served.expose_str(), Some("v1"));
+    assert!(reads(&server) >= 3, "the next caller refreshed again");
+    Ok(())
+}
+
+/// A refresh whose response is cut mid-body (declared `Content-Length`, short body, closed)
+/// is a transient `UNAVAILABLE`: the stale value is served and stays. Before: it was
+/// `MALFORMED_RESPONSE`, which removed the good value from the cache.
+#[tokio::test]
+async fn a_body_cut_mid_refresh_serves_the_stale_value() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(script(kv_reply("v1")))?;
+    let client = primed(&server, files.path(), Duration::from_secs(10)).await?;
+    server.set_script(vec![Fault::Truncated {
+        declared_len: 400,
+        body: br#"{"data":{"data":{"token":"v2"#.to_vec(),
+    }]);
+    expire().await;
+    for _ in 0..3 {
+        assert_eq!(client.resolve(API).await?.expose_str(), Some("v1"));
+    }
+    assert_eq!(client.cache_len(), 1);
+
+    // Without stale-if-error the caller sees the transient code, not MALFORMED_RESPONSE.
+    let strict = builder(files.path())
+        .bootstrap(BootstrapConfig::token(server.addr(), "t"))
+        .build()?;
+    let err = strict.resolve(API).await.err();
+    assert_eq!(err.as_ref().map(|e| e.code()), Some("UNAVAILABLE"));
+    assert!(err.is_some_and(|e| e.is_transient()));
+    Ok(())
+}
+
+/// A server that accepts and never answers, a 1 s per-attempt timeout and 10 attempts (over
+/// 10 s of retries), a 3 s resolve deadline: the resolve ends with `TIMEOUT` near 3 s. Callers
+/// that waited for that read get the same `TIMEOUT`; nothing is cached, and the next resolve
+/// tries again and succeeds once the server answers. Before: the deadline was not enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resolve_deadline_bounds_a_hanging_backend() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(vec![Fault::status(403), Fault::Hang])?;
+    let client = builder(files.path())
+        .bootstrap(BootstrapConfig::token(server.addr(), "t"))
+        .vault_timeout(Duration::from_secs(1))
+        .vault_retry(
+            RetryConfig::attempts(10)
+                .with_delays(Duration::from_millis(10), Duration::from_millis(20)),
+        )
+        .resolve_deadline(Duration::from_secs(3))
+        .build()?;
+    let started = Instant::now();
+    let leader = {
+        let client = client.clone();
+        tokio::spawn(async move { client.resolve(API).await.map(drop).map_err(|e| e.code()) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move { client.resolve(API).await.map(drop).map_err(|e| e.code()) })
+    };
+    let bound = Duration::from_secs(8);
+    let leader = tokio::time::timeout(bound, leader).await?;
+    let waiter = tokio::time::timeout(bound, waiter).await?;
+    let elapsed = started.elapsed();
+    assert_eq!(leader?, Err("TIMEOUT"));
+    assert_eq!(waiter?, Err("TIMEOUT"));
+    assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
+    assert_eq!(client.cache_len(), 0);
+
+    server.set_script(vec![kv_reply("v1")]);
+    let after = tokio::time::timeout(bound, client.resolve(API)).await??;
+    assert_eq!(after.expose_str(), Some("v1"));
+    Ok(())
+}
+
+/// The deadline covers the whole chain: an AppRole login that hangs, not only the read.
+#[tokio::test]
+async fn the_resolve_deadline_covers_the_login() -> TestResult {
+    use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
+    let files = demo_files()?;
+    let server = FaultServer::start(vec![Fault::Hang])?;
+    let config = Kv2Config::new(
+        Kv2Flavor::OpenBao,
+        server.addr(),
+        Kv2Auth::approle("role", None),
+    )
+    .with_timeout(Duration::from_secs(30));
+    let client = builder(files.path())
+        .kv2(config)
+        .resolve_deadline(Duration::from_secs(2))
+        .build()?;
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), client.resolve(API)).await?;
+    assert_eq!(result.err().map(|e| e.code()), Some("TIMEOUT"));
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// `Duration::MAX` for the deadline, the TTL and the grace period never panics: the client
+/// clamps them (or `build()` refuses them with `CONFIG`).
+#[tokio::test]
+async fn huge_durations_do_not_overflow() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(script(kv_reply("v1")))?;
+    let built = builder(files.path())
+        .bootstrap(BootstrapConfig::token(server.addr(), "t"))
+        .resolve_deadline(Duration::MAX)
+        .cache_ttl(Duration::MAX)
+        .stale_if_error(Duration::MAX)
+        .build();
+    let client = match built {
+        Err(refused) if refused.code() == "CONFIG" => return Ok(()),
+        other => other?,
+    };
+    assert_eq!(client.resolve(API).await?.expose_str(), Some("v1"));
+    assert_eq!(client.resolve(API).await?.expose_str(), Some("v1"));
+    assert_eq!(
+        client.resolve("file://demo/api-key").await?.expose_str(),
+        Some("file-api-key")
+    );
+    assert_eq!(reads(&server), 1);
+    Ok(())
+}
+
+/// The share of resolves served during an outage: the backend hangs for 7 s (35 TTLs of
+/// 200 ms, and longer than the 5 s pause between refreshes, so several refreshes hang), 6
+/// tasks resolve in a loop, each resolve bounded only by a generous hang guard. Every resolve
+/// inside the stale bound must be served: each refreshing caller after the 1 s deadline, all
+/// others at once. Before: about 5 %, as callers queued behind one refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_during_an_outage_window() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(script(kv_reply("v1")))?;
+    let client = primed(&server, files.path(), Duration::from_secs(1)).await?;
+    server.set_script(vec![Fault::Hang]);
+    let outage = Duration::from_secs(7);
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed, slow) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (client, stop) = (client.clone(), Arc::clone(&stop));
+        let (served, failed, slow) = (Arc::clone(&served), Arc::clone(&failed), Arc::clone(&slow));
+        tasks.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let one = Instant::now();
+                let result =
+                    tokio::time::timeout(Duration::from_secs(20), client.resolve(API)).await;
+                match result {
+                    Ok(Ok(secret)) if secret.expose_str() == Some("v1") => {
+                        served.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                if one.elapsed() > Duration::from_millis(500) {
+                    slow.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+    tokio::time::sleep(outage).await;
+    stop.store(true, Ordering::Relaxed);
+    while let Some(joined) = tasks.join_next().await {
+        joined?;
+    }
+    let (served, failed, slow) = (
+        served.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        slow.load(Ordering::Relaxed),
+    );
+    let total = served + failed;
+    let share = 100.0 * served as f64 / total.max(1) as f64;
+    println!(
+        "outage availability: {served}/{total} resolves served ({share:.2} %) over {:?}; \
+         {slow} took over 500 ms (refreshing callers, ended by the deadline); {} backend reads",
+        started.elapsed(),
+        reads(&server) - 1,
+    );
+    assert!(total > 100, "only {total} resolves ran");
+    assert_eq!(failed, 0, "{failed} of {total} resolves were not served");
+    Ok(())
+}
