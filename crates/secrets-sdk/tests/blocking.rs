@@ -153,3 +153,127 @@ fn blocking_never_waits_on_a_read_owned_by_its_own_thread() -> TestResult {
     assert_eq!(result, Ok(Some("bao-token-v1".to_owned())));
     Ok(())
 }
+
+/// `resolve_blocking` looks the cache up under the canonical form of any spelling. Before:
+/// a non-canonical spelling missed every time and read the backend on each call.
+#[test]
+fn resolve_blocking_hits_the_canonical_key_of_any_spelling() -> TestResult {
+    let files = demo_files()?;
+    let Some(bao) = bao()? else { return Ok(()) };
+    let proxy = secrets_test_support::proxy::CountingProxy::start(&bao.addr())?;
+    let client = common::client(files.path(), &proxy.addr(), bao.root_token())?;
+    for uri in [
+        "openbao+kv2://secret/app/api#token?version=1",
+        "OPENBAO+KV2://secret/app/api#token?version=1",
+        "openbao+kv2://secret/app/api?version=1#token",
+        "OPENBAO+kv2://secret/app/api?version=1#token",
+    ] {
+        for _ in 0..3 {
+            assert_eq!(
+                client.resolve_blocking(uri)?.expose_str(),
+                Some("bao-token-v1"),
+                "{uri}"
+            );
+        }
+    }
+    assert_eq!(proxy.count("/v1/secret/data/app/api"), 1);
+    for uri in [
+        "FILE://demo/api-key",
+        "file://demo/api-key",
+        "File://demo/api-key",
+    ] {
+        assert_eq!(
+            client.resolve_blocking(uri)?.expose_str(),
+            Some("file-api-key")
+        );
+    }
+    assert_eq!(client.cache_len(), 2);
+    Ok(())
+}
+
+/// `resolve_blocking` applies stale-if-error like `resolve`. Before: its reads bypassed the
+/// fallback and returned the backend's error.
+#[test]
+fn resolve_blocking_serves_a_stale_value_while_the_backend_fails() -> TestResult {
+    use secrets_test_support::{Fault, FaultServer};
+    let files = demo_files()?;
+    let kv = serde_json::json!({"data": {"data": {"token": "v1"}, "metadata": {"version": 1}}});
+    let server = FaultServer::start(vec![Fault::status(403), Fault::json(200, &kv)])?;
+    let client = builder(files.path())
+        .bootstrap(secrets_sdk::BootstrapConfig::token(server.addr(), "t"))
+        .cache_ttl(std::time::Duration::from_millis(200))
+        .stale_if_error(std::time::Duration::from_secs(60))
+        .build()?;
+    assert_eq!(client.resolve_blocking(API)?.expose_str(), Some("v1"));
+    server.set_script(vec![Fault::status(503)]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for spelling in [API, "OPENBAO+KV2://secret/app/api#token"] {
+        assert_eq!(client.resolve_blocking(spelling)?.expose_str(), Some("v1"));
+    }
+    assert_eq!(client.cache_len(), 1);
+    Ok(())
+}
+
+/// A file read that never returns (a FIFO without a writer; think of a stalled network
+/// filesystem) holds a thread of the client's blocking pool, never the worker vault reads
+/// need: a vault read of another URI still completes, and the file resolve ends at the
+/// resolve deadline (or at once with `NOT_A_FILE`, where the file provider refuses FIFOs).
+/// Before: the file read ran on the client's only I/O worker and every vault read hung.
+#[cfg(unix)]
+#[test]
+fn a_hanging_file_read_does_not_block_vault_reads() -> TestResult {
+    use std::time::{Duration, Instant};
+    let files = demo_files()?;
+    let Some(bao) = bao()? else { return Ok(()) };
+    let fifo = files.path().join("demo/pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    assert!(made.success(), "mkfifo failed");
+    let client = builder(files.path())
+        .bootstrap(secrets_sdk::BootstrapConfig::token(
+            bao.addr(),
+            bao.root_token(),
+        ))
+        .resolve_deadline(Duration::from_secs(3))
+        .build()?;
+    let (file_tx, file_rx) = std::sync::mpsc::channel();
+    let file_client = client.clone();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let code = file_client
+            .resolve_blocking("file://demo/pipe")
+            .err()
+            .map(|e| e.code());
+        let _ = file_tx.send((code, started.elapsed()));
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (vault_tx, vault_rx) = std::sync::mpsc::channel();
+    let vault_client = client.clone();
+    std::thread::spawn(move || {
+        let value = vault_client
+            .resolve_blocking(API)
+            .map(|s| s.expose_str().map(str::to_owned))
+            .map_err(|e| e.code());
+        let _ = vault_tx.send(value);
+    });
+    let vault = vault_rx.recv_timeout(Duration::from_secs(20));
+    let file = file_rx.recv_timeout(Duration::from_secs(20));
+    // Release the reader blocked in open(), if any: a writer that opens and closes.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&fifo);
+    }
+    assert_eq!(
+        vault.map_err(|_| "the vault read hung behind the file read")?,
+        Ok(Some("bao-token-v1".to_owned()))
+    );
+    let (code, took) = file.map_err(|_| "the file resolve outlived its deadline")?;
+    assert!(
+        matches!(code, Some("TIMEOUT" | "NOT_A_FILE")),
+        "{code:?} after {took:?}"
+    );
+    Ok(())
+}
