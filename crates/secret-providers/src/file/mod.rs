@@ -10,6 +10,8 @@ use crate::provider::{ReadFuture, SecretProvider};
 use crate::value::Selection;
 use crate::{ProviderError, SecretValue};
 
+mod open;
+
 const NAME: &str = "file";
 
 /// The default root, `/run/secrets` (Docker and Kubernetes secret mounts).
@@ -71,23 +73,37 @@ impl FileConfig {
 
 /// Reads `file://mount/a/b/c` from `<root>/mount/a/b/c`.
 ///
-/// - The whole path is used, and the resolved file must stay under the root: a symlink that
-///   points outside it is refused with `PERMISSION_DENIED` (symlinks inside it, as Kubernetes
-///   secret volumes use, are fine).
+/// - The whole path is used, and the file read must stay inside its mount: everything after
+///   `<root>/<mount>` is resolved beneath that directory, so a symlink that points into another
+///   mount or out of the root is refused with `PERMISSION_DENIED`. Symlinks inside the mount,
+///   as Kubernetes Secret and CSI volumes use (`key -> ..data/key`, `..data ->
+///   ..2026_12_01_10_00_00.123`, swapped atomically on rotation), are fine. `<root>/<mount>`
+///   itself may be a symlink that stays in the root; a URI that names only a mount
+///   (`file://db_password`, Docker's layout) reads that entry.
+/// - Only regular files are read. A FIFO, socket, terminal or device (directly or through a
+///   symlink) is `NOT_A_FILE`, decided on the opened descriptor before any read; opens never
+///   block (`O_NONBLOCK`) and never take a controlling terminal (`O_NOCTTY`).
 /// - A file whose content is a JSON object is a JSON secret; anything else is text with
 ///   surrounding whitespace trimmed. `#key` picks a field of a JSON object (`KEY_NOT_FOUND`
 ///   when missing); on text it is `NOT_JSON`.
 /// - A missing file is `NOT_FOUND`, a directory `INVALID_PATH`, a file over the cap
-///   `TOO_LARGE`, and any query parameter (`?version=` too: files have no versions)
-///   `UNKNOWN_PARAMETER`.
+///   `TOO_LARGE` (checked on the descriptor's size, and the read itself stops one byte past the
+///   cap, so a growing file cannot get around it), and any query parameter (`?version=` too:
+///   files have no versions) `UNKNOWN_PARAMETER`.
 ///
 /// [`read`](Self::read) runs the file I/O on tokio's blocking pool when called inside a tokio
-/// runtime; [`read_blocking`](Self::read_blocking) needs no runtime.
+/// runtime; [`read_blocking`](Self::read_blocking) needs no runtime. Both take the same path.
 ///
-/// The root check runs on the file actually opened: on Linux the opened descriptor's path
-/// (`/proc/self/fd/N`) must lie under the root, so a directory renamed between a check and the
-/// open cannot redirect a read. Elsewhere the path is resolved right after opening, which
-/// leaves that small window. The root is resolved once and remembered.
+/// How the mount is enforced: on Linux 5.6+ the kernel resolves the path with `openat2` and
+/// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, relative to a descriptor of the root (for the
+/// mount) and then of the mount (for the rest), so nothing renamed or swapped during the open
+/// can redirect it. Where `openat2` is unavailable (older kernels, seccomp filters) or will not
+/// follow a symlink (an absolute one), the path is opened without reading (`O_PATH`), the
+/// descriptor's real path (`/proc/self/fd/N`) must lie under the canonical mount, and the file
+/// is reopened by that path and must be the same inode. On other Unixes the path is resolved
+/// right after a non-blocking open, which leaves a small window. The root is resolved once and
+/// remembered; the mount and file are opened afresh on every read, so a replaced mount
+/// directory is seen at once.
 #[derive(Debug, Clone)]
 pub struct FileProvider {
     config: FileConfig,
@@ -174,36 +190,9 @@ impl FileProvider {
 
     fn load(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
         let mount = uri.mount();
-        let io = |source: std::io::Error| map_io(mount, source);
-        let root = self.root().map_err(io)?;
-        let mut wanted = root.to_path_buf();
-        for segment in uri.segments() {
-            // The parser already refuses `.` and `..`; this keeps the invariant local.
-            if segment == "." || segment == ".." {
-                return Err(ProviderError::PermissionDenied {
-                    provider: NAME,
-                    mount: mount.to_owned(),
-                    status: None,
-                });
-            }
-            wanted.push(segment);
-        }
-        let file = std::fs::File::open(&wanted).map_err(io)?;
-        let resolved = opened_path(&file, &wanted).map_err(io)?;
-        if !resolved.starts_with(root) {
-            tracing::warn!(
-                provider = NAME,
-                mount,
-                "refused a path that resolves outside the root"
-            );
-            return Err(ProviderError::PermissionDenied {
-                provider: NAME,
-                mount: mount.to_owned(),
-                status: None,
-            });
-        }
-        let bytes = self.read_capped(file, mount)?;
-        decode(bytes)
+        let root = self.root().map_err(|source| map_io(mount, source))?;
+        let opened = open::open(root, mount, uri.path())?;
+        decode(self.read_capped(opened, mount)?)
     }
 
     /// The canonical root, resolved on first use and then remembered.
@@ -215,58 +204,34 @@ impl FileProvider {
         Ok(self.root.get_or_init(|| root))
     }
 
+    /// Reads at most `max_bytes`: the size `fstat` gave is checked first, and the read itself
+    /// stops one byte past the cap, since a file can grow after `fstat` (and `/proc`-like files
+    /// report size 0).
     fn read_capped(
         &self,
-        file: std::fs::File,
+        opened: open::Opened,
         mount: &str,
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        let io = |source: std::io::Error| map_io(mount, source);
-        let meta = file.metadata().map_err(io)?;
-        if meta.is_dir() {
-            return Err(ProviderError::InvalidPath {
-                provider: NAME,
-                mount: mount.to_owned(),
-                reason: "names a directory, not a file",
-            });
-        }
         let limit = self.config.max_bytes;
-        if meta.len() > limit {
-            return Err(ProviderError::TooLarge {
-                provider: NAME,
-                limit,
-            });
+        let too_large = || ProviderError::TooLarge {
+            provider: NAME,
+            limit,
+        };
+        if opened.len > limit {
+            return Err(too_large());
         }
-        // The file may grow between metadata() and read: read at most one byte past the cap.
-        let capacity = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
+        let capacity = usize::try_from(opened.len).unwrap_or(0).saturating_add(1);
         let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
-        file.take(limit.saturating_add(1))
+        opened
+            .file
+            .take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(io)?;
+            .map_err(|source| map_io(mount, source))?;
         if bytes.len() as u64 > limit {
-            return Err(ProviderError::TooLarge {
-                provider: NAME,
-                limit,
-            });
+            return Err(too_large());
         }
         Ok(bytes)
     }
-}
-
-/// Where the opened file really is: the kernel's answer for the open descriptor on Linux (one
-/// `readlink`, and no window between check and use), else the resolved path.
-#[cfg(target_os = "linux")]
-fn opened_path(file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
-    use std::os::fd::AsRawFd;
-    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
-        Ok(real) => Ok(real),
-        // No /proc (some sandboxes): resolve the path instead.
-        Err(_) => path.canonicalize(),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn opened_path(_file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
-    path.canonicalize()
 }
 
 /// A JSON object, or trimmed UTF-8 text. `bytes` is zeroized when it drops.
