@@ -155,6 +155,21 @@ async fn a_body_cut_mid_refresh_serves_the_stale_value() -> TestResult {
     Ok(())
 }
 
+/// Stale-if-error covers outages only: a refresh the server answers `404` (the secret was
+/// deleted) retires the stale value instead of serving it.
+#[tokio::test]
+async fn a_refresh_answered_not_found_retires_the_stale_value() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(script(kv_reply("v1")))?;
+    let client = primed(&server, files.path(), Duration::from_secs(10)).await?;
+    server.set_script(vec![Fault::json(404, &json!({"errors": []}))]);
+    expire().await;
+    let err = client.resolve(API).await.err();
+    assert_eq!(err.map(|e| e.code()), Some("NOT_FOUND"));
+    assert_eq!(client.cache_len(), 0);
+    Ok(())
+}
+
 /// A server that accepts and never answers, a 1 s per-attempt timeout and 10 attempts (over
 /// 10 s of retries), a 3 s resolve deadline: the resolve ends with `TIMEOUT` near 3 s. Callers
 /// that waited for that read get the same `TIMEOUT`; nothing is cached, and the next resolve

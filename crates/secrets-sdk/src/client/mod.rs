@@ -614,7 +614,7 @@ impl Inner {
 
     /// The claimed refresh of an entry in its stale window: a new value replaces it; a
     /// transient failure (the deadline included) serves it and holds off the backend for a
-    /// while; any other failure (`NOT_FOUND` after a deletion …) removes it.
+    /// while; any other answer of the provider (`NOT_FOUND` after a deletion …) removes it.
     async fn refresh_stale(
         &self,
         route: &Route<'_>,
@@ -643,7 +643,8 @@ impl Inner {
                     );
                     return Ok(Secret(Arc::clone(stale)));
                 }
-                if !error.is_transient() {
+                // Only the provider's answer can retire a value; a runtime failure cannot.
+                if error.provider_error().is_some() && !error.is_transient() {
                     self.cache
                         .remove_if(key, |cached| Arc::ptr_eq(cached, stale));
                 }
