@@ -3,14 +3,22 @@
 //! Two parts: [`find_uris`] and [`lint_text`] are pure functions over text; [`run`] walks the
 //! file system and prints. The walk is deterministic (folder entries sorted by name) so output
 //! can be compared in CI.
+//!
+//! A URI is invalid when the parser or the mount guard refuses it, or when it carries a query
+//! parameter its provider does not serve (`UNKNOWN_PARAMETER`, the same check both clients run
+//! before any I/O), so a misspelt `?verison=2` fails CI instead of silently reading the latest
+//! version. Hidden folders (`.github/workflows`, `.circleci`, …) are linted; only `.git`,
+//! `target` and `node_modules` are not. Every file skipped as too large or binary is listed on
+//! stderr with the summary, so nothing goes unlinted without a word.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
 use std::fs::{self, File, FileType};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use secret_uri::{AllowedMounts, Provider, SecretUri, UriError};
+use secrets_sdk::providers::{ProviderError, check_parameters};
 
 use crate::Status;
 use crate::cli::{Format, LintArgs};
@@ -22,8 +30,9 @@ pub const MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
 /// A NUL byte this early means a binary file.
 const BINARY_SNIFF_LEN: usize = 8 * 1024;
 
-/// Folder names never descended into (hidden folders are skipped too).
-const SKIPPED_DIRS: [&str; 2] = ["target", "node_modules"];
+/// Folder names never descended into. Other hidden folders (CI definitions live in
+/// `.github`, `.gitlab`, `.circleci`) are linted.
+const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 
 /// A secret URI found in a line: where it starts and its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +102,53 @@ fn ends_token(c: char) -> bool {
 }
 
 /// An invalid URI found by [`lint_text`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Finding {
     /// 1-based line number.
     pub line: usize,
     /// 1-based column, in characters, of the start of the URI.
     pub column: usize,
     /// Why the URI is invalid.
-    pub error: UriError,
+    pub error: Problem,
+}
+
+/// Why a URI is invalid: the parser or the mount guard refused it, or its provider does not
+/// serve one of its query parameters.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Problem {
+    /// Refused by the parser or the mount guard.
+    Uri(UriError),
+    /// Parsed, but carries a parameter its provider does not serve (`UNKNOWN_PARAMETER`).
+    Parameter(ProviderError),
+}
+
+impl Problem {
+    /// The stable code, e.g. `ILLEGAL_SEGMENT` or `UNKNOWN_PARAMETER`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Uri(e) => e.code(),
+            Self::Parameter(e) => e.code(),
+        }
+    }
+}
+
+impl Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uri(e) => e.fmt(f),
+            Self::Parameter(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why a URI is invalid, if it is.
+fn check(text: &str, mounts: &AllowedMounts) -> Option<Problem> {
+    match SecretUri::parse_allowed(text, mounts) {
+        Err(e) => Some(Problem::Uri(e)),
+        Ok(uri) => check_parameters(&uri).err().map(Problem::Parameter),
+    }
 }
 
 /// Every invalid secret URI in `text`, in order. Lines end at `\n`; a `\r` before it is
@@ -114,7 +162,7 @@ pub fn lint_text(text: &str, mounts: &AllowedMounts) -> Vec<Finding> {
         // many findings stays linear.
         let (mut counted, mut column) = (0, 1);
         for token in find_uris(line) {
-            if let Err(error) = SecretUri::parse_allowed(token.text, mounts) {
+            if let Some(error) = check(token.text, mounts) {
                 column += line[counted..token.start].chars().count();
                 counted = token.start;
                 findings.push(Finding {
@@ -143,16 +191,27 @@ pub fn run(args: &LintArgs) -> io::Result<Status> {
         failures: 0,
         files: 0,
         uris: 0,
+        skipped: Vec::new(),
     };
     for root in &args.paths {
         linter.root(root)?;
     }
     linter.out.flush()?;
     // A summary on stderr, so stdout stays one finding a line for tools.
-    eprintln!(
+    let mut summary = format!(
         "secrets lint: {} secret URIs in {} files, {} invalid",
         linter.uris, linter.files, linter.findings
     );
+    if !linter.skipped.is_empty() {
+        summary.push_str(&format!("; {} files skipped:", linter.skipped.len()));
+    }
+    for (path, why) in &linter.skipped {
+        summary.push_str(&format!(
+            "\nsecrets lint: skipped {}: {why}",
+            path.display()
+        ));
+    }
+    eprintln!("{summary}");
     Ok(if linter.failures > 0 {
         Status::Failure
     } else if linter.findings > 0 {
@@ -170,6 +229,27 @@ struct Linter<W> {
     failures: u64,
     files: u64,
     uris: u64,
+    /// Files not linted, and why, in walk order.
+    skipped: Vec<(PathBuf, Skipped)>,
+}
+
+/// Why a file was not linted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skipped {
+    TooLarge(u64),
+    Binary,
+}
+
+impl Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(len) => write!(
+                f,
+                "too large ({len} bytes; files over {MAX_FILE_SIZE} bytes are not linted)"
+            ),
+            Self::Binary => f.write_str("binary (a NUL byte in the first 8 KiB)"),
+        }
+    }
 }
 
 impl<W: Write> Linter<W> {
@@ -227,6 +307,7 @@ impl<W: Write> Linter<W> {
 
     fn file(&mut self, path: &Path, len: u64) -> io::Result<()> {
         if len > MAX_FILE_SIZE {
+            self.skipped.push((path.to_owned(), Skipped::TooLarge(len)));
             return Ok(());
         }
         let mut bytes = Vec::new();
@@ -235,8 +316,14 @@ impl<W: Write> Linter<W> {
             self.fail(path, &e);
             return Ok(());
         }
-        let sniff = &bytes[..bytes.len().min(BINARY_SNIFF_LEN)];
-        if bytes.len() as u64 > MAX_FILE_SIZE || sniff.contains(&0) {
+        // The file may have grown since its size was read.
+        if bytes.len() as u64 > MAX_FILE_SIZE {
+            let len = fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+            self.skipped.push((path.to_owned(), Skipped::TooLarge(len)));
+            return Ok(());
+        }
+        if bytes[..bytes.len().min(BINARY_SNIFF_LEN)].contains(&0) {
+            self.skipped.push((path.to_owned(), Skipped::Binary));
             return Ok(());
         }
         // Latin-1 and other stray bytes become U+FFFD; URIs are ASCII, so nothing is lost.
@@ -295,8 +382,7 @@ struct JsonFinding<'a> {
 }
 
 fn skip_dir(name: &OsStr) -> bool {
-    let name = name.to_string_lossy();
-    name.starts_with('.') || SKIPPED_DIRS.contains(&&*name)
+    SKIPPED_DIRS.iter().any(|skipped| name == *skipped)
 }
 
 #[cfg(test)]
@@ -423,11 +509,49 @@ mod tests {
 
     #[test]
     fn skipped_dirs() {
-        for name in [".git", ".venv", "target", "node_modules"] {
+        for name in [".git", "target", "node_modules"] {
             assert!(skip_dir(name.as_ref()), "{name}");
         }
-        for name in ["src", "config", "targets"] {
+        for name in [
+            "src",
+            "config",
+            "targets",
+            ".github",
+            ".gitlab",
+            ".circleci",
+            ".venv",
+            ".git2",
+            ".GIT",
+        ] {
             assert!(!skip_dir(name.as_ref()), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_parameters_are_findings() {
+        let text = "a: openbao+kv2://secret/app/api?verison=2#token\n\
+                    b: openbao+kv2://secret/app/api#token?version=2\n\
+                    c: hashicorp://secret/x?VERSION=2 file://demo/db.json?version=1\n\
+                    d: openbao+kv2://secret/app/api?version=2&n=canary-value\n";
+        let found: Vec<_> = lint_text(text, &AllowedMounts::default())
+            .into_iter()
+            .map(|f| (f.line, f.column, f.error.code(), f.error.to_string()))
+            .collect();
+        let codes: Vec<_> = found.iter().map(|f| (f.0, f.1, f.2)).collect();
+        assert_eq!(
+            codes,
+            [
+                (1, 4, "UNKNOWN_PARAMETER"),
+                (3, 4, "UNKNOWN_PARAMETER"),
+                (3, 35, "UNKNOWN_PARAMETER"),
+                (4, 4, "UNKNOWN_PARAMETER"),
+            ]
+        );
+        assert!(found[0].3.contains("`verison`"), "{}", found[0].3);
+        // Parameter names, never values or paths.
+        for (.., message) in &found {
+            assert!(!message.contains("canary"), "{message}");
+            assert!(!message.contains("app/api"), "{message}");
         }
     }
 }

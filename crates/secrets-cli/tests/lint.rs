@@ -142,7 +142,7 @@ fn walks_nested_folders_and_skips_what_it_should() {
     write(root, "top.yaml", bad);
     write(root, "a/b/c/deep.env", bad);
     write(root, "a/.hidden-file.env", bad); // hidden files are scanned
-    write(root, "a/.hidden-dir/x.yaml", bad);
+    write(root, "a/.hidden-dir/x.yaml", bad); // and hidden folders, but `.git`
     write(root, ".git/config", bad);
     write(root, "target/debug/x.toml", bad);
     write(root, "web/node_modules/pkg/x.json", bad);
@@ -169,6 +169,7 @@ fn walks_nested_folders_and_skips_what_it_should() {
     let run = secrets_in(root, &["lint", "."], b"");
     assert_eq!(run.code, 1, "{run:?}");
     let mut want = vec![
+        "./a/.hidden-dir/x.yaml:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
         "./a/.hidden-file.env:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
         "./a/b/c/deep.env:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
         "./a/late-nul.txt:2:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
@@ -179,17 +180,23 @@ fn walks_nested_folders_and_skips_what_it_should() {
         want.push("./z-link-to-file.yaml:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment");
     }
     assert_eq!(run.stdout_lines(), want);
+    let (uris, files) = if cfg!(unix) { (8, 7) } else { (7, 6) };
     assert_eq!(
         run.stderr,
-        "secrets lint: 7 secret URIs in 6 files, 6 invalid\n"
+        format!(
+            "secrets lint: {uris} secret URIs in {files} files, {} invalid; 2 files skipped:\n\
+             secrets lint: skipped ./a/tool.bin: binary (a NUL byte in the first 8 KiB)\n\
+             secrets lint: skipped ./big.yaml: too large (10485761 bytes; files over 10485760 bytes are not linted)\n",
+            want.len()
+        )
     );
 
     // A skipped folder given as a root is scanned.
-    let run = secrets_in(root, &["lint", "a/.hidden-dir", "target"], b"");
+    let run = secrets_in(root, &["lint", ".git", "target"], b"");
     assert_eq!(
         run.stdout_lines(),
         [
-            "a/.hidden-dir/x.yaml:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
+            ".git/config:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
             "target/debug/x.toml:1:6: INVALID_WILDCARD invalid wildcard at byte 21: `*` is not allowed in a path segment",
         ]
     );
@@ -220,4 +227,63 @@ fn usage_errors_exit_2() {
     let bad_format = secrets(&["lint", "--format", "xml", "tests/fixtures"]);
     assert_eq!(bad_format.code, 2);
     assert_eq!(bad_format.stdout, "");
+}
+
+#[test]
+fn ci_definitions_in_hidden_folders_are_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        ".github/workflows/deploy.yml",
+        b"env:\n  TOKEN: openbao+kv2://secret/app/api?verison=2#token\n",
+    );
+    write(
+        root,
+        ".gitlab-ci.yml",
+        b"variables:\n  DB: file://demo/db.json?version=1#password\n",
+    );
+    write(
+        root,
+        ".circleci/config.yml",
+        b"x: hashicorp+kv2://secret/app/*\nok: hashicorp+kv2://secret/app#k?version=3\n",
+    );
+    write(root, ".git/hooks/pre-commit", b"openbao+kv2://secret/*\n");
+    let run = secrets_in(root, &["lint", "."], b"");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout_lines(),
+        [
+            "./.circleci/config.yml:1:4: INVALID_WILDCARD invalid wildcard at byte 27: `*` is not allowed in a path segment",
+            "./.github/workflows/deploy.yml:2:10: UNKNOWN_PARAMETER openbao: unknown query parameter `verison` in mount `secret`; this provider serves `version` [UNKNOWN_PARAMETER]",
+            "./.gitlab-ci.yml:2:7: UNKNOWN_PARAMETER file: unknown query parameter `version` in mount `demo`; this provider serves no parameters [UNKNOWN_PARAMETER]",
+        ]
+    );
+    assert_eq!(
+        run.stderr,
+        "secrets lint: 4 secret URIs in 3 files, 3 invalid\n"
+    );
+    let json = secrets_in(root, &["lint", "--format", "json", ".github"], b"");
+    let record: Value = serde_json::from_str(json.stdout_lines()[0]).unwrap();
+    assert_eq!(
+        (&record["code"], &record["line"], &record["column"]),
+        (&json!("UNKNOWN_PARAMETER"), &json!(2), &json!(10))
+    );
+}
+
+#[test]
+fn a_file_that_is_only_binary_or_large_is_reported_when_given_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "blob", b"\0openbao+kv2://secret/*\n");
+    let run = secrets_in(root, &["lint", "blob"], b"");
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (
+            0,
+            "",
+            "secrets lint: 0 secret URIs in 0 files, 0 invalid; 1 files skipped:\n\
+             secrets lint: skipped blob: binary (a NUL byte in the first 8 KiB)\n"
+        )
+    );
 }
