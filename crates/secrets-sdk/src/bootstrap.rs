@@ -781,6 +781,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars
             .iter()
