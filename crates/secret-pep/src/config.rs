@@ -15,16 +15,24 @@ pub const DEFAULT_AUDIENCE: &str = "crud.secrets";
 /// The `ENVIRONMENT` values (compared trimmed, case-insensitively) in which the allow-all
 /// development PDP ([`DevAllowAll`](crate::DevAllowAll), `ENABLE_AUTHORIZATION=false`) may run.
 /// Any other value, or none, refuses it: an unknown or forgotten `ENVIRONMENT` is treated as
-/// production.
-pub const DEVELOPMENT_ENVIRONMENTS: [&str; 5] = ["dev", "development", "test", "local", "ci"];
+/// production. `ci` is not one of them: CI runners often hold production credentials.
+pub const DEVELOPMENT_ENVIRONMENTS: [&str; 4] = ["dev", "development", "test", "local"];
+
+/// The default size of the anti-replay store (`ANTI_REPLAY_MAX_ENTRIES`): 1 000 000 `jti`s,
+/// about 3 300 reads/s sustained over the default 300 s window (the benchmarks reach about
+/// 3 000/s against one vault), at roughly 48 bytes each when full.
+pub const DEFAULT_ANTI_REPLAY_MAX_ENTRIES: usize = 1_000_000;
 
 /// The longest accepted `NEGATIVE_CACHE_TTL_S` (1 h): a denial remembered longer would hide
 /// policy changes, and absurd values would overflow deadline arithmetic.
 pub(crate) const MAX_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// The longest accepted `NEGATIVE_CACHE_JITTER_MS` (60 s).
 pub(crate) const MAX_NEGATIVE_CACHE_JITTER: Duration = Duration::from_secs(60);
-/// The longest accepted `ANTI_REPLAY_TTL_S` and `GRANT_TTL_DEFAULT` (7 days).
+/// The longest accepted `ANTI_REPLAY_TTL_S`, `ANTI_REPLAY_MAX_TTL_S` and `GRANT_TTL_DEFAULT`
+/// (7 days).
 pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest accepted `ANTI_REPLAY_CLOCK_SKEW_S` (1 h).
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
 /// Settings of a [`Pep`](crate::Pep).
 ///
@@ -67,9 +75,23 @@ pub struct PepConfig {
     /// How long a `jti` is remembered (`ANTI_REPLAY_TTL_S`, default 300 s; at least the
     /// token lifetime).
     pub anti_replay_ttl: Duration,
-    /// How many `jti`s are remembered at most (`ANTI_REPLAY_MAX_ENTRIES`, default 200 000);
-    /// when full of live ones, calls with a new `jti` are denied (`REPLAY_STORE_FULL`).
+    /// How many `jti`s are remembered at most (`ANTI_REPLAY_MAX_ENTRIES`, default
+    /// [`DEFAULT_ANTI_REPLAY_MAX_ENTRIES`]); when full of live ones, calls with a new `jti` are
+    /// denied (`REPLAY_STORE_FULL`). Size it as peak reads per second × the longest window a
+    /// `jti` is kept (`ANTI_REPLAY_TTL_S`, or the token lifetime plus the skew when longer).
     pub anti_replay_max_entries: usize,
+    /// How many live `jti`s one principal (issuer and subject) may hold in the store
+    /// (`ANTI_REPLAY_MAX_PER_SUBJECT`, default a tenth of `anti_replay_max_entries`): a
+    /// principal minting tokens fills its own share (`REPLAY_STORE_FULL` for it alone), not
+    /// everyone's.
+    pub anti_replay_max_per_subject: Option<usize>,
+    /// The longest token lifetime accepted (`ANTI_REPLAY_MAX_TTL_S`, default 3600 s): a token
+    /// whose `exp` is further away is refused (`TOKEN_LIFETIME`), since its `jti` would have to
+    /// be remembered that long.
+    pub anti_replay_max_ttl: Duration,
+    /// Clock skew allowed on `exp` (`ANTI_REPLAY_CLOCK_SKEW_S`, default 60 s): a `jti` is kept
+    /// until `exp` plus this, and a token is expired only this long after its `exp`.
+    pub anti_replay_clock_skew: Duration,
     /// Which PDP decides.
     pub pdp: PdpSettings,
     /// The deployment environment (`ENVIRONMENT`). The allow-all development PDP is accepted
@@ -282,7 +304,10 @@ impl PepConfig {
             anti_replay: true,
             require_jti: true,
             anti_replay_ttl: Duration::from_secs(300),
-            anti_replay_max_entries: 200_000,
+            anti_replay_max_entries: DEFAULT_ANTI_REPLAY_MAX_ENTRIES,
+            anti_replay_max_per_subject: None,
+            anti_replay_max_ttl: Duration::from_secs(3600),
+            anti_replay_clock_skew: Duration::from_secs(60),
             pdp: PdpSettings::None,
             environment: None,
         }
@@ -313,7 +338,10 @@ impl PepConfig {
     /// | `ANTI_REPLAY_ENABLED` | check `jti` on every call | `true` |
     /// | `ANTI_REPLAY_REQUIRE_JTI` | deny a context without `jti` (while anti-replay is on) | `true` |
     /// | `ANTI_REPLAY_TTL_S` | `jti` memory, seconds | 300 |
-    /// | `ANTI_REPLAY_MAX_ENTRIES` | `jti`s remembered | 200 000 |
+    /// | `ANTI_REPLAY_MAX_ENTRIES` | `jti`s remembered | 1 000 000 |
+    /// | `ANTI_REPLAY_MAX_PER_SUBJECT` | `jti`s one principal may hold | a tenth of the store |
+    /// | `ANTI_REPLAY_MAX_TTL_S` | longest token lifetime (`exp` − now) accepted, seconds | 3600 |
+    /// | `ANTI_REPLAY_CLOCK_SKEW_S` | skew allowed on `exp`, seconds | 60 |
     /// | `ENABLE_AUTHORIZATION` | `false` = development mode (allow all) | `true` |
     /// | `AUTHZEN_PDP_URL` | the AuthZEN PDP | required unless `ENABLE_AUTHORIZATION=false` |
     /// | `AUTHZEN_PDP_TOKEN`, `AUTHZEN_TIMEOUT_MS`, `AUTHZEN_DISCOVERY`, `AUTHZEN_DIALECT`, `AUTHZEN_ALLOW_INSECURE_HTTP`, `AUTHZEN_CA_BUNDLE`, `AUTHZEN_BREAKER_THRESHOLD`, `AUTHZEN_BREAKER_COOLDOWN_MS` | see [`AuthzenConfig`] | |
@@ -355,6 +383,14 @@ impl PepConfig {
         config.anti_replay_ttl = env.seconds("ANTI_REPLAY_TTL_S", config.anti_replay_ttl)?;
         config.anti_replay_max_entries =
             env.number("ANTI_REPLAY_MAX_ENTRIES", config.anti_replay_max_entries)?;
+        if env.get("ANTI_REPLAY_MAX_PER_SUBJECT").is_some() {
+            config.anti_replay_max_per_subject =
+                Some(env.number("ANTI_REPLAY_MAX_PER_SUBJECT", 0)?);
+        }
+        config.anti_replay_max_ttl =
+            env.seconds("ANTI_REPLAY_MAX_TTL_S", config.anti_replay_max_ttl)?;
+        config.anti_replay_clock_skew =
+            env.seconds("ANTI_REPLAY_CLOCK_SKEW_S", config.anti_replay_clock_skew)?;
         config.environment = env.get("ENVIRONMENT");
 
         let enabled = env.flag("ENABLE_AUTHORIZATION", true)?;
@@ -449,6 +485,30 @@ impl PepConfig {
         self
     }
 
+    /// Sets the longest accepted token lifetime and the clock skew allowed on `exp`.
+    #[must_use]
+    pub fn with_token_lifetime(mut self, max_ttl: Duration, clock_skew: Duration) -> Self {
+        self.anti_replay_max_ttl = max_ttl;
+        self.anti_replay_clock_skew = clock_skew;
+        self
+    }
+
+    /// Sets how many live `jti`s one principal may hold in the anti-replay store.
+    #[must_use]
+    pub fn with_replay_share(mut self, per_subject: usize) -> Self {
+        self.anti_replay_max_per_subject = Some(per_subject);
+        self
+    }
+
+    /// The per-principal share of the anti-replay store in effect: the configured one, else a
+    /// tenth of the store (at least 1).
+    #[must_use]
+    pub fn replay_share(&self) -> usize {
+        self.anti_replay_max_per_subject
+            .unwrap_or(self.anti_replay_max_entries / 10)
+            .max(1)
+    }
+
     /// Sets the deployment environment.
     #[must_use]
     pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
@@ -489,6 +549,11 @@ impl PepConfig {
                 "ANTI_REPLAY_TTL_S and ANTI_REPLAY_MAX_ENTRIES must be positive",
             ));
         }
+        if self.anti_replay_max_per_subject == Some(0) {
+            return Err(PepError::config(
+                "ANTI_REPLAY_MAX_PER_SUBJECT must be positive",
+            ));
+        }
         if self.grant_cache_max_entries == 0 {
             return Err(PepError::config("GRANT_CACHE_MAX_ENTRIES must be positive"));
         }
@@ -513,6 +578,16 @@ impl PepConfig {
                 MAX_WINDOW,
                 "GRANT_TTL_DEFAULT must be at most 604800 (7 days)",
             ),
+            (
+                self.anti_replay_max_ttl,
+                MAX_WINDOW,
+                "ANTI_REPLAY_MAX_TTL_S must be at most 604800 (7 days)",
+            ),
+            (
+                self.anti_replay_clock_skew,
+                MAX_CLOCK_SKEW,
+                "ANTI_REPLAY_CLOCK_SKEW_S must be at most 3600",
+            ),
         ];
         for (value, max, message) in caps {
             if value > max {
@@ -527,25 +602,37 @@ impl PepConfig {
         Ok(())
     }
 
-    /// Whether the allow-all development PDP may run: `environment` (else `ENVIRONMENT`) is
-    /// one of [`DEVELOPMENT_ENVIRONMENTS`], or it is unset and `unset_ok` (the explicit
-    /// [`PepBuilder::allow_dev_pdp`](crate::PepBuilder::allow_dev_pdp) opt-in).
+    /// Whether the allow-all development PDP may run: every `ENVIRONMENT` that is set — the
+    /// process variable and `environment` given in code — is one of
+    /// [`DEVELOPMENT_ENVIRONMENTS`], and at least one is set unless `unset_ok` (the explicit
+    /// [`PepBuilder::allow_dev_pdp`](crate::PepBuilder::allow_dev_pdp) opt-in). No value set
+    /// in code overrides `ENVIRONMENT=production` in the process.
     pub(crate) fn check_dev_pdp(&self, unset_ok: bool) -> Result<(), PepError> {
-        let environment = self
-            .environment
-            .clone()
-            .or_else(|| std::env::var("ENVIRONMENT").ok())
-            .map(|e| e.trim().to_ascii_lowercase())
-            .filter(|e| !e.is_empty());
-        let allowed = match environment.as_deref() {
-            Some(name) => DEVELOPMENT_ENVIRONMENTS.contains(&name),
-            None => unset_ok,
+        self.check_dev_pdp_with(std::env::var("ENVIRONMENT").ok().as_deref(), unset_ok)
+    }
+
+    fn check_dev_pdp_with(&self, process: Option<&str>, unset_ok: bool) -> Result<(), PepError> {
+        let normalize = |e: &str| {
+            let e = e.trim().to_ascii_lowercase();
+            (!e.is_empty()).then_some(e)
+        };
+        let named: Vec<String> = [self.environment.as_deref(), process]
+            .into_iter()
+            .flatten()
+            .filter_map(normalize)
+            .collect();
+        let allowed = if named.is_empty() {
+            unset_ok
+        } else {
+            named
+                .iter()
+                .all(|name| DEVELOPMENT_ENVIRONMENTS.contains(&name.as_str()))
         };
         if allowed {
             Ok(())
         } else {
             Err(PepError::config(
-                "the allow-all development PDP (ENABLE_AUTHORIZATION=false, DevAllowAll) requires ENVIRONMENT to be one of dev, development, test, local, ci",
+                "the allow-all development PDP (ENABLE_AUTHORIZATION=false, DevAllowAll) requires ENVIRONMENT to be one of dev, development, test, local",
             ))
         }
     }
@@ -728,6 +815,70 @@ mod tests {
         let mut pairs = base.to_vec();
         pairs.push(("NEGATIVE_CACHE_TTL_S", "3600"));
         assert!(PepConfig::from_lookup(lookup(&pairs)).is_ok());
+    }
+
+    #[test]
+    fn code_cannot_override_a_production_environment() {
+        let config = |env: Option<&str>| {
+            let mut c = PepConfig::new("t1", AllowedMounts::from_csv("secret"));
+            c.environment = env.map(str::to_owned);
+            c
+        };
+        let check = |code: Option<&str>, process: Option<&str>, unset_ok: bool| {
+            config(code).check_dev_pdp_with(process, unset_ok).is_ok()
+        };
+        assert!(check(Some("dev"), None, false));
+        assert!(check(None, Some("test"), false));
+        assert!(check(Some("dev"), Some("local"), false));
+        // The process says production: nothing in code overrides it.
+        assert!(!check(Some("dev"), Some("production"), true));
+        assert!(!check(Some("dev"), Some(" Production "), true));
+        assert!(!check(Some("production"), Some("dev"), true));
+        // CI runners hold production credentials: ci is not development.
+        assert!(!check(Some("ci"), None, true));
+        assert!(!check(None, Some("CI"), true));
+        // Unset (or empty) everywhere: only with the explicit opt-in.
+        assert!(!check(None, None, false));
+        assert!(check(Some(" "), Some(""), true));
+    }
+
+    #[test]
+    fn replay_window_settings_are_read_and_capped() -> Result<(), PepError> {
+        let base = [
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret"),
+            ("ENABLE_AUTHORIZATION", "false"),
+        ];
+        let config = PepConfig::from_lookup(lookup(&base))?;
+        assert_eq!(
+            config.anti_replay_max_entries,
+            DEFAULT_ANTI_REPLAY_MAX_ENTRIES
+        );
+        assert_eq!(config.replay_share(), DEFAULT_ANTI_REPLAY_MAX_ENTRIES / 10);
+        assert_eq!(config.anti_replay_max_ttl, Duration::from_secs(3600));
+        let mut pairs = base.to_vec();
+        pairs.extend([
+            ("ANTI_REPLAY_MAX_ENTRIES", "50"),
+            ("ANTI_REPLAY_MAX_PER_SUBJECT", "7"),
+            ("ANTI_REPLAY_MAX_TTL_S", "600"),
+            ("ANTI_REPLAY_CLOCK_SKEW_S", "5"),
+        ]);
+        let config = PepConfig::from_lookup(lookup(&pairs))?;
+        assert_eq!(config.replay_share(), 7);
+        assert_eq!(config.anti_replay_max_ttl, Duration::from_secs(600));
+        assert_eq!(config.anti_replay_clock_skew, Duration::from_secs(5));
+        let max = u64::MAX.to_string();
+        for (name, value) in [
+            ("ANTI_REPLAY_MAX_PER_SUBJECT", "0"),
+            ("ANTI_REPLAY_MAX_TTL_S", max.as_str()),
+            ("ANTI_REPLAY_CLOCK_SKEW_S", "3601"),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let err = PepConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        Ok(())
     }
 
     #[test]

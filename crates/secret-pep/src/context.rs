@@ -43,35 +43,13 @@ pub struct ExecutionContext {
     pub system_id: Option<String>,
     /// The subject's roles, sent to the PDP as subject properties.
     pub roles: Vec<String>,
+    /// The token's `exp` (seconds since the Unix epoch). Its `jti` is remembered until then
+    /// (plus the clock skew), and a token that lives longer than the anti-replay store may
+    /// remember it is refused (`TOKEN_LIFETIME`).
+    pub exp: Option<u64>,
 }
 
-/// Header names read by [`ExecutionContext::from_headers`].
-pub mod headers {
-    /// `x-subject`: the subject.
-    pub const SUBJECT: &str = "x-subject";
-    /// `x-aud`: audiences, comma separated.
-    pub const AUD: &str = "x-aud";
-    /// `x-jti`: the token id.
-    pub const JTI: &str = "x-jti";
-    /// `x-cnf-jkt`: the DPoP key thumbprint.
-    pub const CNF_JKT: &str = "x-cnf-jkt";
-    /// `x-mtls-thumbprint`: the client certificate thumbprint.
-    pub const MTLS_THUMBPRINT: &str = "x-mtls-thumbprint";
-    /// `x-issuer`: the token issuer.
-    pub const ISSUER: &str = "x-issuer";
-    /// `x-client-id`: the OAuth client id.
-    pub const CLIENT_ID: &str = "x-client-id";
-    /// `x-correlation-id`: the correlation id.
-    pub const CORRELATION_ID: &str = "x-correlation-id";
-    /// `x-workflow-run-id`: the workflow run id (an addition to the original names).
-    pub const WORKFLOW_RUN_ID: &str = "x-workflow-run-id";
-    /// `x-node-id`: the workflow node id (an addition to the original names).
-    pub const NODE_ID: &str = "x-node-id";
-    /// `x-system-id`: the calling system id (an addition to the original names).
-    pub const SYSTEM_ID: &str = "x-system-id";
-    /// `x-roles`: roles, comma separated (an addition to the original names).
-    pub const ROLES: &str = "x-roles";
-}
+pub use crate::gateway::{ContextHeaders, headers};
 
 impl ExecutionContext {
     /// A context for `subject` with nothing else set.
@@ -83,53 +61,22 @@ impl ExecutionContext {
         }
     }
 
-    /// Reads the context from the original SDK's headers: `x-subject`, `x-aud` (comma list),
+    /// Reads the context from the original SDK's eight headers (`x-subject`, `x-aud`,
     /// `x-jti`, `x-cnf-jkt`, `x-mtls-thumbprint`, `x-issuer`, `x-client-id`,
-    /// `x-correlation-id`, plus `x-workflow-run-id`, `x-node-id`, `x-system-id` and `x-roles`
-    /// (comma list). Values are trimmed; empty or non-UTF-8 values count as absent; repeated
-    /// list headers are joined.
+    /// `x-correlation-id`) and no others: [`ContextHeaders::original`]. To also trust
+    /// `x-roles`, `x-exp` or the workflow ids, name them with [`ContextHeaders::trust`].
     ///
     /// # Security
     /// Headers are whatever the client sent. Use this **only** behind a gateway that verifies
     /// the token, sets these headers from its claims and strips any the client sent itself
-    /// (and for `x-mtls-thumbprint`, terminates mTLS). Reachable directly, a client could name
-    /// any subject, audience or binding. Prefer building the context from verified claims.
-    #[must_use]
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        use self::headers as h;
-        let one = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        let list = |name: &str| {
-            headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        Self {
-            subject: one(h::SUBJECT),
-            aud: list(h::AUD),
-            token_jti: one(h::JTI),
-            cnf_jkt: one(h::CNF_JKT),
-            mtls_thumbprint: one(h::MTLS_THUMBPRINT),
-            issuer: one(h::ISSUER),
-            client_id: one(h::CLIENT_ID),
-            correlation_id: one(h::CORRELATION_ID),
-            workflow_run_id: one(h::WORKFLOW_RUN_ID),
-            node_id: one(h::NODE_ID),
-            system_id: one(h::SYSTEM_ID),
-            roles: list(h::ROLES),
-        }
+    /// (and for `x-mtls-thumbprint`, terminates mTLS). Prefer building the context from
+    /// verified claims.
+    ///
+    /// # Errors
+    /// `BAD_CONTEXT` for a repeated header or a value that is not UTF-8 (see
+    /// [`ContextHeaders::read`]).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, crate::PepError> {
+        ContextHeaders::original().read(headers)
     }
 
     /// Sets the audiences.
@@ -175,6 +122,13 @@ impl ExecutionContext {
     #[must_use]
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the token's expiry (`exp`, seconds since the Unix epoch).
+    #[must_use]
+    pub fn with_exp(mut self, exp: u64) -> Self {
+        self.exp = Some(exp);
         self
     }
 
@@ -233,6 +187,7 @@ impl fmt::Debug for ExecutionContext {
             .field("node_id", &self.node_id)
             .field("system_id", &self.system_id)
             .field("roles", &self.roles)
+            .field("exp", &self.exp)
             .finish()
     }
 }
@@ -290,42 +245,6 @@ impl axum_core::response::IntoResponse for MissingExecutionContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
-
-    #[test]
-    fn from_headers_reads_the_original_names() {
-        let mut map = HeaderMap::new();
-        for (name, value) in [
-            ("x-subject", " alice "),
-            ("x-aud", "crud.secrets, other,,"),
-            ("x-jti", "j-1"),
-            ("x-cnf-jkt", "jkt"),
-            ("x-mtls-thumbprint", "mtls"),
-            ("x-issuer", "https://issuer"),
-            ("x-client-id", "cli"),
-            ("x-correlation-id", "corr"),
-            ("x-roles", "reader,writer"),
-            ("x-node-id", ""),
-        ] {
-            map.append(name, HeaderValue::from_static(value));
-        }
-        map.append("x-aud", HeaderValue::from_static("third"));
-        let ctx = ExecutionContext::from_headers(&map);
-        assert_eq!(ctx.subject.as_deref(), Some("alice"));
-        assert_eq!(ctx.aud, ["crud.secrets", "other", "third"]);
-        assert_eq!(ctx.token_jti.as_deref(), Some("j-1"));
-        assert_eq!(ctx.sender_binding(), Some("jkt"));
-        assert_eq!(ctx.binding_kind(), crate::BindingKind::Jkt);
-        assert_eq!(ctx.issuer.as_deref(), Some("https://issuer"));
-        assert_eq!(ctx.client_id.as_deref(), Some("cli"));
-        assert_eq!(ctx.correlation_id.as_deref(), Some("corr"));
-        assert_eq!(ctx.roles, ["reader", "writer"]);
-        assert_eq!(ctx.node_id, None);
-
-        let bare = ExecutionContext::from_headers(&HeaderMap::new());
-        assert_eq!(bare, ExecutionContext::default());
-        assert_eq!(bare.sender_binding(), None);
-    }
 
     #[test]
     fn mtls_is_the_fallback_binding_and_debug_redacts() {

@@ -66,6 +66,16 @@ pub enum PepError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The request's context headers are malformed: a single-value header sent twice (a proxy
+    /// that appends instead of replacing must not let the client's value win), a value that
+    /// is not UTF-8, or an `x-exp` that is not a whole number of seconds.
+    #[error("bad execution context: header `{header}` {reason} [BAD_CONTEXT]")]
+    BadContext {
+        /// The header's name.
+        header: &'static str,
+        /// What is wrong with it (never its value).
+        reason: &'static str,
+    },
     /// The provider read after a granted decision failed (see [`Pep::execute`](crate::Pep::execute)).
     /// The code is the provider's own, e.g. `NOT_FOUND` or `VERSION_DESTROYED`.
     #[error("secret read failed [{code}]")]
@@ -80,7 +90,7 @@ pub enum PepError {
 
 impl PepError {
     /// The stable, never-reused code: `AUTHZ_DENIED`, `PDP_UNAVAILABLE`, `BINDING_DRIFT`,
-    /// `CONFIG`, `INVALID_JWK`, or the URI parser's or provider's own code.
+    /// `CONFIG`, `INVALID_JWK`, `BAD_CONTEXT`, or the URI parser's or provider's own code.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -90,6 +100,7 @@ impl PepError {
             Self::BindingDrift { .. } => "BINDING_DRIFT",
             Self::Config { .. } => "CONFIG",
             Self::InvalidJwk { .. } => "INVALID_JWK",
+            Self::BadContext { .. } => "BAD_CONTEXT",
             Self::Provider { code, .. } => code,
         }
     }
@@ -118,6 +129,42 @@ impl PepError {
         }
     }
 
+    /// A copy for the callers that waited on the same PDP call: same variant, fields and
+    /// code; a transport or provider source is kept as its message chain.
+    pub(crate) fn snapshot(&self) -> Self {
+        match self {
+            Self::Uri { source } => Self::Uri {
+                source: source.clone(),
+            },
+            Self::AuthzDenied { reason } => Self::AuthzDenied { reason: *reason },
+            Self::PdpUnavailable {
+                cause,
+                status,
+                source,
+            } => Self::PdpUnavailable {
+                cause: *cause,
+                status: *status,
+                source: source.as_deref().map(Snapshot::boxed),
+            },
+            Self::BindingDrift {
+                expected,
+                presented,
+            } => Self::BindingDrift {
+                expected: *expected,
+                presented: *presented,
+            },
+            Self::Config { reason } => Self::Config {
+                reason: reason.clone(),
+            },
+            Self::InvalidJwk { reason } => Self::InvalidJwk { reason },
+            Self::BadContext { header, reason } => Self::BadContext { header, reason },
+            Self::Provider { code, source } => Self::Provider {
+                code,
+                source: Snapshot::boxed(source.as_ref()),
+            },
+        }
+    }
+
     pub(crate) fn config(reason: impl Into<String>) -> Self {
         Self::Config {
             reason: reason.into(),
@@ -135,6 +182,40 @@ impl PepError {
             status: None,
             source: None,
         }
+    }
+}
+
+/// The message chain of an error that cannot be cloned (sources never hold secrets).
+#[derive(Debug)]
+struct Snapshot {
+    message: String,
+    source: Option<Box<Snapshot>>,
+}
+
+impl Snapshot {
+    fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        Self {
+            message: error.to_string(),
+            source: error.source().map(|s| Box::new(Self::of(s))),
+        }
+    }
+
+    fn boxed(error: &(dyn std::error::Error + Send + Sync + 'static)) -> BoxError {
+        Box::new(Self::of(error))
+    }
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Snapshot {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -162,6 +243,15 @@ pub enum DenyReason {
     /// The context carries no `jti` while anti-replay requires one
     /// ([`PepConfig::require_jti`](crate::PepConfig::require_jti), `ANTI_REPLAY_REQUIRE_JTI`).
     JtiMissing,
+    /// The token's `exp` is further away than the anti-replay store may remember a `jti`
+    /// ([`PepConfig::anti_replay_max_ttl`](crate::PepConfig::anti_replay_max_ttl),
+    /// `ANTI_REPLAY_MAX_TTL_S`): it could be replayed after its `jti` was forgotten.
+    TokenLifetime,
+    /// The token's `exp` has passed (beyond the allowed clock skew).
+    TokenExpired,
+    /// The PDP permitted with an obligation this PEP knows but cannot honor (`wrap_ttl`,
+    /// `must_revalidate_on`): denied rather than dropped.
+    UnsupportedObligation,
 }
 
 impl DenyReason {
@@ -178,6 +268,9 @@ impl DenyReason {
             Self::UnknownObligation => "UNKNOWN_OBLIGATION",
             Self::ReplayStoreFull => "REPLAY_STORE_FULL",
             Self::JtiMissing => "JTI_MISSING",
+            Self::TokenLifetime => "TOKEN_LIFETIME",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::UnsupportedObligation => "UNSUPPORTED_OBLIGATION",
         }
     }
 
@@ -186,7 +279,10 @@ impl DenyReason {
     /// them would let one bad token lock out the subject's good ones.
     #[must_use]
     pub(crate) const fn is_cacheable(self) -> bool {
-        matches!(self, Self::PdpDeny | Self::UnknownObligation)
+        matches!(
+            self,
+            Self::PdpDeny | Self::UnknownObligation | Self::UnsupportedObligation
+        )
     }
 }
 
@@ -202,6 +298,13 @@ impl fmt::Display for DenyReason {
             Self::UnknownObligation => "the decision carries an obligation this PEP cannot fulfil",
             Self::ReplayStoreFull => "the anti-replay store is full",
             Self::JtiMissing => "the token carries no id (jti) to check for replay",
+            Self::TokenLifetime => {
+                "the token lives longer than the anti-replay window can remember its id"
+            }
+            Self::TokenExpired => "the token has expired",
+            Self::UnsupportedObligation => {
+                "the decision carries an obligation this PEP cannot honor"
+            }
         };
         write!(f, "{text} ({})", self.code())
     }
@@ -310,6 +413,13 @@ mod tests {
             ),
             (PepError::config("x"), "CONFIG"),
             (
+                PepError::BadContext {
+                    header: "x-subject",
+                    reason: "is repeated",
+                },
+                "BAD_CONTEXT",
+            ),
+            (
                 PepError::provider("NOT_FOUND", std::io::Error::other("gone")),
                 "NOT_FOUND",
             ),
@@ -330,6 +440,9 @@ mod tests {
             (DenyReason::UnknownObligation, "UNKNOWN_OBLIGATION"),
             (DenyReason::ReplayStoreFull, "REPLAY_STORE_FULL"),
             (DenyReason::JtiMissing, "JTI_MISSING"),
+            (DenyReason::TokenLifetime, "TOKEN_LIFETIME"),
+            (DenyReason::TokenExpired, "TOKEN_EXPIRED"),
+            (DenyReason::UnsupportedObligation, "UNSUPPORTED_OBLIGATION"),
         ];
         for (reason, code) in reasons {
             assert_eq!(reason.code(), code);

@@ -76,22 +76,25 @@ mod cache;
 mod config;
 mod context;
 mod error;
+mod gateway;
 mod grant;
+mod key;
 mod pdp;
 mod pep;
+mod replay;
 mod thumbprint;
 mod util;
 
 pub use audit::{AuditDecision, AuditEvent, AuditHook, NoopAudit};
 pub use cache::GrantCache;
 pub use config::{
-    AuthzenConfig, AuthzenDialect, DEFAULT_AUDIENCE, DEVELOPMENT_ENVIRONMENTS, PdpSettings,
-    PepConfig,
+    AuthzenConfig, AuthzenDialect, DEFAULT_ANTI_REPLAY_MAX_ENTRIES, DEFAULT_AUDIENCE,
+    DEVELOPMENT_ENVIRONMENTS, PdpSettings, PepConfig,
 };
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use context::MissingExecutionContext;
-pub use context::{ExecutionContext, headers};
+pub use context::{ContextHeaders, ExecutionContext, headers};
 pub use error::{BindingKind, BoxError, DenyReason, PdpFailure, PepError};
 pub use grant::{Grant, GrantDefaults};
 #[cfg(feature = "authzen")]

@@ -66,14 +66,34 @@ async fn request_shape_request_id_and_token() -> TestResult {
             }},
             "resource": {"type": "secret", "id": APP, "properties": {
                 "tenant": "t1", "mount": "secret", "provider": "openbao", "engine": "kv2",
-                "path": "app/api"
+                "path": "app/api", "key": "token"
             }},
             "action": {"name": "execute"},
-            "context": {
-                "correlation_id": "corr-7", "workflow_run_id": "run-1", "cnf_binding": "jkt-1"
-            }
+            // No per-call correlation id: everything the PDP sees is in the grant key.
+            "context": {"workflow_run_id": "run-1", "cnf_binding": "jkt-1"}
         }))
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_pdp_gets_the_canonical_id_with_key_and_version() -> TestResult {
+    let server = FaultServer::start(vec![Fault::json(200, &json!({"decision": true}))])?;
+    let pep = authzen_pep(AuthzenConfig::new(server.addr()).with_discovery(false));
+    let _granted = pep
+        .authorize(
+            &reader(jti()),
+            "OPENBAO://secret/app/api?version=2&n=1#token",
+        )
+        .await?;
+    let body = server.requests()[0].json().unwrap_or_default();
+    assert_eq!(
+        body["resource"]["id"],
+        json!("openbao+kv2://secret/app/api#token?version=2")
+    );
+    assert_eq!(body["resource"]["properties"]["key"], json!("token"));
+    assert_eq!(body["resource"]["properties"]["version"], json!(2));
+    assert_eq!(body["resource"]["properties"]["engine"], json!("kv2"));
     Ok(())
 }
 

@@ -14,8 +14,10 @@
 //! The `ExecutionContext` extractor (secret-pep's `axum` feature) takes the context an
 //! authentication layer put into the request extensions. Here that layer reads the gateway's
 //! headers: trust them **only** behind a gateway that verifies the token, sets them from its
-//! claims and strips any the client sent. A real service builds the context from the claims of
-//! the token it verified itself.
+//! claims and strips any the client sent. The original eight headers are read by default;
+//! this deployment's gateway also sets (and strips) `x-roles`, so the service opts in to it by
+//! name. A repeated header is refused (400), never first-wins. A real service builds the
+//! context from the claims of the token it verified itself.
 
 use std::process::ExitCode;
 
@@ -23,8 +25,9 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use secrets_sdk::pep::{ContextHeaders, headers};
 use secrets_sdk::{Error, ExecutionContext, VaultClient};
 
 /// The secret this service needs; one field of it.
@@ -32,9 +35,16 @@ const DB_PASSWORD: &str = "openbao+kv2://secret/app/db#password";
 
 /// The authentication layer: puts the caller's `ExecutionContext` into the extensions.
 async fn context_from_gateway(mut request: Request, next: Next) -> Response {
-    let ctx = ExecutionContext::from_headers(request.headers());
-    request.extensions_mut().insert(ctx);
-    next.run(request).await
+    let read = ContextHeaders::original()
+        .trust(headers::ROLES)
+        .and_then(|contract| contract.read(request.headers()));
+    match read {
+        Ok(ctx) => {
+            request.extensions_mut().insert(ctx);
+            next.run(request).await
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{}\n", e.code())).into_response(),
+    }
 }
 
 /// Reads the secret for this caller and uses it; the value is never sent back.

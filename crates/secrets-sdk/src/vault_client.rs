@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use secrecy::SecretString;
-use secret_pep::{BatchReport, ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService};
+use secret_pep::{
+    Authorized, BatchReport, ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService,
+};
 use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider, ProviderError};
 use secret_uri::{Engine, Provider, SecretUri};
 use tracing::Instrument;
@@ -38,13 +40,16 @@ type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 ///
 /// Each [`get_credentials`](Self::get_credentials) call:
 /// 1. parses and canonicalizes the URI; a scheme other than `openbao[+kv2]://` or
-///    `hashicorp[+kv2]://` is `UNSUPPORTED_PROVIDER` before anything else happens;
+///    `hashicorp[+kv2]://` is `UNSUPPORTED_PROVIDER`, and a query parameter other than
+///    `version` is `UNKNOWN_PARAMETER`, before anything else happens;
 /// 2. asks the [`Pep`] ([`Pep::authorize_uri`]): tenant mount guard, subject and audience,
-///    negative cache, a grant (cached, or from the PDP), sender binding, `jti` anti-replay and
-///    one use of the grant. Refusals are audited by the PEP;
+///    token lifetime, `jti` anti-replay, then a grant for the resource on its server (cached,
+///    negative-cached, or from the PDP) and one use of it. Both schemes name the one server
+///    they reach, so their aliases share one grant. Refusals are audited by the PEP;
 /// 3. reads the canonical URI from the KV v2 server at `VAULT_URL` (`?version=N` pinned,
 ///    deleted and destroyed versions typed, `#key` selects one field or fails with
-///    `KEY_NOT_FOUND`);
+///    `KEY_NOT_FOUND`); a read that fails before the server returned data (connection, TLS,
+///    timeout, 5xx) gives its use of the grant back;
 /// 4. audits the read (`PERMIT`, or `ERROR` with the provider's code) with a keyed
 ///    [`ResourceRef`], and returns the value as a [`Secret`] (redacted in `Debug`, zeroized
 ///    when the last handle drops). Values are not cached: every call is a decision and a read.
@@ -136,6 +141,34 @@ impl VaultClient {
         let request = self.request(uri.into(), ctx);
         let core = Arc::clone(&self.inner.core);
         self.inner.blocking(async move { core.get(request).await })
+    }
+
+    /// Gets several secrets for one caller with one token: one `jti` check for them all, one
+    /// AuthZEN batch evaluation for the URIs without a warm grant, then the reads. Results
+    /// are per URI, in input order; a URI listed twice is read (and takes a use) twice.
+    ///
+    /// This is how to read several secrets per request with anti-replay on: separate
+    /// [`get_credentials`](Self::get_credentials) calls with one `jti` are replays after the
+    /// first.
+    ///
+    /// # Errors
+    /// The outer error refuses the caller as a whole before any PDP call or read
+    /// (`AUTHZ_DENIED` with `SUBJECT_MISSING`, `AUDIENCE`, `JTI_MISSING`, `REPLAY`,
+    /// `TOKEN_EXPIRED`, `TOKEN_LIFETIME`; `CLOSED`). Each inner result is that URI's, as for
+    /// [`get_credentials`](Self::get_credentials).
+    pub async fn get_credentials_many(
+        &self,
+        uris: &[&str],
+        ctx: Option<&ExecutionContext>,
+    ) -> Result<Vec<Result<Secret, Error>>, Error> {
+        let request = ManyRequest {
+            uris: uris.iter().map(|s| (*s).to_owned()).collect(),
+            ctx: ctx.unwrap_or(&self.inner.default_context).clone(),
+        };
+        let core = Arc::clone(&self.inner.core);
+        self.inner
+            .on_runtime(async move { core.get_many(request).await })
+            .await
     }
 
     /// Asks the PDP about many URIs at once (one AuthZEN `evaluations` call) and caches the
@@ -351,32 +384,124 @@ impl Core {
             );
         }
         // Before the PEP: a URI this client can never read takes no use and asks no PDP.
-        let kv2 = match kv2_route(&uri)? {
-            Kv2Flavor::HashiCorp => &self.hashicorp,
-            _ => &self.openbao,
-        };
+        let kv2 = self.kv2_for(&uri)?;
         let granted = self.pep.authorize_uri(ctx, uri).await?;
         span.record("use_number", granted.use_number());
+        self.read(kv2, granted, ctx).await
+    }
+
+    /// Reads an authorized URI and audits the read. A read that failed before the vault
+    /// returned data (connection, TLS, timeout, 5xx) gives its use back.
+    async fn read(
+        &self,
+        kv2: &Kv2Provider,
+        granted: Authorized,
+        ctx: &ExecutionContext,
+    ) -> Result<Secret, Error> {
         let result = kv2.read(granted.uri()).await;
         self.pep.audit_read(
             ctx,
             &granted,
             result.as_ref().err().map(ProviderError::code),
         );
-        let value = result.map_err(|e| Error::provider(granted.uri().mount(), Arc::new(e)))?;
-        let now = Instant::now();
-        Ok(Secret(Arc::new(Entry::new(
-            granted.into_uri(),
-            value,
-            now,
-            now,
-            now,
-        ))))
+        match result {
+            Ok(value) => {
+                let now = Instant::now();
+                Ok(Secret(Arc::new(Entry::new(
+                    granted.into_uri(),
+                    value,
+                    now,
+                    now,
+                    now,
+                ))))
+            }
+            Err(error) => {
+                let mount = granted.uri().mount().to_owned();
+                if no_data_returned(&error) {
+                    granted.give_back();
+                }
+                Err(Error::provider(&mount, Arc::new(error)))
+            }
+        }
+    }
+
+    fn kv2_for(&self, uri: &SecretUri) -> Result<&Kv2Provider, Error> {
+        Ok(match kv2_route(uri)? {
+            Kv2Flavor::HashiCorp => &self.hashicorp,
+            _ => &self.openbao,
+        })
+    }
+
+    async fn get_many(&self, request: ManyRequest) -> Result<Vec<Result<Secret, Error>>, Error> {
+        let ctx = &request.ctx;
+        // Refused before the PEP, per URI: a URI this client can never read takes no use.
+        let mut out: Vec<Option<Result<Secret, Error>>> = Vec::with_capacity(request.uris.len());
+        let mut servable: Vec<(usize, &str)> = Vec::new();
+        for (at, text) in request.uris.iter().enumerate() {
+            match SecretUri::parse(text) {
+                Ok(uri) => match kv2_route(&uri) {
+                    Ok(_) => {
+                        out.push(None);
+                        servable.push((at, text.as_str()));
+                    }
+                    Err(error) => out.push(Some(Err(error))),
+                },
+                // The PEP parses it again, fails the same way and audits the refusal.
+                Err(_) => {
+                    out.push(None);
+                    servable.push((at, text.as_str()));
+                }
+            }
+        }
+        let texts: Vec<&str> = servable.iter().map(|(_, text)| *text).collect();
+        let decisions = self.pep.authorize_many(ctx, &texts).await?;
+        let mut reads = Vec::with_capacity(decisions.len());
+        for ((at, _), decision) in servable.iter().zip(decisions) {
+            match decision {
+                Ok(granted) => reads.push((*at, granted)),
+                Err(error) => out[*at] = Some(Err(Error::from(error))),
+            }
+        }
+        for (at, granted) in reads {
+            let result = match self.kv2_for(granted.uri()) {
+                Ok(kv2) => self.read(kv2, granted, ctx).await,
+                Err(error) => Err(error),
+            };
+            out[at] = Some(result);
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or(Err(Error::Runtime {
+                    reason: "a batch item was not processed",
+                    source: None,
+                }))
+            })
+            .collect())
     }
 }
 
-/// Which KV v2 provider serves `uri`, or `UNSUPPORTED_PROVIDER`. (The original SDK sent every
-/// scheme, `file://` included, to the vault.)
+/// Whether a read failed before the vault returned any data: nothing was disclosed, so the
+/// grant's use goes back.
+fn no_data_returned(error: &ProviderError) -> bool {
+    match error {
+        ProviderError::Timeout { .. }
+        | ProviderError::Unavailable { .. }
+        | ProviderError::Tls { .. } => true,
+        ProviderError::UnexpectedStatus { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// One `get_credentials_many` call, owned so it can move onto the client's runtime.
+struct ManyRequest {
+    uris: Vec<String>,
+    ctx: ExecutionContext,
+}
+
+/// Which KV v2 provider serves `uri`, or `UNSUPPORTED_PROVIDER`, or `UNKNOWN_PARAMETER` for a
+/// query parameter KV v2 does not serve. (The original SDK sent every scheme, `file://`
+/// included, to the vault, and ignored unknown parameters.)
 fn kv2_route(uri: &SecretUri) -> Result<Kv2Flavor, Error> {
     let provider = uri.provider();
     let flavor = match provider {
@@ -395,6 +520,8 @@ fn kv2_route(uri: &SecretUri) -> Result<Kv2Flavor, Error> {
             reason: "VaultClient reads the KV v2 engine only",
         });
     }
+    secret_providers::check_parameters(uri)
+        .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
     Ok(flavor)
 }
 
@@ -614,7 +741,11 @@ impl VaultClientBuilder {
         };
 
         let salt = Arc::new(salt);
-        let mut pep = Pep::builder(pep_config);
+        // Grants belong to the resource on its server: both schemes name the server they
+        // reach, so `openbao://x` and `hashicorp+kv2://x` on one VAULT_URL share a grant.
+        let mut pep = Pep::builder(pep_config)
+            .backend(Provider::OpenBao, backend_id(&openbao))
+            .backend(Provider::HashiCorp, backend_id(&hashicorp));
         if let Some(pdp) = self.pdp {
             pep = pep.pdp(pdp);
         }
@@ -645,6 +776,16 @@ impl VaultClientBuilder {
             }),
         })
     }
+}
+
+/// The server a KV v2 provider reads from, for the PEP's resource identity: address and
+/// namespace.
+fn backend_id(kv2: &Kv2Provider) -> String {
+    format!(
+        "{}|{}",
+        kv2.address().trim_end_matches('/'),
+        kv2.namespace().unwrap_or_default()
+    )
 }
 
 fn missing(setting: &str, builder_method: &str) -> Error {

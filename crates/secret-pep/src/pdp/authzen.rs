@@ -401,11 +401,8 @@ impl AuthzenClient {
 
         let mut context = Map::new();
         insert_opt(&mut context, "purpose", request.purpose);
-        insert_opt(
-            &mut context,
-            "correlation_id",
-            ctx.correlation_id.as_deref(),
-        );
+        // No correlation id: it changes per call, and everything the PDP sees must be in the
+        // grant key (it reaches the PDP as the `X-Request-ID` of logs only via the audit hook).
         insert_opt(
             &mut context,
             "workflow_run_id",
@@ -545,6 +542,10 @@ fn resource(request: &AccessRequest<'_>) -> Value {
     props.insert("provider".into(), json!(uri.provider().as_str()));
     insert_opt(&mut props, "engine", uri.engine().map(|e| e.as_str()));
     props.insert("path".into(), json!(uri.path()));
+    insert_opt(&mut props, "key", uri.key());
+    if let Some(version) = uri.version() {
+        props.insert("version".into(), json!(version));
+    }
     json!({ "type": "secret", "id": uri.as_str(), "properties": props })
 }
 

@@ -31,12 +31,17 @@ pub(crate) struct Permit<'a> {
     reported: bool,
 }
 
+/// The longest cooldown honored (1 day): a longer setting is cut to it, so that an absurd
+/// `AUTHZEN_BREAKER_COOLDOWN_MS` can neither overflow the deadline (which would disable the
+/// cooldown altogether) nor lock the PDP out for years.
+pub(crate) const MAX_COOLDOWN: Duration = Duration::from_secs(24 * 3600);
+
 impl Breaker {
     /// `threshold == 0` disables the breaker.
     pub(crate) fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold,
-            cooldown,
+            cooldown: cooldown.min(MAX_COOLDOWN),
             state: Mutex::new(State::default()),
         }
     }
@@ -104,7 +109,10 @@ impl Permit<'_> {
                     "PDP circuit breaker open: failing fast"
                 );
             }
-            state.open_until = Instant::now().checked_add(breaker.cooldown);
+            let now = Instant::now();
+            // `cooldown` is at most a day, which any clock can add; if one cannot, fail fast
+            // until the next probe rather than not at all.
+            state.open_until = Some(now.checked_add(breaker.cooldown).unwrap_or(now));
         }
     }
 }
@@ -143,6 +151,19 @@ mod tests {
         breaker.try_acquire().unwrap().success();
         assert!(!breaker.is_open());
         assert!(breaker.try_acquire().is_some());
+    }
+
+    #[test]
+    fn a_huge_cooldown_still_fails_fast() {
+        for cooldown in [Duration::MAX, Duration::from_millis(u64::MAX)] {
+            let breaker = Breaker::new(1, cooldown);
+            breaker.try_acquire().unwrap().failure();
+            assert!(breaker.is_open());
+            assert!(
+                breaker.try_acquire().is_none(),
+                "an overflowing cooldown must not let the next call through"
+            );
+        }
     }
 
     #[test]

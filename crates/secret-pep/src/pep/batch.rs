@@ -1,0 +1,371 @@
+//! Batches: [`Pep::authorize_batch`] (decisions only) and [`Pep::authorize_many`] (one
+//! `jti` check, one PDP batch, then a use per URI).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use secret_uri::SecretUri;
+
+use super::{Authorized, Pep, Replay};
+use crate::cache::{GrantEntry, Slot};
+use crate::key::pdp_uri;
+use crate::pdp::{BatchFailure, BatchRequest};
+use crate::{DenyReason, ExecutionContext, PdpFailure, PepError};
+
+/// The outcome of [`Pep::authorize_batch`]: one item per distinct URI, required ones first.
+#[derive(Debug)]
+pub struct BatchReport {
+    pub(crate) items: Vec<BatchItem>,
+}
+
+/// One URI of a [`BatchReport`]. `Debug` shows the URI redacted.
+#[non_exhaustive]
+pub struct BatchItem {
+    /// The canonical URI.
+    pub uri: SecretUri,
+    /// Whether it was required.
+    pub required: bool,
+    /// A grant is cached for it, or why not.
+    pub status: BatchStatus,
+}
+
+impl fmt::Debug for BatchItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchItem")
+            .field("uri", &self.uri.redacted().to_string())
+            .field("required", &self.required)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// The status of one [`BatchItem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchStatus {
+    /// A grant is cached (already or now).
+    Granted {
+        /// Its id.
+        grant_id: String,
+        /// Uses left.
+        remaining_uses: u32,
+    },
+    /// The grant was spent by other reads before this report was made; the next read asks
+    /// the PDP again.
+    Spent {
+        /// Its id.
+        grant_id: String,
+    },
+    /// No grant: `DENY` (with a reason) or `PDP_UNAVAILABLE`.
+    Failed(BatchFailure),
+}
+
+impl BatchStatus {
+    /// `"GRANTED"`, `"SPENT"`, `"DENY"` or `"PDP_UNAVAILABLE"`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Granted { .. } => "GRANTED",
+            Self::Spent { .. } => "SPENT",
+            Self::Failed(failure) => failure.code(),
+        }
+    }
+
+    pub(crate) fn granted(entry: &GrantEntry) -> Self {
+        let grant_id = entry.grant.grant_id.clone();
+        match entry.grant.max_uses.saturating_sub(entry.uses()) {
+            0 => Self::Spent { grant_id },
+            remaining_uses => Self::Granted {
+                grant_id,
+                remaining_uses,
+            },
+        }
+    }
+}
+
+impl BatchReport {
+    /// The items, required first.
+    #[must_use]
+    pub fn items(&self) -> &[BatchItem] {
+        &self.items
+    }
+
+    /// Whether every required URI has a grant.
+    #[must_use]
+    pub fn is_satisfied(&self) -> bool {
+        self.items
+            .iter()
+            .all(|item| !item.required || matches!(item.status, BatchStatus::Granted { .. }))
+    }
+
+    /// The items without a usable grant (failed or already spent).
+    pub fn failures(&self) -> impl Iterator<Item = &BatchItem> + '_ {
+        self.items
+            .iter()
+            .filter(|item| !matches!(item.status, BatchStatus::Granted { .. }))
+    }
+}
+
+/// One URI to decide in a batch: its PDP id, whether it is required, and its grant key.
+struct Planned {
+    uri: SecretUri,
+    required: bool,
+    key: String,
+}
+
+impl Pep {
+    /// Asks the PDP about many URIs at once (one AuthZEN `evaluations` call) and caches the
+    /// grants, so the reads that follow are warm. URIs are deduplicated (as resources, so
+    /// aliases count once), required ones first. Nothing is read, no use is taken and the
+    /// `jti` is only checked, not recorded: every read still goes through
+    /// [`Self::authorize`]. To read several secrets with one token, use
+    /// [`Self::authorize_many`].
+    ///
+    /// # Errors
+    /// A URI or tenant-mount error in either list, `SUBJECT_MISSING`, `AUDIENCE`,
+    /// `JTI_MISSING`, `TOKEN_EXPIRED`, `TOKEN_LIFETIME` or an already used `jti` (`REPLAY`),
+    /// all before any PDP call. Per-URI denials and PDP failures are in the report (`DENY`,
+    /// `PDP_UNAVAILABLE`); check [`BatchReport::is_satisfied`].
+    pub async fn authorize_batch(
+        &self,
+        ctx: &ExecutionContext,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<BatchReport, PepError> {
+        let result = self.batch(ctx, required, optional).await;
+        if let Err(error) = &result {
+            self.audit_error(ctx, None, error);
+        }
+        result
+    }
+
+    async fn batch(
+        &self,
+        ctx: &ExecutionContext,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<BatchReport, PepError> {
+        let config = &self.inner.config;
+        let parse = |list: &[&str]| -> Result<Vec<SecretUri>, PepError> {
+            list.iter()
+                .map(|text| {
+                    let uri = SecretUri::parse(text)?;
+                    config.allowed_mounts.check(&uri)?;
+                    Ok(uri)
+                })
+                .collect()
+        };
+        let required = parse(required)?;
+        let optional = parse(optional)?;
+        let subject = self.check_caller(ctx)?;
+        let now = Instant::now();
+        self.check_token(ctx, subject, now, Replay::Peek)?;
+        let plan = self.plan(ctx, subject, &required, &optional);
+        let outcomes = self.decide_batch(ctx, subject, &plan, now).await;
+        let items = plan
+            .into_iter()
+            .zip(outcomes)
+            .map(|(item, status)| BatchItem {
+                uri: item.uri,
+                required: item.required,
+                status,
+            })
+            .collect();
+        Ok(BatchReport { items })
+    }
+
+    /// Authorizes reads of several URIs with one token: one `jti` check for them all, one
+    /// PDP batch for those without a warm grant, then one use of each URI's grant, in input
+    /// order. A URI listed twice takes two uses. Each [`Authorized`] is read and reported
+    /// like one from [`Self::authorize`].
+    ///
+    /// # Errors
+    /// The outer error refuses the caller (`SUBJECT_MISSING`, `AUDIENCE`, `JTI_MISSING`,
+    /// token lifetime, `REPLAY`, `REPLAY_STORE_FULL`), before any PDP call. Each inner result
+    /// is that URI's: a URI or tenant-mount error, a denial, `PDP_UNAVAILABLE`, …
+    pub async fn authorize_many(
+        &self,
+        ctx: &ExecutionContext,
+        uris: &[&str],
+    ) -> Result<Vec<Result<Authorized, PepError>>, PepError> {
+        let config = &self.inner.config;
+        let caller = self.check_caller(ctx).and_then(|subject| {
+            let now = Instant::now();
+            self.check_token(ctx, subject, now, Replay::Record)
+                .map(|()| (subject, now))
+        });
+        let (subject, started) = match caller {
+            Ok(caller) => caller,
+            Err(error) => {
+                self.audit_error(ctx, None, &error);
+                return Err(error);
+            }
+        };
+        let parsed: Vec<Result<SecretUri, PepError>> = uris
+            .iter()
+            .map(|text| {
+                let uri = SecretUri::parse(text)?;
+                config.allowed_mounts.check(&uri)?;
+                Ok(uri)
+            })
+            .collect();
+        // Decide, in one PDP call, every resource without a usable grant or a live denial.
+        let valid: Vec<SecretUri> = parsed
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .cloned()
+            .collect();
+        let plan: Vec<Planned> = self
+            .plan(ctx, subject, &valid, &[])
+            .into_iter()
+            .filter(|item| self.inner.cache.peek(&item.key, started).is_none())
+            .collect();
+        if !plan.is_empty() {
+            self.decide_batch(ctx, subject, &plan, started).await;
+        }
+        let mut out = Vec::with_capacity(parsed.len());
+        for result in parsed {
+            let outcome = match result {
+                Ok(uri) => {
+                    let key = self.key(ctx, subject, &uri);
+                    match self.grant(ctx, subject, &uri, &key, started).await {
+                        Ok((entry, use_number)) => Ok(Authorized {
+                            uri,
+                            entry,
+                            use_number,
+                        }),
+                        Err(error) => {
+                            self.audit_error(ctx, Some(&uri), &error);
+                            Err(error)
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.audit_error(ctx, None, &error);
+                    Err(error)
+                }
+            };
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+
+    /// The resources to decide: deduplicated by grant key, required first.
+    fn plan(
+        &self,
+        ctx: &ExecutionContext,
+        subject: &str,
+        required: &[SecretUri],
+        optional: &[SecretUri],
+    ) -> Vec<Planned> {
+        let mut plan: Vec<Planned> = Vec::with_capacity(required.len() + optional.len());
+        for (list, is_required) in [(required, true), (optional, false)] {
+            for uri in list {
+                let key = self.key(ctx, subject, uri);
+                if !plan.iter().any(|item| item.key == key) {
+                    plan.push(Planned {
+                        uri: pdp_uri(uri),
+                        required: is_required,
+                        key,
+                    });
+                }
+            }
+        }
+        plan
+    }
+
+    /// Decides every planned resource (cached ones from the cache, the rest in one PDP batch),
+    /// caches the answers, and returns each one's status, in plan order.
+    async fn decide_batch(
+        &self,
+        ctx: &ExecutionContext,
+        subject: &str,
+        plan: &[Planned],
+        now: Instant,
+    ) -> Vec<BatchStatus> {
+        let cache = &self.inner.cache;
+        let mut statuses: Vec<Option<BatchStatus>> = plan
+            .iter()
+            .map(|item| match cache.peek(&item.key, now) {
+                Some(Slot::Granted(entry)) => Some(BatchStatus::granted(&entry)),
+                Some(Slot::Refused(_)) => Some(BatchStatus::Failed(BatchFailure::Deny {
+                    reason: DenyReason::NegativeCached,
+                })),
+                None => None,
+            })
+            .collect();
+        let (mut ask_required, mut ask_optional) = (Vec::new(), Vec::new());
+        for (item, status) in plan.iter().zip(&statuses) {
+            if status.is_none() {
+                if item.required {
+                    ask_required.push(item.uri.clone());
+                } else {
+                    ask_optional.push(item.uri.clone());
+                }
+            }
+        }
+        if ask_required.is_empty() && ask_optional.is_empty() {
+            return statuses.into_iter().flatten().collect();
+        }
+        let Some(first) = ask_required.first().or(ask_optional.first()) else {
+            return statuses.into_iter().flatten().collect();
+        };
+        let common = self.access_request(ctx, subject, first);
+        let ask = BatchRequest::new(common, &ask_required, &ask_optional);
+        let decisions = match self.inner.pdp.authorize_batch(&ask).await {
+            Ok(decisions) => decisions,
+            Err(error) => {
+                tracing::debug!(code = error.code(), "PDP batch failed");
+                Vec::new()
+            }
+        };
+        let answered = Instant::now();
+        for decision in decisions {
+            let Some(at) = plan
+                .iter()
+                .zip(&statuses)
+                .position(|(item, status)| status.is_none() && item.uri == decision.uri)
+            else {
+                continue;
+            };
+            let key = &plan[at].key;
+            let status = match decision
+                .outcome
+                .map_err(|failure| match failure {
+                    BatchFailure::Deny { reason } => PepError::denied(reason),
+                    _ => PepError::unavailable(PdpFailure::Malformed),
+                })
+                .and_then(|grant| self.accept(grant, ctx, answered))
+            {
+                Ok(entry) => BatchStatus::granted(&cache.offer(key, Arc::new(entry), answered)),
+                Err(error) => {
+                    cache.offer_refusal(key, &error, answered);
+                    BatchStatus::Failed(BatchFailure::from_error(&error))
+                }
+            };
+            statuses[at] = Some(status);
+        }
+        // Skipped by the PDP, or the whole batch failed: fail closed, and let the reads that
+        // waited on this batch share the failure instead of asking once each.
+        let unavailable = PepError::unavailable(PdpFailure::Malformed);
+        plan.iter()
+            .zip(statuses)
+            .map(|(item, status)| {
+                status.unwrap_or_else(|| {
+                    cache.offer_refusal(&item.key, &unavailable, answered);
+                    BatchStatus::Failed(BatchFailure::PdpUnavailable)
+                })
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for Planned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Planned")
+            .field("uri", &self.uri.redacted().to_string())
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}

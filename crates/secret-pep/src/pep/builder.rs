@@ -1,0 +1,116 @@
+//! [`PepBuilder`]: a PEP with a custom PDP, audit hook or backend map.
+
+use std::sync::Arc;
+
+use secret_uri::Provider;
+
+use super::{Inner, Pep};
+use crate::cache::{CacheSettings, GrantCache};
+use crate::key::Backends;
+use crate::pdp::{DevAllowAll, SecretPolicyService};
+use crate::{AuditHook, NoopAudit, PdpSettings, PepConfig, PepError};
+
+/// Builds a [`Pep`] with a custom PDP or audit hook. See [`Pep::builder`].
+#[derive(Debug)]
+pub struct PepBuilder {
+    pub(super) config: PepConfig,
+    pub(super) pdp: Option<Arc<dyn SecretPolicyService>>,
+    pub(super) audit: Option<Arc<dyn AuditHook>>,
+    pub(super) allow_dev_pdp: bool,
+    pub(super) backends: Backends,
+}
+
+impl PepBuilder {
+    /// Lets an allow-all development PDP ([`DevAllowAll`], `ENABLE_AUTHORIZATION=false`) run
+    /// when `ENVIRONMENT` is **unset** — for tests, doctests and benchmarks. It never
+    /// overrides an `ENVIRONMENT` that is set to anything outside
+    /// [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS) (`production`, `staging`,
+    /// …): those are refused whatever this says.
+    #[must_use]
+    pub fn allow_dev_pdp(mut self, allow: bool) -> Self {
+        self.allow_dev_pdp = allow;
+        self
+    }
+
+    /// Uses this PDP instead of the one `config.pdp` names.
+    #[must_use]
+    pub fn pdp(mut self, pdp: impl SecretPolicyService + 'static) -> Self {
+        self.pdp = Some(Arc::new(pdp));
+        self
+    }
+
+    /// Says which backend (server and namespace, in any stable spelling) serves `provider`'s
+    /// URIs. Grants, use counts and denials belong to the resource on its backend, so scheme
+    /// aliases that reach one backend share them: a client whose `openbao` and `hashicorp`
+    /// URIs both go to one `VAULT_URL` names that URL for both. A provider not named here is
+    /// its own backend.
+    #[must_use]
+    pub fn backend(mut self, provider: Provider, backend: impl Into<String>) -> Self {
+        self.backends.set(provider, backend.into());
+        self
+    }
+
+    /// Sends audit events to `hook` (default: [`NoopAudit`]).
+    #[must_use]
+    pub fn audit(mut self, hook: impl AuditHook + 'static) -> Self {
+        self.audit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Validates the configuration and builds the PEP (no network I/O).
+    ///
+    /// # Errors
+    /// `CONFIG`: invalid settings (see [`PepConfig::validate`]), no PDP at all, an invalid
+    /// AuthZEN configuration, or an allow-all development PDP
+    /// ([`SecretPolicyService::is_development`]) — whether from
+    /// [`PdpSettings::DisabledForDevelopment`] or given to [`Self::pdp`] — while `ENVIRONMENT`
+    /// is not one of [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS) (unset is
+    /// accepted only with [`Self::allow_dev_pdp`]).
+    pub fn build(self) -> Result<Pep, PepError> {
+        let config = self.config;
+        config.validate()?;
+        let pdp: Arc<dyn SecretPolicyService> = match (self.pdp, &config.pdp) {
+            (Some(pdp), _) => pdp,
+            (None, PdpSettings::None) => {
+                return Err(PepError::config(
+                    "no PDP configured: set AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development only)",
+                ));
+            }
+            (None, PdpSettings::DisabledForDevelopment) => {
+                // Checked before the constructor logs its warning.
+                config.check_dev_pdp(self.allow_dev_pdp)?;
+                Arc::new(DevAllowAll::new())
+            }
+            #[cfg(feature = "authzen")]
+            (None, PdpSettings::AuthZen(authzen)) => {
+                Arc::new(crate::AuthzenClient::new(authzen.clone())?)
+            }
+            #[cfg(not(feature = "authzen"))]
+            (None, PdpSettings::AuthZen(_)) => {
+                return Err(PepError::config(
+                    "AUTHZEN_PDP_URL is set but secret-pep was built without the `authzen` feature",
+                ));
+            }
+        };
+        // Whatever path installed it, an allow-all PDP runs only in development.
+        if pdp.is_development() {
+            config.check_dev_pdp(self.allow_dev_pdp)?;
+        }
+        let cache = GrantCache::new(CacheSettings {
+            negative_ttl: config.negative_cache_ttl,
+            negative_jitter: config.negative_cache_jitter,
+            grant_max_entries: config.grant_cache_max_entries,
+            replay_max_entries: config.anti_replay_max_entries,
+            replay_max_per_subject: config.replay_share(),
+        });
+        Ok(Pep {
+            inner: Arc::new(Inner {
+                pdp,
+                audit: self.audit.unwrap_or_else(|| Arc::new(NoopAudit)),
+                cache,
+                config,
+                backends: self.backends,
+            }),
+        })
+    }
+}
