@@ -12,6 +12,11 @@
 //! `docs/vault-client.md`. The read is a full PEP decision: PDP grant, audience, `jti`
 //! anti-replay, sender binding, one use of the grant, and an audit event.
 //!
+//! One process is one PEP: anti-replay and use counts live in the process and do not span
+//! runs (every run starts with no grants and no remembered `jti`s), and the identity flags
+//! are the operator's assertion, not a verified token. It is a tool for operators and tests,
+//! not a way for a caller to prove who it is.
+//!
 //! Output: the value on stdout, as `secrets resolve` prints it (raw text for a string, compact
 //! JSON otherwise; `--format json`: one JSON document either way). Errors: `CODE: message` on
 //! stderr, never a value, token or thumbprint. Exit codes: 0 the value was printed; 1 the read
@@ -50,6 +55,13 @@ pub struct GetArgs {
     /// A role of the subject, sent to the PDP; repeat or comma-separate for several.
     #[arg(long = "role", value_name = "R", value_delimiter = ',')]
     pub roles: Vec<String>,
+    /// The token's issuer (`iss`); scopes the `jti`.
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// The token's expiry (`exp`, seconds since the Unix epoch): refused once past, or when
+    /// further away than ANTI_REPLAY_MAX_TTL_S.
+    #[arg(long, value_name = "EPOCH_SECONDS")]
+    pub exp: Option<u64>,
     /// How to print the value.
     #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
     pub format: ValueFormat,
@@ -67,6 +79,11 @@ AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development) are requir
 VAULT_TIMEOUT, VAULT_VERIFY_SSL, SECRETS_AUDIENCE, GRANT_TTL_DEFAULT, GRANT_MAX_USES_DEFAULT, \
 NEGATIVE_CACHE_TTL_S, ANTI_REPLAY_TTL_S and the AUTHZEN_* settings are optional. Only openbao \
 and hashicorp KV v2 URIs are served.
+
+One process is one PEP: anti-replay and use counts do not span runs (each run starts with no \
+grants and no remembered jti), and the identity flags (--subject, --role, --aud, …) are the \
+operator's assertion, not a verified token. Query parameters other than version are refused \
+(UNKNOWN_PARAMETER) before the PDP or the vault is asked.
 
 The value prints on stdout as `secrets resolve` prints it: a string as is, JSON as compact \
 JSON; with --format json, one JSON document. A failure prints `CODE: message` on stderr \
@@ -88,6 +105,8 @@ impl GetArgs {
                     .filter(|r| !r.is_empty()),
             );
         ctx.token_jti.clone_from(&self.jti);
+        ctx.issuer.clone_from(&self.issuer);
+        ctx.exp = self.exp;
         ctx.cnf_jkt.clone_from(&self.cnf_jkt);
         ctx.mtls_thumbprint.clone_from(&self.mtls_thumbprint);
         ctx
@@ -275,6 +294,50 @@ mod tests {
         let (status, _, err) = run_get(&args, offline_client());
         assert_eq!(status.code(), 1);
         assert!(err.starts_with("TENANT_MOUNT_MISMATCH: "), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn unserved_parameters_touch_no_server() -> Result<(), Box<dyn std::error::Error>> {
+        let vault = secrets_test_support::FaultServer::start(Vec::new())?;
+        let pdp = secrets_test_support::FaultServer::start(Vec::new())?;
+        let vars: Vec<(&str, String)> = vec![
+            ("VAULT_URL", vault.addr()),
+            ("VAULT_TOKEN", "s.offline".to_owned()),
+            ("TENANT_ID", "t1".to_owned()),
+            ("TENANT_ALLOWED_MOUNTS", "secret".to_owned()),
+            ("SECRET_TENANT_SALT", "cli-test-salt-0123456789".to_owned()),
+            ("AUTHZEN_PDP_URL", pdp.addr()),
+        ];
+        let env: EnvLookup = Arc::new(move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        });
+        for uri in [
+            "openbao+kv2://secret/app/api#token?n=1",
+            "openbao+kv2://secret/app/api?verison=2#token",
+        ] {
+            let args = parse(&[
+                uri,
+                "--subject",
+                "alice",
+                "--aud",
+                "crud.secrets",
+                "--jti",
+                "j",
+            ])?;
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let status = run(&args, &env, &mut out, &mut err)?;
+            let err = String::from_utf8(err)?;
+            assert_eq!((status.code(), out.as_slice()), (1, &b""[..]), "{err}");
+            assert!(err.starts_with("UNKNOWN_PARAMETER: "), "{err}");
+        }
+        assert_eq!(
+            (vault.connection_count(), pdp.connection_count()),
+            (0, 0),
+            "neither the vault nor the PDP was contacted"
+        );
         Ok(())
     }
 
