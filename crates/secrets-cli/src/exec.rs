@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::Command;
 
-use secret_uri::Provider;
+use secret_uri::{Provider, SecretUri};
 use secrets_sdk::Secret;
 
 use crate::Status;
@@ -43,14 +43,52 @@ pub struct Variable {
     pub value: Value,
 }
 
-/// Whether `value` is meant as a secret URI: it starts with `provider[+engine]://`, the
-/// provider one of the parser's (any case). Such a value is resolved, and a malformed one is
-/// an error rather than a plain value; anything else (`https://…`, `hello`) passes through.
+/// The providers `secrets exec` resolves; other secret URIs pass through.
+pub const SERVED: [Provider; 3] = [Provider::File, Provider::OpenBao, Provider::HashiCorp];
+
+/// What `secrets exec` does with a variable's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Not a secret URI (`hello`, `https://…`, `file:///srv/repo`): passed through unchanged.
+    Plain,
+    /// A secret URI of a served provider ([`SERVED`]): resolved, and a failure stops the
+    /// command.
+    Served,
+    /// A valid secret URI of a provider this command does not serve (`db+cred://…`,
+    /// `yaml://…`): passed through unchanged, with a warning naming the variable.
+    Unserved(Provider),
+    /// Starts like a secret URI (`openbao+kv9://…`, `file://demo/*`) but does not parse: passed
+    /// through unchanged, with a warning naming the variable and the parser's code.
+    Malformed(&'static str),
+}
+
+/// Sorts a value: only a value that parses as a secret URI of a served provider is resolved.
+///
+/// A scheme that names no provider is plain. Of the values that start with a provider's
+/// scheme (any case) but do not parse, the ordinary local file URL (`file:///…`, an empty
+/// mount) is plain too; the others are [`Kind::Malformed`], so a typo is visible on stderr
+/// without breaking a command that never meant a secret.
 #[must_use]
-pub fn is_secret_uri(value: &str) -> bool {
-    let Some((scheme, _)) = value.split_once("://") else {
-        return false;
-    };
+pub fn classify(value: &str) -> Kind {
+    match SecretUri::parse(value) {
+        Ok(uri) if SERVED.contains(&uri.provider()) => Kind::Served,
+        Ok(uri) => Kind::Unserved(uri.provider()),
+        Err(error) => match value.split_once("://") {
+            Some((scheme, rest)) if has_provider_scheme(scheme) => {
+                if scheme.eq_ignore_ascii_case("file") && rest.starts_with('/') {
+                    Kind::Plain
+                } else {
+                    Kind::Malformed(error.code())
+                }
+            }
+            _ => Kind::Plain,
+        },
+    }
+}
+
+/// `provider[+engine]` with a known provider (any case): the start of a secret URI.
+fn has_provider_scheme(scheme: &str) -> bool {
     let provider = scheme.split('+').next().unwrap_or("");
     scheme
         .bytes()
@@ -58,8 +96,17 @@ pub fn is_secret_uri(value: &str) -> bool {
         && Provider::from_name(provider).is_some()
 }
 
+/// Whether `value` is resolved: a secret URI of a served provider ([`classify`] says
+/// [`Kind::Served`]).
+#[must_use]
+pub fn is_secret_uri(value: &str) -> bool {
+    classify(value) == Kind::Served
+}
+
 /// Reads the env files and `--env` flags (later definitions of a name win) and resolves every
-/// secret URI among the values, concurrently. On any failure, prints why on `err` (a
+/// secret URI of a served provider among the values, concurrently; other values pass through
+/// (see [`classify`]), with a one-line warning on `err` naming the variable when the value
+/// looks like a secret URI that is not resolved. On any failure, prints why on `err` (a
 /// location, a name and a redacted URI, never a value) and returns the status to exit with:
 /// `Failure` for unreadable or malformed input and configuration errors, `Findings` for
 /// secrets that could not be resolved.
@@ -121,6 +168,20 @@ pub fn prepare<E: Write>(
                 }
             }
         } else {
+            match classify(&value) {
+                Kind::Unserved(provider) => writeln!(
+                    err,
+                    "secrets exec: warning: {name}: `{provider}` secret URIs are not served \
+                     here; the value is passed through unchanged",
+                    provider = provider.as_str()
+                )?,
+                Kind::Malformed(code) => writeln!(
+                    err,
+                    "secrets exec: warning: {name}: not a valid secret URI ({code}); the value \
+                     is passed through unchanged"
+                )?,
+                Kind::Plain | Kind::Served => {}
+            }
             Value::Plain(value)
         };
         let nul = match &value {
@@ -276,18 +337,40 @@ mod tests {
     const CANARY: &str = "canary-51d0e2";
 
     #[test]
-    fn secret_uris_are_recognised_by_scheme() {
+    fn only_secret_uris_of_served_providers_are_resolved() {
         for uri in [
             "file://demo/x",
             "FILE://demo/x",
+            "file://demo/x?version=2",
             "openbao+kv2://secret/a#k",
+            "openbao+kv2://secret/a?verison=2#k",
             "hashicorp://secret/a",
-            "openbao+kv9://secret/a",
-            "db://x",
-            "file://",
-            "yaml+x.y-z://a",
+            "HashiCorp+KV2://secret/a",
         ] {
+            assert_eq!(classify(uri), Kind::Served, "{uri}");
             assert!(is_secret_uri(uri), "{uri}");
+        }
+        for (value, kind) in [
+            ("db+cred://pg/app", Kind::Unserved(Provider::Db)),
+            ("yaml://config/app.yaml#k", Kind::Unserved(Provider::Yaml)),
+            (
+                "bootstrap://local/token",
+                Kind::Unserved(Provider::Bootstrap),
+            ),
+            (
+                "openbao+kv9://secret/a",
+                Kind::Malformed("UNSUPPORTED_ENGINE"),
+            ),
+            (
+                "openbao+kv2://secret/app/*",
+                Kind::Malformed("INVALID_WILDCARD"),
+            ),
+            ("file://demo/a b", Kind::Malformed("ILLEGAL_SEGMENT")),
+            ("file://", Kind::Malformed("ILLEGAL_SEGMENT")),
+            ("yaml+x.y-z://a", Kind::Malformed("UNSUPPORTED_ENGINE")),
+        ] {
+            assert_eq!(classify(value), kind, "{value}");
+            assert!(!is_secret_uri(value), "{value}");
         }
         for plain in [
             "",
@@ -298,8 +381,11 @@ mod tests {
             "git+file://demo/x",
             "file:/demo/x",
             "file //demo/x",
+            "file:///srv/repo",
+            "FILE:///srv/repo/.git",
+            "file:///",
         ] {
-            assert!(!is_secret_uri(plain), "{plain}");
+            assert_eq!(classify(plain), Kind::Plain, "{plain}");
         }
     }
 
@@ -380,7 +466,7 @@ mod tests {
             &[
                 "OK=file://demo/db.json#password",
                 "MISSING=file://demo/nope",
-                "BAD=openbao+kv9://secret/x",
+                "BAD=openbao+kv2://secret/x/*",
                 "NUL=file://demo/nul",
                 "PLAIN_NUL=a\0b",
             ],
@@ -391,8 +477,8 @@ mod tests {
         assert_eq!(
             err,
             "NOT_FOUND: MISSING (file://demo/…): file: secret not found in mount `demo`\n\
-             UNSUPPORTED_ENGINE: BAD: unsupported engine at byte 8: the provider has no such \
-             engine in scheme `openbao+kv9`\n\
+             secrets exec: warning: BAD: not a valid secret URI (INVALID_WILDCARD); the value is \
+             passed through unchanged\n\
              INVALID_ENV_VALUE: NUL: the value contains a NUL byte, which an environment \
              variable cannot hold\n\
              INVALID_ENV_VALUE: PLAIN_NUL: the value contains a NUL byte, which an environment \

@@ -68,7 +68,7 @@ fn passes_the_variables_and_the_exit_code() {
     );
     assert_eq!(read(&dir.path().join("out")), CANARY);
     // The logs were on (and the command's output, had it written any, would follow them).
-    assert!(traced.stderr.contains("secret_resolve"), "{traced:?}");
+    assert!(traced.stderr.contains("secret_read"), "{traced:?}");
 }
 
 #[test]
@@ -124,10 +124,10 @@ fn a_failing_uri_does_not_run_the_command() {
         "NOT_FOUND: API_KEY (file://demo/…): file: secret not found in mount `demo`\n\
          NOT_CONFIGURED: TOKEN (openbao+kv2://secret/…): openbao: no vault is configured for \
          this scheme (no bootstrap found; tried SECRETS_BOOTSTRAP_PATH (not set), \
-         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR and \
-         VAULT_URL/VAULT_ADDR (not set))\n\
-         UNSUPPORTED_ENGINE: ENGINE: unsupported engine at byte 8: the provider has no such \
-         engine in scheme `openbao+kv9`\n",
+         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR \
+         and VAULT_URL/VAULT_ADDR (not set))\n\
+         secrets exec: warning: ENGINE: not a valid secret URI (UNSUPPORTED_ENGINE); the value \
+         is passed through unchanged\n",
     );
     assert!(!dir.path().join("marker").exists());
 }
@@ -371,6 +371,68 @@ fn the_command_replaces_the_process() {
     let traced = secrets.clone().env("RUST_LOG", "trace").run();
     assert_eq!(traced.signal, Some(15), "{traced:?}");
     traced.assert_hidden(&[CANARY], false);
+}
+
+#[test]
+fn file_urls_and_uris_of_unserved_providers_pass_through() {
+    let dir = workdir();
+    let values = [
+        ("REPO", "file:///srv/repo"),
+        ("LOCAL", "FILE:///home/app/.config"),
+        ("DB", "db+cred://pg/app-user"),
+        ("CFG", "yaml://config/app.yaml#signing"),
+        ("TYPO", "openbao+kv9://secret/typo-path"),
+        ("GLOB", "file://demo/glob-*"),
+        ("PASSWORD", "file://demo/db.json#password"),
+    ];
+    let mut flags = Vec::new();
+    let assignments: Vec<String> = values.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    for assignment in &assignments {
+        flags.extend(["--env", assignment.as_str()]);
+    }
+    let script = r#"printf "%s|%s|%s|%s|%s|%s|%s" "$REPO" "$LOCAL" "$DB" "$CFG" "$TYPO" "$GLOB" "$PASSWORD" > out"#;
+    let run = check(
+        &exec(dir.path(), &flags, script),
+        0,
+        "",
+        "secrets exec: warning: DB: `db` secret URIs are not served here; the value is passed \
+         through unchanged\n\
+         secrets exec: warning: CFG: `yaml` secret URIs are not served here; the value is \
+         passed through unchanged\n\
+         secrets exec: warning: TYPO: not a valid secret URI (UNSUPPORTED_ENGINE); the value is \
+         passed through unchanged\n\
+         secrets exec: warning: GLOB: not a valid secret URI (INVALID_WILDCARD); the value is \
+         passed through unchanged\n",
+    );
+    // Warnings name variables, never values.
+    run.assert_hidden(
+        &["pg/app-user", "typo-path", "glob-", "srv/repo", "app.yaml"],
+        false,
+    );
+    let passed: Vec<&str> = values[..6].iter().map(|(_, v)| *v).collect();
+    assert_eq!(
+        read(&dir.path().join("out")),
+        format!("{}|{CANARY}", passed.join("|"))
+    );
+
+    // Values that are not resolved need no client: an unusable guard does not matter.
+    check(
+        &exec(
+            dir.path(),
+            &[
+                "--env",
+                "REPO=file:///srv/repo",
+                "--env",
+                "DB=db+cred://pg/app",
+            ],
+            r#"printf "%s" "$REPO""#,
+        )
+        .env("SECRETS_ALLOWED_MOUNTS", ""),
+        0,
+        "file:///srv/repo",
+        "secrets exec: warning: DB: `db` secret URIs are not served here; the value is passed \
+         through unchanged\n",
+    );
 }
 
 #[test]
