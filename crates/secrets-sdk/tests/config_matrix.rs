@@ -41,6 +41,7 @@ struct Summary {
 
 impl Summary {
     fn of(config: &Kv2Config) -> Self {
+        assert_no_canary(&format!("{config:?}"));
         let auth = match &config.auth {
             Kv2Auth::Token { .. } => "token".to_owned(),
             Kv2Auth::TokenFile { path } => format!("token_file {}", path.display()),
@@ -109,6 +110,7 @@ impl Fixture {
 }
 
 fn setting_of(error: &ProviderError) -> String {
+    assert_no_canary(&format!("{error} {error:?}"));
     match error {
         ProviderError::Config { reason, .. } => reason
             .split_once(' ')
@@ -118,7 +120,17 @@ fn setting_of(error: &ProviderError) -> String {
     }
 }
 
+/// The canary values the rows plant: no error may show them.
+const CANARIES: [&str; 3] = ["matrix-canary", "matrix-secret-id", "matrix-token"];
+
+fn assert_no_canary(shown: &str) {
+    for canary in CANARIES {
+        assert!(!shown.contains(canary), "{shown}");
+    }
+}
+
 fn sdk_setting(error: &secrets_sdk::Error) -> String {
+    assert_no_canary(&format!("{error} {error:?}"));
     match (error.code(), error.setting()) {
         ("CONFIG", Some(setting)) => setting.to_owned(),
         (code, _) => format!("not CONFIG: {code} ({error})"),
@@ -295,6 +307,17 @@ fn vault_error_rows(fx: &Fixture) -> Vec<(Vec<(&'static str, String)>, &'static 
     };
     vec![
         (with(vec![("VAULT_TIMEOUT", "2s".into())]), "VAULT_TIMEOUT"),
+        (
+            with(vec![
+                ("VAULT_NAMESPACE", "ns".into()),
+                ("VAULT_RETRY_ATTEMPTS", "matrix-canary".into()),
+            ]),
+            "VAULT_RETRY_ATTEMPTS",
+        ),
+        (
+            with(vec![("VAULT_CACERT_MODE", "matrix-canary".into())]),
+            "VAULT_CACERT_MODE",
+        ),
         (
             with(vec![("VAULT_TIMEOUT", "1e30".into())]),
             "VAULT_TIMEOUT",
