@@ -68,7 +68,7 @@ fn passes_the_variables_and_the_exit_code() {
     );
     assert_eq!(read(&dir.path().join("out")), CANARY);
     // The logs were on (and the command's output, had it written any, would follow them).
-    assert!(traced.stderr.contains("secret_read"), "{traced:?}");
+    assert!(traced.stderr.contains("secret_resolve"), "{traced:?}");
 }
 
 #[test]
@@ -485,7 +485,7 @@ fn a_kv2_secret_from_a_real_openbao() {
         read(&dir.path().join("out")),
         format!(r#"{CANARY}|{{"password":"{CANARY}","port":5432}}|app"#)
     );
-    assert!(traced.stderr.contains("secret_read"), "{traced:?}");
+    assert!(traced.stderr.contains("secret_resolve"), "{traced:?}");
     traced.assert_hidden(&[&token], false);
 
     check(

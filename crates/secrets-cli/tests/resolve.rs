@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::{Run, Secrets, repo_root};
 use secrets_test_support::{Fault, FaultServer, openbao_or_skip};
@@ -224,7 +225,7 @@ fn a_vault_uri_without_a_vault_is_not_configured() {
         "",
         "NOT_CONFIGURED: URI 2 (openbao+kv2://secret/…): openbao: no vault is configured for \
          this scheme (no bootstrap found; tried SECRETS_BOOTSTRAP_PATH (not set), \
-         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR and \
+         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR and \
          VAULT_URL/VAULT_ADDR (not set))\n",
         &["app/db"],
     );
@@ -525,4 +526,81 @@ fn help_explains_configuration_and_the_mount_default() {
     ] {
         assert!(run.stdout.contains(needle), "{needle}: {}", run.stdout);
     }
+}
+
+/// A bound on runs that used to hang forever; generous for a loaded machine.
+const HANG: Duration = Duration::from_secs(10);
+
+/// A FIFO under the root used to block `resolve` forever in `open(2)`. Now: `NOT_A_FILE`, at
+/// once, for the FIFO and for a symlink to it, and the other URIs are not printed either.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_not_a_file_and_resolve_returns() {
+    let root = root();
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.path().join("demo/pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("pipe", root.path().join("demo/to-pipe")).unwrap();
+    for uri in ["file://demo/pipe", "file://demo/to-pipe"] {
+        let run = resolve(root.path(), &["file://demo/db.json#password", uri])
+            .run_within(HANG)
+            .unwrap_or_else(|| panic!("`secrets resolve {uri}` did not return within {HANG:?}"));
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (
+                1,
+                "",
+                "NOT_A_FILE: URI 2 (file://demo/…): file: mount `demo`: not a regular file\n"
+            ),
+            "{uri}"
+        );
+        run.assert_hidden(&[CANARY], false);
+    }
+}
+
+/// A parameter the provider does not serve (`?verison=2`) is refused before any I/O: the
+/// vault behind both schemes sees no connection at all, so a typo can neither read the latest
+/// version silently nor spend a login.
+#[test]
+fn an_unknown_parameter_fails_and_touches_no_server() {
+    let token = "s.token-canary-7c1d2e";
+    let server = FaultServer::start(vec![Fault::json(
+        200,
+        &json!({"data": {"data": {"token": CANARY}, "metadata": {"version": 2}}}),
+    )])
+    .unwrap();
+    let root = root();
+    for (uri, code_line) in [
+        (
+            "openbao+kv2://secret/app/api?verison=2#token",
+            "UNKNOWN_PARAMETER: URI 1 (openbao+kv2://secret/…): openbao: unknown query parameter \
+             `verison` in mount `secret`; this provider serves `version`\n",
+        ),
+        (
+            "hashicorp+kv2://secret/app/api#token?Version=2",
+            "UNKNOWN_PARAMETER: URI 1 (hashicorp+kv2://secret/…): hashicorp: unknown query \
+             parameter `Version` in mount `secret`; this provider serves `version`\n",
+        ),
+        (
+            "file://demo/db.json?version=1#password",
+            "UNKNOWN_PARAMETER: URI 1 (file://demo/…): file: unknown query parameter `version` in \
+             mount `demo`; this provider serves no parameters\n",
+        ),
+    ] {
+        check(
+            &resolve(root.path(), &[uri])
+                .env("OPENBAO_URL", server.addr())
+                .env("OPENBAO_TOKEN", token)
+                .env("VAULT_URL", server.addr())
+                .env("VAULT_TOKEN", token),
+            1,
+            "",
+            code_line,
+            &[token, "app/api"],
+        );
+    }
+    assert_eq!(server.request_count(), 0, "{:?}", server.requests());
+    assert_eq!(server.connection_count(), 0);
 }

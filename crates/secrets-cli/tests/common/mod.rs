@@ -146,6 +146,50 @@ impl Secrets {
         run(self.command(), &self.stdin)
     }
 
+    /// Runs with no stdin; `None` when the process had not ended after `limit`, in which case
+    /// it is killed, so a hang fails the test instead of stalling the suite.
+    pub(crate) fn run_within(&self, limit: std::time::Duration) -> Option<Run> {
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+            text
+        });
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            signal: signal(&status),
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        };
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+        Some(run)
+    }
+
     /// Runs as is (for exact assertions), then again with `RUST_LOG=trace` (every log the
     /// SDK and the CLI write goes to stderr): same exit, same stdout. Returns both runs.
     pub(crate) fn run_traced(&self) -> (Run, Run) {
