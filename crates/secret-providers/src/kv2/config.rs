@@ -400,6 +400,7 @@ impl Kv2Config {
     /// | `T_CACERT_MODE` | `replace` (default) or `append` (also trust the webpki roots) |
     /// | `T_TIMEOUT` | seconds per attempt, fractions allowed, at most 3600 |
     /// | `T_VERIFY_SSL` | `true`/`false`, or the path of a CA bundle |
+    /// | `T_SKIP_VERIFY` | `true` is `T_VERIFY_SSL=false` (a contradicting pair is refused) |
     /// | `T_RETRY_ATTEMPTS`, `T_RETRY_BASE_DELAY_MS`, `T_RETRY_MAX_DELAY_MS` | retries (1–100 attempts, delays up to 1 h) |
     /// | `T_MAX_BODY_BYTES` | response cap (1 B – 1 GiB) |
     /// | `T_ALLOW_INSECURE_HTTP` | plain HTTP to non-loopback hosts |
@@ -753,6 +754,24 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
                     )
                 })?;
         }
+        // `P_SKIP_VERIFY` (Vault's CLI name) says the same as `P_VERIFY_SSL=false`.
+        let skip = self.tuning("SKIP_VERIFY");
+        if let Some(skip) = &skip {
+            let on = self.boolean(skip)?;
+            let verify = self.shared("VERIFY_SSL");
+            if let Some(verify) = verify.as_ref().filter(|v| parse_bool(&v.value) == Some(on)) {
+                return Err(self.invalid(&skip.name, &format!("contradicts {}", verify.name)));
+            }
+            if on {
+                if let Some(ca) = &cacert {
+                    return Err(self.invalid(
+                        &skip.name,
+                        &format!("turns verification off, which conflicts with {}", ca.name),
+                    ));
+                }
+                config.skip_verify = true;
+            }
+        }
         if let Some(verify) = self.shared("VERIFY_SSL") {
             match parse_bool(&verify.value) {
                 Some(true) => config.skip_verify = false,
@@ -795,10 +814,15 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
             config.retry.max_delay = *delay;
         }
         if config.retry.base_delay > config.retry.max_delay {
-            let name = base
-                .map(|(n, _)| n)
-                .unwrap_or_else(|| self.own_name("RETRY_BASE_DELAY_MS"));
-            return Err(self.invalid(&name, "must not exceed _RETRY_MAX_DELAY_MS"));
+            // Name the variable that was set (the other is at its default).
+            return Err(match (base, max) {
+                (Some((name, _)), _) => self.invalid(&name, "must not exceed _RETRY_MAX_DELAY_MS"),
+                (None, Some((name, _))) => self.invalid(
+                    &name,
+                    "must not be below _RETRY_BASE_DELAY_MS (default 100)",
+                ),
+                (None, None) => self.invalid("retry", "base delay exceeds the maximum delay"),
+            });
         }
         if let Some((name, max)) = self.number("MAX_BODY_BYTES")? {
             config.max_body_bytes = usize::try_from(max)
@@ -816,8 +840,9 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
             config.allow_insecure_tls = self.boolean(&allow)?;
         }
         if config.skip_verify && !config.insecure_tls_allowed() {
-            let name = self
-                .shared("VERIFY_SSL")
+            let name = skip
+                .filter(|s| parse_bool(&s.value) == Some(true))
+                .or_else(|| self.shared("VERIFY_SSL"))
                 .map_or_else(|| "skip_verify".to_owned(), |s| s.name);
             return Err(self.invalid(
                 &name,
@@ -1228,6 +1253,18 @@ mod tests {
                 "VAULT_VERIFY_SSL turns verification off, which conflicts with OPENBAO_CACERT",
             ),
             (
+                with_base(&[("VAULT_SKIP_VERIFY", "true"), ("VAULT_VERIFY_SSL", "true")]),
+                "VAULT_SKIP_VERIFY contradicts VAULT_VERIFY_SSL",
+            ),
+            (
+                with_base(&[("OPENBAO_SKIP_VERIFY", "maybe")]),
+                "OPENBAO_SKIP_VERIFY must be true or false",
+            ),
+            (
+                with_base(&[("OPENBAO_SKIP_VERIFY", "true"), ("ENVIRONMENT", "prd")]),
+                "OPENBAO_SKIP_VERIFY turns verification off, which is refused",
+            ),
+            (
                 with_base(&[("OPENBAO_CACERT", "/nonexistent/canary.pem")]),
                 "OPENBAO_CACERT names no readable file",
             ),
@@ -1277,6 +1314,10 @@ mod tests {
             (
                 with_base(&[("OPENBAO_RETRY_BASE_DELAY_MS", "5000")]),
                 "OPENBAO_RETRY_BASE_DELAY_MS must not exceed _RETRY_MAX_DELAY_MS",
+            ),
+            (
+                with_base(&[("VAULT_RETRY_MAX_DELAY_MS", "50")]),
+                "VAULT_RETRY_MAX_DELAY_MS must not be below _RETRY_BASE_DELAY_MS",
             ),
             (
                 with_base(&[("OPENBAO_MAX_BODY_BYTES", "0")]),
