@@ -175,7 +175,6 @@ impl PepError {
         Self::AuthzDenied { reason }
     }
 
-    #[cfg(any(feature = "authzen", test))]
     pub(crate) fn unavailable(cause: PdpFailure) -> Self {
         Self::PdpUnavailable {
             cause,

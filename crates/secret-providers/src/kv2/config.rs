@@ -495,8 +495,11 @@ impl Kv2Config {
     /// The `ENVIRONMENT` values (trimmed, case-insensitive) in which `skip_verify` is
     /// accepted without `SECRETS_ALLOW_INSECURE_TLS=true`: the PEP's development
     /// environments. Any other value, or none, counts as production.
-    pub const INSECURE_TLS_ENVIRONMENTS: [&'static str; 5] =
-        ["dev", "development", "test", "local", "ci"];
+    ///
+    /// `ci` is not one of them (as for the PEP's allow-all PDP): CI runners often hold
+    /// production credentials.
+    pub const INSECURE_TLS_ENVIRONMENTS: [&'static str; 4] =
+        ["dev", "development", "test", "local"];
     /// The variable that allows `skip_verify` outside a development environment.
     pub const ALLOW_INSECURE_TLS_ENV: &'static str = "SECRETS_ALLOW_INSECURE_TLS";
     /// The longest accepted per-attempt timeout (`P_TIMEOUT`), 1 h.
@@ -1008,6 +1011,7 @@ mod tests {
             &[("ENVIRONMENT", "prd")],
             &[("ENVIRONMENT", "live")],
             &[("ENVIRONMENT", "staging")],
+            &[("ENVIRONMENT", "ci")],
             &[("ENVIRONMENT", "production")],
             &[("ENVIRONMENT", "Prod")],
             &[("ENVIRONMENT", "develop")],
@@ -1038,7 +1042,6 @@ mod tests {
             &[("ENVIRONMENT", " Development ")],
             &[("ENVIRONMENT", "TEST")],
             &[("ENVIRONMENT", "local")],
-            &[("ENVIRONMENT", "ci")],
             &[
                 ("ENVIRONMENT", "prd"),
                 ("SECRETS_ALLOW_INSECURE_TLS", "true"),
