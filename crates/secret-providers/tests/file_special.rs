@@ -329,3 +329,33 @@ fn huge_and_growing_files_are_too_large() -> TestResult {
     assert_eq!(code(read(&capped, "file://a/seventeen")), "TOO_LARGE");
     Ok(())
 }
+
+#[test]
+fn swapping_a_file_for_a_symlink_during_reads_never_serves_another_mount() -> TestResult {
+    let (_dir, root) = two_mounts()?;
+    let a = root.join("a");
+    std::fs::write(a.join("x"), "a-value")?;
+    let files = provider(&root);
+    let swapper = {
+        let a = a.clone();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            for _ in 0..300 {
+                symlink("../b/secret", a.join("tmp"))?;
+                std::fs::rename(a.join("tmp"), a.join("x"))?;
+                std::fs::write(a.join("tmp"), "a-value")?;
+                std::fs::rename(a.join("tmp"), a.join("x"))?;
+            }
+            Ok(())
+        })
+    };
+    let mut reads = 0;
+    while !swapper.is_finished() || reads == 0 {
+        match read(&files, "file://a/x") {
+            Ok(value) => assert_eq!(value.expose_str(), Some("a-value")),
+            Err(e) => assert_eq!(e.code(), "PERMISSION_DENIED", "{e}"),
+        }
+        reads += 1;
+    }
+    swapper.join().map_err(|_| "swapper panicked")??;
+    Ok(())
+}

@@ -11,7 +11,10 @@
 //! it cannot follow beneath (`EXDEV`: an absolute symlink, or one that really escapes), the
 //! descriptor check decides: open without reading (`O_PATH`), compare the descriptor's real path
 //! (`/proc/self/fd/N`) with the canonical mount, check the type, then reopen that real path
-//! without following a final symlink and require the same device and inode.
+//! without following a final symlink and require the same device and inode. A mismatch (a
+//! rotation, or an attacker swapping a component) starts over, at most three times; a path that
+//! keeps changing is `PERMISSION_DENIED`. `EAGAIN` from `openat2` (a rename raced the walk)
+//! takes the fallback too.
 //!
 //! Every open for reading uses `O_NONBLOCK | O_NOCTTY`: a FIFO cannot stall the call and a
 //! terminal never becomes the process's controlling terminal.
@@ -140,7 +143,8 @@ mod beneath {
                 MISSING.store(true, Ordering::Relaxed);
                 Outcome::Fallback
             }
-            Err(Errno::PERM | Errno::XDEV) => Outcome::Fallback,
+            // `EAGAIN`: a rename raced the walk and the kernel could not rule out an escape.
+            Err(Errno::PERM | Errno::XDEV | Errno::AGAIN) => Outcome::Fallback,
             Err(errno) => Outcome::Done(Err(open_error(mount, errno))),
         }
     }
@@ -161,9 +165,25 @@ mod beneath {
     }
 }
 
+/// How often the fallback starts over when the file changed between its check and its reopen
+/// (a rotation renamed a new file into place); a path that keeps changing is refused.
+#[cfg(unix)]
+const ATTEMPTS: usize = 3;
+
 /// The descriptor check, for kernels without `openat2` and for symlinks it will not follow.
 #[cfg(unix)]
 pub(super) fn fallback(root: &Path, mount: &str, path: &str) -> Result<Opened, ProviderError> {
+    for _ in 0..ATTEMPTS {
+        if let Some(opened) = fallback_once(root, mount, path)? {
+            return Ok(opened);
+        }
+    }
+    Err(escape(mount))
+}
+
+/// One try of the fallback; `None` when what was checked is no longer what the path names.
+#[cfg(unix)]
+fn fallback_once(root: &Path, mount: &str, path: &str) -> Result<Option<Opened>, ProviderError> {
     use rustix::fs::{Mode, OFlags};
 
     use unix::{open_error, regular};
@@ -194,35 +214,44 @@ pub(super) fn fallback(root: &Path, mount: &str, path: &str) -> Result<Opened, P
     let stat = rustix::fs::fstat(&probe).map_err(|e| open_error(mount, e))?;
     let len = regular(mount, &stat)?;
     #[cfg(target_os = "linux")]
-    let (probe, len) = {
-        let _checked = len;
-        reopen(mount, &real, &stat)?
+    let Some((probe, len)) = reopen(mount, &real, &stat, len)? else {
+        return Ok(None);
     };
-    Ok(Opened {
+    Ok(Some(Opened {
         file: probe.into(),
         len,
-    })
+    }))
 }
 
-/// Opens for reading the `O_PATH` probe's checked real path; a swap since the check shows as
-/// another device or inode and is refused.
+/// Opens for reading the `O_PATH` probe's checked real path, without following a final
+/// symlink. `None` when it is gone, became a symlink or is another inode than the one checked
+/// (a component was swapped for a symlink since, or a rotation replaced the file).
 #[cfg(target_os = "linux")]
 fn reopen(
     mount: &str,
     real: &Path,
     checked: &rustix::fs::Stat,
-) -> Result<(rustix::fd::OwnedFd, u64), ProviderError> {
+    checked_len: u64,
+) -> Result<Option<(rustix::fd::OwnedFd, u64)>, ProviderError> {
     use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
 
-    use unix::{READ, open_error, regular};
+    use unix::{READ, open_error};
 
-    let fd = rustix::fs::open(real, READ | OFlags::NOFOLLOW, Mode::empty())
-        .map_err(|e| open_error(mount, e))?;
+    let fd = match rustix::fs::open(real, READ | OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP | Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+        Err(errno) => return Err(open_error(mount, errno)),
+    };
     let stat = rustix::fs::fstat(&fd).map_err(|e| open_error(mount, e))?;
     if (stat.st_dev, stat.st_ino) != (checked.st_dev, checked.st_ino) {
-        return Err(escape(mount));
+        return Ok(None);
     }
-    Ok((fd, regular(mount, &stat)?))
+    // Same inode, so still a regular file; it may have grown since (the read is capped).
+    Ok(Some((
+        fd,
+        u64::try_from(stat.st_size).unwrap_or(checked_len),
+    )))
 }
 
 /// The descriptor check without `rustix`: the path is resolved right after opening.
@@ -365,6 +394,95 @@ mod tests {
             assert_eq!(text(opened)?, "v2");
         }
         assert_eq!(codes(&root, "up", "outside"), ["PERMISSION_DENIED"; 2]);
+        Ok(())
+    }
+
+    type Strategy = fn(&Path, &str, &str) -> Result<Opened, ProviderError>;
+
+    /// An attacker who can write into mount `a` flips `a/d` between a real directory and a
+    /// symlink to mount `b`'s directory while reads run: no read may return `b`'s value,
+    /// whichever strategy opens (the fallback's reopen is caught by the inode check).
+    fn race(strategy: Strategy) -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().canonicalize()?;
+        std::fs::create_dir_all(root.join("a/d"))?;
+        std::fs::create_dir_all(root.join("b/d"))?;
+        std::fs::write(root.join("a/d/s"), "a's")?;
+        std::fs::write(root.join("b/d/s"), "b's")?;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let (a, done) = (root.join("a"), done.clone());
+            std::thread::spawn(move || -> std::io::Result<()> {
+                for _ in 0..300 {
+                    std::fs::rename(a.join("d"), a.join("spare"))?;
+                    symlink("../b/d", a.join("d"))?;
+                    std::fs::remove_file(a.join("d"))?;
+                    std::fs::rename(a.join("spare"), a.join("d"))?;
+                }
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            })
+        };
+        let mut reads = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+            match strategy(&root, "a", "d/s") {
+                Ok(opened) => assert_eq!(std::io::read_to_string(opened.file)?, "a's"),
+                Err(e) => assert!(matches!(e.code(), "PERMISSION_DENIED" | "NOT_FOUND"), "{e}"),
+            }
+            reads += 1;
+        }
+        flipper.join().map_err(|_| "flipper panicked")??;
+        Ok(())
+    }
+
+    #[test]
+    fn a_flipping_directory_never_leaks_another_mount_through_openat2() -> TestResult {
+        race(open)
+    }
+
+    #[test]
+    fn a_flipping_directory_never_leaks_another_mount_through_the_fallback() -> TestResult {
+        race(fallback)
+    }
+
+    /// The window the fallback's inode check closes, made deterministic: what is checked, then
+    /// swapped, is never what is read.
+    #[test]
+    fn the_fallback_reopen_refuses_what_it_did_not_check() -> TestResult {
+        use rustix::fs::{Mode, OFlags};
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().canonicalize()?;
+        std::fs::create_dir_all(root.join("a/d"))?;
+        std::fs::create_dir_all(root.join("b/d"))?;
+        std::fs::write(root.join("a/d/s"), "a's")?;
+        std::fs::write(root.join("b/d/s"), "b's")?;
+        let real = root.join("a/d/s");
+        let probe = rustix::fs::open(&real, OFlags::PATH, Mode::empty())?;
+        let checked = rustix::fs::fstat(&probe)?;
+
+        let (fd, len) = reopen("a", &real, &checked, 3)?.ok_or("unchanged file refused")?;
+        assert_eq!(
+            (std::io::read_to_string(File::from(fd))?, len),
+            ("a's".into(), 3)
+        );
+
+        // A directory on the checked path swapped for a symlink into mount `b`.
+        std::fs::rename(root.join("a/d"), root.join("a/spare"))?;
+        symlink("../b/d", root.join("a/d"))?;
+        assert!(reopen("a", &real, &checked, 3)?.is_none());
+
+        // The file itself swapped for a symlink, then for another file.
+        std::fs::remove_file(root.join("a/d"))?;
+        std::fs::rename(root.join("a/spare"), root.join("a/d"))?;
+        std::fs::rename(&real, root.join("a/kept"))?;
+        symlink("../../b/d/s", &real)?;
+        assert!(reopen("a", &real, &checked, 3)?.is_none());
+        std::fs::remove_file(&real)?;
+        std::fs::write(&real, "new")?;
+        assert!(reopen("a", &real, &checked, 3)?.is_none());
+        // Gone.
+        std::fs::remove_file(&real)?;
+        assert!(reopen("a", &real, &checked, 3)?.is_none());
         Ok(())
     }
 }
