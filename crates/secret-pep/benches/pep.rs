@@ -1,8 +1,9 @@
 //! The PEP decision on a warm grant, with a fresh `jti` each call and no network.
 //!
 //! - `pep_decision_warm`: [`Pep::authorize`] for a URI whose grant is cached: parse,
-//!   canonicalize, mount guard, audience, negative cache, grant lookup, binding check (a DPoP
-//!   thumbprint), anti-replay insert of a new `jti`, atomic use count. The PDP is an
+//!   canonicalize, mount guard, audience, anti-replay insert of a new `jti`, the grant key
+//!   (caller, backend, resource; a DPoP binding), the grant lookup (grants and denials in one
+//!   map), atomic use count. The PDP is an
 //!   in-process double that is only asked once, during warm-up.
 //! - `pep_floor_parse_guard`: `SecretUri::parse_allowed` of the same URI, the least any PEP
 //!   must do, measured in the same run for the ratio.
@@ -43,8 +44,11 @@ impl SecretPolicyService for UnlimitedPdp {
 }
 
 fn pep() -> Pep {
+    // One principal makes every call here: its share of the anti-replay store is the store.
+    let jtis = 4 * (SAMPLES * BATCH + WARMUP);
     let config = PepConfig::new("tenant-1", AllowedMounts::from_csv("secret,config"))
-        .with_capacity(4 * (SAMPLES * BATCH + WARMUP), 1024);
+        .with_capacity(jtis, 1024)
+        .with_replay_share(jtis);
     Pep::builder(config).pdp(UnlimitedPdp).build().unwrap()
 }
 

@@ -1,10 +1,11 @@
 //! Policy Enforcement Point for secret reads.
 //!
 //! Before a Canonical Secret URI is read, a [`Pep`] decides whether the caller (an
-//! [`ExecutionContext`]: subject, audiences, `jti`, sender binding, …) may read it: tenant
-//! mount guard, audience, a [`Grant`] from a Policy Decision Point ([`SecretPolicyService`];
-//! an [`AuthzenClient`] for AuthZEN 1.0 PDPs such as Cerbos), sender-binding drift, `jti`
-//! anti-replay and an atomic use count. It fails closed: no PDP configured is a configuration
+//! [`ExecutionContext`]: subject, audiences, `jti`, `exp`, sender binding, …) may read it:
+//! tenant mount guard, audience, token lifetime, `jti` anti-replay (before any PDP call),
+//! then a [`Grant`] for the resource on its backend from a Policy Decision Point
+//! ([`SecretPolicyService`]; an [`AuthzenClient`] for AuthZEN 1.0 PDPs such as Cerbos) and an
+//! atomic use count. It fails closed: no PDP configured is a configuration
 //! error, an unreachable PDP is `PDP_UNAVAILABLE`, and every refusal has a stable code.
 //!
 //! ```
@@ -13,8 +14,8 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Development mode (allow-all PDP, accepted only when ENVIRONMENT is dev, development,
-//! // test, local or ci); production uses `PdpSettings::AuthZen(...)`, or `Pep::from_env()`
-//! // with AUTHZEN_PDP_URL.
+//! // test or local); production uses `PdpSettings::AuthZen(...)`, or `Pep::from_env()` with
+//! // AUTHZEN_PDP_URL.
 //! let config = PepConfig::new("tenant-1", "secret".parse()?)
 //!     .with_environment("dev")
 //!     .with_pdp(PdpSettings::DisabledForDevelopment)
@@ -30,7 +31,7 @@
 //!     // … read `granted.uri()` with a provider, then:
 //!     pep.audit_read(&ctx, &granted, None);
 //!
-//!     // The same jti again is a replay, even on a warm grant.
+//!     // The same jti again is a replay, refused before any PDP call.
 //!     let replay = pep.authorize(&ctx, "openbao+kv2://secret/app/api#token").await.unwrap_err();
 //!     assert_eq!((replay.code(), replay.deny_reason()), ("AUTHZ_DENIED", Some(DenyReason::Replay)));
 //!
@@ -45,12 +46,15 @@
 //!     let err = pep.authorize(&no_jti, "openbao+kv2://secret/app/api#token").await.unwrap_err();
 //!     assert_eq!(err.deny_reason(), Some(DenyReason::JtiMissing));
 //!
-//!     // The grant allows two uses: the second succeeds, the third is refused.
+//!     // The grant allows two uses. Any spelling of the resource is the same grant; once it
+//!     // is spent, the next read is a fresh decision (a new grant), never a lock-out.
 //!     let ctx2 = ctx.clone().with_jti("jti-2");
-//!     assert_eq!(pep.authorize(&ctx2, "openbao+kv2://secret/app/api#token").await?.use_number(), 2);
+//!     let second = pep.authorize(&ctx2, "openbao://secret/app/api#token").await?;
+//!     assert_eq!(second.use_number(), 2);
 //!     let ctx3 = ctx.with_jti("jti-3");
-//!     let spent = pep.authorize(&ctx3, "openbao+kv2://secret/app/api#token").await.unwrap_err();
-//!     assert_eq!(spent.deny_reason(), Some(DenyReason::UsesExhausted));
+//!     let third = pep.authorize(&ctx3, "openbao+kv2://secret/app/api#token").await?;
+//!     assert_eq!(third.use_number(), 1);
+//!     assert_ne!(third.grant().grant_id, second.grant().grant_id);
 //!     Ok::<(), secret_pep::PepError>(())
 //! })?;
 //! # Ok(()) }
@@ -59,7 +63,8 @@
 //! # How callers use it
 //! [`Pep::authorize`] returns an [`Authorized`] (the canonical URI and the grant); the caller
 //! reads the secret and reports with [`Pep::audit_read`]. [`Pep::execute`] does all three
-//! with a read closure. [`Pep::authorize_batch`] pre-authorizes many URIs in one PDP call.
+//! with a read closure. [`Pep::authorize_many`] authorizes several reads with one token (one
+//! `jti` check, one PDP batch); [`Pep::authorize_batch`] only pre-authorizes, reading nothing.
 //!
 //! # Features
 //! - `authzen` (default): [`AuthzenClient`], the AuthZEN 1.0 PDP client (hyper + rustls with

@@ -29,13 +29,16 @@ pub struct AccessRequest<'a> {
     pub subject: &'a str,
     /// The tenant the PEP serves (`TENANT_ID`).
     pub tenant: &'a str,
-    /// The canonical URI.
+    /// The canonical URI, as the PDP's resource id: a provider's only engine made explicit
+    /// (`openbao://x` → `openbao+kv2://x`) and no query parameter but `version`.
     pub uri: &'a SecretUri,
     /// Why the secret is read, when configured (`SECRETS_PURPOSE`).
     pub purpose: Option<&'a str>,
     /// The sender binding the grant will be tied to (`cnf_jkt`, else mTLS thumbprint).
     pub cnf_binding: Option<&'a str>,
-    /// The whole caller context (roles, client, correlation ids).
+    /// The whole caller context. The answer is cached under the grant key, which holds the
+    /// subject, roles, issuer, client id, sender binding and workflow ids (not the `jti`, the
+    /// `exp` or the correlation id): decide on those only.
     pub context: &'a ExecutionContext,
     /// TTL and use count for a permit whose decision does not say.
     pub defaults: GrantDefaults,
