@@ -210,6 +210,45 @@ async fn the_resolve_deadline_bounds_a_hanging_backend() -> TestResult {
     Ok(())
 }
 
+/// A resolve that hit its deadline (or whose caller gave up) leaves nothing running: its
+/// read task is aborted, so the remaining retries never reach the server.
+#[tokio::test]
+async fn a_deadline_hit_stops_the_retries() -> TestResult {
+    let files = demo_files()?;
+    let server = FaultServer::start(vec![Fault::status(403), Fault::Hang])?;
+    let client = builder(files.path())
+        .bootstrap(BootstrapConfig::token(server.addr(), "t"))
+        .vault_timeout(Duration::from_millis(300))
+        .vault_retry(
+            RetryConfig::attempts(20)
+                .with_delays(Duration::from_millis(10), Duration::from_millis(20)),
+        )
+        .resolve_deadline(Duration::from_secs(1))
+        .build()?;
+    let result = tokio::time::timeout(Duration::from_secs(10), client.resolve(API)).await?;
+    assert_eq!(result.err().map(|e| e.code()), Some("TIMEOUT"));
+    let at_deadline = server.request_count();
+    // 20 attempts of 300 ms would go on for about 5 s more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = server.request_count();
+    assert!(
+        later <= at_deadline + 1,
+        "{at_deadline} requests at the deadline, {later} two seconds later"
+    );
+
+    // The same for a caller that gives up before the deadline.
+    let cancelled = tokio::time::timeout(Duration::from_millis(400), client.resolve(API)).await;
+    assert!(cancelled.is_err());
+    let at_cancel = server.request_count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = server.request_count();
+    assert!(
+        later <= at_cancel + 1,
+        "{at_cancel} requests at the cancel, {later} two seconds later"
+    );
+    Ok(())
+}
+
 /// The deadline covers the whole chain: an AppRole login that hangs, not only the read.
 #[tokio::test]
 async fn the_resolve_deadline_covers_the_login() -> TestResult {
