@@ -624,3 +624,56 @@ async fn exactly_max_uses_succeed_under_contention() -> TestResult {
     assert_eq!(pdp.single(), 143, "one Cerbos decision per seven reads");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_cerbos_call_lost_on_the_way_back_leaves_one_live_grant() -> TestResult {
+    let Some(cerbos) = cerbos() else {
+        return Ok(());
+    };
+    // The first decision's answer is lost between Cerbos and the PEP while 200 tasks wait.
+    let proxy = secrets_test_support::proxy::CountingProxy::start(&cerbos.addr())?;
+    proxy.drop_responses("/access/v1/evaluation", 1);
+    let pdp = Counting::new(cerbos_client(&proxy.addr()));
+    let (pep, _) = pep_with(config(), Arc::clone(&pdp));
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let pep = pep.clone();
+            tokio::spawn(async move { pep.authorize(&reader(jti()), SEVEN).await })
+        })
+        .collect();
+    let mut uses: std::collections::HashMap<String, Vec<u32>> = Default::default();
+    let mut unavailable = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(authorized) => uses
+                .entry(authorized.grant().grant_id.clone())
+                .or_default()
+                .push(authorized.use_number()),
+            Err(e) => {
+                assert_eq!(e.code(), "PDP_UNAVAILABLE", "{e}");
+                unavailable += 1;
+            }
+        }
+    }
+    assert_eq!(proxy.dropped_responses(), 1);
+    assert!(unavailable >= 1, "the caller whose answer was lost sees it");
+    // Exactly one live grant at a time: every decision but the last served all 7 uses, none
+    // more; no orphan grant served a second set beside it.
+    let mut partial = 0;
+    for numbers in uses.values_mut() {
+        numbers.sort_unstable();
+    }
+    for numbers in uses.values() {
+        let expected: Vec<u32> = (1..=u32::try_from(numbers.len())?).collect();
+        assert_eq!(*numbers, expected, "{uses:?}");
+        assert!(numbers.len() <= 7, "{uses:?}");
+        partial += usize::from(numbers.len() < 7);
+    }
+    assert!(partial <= 1, "{uses:?}");
+    assert_eq!(
+        pdp.single(),
+        uses.len() + 1,
+        "one failed call, then one per grant"
+    );
+    Ok(())
+}
