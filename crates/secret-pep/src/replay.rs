@@ -119,15 +119,28 @@ impl ReplayStore {
     pub(crate) fn check(&self, ticket: ReplayTicket<'_>, now: Instant) -> Result<(), DenyReason> {
         let digest = self.digest(ticket.issuer, ticket.jti);
         let principal = self.principal(ticket.issuer, ticket.subject);
-        if (self.len() >= self.max_entries || self.share(principal) >= self.max_per_principal)
-            && self.may_sweep(now)
-        {
+        if self.len() >= self.max_entries && self.may_sweep(now) {
             self.sweep(now);
         }
-        let fresh = Seen {
-            until: ticket.until,
-            principal,
-        };
+        match self.record(digest, principal, ticket.until, now) {
+            // This principal's share is full: sweep (rate-limited) and try once more. No
+            // guard of either map is held here, as the sweep needs them all.
+            Err(DenyReason::ReplayStoreFull) if self.may_sweep(now) => {
+                self.sweep(now);
+                self.record(digest, principal, ticket.until, now)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn record(
+        &self,
+        digest: u64,
+        principal: u64,
+        until: Instant,
+        now: Instant,
+    ) -> Result<(), DenyReason> {
+        let fresh = Seen { until, principal };
         match self.seen.entry(digest) {
             Entry::Occupied(mut held) => {
                 let old = *held.get();
@@ -136,34 +149,33 @@ impl ReplayStore {
                 }
                 // An expired entry is reused in place: the store does not grow.
                 if old.principal != principal {
-                    if self.share(principal) >= self.max_per_principal {
+                    if !self.take(principal) {
                         return Err(DenyReason::ReplayStoreFull);
                     }
                     self.release(old.principal);
-                    self.take(principal);
                 }
                 *held.get_mut() = fresh;
                 Ok(())
             }
             Entry::Vacant(vacant) => {
-                if self.len() >= self.max_entries || self.share(principal) >= self.max_per_principal
-                {
+                if self.len() >= self.max_entries || !self.take(principal) {
                     return Err(DenyReason::ReplayStoreFull);
                 }
                 vacant.insert(fresh);
                 self.count.fetch_add(1, Ordering::Relaxed);
-                self.take(principal);
                 Ok(())
             }
         }
     }
 
-    fn share(&self, principal: u64) -> usize {
-        self.per_principal.get(&principal).map_or(0, |n| *n)
-    }
-
-    fn take(&self, principal: u64) {
-        *self.per_principal.entry(principal).or_insert(0) += 1;
+    /// Counts one more live `jti` against `principal`'s share, unless it is full.
+    fn take(&self, principal: u64) -> bool {
+        let mut held = self.per_principal.entry(principal).or_insert(0);
+        if *held >= self.max_per_principal {
+            return false;
+        }
+        *held += 1;
+        true
     }
 
     fn release(&self, principal: u64) {

@@ -151,9 +151,15 @@ bootstrap, file, yaml; any case), optionally followed by `+engine`, then `://`, 
 boundary. It ends at whitespace, a quote, `,`, `)`, `]`, `}`, `<`, `>` or the end of the line; \
 `#key` and `?query` are part of it. Other schemes (https://, …) are not secret URIs.
 
-Folders are walked recursively, skipping hidden folders (except the ones given), `target`, \
-`node_modules` and symlinked folders. Binary files (a NUL byte in the first 8 KiB) and files \
-over 10 MiB are skipped.
+Folders are walked recursively, skipping `.git`, `target`, `node_modules` and symlinked \
+folders; other hidden folders (`.github/workflows`, `.circleci`, …) and hidden files \
+(`.gitlab-ci.yml`, `.env`) are linted. Binary files (a NUL byte in the first 8 KiB) and files \
+over 10 MiB are skipped, and each skipped file is listed with its reason on stderr after the \
+summary.
+
+A URI is invalid when the parser or the mount guard refuses it, or when it carries a query \
+parameter its provider does not serve (UNKNOWN_PARAMETER: only `version`, and only on \
+openbao and hashicorp URIs), so `?verison=2` fails CI.
 
 Text output: `path:line:column: CODE message`, one line per invalid URI. LINE and COLUMN are \
 1-based; COLUMN counts characters (not bytes) and points at the start of the URI; the byte \
@@ -273,11 +279,14 @@ const EXEC_ABOUT: &str = "\
 Resolve secrets into environment variables, then run a command with them.
 
 Each variable is NAME=VALUE, from --env-file files (in order), then --env flags; a later \
-definition of a NAME wins. A VALUE that starts with a secret URI scheme (file://, \
-openbao+kv2://, hashicorp://, db://, …, any case) is resolved and the variable gets the \
-secret's value (a string as is, JSON as compact JSON). Any other VALUE is passed through \
-unchanged, like a plain value in `op run`. A malformed secret URI is an error, never passed \
-through. NAME must match [A-Za-z_][A-Za-z0-9_]*.
+definition of a NAME wins. A VALUE that is a secret URI of a provider this command serves \
+(file://, openbao+kv2://, openbao://, hashicorp+kv2://, hashicorp://; any case) is resolved \
+and the variable gets the secret's value (a string as is, JSON as compact JSON). Any other \
+VALUE is passed through unchanged, like a plain value in `op run`: ordinary file URLs \
+(file:///srv/repo), https://… and plain text silently; a valid secret URI of a provider not \
+served here (db+cred://, yaml://, bootstrap://), or a VALUE that starts with a secret URI \
+scheme but does not parse (openbao+kv9://…, file://demo/*), with a one-line warning on \
+stderr naming the variable, never the value. NAME must match [A-Za-z_][A-Za-z0-9_]*.
 
 Everything is resolved, concurrently, before the command starts. If anything fails, each \
 failure prints `CODE: NAME (redacted URI): message` on stderr, the command is not run, and \
