@@ -149,11 +149,7 @@ impl Pep {
         let config = &self.inner.config;
         let parse = |list: &[&str]| -> Result<Vec<SecretUri>, PepError> {
             list.iter()
-                .map(|text| {
-                    let uri = SecretUri::parse(text)?;
-                    config.allowed_mounts.check(&uri)?;
-                    Ok(uri)
-                })
+                .map(|text| Ok(SecretUri::parse_allowed(text, &config.allowed_mounts)?))
                 .collect()
         };
         let required = parse(required)?;
@@ -204,11 +200,7 @@ impl Pep {
         };
         let parsed: Vec<Result<SecretUri, PepError>> = uris
             .iter()
-            .map(|text| {
-                let uri = SecretUri::parse(text)?;
-                config.allowed_mounts.check(&uri)?;
-                Ok(uri)
-            })
+            .map(|text| Ok(SecretUri::parse_allowed(text, &config.allowed_mounts)?))
             .collect();
         // Decide, in one PDP call, every resource without a usable grant or a live denial.
         let valid: Vec<SecretUri> = parsed
@@ -229,17 +221,8 @@ impl Pep {
             let outcome = match result {
                 Ok(uri) => {
                     let key = self.key(ctx, subject, &uri);
-                    match self.grant(ctx, subject, &uri, &key, started).await {
-                        Ok((entry, use_number)) => Ok(Authorized {
-                            uri,
-                            entry,
-                            use_number,
-                        }),
-                        Err(error) => {
-                            self.audit_error(ctx, Some(&uri), &error);
-                            Err(error)
-                        }
-                    }
+                    let decided = self.grant(ctx, subject, &uri, &key, started).await;
+                    self.conclude(ctx, uri, decided)
                 }
                 Err(error) => {
                     self.audit_error(ctx, None, &error);

@@ -218,7 +218,18 @@ impl Pep {
         ctx: &ExecutionContext,
         uri: SecretUri,
     ) -> Result<Authorized, PepError> {
-        match self.decide(ctx, &uri).await {
+        let decided = self.decide(ctx, &uri).await;
+        self.conclude(ctx, uri, decided)
+    }
+
+    /// A decision as an [`Authorized`], or its error audited.
+    fn conclude(
+        &self,
+        ctx: &ExecutionContext,
+        uri: SecretUri,
+        decided: Result<(Arc<GrantEntry>, u32), PepError>,
+    ) -> Result<Authorized, PepError> {
+        match decided {
             Ok((entry, use_number)) => Ok(Authorized {
                 uri,
                 entry,
