@@ -1,21 +1,25 @@
 //! What bounds one resolve in time: its deadline, the tasks it starts on the client's runtime
-//! (aborted when the resolve is dropped) and the claim on an expired entry's refresh
-//! (released when the resolve is dropped, so the stale value stays servable).
+//! (aborted when nobody awaits them any more) and the claim on an expired entry's refresh
+//! (released however the refresh ends, so the stale value stays servable).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinHandle};
 
+use crate::secret::Entry;
+
 /// Deadlines longer than this are treated as this long (about a year): `Instant` arithmetic
 /// with `Duration::MAX` would overflow, and nothing waits that long anyway.
 const MAX_DEADLINE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// When a resolve must be done by, with the runtime whose timer enforces it.
+#[derive(Clone)]
 pub(super) struct Deadline {
     handle: Handle,
     limit: Duration,
@@ -38,6 +42,13 @@ impl Deadline {
     /// The configured limit, for the `TIMEOUT` error.
     pub(super) fn limit(&self) -> Duration {
         self.limit
+    }
+
+    /// What is left of it (all of it for an unbounded deadline).
+    pub(super) fn remaining(&self) -> Duration {
+        self.at.map_or(self.limit, |at| {
+            at.saturating_duration_since(Instant::now())
+        })
     }
 
     /// The runtime the resolve's tasks run on.
@@ -88,23 +99,30 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The one caller refreshing an expired entry. Dropped on every path, including a cancelled
-/// resolve, so the entry (still in the cache) is served stale again and a later caller can
-/// claim the next refresh.
-pub(super) struct RefreshClaim<'a>(&'a AtomicBool);
+/// The one refresh of an expired entry. Dropped on every path, including an aborted task, so
+/// the entry (still in the cache) is served stale again and a later caller can claim the next
+/// refresh.
+pub(super) struct RefreshClaim(Arc<Entry>);
 
-impl<'a> RefreshClaim<'a> {
-    /// Claims the refresh, unless another caller holds it.
-    pub(super) fn try_claim(flag: &'a AtomicBool) -> Option<Self> {
-        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+impl RefreshClaim {
+    /// Claims the refresh of `entry`, unless another one holds it.
+    pub(super) fn try_claim(entry: &Arc<Entry>) -> Option<Self> {
+        entry
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
             .ok()
-            .map(|_| Self(flag))
+            .map(|_| Self(Arc::clone(entry)))
+    }
+
+    /// The entry being refreshed.
+    pub(super) fn entry(&self) -> &Arc<Entry> {
+        &self.0
     }
 }
 
-impl Drop for RefreshClaim<'_> {
+impl Drop for RefreshClaim {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.refreshing.store(false, Ordering::Release);
     }
 }
 
@@ -113,14 +131,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_claim_is_exclusive_and_released_on_drop() {
-        let flag = AtomicBool::new(false);
-        let first = RefreshClaim::try_claim(&flag);
+    fn a_claim_is_exclusive_and_released_on_drop() -> Result<(), secret_uri::UriError> {
+        let now = Instant::now();
+        let entry = Arc::new(Entry::new(
+            "file://demo/x".parse()?,
+            secret_providers::SecretValue::from_text("v"),
+            now,
+            now,
+            now,
+        ));
+        let first = RefreshClaim::try_claim(&entry);
         assert!(first.is_some());
-        assert!(RefreshClaim::try_claim(&flag).is_none());
+        assert!(RefreshClaim::try_claim(&entry).is_none());
         drop(first);
-        assert!(!flag.load(Ordering::Acquire));
-        assert!(RefreshClaim::try_claim(&flag).is_some());
+        assert!(!entry.refreshing.load(Ordering::Acquire));
+        assert!(RefreshClaim::try_claim(&entry).is_some());
+        Ok(())
     }
 
     #[test]

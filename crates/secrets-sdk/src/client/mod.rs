@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use secret_providers::{ProviderError, SecretValue};
 use secret_uri::{AllowedMounts, Provider, SecretUri};
+use tokio::runtime::Handle;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -40,6 +42,9 @@ pub const ALLOWED_MOUNTS_ENV: &str = "SECRETS_ALLOWED_MOUNTS";
 /// After a failed refresh, a stale value is served without asking the backend again for this
 /// long (capped by the grace period).
 const STALE_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest a caller refreshing a stale entry waits for the backend before it is served the
+/// stale value too (the refresh goes on in the background, bounded by the deadline).
+const STALE_REFRESH_WAIT: Duration = Duration::from_secs(1);
 /// TTLs and grace periods longer than this (about 10 years) are treated as this long, so that
 /// `Duration::MAX` cannot overflow `Instant` arithmetic.
 const MAX_CACHE_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
@@ -203,8 +208,10 @@ impl SecretsClient {
     ///
     /// **Stale-if-error** ([`SecretsClientBuilder::stale_if_error`]): once a value expires,
     /// one caller refreshes it and every other caller is served the expired value meanwhile
-    /// (within the grace period). If the refresh fails with `TIMEOUT` or `UNAVAILABLE`, the
-    /// refreshing caller gets the stale value too; if it is cancelled, the stale value stays.
+    /// (within the grace period). The refreshing caller waits for the backend at most 1 s,
+    /// then is served the stale value too; the refresh goes on in the background (bounded by
+    /// the deadline, unaffected by the caller being cancelled) and caches the new value when
+    /// it lands. A refresh that fails with `TIMEOUT` or `UNAVAILABLE` keeps the stale value.
     ///
     /// # Errors
     /// See [`Error`]: the URI's and provider's codes (`TIMEOUT` at the deadline),
@@ -425,7 +432,11 @@ impl Inner {
         Secret(entry)
     }
 
-    async fn resolve(&self, input: UriInput<'_>, options: ResolveOptions) -> Result<Secret, Error> {
+    async fn resolve(
+        self: &Arc<Self>,
+        input: UriInput<'_>,
+        options: ResolveOptions,
+    ) -> Result<Secret, Error> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
@@ -481,7 +492,7 @@ impl Inner {
     /// Everything after the hit path: routing, coalesced reads, stale-if-error, all within
     /// the resolve deadline.
     async fn load(
-        &self,
+        self: &Arc<Self>,
         uri: &SecretUri,
         options: ResolveOptions,
         started: Instant,
@@ -529,16 +540,17 @@ impl Inner {
                     return Ok(Secret(entry));
                 }
                 if now < entry.stale_until {
-                    let Some(claim) = RefreshClaim::try_claim(&entry.refreshing) else {
+                    let Some(claim) = RefreshClaim::try_claim(&entry) else {
                         record(CacheState::Stale);
                         return Ok(Secret(entry));
                     };
-                    record(CacheState::Miss);
-                    let result = self.refresh_stale(&route, uri, &entry, &deadline).await;
-                    drop(claim);
-                    if matches!(result, Ok(ref served) if Arc::ptr_eq(&served.0, &entry)) {
-                        record(CacheState::Stale);
-                    }
+                    let result = self.refresh_stale(&route, uri, claim, &deadline).await;
+                    let stale = matches!(&result, Ok(served) if Arc::ptr_eq(&served.0, &entry));
+                    record(if stale {
+                        CacheState::Stale
+                    } else {
+                        CacheState::Miss
+                    });
                     return result;
                 }
             }
@@ -560,7 +572,7 @@ impl Inner {
                     }
                 }))
                 .await
-                .ok_or_else(|| self.timed_out(uri, &deadline))?;
+                .ok_or_else(|| timed_out(uri, deadline.limit()))?;
             let guard = match found {
                 EntryResult::Retained(Some((entry, state))) => {
                     // Loaded after this call started: another task's read, waited for.
@@ -612,18 +624,66 @@ impl Inner {
         }
     }
 
-    /// The claimed refresh of an entry in its stale window: a new value replaces it; a
-    /// transient failure (the deadline included) serves it and holds off the backend for a
-    /// while; any other answer of the provider (`NOT_FOUND` after a deletion …) removes it.
+    /// The claimed refresh of an entry in its stale window, run as a task on the client's
+    /// runtime so that neither a slow backend nor a cancelled caller can hold the others up.
+    /// The caller waits for it at most [`STALE_REFRESH_WAIT`] (and its deadline), then is
+    /// served the stale value while the refresh goes on, bounded by the deadline. The task
+    /// settles the entry whatever becomes of the caller (see [`Inner::settle_refresh`]) and
+    /// releases the claim when it ends, however it ends.
     async fn refresh_stale(
-        &self,
+        self: &Arc<Self>,
         route: &Route<'_>,
         uri: &SecretUri,
-        stale: &Arc<Entry>,
+        claim: RefreshClaim,
         deadline: &Deadline,
     ) -> Result<Secret, Error> {
+        let stale = Arc::clone(claim.entry());
+        let read = route.spawn(deadline.handle(), uri);
+        let weak = Arc::downgrade(self);
+        let owned = uri.clone();
+        let bound = deadline.clone();
+        let refresh = deadline.handle().spawn(
+            async move {
+                let claim = claim;
+                let outcome = bound.run(AbortOnDrop(read)).await;
+                let result = joined(outcome, &owned, bound.limit());
+                // A client dropped meanwhile needs no settling; the claim goes with the task.
+                let inner = weak.upgrade().ok_or(Error::Closed)?;
+                let settled = inner.settle_refresh(&owned, claim.entry(), result);
+                drop(claim);
+                settled
+            }
+            .instrument(tracing::Span::current()),
+        );
+        let wait = Deadline::new(
+            deadline.handle().clone(),
+            Instant::now(),
+            STALE_REFRESH_WAIT.min(deadline.remaining()),
+        );
+        match wait.run(refresh).await {
+            Some(Ok(settled)) => settled,
+            Some(Err(join)) => Err(Error::Runtime {
+                reason: "the refresh task was cancelled",
+                source: Some(Box::new(join)),
+            }),
+            None => {
+                tracing::debug!("refresh still running; serving the stale value meanwhile");
+                Ok(Secret(stale))
+            }
+        }
+    }
+
+    /// The end of a refresh of `stale`: a new value replaces it; a transient failure (the
+    /// deadline included) serves it and holds off the backend for [`STALE_RETRY_INTERVAL`];
+    /// any other answer of the provider (`NOT_FOUND` after a deletion …) removes it.
+    fn settle_refresh(
+        &self,
+        uri: &SecretUri,
+        stale: &Arc<Entry>,
+        result: Result<SecretValue, Error>,
+    ) -> Result<Secret, Error> {
         let key = uri.as_str();
-        match self.read(route, uri, deadline).await {
+        match result {
             Ok(value) => {
                 let entry = Arc::new(self.entry(uri, value));
                 self.cache.insert(key.to_owned(), Arc::clone(&entry));
@@ -651,18 +711,6 @@ impl Inner {
                 Err(error)
             }
         }
-    }
-
-    /// The `TIMEOUT` of a resolve that hit its deadline.
-    fn timed_out(&self, uri: &SecretUri, deadline: &Deadline) -> Error {
-        Error::provider(
-            uri.mount(),
-            Arc::new(ProviderError::Timeout {
-                provider: uri.provider().as_str(),
-                timeout: deadline.limit(),
-                attempts: 1,
-            }),
-        )
     }
 
     fn entry(&self, uri: &SecretUri, value: SecretValue) -> Entry {
@@ -721,50 +769,16 @@ impl Inner {
         }
     }
 
-    /// One provider read, on the client's runtime and within the deadline: KV v2 reads as
-    /// tasks (connections then live on a runtime the client controls, whatever runtime the
-    /// caller uses), file reads on its blocking pool (a stalled filesystem then holds a
-    /// blocking thread, never a thread that vault I/O or the caller's executor needs).
+    /// One provider read, on the client's runtime and within the deadline (see
+    /// [`Route::spawn`]); the read is aborted when this future is dropped.
     async fn read(
         &self,
         route: &Route<'_>,
         uri: &SecretUri,
         deadline: &Deadline,
     ) -> Result<SecretValue, Error> {
-        let shared = |e: ProviderError| Error::provider(uri.mount(), Arc::new(e));
-        let joined = match route {
-            #[cfg(feature = "file")]
-            Route::File(file) => {
-                let file = (*file).clone();
-                let owned = uri.clone();
-                let task = deadline
-                    .handle()
-                    .spawn_blocking(move || file.read_blocking(&owned));
-                deadline.run(AbortOnDrop(task)).await
-            }
-            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
-            Route::Kv2(kv2) => {
-                let kv2 = (*kv2).clone();
-                let owned = uri.clone();
-                let task = deadline.handle().spawn(
-                    async move { kv2.read(&owned).await }.instrument(tracing::Span::current()),
-                );
-                deadline.run(AbortOnDrop(task)).await
-            }
-            #[cfg(not(any(feature = "file", feature = "openbao", feature = "hashicorp")))]
-            Route::None(_) => {
-                let _ = (shared, deadline);
-                return Err(Error::Closed);
-            }
-        };
-        match joined {
-            Some(Ok(result)) => result.map_err(shared),
-            Some(Err(join)) => Err(Error::Runtime {
-                reason: "the read task was cancelled",
-                source: Some(Box::new(join)),
-            }),
-            None => Err(self.timed_out(uri, deadline)),
-        }
+        let task = route.spawn(deadline.handle(), uri);
+        joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit())
     }
 
     fn resolve_file_sync(&self, input: UriInput<'_>) -> Result<Secret, Error> {
@@ -876,6 +890,68 @@ impl Inner {
                 .retain(|_, entry| now < entry.fresh_until.max(entry.stale_until));
         }
     }
+}
+
+impl Route<'_> {
+    /// The read as a task on the client's runtime (`handle`): KV v2 reads as tasks
+    /// (connections then live on a runtime the client controls, whatever runtime the caller
+    /// uses), file reads on its blocking pool (a stalled filesystem then holds a blocking
+    /// thread, never a thread that vault I/O or the caller's executor needs).
+    fn spawn(&self, handle: &Handle, uri: &SecretUri) -> JoinHandle<ProviderResult> {
+        let owned = uri.clone();
+        match self {
+            #[cfg(feature = "file")]
+            Route::File(file) => {
+                let file = (*file).clone();
+                handle.spawn_blocking(move || file.read_blocking(&owned))
+            }
+            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+            Route::Kv2(kv2) => {
+                let kv2 = (*kv2).clone();
+                handle.spawn(
+                    async move { kv2.read(&owned).await }.instrument(tracing::Span::current()),
+                )
+            }
+            #[cfg(not(any(feature = "file", feature = "openbao", feature = "hashicorp")))]
+            Route::None(_) => handle.spawn(async move {
+                Err(ProviderError::Unsupported {
+                    provider: "router",
+                    what: format!("provider `{}`", owned.provider()),
+                })
+            }),
+        }
+    }
+}
+
+type ProviderResult = Result<SecretValue, ProviderError>;
+
+/// A read task's outcome: its result, `RUNTIME` if the task died, `TIMEOUT` if the deadline
+/// (`limit`) passed first.
+fn joined(
+    outcome: Option<Result<ProviderResult, JoinError>>,
+    uri: &SecretUri,
+    limit: Duration,
+) -> Result<SecretValue, Error> {
+    match outcome {
+        Some(Ok(result)) => result.map_err(|e| Error::provider(uri.mount(), Arc::new(e))),
+        Some(Err(join)) => Err(Error::Runtime {
+            reason: "the read task was cancelled",
+            source: Some(Box::new(join)),
+        }),
+        None => Err(timed_out(uri, limit)),
+    }
+}
+
+/// The `TIMEOUT` of a resolve that hit its deadline.
+fn timed_out(uri: &SecretUri, limit: Duration) -> Error {
+    Error::provider(
+        uri.mount(),
+        Arc::new(ProviderError::Timeout {
+            provider: uri.provider().as_str(),
+            timeout: limit,
+            attempts: 1,
+        }),
+    )
 }
 
 #[allow(dead_code)]
