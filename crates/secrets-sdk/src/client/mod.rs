@@ -518,8 +518,7 @@ impl Inner {
             return match self.read(&route, uri, &deadline).await {
                 Ok(value) => {
                     let entry = Arc::new(self.entry(uri, value));
-                    self.cache.insert(key.to_owned(), Arc::clone(&entry));
-                    self.failures.remove(key);
+                    self.store(key, &entry);
                     Ok(Secret(entry))
                 }
                 Err(error) => {
@@ -558,8 +557,7 @@ impl Inner {
                 record(CacheState::Miss);
                 let value = self.read(&route, uri, &deadline).await?;
                 let entry = Arc::new(self.entry(uri, value));
-                self.cache.insert(key.to_owned(), Arc::clone(&entry));
-                self.failures.remove(key);
+                self.store(key, &entry);
                 return Ok(Secret(entry));
             }
             let found = deadline
@@ -600,8 +598,11 @@ impl Inner {
             return match self.read(&route, uri, &deadline).await {
                 Ok(value) => {
                     let entry = Arc::new(self.entry(uri, value));
-                    // Fails only if a refresh replaced the placeholder meanwhile; fine.
-                    let _ = guard.insert(Arc::clone(&entry));
+                    // Nothing is cached once the client is closed (its values are wiped).
+                    if !self.closed.load(Ordering::SeqCst) {
+                        // Fails only if a refresh replaced the placeholder meanwhile; fine.
+                        let _ = guard.insert(Arc::clone(&entry));
+                    }
                     self.failures.remove(key);
                     Ok(Secret(entry))
                 }
@@ -662,6 +663,7 @@ impl Inner {
         );
         match wait.run(refresh).await {
             Some(Ok(settled)) => settled,
+            Some(Err(_)) if self.closed.load(Ordering::SeqCst) => Err(Error::Closed),
             Some(Err(join)) => Err(Error::Runtime {
                 reason: "the refresh task was cancelled",
                 source: Some(Box::new(join)),
@@ -686,8 +688,7 @@ impl Inner {
         match result {
             Ok(value) => {
                 let entry = Arc::new(self.entry(uri, value));
-                self.cache.insert(key.to_owned(), Arc::clone(&entry));
-                self.failures.remove(key);
+                self.store(key, &entry);
                 Ok(Secret(entry))
             }
             Err(error) => {
@@ -711,6 +712,16 @@ impl Inner {
                 Err(error)
             }
         }
+    }
+
+    /// Caches a fresh value, unless the client was closed meanwhile (a closed client's cache
+    /// stays empty, so its values are wiped once callers drop them).
+    fn store(&self, key: &str, entry: &Arc<Entry>) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        self.cache.insert(key.to_owned(), Arc::clone(entry));
+        self.failures.remove(key);
     }
 
     fn entry(&self, uri: &SecretUri, value: SecretValue) -> Entry {
