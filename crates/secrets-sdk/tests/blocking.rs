@@ -214,11 +214,12 @@ fn resolve_blocking_serves_a_stale_value_while_the_backend_fails() -> TestResult
     Ok(())
 }
 
-/// A file read that never returns (a FIFO without a writer; think of a stalled network
-/// filesystem) holds a thread of the client's blocking pool, never the worker vault reads
-/// need: a vault read of another URI still completes, and the file resolve ends at the
-/// resolve deadline (or at once with `NOT_A_FILE`, where the file provider refuses FIFOs).
-/// Before: the file read ran on the client's only I/O worker and every vault read hung.
+/// A FIFO without a writer under the root: a vault read of another URI still completes, and
+/// the file resolve ends at once with `NOT_A_FILE` (the file provider refuses FIFOs) or, with a
+/// provider that would open it, at the resolve deadline with `TIMEOUT` (the read then holds a
+/// thread of the client's blocking pool, never the worker vault reads need). Before both
+/// fixes, the FIFO read ran on the client's only I/O worker and every vault read hung. A file
+/// read that really stalls is tested in `client::tests::a_stalled_file_read_blocks_no_vault_read`.
 #[cfg(unix)]
 #[test]
 fn a_hanging_file_read_does_not_block_vault_reads() -> TestResult {
