@@ -253,6 +253,7 @@ async fn the_resolve_deadline_bounds_a_hanging_backend() -> TestResult {
     let elapsed = started.elapsed();
     assert_eq!(leader?, Err("TIMEOUT"));
     assert_eq!(waiter?, Err("TIMEOUT"));
+    println!("deadline 3 s, 10 attempts of 1 s: TIMEOUT after {elapsed:?}");
     assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
     assert_eq!(client.cache_len(), 0);
 
