@@ -5,8 +5,10 @@
 //!   "server restarted mid-test" and admin helpers ([`api`](OpenBaoServer::api),
 //!   [`kv_put`](OpenBaoServer::kv_put), [`create_token`](OpenBaoServer::create_token), …) that
 //!   talk plain HTTP/1.1 over `std::net`, independent of the SDK under test.
-//! - [`FaultServer`]: a scripted HTTP/1.1 server that delays, closes, truncates or floods, and
-//!   records every request.
+//! - [`FaultServer`]: a scripted HTTP/1.1 server that delays, hangs, closes, truncates or
+//!   floods, and records every request.
+//! - [`proxy::CountingProxy`]: a counting proxy in front of a real server, that can also lose
+//!   chosen responses on the way back.
 //! - [`openbao_or_skip`]: the skip policy. Locally a missing `bao` prints `SKIP` and the test
 //!   returns; under `CI=true` it fails the test.
 //!

@@ -211,9 +211,9 @@ impl SecretsClientBuilder {
         self
     }
 
-    /// Reads files on tokio's blocking pool instead of on the resolving task (default: in
-    /// place, as secret files are small and local). Turn on when `FILE_MOUNT_PATH` is on a
-    /// network filesystem that may stall.
+    /// No effect: file reads always run on the client's blocking pool, bounded by the resolve
+    /// deadline, so a stalled filesystem never holds a thread vault I/O or the caller needs.
+    /// Kept for compatibility.
     pub fn offload_file_reads(mut self, offload: bool) -> Self {
         self.offload_file_reads = offload;
         self
@@ -223,6 +223,9 @@ impl SecretsClientBuilder {
     /// unavailable (`TIMEOUT`/`UNAVAILABLE`); off by default. After a failed refresh the
     /// stale value is served without asking the backend again for 5 s. At most
     /// [`MAX_STALE_IF_ERROR`](Self::MAX_STALE_IF_ERROR), to which longer values are clamped.
+    /// While one caller refreshes an expired value, every other caller is served it; the
+    /// refreshing caller waits at most 1 s, then is served it too, while the refresh goes on
+    /// in the background within the resolve deadline.
     pub fn stale_if_error(mut self, grace: Duration) -> Self {
         self.stale_if_error = Some(grace);
         self

@@ -60,7 +60,6 @@ impl Deadline {
     ///
     /// The timer is created inside the client's runtime, so it also fires when the resolve
     /// is polled by another executor (or a runtime without a timer).
-    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     pub(super) async fn run<F: Future>(&self, future: F) -> Option<F::Output> {
         let Some(at) = self.at else {
             return Some(future.await);
@@ -70,13 +69,6 @@ impl Deadline {
             tokio::time::timeout_at(tokio::time::Instant::from_std(at), future)
         };
         bounded.await.ok()
-    }
-
-    /// Without a vault feature the build has no tokio timer: file reads still run on the
-    /// blocking pool, but are not bounded.
-    #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
-    pub(super) async fn run<F: Future>(&self, future: F) -> Option<F::Output> {
-        Some(future.await)
     }
 }
 
@@ -160,7 +152,6 @@ mod tests {
         Ok(())
     }
 
-    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     #[test]
     fn the_timer_fires_when_another_executor_polls() -> Result<(), std::io::Error> {
         let client_runtime = tokio::runtime::Builder::new_multi_thread()

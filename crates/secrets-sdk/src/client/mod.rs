@@ -914,10 +914,14 @@ impl Route<'_> {
             #[cfg(feature = "file")]
             Route::File(file) => {
                 let file = (*file).clone();
+                // The resolve's span goes along, so the file provider's events stay inside it.
+                let span = tracing::Span::current();
                 handle.spawn_blocking(move || {
-                    #[cfg(test)]
-                    tests::stall_if_asked(&owned);
-                    file.read_blocking(&owned)
+                    span.in_scope(|| {
+                        #[cfg(test)]
+                        tests::stall_if_asked(&owned);
+                        file.read_blocking(&owned)
+                    })
                 })
             }
             #[cfg(any(feature = "openbao", feature = "hashicorp"))]
