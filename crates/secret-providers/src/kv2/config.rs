@@ -564,13 +564,20 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
         self.named(format!("{}_{suffix}", self.flavor.env_prefix()))
     }
 
-    /// `P_suffix`, else `VAULT_suffix` where the fallback applies.
+    /// `P_suffix`, else (for OpenBao) the `bao` CLI's `BAO_suffix` for the TLS and namespace
+    /// settings it shares with `BAO_ADDR`, else `VAULT_suffix` where the fallback applies.
     fn tuning(&self, suffix: &str) -> Option<Setting> {
-        self.own(suffix).or_else(|| {
-            self.vault_fallback
-                .then(|| self.named(format!("VAULT_{suffix}")))
-                .flatten()
-        })
+        self.own(suffix)
+            .or_else(|| {
+                (self.flavor == Kv2Flavor::OpenBao && BAO_CLI_SETTINGS.contains(&suffix))
+                    .then(|| self.named(format!("BAO_{suffix}")))
+                    .flatten()
+            })
+            .or_else(|| {
+                self.vault_fallback
+                    .then(|| self.named(format!("VAULT_{suffix}")))
+                    .flatten()
+            })
     }
 
     /// `P_suffix`, else `VAULT_suffix` always (the original SDK's shared names).
@@ -858,6 +865,16 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
     }
 }
 
+/// The `bao` CLI's own names read for OpenBao beside `BAO_ADDR` and `BAO_TOKEN`: a shell set up
+/// for `bao` (`BAO_ADDR`, `BAO_CACERT`, …) configures the client the same way.
+const BAO_CLI_SETTINGS: [&str; 5] = [
+    "CACERT",
+    "CLIENT_CERT",
+    "CLIENT_KEY",
+    "NAMESPACE",
+    "SKIP_VERIFY",
+];
+
 /// `P_URL`, else `P_ADDR` (and `BAO_ADDR` for OpenBao, as the `bao` CLI reads it).
 pub(crate) fn address_from(
     flavor: Kv2Flavor,
@@ -994,7 +1011,26 @@ mod tests {
         assert_eq!(two_servers.retry.attempts, 3);
         // VAULT_TIMEOUT and VAULT_VERIFY_SSL are the original SDK's shared names.
         assert_eq!(two_servers.timeout, Duration::from_secs(4));
-        // BAO_ADDR and BAO_TOKEN, as the `bao` CLI reads them.
+        // BAO_ADDR, BAO_TOKEN and BAO_CACERT, as the `bao` CLI reads them: a shell set up for
+        // `bao` with VAULT_URL also set must not lose its CA.
+        let ca_dir =
+            tempfile::tempdir().map_err(|e| ProviderError::config("test", e.to_string()))?;
+        let ca = ca_dir.path().join("ca.pem");
+        std::fs::write(&ca, "not parsed here")
+            .map_err(|e| ProviderError::config("test", e.to_string()))?;
+        let ca_text = ca.display().to_string();
+        let bao_cli = Kv2Config::from_lookup(
+            Kv2Flavor::OpenBao,
+            lookup(&[
+                ("BAO_ADDR", "https://127.0.0.1:8200"),
+                ("BAO_TOKEN", "t"),
+                ("BAO_CACERT", &ca_text),
+                ("BAO_NAMESPACE", "team"),
+                ("VAULT_URL", "https://vault.example"),
+            ]),
+        )?;
+        assert_eq!(bao_cli.ca_bundle.as_deref(), Some(ca.as_path()));
+        assert_eq!(bao_cli.namespace.as_deref(), Some("team"));
         let cli = Kv2Config::from_lookup(
             Kv2Flavor::OpenBao,
             lookup(&[("BAO_ADDR", "http://127.0.0.1:8200"), ("BAO_TOKEN", "t")]),
