@@ -149,9 +149,9 @@ impl ContextHeaders {
         Ok(ExecutionContext {
             subject: one(map, h::SUBJECT)?,
             aud: list(map, h::AUD)?,
-            token_jti: one(map, h::JTI)?,
-            cnf_jkt: one(map, h::CNF_JKT)?,
-            mtls_thumbprint: one(map, h::MTLS_THUMBPRINT)?,
+            token_jti: unfolded(map, h::JTI)?,
+            cnf_jkt: unfolded(map, h::CNF_JKT)?,
+            mtls_thumbprint: unfolded(map, h::MTLS_THUMBPRINT)?,
             issuer: one(map, h::ISSUER)?,
             client_id: one(map, h::CLIENT_ID)?,
             correlation_id: one(map, h::CORRELATION_ID)?,
@@ -186,6 +186,20 @@ fn one(map: &HeaderMap, name: &'static str) -> Result<Option<String>, PepError> 
     })?;
     let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// [`one`] for a value that can never hold a comma (a `jti`, a thumbprint): a comma there is a
+/// sign that a hop folded two field lines into one (`client-value, gateway-value`), which
+/// would otherwise slip past the repeat check.
+fn unfolded(map: &HeaderMap, name: &'static str) -> Result<Option<String>, PepError> {
+    let value = one(map, name)?;
+    if value.as_deref().is_some_and(|v| v.contains(',')) {
+        return Err(PepError::BadContext {
+            header: name,
+            reason: "holds a comma (two values folded into one line)",
+        });
+    }
+    Ok(value)
 }
 
 /// A comma list in one header: trimmed items, empty ones dropped.
@@ -303,6 +317,14 @@ mod tests {
             let err = trusting.read(&exp).unwrap_err();
             assert_eq!(err.code(), "BAD_CONTEXT", "{bad}");
             assert!(!err.to_string().contains(bad), "{err}");
+        }
+        // A hop that folds repeated lines into one comma-joined line is caught where a value
+        // can never hold a comma.
+        for name in [headers::JTI, headers::CNF_JKT, headers::MTLS_THUMBPRINT] {
+            let folded = map(&[(name, "client-value, gateway-value")]);
+            let err = ExecutionContext::from_headers(&folded).unwrap_err();
+            assert_eq!(err.code(), "BAD_CONTEXT", "{name}");
+            assert!(!err.to_string().contains("client-value"), "{err}");
         }
         // Empty values are absent, not errors.
         let empty = map(&[("x-subject", "  "), ("x-aud", ",")]);

@@ -128,10 +128,12 @@ impl<'a> BatchRequest<'a> {
     pub fn plan(&self) -> Vec<(&'a SecretUri, bool)> {
         let mut out: Vec<(&'a SecretUri, bool)> =
             Vec::with_capacity(self.required.len() + self.optional.len());
+        let mut seen: std::collections::HashSet<&'a SecretUri> =
+            std::collections::HashSet::with_capacity(out.capacity());
         let lists: [(&'a [SecretUri], bool); 2] = [(self.required, true), (self.optional, false)];
         for (list, required) in lists {
             for uri in list {
-                if !out.iter().any(|(seen, _)| *seen == uri) {
+                if seen.insert(uri) {
                     out.push((uri, required));
                 }
             }

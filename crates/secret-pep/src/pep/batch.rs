@@ -1,6 +1,7 @@
 //! Batches: [`Pep::authorize_batch`] (decisions only) and [`Pep::authorize_many`] (one
 //! `jti` check, one PDP batch, then a use per URI).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,8 +52,8 @@ pub enum BatchStatus {
         /// Uses left.
         remaining_uses: u32,
     },
-    /// The grant was spent by other reads before this report was made; the next read asks
-    /// the PDP again.
+    /// The grant was spent by other reads, or expired, before this report was made; the next
+    /// read asks the PDP again.
     Spent {
         /// Its id.
         grant_id: String,
@@ -74,6 +75,10 @@ impl BatchStatus {
 
     pub(crate) fn granted(entry: &GrantEntry) -> Self {
         let grant_id = entry.grant.grant_id.clone();
+        if entry.expires_at <= Instant::now() {
+            // Expired before the report (a zero TTL, a slow batch): nothing is usable.
+            return Self::Spent { grant_id };
+        }
         match entry.grant.max_uses.saturating_sub(entry.uses()) {
             0 => Self::Spent { grant_id },
             remaining_uses => Self::Granted {
@@ -186,10 +191,18 @@ impl Pep {
         uris: &[&str],
     ) -> Result<Vec<Result<Authorized, PepError>>, PepError> {
         let config = &self.inner.config;
+        // The mount guard first: a call whose every URI is refused spends no token.
+        let parsed: Vec<Result<SecretUri, PepError>> = uris
+            .iter()
+            .map(|text| Ok(SecretUri::parse_allowed(text, &config.allowed_mounts)?))
+            .collect();
+        let any_valid = parsed.iter().any(Result::is_ok);
         let caller = self.check_caller(ctx).and_then(|subject| {
             let now = Instant::now();
-            self.check_token(ctx, subject, now, Replay::Record)
-                .map(|()| (subject, now))
+            if any_valid {
+                self.check_token(ctx, subject, now, Replay::Record)?;
+            }
+            Ok((subject, now))
         });
         let (subject, started) = match caller {
             Ok(caller) => caller,
@@ -198,10 +211,6 @@ impl Pep {
                 return Err(error);
             }
         };
-        let parsed: Vec<Result<SecretUri, PepError>> = uris
-            .iter()
-            .map(|text| Ok(SecretUri::parse_allowed(text, &config.allowed_mounts)?))
-            .collect();
         // Decide, in one PDP call, every resource without a usable grant or a live denial.
         let valid: Vec<SecretUri> = parsed
             .iter()
@@ -243,10 +252,11 @@ impl Pep {
         optional: &[SecretUri],
     ) -> Vec<Planned> {
         let mut plan: Vec<Planned> = Vec::with_capacity(required.len() + optional.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(plan.capacity());
         for (list, is_required) in [(required, true), (optional, false)] {
             for uri in list {
                 let key = self.key(ctx, subject, uri);
-                if !plan.iter().any(|item| item.key == key) {
+                if seen.insert(key.clone()) {
                     plan.push(Planned {
                         uri: pdp_uri(uri),
                         required: is_required,
@@ -304,12 +314,17 @@ impl Pep {
             }
         };
         let answered = Instant::now();
+        // Where each asked-for URI stands in the plan (the first, if two keys share a PDP id).
+        let mut asked: HashMap<&SecretUri, usize> = HashMap::new();
+        for (at, (item, status)) in plan.iter().zip(&statuses).enumerate() {
+            if status.is_none() {
+                asked.entry(&item.uri).or_insert(at);
+            }
+        }
         for decision in decisions {
-            let Some(at) = plan
-                .iter()
-                .zip(&statuses)
-                .position(|(item, status)| status.is_none() && item.uri == decision.uri)
-            else {
+            // A decision for a URI not asked about, or a second one for the same URI, is
+            // ignored.
+            let Some(at) = asked.remove(&decision.uri) else {
                 continue;
             };
             let key = &plan[at].key;

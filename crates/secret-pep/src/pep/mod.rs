@@ -331,7 +331,9 @@ impl Pep {
     ) -> Result<(Arc<GrantEntry>, u32), PepError> {
         let cache = &self.inner.cache;
         // The warm path stays synchronous; the (large) PDP future is boxed off it.
-        if let Some(found) = cache.take_ready(key, started) {
+        // Expiry is judged by the clock now; `started` only tells which failure a caller
+        // waited on.
+        if let Some(found) = cache.take_ready(key, Instant::now()) {
             return Ok(found);
         }
         Box::pin(async move {

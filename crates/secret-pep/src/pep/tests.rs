@@ -86,6 +86,9 @@ impl SecretPolicyService for Script {
     ) -> PdpFuture<'a, Vec<BatchDecision>> {
         self.batches.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
             let mut out = Vec::new();
             for (uri, required) in request.plan() {
                 let single = request.request_for(uri);
@@ -607,6 +610,64 @@ async fn many_reads_with_one_token_check_its_jti_once_and_ask_the_pdp_once() {
             .is_satisfied()
     );
     assert!(pep.authorize(&fresh, URI).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_batch_never_serves_a_grant_that_expired_while_it_waited() {
+    let pdp = Arc::new(Script {
+        ttl: Duration::from_millis(150),
+        delay: Duration::from_millis(300),
+        ..Script::default()
+    });
+    let pep = pep(config(), Arc::clone(&pdp));
+    let a = "openbao+kv2://secret/app/a#k";
+    let first = pep.authorize(&reader(&next_jti()), a).await.unwrap();
+    // `a` is warm, `b` is not: the batch for `b` takes longer than `a`'s grant lives.
+    let results = pep
+        .authorize_many(&reader(&next_jti()), &[a, "openbao+kv2://secret/app/b#k"])
+        .await
+        .unwrap();
+    let again = results[0].as_ref().unwrap();
+    assert_ne!(
+        again.grant().grant_id,
+        first.grant().grant_id,
+        "the expired grant served a read"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_reports_an_expired_grant_as_spent() {
+    let pdp = Arc::new(Script {
+        ttl: Duration::ZERO,
+        ..Script::default()
+    });
+    let pep = pep(config(), pdp);
+    let report = pep
+        .authorize_batch(&reader(&next_jti()), &[URI], &[])
+        .await
+        .unwrap();
+    assert_eq!(report.items()[0].status.code(), "SPENT");
+    assert!(!report.is_satisfied());
+}
+
+#[tokio::test]
+async fn a_batch_refused_by_the_mount_guard_spends_no_token() {
+    let pdp = Arc::new(Script::default());
+    let pep = pep(config(), Arc::clone(&pdp));
+    let ctx = reader("kept");
+    let results = pep
+        .authorize_many(&ctx, &["file://infra/x", "openbao+kv2://other/y"])
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| {
+        r.as_ref()
+            .is_err_and(|e| e.code() == "TENANT_MOUNT_MISMATCH")
+    }));
+    assert_eq!(pdp.calls() + pdp.batches.load(Ordering::SeqCst), 0);
+    assert!(
+        pep.authorize(&ctx, URI).await.is_ok(),
+        "the jti was not spent"
+    );
 }
 
 #[test]
