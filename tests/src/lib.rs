@@ -31,11 +31,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The workspace root: the parent of this crate's folder.
+/// The workspace root: the parent of this crate's folder. Read when the test runs (cargo sets
+/// `CARGO_MANIFEST_DIR` for it), so that a test binary reused from another checkout's build
+/// still checks the checkout it runs in.
 #[must_use]
 pub fn workspace_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+    let here = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    here.parent()
+        .map_or_else(|| here.clone(), Path::to_path_buf)
 }
 
 /// Every `crates/<name>/` folder that has a `Cargo.toml`, sorted.

@@ -33,6 +33,21 @@ const NOT_CODES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Crates that may be absent (the new transport crate, until it lands): what the table and
+/// the lists below say about their items is checked once they are in `crates/`.
+const OPTIONAL_CRATES: &[&str] = &["secret_http"];
+
+/// Whether `item` (`crate::…`) belongs to an optional crate that is not there.
+fn absent(item: &str) -> bool {
+    let krate = item.split("::").next().unwrap_or(item);
+    OPTIONAL_CRATES.contains(&krate)
+        && !workspace_root()
+            .join("crates")
+            .join(krate.replace('_', "-"))
+            .join("Cargo.toml")
+            .is_file()
+}
+
 /// Conditions more than one item raises, as (item, variant): they must share one code.
 const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
     (
@@ -63,6 +78,7 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
             ("secret_pep::PepError::code", "Config"),
             ("secrets_sdk::Error::code", "Config"),
             ("secrets_cli::ConfigError.code", "code"),
+            ("secret_http::HttpError::code", "Config"),
         ],
     ),
     (
@@ -88,10 +104,18 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "the connection could not be set up",
+        &[
+            ("secret_http::HttpError::code", "Connect"),
+            ("secret_pep::PdpFailure::as_str", "Connect"),
+        ],
+    ),
+    (
         "a request timed out",
         &[
             ("secret_providers::ProviderError::code", "Timeout"),
             ("secret_pep::PdpFailure::as_str", "Timeout"),
+            ("secret_http::HttpError::code", "Timeout"),
         ],
     ),
     (
@@ -99,6 +123,7 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("secret_providers::ProviderError::code", "Tls"),
             ("secret_pep::PdpFailure::as_str", "Tls"),
+            ("secret_http::HttpError::code", "Tls"),
         ],
     ),
     (
@@ -106,6 +131,7 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("secret_providers::ProviderError::code", "TooLarge"),
             ("secret_pep::PdpFailure::as_str", "TooLarge"),
+            ("secret_http::HttpError::code", "TooLarge"),
         ],
     ),
 ];
@@ -137,7 +163,7 @@ fn the_table_lists_exactly_the_codes_the_code_returns() {
     let mut problems = Vec::new();
 
     for (item, reason) in NOT_CODES {
-        if !scanned.contains_key(*item) {
+        if !scanned.contains_key(*item) && !absent(item) {
             problems.push(format!(
                 "NOT_CODES names `{item}` ({reason}), which no longer exists: remove it"
             ));
@@ -163,7 +189,7 @@ fn the_table_lists_exactly_the_codes_the_code_returns() {
                 row.line, row.code
             ));
         }
-        for item in &row.raised_by {
+        for item in row.raised_by.iter().filter(|item| !absent(item)) {
             documented.entry(item).or_default().insert(&row.code);
         }
     }
@@ -204,7 +230,7 @@ fn one_condition_has_one_code() {
     let mut problems = Vec::new();
     for (condition, members) in CONDITIONS {
         let mut codes = BTreeSet::new();
-        for (item, variant) in *members {
+        for (item, variant) in members.iter().filter(|(item, _)| !absent(item)) {
             let code = scanned.get(*item).and_then(|arms| {
                 arms.iter()
                     .find(|(name, _)| name == variant)

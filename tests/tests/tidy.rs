@@ -84,12 +84,13 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
     ("xtask", &["secrets-test-support"]),
 ];
 
-/// The crates that may depend directly on the TLS stack.
+/// The TLS stack: only [`TLS_OWNER`] may depend on these directly.
 const TLS_CRATES: &[&str] = &["rustls", "hyper-rustls", "webpki-roots"];
 const TLS_OWNER: &str = "secret-http";
-/// Direct users of the TLS stack until their transport moves to `secret-http`; each is
-/// removed when secret-http lands in it (issue 10 part 1). Once a crate is off this list it
-/// must depend on `secret-http` instead.
+/// The crates whose HTTP goes through [`TLS_OWNER`] once it is in the workspace.
+const TLS_CLIENTS: &[&str] = &["secret-providers", "secret-pep"];
+/// Direct users of the TLS stack allowed while `secret-http` is not in the workspace; the
+/// list no longer applies once it is, and is removed when secret-http lands (issue 10 part 1).
 const TLS_TRANSITIONAL: &[&str] = &["secret-providers", "secret-pep"];
 
 /// Crate roots that today lack part of their docs: (root, "example" | "forbid").
@@ -208,6 +209,8 @@ fn dependencies_follow_the_architecture_picture() {
 fn only_secret_http_uses_the_tls_stack_directly() {
     let workspace = Workspace::load();
     let has_owner = workspace.members.contains_key(TLS_OWNER);
+    let allowed =
+        |krate: &str| krate == TLS_OWNER || (!has_owner && TLS_TRANSITIONAL.contains(&krate));
     let mut problems = Vec::new();
     let mut users = BTreeSet::new();
     for (krate, deps) in &workspace.members {
@@ -216,7 +219,7 @@ fn only_secret_http_uses_the_tls_stack_directly() {
             .filter(|d| TLS_CRATES.contains(&d.name.as_str()))
         {
             users.insert(krate.as_str());
-            if krate != TLS_OWNER && !TLS_TRANSITIONAL.contains(&krate.as_str()) {
+            if !allowed(krate) {
                 problems.push(format!(
                     "`{krate}` depends directly on `{}` ({}); only `{TLS_OWNER}` may: use it",
                     dep.name,
@@ -225,23 +228,23 @@ fn only_secret_http_uses_the_tls_stack_directly() {
             }
         }
     }
-    for krate in TLS_TRANSITIONAL {
-        let member = workspace.members.get(*krate);
-        if member.is_some() && !users.contains(krate) {
-            problems.push(format!(
-                "`{krate}` no longer uses the TLS stack directly: remove it from TLS_TRANSITIONAL"
-            ));
-        }
-    }
-    // Off the transitional list, the providers and the PEP reach TLS through secret-http.
     if has_owner {
-        for krate in ["secret-providers", "secret-pep"] {
-            let uses_owner = workspace.members.get(krate).is_some_and(|deps| {
+        for krate in TLS_CLIENTS {
+            let uses_owner = workspace.members.get(*krate).is_some_and(|deps| {
                 deps.iter()
                     .any(|d| d.name == TLS_OWNER && d.kind != Kind::Dev)
             });
-            if !TLS_TRANSITIONAL.contains(&krate) && !uses_owner {
-                problems.push(format!("`{krate}` should depend on `{TLS_OWNER}`"));
+            if !uses_owner {
+                problems.push(format!("`{krate}` should reach TLS through `{TLS_OWNER}`"));
+            }
+        }
+    } else {
+        for krate in TLS_TRANSITIONAL {
+            if workspace.members.contains_key(*krate) && !users.contains(krate) {
+                problems.push(format!(
+                    "`{krate}` no longer uses the TLS stack directly: remove it from \
+                     TLS_TRANSITIONAL"
+                ));
             }
         }
     }
