@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{RecordingAudit, config, reader};
 use secret_pep::{AuthzenConfig, AuthzenDialect, ExecutionContext, PdpSettings, Pep, PepError};
-use secrets_test_support::{Fault, FaultServer};
+use secrets_test_support::{Fault, FaultServer, LogCapture as Captured};
 use serde_json::json;
 
 const TOKEN: &str = "CANARY-TOKEN-3f9a";
@@ -19,23 +18,6 @@ const JKT: &str = "CANARY-JKT-0b2e";
 const MTLS: &str = "CANARY-MTLS-5d4c";
 const VALUE: &str = "CANARY-VALUE-a1b2";
 const CANARIES: [&str; 5] = [TOKEN, JTI, JKT, MTLS, VALUE];
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn assert_clean(what: &str, text: &str) {
     for canary in CANARIES {
@@ -165,7 +147,7 @@ fn no_canary_in_errors_logs_or_audit_events() {
     assert_clean("context Debug", &format!("{ctx:?}"));
 
     drop(runtime);
-    let captured = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let captured = logs.text();
     assert!(!captured.is_empty(), "nothing was logged at TRACE");
     assert_clean("logs", &captured);
 }

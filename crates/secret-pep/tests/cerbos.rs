@@ -1,5 +1,5 @@
 //! The PEP against a real PDP: a fresh Cerbos (`cerbos server`, AuthZEN API) per test, serving
-//! `tests/policies`.
+//! the workspace's test policies (`secrets_test_support::cerbos::policies()`).
 //!
 //! Without `cerbos` installed these tests print `SKIP` and pass locally; under `CI=true` they
 //! fail (install it with `cargo xtask services install`).

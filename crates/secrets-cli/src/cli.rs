@@ -1,5 +1,7 @@
-//! The command line, as `clap` derive types. New subcommands (`get`) are new [`Command`]
-//! variants with their own argument struct and module.
+//! The command line, as `clap` derive types: every subcommand's arguments and long help live
+//! here, so this module depends on no other module of the crate (the command modules and
+//! `client` depend on it, never the other way). A new subcommand is a [`Command`] variant, its
+//! argument struct here, and its own module.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -18,12 +20,12 @@ use secret_uri::AllowedMounts;
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Parse and validate Canonical Secret URIs.
     #[command(subcommand)]
     Uri(UriCommand),
@@ -37,13 +39,13 @@ pub enum Command {
     #[command(long_about = EXEC_ABOUT)]
     Exec(ExecArgs),
     /// Read one secret through the Policy Enforcement Point, as a named caller.
-    #[command(long_about = crate::get::GET_ABOUT)]
-    Get(crate::get::GetArgs),
+    #[command(long_about = GET_ABOUT)]
+    Get(GetArgs),
 }
 
 /// `secrets uri …`.
 #[derive(Debug, Subcommand)]
-pub enum UriCommand {
+pub(crate) enum UriCommand {
     /// Print the canonical form of one URI.
     #[command(long_about = PARSE_ABOUT)]
     Parse(ParseArgs),
@@ -78,17 +80,17 @@ Exit 0 when every line is valid, 1 otherwise, 2 on a read error.";
 
 /// Options shared by every command that validates URIs.
 #[derive(Debug, Clone, Default, Args)]
-pub struct GuardArgs {
+pub(crate) struct GuardArgs {
     /// Comma-separated mounts a URI may name (the tenant mount guard); any other mount is
     /// TENANT_MOUNT_MISMATCH. Must name at least one mount.
     #[arg(long, value_name = "MOUNT,…", value_parser = parse_allowed_mounts)]
-    pub allowed_mounts: Option<AllowedMounts>,
+    pub(crate) allowed_mounts: Option<AllowedMounts>,
 }
 
 impl GuardArgs {
     /// The guard to apply; no flag allows every mount.
     #[must_use]
-    pub fn mounts(&self) -> AllowedMounts {
+    pub(crate) fn mounts(&self) -> AllowedMounts {
         self.allowed_mounts.clone().unwrap_or_default()
     }
 }
@@ -106,41 +108,41 @@ fn parse_allowed_mounts(list: &str) -> Result<AllowedMounts, String> {
 
 /// `secrets uri parse`.
 #[derive(Debug, Clone, Args)]
-pub struct ParseArgs {
+pub(crate) struct ParseArgs {
     /// The tenant mount guard.
     #[command(flatten)]
-    pub guard: GuardArgs,
+    pub(crate) guard: GuardArgs,
     /// Print the result as the JSON object `uri check` writes.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// The URI to parse.
     #[arg(value_name = "URI")]
-    pub uri: String,
+    pub(crate) uri: String,
 }
 
 /// `secrets uri check`.
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The tenant mount guard.
     #[command(flatten)]
-    pub guard: GuardArgs,
+    pub(crate) guard: GuardArgs,
     /// Read one JSON object per line: {"uri": "…", "allowed_mounts": ["…"]}.
     #[arg(long)]
-    pub jsonl: bool,
+    pub(crate) jsonl: bool,
 }
 
 /// `secrets lint`.
 #[derive(Debug, Clone, Args)]
-pub struct LintArgs {
+pub(crate) struct LintArgs {
     /// The tenant mount guard.
     #[command(flatten)]
-    pub guard: GuardArgs,
+    pub(crate) guard: GuardArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Files and folders to scan.
     #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
 }
 
 const LINT_ABOUT: &str = "\
@@ -170,7 +172,7 @@ Exit 0 when no invalid URI is found, 1 when some are, 2 on a usage or I/O error.
 
 /// The `lint` output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// `path:line:column: CODE message`.
     Text,
     /// One JSON object per line.
@@ -180,29 +182,29 @@ pub enum Format {
 /// How `resolve` and `exec` reach the secrets. Each flag overrides an environment variable,
 /// read as a service's `SecretsClient::create()` reads it.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Bootstrap file with the vault's address and credentials [else SECRETS_BOOTSTRAP_PATH,
     /// /vault/secrets/bootstrap.json, then OPENBAO_URL/VAULT_URL with OPENBAO_TOKEN/VAULT_TOKEN
     /// and the other OPENBAO_*/VAULT_* variables].
     #[arg(long, value_name = "PATH")]
-    pub bootstrap: Option<PathBuf>,
+    pub(crate) bootstrap: Option<PathBuf>,
     /// Directory file:// URIs resolve under [else FILE_MOUNT_PATH, else /run/secrets].
     #[arg(long, value_name = "DIR")]
-    pub file_root: Option<PathBuf>,
+    pub(crate) file_root: Option<PathBuf>,
     /// Comma-separated mounts URIs may name (the tenant mount guard); any other mount is
     /// TENANT_MOUNT_MISMATCH. Must name at least one mount [else SECRETS_ALLOWED_MOUNTS; when
     /// neither is set, any mount: this is a local operator tool].
     #[arg(long, value_name = "MOUNT,…", value_parser = parse_allowed_mounts)]
-    pub allowed_mounts: Option<AllowedMounts>,
+    pub(crate) allowed_mounts: Option<AllowedMounts>,
     /// Read every secret from its provider, bypassing the client's cache. A run starts with
     /// an empty cache, so this only changes a URI given twice: read twice instead of once.
     #[arg(long)]
-    pub refresh: bool,
+    pub(crate) refresh: bool,
 }
 
 /// How `resolve` prints a value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum ValueFormat {
+pub(crate) enum ValueFormat {
     /// A string as is, JSON as compact JSON.
     #[default]
     Raw,
@@ -212,16 +214,16 @@ pub enum ValueFormat {
 
 /// `secrets resolve`.
 #[derive(Debug, Clone, Args)]
-pub struct ResolveArgs {
+pub(crate) struct ResolveArgs {
     /// Where the secrets are.
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub(crate) client: ClientArgs,
     /// How to print each value.
     #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
-    pub format: ValueFormat,
+    pub(crate) format: ValueFormat,
     /// The secret URIs to resolve.
     #[arg(value_name = "URI", required = true)]
-    pub uris: Vec<String>,
+    pub(crate) uris: Vec<String>,
 }
 
 const RESOLVE_ABOUT: &str = "\
@@ -255,24 +257,24 @@ configuration error.";
 
 /// `secrets exec`.
 #[derive(Debug, Clone, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Where the secrets are.
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub(crate) client: ClientArgs,
     /// Sets NAME to the value of URI (a value that is not a secret URI is passed through).
     /// Repeatable; wins over --env-file.
     #[arg(long = "env", value_name = "NAME=URI")]
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// Reads NAME=URI lines from FILE (format: see --help). Repeatable; later files win.
     #[arg(long = "env-file", value_name = "FILE")]
-    pub env_files: Vec<PathBuf>,
+    pub(crate) env_files: Vec<PathBuf>,
     /// Passes the vault credentials of this process (OPENBAO_TOKEN, VAULT_TOKEN, *_SECRET_ID,
     /// …) on to the command; by default they are removed from its environment.
     #[arg(long = "keep-credentials")]
-    pub keep_credentials: bool,
+    pub(crate) keep_credentials: bool,
     /// The command to run and its arguments, after `--`.
     #[arg(value_name = "CMD", last = true, required = true)]
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 }
 
 const EXEC_ABOUT: &str = "\
@@ -313,6 +315,66 @@ Configuration (--file-root, --bootstrap, --allowed-mounts and the environment) i
 Exit: the command's status; 1 when a secret could not be resolved; 2 on a usage or \
 configuration error or an unreadable or malformed env file; 126 or 127 when the command could \
 not be run.";
+
+/// `secrets get`: the arguments. The subcommand's long help is `GET_ABOUT`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct GetArgs {
+    /// The secret URI, e.g. `openbao+kv2://secret/app/api#token?version=3`.
+    #[arg(value_name = "URI")]
+    pub(crate) uri: String,
+    /// The caller's subject (the `sub` of its verified token).
+    #[arg(long, value_name = "S")]
+    pub(crate) subject: String,
+    /// An audience of the caller's token; repeat or comma-separate for several.
+    #[arg(long = "aud", value_name = "A", value_delimiter = ',')]
+    pub(crate) aud: Vec<String>,
+    /// The token's `jti`, checked against replay.
+    #[arg(long, value_name = "J")]
+    pub(crate) jti: Option<String>,
+    /// The DPoP key thumbprint (`cnf.jkt`) the token is bound to.
+    #[arg(long = "cnf-jkt", value_name = "K")]
+    pub(crate) cnf_jkt: Option<String>,
+    /// The client certificate thumbprint (`x5t#S256`), used when there is no `--cnf-jkt`.
+    #[arg(long = "mtls-thumbprint", value_name = "T")]
+    pub(crate) mtls_thumbprint: Option<String>,
+    /// A role of the subject, sent to the PDP; repeat or comma-separate for several.
+    #[arg(long = "role", value_name = "R", value_delimiter = ',')]
+    pub(crate) roles: Vec<String>,
+    /// The token's issuer (`iss`); scopes the `jti`.
+    #[arg(long, value_name = "ISS")]
+    pub(crate) issuer: Option<String>,
+    /// The token's expiry (`exp`, seconds since the Unix epoch): refused once past, or when
+    /// further away than ANTI_REPLAY_MAX_TTL_S.
+    #[arg(long, value_name = "EPOCH_SECONDS")]
+    pub(crate) exp: Option<u64>,
+    /// How to print the value.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
+    pub(crate) format: ValueFormat,
+}
+
+const GET_ABOUT: &str = "\
+Read one secret through the Policy Enforcement Point, as the caller the flags describe: a PDP \
+grant, the audience, jti anti-replay, the sender binding and one use of the grant, then the KV \
+v2 read, audited.
+
+Configuration comes from the environment, as a service's VaultClient::from_env() reads it: \
+VAULT_URL, VAULT_TOKEN, TENANT_ID, TENANT_ALLOWED_MOUNTS, SECRET_TENANT_SALT and \
+AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development) are required; \
+VAULT_TIMEOUT, VAULT_VERIFY_SSL, SECRETS_AUDIENCE, GRANT_TTL_DEFAULT, GRANT_MAX_USES_DEFAULT, \
+NEGATIVE_CACHE_TTL_S, ANTI_REPLAY_TTL_S and the AUTHZEN_* settings are optional. Only openbao \
+and hashicorp KV v2 URIs are served.
+
+One process is one PEP: anti-replay and use counts do not span runs (each run starts with no \
+grants and no remembered jti), and the identity flags (--subject, --role, --aud, …) are the \
+operator's assertion, not a verified token. Query parameters other than version are refused \
+(UNKNOWN_PARAMETER) before the PDP or the vault is asked.
+
+The value prints on stdout as `secrets resolve` prints it: a string as is, JSON as compact \
+JSON; with --format json, one JSON document. A failure prints `CODE: message` on stderr \
+(never a value, a token or a thumbprint).
+
+Exit 0 when the value was printed, 1 when the read was refused or failed, 2 on a usage or \
+configuration error.";
 
 #[cfg(test)]
 mod tests {

@@ -11,22 +11,22 @@ use secrets_sdk::{ALLOWED_MOUNTS_ENV, Error, ResolveOptions, Secret, SecretsClie
 use crate::cli::ClientArgs;
 
 /// Reads an environment variable; [`process_env`] in the binary, a map in tests.
-pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// The process environment, read as the SDK's `from_env` reads it.
 #[must_use]
-pub fn process_env() -> EnvLookup {
+pub(crate) fn process_env() -> EnvLookup {
     Arc::new(|name| std::env::var(name).ok())
 }
 
 /// Why no client could be built: a usage or configuration error (exit 2).
 #[derive(Debug)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The stable code: the SDK's (`CONFIG`, `BOOTSTRAP_IO`, …) or `CONFIG` for the CLI's own
     /// checks.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// What is wrong; names settings and paths, never values.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -44,7 +44,7 @@ impl fmt::Display for ConfigError {
 /// The SDK's configuration errors (`CONFIG`, `BOOTSTRAP_IO`, `BOOTSTRAP_PARSE`,
 /// `BOOTSTRAP_INVALID`), e.g. for an empty `SECRETS_ALLOWED_MOUNTS` or a missing
 /// `--bootstrap` file.
-pub fn build(args: &ClientArgs, env: &EnvLookup) -> Result<SecretsClient, ConfigError> {
+pub(crate) fn build(args: &ClientArgs, env: &EnvLookup) -> Result<SecretsClient, ConfigError> {
     let lookup = Arc::clone(env);
     let mut builder = SecretsClient::builder().env_lookup(move |name| lookup(name));
     if let Some(path) = &args.bootstrap {
@@ -70,7 +70,7 @@ pub fn build(args: &ClientArgs, env: &EnvLookup) -> Result<SecretsClient, Config
 ///
 /// # Errors
 /// `CONFIG` naming the variable.
-pub fn check_process_env() -> Result<(), ConfigError> {
+pub(crate) fn check_process_env() -> Result<(), ConfigError> {
     match std::env::var(ALLOWED_MOUNTS_ENV) {
         Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError {
             code: "CONFIG",
@@ -85,7 +85,7 @@ pub fn check_process_env() -> Result<(), ConfigError> {
 ///
 /// # Errors
 /// Only when the runtime that drives the reads cannot start.
-pub fn resolve_all(
+pub(crate) fn resolve_all(
     client: &SecretsClient,
     uris: &[&str],
     refresh: bool,
@@ -125,7 +125,7 @@ pub fn resolve_all(
 /// parser's or the provider's, which name the mount, status or byte offset) without its
 /// trailing `[CODE]`. Never a value, a token or the full URI.
 #[must_use]
-pub fn message(error: &Error) -> String {
+pub(crate) fn message(error: &Error) -> String {
     if let Some(uri) = error.uri_error() {
         return uri.to_string();
     }
@@ -142,7 +142,7 @@ pub fn message(error: &Error) -> String {
 
 /// The redacted form of `uri` (`scheme://mount/…`) when it parses, to name it in errors.
 #[must_use]
-pub fn redacted(uri: &str) -> Option<String> {
+pub(crate) fn redacted(uri: &str) -> Option<String> {
     SecretUri::parse(uri).ok().map(|u| u.redacted().to_string())
 }
 
@@ -150,18 +150,12 @@ pub fn redacted(uri: &str) -> Option<String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::collections::HashMap;
-
     use secret_uri::AllowedMounts;
 
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> EnvLookup {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Arc::new(move |name| map.get(name).cloned())
+        Arc::new(secrets_test_support::env_map(vars))
     }
 
     /// A file root with `a/x` and `b/x`.

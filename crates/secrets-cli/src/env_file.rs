@@ -7,11 +7,11 @@ use std::fmt;
 
 /// One variable to set.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Assignment {
+pub(crate) struct Assignment {
     /// The variable name, `[A-Za-z_][A-Za-z0-9_]*`.
-    pub name: String,
+    pub(crate) name: String,
     /// A secret URI to resolve, or a plain value to pass through.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 impl fmt::Debug for Assignment {
@@ -25,7 +25,7 @@ impl fmt::Debug for Assignment {
 
 /// Why a line or flag is not an assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyntaxError {
+pub(crate) enum SyntaxError {
     /// No `=`.
     MissingEquals,
     /// The name is not `[A-Za-z_][A-Za-z0-9_]*`.
@@ -49,16 +49,16 @@ impl fmt::Display for SyntaxError {
 
 /// A bad line in an env file: 1-based line number and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineError {
+pub(crate) struct LineError {
     /// 1-based line number.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What is wrong with it.
-    pub error: SyntaxError,
+    pub(crate) error: SyntaxError,
 }
 
 /// Whether `name` is a portable environment variable name.
 #[must_use]
-pub fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()
@@ -71,7 +71,7 @@ pub fn is_valid_name(name: &str) -> bool {
 ///
 /// # Errors
 /// `MissingEquals`, `InvalidName`.
-pub fn parse_flag(text: &str) -> Result<Assignment, SyntaxError> {
+pub(crate) fn parse_flag(text: &str) -> Result<Assignment, SyntaxError> {
     let (name, value) = text.split_once('=').ok_or(SyntaxError::MissingEquals)?;
     if !is_valid_name(name) {
         return Err(SyntaxError::InvalidName);
@@ -86,7 +86,7 @@ pub fn parse_flag(text: &str) -> Result<Assignment, SyntaxError> {
 ///
 /// # Errors
 /// The first bad line.
-pub fn parse(text: &str) -> Result<Vec<Assignment>, LineError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Assignment>, LineError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut assignments = Vec::new();
     for (n, line) in text.lines().enumerate() {

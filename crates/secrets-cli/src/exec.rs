@@ -11,22 +11,22 @@ use std::process::Command;
 use secret_uri::{Provider, SecretUri};
 use secrets_sdk::Secret;
 
-use crate::Status;
 use crate::cli::ExecArgs;
 use crate::client::{self, EnvLookup};
 use crate::env_file::{self, Assignment};
+use crate::status::Status;
 
 /// The code for a value an environment variable cannot hold (a NUL byte).
-pub const INVALID_ENV_VALUE: &str = "INVALID_ENV_VALUE";
+pub(crate) const INVALID_ENV_VALUE: &str = "INVALID_ENV_VALUE";
 
 /// Exit status when the command is not found (as a shell).
-pub const NOT_FOUND_EXIT: u8 = 127;
+pub(crate) const NOT_FOUND_EXIT: u8 = 127;
 /// Exit status when the command exists but cannot be run (as a shell).
-pub const CANNOT_RUN_EXIT: u8 = 126;
+pub(crate) const CANNOT_RUN_EXIT: u8 = 126;
 
 /// A variable's value, ready to set.
 #[derive(Debug)]
-pub enum Value {
+pub(crate) enum Value {
     /// Not a secret URI: passed through as written.
     Plain(String),
     /// The resolved secret; its text (JSON compact) is exposed only into the command's
@@ -36,20 +36,20 @@ pub enum Value {
 
 /// A variable to set, after resolution.
 #[derive(Debug)]
-pub struct Variable {
+pub(crate) struct Variable {
     /// The name.
-    pub name: String,
+    pub(crate) name: String,
     /// The value.
-    pub value: Value,
+    pub(crate) value: Value,
 }
 
 /// The providers `secrets exec` resolves; other secret URIs pass through.
-pub const SERVED: [Provider; 3] = [Provider::File, Provider::OpenBao, Provider::HashiCorp];
+pub(crate) const SERVED: [Provider; 3] = [Provider::File, Provider::OpenBao, Provider::HashiCorp];
 
 /// What `secrets exec` does with a variable's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Not a secret URI (`hello`, `https://…`, `file:///srv/repo`): passed through unchanged.
     Plain,
     /// A secret URI of a served provider ([`SERVED`]): resolved, and a failure stops the
@@ -70,7 +70,7 @@ pub enum Kind {
 /// mount) is plain too; the others are [`Kind::Malformed`], so a typo is visible on stderr
 /// without breaking a command that never meant a secret.
 #[must_use]
-pub fn classify(value: &str) -> Kind {
+pub(crate) fn classify(value: &str) -> Kind {
     match SecretUri::parse(value) {
         Ok(uri) if SERVED.contains(&uri.provider()) => Kind::Served,
         Ok(uri) => Kind::Unserved(uri.provider()),
@@ -99,7 +99,7 @@ fn has_provider_scheme(scheme: &str) -> bool {
 /// Whether `value` is resolved: a secret URI of a served provider ([`classify`] says
 /// [`Kind::Served`]).
 #[must_use]
-pub fn is_secret_uri(value: &str) -> bool {
+pub(crate) fn is_secret_uri(value: &str) -> bool {
     classify(value) == Kind::Served
 }
 
@@ -113,7 +113,7 @@ pub fn is_secret_uri(value: &str) -> bool {
 ///
 /// # Errors
 /// Write errors on `err`; the runtime failing to start.
-pub fn prepare<E: Write>(
+pub(crate) fn prepare<E: Write>(
     args: &ExecArgs,
     env: &EnvLookup,
     err: &mut E,
@@ -239,7 +239,7 @@ fn assignments(args: &ExecArgs) -> Result<Vec<Assignment>, String> {
 
 /// Credentials of the vault and the PDP that `exec` removes from the command's environment
 /// unless `--keep-credentials` is given.
-pub const CREDENTIAL_VARIABLES: [&str; 14] = [
+pub(crate) const CREDENTIAL_VARIABLES: [&str; 14] = [
     "OPENBAO_TOKEN",
     "OPENBAO_TOKEN_FILE",
     "VAULT_TOKEN",
@@ -262,7 +262,7 @@ pub const CREDENTIAL_VARIABLES: [&str; 14] = [
 ///
 /// # Errors
 /// Write errors on `err`; the runtime failing to start.
-pub fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io::Result<Status> {
+pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io::Result<Status> {
     let Some((program, rest)) = args.command.split_first() else {
         writeln!(err, "secrets exec: no command given after `--`")?;
         return Ok(Status::Failure);

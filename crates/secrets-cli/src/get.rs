@@ -27,75 +27,14 @@ use std::io::{self, Write};
 
 use secrets_sdk::{ExecutionContext, VaultClient};
 
-use crate::Status;
-use crate::cli::ValueFormat;
+use crate::cli::{GetArgs, ValueFormat};
 use crate::client::{self, EnvLookup};
-
-/// `secrets get`: the arguments. The subcommand's long help is [`GET_ABOUT`].
-#[derive(clap::Args, Debug, Clone)]
-pub struct GetArgs {
-    /// The secret URI, e.g. `openbao+kv2://secret/app/api#token?version=3`.
-    #[arg(value_name = "URI")]
-    pub uri: String,
-    /// The caller's subject (the `sub` of its verified token).
-    #[arg(long, value_name = "S")]
-    pub subject: String,
-    /// An audience of the caller's token; repeat or comma-separate for several.
-    #[arg(long = "aud", value_name = "A", value_delimiter = ',')]
-    pub aud: Vec<String>,
-    /// The token's `jti`, checked against replay.
-    #[arg(long, value_name = "J")]
-    pub jti: Option<String>,
-    /// The DPoP key thumbprint (`cnf.jkt`) the token is bound to.
-    #[arg(long = "cnf-jkt", value_name = "K")]
-    pub cnf_jkt: Option<String>,
-    /// The client certificate thumbprint (`x5t#S256`), used when there is no `--cnf-jkt`.
-    #[arg(long = "mtls-thumbprint", value_name = "T")]
-    pub mtls_thumbprint: Option<String>,
-    /// A role of the subject, sent to the PDP; repeat or comma-separate for several.
-    #[arg(long = "role", value_name = "R", value_delimiter = ',')]
-    pub roles: Vec<String>,
-    /// The token's issuer (`iss`); scopes the `jti`.
-    #[arg(long, value_name = "ISS")]
-    pub issuer: Option<String>,
-    /// The token's expiry (`exp`, seconds since the Unix epoch): refused once past, or when
-    /// further away than ANTI_REPLAY_MAX_TTL_S.
-    #[arg(long, value_name = "EPOCH_SECONDS")]
-    pub exp: Option<u64>,
-    /// How to print the value.
-    #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
-    pub format: ValueFormat,
-}
-
-/// The long help of `secrets get` (`#[command(long_about = get::GET_ABOUT)]` on its variant).
-pub const GET_ABOUT: &str = "\
-Read one secret through the Policy Enforcement Point, as the caller the flags describe: a PDP \
-grant, the audience, jti anti-replay, the sender binding and one use of the grant, then the KV \
-v2 read, audited.
-
-Configuration comes from the environment, as a service's VaultClient::from_env() reads it: \
-VAULT_URL, VAULT_TOKEN, TENANT_ID, TENANT_ALLOWED_MOUNTS, SECRET_TENANT_SALT and \
-AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development) are required; \
-VAULT_TIMEOUT, VAULT_VERIFY_SSL, SECRETS_AUDIENCE, GRANT_TTL_DEFAULT, GRANT_MAX_USES_DEFAULT, \
-NEGATIVE_CACHE_TTL_S, ANTI_REPLAY_TTL_S and the AUTHZEN_* settings are optional. Only openbao \
-and hashicorp KV v2 URIs are served.
-
-One process is one PEP: anti-replay and use counts do not span runs (each run starts with no \
-grants and no remembered jti), and the identity flags (--subject, --role, --aud, …) are the \
-operator's assertion, not a verified token. Query parameters other than version are refused \
-(UNKNOWN_PARAMETER) before the PDP or the vault is asked.
-
-The value prints on stdout as `secrets resolve` prints it: a string as is, JSON as compact \
-JSON; with --format json, one JSON document. A failure prints `CODE: message` on stderr \
-(never a value, a token or a thumbprint).
-
-Exit 0 when the value was printed, 1 when the read was refused or failed, 2 on a usage or \
-configuration error.";
+use crate::status::Status;
 
 impl GetArgs {
     /// The caller these flags describe.
     #[must_use]
-    pub fn context(&self) -> ExecutionContext {
+    pub(crate) fn context(&self) -> ExecutionContext {
         let mut ctx = ExecutionContext::new(self.subject.trim())
             .with_aud(self.aud.iter().map(|a| a.trim()).filter(|a| !a.is_empty()))
             .with_roles(
@@ -121,7 +60,7 @@ impl GetArgs {
 ///
 /// # Errors
 /// Only write errors on `out` or `err`.
-pub fn run<O: Write, E: Write>(
+pub(crate) fn run<O: Write, E: Write>(
     args: &GetArgs,
     env: &EnvLookup,
     out: O,
@@ -138,7 +77,7 @@ pub fn run<O: Write, E: Write>(
 ///
 /// # Errors
 /// Only write errors on `out` or `err`.
-pub fn get<O: Write, E: Write>(
+pub(crate) fn get<O: Write, E: Write>(
     args: &GetArgs,
     client: Result<VaultClient, secrets_sdk::Error>,
     mut out: O,
@@ -309,11 +248,7 @@ mod tests {
             ("SECRET_TENANT_SALT", "cli-test-salt-0123456789".to_owned()),
             ("AUTHZEN_PDP_URL", pdp.addr()),
         ];
-        let env: EnvLookup = Arc::new(move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        });
+        let env: EnvLookup = Arc::new(secrets_test_support::env_map(&vars));
         for uri in [
             "openbao+kv2://secret/app/api#token?n=1",
             "openbao+kv2://secret/app/api?verison=2#token",
@@ -339,92 +274,5 @@ mod tests {
             "neither the vault nor the PDP was contacted"
         );
         Ok(())
-    }
-
-    /// Against a real OpenBao and a real Cerbos (secret-pep's test policies): a SKIP line
-    /// locally when either is not installed, a failure under CI=true.
-    #[test]
-    fn reads_through_the_pep_against_openbao_and_cerbos() {
-        let Some(bao) = secrets_test_support::openbao_or_skip() else {
-            return;
-        };
-        let policies =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../secret-pep/tests/policies");
-        let Some(cerbos) = secrets_test_support::cerbos::cerbos_or_skip(&policies) else {
-            return;
-        };
-        bao.kv_put(
-            "secret",
-            "seven/api",
-            &serde_json::json!({"token": "get-token", "n": 1}),
-        )
-        .unwrap();
-        let vars: Vec<(&str, String)> = vec![
-            ("VAULT_URL", bao.addr()),
-            ("VAULT_TOKEN", bao.root_token().to_owned()),
-            ("TENANT_ID", "t1".to_owned()),
-            ("TENANT_ALLOWED_MOUNTS", "secret".to_owned()),
-            ("SECRET_TENANT_SALT", "cli-test-salt-0123456789".to_owned()),
-            ("AUTHZEN_PDP_URL", cerbos.addr()),
-            ("AUTHZEN_DIALECT", "cerbos".to_owned()),
-        ];
-        let env: EnvLookup = Arc::new(move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        });
-        // URI, then flags; `alice` is a `reader` unless the flags say otherwise.
-        let get_as = |argv: &[&str]| {
-            let mut argv = argv.to_vec();
-            argv.extend(["--subject", "alice", "--role", "reader"]);
-            let args = parse(&argv).unwrap();
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            let status = run(&args, &env, &mut out, &mut err).unwrap();
-            (
-                status.code(),
-                String::from_utf8(out).unwrap(),
-                String::from_utf8(err).unwrap(),
-            )
-        };
-        let get = |uri: &str, extra: &[&str]| {
-            let mut argv = vec![uri, "--aud", "crud.secrets"];
-            argv.extend(extra);
-            get_as(&argv)
-        };
-        // The policy grants `seven/` 7 uses; each run is a fresh client, so a fresh grant.
-        let token = "openbao+kv2://secret/seven/api#token";
-        assert_eq!(
-            get(token, &["--jti", "a"]),
-            (0, "get-token\n".into(), String::new())
-        );
-        assert_eq!(
-            get(token, &["--jti", "b", "--format", "json"]),
-            (0, "\"get-token\"\n".into(), String::new())
-        );
-        assert_eq!(
-            get(
-                "openbao+kv2://secret/seven/api",
-                &["--jti", "c", "--cnf-jkt", "k"]
-            ),
-            (
-                0,
-                "{\"n\":1,\"token\":\"get-token\"}\n".into(),
-                String::new()
-            )
-        );
-        let (code, out, err) = get("openbao+kv2://secret/seven/api#nope", &["--jti", "d"]);
-        assert_eq!((code, out.as_str()), (1, ""));
-        assert!(err.starts_with("KEY_NOT_FOUND: "), "{err}");
-        let (code, _, err) = get("openbao+kv2://secret/denied/x", &["--jti", "e"]);
-        assert_eq!(code, 1);
-        assert!(
-            err.starts_with("AUTHZ_DENIED: ") && err.contains("PDP_DENY"),
-            "{err}"
-        );
-        let (code, _, err) = get_as(&[token, "--aud", "billing", "--jti", "f"]);
-        assert_eq!(code, 1);
-        assert!(err.contains("AUDIENCE"), "{err}");
-        // No value, token or thumbprint in any message.
-        assert!(!err.contains("get-token") && !err.contains(bao.root_token()));
     }
 }

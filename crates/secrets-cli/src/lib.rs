@@ -1,4 +1,6 @@
-//! The `secrets` command line, as a library so its logic can be tested without a process.
+//! The `secrets` command line. The binary (`main.rs`) parses the arguments into a [`Cli`] and
+//! hands it to [`run`]; those two are this library's whole public API. Everything else is
+//! private to the binary, and the integration tests drive the built `secrets` executable.
 //!
 //! ```text
 //! secrets uri parse [--allowed-mounts a,b] [--json] URI      canonical form of one URI
@@ -6,28 +8,40 @@
 //! secrets lint [--allowed-mounts a,b] [--format text|json] PATH…
 //! secrets resolve [CLIENT FLAGS] [--format raw|json] URI…    print secret values, all or nothing
 //! secrets exec [CLIENT FLAGS] [--env NAME=URI]… [--env-file FILE]… -- CMD ARGS…
+//! secrets get URI --subject S [--aud A]… [--jti J] [--role R]… [--format raw|json]
+//!                                                            one read through the PEP
 //!
 //! CLIENT FLAGS: [--bootstrap PATH] [--file-root DIR] [--allowed-mounts a,b] [--refresh]
 //! ```
 //!
 //! Exit codes: 0 success; 1 some URI is invalid (`uri check`, `lint`) or could not be
-//! resolved (`resolve`, `exec`); 2 usage error, configuration or I/O error, or an invalid URI
-//! given to `uri parse`. A closed stdout (`secrets … | head`) ends the command quietly with 0.
-//! `exec` becomes its command, so its status is the command's; when the command cannot be
-//! started it is 127 (not found) or 126.
+//! resolved (`resolve`, `exec`, `get`); 2 usage error, configuration or I/O error, or an
+//! invalid URI given to `uri parse`. A closed stdout (`secrets … | head`) ends the command
+//! quietly with 0. `exec` becomes its command, so its status is the command's; when the
+//! command cannot be started it is 127 (not found) or 126.
 //!
-//! Output formats are in [`report`] (`uri parse --json`, `uri check`) and [`lint`]. Besides
-//! the parser's codes, `uri check` uses one more, [`report::BAD_INPUT`], for a line that is
-//! not UTF-8 or, with `--jsonl`, not an object with a string `uri` and an optional non-empty
-//! array of strings `allowed_mounts`.
+//! ```
+//! use clap::Parser as _;
+//! use std::process::ExitCode;
+//!
+//! // Prints `file://demo/db.json#password`, the canonical form.
+//! let cli = secrets_cli::Cli::try_parse_from(["secrets", "uri", "parse", "FILE://demo/db.json#password"])?;
+//! assert_eq!(secrets_cli::run(cli), ExitCode::SUCCESS);
+//! # Ok::<(), clap::Error>(())
+//! ```
+//!
+//! Output formats are in `report.rs` (`uri parse --json`, `uri check`) and `lint.rs`. Besides
+//! the parser's codes, `uri check` uses one more, `BAD_INPUT`, for a line that is not UTF-8
+//! or, with `--jsonl`, not an object with a string `uri` and an optional non-empty array of
+//! strings `allowed_mounts`.
 //!
 //! # `resolve` and `exec`
 //!
 //! Both resolve through [`secrets_sdk::SecretsClient`], configured from the environment as
 //! `SecretsClient::create()` is (`FILE_MOUNT_PATH`, `SECRETS_BOOTSTRAP_PATH`,
 //! `OPENBAO_URL`/`VAULT_URL` and their token variables, `SECRETS_ALLOWED_MOUNTS`), with the
-//! client flags on top ([`client::build`]). One difference: with neither `--allowed-mounts`
-//! nor `SECRETS_ALLOWED_MOUNTS`, any mount is allowed, as this is a local operator tool. Only
+//! client flags on top (`client.rs`). One difference: with neither `--allowed-mounts` nor
+//! `SECRETS_ALLOWED_MOUNTS`, any mount is allowed, as this is a local operator tool. Only
 //! vault URIs contact a vault, so `file://` secrets need no server:
 //!
 //! ```text
@@ -36,10 +50,10 @@
 //! $ secrets exec --file-root examples/secrets --env DB_PASSWORD='file://demo/db.json#password' -- ./server
 //! ```
 //!
-//! - All URIs are resolved concurrently before anything happens. [`resolve`] prints every
+//! - All URIs are resolved concurrently before anything happens. `resolve` prints every
 //!   value (raw, or one JSON document each with `--format json`) or, if any URI fails, none:
 //!   only `CODE: URI n (redacted URI): message` lines on stderr, exit 1.
-//! - [`exec`] sets one variable per `NAME=URI` (`--env`, `--env-file`); a value that is not a
+//! - `exec` sets one variable per `NAME=URI` (`--env`, `--env-file`); a value that is not a
 //!   secret URI passes through unchanged. On any failure the command is not run (exit 1).
 //!   Otherwise the process is replaced by the command (Unix `exec`), so its exit status and
 //!   signals need no forwarding.
@@ -47,73 +61,36 @@
 //!   errors name a URI by its redacted form (`file://demo/…`) and a variable by its name.
 //!   `RUST_LOG` turns on the SDK's logs on stderr, which never carry values either.
 //!
-//! The pieces are usable directly:
+//! `get` reads through [`secrets_sdk::VaultClient`] instead, configured as
+//! `VaultClient::from_env()` is; see `secrets get --help`.
 //!
-//! ```
-//! use secret_uri::AllowedMounts;
-//! use secrets_cli::lint::lint_text;
+//! # Layout
 //!
-//! let findings = lint_text("db: openbao+kv2://secret/app/*\n", &AllowedMounts::default());
-//! assert_eq!((findings[0].line, findings[0].column), (1, 5));
-//! assert_eq!(findings[0].error.code(), "INVALID_WILDCARD");
-//!
-//! let vars = secrets_cli::env_file::parse("export DB=file://demo/db.json#password\n# note\n")?;
-//! assert_eq!(vars[0].name, "DB");
-//! assert!(secrets_cli::exec::is_secret_uri(&vars[0].value));
-//! # Ok::<(), secrets_cli::env_file::LineError>(())
-//! ```
-//!
-//! Each subcommand has its own module; a new one (`get`) adds a [`cli::Command`] variant, a
-//! module, and an arm in [`run`].
+//! Dependencies between the modules go one way: [`run`] (here) → the subcommands (`uri_cmd`,
+//! `lint`, `resolve`, `exec`, `get`) → `client` (the `SecretsClient` both `resolve` and
+//! `exec` build, the error messages all three print) and the helpers (`report`, `env_file`)
+//! → `cli` (every subcommand's `clap` arguments and long help) and `status` (exit codes),
+//! which depend on no other module. A subcommand never uses another. A new one adds a
+//! `Command` variant and its arguments in `cli.rs`, a module, and an arm in [`run`].
 #![forbid(unsafe_code)]
 
-pub mod cli;
-pub mod client;
-pub mod env_file;
-pub mod exec;
-pub mod get;
-pub mod lint;
-pub mod report;
-pub mod resolve;
-pub mod uri_cmd;
+mod cli;
+mod client;
+mod env_file;
+mod exec;
+mod get;
+mod lint;
+mod report;
+mod resolve;
+mod status;
+mod uri_cmd;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use cli::{Cli, Command, UriCommand};
-
-/// How a command ended; converts to the process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Exit 0: everything was valid (and resolved).
-    Success,
-    /// Exit 1: the command ran, and found invalid URIs or secrets it could not resolve.
-    Findings,
-    /// Exit 2: bad usage, a configuration or I/O error, or (`uri parse`) an invalid URI.
-    Failure,
-    /// This exit code: `exec`'s when its command cannot be started (126, 127), or the
-    /// command's own where the process cannot be replaced.
-    Exit(u8),
-}
-
-impl Status {
-    /// The process exit code.
-    #[must_use]
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::Success => 0,
-            Self::Findings => 1,
-            Self::Failure => 2,
-            Self::Exit(code) => code,
-        }
-    }
-}
-
-impl From<Status> for ExitCode {
-    fn from(status: Status) -> Self {
-        Self::from(status.code())
-    }
-}
+pub use cli::Cli;
+use cli::{Command, UriCommand};
+use status::Status;
 
 /// Runs a parsed command line.
 #[must_use]

@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use secret_uri::{AllowedMounts, Provider, SecretUri, UriError};
 use secrets_sdk::providers::{ProviderError, check_parameters};
 
-use crate::Status;
 use crate::cli::{Format, LintArgs};
 use crate::report::Message;
+use crate::status::Status;
 
 /// Files larger than this are skipped: lock files and data dumps, not configuration.
-pub const MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+pub(crate) const MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
 
 /// A NUL byte this early means a binary file.
 const BINARY_SNIFF_LEN: usize = 8 * 1024;
@@ -36,23 +36,23 @@ const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 
 /// A secret URI found in a line: where it starts and its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token<'a> {
+pub(crate) struct Token<'a> {
     /// Byte offset of the token in the line.
-    pub start: usize,
+    pub(crate) start: usize,
     /// The token, from the scheme to its last character.
-    pub text: &'a str,
+    pub(crate) text: &'a str,
 }
 
 /// Every token in `line` that starts with a known provider name (any case), optionally
 /// `+engine`, then `://`, at a word boundary; see `secrets lint --help` for where it ends.
 #[must_use]
-pub fn find_uris(line: &str) -> FindUris<'_> {
+pub(crate) fn find_uris(line: &str) -> FindUris<'_> {
     FindUris { line, pos: 0 }
 }
 
 /// The iterator returned by [`find_uris`].
 #[derive(Debug, Clone)]
-pub struct FindUris<'a> {
+pub(crate) struct FindUris<'a> {
     line: &'a str,
     pos: usize,
 }
@@ -103,20 +103,20 @@ fn ends_token(c: char) -> bool {
 
 /// An invalid URI found by [`lint_text`].
 #[derive(Debug)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// 1-based line number.
-    pub line: usize,
+    pub(crate) line: usize,
     /// 1-based column, in characters, of the start of the URI.
-    pub column: usize,
+    pub(crate) column: usize,
     /// Why the URI is invalid.
-    pub error: Problem,
+    pub(crate) error: Problem,
 }
 
 /// Why a URI is invalid: the parser or the mount guard refused it, or its provider does not
 /// serve one of its query parameters.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Refused by the parser or the mount guard.
     Uri(UriError),
     /// Parsed, but carries a parameter its provider does not serve (`UNKNOWN_PARAMETER`).
@@ -126,7 +126,7 @@ pub enum Problem {
 impl Problem {
     /// The stable code, e.g. `ILLEGAL_SEGMENT` or `UNKNOWN_PARAMETER`.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Uri(e) => e.code(),
             Self::Parameter(e) => e.code(),
@@ -154,7 +154,7 @@ fn check(text: &str, mounts: &AllowedMounts) -> Option<Problem> {
 /// Every invalid secret URI in `text`, in order. Lines end at `\n`; a `\r` before it is
 /// dropped.
 #[must_use]
-pub fn lint_text(text: &str, mounts: &AllowedMounts) -> Vec<Finding> {
+pub(crate) fn lint_text(text: &str, mounts: &AllowedMounts) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (n, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -182,7 +182,7 @@ pub fn lint_text(text: &str, mounts: &AllowedMounts) -> Vec<Finding> {
 /// # Errors
 /// Write errors on stdout (a broken pipe included). Unreadable files are reported and make
 /// the status `Failure`, but the scan goes on.
-pub fn run(args: &LintArgs) -> io::Result<Status> {
+pub(crate) fn run(args: &LintArgs) -> io::Result<Status> {
     let mut linter = Linter {
         mounts: args.guard.mounts(),
         format: args.format,

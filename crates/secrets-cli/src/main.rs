@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use secrets_cli::cli::Cli;
+use secrets_cli::Cli;
 
 fn main() -> ExitCode {
     secrets_cli::run(Cli::parse())

@@ -16,11 +16,11 @@ use secret_uri::{SecretUri, UriError};
 use serde::ser::{Serialize, Serializer};
 
 /// The code for an input line that could not be read as a URI at all (see `uri check --help`).
-pub const BAD_INPUT: &str = "BAD_INPUT";
+pub(crate) const BAD_INPUT: &str = "BAD_INPUT";
 
 /// The outcome for one URI.
 #[derive(Debug, Clone, Copy)]
-pub enum Report<'a> {
+pub(crate) enum Report<'a> {
     /// The URI is valid (and passed the mount guard).
     Valid(&'a SecretUri),
     /// The parser or the mount guard rejected it.
@@ -41,7 +41,7 @@ impl<'a> From<&'a Result<SecretUri, UriError>> for Report<'a> {
 impl Report<'_> {
     /// Appends the JSON object and `\n` to `buf`. Reuse `buf` across lines: this is the
     /// allocation-free path `uri check` takes.
-    pub fn encode(&self, buf: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
         match *self {
             Self::Valid(uri) => {
                 buf.extend_from_slice(b"{\"ok\":true,\"canonical\":");
@@ -80,7 +80,7 @@ impl Report<'_> {
     ///
     /// # Errors
     /// Whatever `out` returns.
-    pub fn write_line<W: Write>(&self, mut out: W) -> io::Result<()> {
+    pub(crate) fn write_line<W: Write>(&self, mut out: W) -> io::Result<()> {
         let mut buf = Vec::with_capacity(256);
         self.encode(&mut buf);
         out.write_all(&buf)

@@ -2,9 +2,9 @@
 
 use std::io::{self, Write};
 
-use crate::Status;
 use crate::cli::{ResolveArgs, ValueFormat};
 use crate::client::{self, EnvLookup};
+use crate::status::Status;
 
 /// `secrets resolve`: resolves every URI (concurrently), then prints one value per line on
 /// `out`, in argument order. If any URI fails, `out` gets nothing and `err` gets one
@@ -16,7 +16,7 @@ use crate::client::{self, EnvLookup};
 ///
 /// # Errors
 /// Write errors on `out` or `err`; the runtime failing to start.
-pub fn run<O: Write, E: Write>(
+pub(crate) fn run<O: Write, E: Write>(
     args: &ResolveArgs,
     env: &EnvLookup,
     mut out: O,

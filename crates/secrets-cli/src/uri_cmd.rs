@@ -6,15 +6,19 @@ use std::io::{self, BufRead, Write};
 use secret_uri::{AllowedMounts, SecretUri};
 use serde_json::error::Category;
 
-use crate::Status;
 use crate::cli::{CheckArgs, ParseArgs};
 use crate::report::Report;
+use crate::status::Status;
 
 /// `secrets uri parse`: the canonical form (or the JSON report) of one URI.
 ///
 /// # Errors
 /// Only write errors on `out` or `err`.
-pub fn parse<O: Write, E: Write>(args: &ParseArgs, mut out: O, mut err: E) -> io::Result<Status> {
+pub(crate) fn parse<O: Write, E: Write>(
+    args: &ParseArgs,
+    mut out: O,
+    mut err: E,
+) -> io::Result<Status> {
     let result = SecretUri::parse_allowed(&args.uri, &args.guard.mounts());
     if args.json {
         Report::from(&result).write_line(&mut out)?;
@@ -34,17 +38,17 @@ pub fn parse<O: Write, E: Write>(args: &ParseArgs, mut out: O, mut err: E) -> io
 
 /// What [`check`] saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CheckSummary {
+pub(crate) struct CheckSummary {
     /// Input lines read (and output lines written).
-    pub lines: u64,
+    pub(crate) lines: u64,
     /// Lines that were not a valid URI.
-    pub invalid: u64,
+    pub(crate) invalid: u64,
 }
 
 impl CheckSummary {
     /// `Success` when every line was valid, `Findings` otherwise.
     #[must_use]
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         if self.invalid == 0 {
             Status::Success
         } else {
@@ -57,7 +61,7 @@ impl CheckSummary {
 ///
 /// # Errors
 /// Read errors on stdin, write errors on stdout (a broken pipe included).
-pub fn check_stdio(args: &CheckArgs) -> io::Result<Status> {
+pub(crate) fn check_stdio(args: &CheckArgs) -> io::Result<Status> {
     let stdin = io::stdin().lock();
     let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     check(stdin, stdout, args).map(|summary| summary.status())
@@ -68,7 +72,7 @@ pub fn check_stdio(args: &CheckArgs) -> io::Result<Status> {
 ///
 /// # Errors
 /// Read errors on `input`, write errors on `out`. Bad lines are reported, not errors.
-pub fn check<R: BufRead, W: Write>(
+pub(crate) fn check<R: BufRead, W: Write>(
     mut input: R,
     mut out: W,
     args: &CheckArgs,

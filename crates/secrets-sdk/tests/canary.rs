@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use common::{TestResult, builder, demo_files};
 use secrets_sdk::{BootstrapConfig, ResolveOptions, SecretsClient, UriHash};
+use secrets_test_support::LogCapture as Buffer;
 use serde_json::json;
 
 const FILE_CANARY: &str = "CANARY-file-7d1e";
@@ -20,23 +19,6 @@ const VAULT_CANARY: &str = "CANARY-vault-93b2";
 const SECRET_ID_CANARY: &str = "CANARY-secret-id-41c0";
 const PATH_CANARY: &str = "canary-path";
 const CHILD: &str = "SECRETS_SDK_TEST_CANARY_CHILD";
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
 where
@@ -156,8 +138,7 @@ async fn values_never_reach_logs_spans_or_messages() -> TestResult {
         &json!({"token": VAULT_CANARY}),
     )?;
     let shown = scenario(files.path(), &bao.addr(), bao.root_token()).await?;
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(PoisonError::into_inner))
-        .into_owned();
+    let logs = logs.text();
 
     assert_clean("displayed output", &shown, bao.root_token());
     assert_clean("TRACE logs", &logs, bao.root_token());

@@ -1,5 +1,5 @@
 //! `VaultClient` end to end: a real OpenBao (behind a counting proxy, so reads that reach the
-//! vault are counted) and a real Cerbos (AuthZEN) serving secret-pep's test policies, fresh per
+//! vault are counted) and a real Cerbos (AuthZEN) serving the workspace's test policies, fresh per
 //! test.
 //!
 //! Without `bao` or `cerbos` installed these tests print `SKIP` and pass locally; under

@@ -8,12 +8,12 @@
 
 mod vault_client_support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use secrets_sdk::pep::PepConfig;
 use secrets_sdk::uri::SecretUri;
 use secrets_sdk::{ExecutionContext, VaultClient};
+use secrets_test_support::LogCapture as Buffer;
 use serde_json::json;
 use vault_client_support::{Recording, TENANT, TestResult, authzen, env, reader, servers};
 
@@ -27,23 +27,6 @@ const JKT_CANARY: &str = "CANARY-jkt-one";
 const JKT_THIEF_CANARY: &str = "CANARY-jkt-two";
 const X5T_CANARY: &str = "CANARY-x5t-one";
 const PATH_CANARY: &str = "canary-path";
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn ctx(n: usize) -> ExecutionContext {
     reader(format!("{JTI_CANARY}-{n}")).with_cnf_jkt(JKT_CANARY)
@@ -227,8 +210,7 @@ async fn nothing_secret_reaches_messages_logs_or_audit_events() -> TestResult {
     for event in &events {
         audited.push_str(&format!("{event:?}\n"));
     }
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(PoisonError::into_inner))
-        .into_owned();
+    let logs = logs.text();
 
     let planted = [
         VALUE_CANARY,

@@ -6,8 +6,7 @@
 //! # fn main() -> Result<(), secrets_test_support::Error> {
 //! use secrets_test_support::cerbos::CerbosServer;
 //!
-//! let policies = std::path::Path::new("crates/secret-pep/tests/policies");
-//! let mut cerbos = CerbosServer::start(policies)?;
+//! let mut cerbos = CerbosServer::start(&secrets_test_support::cerbos::policies())?;
 //! assert!(cerbos.addr().starts_with("http://127.0.0.1:"));
 //! cerbos.stop(); // "PDP down"
 //! cerbos.restart()?; // back on the same port
@@ -311,6 +310,14 @@ impl Drop for CerbosServer {
             let _ = std::fs::remove_dir_all(&self.workdir);
         }
     }
+}
+
+/// The workspace's Cerbos test policies (`fixtures/cerbos` in this crate): resource kind
+/// `secret`, action `execute`, readers of tenant t1 on mount `secret`; `seven/` grants 7 uses,
+/// `short/` a 1 s TTL, `mfa/` an obligation, `classified/` a classification, `denied/` is
+/// refused. Its `secret_test.yaml` is the Cerbos test suite `cerbos compile` runs.
+pub fn policies() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cerbos")
 }
 
 /// [`CerbosServer::start`] for tests: `None` (after a `SKIP` line) when `cerbos` is not

@@ -9,6 +9,11 @@
 //!   floods, and records every request.
 //! - [`proxy::CountingProxy`]: a counting proxy in front of a real server, that can also lose
 //!   chosen responses on the way back.
+//! - [`cerbos::CerbosServer`]: a fresh `cerbos server` (AuthZEN API) per test, serving the
+//!   workspace's test policies, [`cerbos::policies`] (`fixtures/cerbos`).
+//! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
+//!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
+//!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
 //! - [`openbao_or_skip`]: the skip policy. Locally a missing `bao` prints `SKIP` and the test
 //!   returns; under `CI=true` it fails the test.
 //!
@@ -33,26 +38,35 @@
 //! # Ok(()) }
 //! ```
 //!
-//! This crate has no features.
+//! Features: `pep` (default) for the PEP test doubles in [`pep`] (a normal dependency on
+//! `secret-pep`, whose own tests use this crate as a dev-dependency: no cycle among normal
+//! dependencies); `floor` for `floor::HyperFloor`, the raw hyper GET the benchmarks compare
+//! against.
 
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod cerbos;
+mod env;
 mod error;
 mod fault;
 #[cfg(feature = "floor")]
 pub mod floor;
 mod http;
+mod logs;
 mod openbao;
 mod paths;
+#[cfg(feature = "pep")]
+pub mod pep;
 pub mod proxy;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use env::env_map;
 pub use error::Error;
 pub use fault::{Fault, FaultServer, RecordedRequest};
+pub use logs::LogCapture;
 pub use openbao::{AppRoleCredentials, OpenBaoServer};
 pub use paths::{BAO_BIN_ENV, CERBOS_BIN_ENV, bao_bin, cerbos_bin, repo_root, tools_dir};
 

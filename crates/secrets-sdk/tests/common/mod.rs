@@ -1,5 +1,5 @@
 //! Shared fixtures: demo files in a temp dir, a real OpenBao with a secret, clients.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unused_imports, unreachable_pub)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,11 +51,7 @@ pub fn client(root: &Path, addr: &str, token: &str) -> Result<SecretsClient, sec
         .build()
 }
 
-/// A lookup over fixed variables, for `env_lookup`.
+/// A lookup over fixed variables, for `env_lookup` (`&str` values, so `&String`s coerce).
 pub fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let map: std::collections::HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |name| map.get(name).cloned()
+    secrets_test_support::env_map(vars)
 }

@@ -1,23 +1,28 @@
 //! Shared fixtures of the `VaultClient` tests: a real OpenBao (behind a counting proxy) and a
-//! real Cerbos serving secret-pep's test policies, clients over them, a counting PDP and a
-//! recording audit hook.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+//! real Cerbos serving the workspace's test policies, clients over them, a counting PDP and a
+//! recording audit hook (the shared pieces come from `secrets-test-support`).
+#![allow(
+    dead_code,
+    unused_imports,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use secrets_sdk::pep::{
-    AccessRequest, AuthzenClient, AuthzenConfig, AuthzenDialect, BatchDecision, BatchRequest,
-    Grant, PdpFuture, PdpSettings, PepConfig, SecretPolicyService,
-};
+use secrets_sdk::pep::{AuthzenClient, AuthzenConfig, AuthzenDialect, PdpSettings, PepConfig};
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor, RetryConfig};
 use secrets_sdk::{
     ExecutionContext, VaultAuditEvent, VaultAuditHook, VaultClient, VaultClientBuilder,
 };
 use secrets_test_support::OpenBaoServer;
+pub use secrets_test_support::cerbos::policies;
 use secrets_test_support::cerbos::{CerbosServer, cerbos_or_skip};
+use secrets_test_support::pep::RecordingAudit;
+pub use secrets_test_support::pep::{Counting, Recorded};
 use secrets_test_support::proxy::CountingProxy;
 use serde_json::json;
 
@@ -31,11 +36,6 @@ pub const APP: &str = "openbao+kv2://secret/app/api#token";
 pub const SEVEN: &str = "openbao+kv2://secret/seven/api#token";
 /// `secret/denied/api`: the policy denies it.
 pub const DENIED: &str = "openbao+kv2://secret/denied/api#token";
-
-/// secret-pep's Cerbos test policies, used as they are (see docs/pep.md).
-pub fn policies() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../secret-pep/tests/policies")
-}
 
 /// A real OpenBao with the test secrets, a counting proxy in front of it, and a real Cerbos.
 pub struct Servers {
@@ -151,102 +151,28 @@ pub fn jti() -> String {
 
 /// A lookup over fixed variables, for `env_lookup`.
 pub fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let map: std::collections::HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    move |name| map.get(name).cloned()
+    secrets_test_support::env_map(vars)
 }
 
-/// Counts calls to the PDP it wraps.
-#[derive(Debug)]
-pub struct Counting<P> {
-    pub inner: P,
-    pub single: AtomicUsize,
-    pub batch: AtomicUsize,
-}
-
-impl<P> Counting<P> {
-    pub fn new(inner: P) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            single: AtomicUsize::new(0),
-            batch: AtomicUsize::new(0),
-        })
-    }
-
-    pub fn single(&self) -> usize {
-        self.single.load(Ordering::SeqCst)
-    }
-
-    pub fn batches(&self) -> usize {
-        self.batch.load(Ordering::SeqCst)
-    }
-}
-
-impl<P: SecretPolicyService> SecretPolicyService for Counting<P> {
-    fn authorize_use<'a>(&'a self, request: &'a AccessRequest<'a>) -> PdpFuture<'a, Grant> {
-        self.single.fetch_add(1, Ordering::SeqCst);
-        self.inner.authorize_use(request)
-    }
-
-    fn authorize_batch<'a>(
-        &'a self,
-        request: &'a BatchRequest<'a>,
-    ) -> PdpFuture<'a, Vec<BatchDecision>> {
-        self.batch.fetch_add(1, Ordering::SeqCst);
-        self.inner.authorize_batch(request)
-    }
-}
-
-/// One audit event, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub decision: &'static str,
-    pub code: &'static str,
-    pub reason: Option<&'static str>,
-    pub subject: Option<String>,
-    pub grant_id: Option<String>,
-    pub use_number: Option<u32>,
-    pub resource_ref: Option<String>,
-    /// The PEP's unkeyed placeholder, to check the keyed one differs.
-    pub unkeyed_ref: Option<String>,
-    pub debug: String,
-}
-
-/// Keeps every audit event.
+/// The audit events of a `VaultClient`, with the keyed `resource_ref` it publishes (the
+/// recording itself is the test support's).
 #[derive(Debug, Default)]
-pub struct Recording {
-    pub events: Mutex<Vec<Recorded>>,
-}
+pub struct Recording(RecordingAudit);
 
-impl Recording {
-    pub fn take(&self) -> Vec<Recorded> {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
-    }
+impl std::ops::Deref for Recording {
+    type Target = RecordingAudit;
 
-    /// (decision, code) of each event taken.
-    pub fn summary(&self) -> Vec<(&'static str, &'static str)> {
-        self.take().iter().map(|e| (e.decision, e.code)).collect()
+    fn deref(&self) -> &RecordingAudit {
+        &self.0
     }
 }
 
 impl VaultAuditHook for Recording {
     fn record(&self, event: &VaultAuditEvent<'_>) {
-        let pep = event.event();
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Recorded {
-                decision: pep.decision.as_str(),
-                code: pep.code,
-                reason: pep.reason.map(|r| r.code()),
-                subject: pep.subject.map(str::to_owned),
-                grant_id: pep.grant_id.map(str::to_owned),
-                use_number: pep.use_number,
-                resource_ref: event.resource_ref().map(ToString::to_string),
-                unkeyed_ref: pep.resource_ref(),
-                debug: format!("{event:?}"),
-            });
+        self.0.push(Recorded {
+            resource_ref: event.resource_ref().map(ToString::to_string),
+            debug: format!("{event:?}"),
+            ..Recorded::from_pep(event.event())
+        });
     }
 }

@@ -1,0 +1,51 @@
+//! Captured log output, for the canary tests that assert a secret reaches no log line.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A shared, growing buffer that a `tracing_subscriber::fmt` subscriber writes into.
+///
+/// Clones share the buffer; a closure returning a clone is a `MakeWriter`:
+///
+/// ```
+/// use std::io::Write as _;
+///
+/// let logs = secrets_test_support::LogCapture::default();
+/// let writer = logs.clone();
+/// let make_writer = move || writer.clone(); // `.with_writer(make_writer)`
+/// make_writer().write_all(b"INFO secret_read mount=secret\n")?;
+/// assert!(logs.text().contains("secret_read"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything written so far, as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+}
+
+impl io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length only: what was captured may be what a test checks for leaks.
+impl fmt::Debug for LogCapture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("LogCapture").field("bytes", &len).finish()
+    }
+}
