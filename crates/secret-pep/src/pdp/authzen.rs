@@ -1,45 +1,38 @@
 //! The AuthZEN 1.0 (OpenID Authorization API) PDP client.
 //!
 //! `POST {pdp}/access/v1/evaluation` (and `/access/v1/evaluations` for batches) over
-//! hyper-util's pooled HTTP/1.1 client with rustls (ring). Fail closed: anything but a 200
-//! with a boolean `decision` is `PDP_UNAVAILABLE`; `decision: false` is `AUTHZ_DENIED`
-//! (`PDP_DENY`); a permit with obligations is `AUTHZ_DENIED` (`UNKNOWN_OBLIGATION`).
+//! `secret-http`'s pooled HTTP/1.1 client with rustls (ring), shared with the KV v2 provider.
+//! Fail closed: anything but a 200 with a boolean `decision` is `PDP_UNAVAILABLE`;
+//! `decision: false` is `AUTHZ_DENIED` (`PDP_DENY`); a permit with obligations is
+//! `AUTHZ_DENIED` (`UNKNOWN_OBLIGATION`). The body shapes and the Cerbos dialect are in
+//! [`wire`].
+
+mod wire;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri};
 use secrecy::ExposeSecret;
-use secret_uri::SecretUri;
-use serde_json::{Map, Value, json};
+use secret_http::{
+    Body, ClientConfig, HttpClient, HttpError, Request, Response, Setting, TlsConfig,
+};
+use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::breaker::Breaker;
 use super::{
     AccessRequest, BatchDecision, BatchFailure, BatchRequest, PdpFuture, SecretPolicyService,
 };
-use crate::{AuthzenConfig, AuthzenDialect, BoxError, DenyReason, Grant, PdpFailure, PepError};
+use crate::{AuthzenConfig, Grant, PdpFailure, PepError};
 
 const WELL_KNOWN: &str = "/.well-known/authzen-configuration";
 const EVALUATION_PATH: &str = "/access/v1/evaluation";
 const EVALUATIONS_PATH: &str = "/access/v1/evaluations";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-/// The longest TTL (and wrap TTL) a decision may carry, in seconds; more is malformed.
-const MAX_TERM_SECONDS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// An AuthZEN 1.0 PDP client: a [`SecretPolicyService`] that asks a remote PDP such as Cerbos.
 ///
@@ -59,6 +52,14 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 ///   bodies are `PDP_UNAVAILABLE`. After `breaker_threshold` consecutive connection failures,
 ///   timeouts or 5xx/429, calls fail fast (`circuit_open`) for `breaker_cooldown`, then one
 ///   probe goes through.
+/// - **Transport**: `secret-http`, the client the KV v2 provider uses too: HTTP/1.1
+///   keep-alive over rustls (ring, TLS 1.2 and 1.3), redirects never followed, plain
+///   `http://` only to loopback hosts unless `allow_insecure_http`, one attempt per call
+///   within `timeout`, bodies capped at `max_response_bytes` and wiped after use.
+/// - **CA bundle**: `AUTHZEN_CA_BUNDLE` ([`AuthzenConfig::ca_bundle`]) *replaces* the
+///   webpki roots, the one rule of every client (as `VAULT_CACERT` does for the KV v2
+///   provider). Before `secret-http` it was added to them: a PDP whose certificate comes
+///   from a public CA now needs that CA in the bundle, or no bundle.
 #[derive(Clone)]
 pub struct AuthzenClient {
     inner: Arc<Inner>,
@@ -137,43 +138,6 @@ impl fmt::Debug for AuthzenClient {
     }
 }
 
-/// One HTTP exchange's failure, before mapping.
-enum Failure {
-    Timeout,
-    Connect(BoxError),
-    Tls(BoxError),
-    Status(StatusCode),
-    TooLarge,
-    BodyCut(BoxError),
-}
-
-impl Failure {
-    /// Failures that say the PDP is down (and count towards the breaker).
-    fn is_outage(&self) -> bool {
-        match self {
-            Self::Timeout | Self::Connect(_) | Self::Tls(_) => true,
-            Self::Status(status) => status.is_server_error() || status.as_u16() == 429,
-            Self::TooLarge | Self::BodyCut(_) => false,
-        }
-    }
-
-    fn into_error(self) -> PepError {
-        let (cause, status, source) = match self {
-            Self::Timeout => (PdpFailure::Timeout, None, None),
-            Self::Connect(e) => (PdpFailure::Connect, None, Some(e)),
-            Self::Tls(e) => (PdpFailure::Tls, None, Some(e)),
-            Self::Status(s) => (PdpFailure::Status, Some(s.as_u16()), None),
-            Self::TooLarge => (PdpFailure::TooLarge, None, None),
-            Self::BodyCut(e) => (PdpFailure::Connect, None, Some(e)),
-        };
-        PepError::PdpUnavailable {
-            cause,
-            status,
-            source,
-        }
-    }
-}
-
 impl AuthzenClient {
     /// Validates the settings and builds the (idle) client: no network I/O.
     ///
@@ -189,17 +153,8 @@ impl AuthzenClient {
         let base = Base::parse(&config.url).ok_or_else(|| {
             PepError::config("AUTHZEN_PDP_URL must be http(s)://host[:port][/path] without a query")
         })?;
-        let insecure = base.origin.starts_with("http://");
-        let host = base
-            .origin
-            .split_once("://")
-            .map(|(_, rest)| rest)
-            .unwrap_or_default();
-        if insecure && !is_loopback(host) && !config.allow_insecure_http {
-            return Err(PepError::config(
-                "plain http:// to the PDP is only allowed to loopback hosts unless AUTHZEN_ALLOW_INSECURE_HTTP is set",
-            ));
-        }
+        // The shared guard: plain http:// only to loopback unless allowed.
+        secret_http::base_url(&config.url, config.allow_insecure_http).map_err(config_error)?;
         if config.timeout.is_zero() {
             return Err(PepError::config("AUTHZEN_TIMEOUT_MS must be positive"));
         }
@@ -218,20 +173,14 @@ impl AuthzenClient {
             })
             .transpose()?;
 
-        let tls = tls_config(&config)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client = HttpClient::new(
+            &ClientConfig::new("authzen")
+                .with_timeout(config.timeout)
+                .with_max_body_bytes(config.max_response_bytes)
+                .with_allow_insecure_http(config.allow_insecure_http)
+                .with_tls(tls_config(&config)),
+        )
+        .map_err(config_error)?;
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
         let endpoints = OnceCell::new();
         if !config.discovery {
@@ -336,8 +285,8 @@ impl AuthzenClient {
     async fn evaluate(&self, request: &AccessRequest<'_>) -> Result<Grant, PepError> {
         let endpoints = self.endpoints().await?;
         let request_id = crate::util::random_id();
-        let mut body = self.shared_body(request, &request_id);
-        body.insert("resource".into(), resource(request));
+        let mut body = wire::shared_body(self.inner.config.dialect, request, &request_id);
+        body.insert("resource".into(), wire::resource(request));
         let reply = self
             .exchange(
                 Method::POST,
@@ -346,7 +295,7 @@ impl AuthzenClient {
                 &request_id,
             )
             .await?;
-        decision_to_grant(&reply, request, &request_id)
+        wire::decision_to_grant(&reply, request, &request_id)
     }
 
     async fn evaluate_batch(
@@ -362,10 +311,10 @@ impl AuthzenClient {
             return Ok(super::sequential_batch(self, batch).await);
         };
         let request_id = crate::util::random_id();
-        let mut body = self.shared_body(&batch.common, &request_id);
+        let mut body = wire::shared_body(self.inner.config.dialect, &batch.common, &request_id);
         let evaluations: Vec<Value> = plan
             .iter()
-            .map(|(uri, _)| json!({ "resource": resource(&batch.request_for(uri)) }))
+            .map(|(uri, _)| json!({ "resource": wire::resource(&batch.request_for(uri)) }))
             .collect();
         body.insert("evaluations".into(), Value::Array(evaluations));
         let reply = self
@@ -381,49 +330,11 @@ impl AuthzenClient {
             .zip(items)
             .map(|((uri, required), item)| {
                 let single = batch.request_for(uri);
-                let outcome = decision_to_grant(item, &single, &request_id)
+                let outcome = wire::decision_to_grant(item, &single, &request_id)
                     .map_err(|e| BatchFailure::from_error(&e));
                 BatchDecision::new((*uri).clone(), *required, outcome)
             })
             .collect())
-    }
-
-    /// `subject`, `action` and `context`: everything but the resource.
-    fn shared_body(&self, request: &AccessRequest<'_>, request_id: &str) -> Map<String, Value> {
-        let ctx = request.context;
-        let mut subject_props = Map::new();
-        subject_props.insert("roles".into(), json!(ctx.roles));
-        if self.inner.config.dialect == AuthzenDialect::Cerbos && !ctx.roles.is_empty() {
-            subject_props.insert("cerbos.roles".into(), json!(ctx.roles));
-        }
-        insert_opt(&mut subject_props, "issuer", ctx.issuer.as_deref());
-        insert_opt(&mut subject_props, "client_id", ctx.client_id.as_deref());
-
-        let mut context = Map::new();
-        insert_opt(&mut context, "purpose", request.purpose);
-        // No correlation id: it changes per call, and everything the PDP sees must be in the
-        // grant key (it reaches the PDP as the `X-Request-ID` of logs only via the audit hook).
-        insert_opt(
-            &mut context,
-            "workflow_run_id",
-            ctx.workflow_run_id.as_deref(),
-        );
-        insert_opt(&mut context, "node_id", ctx.node_id.as_deref());
-        insert_opt(&mut context, "system_id", ctx.system_id.as_deref());
-        insert_opt(&mut context, "cnf_binding", request.cnf_binding);
-        if self.inner.config.dialect == AuthzenDialect::Cerbos {
-            context.insert("cerbos.includeMeta".into(), Value::Bool(true));
-            context.insert("cerbos.requestId".into(), json!(request_id));
-        }
-
-        let mut body = Map::new();
-        body.insert(
-            "subject".into(),
-            json!({ "type": "user", "id": request.subject, "properties": subject_props }),
-        );
-        body.insert("action".into(), json!({ "name": "execute" }));
-        body.insert("context".into(), Value::Object(context));
-        body
     }
 
     /// One request through the breaker; a 200 JSON body, or `PDP_UNAVAILABLE`.
@@ -440,38 +351,40 @@ impl AuthzenClient {
             .try_acquire()
             .ok_or_else(|| PepError::unavailable(PdpFailure::CircuitOpen))?;
         match self.send(method, url, body, request_id).await {
-            Ok(bytes) => {
+            Ok(body) => {
                 permit.success();
-                serde_json::from_slice(&bytes).map_err(|_| {
+                serde_json::from_slice(&body).map_err(|_| {
                     tracing::debug!(request_id, "PDP response is not JSON");
                     PepError::unavailable(PdpFailure::Malformed)
                 })
             }
             Err(failure) => {
-                if failure.is_outage() {
+                if is_outage(&failure) {
                     permit.failure();
                 } else {
                     permit.success();
                 }
-                let error = failure.into_error();
+                let error = pdp_unavailable(failure);
                 tracing::debug!(request_id, error = %error, "PDP request failed");
                 Err(error)
             }
         }
     }
 
+    /// One attempt (a PDP call is never retried: the breaker and the caller decide), a 200
+    /// body within `max_response_bytes`; any other status fails at once, its body unread.
     async fn send(
         &self,
         method: Method,
         url: &Uri,
         body: Option<Value>,
         request_id: &str,
-    ) -> Result<Bytes, Failure> {
+    ) -> Result<Body, HttpError> {
         let inner = &*self.inner;
         let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let mut request = Request::new(Full::new(payload));
-        *request.method_mut() = method;
-        *request.uri_mut() = url.clone();
+        let mut request = Request::new(method, url.clone())
+            .with_body(payload)
+            .with_expect_status(StatusCode::OK);
         let headers = request.headers_mut();
         headers.insert(ACCEPT, JSON);
         headers.insert(CONTENT_TYPE, JSON);
@@ -481,37 +394,7 @@ impl AuthzenClient {
         if let Some(auth) = &inner.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
         }
-        let max = inner.config.max_response_bytes;
-        let exchange = async {
-            let response = inner
-                .client
-                .request(request)
-                .await
-                .map_err(|e| classify(Box::new(e)))?;
-            let (head, body) = response.into_parts();
-            if head.status != StatusCode::OK {
-                return Err(Failure::Status(head.status));
-            }
-            let declared = head
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > max as u64) {
-                return Err(Failure::TooLarge);
-            }
-            let collected = Limited::new(body, max).collect().await.map_err(|e| {
-                if e.is::<LengthLimitError>() {
-                    Failure::TooLarge
-                } else {
-                    Failure::BodyCut(e)
-                }
-            })?;
-            Ok(collected.to_bytes())
-        };
-        tokio::time::timeout(inner.config.timeout, exchange)
-            .await
-            .map_err(|_| Failure::Timeout)?
+        inner.client.send(&request).await.map(Response::into_body)
     }
 }
 
@@ -528,151 +411,6 @@ impl SecretPolicyService for AuthzenClient {
     }
 }
 
-fn insert_opt(map: &mut Map<String, Value>, name: &str, value: Option<&str>) {
-    if let Some(value) = value.filter(|v| !v.is_empty()) {
-        map.insert(name.to_owned(), Value::String(value.to_owned()));
-    }
-}
-
-fn resource(request: &AccessRequest<'_>) -> Value {
-    let uri = request.uri;
-    let mut props = Map::new();
-    props.insert("tenant".into(), json!(request.tenant));
-    props.insert("mount".into(), json!(uri.mount()));
-    props.insert("provider".into(), json!(uri.provider().as_str()));
-    insert_opt(&mut props, "engine", uri.engine().map(|e| e.as_str()));
-    props.insert("path".into(), json!(uri.path()));
-    insert_opt(&mut props, "key", uri.key());
-    if let Some(version) = uri.version() {
-        props.insert("version".into(), json!(version));
-    }
-    json!({ "type": "secret", "id": uri.as_str(), "properties": props })
-}
-
-/// An AuthZEN decision object (`{"decision": bool, "context": {...}}`) as a grant.
-fn decision_to_grant(
-    decision: &Value,
-    request: &AccessRequest<'_>,
-    request_id: &str,
-) -> Result<Grant, PepError> {
-    let malformed = || PepError::unavailable(PdpFailure::Malformed);
-    let permitted = decision
-        .get("decision")
-        .and_then(Value::as_bool)
-        .ok_or_else(malformed)?;
-    if !permitted {
-        return Err(PepError::denied(DenyReason::PdpDeny));
-    }
-    let terms = grant_terms(decision.get("context"), request.uri);
-    match terms.get("obligations") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) if list.is_empty() => {}
-        Some(_) => {
-            tracing::debug!(request_id, "PDP permit carries obligations; denying");
-            return Err(PepError::denied(DenyReason::UnknownObligation));
-        }
-    }
-    let mut grant = Grant::with_defaults(request.defaults).bound_to(request.cnf_binding);
-    if let Some(ttl) = first(&terms, &["ttl", "ttl_s", "grant_ttl"]) {
-        grant.ttl = seconds(ttl).ok_or_else(malformed)?;
-    }
-    if let Some(uses) = terms.get("max_uses") {
-        let uses = uses.as_u64().ok_or_else(malformed)?;
-        grant.max_uses = u32::try_from(uses).unwrap_or(u32::MAX);
-    }
-    grant.decision_id = Some(match terms.get("decision_id") {
-        Some(id) => id.as_str().ok_or_else(malformed)?.to_owned(),
-        None => request_id.to_owned(),
-    });
-    grant.policy_version = string_term(&terms, "policy_version")?;
-    grant.classification = string_term(&terms, "classification")?;
-    grant.must_revalidate_on = match terms.get("must_revalidate_on") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(one)) => vec![one.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(malformed)?,
-        Some(_) => return Err(malformed()),
-    };
-    if let Some(wrap) = terms.get("wrap_ttl") {
-        grant.wrap_ttl = Some(seconds(wrap).ok_or_else(malformed)?);
-    }
-    Ok(grant)
-}
-
-fn first<'a>(terms: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
-    names.iter().find_map(|name| terms.get(*name))
-}
-
-fn seconds(value: &Value) -> Option<Duration> {
-    let secs = value.as_f64()?;
-    (secs.is_finite() && (0.0..=MAX_TERM_SECONDS).contains(&secs))
-        .then(|| Duration::from_secs_f64(secs))
-}
-
-fn string_term(terms: &Map<String, Value>, name: &str) -> Result<Option<String>, PepError> {
-    match terms.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(PepError::unavailable(PdpFailure::Malformed)),
-    }
-}
-
-/// The grant terms of a decision `context`: its own top-level keys, plus (for Cerbos) the
-/// `val` objects of the outputs of the result for this URI, and the matched policy as the
-/// policy version.
-fn grant_terms(context: Option<&Value>, uri: &SecretUri) -> Map<String, Value> {
-    let mut terms = Map::new();
-    let Some(Value::Object(context)) = context else {
-        return terms;
-    };
-    for (key, value) in context {
-        if key != "cerbos.response" {
-            terms.insert(key.clone(), value.clone());
-        }
-    }
-    let results = context
-        .get("cerbos.response")
-        .and_then(|r| r.get("results"))
-        .and_then(Value::as_array);
-    let result = results.and_then(|results| {
-        results.iter().find(|r| {
-            r.get("resource")
-                .and_then(|res| res.get("id"))
-                .and_then(Value::as_str)
-                == Some(uri.as_str())
-        })
-    });
-    if let Some(result) = result {
-        let outputs = result.get("outputs").and_then(Value::as_array);
-        for output in outputs.into_iter().flatten() {
-            let action = output.get("action").and_then(Value::as_str);
-            if action.is_some_and(|a| a != "execute") {
-                continue;
-            }
-            if let Some(Value::Object(val)) = output.get("val") {
-                for (key, value) in val {
-                    terms.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        let matched = result
-            .get("meta")
-            .and_then(|m| m.get("actions"))
-            .and_then(|a| a.get("execute"))
-            .and_then(|e| e.get("matchedPolicy"))
-            .and_then(Value::as_str);
-        if let Some(policy) = matched
-            && !terms.contains_key("policy_version")
-        {
-            terms.insert("policy_version".into(), Value::String(policy.to_owned()));
-        }
-    }
-    terms
-}
-
 fn uri(text: &str) -> Result<Uri, PepError> {
     Uri::try_from(text).map_err(|_| PepError::config("the PDP endpoint URL is invalid"))
 }
@@ -681,66 +419,70 @@ fn endpoint(base: &Base, path: &str) -> Result<Uri, PepError> {
     uri(&format!("{}{}{path}", base.origin, base.path))
 }
 
-/// `localhost`, 127.0.0.0/8 and `::1` (host with an optional `:port`).
-fn is_loopback(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// Failures that say the PDP is down (and count towards the breaker): no connection, no
+/// answer in time, a failed handshake, 5xx and 429. A 4xx, an oversized or cut body are
+/// answers from a live PDP.
+fn is_outage(failure: &HttpError) -> bool {
+    match failure {
+        HttpError::Timeout { .. }
+        | HttpError::Connect { .. }
+        | HttpError::ConnectionLost { .. }
+        | HttpError::Tls { .. } => true,
+        HttpError::Status { status } => *status >= 500 || *status == 429,
+        _ => false,
+    }
 }
 
-/// TLS failures below hyper are `Tls`, everything else `Connect`.
-fn classify(error: BoxError) -> Failure {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(current) = next {
-        if current.is::<rustls::Error>()
-            || current
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return Failure::Tls(error);
-        }
-        next = current.source();
+/// `PDP_UNAVAILABLE` with the failure's class; a transport error is kept as the source.
+fn pdp_unavailable(failure: HttpError) -> PepError {
+    let (cause, status, source) = match failure {
+        HttpError::Timeout { .. } => (PdpFailure::Timeout, None, None),
+        HttpError::Status { status } => (PdpFailure::Status, Some(status), None),
+        HttpError::TooLarge { .. } => (PdpFailure::TooLarge, None, None),
+        HttpError::Tls { .. } => (PdpFailure::Tls, None, Some(failure)),
+        // Refused, lost before or during the response, bad framing.
+        other => (PdpFailure::Connect, None, Some(other)),
+    };
+    PepError::PdpUnavailable {
+        cause,
+        status,
+        source: source.map(|e| Box::new(e) as crate::BoxError),
     }
-    Failure::Connect(error)
 }
 
-fn tls_config(config: &AuthzenConfig) -> Result<rustls::ClientConfig, PepError> {
-    let crypto = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(crypto)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|_| PepError::config("TLS setup failed"))?;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = &config.ca_bundle {
-        let unreadable = || PepError::config("AUTHZEN_CA_BUNDLE is unreadable or not PEM");
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|_| unreadable())?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| unreadable())?;
-        if certs.is_empty() {
-            return Err(PepError::config(
-                "AUTHZEN_CA_BUNDLE holds no PEM certificate",
-            ));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|_| PepError::config("AUTHZEN_CA_BUNDLE holds an invalid certificate"))?;
-        }
+/// `AUTHZEN_CA_BUNDLE` under the one rule of `secret-http`: the bundle replaces the webpki
+/// roots.
+fn tls_config(config: &AuthzenConfig) -> TlsConfig {
+    let mut tls = TlsConfig::default();
+    tls.ca_bundle.clone_from(&config.ca_bundle);
+    tls
+}
+
+/// A `secret-http` setting error in the PEP's terms (the variable it comes from).
+fn config_error(error: HttpError) -> PepError {
+    match error {
+        HttpError::InsecureHttp => PepError::config(
+            "plain http:// to the PDP is only allowed to loopback hosts unless AUTHZEN_ALLOW_INSECURE_HTTP is set",
+        ),
+        HttpError::Config {
+            setting, reason, ..
+        } => PepError::config(match setting {
+            Setting::Url => format!("AUTHZEN_PDP_URL {reason}"),
+            Setting::CaBundle => format!("AUTHZEN_CA_BUNDLE {reason}"),
+            Setting::Timeout => format!("AUTHZEN_TIMEOUT_MS {reason}"),
+            Setting::Tls => reason.to_owned(),
+            other => format!("{other} {reason}"),
+        }),
+        other => PepError::config(format!(
+            "the PDP client could not be set up ({})",
+            other.code()
+        )),
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ExecutionContext, GrantDefaults};
 
     #[test]
     fn urls_are_checked() {
@@ -772,83 +514,6 @@ mod tests {
             Base::parse("HTTPS://PDP.example:443/x/").map(|b| b.url()),
             Some("https://pdp.example/x".to_owned())
         );
-    }
-
-    fn request<'a>(uri: &'a SecretUri, ctx: &'a ExecutionContext) -> AccessRequest<'a> {
-        let mut request = AccessRequest::new("alice", "t1", uri, ctx);
-        request.defaults = GrantDefaults {
-            ttl: Duration::from_secs(300),
-            max_uses: 1,
-        };
-        request
-    }
-
-    #[test]
-    fn decisions_become_grants() {
-        let uri = SecretUri::parse("openbao+kv2://secret/app#k").unwrap();
-        let ctx = ExecutionContext::new("alice");
-        let req = request(&uri, &ctx);
-
-        let bare = decision_to_grant(&json!({"decision": true}), &req, "rid").unwrap();
-        assert_eq!((bare.ttl.as_secs(), bare.max_uses), (300, 1));
-        assert_eq!(bare.decision_id.as_deref(), Some("rid"));
-
-        let full = decision_to_grant(
-            &json!({"decision": true, "context": {
-                "ttl": 30, "max_uses": 7, "decision_id": "d-1", "policy_version": "v9",
-                "classification": "secret", "must_revalidate_on": ["role_change"], "wrap_ttl": 60,
-                "obligations": []
-            }}),
-            &req,
-            "rid",
-        )
-        .unwrap();
-        assert_eq!((full.ttl.as_secs(), full.max_uses), (30, 7));
-        assert_eq!(full.decision_id.as_deref(), Some("d-1"));
-        assert_eq!(full.policy_version.as_deref(), Some("v9"));
-        assert_eq!(full.classification.as_deref(), Some("secret"));
-        assert_eq!(full.must_revalidate_on, ["role_change"]);
-        assert_eq!(full.wrap_ttl, Some(Duration::from_secs(60)));
-
-        let cerbos = decision_to_grant(
-            &json!({"decision": true, "context": {"cerbos.response": {"results": [
-                {"resource": {"id": "openbao+kv2://secret/other"}, "outputs": [{"action": "execute", "val": {"max_uses": 99}}]},
-                {"resource": {"id": "openbao+kv2://secret/app#k"},
-                 "meta": {"actions": {"execute": {"matchedPolicy": "resource.secret.vdefault"}}},
-                 "outputs": [{"action": "execute", "src": "r#x", "val": {"max_uses": 7, "ttl": 60}}]}
-            ]}}}),
-            &req,
-            "rid",
-        )
-        .unwrap();
-        assert_eq!((cerbos.ttl.as_secs(), cerbos.max_uses), (60, 7));
-        assert_eq!(
-            cerbos.policy_version.as_deref(),
-            Some("resource.secret.vdefault")
-        );
-
-        let code = |v: Value| {
-            decision_to_grant(&v, &req, "rid")
-                .map_err(|e| (e.code(), e.deny_reason()))
-                .err()
-        };
-        assert_eq!(
-            code(json!({"decision": false})),
-            Some(("AUTHZ_DENIED", Some(DenyReason::PdpDeny)))
-        );
-        assert_eq!(
-            code(json!({"decision": true, "context": {"obligations": ["mfa"]}})),
-            Some(("AUTHZ_DENIED", Some(DenyReason::UnknownObligation)))
-        );
-        for malformed in [
-            json!({}),
-            json!({"decision": "yes"}),
-            json!({"decision": true, "context": {"ttl": -1}}),
-            json!({"decision": true, "context": {"max_uses": "many"}}),
-            json!({"decision": true, "context": {"must_revalidate_on": [1]}}),
-        ] {
-            assert_eq!(code(malformed), Some(("PDP_UNAVAILABLE", None)));
-        }
     }
 
     #[test]
