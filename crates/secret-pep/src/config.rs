@@ -151,8 +151,8 @@ pub struct AuthzenConfig {
     pub dialect: AuthzenDialect,
     /// Allow plain `http://` to non-loopback hosts (`AUTHZEN_ALLOW_INSECURE_HTTP`).
     pub allow_insecure_http: bool,
-    /// Extra PEM CA certificates for an `https://` PDP (`AUTHZEN_CA_BUNDLE`), added to the
-    /// webpki roots.
+    /// PEM CA certificates for an `https://` PDP (`AUTHZEN_CA_BUNDLE`). They replace the
+    /// webpki roots (one rule with `VAULT_CACERT`, from `secret-http`).
     pub ca_bundle: Option<PathBuf>,
     /// Consecutive failures that open the circuit breaker (`AUTHZEN_BREAKER_THRESHOLD`,
     /// default 5; 0 disables it).
