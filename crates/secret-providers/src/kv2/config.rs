@@ -195,16 +195,9 @@ impl RetryConfig {
     }
 }
 
-/// What a configured CA bundle does to the trusted roots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CaBundleMode {
-    /// Trust only the bundle, as Vault's `VAULT_CACERT` does (the default).
-    #[default]
-    Replace,
-    /// Trust the bundle and the built-in webpki roots.
-    Append,
-}
+/// What a configured CA bundle does to the trusted roots: `secret-http`'s one rule for every
+/// client (replace by default, as Vault's `VAULT_CACERT` does).
+pub use secret_http::CaBundleMode;
 
 /// A client certificate for mutual TLS: PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]

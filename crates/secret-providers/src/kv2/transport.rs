@@ -12,7 +12,7 @@ use secret_http::{
     ClientConfig, HttpClient, HttpError, Request, RetryError, RetryPolicy, Setting, TlsConfig,
 };
 
-use super::config::{CaBundleMode, Kv2Config};
+use super::config::Kv2Config;
 use crate::ProviderError;
 
 pub(crate) const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-vault-token");
@@ -258,14 +258,11 @@ impl Transport {
 }
 
 /// The KV v2 settings' TLS part: the one CA bundle rule of `secret-http` (the bundle replaces
-/// the webpki roots unless [`CaBundleMode::Append`]).
+/// the webpki roots unless [`secret_http::CaBundleMode::Append`]).
 fn tls_config(config: &Kv2Config) -> TlsConfig {
     let mut tls = TlsConfig::default()
         .with_skip_verify(config.skip_verify)
-        .with_ca_bundle_mode(match config.ca_bundle_mode {
-            CaBundleMode::Append => secret_http::CaBundleMode::Append,
-            CaBundleMode::Replace => secret_http::CaBundleMode::Replace,
-        });
+        .with_ca_bundle_mode(config.ca_bundle_mode);
     tls.ca_bundle.clone_from(&config.ca_bundle);
     if let Some(client) = &config.client_cert {
         tls = tls.with_client_cert(secret_http::ClientCert::new(
@@ -391,7 +388,7 @@ pub(crate) mod tests {
         let append = tls_config(
             &config("https://bao.example")
                 .with_ca_bundle(bundle)
-                .with_ca_bundle_mode(CaBundleMode::Append),
+                .with_ca_bundle_mode(secret_http::CaBundleMode::Append),
         );
         assert_eq!(append.ca_bundle_mode, secret_http::CaBundleMode::Append);
         Transport::new(&config("https://bao.example").with_ca_bundle(bundle))?;
