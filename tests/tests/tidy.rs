@@ -87,19 +87,14 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
 /// The TLS stack: only [`TLS_OWNER`] may depend on these directly.
 const TLS_CRATES: &[&str] = &["rustls", "hyper-rustls", "webpki-roots"];
 const TLS_OWNER: &str = "secret-http";
-/// The crates whose HTTP goes through [`TLS_OWNER`] once it is in the workspace.
+/// The crates whose HTTP goes through [`TLS_OWNER`].
 const TLS_CLIENTS: &[&str] = &["secret-providers", "secret-pep"];
-/// Direct users of the TLS stack allowed while `secret-http` is not in the workspace; the
-/// list no longer applies once it is, and is removed when secret-http lands (issue 10 part 1).
-const TLS_TRANSITIONAL: &[&str] = &["secret-providers", "secret-pep"];
 
 /// Crate roots that today lack part of their docs: (root, "example" | "forbid").
 const KNOWN_ROOT_GAPS: &[(&str, &str)] = &[
     // The placeholder crate: no example and no `#![forbid(unsafe_code)]` yet.
     ("crates/secret-audit/src/lib.rs", "example"),
     ("crates/secret-audit/src/lib.rs", "forbid"),
-    // The binary's root has docs but no usage example.
-    ("crates/secrets-cli/src/main.rs", "example"),
 ];
 
 #[test]
@@ -208,18 +203,16 @@ fn dependencies_follow_the_architecture_picture() {
 #[test]
 fn only_secret_http_uses_the_tls_stack_directly() {
     let workspace = Workspace::load();
-    let has_owner = workspace.members.contains_key(TLS_OWNER);
-    let allowed =
-        |krate: &str| krate == TLS_OWNER || (!has_owner && TLS_TRANSITIONAL.contains(&krate));
     let mut problems = Vec::new();
-    let mut users = BTreeSet::new();
+    if !workspace.members.contains_key(TLS_OWNER) {
+        problems.push(format!("`{TLS_OWNER}` is not in the workspace"));
+    }
     for (krate, deps) in &workspace.members {
         for dep in deps
             .iter()
             .filter(|d| TLS_CRATES.contains(&d.name.as_str()))
         {
-            users.insert(krate.as_str());
-            if !allowed(krate) {
+            if krate != TLS_OWNER {
                 problems.push(format!(
                     "`{krate}` depends directly on `{}` ({}); only `{TLS_OWNER}` may: use it",
                     dep.name,
@@ -228,24 +221,13 @@ fn only_secret_http_uses_the_tls_stack_directly() {
             }
         }
     }
-    if has_owner {
-        for krate in TLS_CLIENTS {
-            let uses_owner = workspace.members.get(*krate).is_some_and(|deps| {
-                deps.iter()
-                    .any(|d| d.name == TLS_OWNER && d.kind != Kind::Dev)
-            });
-            if !uses_owner {
-                problems.push(format!("`{krate}` should reach TLS through `{TLS_OWNER}`"));
-            }
-        }
-    } else {
-        for krate in TLS_TRANSITIONAL {
-            if workspace.members.contains_key(*krate) && !users.contains(krate) {
-                problems.push(format!(
-                    "`{krate}` no longer uses the TLS stack directly: remove it from \
-                     TLS_TRANSITIONAL"
-                ));
-            }
+    for krate in TLS_CLIENTS {
+        let uses_owner = workspace.members.get(*krate).is_some_and(|deps| {
+            deps.iter()
+                .any(|d| d.name == TLS_OWNER && d.kind != Kind::Dev)
+        });
+        if !uses_owner {
+            problems.push(format!("`{krate}` should reach TLS through `{TLS_OWNER}`"));
         }
     }
     assert_no_problems("direct TLS users", &problems);
