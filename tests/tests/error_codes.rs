@@ -53,7 +53,7 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "the URI names a provider, engine or option that is not served",
         &[
-            ("secret_providers::ProviderError::code", "Unsupported"),
+            ("secret_providers::ProviderError::code", "UnsupportedProvider"),
             ("secrets_sdk::Error::code", "UnsupportedProvider"),
         ],
     ),
@@ -139,11 +139,6 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
 /// Today's conditions with two codes. Issue 10 empties this list; an entry whose condition
 /// has come to one code fails the test, so that it is removed.
 const KNOWN_SPLITS: &[(&str, &str)] = &[
-    // Issue 10 part 2: `UNSUPPORTED_PROVIDER` everywhere.
-    (
-        "the URI names a provider, engine or option that is not served",
-        "UNSUPPORTED (providers) vs UNSUPPORTED_PROVIDER (sdk)",
-    ),
     // Batch items keep the original SDK's `DENY`; a single read says `AUTHZ_DENIED`.
     (
         "the read is not authorized",

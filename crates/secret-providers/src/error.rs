@@ -142,9 +142,9 @@ pub enum ProviderError {
         /// The URI's mount.
         mount: String,
     },
-    /// The URI names a provider, engine or option this provider does not serve.
-    #[error("{provider}: unsupported: {what} [UNSUPPORTED]")]
-    Unsupported {
+    /// The URI names a provider or engine this provider (or router) does not serve.
+    #[error("{provider}: unsupported provider: {what} [UNSUPPORTED_PROVIDER]")]
+    UnsupportedProvider {
         /// Provider name (or `router`).
         provider: &'static str,
         /// What is unsupported, e.g. `provider db` or `?version on files`.
@@ -237,7 +237,7 @@ impl ProviderError {
             Self::TooLarge { .. } => "TOO_LARGE",
             Self::Tls { .. } => "TLS",
             Self::NotJson { .. } => "NOT_JSON",
-            Self::Unsupported { .. } => "UNSUPPORTED",
+            Self::UnsupportedProvider { .. } => "UNSUPPORTED_PROVIDER",
             Self::InvalidPath { .. } => "INVALID_PATH",
             Self::UnexpectedStatus { .. } => "UNEXPECTED_STATUS",
             Self::Config { .. } => "CONFIG",
@@ -263,7 +263,7 @@ impl ProviderError {
             | Self::TooLarge { provider, .. }
             | Self::Tls { provider, .. }
             | Self::NotJson { provider, .. }
-            | Self::Unsupported { provider, .. }
+            | Self::UnsupportedProvider { provider, .. }
             | Self::InvalidPath { provider, .. }
             | Self::UnexpectedStatus { provider, .. }
             | Self::Config { provider, .. }
@@ -394,7 +394,7 @@ impl ProviderError {
                 provider,
                 mount: mount.clone(),
             },
-            Self::Unsupported { provider, what } => Self::Unsupported {
+            Self::UnsupportedProvider { provider, what } => Self::UnsupportedProvider {
                 provider,
                 what: what.clone(),
             },

@@ -54,7 +54,7 @@ impl<P: SecretProvider + ?Sized> SecretProvider for Arc<P> {
 /// let uri: SecretUri = "db://pg/app".parse()?;
 /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
 /// let err = rt.block_on(router.read(&uri)).unwrap_err();
-/// assert_eq!(err.code(), "UNSUPPORTED");
+/// assert_eq!(err.code(), "UNSUPPORTED_PROVIDER");
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -154,7 +154,7 @@ impl SecretProvider for ProviderRouter {
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
         match self.get(uri.provider()) {
             Some(provider) => provider.read(uri),
-            None => Box::pin(std::future::ready(Err(ProviderError::Unsupported {
+            None => Box::pin(std::future::ready(Err(ProviderError::UnsupportedProvider {
                 provider: "router",
                 what: format!("no provider configured for `{}`", uri.provider()),
             }))),

@@ -169,7 +169,7 @@ async fn every_provider_reads_and_fails_alike() -> TestResult {
     // Providers the router has no route for, and schemes no provider serves.
     for uri in ["db+cred://pg/app", "bootstrap://b/x", "yaml://y/x"] {
         let result = router.read(&uri.parse()?).await;
-        assert_eq!(result.err().map(|e| e.code()), Some("UNSUPPORTED"), "{uri}");
+        assert_eq!(result.err().map(|e| e.code()), Some("UNSUPPORTED_PROVIDER"), "{uri}");
     }
     assert_eq!(router.name(), "router");
     Ok(())

@@ -22,7 +22,7 @@ fn provider(root: &Path) -> FileProvider {
 }
 
 fn read(provider: &FileProvider, uri: &str) -> Result<SecretValue, ProviderError> {
-    let uri = SecretUri::parse(uri).map_err(|e| ProviderError::Unsupported {
+    let uri = SecretUri::parse(uri).map_err(|e| ProviderError::UnsupportedProvider {
         provider: "test",
         what: e.to_string(),
     })?;

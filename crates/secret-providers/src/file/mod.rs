@@ -166,7 +166,7 @@ impl FileProvider {
     fn read_inner(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
         let mount = uri.mount();
         if uri.provider() != Provider::File {
-            return Err(ProviderError::Unsupported {
+            return Err(ProviderError::UnsupportedProvider {
                 provider: NAME,
                 what: format!("provider `{}`", uri.provider()),
             });
@@ -380,7 +380,7 @@ mod tests {
         );
         assert_eq!(
             code(read(&provider, "openbao+kv2://mount/plain")),
-            "UNSUPPORTED"
+            "UNSUPPORTED_PROVIDER"
         );
         let missing_root = FileProvider::new(FileConfig::new(dir.path().join("no-root")));
         assert_eq!(code(read(&missing_root, "file://mount/plain")), "NOT_FOUND");

@@ -149,13 +149,13 @@ impl Inner {
         let provider = self.transport.provider;
         let mount = uri.mount();
         if !matches!(uri.provider(), Provider::OpenBao | Provider::HashiCorp) {
-            return Err(ProviderError::Unsupported {
+            return Err(ProviderError::UnsupportedProvider {
                 provider,
                 what: format!("provider `{}`", uri.provider()),
             });
         }
         if !matches!(uri.engine(), None | Some(Engine::Kv2)) {
-            return Err(ProviderError::Unsupported {
+            return Err(ProviderError::UnsupportedProvider {
                 provider,
                 what: format!("engine `{}`", uri.engine().map_or("", Engine::as_str)),
             });
@@ -171,10 +171,12 @@ impl Inner {
         }
         let version = uri.version();
         if version.is_some_and(|v| i64::try_from(v).is_err()) {
-            // KV v2 parses `version` as a signed 64-bit integer and answers 400 above that.
-            return Err(ProviderError::Unsupported {
+            // KV v2 numbers versions with signed 64-bit integers (and answers 400 above
+            // that): no such version can exist.
+            return Err(ProviderError::NotFound {
                 provider,
-                what: "a version beyond what KV v2 accepts (at most 2^63 - 1)".to_owned(),
+                mount: mount.to_owned(),
+                status: None,
             });
         }
         let url = {
@@ -253,17 +255,17 @@ mod tests {
         let provider = Kv2Provider::new(config)?;
         for (uri, code) in [
             ("openbao+kv2://secret", "INVALID_PATH"),
-            ("file://secret/x", "UNSUPPORTED"),
-            ("db+cred://pg/app", "UNSUPPORTED"),
-            ("bootstrap://b/x", "UNSUPPORTED"),
-            ("yaml://y/x", "UNSUPPORTED"),
+            ("file://secret/x", "UNSUPPORTED_PROVIDER"),
+            ("db+cred://pg/app", "UNSUPPORTED_PROVIDER"),
+            ("bootstrap://b/x", "UNSUPPORTED_PROVIDER"),
+            ("yaml://y/x", "UNSUPPORTED_PROVIDER"),
             (
                 "openbao+kv2://secret/a#k?version=9223372036854775808",
-                "UNSUPPORTED",
+                "NOT_FOUND",
             ),
             (
                 "openbao+kv2://secret/a?version=18446744073709551615",
-                "UNSUPPORTED",
+                "NOT_FOUND",
             ),
         ] {
             let uri: SecretUri = uri.parse()?;

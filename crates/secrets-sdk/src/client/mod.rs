@@ -933,7 +933,7 @@ impl Route<'_> {
             }
             #[cfg(not(any(feature = "file", feature = "openbao", feature = "hashicorp")))]
             Route::None(_) => handle.spawn(async move {
-                Err(ProviderError::Unsupported {
+                Err(ProviderError::UnsupportedProvider {
                     provider: "router",
                     what: format!("provider `{}`", owned.provider()),
                 })
