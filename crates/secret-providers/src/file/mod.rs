@@ -165,11 +165,8 @@ impl FileProvider {
 
     fn read_inner(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
         let mount = uri.mount();
-        if uri.provider() != Provider::File {
-            return Err(ProviderError::UnsupportedProvider {
-                provider: NAME,
-                what: format!("provider `{}`", uri.provider()),
-            });
+        if !SecretProvider::serves(self, uri) {
+            return Err(crate::provider::unserved(NAME, uri));
         }
         crate::check_parameters(uri)?;
         let value = self.load(uri)?;
@@ -283,8 +280,20 @@ impl SecretProvider for FileProvider {
         NAME
     }
 
+    fn serves(&self, uri: &SecretUri) -> bool {
+        uri.provider() == Provider::File && uri.engine().is_none()
+    }
+
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
         Box::pin(FileProvider::read(self, uri))
+    }
+
+    fn reads_block(&self) -> bool {
+        true
+    }
+
+    fn read_blocking(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+        FileProvider::read_blocking(self, uri)
     }
 }
 

@@ -112,6 +112,12 @@ impl Kv2Provider {
         self.inner.namespace.as_deref()
     }
 
+    /// Whether `self` and `other` are handles of one client: one connection pool, one token.
+    #[must_use]
+    pub fn same_client(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The settings this client was built from (secrets stay wrapped; `Debug` redacts them).
     #[must_use]
     pub fn config(&self) -> &Kv2Config {
@@ -148,17 +154,8 @@ impl Inner {
     async fn read(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
         let provider = self.transport.provider;
         let mount = uri.mount();
-        if !matches!(uri.provider(), Provider::OpenBao | Provider::HashiCorp) {
-            return Err(ProviderError::UnsupportedProvider {
-                provider,
-                what: format!("provider `{}`", uri.provider()),
-            });
-        }
-        if !matches!(uri.engine(), None | Some(Engine::Kv2)) {
-            return Err(ProviderError::UnsupportedProvider {
-                provider,
-                what: format!("engine `{}`", uri.engine().map_or("", Engine::as_str)),
-            });
+        if !serves(uri) {
+            return Err(crate::provider::unserved(provider, uri));
         }
         crate::check_parameters(uri)?;
         let path = uri.path();
@@ -230,9 +227,34 @@ impl fmt::Debug for Kv2Provider {
     }
 }
 
+/// Whether KV v2 serves `uri`: an `openbao` or `hashicorp` scheme, with no engine or `kv2`.
+/// Either flavor serves both schemes (the server speaks one API); which server a scheme
+/// reaches is the router's choice.
+fn serves(uri: &SecretUri) -> bool {
+    matches!(uri.provider(), Provider::OpenBao | Provider::HashiCorp)
+        && matches!(uri.engine(), None | Some(Engine::Kv2))
+}
+
+/// The identity of a KV v2 server: its address (without a trailing `/`) and namespace.
+pub(crate) fn server_id(address: &str, namespace: Option<&str>) -> String {
+    format!(
+        "{}|{}",
+        address.trim().trim_end_matches('/'),
+        namespace.unwrap_or_default()
+    )
+}
+
 impl SecretProvider for Kv2Provider {
     fn name(&self) -> &'static str {
         self.inner.transport.provider
+    }
+
+    fn serves(&self, uri: &SecretUri) -> bool {
+        serves(uri)
+    }
+
+    fn backend(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Owned(server_id(self.address(), self.namespace()))
     }
 
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
