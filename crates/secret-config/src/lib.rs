@@ -184,6 +184,24 @@ impl Setting {
             .map_err(|_| self.invalid("must be a whole number"))
     }
 
+    /// The value as seconds with fractions allowed (`1.5`), positive and at most `max`.
+    ///
+    /// # Errors
+    /// `must be a positive number of seconds, at most {max}` otherwise.
+    pub fn fractional_seconds(&self, max: Duration) -> Result<Duration, ConfigError> {
+        self.value
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .filter(|d| !d.is_zero() && *d <= max)
+            .ok_or_else(|| {
+                self.invalid(format!(
+                    "must be a positive number of seconds, at most {}",
+                    max.as_secs()
+                ))
+            })
+    }
+
     /// The value as a path.
     #[must_use]
     pub fn path(&self) -> PathBuf {
@@ -318,22 +336,9 @@ impl<'a> Env<'a> {
         name: &str,
         max: Duration,
     ) -> Result<Option<Duration>, ConfigError> {
-        let Some(setting) = self.setting(name) else {
-            return Ok(None);
-        };
-        setting
-            .value()
-            .parse::<f64>()
-            .ok()
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .filter(|d| !d.is_zero() && *d <= max)
-            .map(Some)
-            .ok_or_else(|| {
-                setting.invalid(format!(
-                    "must be a positive number of seconds, at most {}",
-                    max.as_secs()
-                ))
-            })
+        self.setting(name)
+            .map(|s| s.fractional_seconds(max))
+            .transpose()
     }
 
     /// A comma-separated list, each item trimmed, empty items dropped; `None` when unset.

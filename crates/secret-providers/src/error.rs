@@ -1,9 +1,12 @@
 //! [`ProviderError`]: every way a read can fail, each with a stable code.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-/// A boxed error kept as the `source` of a transport failure.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error kept as the `source` of a transport failure (the workspace's one alias,
+/// defined in `secret-config`).
+pub use secret_config::BoxError;
+use secret_config::ConfigError;
 
 /// Why a read failed.
 ///
@@ -172,11 +175,16 @@ pub enum ProviderError {
         status: u16,
     },
     /// The provider's configuration is invalid (bad URL, insecure settings, unreadable CA).
-    #[error("{provider}: invalid configuration: {reason} [CONFIG]")]
+    /// [`setting`](Self::setting) names the setting at fault.
+    #[error("{provider}: invalid configuration: {setting} {reason} [CONFIG]")]
     Config {
         /// Provider name.
         provider: &'static str,
-        /// What is wrong; names settings, never their secret values.
+        /// The setting at fault: an environment variable (`OPENBAO_URL`, `VAULT_CACERT`,
+        /// `FILE_MAX_BYTES`) when the settings were read from one, else the `Kv2Config`
+        /// field (`address`, `skip_verify`, `namespace`, …).
+        setting: Cow<'static, str>,
+        /// What is wrong with it (`is not set`, `must be true or false`), never its value.
         reason: String,
         /// The local cause, e.g. an unreadable CA bundle.
         #[source]
@@ -280,10 +288,38 @@ impl ProviderError {
         matches!(self, Self::Timeout { .. } | Self::Unavailable { .. })
     }
 
-    #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
-    pub(crate) fn config(provider: &'static str, reason: impl Into<String>) -> Self {
+    /// The setting a `CONFIG` error is about (e.g. `OPENBAO_URL`), else `None`.
+    #[must_use]
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            Self::Config { setting, .. } => Some(setting),
+            _ => None,
+        }
+    }
+
+    /// A shared-reader [`ConfigError`] as this provider's `CONFIG` error (same setting, reason
+    /// and source). A plain `From` cannot know which provider read the setting, so the
+    /// provider is named here: `.map_err(|e| ProviderError::from_config("file", e))`.
+    #[must_use]
+    pub fn from_config(provider: &'static str, error: ConfigError) -> Self {
+        let (setting, reason, source) = error.into_parts();
         Self::Config {
             provider,
+            setting,
+            reason: reason.into_owned(),
+            source,
+        }
+    }
+
+    #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
+    pub(crate) fn config(
+        provider: &'static str,
+        setting: impl Into<Cow<'static, str>>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::Config {
+            provider,
+            setting: setting.into(),
             reason: reason.into(),
             source: None,
         }
@@ -418,10 +454,12 @@ impl ProviderError {
             },
             Self::Config {
                 provider,
+                setting,
                 reason,
                 source,
             } => Self::Config {
                 provider,
+                setting: setting.clone(),
                 reason: reason.clone(),
                 source: source.as_ref().map(boxed),
             },
@@ -555,7 +593,10 @@ mod tests {
                 },
                 "TOO_LARGE",
             ),
-            (ProviderError::config("openbao", "bad url"), "CONFIG"),
+            (
+                ProviderError::config("openbao", "OPENBAO_URL", "is not set"),
+                "CONFIG",
+            ),
             (
                 ProviderError::UnknownParameter {
                     provider: "openbao",
@@ -590,5 +631,34 @@ mod tests {
             "openbao: unavailable after 3 attempt(s) (HTTP 503) [UNAVAILABLE]"
         );
         assert!(unavailable.is_transient());
+    }
+
+    #[test]
+    fn config_errors_carry_their_setting_and_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let shared = ConfigError::new("VAULT_CACERT", "names no readable file").with_source(io);
+        let error = ProviderError::from_config("hashicorp", shared);
+        assert_eq!(error.code(), "CONFIG");
+        assert_eq!(error.setting(), Some("VAULT_CACERT"));
+        assert_eq!(
+            error.to_string(),
+            "hashicorp: invalid configuration: VAULT_CACERT names no readable file [CONFIG]"
+        );
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("gone")
+        );
+        let copy = error.snapshot();
+        assert_eq!(copy.setting(), Some("VAULT_CACERT"));
+        assert_eq!(
+            copy.source().map(ToString::to_string).as_deref(),
+            Some("gone")
+        );
+        let not_config = ProviderError::TooLarge {
+            provider: "file",
+            limit: 1,
+        };
+        assert_eq!(not_config.setting(), None);
     }
 }

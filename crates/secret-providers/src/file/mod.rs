@@ -50,24 +50,23 @@ impl FileConfig {
     /// `FILE_MAX_BYTES` (default 1 MiB).
     ///
     /// # Errors
-    /// `CONFIG` when `FILE_MAX_BYTES` is not a number.
+    /// `CONFIG` naming `FILE_MAX_BYTES` when it is not a whole number of bytes.
     pub fn from_env() -> Result<Self, ProviderError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Like [`from_env`](Self::from_env) but reading settings through `lookup`.
+    /// Like [`from_env`](Self::from_env) but reading settings through `lookup` (values
+    /// trimmed, empty counts as unset).
     ///
     /// # Errors
-    /// `CONFIG` when `FILE_MAX_BYTES` is not a number.
+    /// `CONFIG` naming `FILE_MAX_BYTES` when it is not a whole number of bytes.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ProviderError> {
-        let root = lookup("FILE_MOUNT_PATH").filter(|r| !r.trim().is_empty());
-        let mut config = Self::new(root.as_deref().map_or(DEFAULT_FILE_ROOT, str::trim));
-        if let Some(max) = lookup("FILE_MAX_BYTES") {
-            config.max_bytes = max.trim().parse().map_err(|_| {
-                ProviderError::config(NAME, "FILE_MAX_BYTES is not a number of bytes")
-            })?;
-        }
-        Ok(config)
+        let env = secret_config::Env::new(&lookup);
+        let root = env.path("FILE_MOUNT_PATH");
+        let max_bytes = env
+            .number("FILE_MAX_BYTES", DEFAULT_FILE_MAX_BYTES)
+            .map_err(|e| ProviderError::from_config(NAME, e))?;
+        Ok(Self::new(root.unwrap_or_else(|| DEFAULT_FILE_ROOT.into())).with_max_bytes(max_bytes))
     }
 }
 
@@ -320,7 +319,7 @@ mod tests {
     fn read(provider: &FileProvider, uri: &str) -> Result<SecretValue, ProviderError> {
         let uri: SecretUri = uri
             .parse()
-            .map_err(|e| ProviderError::config(NAME, format!("{e}")))?;
+            .map_err(|e| ProviderError::config(NAME, "uri", format!("{e}")))?;
         provider.read_blocking(&uri)
     }
 
@@ -459,7 +458,22 @@ mod tests {
         })?;
         assert_eq!(custom, FileConfig::new("/srv/secrets").with_max_bytes(2048));
         let bad = FileConfig::from_lookup(|name| (name == "FILE_MAX_BYTES").then(|| "lots".into()));
-        assert_eq!(bad.err().map(|e| e.code()), Some("CONFIG"));
+        let bad = bad.err();
+        assert_eq!(bad.as_ref().map(ProviderError::code), Some("CONFIG"));
+        assert_eq!(
+            bad.as_ref().and_then(ProviderError::setting),
+            Some("FILE_MAX_BYTES")
+        );
+        assert_eq!(
+            bad.map(|e| e.to_string()).as_deref(),
+            Some("file: invalid configuration: FILE_MAX_BYTES must be a whole number [CONFIG]")
+        );
+        // Empty counts as unset, as for every setting; values are trimmed.
+        let blank = FileConfig::from_lookup(|name| match name {
+            "FILE_MOUNT_PATH" => Some(" /srv/s ".into()),
+            _ => Some(String::new()),
+        })?;
+        assert_eq!(blank, FileConfig::new("/srv/s"));
         Ok(())
     }
 

@@ -508,7 +508,8 @@ fn header_value(provider: &'static str, token: &str) -> Result<HeaderValue, Prov
     let mut header = HeaderValue::from_str(token).map_err(|_| {
         ProviderError::config(
             provider,
-            "the token holds characters not allowed in a header",
+            "token",
+            "holds characters not allowed in a header",
         )
     })?;
     header.set_sensitive(true);

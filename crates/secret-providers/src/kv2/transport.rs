@@ -75,7 +75,8 @@ impl Transport {
             }) {
                 return Err(ProviderError::config(
                     provider,
-                    "skip_verify is refused when ENVIRONMENT is production",
+                    "skip_verify",
+                    "is refused when ENVIRONMENT is production",
                 ));
             }
             tracing::warn!(
@@ -86,11 +87,16 @@ impl Transport {
         if config.retry.attempts == 0 {
             return Err(ProviderError::config(
                 provider,
-                "retry attempts must be at least 1",
+                "retry.attempts",
+                "must be at least 1",
             ));
         }
         if config.timeout.is_zero() {
-            return Err(ProviderError::config(provider, "timeout must be positive"));
+            return Err(ProviderError::config(
+                provider,
+                "timeout",
+                "must be positive",
+            ));
         }
         let namespace = config
             .namespace
@@ -100,7 +106,8 @@ impl Transport {
             .map(|ns| {
                 HeaderValue::from_str(ns).map_err(|e| ProviderError::Config {
                     provider,
-                    reason: "namespace is not a valid header value".to_owned(),
+                    setting: "namespace".into(),
+                    reason: "is not a valid header value".to_owned(),
                     source: Some(Box::new(e)),
                 })
             })
@@ -139,7 +146,8 @@ impl Transport {
         url.push_str(path);
         Uri::try_from(url).map_err(|e| ProviderError::Config {
             provider: self.provider,
-            reason: "request URL is invalid".to_owned(),
+            setting: "address".into(),
+            reason: "does not form a valid request URL".to_owned(),
             source: Some(Box::new(e)),
         })
     }
@@ -273,29 +281,38 @@ fn tls_config(config: &Kv2Config) -> TlsConfig {
     tls
 }
 
-/// A `secret-http` configuration error in this provider's words (`address …`, `CA bundle …`),
-/// keeping the error as the source.
+/// A `secret-http` configuration error naming the `Kv2Config` field it is about (`address`,
+/// `ca_bundle`, …), keeping the error as the source.
 fn config_error(provider: &'static str, error: HttpError) -> ProviderError {
-    let reason = match &error {
-        HttpError::InsecureHttp => {
-            "plain http:// is only allowed to loopback hosts unless allow_insecure_http is set"
-                .to_owned()
-        }
+    let (setting, reason) = match &error {
+        HttpError::InsecureHttp => (
+            "address",
+            "uses plain http://, which is only allowed to loopback hosts unless \
+             allow_insecure_http is set"
+                .to_owned(),
+        ),
         HttpError::Config {
             setting, reason, ..
-        } => match setting {
-            Setting::Url => format!("address {reason}"),
-            Setting::CaBundle => format!("CA bundle {reason}"),
-            Setting::ClientCert => format!("client certificate {reason}"),
-            Setting::ClientKey => format!("client key {reason}"),
-            Setting::Timeout => format!("timeout {reason}"),
-            Setting::Tls => (*reason).to_owned(),
-            other => format!("{other} {reason}"),
-        },
-        other => format!("HTTP client setup failed ({})", other.code()),
+        } => {
+            let field = match setting {
+                Setting::Url => "address",
+                Setting::CaBundle => "ca_bundle",
+                Setting::ClientCert => "client_cert",
+                Setting::ClientKey => "client_cert.key_path",
+                Setting::Timeout => "timeout",
+                Setting::RetryAttempts => "retry.attempts",
+                other => other.name(),
+            };
+            (field, (*reason).to_owned())
+        }
+        other => (
+            "tls",
+            format!("could not set up the HTTP client ({})", other.code()),
+        ),
     };
     ProviderError::Config {
         provider,
+        setting: setting.into(),
         reason,
         source: Some(Box::new(error)),
     }
@@ -345,8 +362,8 @@ pub(crate) mod tests {
         assert_eq!(
             insecure.map(|e| e.to_string()).as_deref(),
             Some(
-                "openbao: invalid configuration: plain http:// is only allowed to loopback hosts \
-                 unless allow_insecure_http is set [CONFIG]"
+                "openbao: invalid configuration: address uses plain http://, which is only \
+                 allowed to loopback hosts unless allow_insecure_http is set [CONFIG]"
             )
         );
     }
@@ -402,7 +419,11 @@ pub(crate) mod tests {
         assert_eq!(error.as_ref().map(ProviderError::code), Some("CONFIG"));
         assert_eq!(
             error.as_ref().map(ToString::to_string).as_deref(),
-            Some("openbao: invalid configuration: CA bundle is unreadable or not PEM [CONFIG]")
+            Some("openbao: invalid configuration: ca_bundle is unreadable or not PEM [CONFIG]")
+        );
+        assert_eq!(
+            error.as_ref().and_then(ProviderError::setting),
+            Some("ca_bundle")
         );
         assert!(error.as_ref().and_then(std::error::Error::source).is_some());
         let zero = config("https://bao.example").with_retry(RetryConfig::attempts(0));

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use secret_config::{ConfigError, Env, Setting, parse_bool};
 
 use super::{CaBundleMode, ClientCert, Kv2Auth, Kv2Config, Kv2Flavor};
 use crate::ProviderError;
@@ -55,15 +56,15 @@ impl Kv2Config {
         flavor: Kv2Flavor,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ProviderError> {
-        let reader = Reader::new(flavor, &lookup);
-        let address = Self::address_from_lookup(flavor, &lookup).ok_or_else(|| {
-            ProviderError::config(
-                flavor.name(),
-                format!("{}_URL is not set", flavor.env_prefix()),
-            )
-        })?;
-        let auth = reader.auth()?;
-        Self::new(flavor, address, auth).tuned_by_lookup(&lookup)
+        let reader = Reader::new(flavor, Env::new(&lookup));
+        let in_provider = |e| ProviderError::from_config(flavor.name(), e);
+        let address = reader
+            .address()
+            .ok_or_else(|| in_provider(ConfigError::new(reader.own_name("URL"), "is not set")))?;
+        let auth = reader.auth().map_err(in_provider)?;
+        let mut config = Self::new(flavor, address, auth);
+        reader.tune(&mut config).map_err(in_provider)?;
+        Ok(config)
     }
 
     /// The server address `lookup` configures for `flavor` (`P_URL`, else `P_ADDR`, else
@@ -73,7 +74,7 @@ impl Kv2Config {
         flavor: Kv2Flavor,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Option<String> {
-        address_from(flavor, &lookup)
+        address_from(flavor, Env::new(&lookup))
     }
 
     /// Applies the tuning variables of [`from_lookup`](Self::from_lookup) (namespace, TLS
@@ -88,7 +89,9 @@ impl Kv2Config {
         mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ProviderError> {
-        Reader::new(self.flavor, &lookup).tune(&mut self)?;
+        Reader::new(self.flavor, Env::new(&lookup))
+            .tune(&mut self)
+            .map_err(|e| ProviderError::from_config(self.flavor.name(), e))?;
         Ok(self)
     }
 }
@@ -96,43 +99,33 @@ impl Kv2Config {
 /// Secret-ID files larger than this are refused (a secret ID is 36 bytes).
 const MAX_SECRET_ID_FILE_BYTES: u64 = 64 * 1024;
 
-/// A variable that is set: its name (for messages) and trimmed, non-empty value.
-struct Setting {
-    name: String,
-    value: String,
-}
-
-/// Reads one flavor's variables; every message names the variable that was read.
-struct Reader<'a, L> {
+/// Reads one flavor's variables through the shared reader; every error names the variable
+/// that was read.
+struct Reader<'a> {
     flavor: Kv2Flavor,
-    lookup: &'a L,
+    env: Env<'a>,
     /// Whether `VAULT_X` may stand in for `OPENBAO_X` tuning variables.
     vault_fallback: bool,
 }
 
-impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
-    fn new(flavor: Kv2Flavor, lookup: &'a L) -> Self {
+impl<'a> Reader<'a> {
+    fn new(flavor: Kv2Flavor, env: Env<'a>) -> Self {
         let vault_fallback =
-            flavor == Kv2Flavor::HashiCorp || address_from(Kv2Flavor::HashiCorp, lookup).is_none();
+            flavor == Kv2Flavor::HashiCorp || address_from(Kv2Flavor::HashiCorp, env).is_none();
         Self {
             flavor,
-            lookup,
+            env,
             vault_fallback,
         }
     }
 
-    fn provider(&self) -> &'static str {
-        self.flavor.name()
-    }
-
-    fn named(&self, name: String) -> Option<Setting> {
-        let value = (self.lookup)(&name)?.trim().to_owned();
-        (!value.is_empty()).then_some(Setting { name, value })
+    fn address(&self) -> Option<String> {
+        address_from(self.flavor, self.env)
     }
 
     /// `P_suffix`.
     fn own(&self, suffix: &str) -> Option<Setting> {
-        self.named(format!("{}_{suffix}", self.flavor.env_prefix()))
+        self.env.setting(&self.own_name(suffix))
     }
 
     /// `P_suffix`, else (for OpenBao) the `bao` CLI's `BAO_suffix` for the TLS and namespace
@@ -141,12 +134,12 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
         self.own(suffix)
             .or_else(|| {
                 (self.flavor == Kv2Flavor::OpenBao && BAO_CLI_SETTINGS.contains(&suffix))
-                    .then(|| self.named(format!("BAO_{suffix}")))
+                    .then(|| self.env.setting(&format!("BAO_{suffix}")))
                     .flatten()
             })
             .or_else(|| {
                 self.vault_fallback
-                    .then(|| self.named(format!("VAULT_{suffix}")))
+                    .then(|| self.env.setting(&format!("VAULT_{suffix}")))
                     .flatten()
             })
     }
@@ -154,69 +147,69 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
     /// `P_suffix`, else `VAULT_suffix` always (the original SDK's shared names).
     fn shared(&self, suffix: &str) -> Option<Setting> {
         self.own(suffix)
-            .or_else(|| self.named(format!("VAULT_{suffix}")))
+            .or_else(|| self.env.setting(&format!("VAULT_{suffix}")))
     }
 
     fn own_name(&self, suffix: &str) -> String {
         format!("{}_{suffix}", self.flavor.env_prefix())
     }
 
-    fn invalid(&self, name: &str, what: &str) -> ProviderError {
-        ProviderError::config(self.provider(), format!("{name} {what}"))
+    fn missing(&self, suffix: &str) -> ConfigError {
+        ConfigError::new(self.own_name(suffix), "is not set")
     }
 
-    fn auth(&self) -> Result<Kv2Auth, ProviderError> {
+    fn auth(&self) -> Result<Kv2Auth, ConfigError> {
         let method = self
             .own("AUTH_METHOD")
-            .map_or_else(|| "token".to_owned(), |m| m.value.to_ascii_lowercase());
+            .map_or_else(|| "token".to_owned(), |m| m.value().to_ascii_lowercase());
         let auth = match method.as_str() {
             "token" => {
                 let token = self.own("TOKEN").or_else(|| {
                     (self.flavor == Kv2Flavor::OpenBao)
-                        .then(|| self.named("BAO_TOKEN".into()))
+                        .then(|| self.env.setting("BAO_TOKEN"))
                         .flatten()
                 });
                 match (token, self.own("TOKEN_FILE")) {
-                    (Some(token), _) => Kv2Auth::token(token.value),
-                    (None, Some(path)) => Kv2Auth::token_file(path.value),
+                    (Some(token), _) => Kv2Auth::token(token.into_value()),
+                    (None, Some(path)) => Kv2Auth::token_file(path.path()),
                     (None, None) => {
-                        let token = self.own_name("TOKEN");
                         let file = self.own_name("TOKEN_FILE");
-                        return Err(self.invalid(&token, &format!("(or {file}) is not set")));
+                        return Err(ConfigError::new(
+                            self.own_name("TOKEN"),
+                            format!("(or {file}) is not set"),
+                        ));
                     }
                 }
             }
             "approle" => {
-                let role_id = self
-                    .own("ROLE_ID")
-                    .ok_or_else(|| self.invalid(&self.own_name("ROLE_ID"), "is not set"))?;
+                let role_id = self.own("ROLE_ID").ok_or_else(|| self.missing("ROLE_ID"))?;
                 let secret_id = match (self.own("SECRET_ID"), self.own("SECRET_ID_FILE")) {
-                    (Some(id), _) => Some(SecretString::from(id.value)),
-                    (None, Some(file)) => Some(self.secret_id_file(&file)?),
+                    (Some(id), _) => Some(SecretString::from(id.into_value())),
+                    (None, Some(file)) => Some(secret_id_file(&file)?),
                     (None, None) => None,
                 };
-                let auth = Kv2Auth::approle(role_id.value, secret_id);
+                let auth = Kv2Auth::approle(role_id.into_value(), secret_id);
                 match self.own("AUTH_MOUNT") {
-                    Some(mount) => auth.with_mount(mount.value.trim_matches('/')),
+                    Some(mount) => auth.with_mount(mount.value().trim_matches('/')),
                     None => auth,
                 }
             }
             "kubernetes" | "k8s" => {
                 let role = self
                     .own("KUBERNETES_ROLE")
-                    .ok_or_else(|| self.invalid(&self.own_name("KUBERNETES_ROLE"), "is not set"))?;
-                let mut auth = Kv2Auth::kubernetes(role.value);
+                    .ok_or_else(|| self.missing("KUBERNETES_ROLE"))?;
+                let mut auth = Kv2Auth::kubernetes(role.into_value());
                 if let Some(mount) = self.own("AUTH_MOUNT") {
-                    auth = auth.with_mount(mount.value.trim_matches('/'));
+                    auth = auth.with_mount(mount.value().trim_matches('/'));
                 }
                 if let Some(path) = self.own("KUBERNETES_JWT_FILE") {
-                    auth = auth.with_jwt_path(path.value);
+                    auth = auth.with_jwt_path(path.path());
                 }
                 auth
             }
             _ => {
-                return Err(self.invalid(
-                    &self.own_name("AUTH_METHOD"),
+                return Err(ConfigError::new(
+                    self.own_name("AUTH_METHOD"),
                     "must be token, approle or kubernetes",
                 ));
             }
@@ -224,155 +217,89 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
         if let Kv2Auth::AppRole { mount, .. } | Kv2Auth::Kubernetes { mount, .. } = &auth
             && mount.is_empty()
         {
-            return Err(self.invalid(&self.own_name("AUTH_MOUNT"), "must name a mount"));
+            return Err(ConfigError::new(
+                self.own_name("AUTH_MOUNT"),
+                "must name a mount",
+            ));
         }
         Ok(auth)
     }
 
-    fn secret_id_file(&self, file: &Setting) -> Result<SecretString, ProviderError> {
-        use std::io::Read as _;
-        let unreadable = |e: std::io::Error| ProviderError::Config {
-            provider: self.provider(),
-            reason: format!("{} is unreadable", file.name),
-            source: Some(Box::new(e)),
+    fn delay(&self, suffix: &str) -> Result<Option<(Setting, Duration)>, ConfigError> {
+        let Some(setting) = self.tuning(suffix) else {
+            return Ok(None);
         };
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        std::fs::File::open(&file.value)
-            .and_then(|f| f.take(MAX_SECRET_ID_FILE_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(unreadable)?;
-        if bytes.len() as u64 > MAX_SECRET_ID_FILE_BYTES {
-            return Err(self.invalid(&file.name, "is larger than 64 KiB"));
+        let delay = Duration::from_millis(setting.number::<u64>()?);
+        if delay > Kv2Config::MAX_RETRY_DELAY {
+            return Err(setting.invalid("must be at most 3600000 (1 h)"));
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| self.invalid(&file.name, "is not UTF-8"))?
-            .trim();
-        if text.is_empty() {
-            return Err(self.invalid(&file.name, "is empty"));
-        }
-        Ok(SecretString::from(text))
+        Ok(Some((setting, delay)))
     }
 
-    /// A path that must name an existing file now (TLS files are read when the provider is
-    /// built; naming the variable here beats a later "unreadable CA bundle").
-    fn file(&self, setting: &Setting) -> Result<PathBuf, ProviderError> {
-        let path = PathBuf::from(&setting.value);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => Ok(path),
-            Ok(_) => Err(self.invalid(&setting.name, "does not name a file")),
-            Err(e) => Err(ProviderError::Config {
-                provider: self.provider(),
-                reason: format!("{} names no readable file", setting.name),
-                source: Some(Box::new(e)),
-            }),
-        }
-    }
-
-    fn boolean(&self, setting: &Setting) -> Result<bool, ProviderError> {
-        parse_bool(&setting.value)
-            .ok_or_else(|| self.invalid(&setting.name, "must be true or false"))
-    }
-
-    fn number(&self, suffix: &str) -> Result<Option<(String, u64)>, ProviderError> {
-        self.tuning(suffix)
-            .map(|s| match s.value.parse::<u64>() {
-                Ok(n) => Ok((s.name, n)),
-                Err(_) => Err(self.invalid(&s.name, "must be a whole number")),
-            })
-            .transpose()
-    }
-
-    fn delay(&self, suffix: &str) -> Result<Option<(String, Duration)>, ProviderError> {
-        match self.number(suffix)? {
-            Some((name, ms)) if Duration::from_millis(ms) > Kv2Config::MAX_RETRY_DELAY => {
-                Err(self.invalid(&name, "must be at most 3600000 (1 h)"))
-            }
-            Some((name, ms)) => Ok(Some((name, Duration::from_millis(ms)))),
-            None => Ok(None),
-        }
-    }
-
-    fn tune(&self, config: &mut Kv2Config) -> Result<(), ProviderError> {
+    fn tune(&self, config: &mut Kv2Config) -> Result<(), ConfigError> {
         if let Some(namespace) = self.tuning("NAMESPACE") {
-            config.namespace = Some(namespace.value);
+            config.namespace = Some(namespace.into_value());
         }
         let cacert = self.tuning("CACERT");
         if let Some(ca) = &cacert {
-            config.ca_bundle = Some(self.file(ca)?);
+            config.ca_bundle = Some(file(ca)?);
         }
         if let Some(mode) = self.tuning("CACERT_MODE") {
-            config.ca_bundle_mode = match mode.value.to_ascii_lowercase().as_str() {
+            config.ca_bundle_mode = match mode.value().to_ascii_lowercase().as_str() {
                 "replace" => CaBundleMode::Replace,
                 "append" => CaBundleMode::Append,
-                _ => return Err(self.invalid(&mode.name, "must be replace or append")),
+                _ => return Err(mode.invalid("must be replace or append")),
             };
         }
         match (self.tuning("CLIENT_CERT"), self.tuning("CLIENT_KEY")) {
             (Some(cert), Some(key)) => {
                 config.client_cert = Some(ClientCert {
-                    cert_path: self.file(&cert)?,
-                    key_path: self.file(&key)?,
+                    cert_path: file(&cert)?,
+                    key_path: file(&key)?,
                 });
             }
             (None, None) => {}
-            (Some(cert), None) => {
-                return Err(self.invalid(&cert.name, "is set without _CLIENT_KEY"));
-            }
-            (None, Some(key)) => {
-                return Err(self.invalid(&key.name, "is set without _CLIENT_CERT"));
-            }
+            (Some(cert), None) => return Err(cert.invalid("is set without _CLIENT_KEY")),
+            (None, Some(key)) => return Err(key.invalid("is set without _CLIENT_CERT")),
         }
         if let Some(timeout) = self.shared("TIMEOUT") {
-            config.timeout = timeout
-                .value
-                .parse::<f64>()
-                .ok()
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .filter(|d| !d.is_zero() && *d <= Kv2Config::MAX_TIMEOUT)
-                .ok_or_else(|| {
-                    self.invalid(
-                        &timeout.name,
-                        "must be a positive number of seconds, at most 3600",
-                    )
-                })?;
+            config.timeout = timeout.fractional_seconds(Kv2Config::MAX_TIMEOUT)?;
         }
         // `P_SKIP_VERIFY` (Vault's CLI name) says the same as `P_VERIFY_SSL=false`.
         let skip = self.tuning("SKIP_VERIFY");
         if let Some(skip) = &skip {
-            let on = self.boolean(skip)?;
+            let on = skip.flag()?;
             let verify = self.shared("VERIFY_SSL");
-            if let Some(verify) = verify.as_ref().filter(|v| parse_bool(&v.value) == Some(on)) {
-                return Err(self.invalid(&skip.name, &format!("contradicts {}", verify.name)));
+            if let Some(verify) = verify.filter(|v| parse_bool(v.value()) == Some(on)) {
+                return Err(skip.invalid(format!("contradicts {}", verify.name())));
             }
             if on {
                 if let Some(ca) = &cacert {
-                    return Err(self.invalid(
-                        &skip.name,
-                        &format!("turns verification off, which conflicts with {}", ca.name),
-                    ));
+                    return Err(skip.invalid(format!(
+                        "turns verification off, which conflicts with {}",
+                        ca.name()
+                    )));
                 }
                 config.skip_verify = true;
             }
         }
         if let Some(verify) = self.shared("VERIFY_SSL") {
-            match parse_bool(&verify.value) {
+            match parse_bool(verify.value()) {
                 Some(true) => config.skip_verify = false,
                 Some(false) => {
                     if let Some(ca) = &cacert {
-                        return Err(self.invalid(
-                            &verify.name,
-                            &format!("turns verification off, which conflicts with {}", ca.name),
-                        ));
+                        return Err(verify.invalid(format!(
+                            "turns verification off, which conflicts with {}",
+                            ca.name()
+                        )));
                     }
                     config.skip_verify = true;
                 }
                 // As in `requests`' `verify=`: a path is a CA bundle to verify with. An
                 // explicit CACERT wins.
                 None => {
-                    let path = self.file(&verify).map_err(|_| {
-                        self.invalid(
-                            &verify.name,
-                            "must be true, false or the path of a CA bundle file",
-                        )
+                    let path = file(&verify).map_err(|_| {
+                        verify.invalid("must be true, false or the path of a CA bundle file")
                     })?;
                     if cacert.is_none() {
                         config.ca_bundle = Some(path);
@@ -380,11 +307,11 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
                 }
             }
         }
-        if let Some((name, attempts)) = self.number("RETRY_ATTEMPTS")? {
-            config.retry.attempts = u32::try_from(attempts)
+        if let Some(attempts) = self.tuning("RETRY_ATTEMPTS") {
+            config.retry.attempts = u32::try_from(attempts.number::<u64>()?)
                 .ok()
                 .filter(|a| (1..=Kv2Config::MAX_RETRY_ATTEMPTS).contains(a))
-                .ok_or_else(|| self.invalid(&name, "must be between 1 and 100"))?;
+                .ok_or_else(|| attempts.invalid("must be between 1 and 100"))?;
         }
         let base = self.delay("RETRY_BASE_DELAY_MS")?;
         let max = self.delay("RETRY_MAX_DELAY_MS")?;
@@ -397,42 +324,72 @@ impl<'a, L: Fn(&str) -> Option<String>> Reader<'a, L> {
         if config.retry.base_delay > config.retry.max_delay {
             // Name the variable that was set (the other is at its default).
             return Err(match (base, max) {
-                (Some((name, _)), _) => self.invalid(&name, "must not exceed _RETRY_MAX_DELAY_MS"),
-                (None, Some((name, _))) => self.invalid(
-                    &name,
-                    "must not be below _RETRY_BASE_DELAY_MS (default 100)",
-                ),
-                (None, None) => self.invalid("retry", "base delay exceeds the maximum delay"),
+                (Some((base, _)), _) => base.invalid("must not exceed _RETRY_MAX_DELAY_MS"),
+                (None, Some((max, _))) => {
+                    max.invalid("must not be below _RETRY_BASE_DELAY_MS (default 100)")
+                }
+                (None, None) => ConfigError::new("retry", "base delay exceeds the maximum delay"),
             });
         }
-        if let Some((name, max)) = self.number("MAX_BODY_BYTES")? {
-            config.max_body_bytes = usize::try_from(max)
+        if let Some(max) = self.tuning("MAX_BODY_BYTES") {
+            config.max_body_bytes = usize::try_from(max.number::<u64>()?)
                 .ok()
                 .filter(|m| (1..=Kv2Config::MAX_MAX_BODY_BYTES).contains(m))
-                .ok_or_else(|| self.invalid(&name, "must be between 1 and 1073741824 (1 GiB)"))?;
+                .ok_or_else(|| max.invalid("must be between 1 and 1073741824 (1 GiB)"))?;
         }
         if let Some(allow) = self.tuning("ALLOW_INSECURE_HTTP") {
-            config.allow_insecure_http = self.boolean(&allow)?;
+            config.allow_insecure_http = allow.flag()?;
         }
-        if let Some(environment) = self.named("ENVIRONMENT".into()) {
-            config.environment = Some(environment.value);
+        if let Some(environment) = self.env.get("ENVIRONMENT") {
+            config.environment = Some(environment);
         }
-        if let Some(allow) = self.named(Kv2Config::ALLOW_INSECURE_TLS_ENV.into()) {
-            config.allow_insecure_tls = self.boolean(&allow)?;
+        if let Some(allow) = self.env.flag_opt(Kv2Config::ALLOW_INSECURE_TLS_ENV)? {
+            config.allow_insecure_tls = allow;
         }
         if config.skip_verify && !config.insecure_tls_allowed() {
-            let name = skip
-                .filter(|s| parse_bool(&s.value) == Some(true))
+            let setting = skip
+                .filter(|s| parse_bool(s.value()) == Some(true))
                 .or_else(|| self.shared("VERIFY_SSL"))
-                .map_or_else(|| "skip_verify".to_owned(), |s| s.name);
-            return Err(self.invalid(
-                &name,
+                .map_or_else(|| "skip_verify".to_owned(), |s| s.name().to_owned());
+            return Err(ConfigError::new(
+                setting,
                 "turns verification off, which is refused unless ENVIRONMENT names a \
                  development environment (dev, development, test, local, ci) or \
                  SECRETS_ALLOW_INSECURE_TLS=true",
             ));
         }
         Ok(())
+    }
+}
+
+/// Reads the AppRole secret ID a `*_SECRET_ID_FILE` names (at most 64 KiB, UTF-8, trimmed,
+/// not empty); the bytes read are wiped.
+fn secret_id_file(file: &Setting) -> Result<SecretString, ConfigError> {
+    use std::io::Read as _;
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    std::fs::File::open(file.value())
+        .and_then(|f| f.take(MAX_SECRET_ID_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| file.invalid("is unreadable").with_source(e))?;
+    if bytes.len() as u64 > MAX_SECRET_ID_FILE_BYTES {
+        return Err(file.invalid("is larger than 64 KiB"));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| file.invalid("is not UTF-8"))?
+        .trim();
+    if text.is_empty() {
+        return Err(file.invalid("is empty"));
+    }
+    Ok(SecretString::from(text))
+}
+
+/// A path that must name an existing file now (TLS files are read when the provider is
+/// built; naming the variable here beats a later "unreadable CA bundle").
+fn file(setting: &Setting) -> Result<PathBuf, ConfigError> {
+    let path = setting.path();
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => Err(setting.invalid("does not name a file")),
+        Err(e) => Err(setting.invalid("names no readable file").with_source(e)),
     }
 }
 
@@ -447,26 +404,11 @@ const BAO_CLI_SETTINGS: [&str; 5] = [
 ];
 
 /// `P_URL`, else `P_ADDR` (and `BAO_ADDR` for OpenBao, as the `bao` CLI reads it).
-pub(crate) fn address_from(
-    flavor: Kv2Flavor,
-    lookup: &impl Fn(&str) -> Option<String>,
-) -> Option<String> {
+fn address_from(flavor: Kv2Flavor, env: Env<'_>) -> Option<String> {
     let prefix = flavor.env_prefix();
-    let mut names = vec![format!("{prefix}_URL"), format!("{prefix}_ADDR")];
-    if flavor == Kv2Flavor::OpenBao {
-        names.push("BAO_ADDR".into());
-    }
-    names
-        .iter()
-        .filter_map(|n| lookup(n))
-        .map(|v| v.trim().to_owned())
-        .find(|v| !v.is_empty())
-}
-
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
+    let url = format!("{prefix}_URL");
+    let addr = format!("{prefix}_ADDR");
+    let bao = (flavor == Kv2Flavor::OpenBao).then_some("BAO_ADDR");
+    env.first([url.as_str(), addr.as_str()].into_iter().chain(bao))
+        .map(Setting::into_value)
 }

@@ -25,14 +25,15 @@ impl Kv2Config {
         if self.skip_verify && !self.insecure_tls_allowed() {
             return Err(ProviderError::config(
                 self.flavor.name(),
-                INSECURE_TLS_REFUSED.to_owned(),
+                "skip_verify",
+                INSECURE_TLS_REFUSED,
             ));
         }
         Ok(())
     }
 }
 
-const INSECURE_TLS_REFUSED: &str = "skip_verify is refused unless ENVIRONMENT names a development \
+const INSECURE_TLS_REFUSED: &str = "is refused unless ENVIRONMENT names a development \
      environment (dev, development, test, local, ci) or SECRETS_ALLOW_INSECURE_TLS=true";
 
 fn is_development(environment: &str) -> bool {

@@ -13,7 +13,17 @@ fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 /// The reason of a `CONFIG` error, or a description of what came instead.
 fn reason(result: Result<Kv2Config, ProviderError>) -> String {
     match result {
-        Err(ProviderError::Config { reason, .. }) => reason,
+        Err(error @ ProviderError::Config { .. }) => {
+            // The setting is a field, and the message is "<setting> <reason>".
+            let setting = error.setting().unwrap_or_default().to_owned();
+            let shown = error.to_string();
+            let prefix = format!("{}: invalid configuration: {setting} ", error.provider());
+            let reason = shown
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(" [CONFIG]"));
+            assert!(reason.is_some(), "{shown}");
+            format!("{setting} {}", reason.unwrap_or_default())
+        }
         Err(other) => format!("not CONFIG: {}", other.code()),
         Ok(_) => "accepted".into(),
     }
@@ -110,10 +120,11 @@ fn vault_names_stand_in_for_openbao_only_without_a_vault_server() -> Result<(), 
     assert_eq!(two_servers.timeout, Duration::from_secs(4));
     // BAO_ADDR, BAO_TOKEN and BAO_CACERT, as the `bao` CLI reads them: a shell set up for
     // `bao` with VAULT_URL also set must not lose its CA.
-    let ca_dir = tempfile::tempdir().map_err(|e| ProviderError::config("test", e.to_string()))?;
+    let ca_dir =
+        tempfile::tempdir().map_err(|e| ProviderError::config("test", "tempdir", e.to_string()))?;
     let ca = ca_dir.path().join("ca.pem");
     std::fs::write(&ca, "not parsed here")
-        .map_err(|e| ProviderError::config("test", e.to_string()))?;
+        .map_err(|e| ProviderError::config("test", "tempdir", e.to_string()))?;
     let ca_text = ca.display().to_string();
     let bao_cli = Kv2Config::from_lookup(
         Kv2Flavor::OpenBao,
