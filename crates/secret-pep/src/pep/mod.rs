@@ -589,3 +589,5 @@ fn same_binding(grant: Option<&str>, caller: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod mock_tests;
