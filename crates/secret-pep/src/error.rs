@@ -1,11 +1,14 @@
 //! [`PepError`] and its stable codes.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use secret_config::ConfigError;
 use secret_uri::UriError;
 
-/// A boxed error kept as the `source` of a transport or provider failure.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error kept as the `source` of a transport or provider failure (the workspace's one
+/// alias, defined in `secret-config`).
+pub use secret_config::BoxError;
 
 /// Why the PEP refused (or could not complete) a secret read.
 ///
@@ -54,11 +57,21 @@ pub enum PepError {
         /// The kind of binding the caller presented (different kind, different value, or none).
         presented: BindingKind,
     },
-    /// The PEP configuration is invalid or incomplete.
-    #[error("invalid PEP configuration: {reason} [CONFIG]")]
+    /// The PEP configuration is invalid or incomplete. [`setting`](Self::setting) names the
+    /// setting at fault (`TENANT_ID`, `AUTHZEN_PDP_URL`, `ANTI_REPLAY_TTL_S`, …).
+    #[error(
+        "invalid PEP configuration: {}{reason} [CONFIG]",
+        setting_prefix(setting)
+    )]
     Config {
-        /// What is wrong; names settings, never secret values.
+        /// The setting at fault: the environment variable (or, for a setting given in code,
+        /// the name it has in the environment).
+        setting: Cow<'static, str>,
+        /// What is wrong with it; never its value.
         reason: String,
+        /// The local cause, when there is one (e.g. a `secret-http` setup error).
+        #[source]
+        source: Option<BoxError>,
     },
     /// A JWK given to [`jwk_thumbprint`](crate::jwk_thumbprint) is not a usable public key.
     #[error("invalid JWK: {reason} [INVALID_JWK]")]
@@ -102,6 +115,15 @@ impl PepError {
             Self::InvalidJwk { .. } => "INVALID_JWK",
             Self::BadContext { .. } => "BAD_CONTEXT",
             Self::Provider { code, .. } => code,
+        }
+    }
+
+    /// The setting a `CONFIG` error is about (e.g. `TENANT_ID`), else `None`.
+    #[must_use]
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            Self::Config { setting, .. } if !setting.is_empty() => Some(setting),
+            _ => None,
         }
     }
 
@@ -153,8 +175,14 @@ impl PepError {
                 expected: *expected,
                 presented: *presented,
             },
-            Self::Config { reason } => Self::Config {
+            Self::Config {
+                setting,
+                reason,
+                source,
+            } => Self::Config {
+                setting: setting.clone(),
                 reason: reason.clone(),
+                source: source.as_deref().map(Snapshot::boxed),
             },
             Self::InvalidJwk { reason } => Self::InvalidJwk { reason },
             Self::BadContext { header, reason } => Self::BadContext { header, reason },
@@ -165,10 +193,22 @@ impl PepError {
         }
     }
 
-    pub(crate) fn config(reason: impl Into<String>) -> Self {
+    /// A `CONFIG` error about `setting`.
+    pub(crate) fn invalid(
+        setting: impl Into<Cow<'static, str>>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self::Config {
+            setting: setting.into(),
             reason: reason.into(),
+            source: None,
         }
+    }
+
+    /// Transitional, for the callers in `pep/builder.rs` that do not name their setting yet
+    /// ([`setting`](Self::setting) is `None`); use [`invalid`](Self::invalid).
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Self::invalid("", reason)
     }
 
     pub(crate) const fn denied(reason: DenyReason) -> Self {
@@ -181,6 +221,28 @@ impl PepError {
             status: None,
             source: None,
         }
+    }
+}
+
+/// A shared-reader error (`secret-config`) as the PEP's `CONFIG`: same setting, reason and
+/// source.
+impl From<ConfigError> for PepError {
+    fn from(error: ConfigError) -> Self {
+        let (setting, reason, source) = error.into_parts();
+        Self::Config {
+            setting,
+            reason: reason.into_owned(),
+            source,
+        }
+    }
+}
+
+/// `"{setting} "`, or nothing for the transitional errors that name no setting.
+fn setting_prefix(setting: &str) -> String {
+    if setting.is_empty() {
+        String::new()
+    } else {
+        format!("{setting} ")
     }
 }
 
@@ -394,6 +456,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_errors_carry_setting_and_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::other("gone");
+        let error =
+            PepError::from(ConfigError::new("AUTHZEN_CA_BUNDLE", "is unreadable").with_source(io));
+        assert_eq!(error.code(), "CONFIG");
+        assert_eq!(error.setting(), Some("AUTHZEN_CA_BUNDLE"));
+        assert_eq!(
+            error.to_string(),
+            "invalid PEP configuration: AUTHZEN_CA_BUNDLE is unreadable [CONFIG]"
+        );
+        let copy = error.snapshot();
+        assert_eq!(copy.setting(), Some("AUTHZEN_CA_BUNDLE"));
+        assert_eq!(
+            copy.source().map(ToString::to_string).as_deref(),
+            Some("gone")
+        );
+        assert_eq!(PepError::denied(DenyReason::Replay).setting(), None);
+        // The transitional constructor names no setting.
+        let legacy = PepError::config("no PDP configured");
+        assert_eq!(legacy.setting(), None);
+        assert_eq!(
+            legacy.to_string(),
+            "invalid PEP configuration: no PDP configured [CONFIG]"
+        );
+    }
+
+    #[test]
     fn codes_are_stable_and_uri_codes_delegate() {
         let uri = secret_uri::SecretUri::parse("openbao+kv2://secret/a/*").unwrap_err();
         let cases: Vec<(PepError, &str)> = vec![
@@ -410,7 +500,7 @@ mod tests {
                 },
                 "BINDING_DRIFT",
             ),
-            (PepError::config("x"), "CONFIG"),
+            (PepError::invalid("TENANT_ID", "is required"), "CONFIG"),
             (
                 PepError::BadContext {
                     header: "x-subject",

@@ -109,8 +109,9 @@ impl ContextHeaders {
             headers::NODE_ID => &mut self.node_id,
             headers::SYSTEM_ID => &mut self.system_id,
             _ => {
-                return Err(PepError::config(
-                    "ContextHeaders::trust takes x-roles, x-exp, x-workflow-run-id, x-node-id or x-system-id",
+                return Err(PepError::invalid(
+                    "ContextHeaders::trust",
+                    "takes x-roles, x-exp, x-workflow-run-id, x-node-id or x-system-id",
                 ));
             }
         };

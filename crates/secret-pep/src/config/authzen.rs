@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::lookup::Lookup;
+use secret_config::Env;
+
 use crate::PepError;
 
 /// How AuthZEN requests and responses are shaped for a particular PDP.
@@ -148,9 +149,9 @@ impl AuthzenConfig {
         self
     }
 
-    pub(super) fn from_lookup(url: String, env: &Lookup<'_>) -> Result<Self, PepError> {
+    pub(super) fn from_lookup(url: String, env: &Env<'_>) -> Result<Self, PepError> {
         if url_has_userinfo(&url) {
-            return Err(PepError::config(USERINFO_REFUSED));
+            return Err(PepError::invalid("AUTHZEN_PDP_URL", USERINFO_REFUSED));
         }
         let mut config = Self::new(url);
         config.token = env.get("AUTHZEN_PDP_TOKEN").map(SecretString::from);
@@ -165,13 +166,14 @@ impl AuthzenConfig {
             Some(d) if d == "generic" => AuthzenDialect::Generic,
             Some(d) if d == "cerbos" => AuthzenDialect::Cerbos,
             Some(_) => {
-                return Err(PepError::config(
-                    "AUTHZEN_DIALECT must be `generic` or `cerbos`",
+                return Err(PepError::invalid(
+                    "AUTHZEN_DIALECT",
+                    "must be `generic` or `cerbos`",
                 ));
             }
         };
         config.allow_insecure_http = env.flag("AUTHZEN_ALLOW_INSECURE_HTTP", false)?;
-        config.ca_bundle = env.get("AUTHZEN_CA_BUNDLE").map(PathBuf::from);
+        config.ca_bundle = env.path("AUTHZEN_CA_BUNDLE");
         config.breaker_threshold = env.number("AUTHZEN_BREAKER_THRESHOLD", 5)?;
         config.breaker_cooldown =
             env.millis("AUTHZEN_BREAKER_COOLDOWN_MS", config.breaker_cooldown)?;
@@ -179,8 +181,9 @@ impl AuthzenConfig {
     }
 }
 
+/// Why an `AUTHZEN_PDP_URL` with credentials is refused (the setting is named by the error).
 pub(crate) const USERINFO_REFUSED: &str =
-    "AUTHZEN_PDP_URL must not carry user:password@ credentials; use AUTHZEN_PDP_TOKEN";
+    "must not carry user:password@ credentials; use AUTHZEN_PDP_TOKEN";
 
 /// Whether the URL's authority has a `user[:password]@` part.
 pub(crate) fn url_has_userinfo(url: &str) -> bool {

@@ -1,17 +1,16 @@
 //! [`PepConfig`]: struct, builder methods and environment.
 
 mod authzen;
-mod lookup;
 
 use std::time::Duration;
 
+use secret_config::Env;
 use secret_uri::AllowedMounts;
 
 use crate::{GrantDefaults, PepError};
 
 pub use authzen::{AuthzenConfig, AuthzenDialect};
 pub(crate) use authzen::{USERINFO_REFUSED, url_has_userinfo};
-use lookup::Lookup;
 
 /// The default secrets audience (`SECRETS_AUDIENCE`).
 pub const DEFAULT_AUDIENCE: &str = "crud.secrets";
@@ -189,10 +188,10 @@ impl PepConfig {
     /// PDP is configured and `ENABLE_AUTHORIZATION=false` is not set: the PEP never fails open
     /// by default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, PepError> {
-        let env = Lookup(&lookup);
+        let env = Env::new(&lookup);
         let tenant_id = env
             .get("TENANT_ID")
-            .ok_or_else(|| PepError::config("TENANT_ID is required"))?;
+            .ok_or_else(|| PepError::invalid("TENANT_ID", "is required"))?;
         let mounts = env
             .get("TENANT_ALLOWED_MOUNTS")
             .map(|list| AllowedMounts::from_csv(&list))
@@ -217,9 +216,8 @@ impl PepConfig {
         config.anti_replay_ttl = env.seconds("ANTI_REPLAY_TTL_S", config.anti_replay_ttl)?;
         config.anti_replay_max_entries =
             env.number("ANTI_REPLAY_MAX_ENTRIES", config.anti_replay_max_entries)?;
-        if env.get("ANTI_REPLAY_MAX_PER_SUBJECT").is_some() {
-            config.anti_replay_max_per_subject =
-                Some(env.number("ANTI_REPLAY_MAX_PER_SUBJECT", 0)?);
+        if let Some(share) = env.number_opt("ANTI_REPLAY_MAX_PER_SUBJECT")? {
+            config.anti_replay_max_per_subject = Some(share);
         }
         config.anti_replay_max_ttl =
             env.seconds("ANTI_REPLAY_MAX_TTL_S", config.anti_replay_max_ttl)?;
@@ -240,8 +238,10 @@ impl PepConfig {
             }
             (true, Some(url)) => PdpSettings::AuthZen(AuthzenConfig::from_lookup(url, &env)?),
             (true, None) => {
-                return Err(PepError::config(
-                    "no PDP configured: set AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development only)",
+                return Err(PepError::invalid(
+                    "AUTHZEN_PDP_URL",
+                    "is not set: no PDP configured (ENABLE_AUTHORIZATION=false disables \
+                     authorization, for local development only)",
                 ));
             }
         };
@@ -359,79 +359,97 @@ impl PepConfig {
     /// `GRANT_TTL_DEFAULT` 7 days), or an AuthZEN URL with `user:password@` credentials.
     pub fn validate(&self) -> Result<(), PepError> {
         if self.tenant_id.trim().is_empty() {
-            return Err(PepError::config("TENANT_ID must not be empty"));
+            return Err(PepError::invalid("TENANT_ID", "must not be empty"));
         }
         if self.allowed_mounts.is_unrestricted() {
-            return Err(PepError::config(
-                "TENANT_ALLOWED_MOUNTS is required and must name at least one mount",
+            return Err(PepError::invalid(
+                "TENANT_ALLOWED_MOUNTS",
+                "is required and must name at least one mount",
             ));
         }
         if self.audience.trim().is_empty() {
-            return Err(PepError::config("SECRETS_AUDIENCE must not be empty"));
+            return Err(PepError::invalid("SECRETS_AUDIENCE", "must not be empty"));
         }
         if self.grant_defaults.ttl.is_zero() {
-            return Err(PepError::config("GRANT_TTL_DEFAULT must be positive"));
+            return Err(PepError::invalid("GRANT_TTL_DEFAULT", "must be positive"));
         }
         if self.grant_defaults.max_uses == 0 {
-            return Err(PepError::config(
-                "GRANT_MAX_USES_DEFAULT must be at least 1",
+            return Err(PepError::invalid(
+                "GRANT_MAX_USES_DEFAULT",
+                "must be at least 1",
             ));
         }
-        if self.anti_replay && (self.anti_replay_ttl.is_zero() || self.anti_replay_max_entries == 0)
-        {
-            return Err(PepError::config(
-                "ANTI_REPLAY_TTL_S and ANTI_REPLAY_MAX_ENTRIES must be positive",
+        if self.anti_replay && self.anti_replay_ttl.is_zero() {
+            return Err(PepError::invalid(
+                "ANTI_REPLAY_TTL_S",
+                "must be positive while anti-replay is enabled",
+            ));
+        }
+        if self.anti_replay && self.anti_replay_max_entries == 0 {
+            return Err(PepError::invalid(
+                "ANTI_REPLAY_MAX_ENTRIES",
+                "must be positive while anti-replay is enabled",
             ));
         }
         if self.anti_replay_max_per_subject == Some(0) {
-            return Err(PepError::config(
-                "ANTI_REPLAY_MAX_PER_SUBJECT must be positive",
+            return Err(PepError::invalid(
+                "ANTI_REPLAY_MAX_PER_SUBJECT",
+                "must be positive",
             ));
         }
         if self.grant_cache_max_entries == 0 {
-            return Err(PepError::config("GRANT_CACHE_MAX_ENTRIES must be positive"));
+            return Err(PepError::invalid(
+                "GRANT_CACHE_MAX_ENTRIES",
+                "must be positive",
+            ));
         }
         let caps = [
             (
                 self.negative_cache_ttl,
                 MAX_NEGATIVE_CACHE_TTL,
-                "NEGATIVE_CACHE_TTL_S must be at most 3600",
+                "NEGATIVE_CACHE_TTL_S",
+                "must be at most 3600",
             ),
             (
                 self.negative_cache_jitter,
                 MAX_NEGATIVE_CACHE_JITTER,
-                "NEGATIVE_CACHE_JITTER_MS must be at most 60000",
+                "NEGATIVE_CACHE_JITTER_MS",
+                "must be at most 60000",
             ),
             (
                 self.anti_replay_ttl,
                 MAX_WINDOW,
-                "ANTI_REPLAY_TTL_S must be at most 604800 (7 days)",
+                "ANTI_REPLAY_TTL_S",
+                "must be at most 604800 (7 days)",
             ),
             (
                 self.grant_defaults.ttl,
                 MAX_WINDOW,
-                "GRANT_TTL_DEFAULT must be at most 604800 (7 days)",
+                "GRANT_TTL_DEFAULT",
+                "must be at most 604800 (7 days)",
             ),
             (
                 self.anti_replay_max_ttl,
                 MAX_WINDOW,
-                "ANTI_REPLAY_MAX_TTL_S must be at most 604800 (7 days)",
+                "ANTI_REPLAY_MAX_TTL_S",
+                "must be at most 604800 (7 days)",
             ),
             (
                 self.anti_replay_clock_skew,
                 MAX_CLOCK_SKEW,
-                "ANTI_REPLAY_CLOCK_SKEW_S must be at most 3600",
+                "ANTI_REPLAY_CLOCK_SKEW_S",
+                "must be at most 3600",
             ),
         ];
-        for (value, max, message) in caps {
+        for (value, max, setting, reason) in caps {
             if value > max {
-                return Err(PepError::config(message));
+                return Err(PepError::invalid(setting, reason));
             }
         }
         if let PdpSettings::AuthZen(authzen) = &self.pdp
             && url_has_userinfo(&authzen.url)
         {
-            return Err(PepError::config(USERINFO_REFUSED));
+            return Err(PepError::invalid("AUTHZEN_PDP_URL", USERINFO_REFUSED));
         }
         Ok(())
     }
@@ -465,8 +483,10 @@ impl PepConfig {
         if allowed {
             Ok(())
         } else {
-            Err(PepError::config(
-                "the allow-all development PDP (ENABLE_AUTHORIZATION=false, DevAllowAll) requires ENVIRONMENT to be one of dev, development, test, local",
+            Err(PepError::invalid(
+                "ENVIRONMENT",
+                "must be one of dev, development, test, local for the allow-all development \
+                 PDP (ENABLE_AUTHORIZATION=false, DevAllowAll)",
             ))
         }
     }
@@ -686,5 +706,71 @@ mod tests {
         assert!(url_has_userinfo("http://u@h"));
         assert!(!url_has_userinfo("http://h:1/p@x?q=@"));
         assert!(!url_has_userinfo("http://127.0.0.1:3592"));
+    }
+
+    #[test]
+    fn every_config_error_names_its_setting_as_a_field_and_never_the_value() {
+        const CANARY: &str = "s.pep-canary";
+        let base = [
+            ("TENANT_ID", "t1"),
+            ("TENANT_ALLOWED_MOUNTS", "secret"),
+            ("AUTHZEN_PDP_URL", "https://pdp.internal"),
+        ];
+        let rows: &[(&[(&str, &str)], &str)] = &[
+            (&[("TENANT_ID", "")], "TENANT_ID"),
+            (&[("TENANT_ALLOWED_MOUNTS", ",")], "TENANT_ALLOWED_MOUNTS"),
+            (&[("ENABLE_AUTHORIZATION", CANARY)], "ENABLE_AUTHORIZATION"),
+            (&[("ANTI_REPLAY_ENABLED", CANARY)], "ANTI_REPLAY_ENABLED"),
+            (&[("ANTI_REPLAY_TTL_S", "0")], "ANTI_REPLAY_TTL_S"),
+            (
+                &[("ANTI_REPLAY_MAX_ENTRIES", "0")],
+                "ANTI_REPLAY_MAX_ENTRIES",
+            ),
+            (
+                &[("ANTI_REPLAY_MAX_PER_SUBJECT", CANARY)],
+                "ANTI_REPLAY_MAX_PER_SUBJECT",
+            ),
+            (&[("GRANT_MAX_USES_DEFAULT", "0")], "GRANT_MAX_USES_DEFAULT"),
+            (
+                &[("NEGATIVE_CACHE_JITTER_MS", "60001")],
+                "NEGATIVE_CACHE_JITTER_MS",
+            ),
+            (&[("AUTHZEN_TIMEOUT_MS", CANARY)], "AUTHZEN_TIMEOUT_MS"),
+            (&[("AUTHZEN_DIALECT", CANARY)], "AUTHZEN_DIALECT"),
+            (&[("AUTHZEN_PDP_URL", "")], "AUTHZEN_PDP_URL"),
+            (
+                &[("AUTHZEN_PDP_URL", "https://u:s.pep-canary@pdp")],
+                "AUTHZEN_PDP_URL",
+            ),
+        ];
+        for (extra, setting) in rows {
+            let mut vars = base.to_vec();
+            vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            vars.extend_from_slice(extra);
+            let err = PepConfig::from_lookup(lookup(&vars)).err();
+            assert_eq!(
+                err.as_ref().map(PepError::code),
+                Some("CONFIG"),
+                "{extra:?}"
+            );
+            assert_eq!(
+                err.as_ref().and_then(PepError::setting),
+                Some(*setting),
+                "{extra:?}"
+            );
+            let shown = err.map(|e| format!("{e} {e:?}")).unwrap_or_default();
+            assert!(
+                shown.starts_with(&format!("invalid PEP configuration: {setting} ")),
+                "{shown}"
+            );
+            assert!(!shown.contains(CANARY), "value echoed: {shown}");
+        }
+        // The same spellings as the providers' reader: one boolean parser.
+        for (text, on) in [("on", true), ("YES", true), ("0", false), ("Off", false)] {
+            let mut vars = base.to_vec();
+            vars.push(("ANTI_REPLAY_REQUIRE_JTI", text));
+            let config = PepConfig::from_lookup(lookup(&vars));
+            assert_eq!(config.map(|c| c.require_jti).ok(), Some(on), "{text}");
+        }
     }
 }

@@ -148,15 +148,21 @@ impl AuthzenClient {
     /// CA bundle.
     pub fn new(config: AuthzenConfig) -> Result<Self, PepError> {
         if crate::config::url_has_userinfo(&config.url) {
-            return Err(PepError::config(crate::config::USERINFO_REFUSED));
+            return Err(PepError::invalid(
+                "AUTHZEN_PDP_URL",
+                crate::config::USERINFO_REFUSED,
+            ));
         }
         let base = Base::parse(&config.url).ok_or_else(|| {
-            PepError::config("AUTHZEN_PDP_URL must be http(s)://host[:port][/path] without a query")
+            PepError::invalid(
+                "AUTHZEN_PDP_URL",
+                "must be http(s)://host[:port][/path] without a query",
+            )
         })?;
         // The shared guard: plain http:// only to loopback unless allowed.
         secret_http::base_url(&config.url, config.allow_insecure_http).map_err(config_error)?;
         if config.timeout.is_zero() {
-            return Err(PepError::config("AUTHZEN_TIMEOUT_MS must be positive"));
+            return Err(PepError::invalid("AUTHZEN_TIMEOUT_MS", "must be positive"));
         }
         let authorization = config
             .token
@@ -166,7 +172,7 @@ impl AuthzenClient {
                 let bearer =
                     zeroize::Zeroizing::new(format!("Bearer {}", token.expose_secret().trim()));
                 let mut value = HeaderValue::from_str(&bearer).map_err(|_| {
-                    PepError::config("AUTHZEN_PDP_TOKEN is not a valid header value")
+                    PepError::invalid("AUTHZEN_PDP_TOKEN", "is not a valid header value")
                 })?;
                 value.set_sensitive(true);
                 Ok::<_, PepError>(value)
@@ -412,7 +418,12 @@ impl SecretPolicyService for AuthzenClient {
 }
 
 fn uri(text: &str) -> Result<Uri, PepError> {
-    Uri::try_from(text).map_err(|_| PepError::config("the PDP endpoint URL is invalid"))
+    Uri::try_from(text).map_err(|_| {
+        PepError::invalid(
+            "AUTHZEN_PDP_URL",
+            "does not form a valid endpoint URL (or discovery named an invalid one)",
+        )
+    })
 }
 
 fn endpoint(base: &Base, path: &str) -> Result<Uri, PepError> {
@@ -458,25 +469,39 @@ fn tls_config(config: &AuthzenConfig) -> TlsConfig {
     tls
 }
 
-/// A `secret-http` setting error in the PEP's terms (the variable it comes from).
+/// A `secret-http` setting error in the PEP's terms (the variable it comes from), keeping the
+/// error as the source.
 fn config_error(error: HttpError) -> PepError {
-    match error {
-        HttpError::InsecureHttp => PepError::config(
-            "plain http:// to the PDP is only allowed to loopback hosts unless AUTHZEN_ALLOW_INSECURE_HTTP is set",
+    let (setting, reason) = match &error {
+        HttpError::InsecureHttp => (
+            "AUTHZEN_PDP_URL",
+            "uses plain http://, which is only allowed to loopback hosts unless \
+             AUTHZEN_ALLOW_INSECURE_HTTP is set"
+                .to_owned(),
         ),
         HttpError::Config {
             setting, reason, ..
-        } => PepError::config(match setting {
-            Setting::Url => format!("AUTHZEN_PDP_URL {reason}"),
-            Setting::CaBundle => format!("AUTHZEN_CA_BUNDLE {reason}"),
-            Setting::Timeout => format!("AUTHZEN_TIMEOUT_MS {reason}"),
-            Setting::Tls => reason.to_owned(),
-            other => format!("{other} {reason}"),
-        }),
-        other => PepError::config(format!(
-            "the PDP client could not be set up ({})",
-            other.code()
-        )),
+        } => {
+            let name = match setting {
+                Setting::Url => "AUTHZEN_PDP_URL",
+                Setting::CaBundle => "AUTHZEN_CA_BUNDLE",
+                Setting::Timeout => "AUTHZEN_TIMEOUT_MS",
+                other => other.name(),
+            };
+            (name, (*reason).to_owned())
+        }
+        other => (
+            "AUTHZEN_PDP_URL",
+            format!(
+                "names a PDP whose client could not be set up ({})",
+                other.code()
+            ),
+        ),
+    };
+    PepError::Config {
+        setting: setting.into(),
+        reason,
+        source: Some(Box::new(error)),
     }
 }
 
