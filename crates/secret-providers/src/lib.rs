@@ -79,4 +79,4 @@ pub use kv2::{
 };
 pub use params::{check_parameters, served_parameters};
 pub use provider::{ProviderRouter, ReadFuture, SecretProvider};
-pub use value::SecretValue;
+pub use value::{SecretValue, wipe as wipe_json};

@@ -138,8 +138,15 @@ impl Drop for WipedJson {
     }
 }
 
-/// Zeroizes every string in `value` (object keys too) and leaves `Null` behind.
-pub(crate) fn wipe(value: &mut Value) {
+/// Zeroizes every string in `value` (object keys too) and leaves `Null` behind: the one
+/// wipe for parsed JSON that held a secret (a KV v2 response, a bootstrap file with a token).
+///
+/// ```
+/// let mut document = serde_json::json!({"token": "s.xyz", "nested": ["a"]});
+/// secret_providers::wipe_json(&mut document);
+/// assert!(document.is_null());
+/// ```
+pub fn wipe(value: &mut Value) {
     match value {
         Value::String(text) => text.zeroize(),
         Value::Array(items) => {
