@@ -199,24 +199,28 @@ impl ProviderRouter {
         &mut self,
         configs: impl IntoIterator<Item = crate::Kv2Config>,
     ) -> Result<Vec<(Provider, crate::Kv2Provider)>, ProviderError> {
-        let mut servers: Vec<(String, crate::Kv2Provider)> = Vec::new();
-        let mut routes: Vec<(Provider, crate::Kv2Provider)> = Vec::new();
+        // One provider per server, and one `Arc` of it, so every route to a server is the
+        // same object.
+        type Server = (String, crate::Kv2Provider, Arc<dyn SecretProvider>);
+        let mut servers: Vec<Server> = Vec::new();
+        let mut routes: Vec<(Provider, usize)> = Vec::new();
         for config in configs {
             let scheme = match config.flavor {
                 crate::Kv2Flavor::OpenBao => Provider::OpenBao,
                 crate::Kv2Flavor::HashiCorp => Provider::HashiCorp,
             };
-            let server = crate::kv2::server_id(&config.address, config.namespace.as_deref());
-            let provider = match servers.iter().find(|(id, _)| *id == server) {
-                Some((_, provider)) => provider.clone(),
+            let id = crate::kv2::server_id(&config.address, config.namespace.as_deref());
+            let server = match servers.iter().position(|(known, ..)| *known == id) {
+                Some(at) => at,
                 None => {
                     let provider = crate::Kv2Provider::new(config)?;
-                    servers.push((server, provider.clone()));
-                    provider
+                    let shared: Arc<dyn SecretProvider> = Arc::new(provider.clone());
+                    servers.push((id, provider, shared));
+                    servers.len() - 1
                 }
             };
             routes.retain(|(p, _)| *p != scheme);
-            routes.push((scheme, provider));
+            routes.push((scheme, server));
         }
         // The vault schemes this build serves.
         let schemes = [
@@ -225,18 +229,22 @@ impl ProviderRouter {
             #[cfg(feature = "hashicorp")]
             Provider::HashiCorp,
         ];
-        if let Some((_, last)) = routes.last().cloned() {
+        if let Some(&(_, last)) = routes.last() {
             for scheme in schemes {
                 if !routes.iter().any(|(p, _)| *p == scheme) {
-                    routes.push((scheme, last.clone()));
+                    routes.push((scheme, last));
                 }
             }
         }
         routes.retain(|(scheme, _)| schemes.contains(scheme));
-        for (scheme, provider) in &routes {
-            self.insert(*scheme, Arc::new(provider.clone()));
-        }
-        Ok(routes)
+        Ok(routes
+            .into_iter()
+            .map(|(scheme, server)| {
+                let (_, provider, shared) = &servers[server];
+                self.insert(scheme, Arc::clone(shared));
+                (scheme, provider.clone())
+            })
+            .collect())
     }
 
     /// A router from the environment, with each provider whose feature is enabled: `file`

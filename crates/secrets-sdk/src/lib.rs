@@ -126,6 +126,7 @@ mod bootstrap;
 mod client;
 mod error;
 mod io_runtime;
+mod routes;
 mod secret;
 #[cfg(feature = "vault")]
 mod vault_client;

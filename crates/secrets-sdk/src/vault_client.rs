@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use secret_pep::{Authorized, BatchReport, ExecutionContext, Pep};
-use secret_providers::{Kv2Flavor, Kv2Provider, ProviderError};
-use secret_uri::{Engine, Provider, SecretUri};
+use secret_providers::{ProviderError, SecretProvider};
+use secret_uri::{Provider, SecretUri};
 use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::Error;
 use crate::io_runtime::IoRuntime;
+use crate::routes::Routes;
 use crate::secret::{Entry, OwnedUriInput, Secret, UriInput};
 
 pub use audit::{ResourceRef, VaultAuditEvent, VaultAuditHook};
@@ -75,8 +76,9 @@ struct Inner {
 /// last reference to the runtime that runs it.
 struct Core {
     pep: Pep,
-    openbao: Kv2Provider,
-    hashicorp: Kv2Provider,
+    /// Which provider serves each scheme: one KV v2 provider per server for both vault
+    /// schemes, and any provider of one's own.
+    routes: Routes,
     salt: Arc<TenantSalt>,
 }
 
@@ -184,7 +186,7 @@ impl VaultClient {
     ) -> Result<BatchReport, Error> {
         for text in required.iter().chain(optional) {
             if let Ok(uri) = SecretUri::parse(text) {
-                kv2_route(&uri)?;
+                self.inner.core.served(&uri)?;
             }
         }
         let ctx = ctx.unwrap_or(&self.inner.default_context).clone();
@@ -221,8 +223,7 @@ impl VaultClient {
     #[must_use]
     pub fn kv2_config(&self, provider: Provider) -> Option<&secret_providers::Kv2Config> {
         match provider {
-            Provider::OpenBao => Some(self.inner.core.openbao.config()),
-            Provider::HashiCorp => Some(self.inner.core.hashicorp.config()),
+            Provider::OpenBao | Provider::HashiCorp => self.inner.core.routes.kv2_config(provider),
             _ => None,
         }
     }
@@ -258,8 +259,7 @@ impl fmt::Debug for VaultClient {
         let inner = &*self.inner;
         f.debug_struct("VaultClient")
             .field("tenant", &self.tenant_id())
-            .field("openbao", &inner.core.openbao)
-            .field("hashicorp", &inner.core.hashicorp)
+            .field("providers", &inner.core.routes)
             .field("pep", &inner.core.pep)
             .field("salt", &inner.core.salt)
             .field("default_context", &inner.default_context)
@@ -382,21 +382,21 @@ impl Core {
             );
         }
         // Before the PEP: a URI this client can never read takes no use and asks no PDP.
-        let kv2 = self.kv2_for(&uri)?;
+        let provider = self.served(&uri)?;
         let granted = self.pep.authorize_uri(ctx, uri).await?;
         span.record("use_number", granted.use_number());
-        self.read(kv2, granted, ctx).await
+        self.read(provider, granted, ctx).await
     }
 
     /// Reads an authorized URI and audits the read. A read that failed before the vault
     /// returned data (connection, TLS, timeout, 5xx) gives its use back.
     async fn read(
         &self,
-        kv2: &Kv2Provider,
+        provider: &Arc<dyn SecretProvider>,
         granted: Authorized,
         ctx: &ExecutionContext,
     ) -> Result<Secret, Error> {
-        let result = kv2.read(granted.uri()).await;
+        let result = provider.read(granted.uri()).await;
         self.pep.audit_read(
             ctx,
             &granted,
@@ -423,11 +423,15 @@ impl Core {
         }
     }
 
-    fn kv2_for(&self, uri: &SecretUri) -> Result<&Kv2Provider, Error> {
-        Ok(match kv2_route(uri)? {
-            Kv2Flavor::HashiCorp => &self.hashicorp,
-            _ => &self.openbao,
-        })
+    /// The provider that serves `uri`, or `UNSUPPORTED_PROVIDER`; `UNKNOWN_PARAMETER` for a
+    /// query parameter it does not serve. Checked before the PEP, so a URI this client can
+    /// never read takes no use and asks no PDP. (The original SDK sent every scheme,
+    /// `file://` included, to the vault, and ignored unknown parameters.)
+    fn served(&self, uri: &SecretUri) -> Result<&Arc<dyn SecretProvider>, Error> {
+        let provider = self.routes.route(uri)?;
+        secret_providers::check_parameters(uri)
+            .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
+        Ok(provider)
     }
 }
 
@@ -440,51 +444,5 @@ fn no_data_returned(error: &ProviderError) -> bool {
         | ProviderError::Tls { .. } => true,
         ProviderError::UnexpectedStatus { status, .. } => *status >= 500,
         _ => false,
-    }
-}
-
-/// Which KV v2 provider serves `uri`, or `UNSUPPORTED_PROVIDER`, or `UNKNOWN_PARAMETER` for a
-/// query parameter KV v2 does not serve. (The original SDK sent every scheme, `file://`
-/// included, to the vault, and ignored unknown parameters.)
-fn kv2_route(uri: &SecretUri) -> Result<Kv2Flavor, Error> {
-    let provider = uri.provider();
-    let flavor = match provider {
-        Provider::OpenBao => Kv2Flavor::OpenBao,
-        Provider::HashiCorp => Kv2Flavor::HashiCorp,
-        _ => {
-            return Err(Error::UnsupportedProvider {
-                provider: provider.as_str(),
-                reason: "VaultClient reads openbao and hashicorp KV v2 URIs only",
-            });
-        }
-    };
-    if !matches!(uri.engine(), None | Some(Engine::Kv2)) {
-        return Err(Error::UnsupportedProvider {
-            provider: provider.as_str(),
-            reason: "VaultClient reads the KV v2 engine only",
-        });
-    }
-    secret_providers::check_parameters(uri)
-        .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
-    Ok(flavor)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unsupported_schemes_and_engines() -> Result<(), secret_uri::UriError> {
-        for (uri, code) in [
-            ("openbao+kv2://secret/a", None),
-            ("hashicorp://secret/a", None),
-            ("file://secret/a", Some("UNSUPPORTED_PROVIDER")),
-            ("db+cred://secret/a", Some("UNSUPPORTED_PROVIDER")),
-            ("yaml://secret/a", Some("UNSUPPORTED_PROVIDER")),
-        ] {
-            let uri = SecretUri::parse(uri)?;
-            assert_eq!(kv2_route(&uri).err().map(|e| e.code()), code);
-        }
-        Ok(())
     }
 }

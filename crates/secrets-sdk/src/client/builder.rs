@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
-use secret_uri::AllowedMounts;
+use secret_providers::SecretProvider;
+use secret_uri::{AllowedMounts, Provider};
 
 use super::{
     ALLOWED_MOUNTS_ENV, CacheSettings, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
@@ -17,6 +18,7 @@ use super::{
 use crate::Error;
 use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH, LoadedBootstrap};
 use crate::io_runtime::IoRuntime;
+use crate::routes::Routes;
 
 /// Builds a [`SecretsClient`]. Every setting is explicit; [`from_env`](Self::from_env) (or
 /// [`env_lookup`](Self::env_lookup)) adds the environment as the fallback for what is not
@@ -64,6 +66,7 @@ pub struct SecretsClientBuilder {
     stale_if_error: Option<Duration>,
     offload_file_reads: bool,
     resolve_deadline: Option<Duration>,
+    providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
 }
 
 impl fmt::Debug for SecretsClientBuilder {
@@ -78,6 +81,7 @@ impl fmt::Debug for SecretsClientBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_file_secrets", &self.cache_file_secrets)
             .field("stale_if_error", &self.stale_if_error)
+            .field("providers", &self.providers)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +96,47 @@ impl SecretsClientBuilder {
     /// The longest [`resolve_deadline`](Self::resolve_deadline): 1 h. A longer builder value
     /// is clamped to it; a longer `SECRETS_RESOLVE_DEADLINE_S` is refused (`CONFIG`).
     pub const MAX_RESOLVE_DEADLINE: Duration = Duration::from_secs(3600);
+
+    /// Serves `provider`'s scheme with a provider of one's own, replacing the built-in one
+    /// (file, KV v2) for that scheme: how a team adds a backend without forking. Any scheme
+    /// the URI grammar names can be served (`db+cred://`, `yaml://`, …); the provider's
+    /// [`serves`](SecretProvider::serves) says which engines. Its reads get the client's
+    /// cache, coalescing, stale-if-error and deadline like any other; a provider whose
+    /// [`reads_block`](SecretProvider::reads_block) is read on the client's blocking pool.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secrets_sdk::providers::{ProviderError, ReadFuture, SecretProvider, SecretValue};
+    /// use secrets_sdk::uri::{AllowedMounts, Provider, SecretUri};
+    /// use secrets_sdk::SecretsClient;
+    ///
+    /// /// Database passwords from a team's own store.
+    /// #[derive(Debug)]
+    /// struct Passwords;
+    ///
+    /// impl SecretProvider for Passwords {
+    ///     fn name(&self) -> &'static str {
+    ///         "passwords"
+    ///     }
+    ///     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
+    ///         let value = format!("pw-for-{}", uri.path());
+    ///         Box::pin(async move { Ok::<_, ProviderError>(SecretValue::from_text(value)) })
+    ///     }
+    /// }
+    ///
+    /// let client = SecretsClient::builder()
+    ///     .allowed_mounts(AllowedMounts::from_csv("pg"))
+    ///     .provider(Provider::Db, Arc::new(Passwords))
+    ///     .build()?;
+    /// let secret = client.resolve_blocking("db+cred://pg/app")?;
+    /// assert_eq!(secret.expose_str(), Some("pw-for-app"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn provider(mut self, provider: Provider, implementation: Arc<dyn SecretProvider>) -> Self {
+        self.providers.retain(|(p, _)| *p != provider);
+        self.providers.push((provider, implementation));
+        self
+    }
 
     /// Falls back to the process environment for what is not set explicitly.
     pub fn from_env(self) -> Self {
@@ -327,22 +372,24 @@ impl SecretsClientBuilder {
             tracing::debug!(source = %source, "bootstrap loaded");
         }
 
+        let mut routes = Routes::new(vault_note);
+        #[cfg(feature = "file")]
+        routes.insert(Provider::File, Arc::new(file));
         #[cfg(any(feature = "openbao", feature = "hashicorp"))]
-        let (openbao, hashicorp) = self.vault_providers(loaded, &var)?;
+        routes
+            .insert_kv2(self.vault_configs(loaded, &var)?)
+            .map_err(crate::bootstrap::config_error)?;
         #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
         drop(loaded);
+        for (provider, implementation) in self.providers {
+            routes.insert(provider, implementation);
+        }
 
         let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let epoch = Instant::now();
         let inner = Inner {
             allowed,
-            #[cfg(feature = "file")]
-            file,
-            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
-            openbao,
-            #[cfg(any(feature = "openbao", feature = "hashicorp"))]
-            hashicorp,
-            vault_note,
+            routes,
             bootstrap_source,
             cache: Cache::new(settings.capacity),
             failures: Cache::new(FAILURE_SLOTS),
@@ -399,20 +446,15 @@ impl SecretsClientBuilder {
         }
     }
 
+    /// The KV v2 settings of every vault level found, in order: the bootstrap's (or the
+    /// environment's), then those given with [`kv2`](Self::kv2).
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
-    #[allow(clippy::type_complexity)]
-    fn vault_providers(
+    fn vault_configs(
         &self,
         loaded: Option<LoadedBootstrap>,
         var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<
-        (
-            Option<secret_providers::Kv2Provider>,
-            Option<secret_providers::Kv2Provider>,
-        ),
-        Error,
-    > {
-        use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider};
+    ) -> Result<Vec<secret_providers::Kv2Config>, Error> {
+        use secret_providers::{Kv2Config, Kv2Flavor};
 
         use crate::bootstrap::{config_error, env_flavor};
 
@@ -457,16 +499,6 @@ impl SecretsClientBuilder {
             }
         }
         configs.extend(self.kv2.iter().cloned());
-
-        let (mut openbao, mut hashicorp) = (None, None);
-        for config in configs {
-            let flavor = config.flavor;
-            let provider = Kv2Provider::new(config).map_err(config_error)?;
-            match flavor {
-                Kv2Flavor::HashiCorp => hashicorp = Some(provider),
-                _ => openbao = Some(provider),
-            }
-        }
-        Ok((openbao, hashicorp))
+        Ok(configs)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use secrecy::SecretString;
 use secret_pep::{ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService};
-use secret_providers::{Kv2Config, Kv2Flavor, Kv2Provider, ProviderError};
+use secret_providers::{Kv2Config, Kv2Flavor, ProviderError, SecretProvider};
 use secret_uri::Provider;
 use zeroize::Zeroizing;
 
@@ -15,6 +15,7 @@ use super::audit::{KeyedAudit, MIN_SALT_BYTES, TenantSalt};
 use super::{Core, DEFAULT_IO_THREADS, Inner, TENANT_SALT_ENV, VaultAuditHook, VaultClient};
 use crate::Error;
 use crate::io_runtime::IoRuntime;
+use crate::routes::Routes;
 
 #[cfg(doc)]
 use super::ResourceRef;
@@ -59,6 +60,7 @@ pub struct VaultClientBuilder {
     audit: Option<Arc<dyn VaultAuditHook>>,
     default_context: Option<ExecutionContext>,
     io_threads: Option<usize>,
+    providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
 }
 
 impl fmt::Debug for VaultClientBuilder {
@@ -72,6 +74,7 @@ impl fmt::Debug for VaultClientBuilder {
             .field("audit", &self.audit)
             .field("default_context", &self.default_context)
             .field("io_threads", &self.io_threads)
+            .field("providers", &self.providers)
             .finish()
     }
 }
@@ -92,7 +95,8 @@ impl VaultClientBuilder {
     }
 
     /// Uses these vault settings instead of `VAULT_*`. The config serves its flavor's scheme;
-    /// the other scheme gets the same settings unless a config of its flavor is given too.
+    /// the other scheme reaches the same server unless a config of its flavor is given too.
+    /// Configs naming one server share one provider (one pool, one token).
     pub fn kv2(mut self, config: Kv2Config) -> Self {
         self.kv2.push(config);
         self
@@ -138,110 +142,41 @@ impl VaultClientBuilder {
         self
     }
 
-    /// Builds the client. No network I/O happens here: the PDP and the vault are contacted
-    /// (and the vault logged in to) at the first call.
+    /// Serves `provider`'s scheme with a provider of one's own (replacing the built-in KV v2
+    /// route for `openbao`/`hashicorp`), behind the same PEP: every read of it is authorized
+    /// first, counted against its grant and audited. The grant's resource identity names the
+    /// provider's [`backend`](SecretProvider::backend). See
+    /// [`SecretsClientBuilder::provider`](crate::SecretsClientBuilder::provider) for an example
+    /// provider.
+    pub fn provider(mut self, provider: Provider, implementation: Arc<dyn SecretProvider>) -> Self {
+        self.providers.retain(|(p, _)| *p != provider);
+        self.providers.push((provider, implementation));
+        self
+    }
+
+    /// Builds the client: checks the required settings, then assembles the parts (routes,
+    /// PEP, runtime), each built by its own step. No network I/O happens here: the PDP and
+    /// the vault are contacted (and the vault logged in to) at the first call.
     ///
     /// # Errors
     /// `CONFIG` naming the missing or invalid setting; the PEP's `CONFIG` errors (e.g. no PDP
     /// configured, development mode in production).
     pub fn build(self) -> Result<VaultClient, Error> {
-        let lookup = self.lookup.clone();
-        let raw = move |name: &str| lookup.as_ref().and_then(|l| l(name));
-        let var = |name: &str| {
-            raw(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-
-        // The required settings, named in the documented order when missing.
-        if self.kv2.is_empty() {
-            if var("VAULT_URL").or_else(|| var("VAULT_ADDR")).is_none() {
-                return Err(missing("VAULT_URL", "kv2"));
-            }
-            let method = var("VAULT_AUTH_METHOD").map(|m| m.to_ascii_lowercase());
-            if matches!(method.as_deref(), None | Some("token"))
-                && var("VAULT_TOKEN").is_none()
-                && var("VAULT_TOKEN_FILE").is_none()
-            {
-                return Err(missing("VAULT_TOKEN", "kv2"));
-            }
+        let env = Env(self.lookup.clone());
+        self.check_required(&env)?;
+        let salt = Arc::new(self.tenant_salt_checked(&env)?);
+        let routes = self.routes(&env)?;
+        let io_threads = self.io_threads.unwrap_or(DEFAULT_IO_THREADS);
+        if io_threads == 0 {
+            return Err(Error::config("io_threads", "must be at least 1"));
         }
-        if self.pep_config.is_none() {
-            for name in ["TENANT_ID", "TENANT_ALLOWED_MOUNTS"] {
-                if var(name).is_none() {
-                    return Err(missing(name, "pep_config"));
-                }
-            }
-        }
-        let (salt, salt_setting) = match self.salt {
-            Some(salt) => (salt, "tenant_salt"),
-            None => {
-                let text = Zeroizing::new(
-                    raw(TENANT_SALT_ENV).ok_or_else(|| missing(TENANT_SALT_ENV, "tenant_salt"))?,
-                );
-                (SecretString::from(text.trim()), TENANT_SALT_ENV)
-            }
-        };
-        let salt = TenantSalt::new(salt);
-        if salt.len() == 0 {
-            return Err(missing(salt_setting, "tenant_salt"));
-        }
-        if salt.len() < MIN_SALT_BYTES {
-            return Err(Error::config(
-                salt_setting,
-                format!("must be at least {MIN_SALT_BYTES} bytes (32 random bytes recommended)"),
-            ));
-        }
-
-        let mut configs = self.kv2;
-        if configs.is_empty() {
-            configs.push(
-                Kv2Config::from_lookup(Kv2Flavor::HashiCorp, &raw).map_err(vault_config_error)?,
-            );
-        }
-        let provider_for = |flavor: Kv2Flavor| -> Result<Kv2Provider, Error> {
-            let mut config = configs
-                .iter()
-                .rev()
-                .find(|c| c.flavor == flavor)
-                .or(configs.last())
-                .cloned()
-                .ok_or_else(|| missing("VAULT_URL", "kv2"))?;
-            config.flavor = flavor;
-            Kv2Provider::new(config).map_err(vault_config_error)
-        };
-        let openbao = provider_for(Kv2Flavor::OpenBao)?;
-        let hashicorp = provider_for(Kv2Flavor::HashiCorp)?;
-
-        let pep_config = match self.pep_config {
-            Some(config) => config,
-            None => {
-                // A PDP given in code stands in for AUTHZEN_PDP_URL: read the rest as if
-                // development mode were set, then clear the PDP setting, so the given PDP
-                // decides and no PDP is ever silently allow-all.
-                let stand_in = self.pdp.is_some()
-                    && var("AUTHZEN_PDP_URL").is_none()
-                    && var("ENABLE_AUTHORIZATION").is_none();
-                let mut config = PepConfig::from_lookup(|name| {
-                    if stand_in && name == "ENABLE_AUTHORIZATION" {
-                        Some("false".to_owned())
-                    } else {
-                        raw(name)
-                    }
-                })?;
-                if stand_in {
-                    config.pdp = PdpSettings::None;
-                }
-                config
-            }
-        };
-
-        let salt = Arc::new(salt);
+        let pep_config = self.pep_settings(&env)?;
+        let mut pep = Pep::builder(pep_config);
         // Grants belong to the resource on its server: both schemes name the server they
         // reach, so `openbao://x` and `hashicorp+kv2://x` on one VAULT_URL share a grant.
-        let mut pep = Pep::builder(pep_config)
-            .backend(Provider::OpenBao, backend_id(&openbao))
-            .backend(Provider::HashiCorp, backend_id(&hashicorp));
+        for (scheme, provider) in routes.iter() {
+            pep = pep.backend(scheme, provider.backend());
+        }
         if let Some(pdp) = self.pdp {
             pep = pep.pdp(pdp);
         }
@@ -252,19 +187,9 @@ impl VaultClientBuilder {
             });
         }
         let pep = pep.build()?;
-
-        let io_threads = self.io_threads.unwrap_or(DEFAULT_IO_THREADS);
-        if io_threads == 0 {
-            return Err(Error::config("io_threads", "must be at least 1"));
-        }
         Ok(VaultClient {
             inner: Arc::new(Inner {
-                core: Arc::new(Core {
-                    pep,
-                    openbao,
-                    hashicorp,
-                    salt,
-                }),
+                core: Arc::new(Core { pep, routes, salt }),
                 default_context: self.default_context.unwrap_or_default(),
                 io_threads,
                 runtime: IoRuntime::new(io_threads, "vault-client-io"),
@@ -272,16 +197,117 @@ impl VaultClientBuilder {
             }),
         })
     }
+
+    /// The required settings, the first missing one named in the documented order.
+    fn check_required(&self, env: &Env) -> Result<(), Error> {
+        if self.kv2.is_empty() {
+            if env
+                .var("VAULT_URL")
+                .or_else(|| env.var("VAULT_ADDR"))
+                .is_none()
+            {
+                return Err(missing("VAULT_URL", "kv2"));
+            }
+            let method = env.var("VAULT_AUTH_METHOD").map(|m| m.to_ascii_lowercase());
+            if matches!(method.as_deref(), None | Some("token"))
+                && env.var("VAULT_TOKEN").is_none()
+                && env.var("VAULT_TOKEN_FILE").is_none()
+            {
+                return Err(missing("VAULT_TOKEN", "kv2"));
+            }
+        }
+        if self.pep_config.is_none() {
+            for name in ["TENANT_ID", "TENANT_ALLOWED_MOUNTS"] {
+                if env.var(name).is_none() {
+                    return Err(missing(name, "pep_config"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The audit salt, given or from `SECRET_TENANT_SALT`, at least [`MIN_SALT_BYTES`] long.
+    fn tenant_salt_checked(&self, env: &Env) -> Result<TenantSalt, Error> {
+        let (salt, setting) = match &self.salt {
+            Some(salt) => (salt.clone(), "tenant_salt"),
+            None => {
+                let text = Zeroizing::new(
+                    env.raw(TENANT_SALT_ENV)
+                        .ok_or_else(|| missing(TENANT_SALT_ENV, "tenant_salt"))?,
+                );
+                (SecretString::from(text.trim()), TENANT_SALT_ENV)
+            }
+        };
+        let salt = TenantSalt::new(salt);
+        if salt.len() == 0 {
+            return Err(missing(setting, "tenant_salt"));
+        }
+        if salt.len() < MIN_SALT_BYTES {
+            return Err(Error::config(
+                setting,
+                format!("must be at least {MIN_SALT_BYTES} bytes (32 random bytes recommended)"),
+            ));
+        }
+        Ok(salt)
+    }
+
+    /// The routes: one KV v2 provider per server (the given configs, else `VAULT_*`) for both
+    /// vault schemes, then the providers of one's own.
+    fn routes(&self, env: &Env) -> Result<Routes, Error> {
+        let mut configs = self.kv2.clone();
+        if configs.is_empty() {
+            configs.push(
+                Kv2Config::from_lookup(Kv2Flavor::HashiCorp, |name: &str| env.raw(name))
+                    .map_err(vault_config_error)?,
+            );
+        }
+        let mut routes = Routes::new("VaultClient has no vault for this scheme");
+        routes.insert_kv2(configs).map_err(vault_config_error)?;
+        for (provider, implementation) in &self.providers {
+            routes.insert(*provider, Arc::clone(implementation));
+        }
+        Ok(routes)
+    }
+
+    /// The PEP settings, given or from the environment. A PDP given in code stands in for
+    /// `AUTHZEN_PDP_URL`: the rest is read as if development mode were set, then the PDP
+    /// setting is cleared, so the given PDP decides and no PDP is ever silently allow-all.
+    fn pep_settings(&self, env: &Env) -> Result<PepConfig, Error> {
+        if let Some(config) = &self.pep_config {
+            return Ok(config.clone());
+        }
+        let stand_in = self.pdp.is_some()
+            && env.var("AUTHZEN_PDP_URL").is_none()
+            && env.var("ENABLE_AUTHORIZATION").is_none();
+        let mut config = PepConfig::from_lookup(|name| {
+            if stand_in && name == "ENABLE_AUTHORIZATION" {
+                Some("false".to_owned())
+            } else {
+                env.raw(name)
+            }
+        })?;
+        if stand_in {
+            config.pdp = PdpSettings::None;
+        }
+        Ok(config)
+    }
 }
 
-/// The server a KV v2 provider reads from, for the PEP's resource identity: address and
-/// namespace.
-fn backend_id(kv2: &Kv2Provider) -> String {
-    format!(
-        "{}|{}",
-        kv2.address().trim_end_matches('/'),
-        kv2.namespace().unwrap_or_default()
-    )
+/// The builder's environment fallback.
+struct Env(Option<Lookup>);
+
+impl Env {
+    /// The variable as set.
+    fn raw(&self, name: &str) -> Option<String> {
+        self.0.as_ref().and_then(|lookup| lookup(name))
+    }
+
+    /// The variable trimmed; empty counts as unset.
+    fn var(&self, name: &str) -> Option<String> {
+        self.raw(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
 }
 
 fn missing(setting: &str, builder_method: &str) -> Error {
@@ -291,25 +317,16 @@ fn missing(setting: &str, builder_method: &str) -> Error {
     )
 }
 
-/// A provider `CONFIG` error as [`Error::Config`], naming the variable its message starts with
-/// (the provider's messages name variables, never values).
+/// A provider `CONFIG` error as [`Error::Config`] with the same setting (the provider's own
+/// field, never parsed out of a message).
 fn vault_config_error(error: ProviderError) -> Error {
-    let reason = match &error {
-        ProviderError::Config { reason, .. } => reason.clone(),
-        other => other.code().to_owned(),
-    };
-    let (setting, reason) = match reason.split_once(' ') {
-        Some((name, rest))
-            if !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
-        {
-            (name.to_owned(), rest.to_owned())
-        }
-        _ => (
+    let (setting, reason) = match &error {
+        ProviderError::Config {
+            setting, reason, ..
+        } => (setting.to_string(), reason.clone()),
+        other => (
             "vault".to_owned(),
-            format!("settings are invalid: {reason}"),
+            format!("settings are invalid [{}]", other.code()),
         ),
     };
     Error::Config {
@@ -415,6 +432,66 @@ mod tests {
             !shown.contains("s.token-canary") && !shown.contains("salt-0123"),
             "{shown}"
         );
+        Ok(())
+    }
+
+    /// A provider of one's own for the `db` scheme.
+    #[derive(Debug)]
+    struct Creds;
+
+    impl SecretProvider for Creds {
+        fn name(&self) -> &'static str {
+            "creds"
+        }
+
+        fn serves(&self, uri: &secret_uri::SecretUri) -> bool {
+            uri.engine() == Some(secret_uri::Engine::Cred)
+        }
+
+        fn read<'a>(&'a self, uri: &'a secret_uri::SecretUri) -> secret_providers::ReadFuture<'a> {
+            let value = secret_providers::SecretValue::from_text(format!("pw-{}", uri.path()));
+            Box::pin(std::future::ready(Ok(value)))
+        }
+    }
+
+    #[test]
+    fn one_route_per_scheme_one_provider_per_server() -> Result<(), Box<dyn std::error::Error>> {
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let client = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .provider(Provider::Db, Arc::new(Creds))
+            .build()?;
+        let core = &client.inner.core;
+        // Both vault schemes reach the one VAULT_URL through one provider.
+        let openbao = core.served(&"openbao+kv2://secret/a".parse()?)?;
+        let hashicorp = core.served(&"hashicorp://secret/a".parse()?)?;
+        assert!(Arc::ptr_eq(openbao, hashicorp));
+        assert_eq!(openbao.backend(), "http://127.0.0.1:8200|");
+        assert_eq!(
+            client
+                .kv2_config(Provider::OpenBao)
+                .map(|c| c.address.clone()),
+            client
+                .kv2_config(Provider::HashiCorp)
+                .map(|c| c.address.clone())
+        );
+        for (uri, code) in [
+            ("file://secret/a", "UNSUPPORTED_PROVIDER"),
+            ("yaml://secret/a", "UNSUPPORTED_PROVIDER"),
+            ("db+db://secret/a", "UNSUPPORTED_PROVIDER"),
+            ("openbao://secret/a?verison=2", "UNKNOWN_PARAMETER"),
+        ] {
+            let served = core.served(&uri.parse()?).err().map(|e| e.code());
+            assert_eq!(served, Some(code), "{uri}");
+        }
+        // A provider of one's own is read behind the PEP like any other.
+        let ctx = ExecutionContext::new("svc")
+            .with_aud(["crud.secrets"])
+            .with_jti("jti-1");
+        let secret = client.get_credentials_blocking("db+cred://secret/app", Some(&ctx))?;
+        assert_eq!(secret.expose_str(), Some("pw-app"));
         Ok(())
     }
 }

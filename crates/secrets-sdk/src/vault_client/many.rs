@@ -4,7 +4,7 @@
 use secret_pep::ExecutionContext;
 use secret_uri::SecretUri;
 
-use super::{Core, kv2_route};
+use super::Core;
 use crate::Error;
 use crate::secret::Secret;
 
@@ -28,7 +28,7 @@ impl Core {
         let mut servable: Vec<(usize, &str)> = Vec::new();
         for (at, text) in request.uris.iter().enumerate() {
             match SecretUri::parse(text) {
-                Ok(uri) => match kv2_route(&uri) {
+                Ok(uri) => match self.served(&uri) {
                     Ok(_) => {
                         out.push(None);
                         servable.push((at, text.as_str()));
@@ -52,8 +52,8 @@ impl Core {
             }
         }
         for (at, granted) in reads {
-            let result = match self.kv2_for(granted.uri()) {
-                Ok(kv2) => self.read(kv2, granted, ctx).await,
+            let result = match self.served(granted.uri()) {
+                Ok(provider) => self.read(provider, granted, ctx).await,
                 Err(error) => Err(error),
             };
             out[at] = Some(result);

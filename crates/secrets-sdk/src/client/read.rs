@@ -1,0 +1,79 @@
+//! One provider read of a resolve: a task on the client's runtime (or its blocking pool),
+//! bounded by the resolve deadline, and what its outcome means.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secret_providers::{ProviderError, SecretProvider, SecretValue};
+use secret_uri::SecretUri;
+use tokio::runtime::Handle;
+use tokio::task::{JoinError, JoinHandle};
+use tracing::Instrument;
+
+use crate::Error;
+
+/// The read as a task on the client's runtime (`handle`): async reads (KV v2) as tasks, so
+/// connections live on a runtime the client controls whatever runtime the caller uses;
+/// blocking reads (files) on its blocking pool, so a stalled filesystem holds a blocking
+/// thread, never a thread that vault I/O or the caller's executor needs.
+pub(super) fn spawn(
+    provider: &Arc<dyn SecretProvider>,
+    handle: &Handle,
+    uri: &SecretUri,
+) -> JoinHandle<ProviderResult> {
+    let provider = Arc::clone(provider);
+    let owned = uri.clone();
+    // The resolve's span goes along, so the provider's events stay inside it.
+    let span = tracing::Span::current();
+    if provider.reads_block() {
+        handle.spawn_blocking(move || {
+            span.in_scope(|| {
+                #[cfg(all(test, feature = "file"))]
+                super::tests::stall_if_asked(&owned);
+                provider.read_blocking(&owned)
+            })
+        })
+    } else {
+        handle.spawn(async move { provider.read(&owned).await }.instrument(span))
+    }
+}
+
+pub(super) type ProviderResult = Result<SecretValue, ProviderError>;
+
+/// A read task's outcome: its result, `RUNTIME` if the task died, `TIMEOUT` if the deadline
+/// (`limit`) passed first.
+pub(super) fn joined(
+    outcome: Option<Result<ProviderResult, JoinError>>,
+    uri: &SecretUri,
+    limit: Duration,
+) -> Result<SecretValue, Error> {
+    match outcome {
+        Some(Ok(result)) => result.map_err(|e| Error::provider(uri.mount(), Arc::new(e))),
+        Some(Err(join)) => Err(Error::Runtime {
+            reason: "the read task was cancelled",
+            source: Some(Box::new(join)),
+        }),
+        None => Err(timed_out(uri, limit)),
+    }
+}
+
+/// The `TIMEOUT` of a resolve that hit its deadline.
+pub(super) fn timed_out(uri: &SecretUri, limit: Duration) -> Error {
+    Error::provider(
+        uri.mount(),
+        Arc::new(ProviderError::Timeout {
+            provider: uri.provider().as_str(),
+            timeout: limit,
+            attempts: 1,
+        }),
+    )
+}
+
+impl Error {
+    pub(super) fn provider_error_arc(&self) -> Option<Arc<ProviderError>> {
+        match self {
+            Self::Provider { source, .. } => Some(Arc::clone(source)),
+            _ => None,
+        }
+    }
+}
