@@ -311,7 +311,7 @@ impl ProviderError {
         }
     }
 
-    #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
+    #[cfg_attr(not(feature = "kv2"), allow(dead_code))]
     pub(crate) fn config(
         provider: &'static str,
         setting: impl Into<Cow<'static, str>>,

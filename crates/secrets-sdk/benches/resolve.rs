@@ -46,7 +46,11 @@ fn files() -> tempfile::TempDir {
     root
 }
 
-fn client(root: &Path, bootstrap: Option<BootstrapConfig>, cache_files: bool) -> SecretsClient {
+fn client(
+    root: &Path,
+    bootstrap: Option<secrets_sdk::providers::Kv2Config>,
+    cache_files: bool,
+) -> SecretsClient {
     let mut builder = SecretsClient::builder()
         .file_root(root)
         .allowed_mounts(AllowedMounts::from_csv("demo,secret"))
@@ -174,12 +178,8 @@ fn report(path: &Path) {
             })
             .await,
         ));
-        let provider = secrets_sdk::providers::Kv2Provider::new(
-            bootstrap
-                .to_kv2_config(secrets_sdk::providers::Kv2Flavor::OpenBao, None)
-                .unwrap(),
-        )
-        .unwrap();
+        // A bootstrap is the provider's own settings.
+        let provider = secrets_sdk::providers::Kv2Provider::new(bootstrap).unwrap();
         out.push((
             "kv2_provider_read",
             single(2_000, 200, || async {

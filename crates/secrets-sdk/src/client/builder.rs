@@ -16,7 +16,9 @@ use super::{
     DEFAULT_RESOLVE_DEADLINE, FAILURE_SLOTS, Inner, Lookup, RESOLVE_DEADLINE_ENV, SecretsClient,
 };
 use crate::Error;
-use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH, LoadedBootstrap};
+use crate::bootstrap::LoadedBootstrap;
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH};
 use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
 
@@ -26,10 +28,12 @@ use crate::routes::Routes;
 ///
 /// The vault settings come from the one reader that `VaultClient` and `ProviderRouter` use
 /// too, `Kv2Config::from_lookup`: from the environment level it reads everything; a bootstrap
-/// file (or a given [`BootstrapConfig`]) supplies address and login and the environment's
-/// tuning variables (`P_TIMEOUT`, `P_CACERT`, `P_VERIFY_SSL`, `P_CLIENT_CERT`/`_KEY`,
-/// `P_NAMESPACE`, retries, body cap) apply to it
-/// ([`BootstrapConfig::to_kv2_config_with`]). [`vault_timeout`](Self::vault_timeout) and
+/// file (or a `Kv2Config` given to [`bootstrap`](Self::bootstrap)) supplies address and login
+/// and the environment's tuning variables (`P_TIMEOUT`, `P_CACERT`, `P_VERIFY_SSL`,
+/// `P_CLIENT_CERT`/`_KEY`, `P_NAMESPACE`, retries, body cap) apply to it
+/// ([`BootstrapConfig::tuned`]). The client's own settings (`SECRETS_ALLOWED_MOUNTS`,
+/// `SECRETS_RESOLVE_DEADLINE_S`, `FILE_*`) are read by the same shared reader
+/// (`secret-config`): trimmed, empty counts as unset. [`vault_timeout`](Self::vault_timeout) and
 /// [`vault_retry`](Self::vault_retry) beat the environment; [`kv2`](Self::kv2) replaces it.
 ///
 /// ```
@@ -47,7 +51,8 @@ use crate::routes::Routes;
 #[must_use]
 pub struct SecretsClientBuilder {
     lookup: Option<Lookup>,
-    bootstrap: Option<BootstrapConfig>,
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    bootstrap: Option<secret_providers::Kv2Config>,
     bootstrap_path: Option<PathBuf>,
     default_bootstrap_path: Option<PathBuf>,
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
@@ -73,7 +78,6 @@ impl fmt::Debug for SecretsClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretsClientBuilder")
             .field("from_env", &self.lookup.is_some())
-            .field("bootstrap", &self.bootstrap)
             .field("bootstrap_path", &self.bootstrap_path)
             .field("file_root", &self.file_root)
             .field("allowed_mounts", &self.allowed_mounts)
@@ -158,8 +162,14 @@ impl SecretsClientBuilder {
         self
     }
 
-    /// Uses this bootstrap, before any other bootstrap source.
-    pub fn bootstrap(mut self, config: BootstrapConfig) -> Self {
+    /// Uses these settings as the bootstrap (address and login; see
+    /// [`BootstrapConfig::token`] and friends), before any other bootstrap source. They are
+    /// [validated](BootstrapConfig::validate) as a bootstrap file would be, and the
+    /// environment's tuning applies to them ([`BootstrapConfig::tuned`]);
+    /// [`kv2`](Self::kv2) takes settings exactly as given instead.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
+    pub fn bootstrap(mut self, config: secret_providers::Kv2Config) -> Self {
         self.bootstrap = Some(config);
         self
     }
@@ -285,11 +295,12 @@ impl SecretsClientBuilder {
     pub fn build(self) -> Result<SecretsClient, Error> {
         let lookup = self.lookup.clone();
         let var = |name: &str| lookup.as_ref().and_then(|l| l(name));
+        let env = secret_config::Env::new(&var);
 
         let allowed = if self.any_mount {
             AllowedMounts::default()
         } else {
-            let (mounts, setting) = match (&self.allowed_mounts, var(ALLOWED_MOUNTS_ENV)) {
+            let (mounts, setting) = match (&self.allowed_mounts, env.get(ALLOWED_MOUNTS_ENV)) {
                 (Some(mounts), _) => (mounts.clone(), "allowed_mounts"),
                 (None, Some(list)) => (AllowedMounts::from_csv(&list), ALLOWED_MOUNTS_ENV),
                 (None, None) => {
@@ -308,12 +319,9 @@ impl SecretsClientBuilder {
             mounts
         };
 
-        let resolve_deadline = match (
-            self.resolve_deadline,
-            var(RESOLVE_DEADLINE_ENV).filter(|t| !t.trim().is_empty()),
-        ) {
+        let resolve_deadline = match (self.resolve_deadline, env.setting(RESOLVE_DEADLINE_ENV)) {
             (Some(deadline), _) => deadline.min(Self::MAX_RESOLVE_DEADLINE),
-            (None, Some(text)) => match text.trim().parse::<u64>() {
+            (None, Some(setting)) => match setting.number::<u64>() {
                 Ok(secs) if secs > 0 && secs <= Self::MAX_RESOLVE_DEADLINE.as_secs() => {
                     Duration::from_secs(secs)
                 }
@@ -349,22 +357,17 @@ impl SecretsClientBuilder {
         }
 
         #[cfg(feature = "file")]
-        let file =
-            {
-                let mut config = secret_providers::FileConfig::from_lookup(|name| var(name))
-                    .map_err(|e| Error::Config {
-                        setting: "FILE_MAX_BYTES".into(),
-                        reason: "is invalid".into(),
-                        source: Some(Box::new(e)),
-                    })?;
-                if let Some(root) = &self.file_root {
-                    config.root.clone_from(root);
-                }
-                if let Some(max) = self.file_max_bytes {
-                    config = config.with_max_bytes(max);
-                }
-                secret_providers::FileProvider::new(config)
-            };
+        let file = {
+            let mut config = secret_providers::FileConfig::from_lookup(|name| var(name))
+                .map_err(crate::bootstrap::config_error)?;
+            if let Some(root) = &self.file_root {
+                config.root.clone_from(root);
+            }
+            if let Some(max) = self.file_max_bytes {
+                config = config.with_max_bytes(max);
+            }
+            secret_providers::FileProvider::new(config)
+        };
 
         let (loaded, vault_note) = self.find_bootstrap(lookup.as_ref())?;
         let bootstrap_source = loaded.as_ref().map(|l| l.source.clone());
@@ -406,12 +409,13 @@ impl SecretsClientBuilder {
     }
 
     /// The bootstrap to use, if any, and otherwise why there is none.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     fn find_bootstrap(
         &self,
         lookup: Option<&Lookup>,
     ) -> Result<(Option<LoadedBootstrap>, String), Error> {
         if let Some(config) = &self.bootstrap {
-            config.validate()?;
+            BootstrapConfig::validate(config)?;
             let loaded = LoadedBootstrap {
                 config: config.clone(),
                 source: BootstrapSource::Given,
@@ -446,6 +450,16 @@ impl SecretsClientBuilder {
         }
     }
 
+    /// Without a vault feature there is nothing a bootstrap could configure.
+    #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn find_bootstrap(
+        &self,
+        _lookup: Option<&Lookup>,
+    ) -> Result<(Option<LoadedBootstrap>, String), Error> {
+        Ok((None, "built without a vault feature".into()))
+    }
+
     /// The KV v2 settings of every vault level found, in order: the bootstrap's (or the
     /// environment's), then those given with [`kv2`](Self::kv2).
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
@@ -456,7 +470,7 @@ impl SecretsClientBuilder {
     ) -> Result<Vec<secret_providers::Kv2Config>, Error> {
         use secret_providers::{Kv2Config, Kv2Flavor};
 
-        use crate::bootstrap::{config_error, env_flavor};
+        use crate::bootstrap::config_error;
 
         // Explicit builder settings beat the environment's tuning.
         let tune = |mut config: Kv2Config| {
@@ -472,11 +486,9 @@ impl SecretsClientBuilder {
         if let Some(loaded) = loaded {
             match loaded.source {
                 // The environment level: the one reader's settings, in full.
-                BootstrapSource::Environment(prefix) => {
-                    let flavor = env_flavor(prefix);
-                    configs.push(tune(
-                        Kv2Config::from_lookup(flavor, var).map_err(config_error)?,
-                    ));
+                BootstrapSource::Environment(_) => {
+                    let flavor = loaded.config.flavor;
+                    configs.push(tune(loaded.config));
                     // Both OPENBAO_URL and VAULT_URL set: each scheme gets its own server.
                     if flavor == Kv2Flavor::OpenBao
                         && Kv2Config::address_from_lookup(Kv2Flavor::HashiCorp, var).is_some()
@@ -488,14 +500,7 @@ impl SecretsClientBuilder {
                     }
                 }
                 // A file or a given bootstrap: its address and login, the environment's tuning.
-                _ => {
-                    let flavor = if cfg!(feature = "openbao") {
-                        Kv2Flavor::OpenBao
-                    } else {
-                        Kv2Flavor::HashiCorp
-                    };
-                    configs.push(tune(loaded.config.to_kv2_config_with(flavor, var)?));
-                }
+                _ => configs.push(tune(BootstrapConfig::tuned(&loaded.config, var)?)),
             }
         }
         configs.extend(self.kv2.iter().cloned());
