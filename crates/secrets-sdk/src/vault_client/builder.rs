@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use secrecy::SecretString;
+use secret_config::Env;
 use secret_pep::{ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService};
 use secret_providers::{Kv2Config, Kv2Flavor, ProviderError, SecretProvider};
 use secret_uri::Provider;
@@ -162,7 +163,9 @@ impl VaultClientBuilder {
     /// `CONFIG` naming the missing or invalid setting; the PEP's `CONFIG` errors (e.g. no PDP
     /// configured, development mode in production).
     pub fn build(self) -> Result<VaultClient, Error> {
-        let env = Env(self.lookup.clone());
+        let lookup = self.lookup.clone();
+        let raw = move |name: &str| lookup.as_ref().and_then(|lookup| lookup(name));
+        let env = Env::new(&raw);
         self.check_required(&env)?;
         let salt = Arc::new(self.tenant_salt_checked(&env)?);
         let routes = self.routes(&env)?;
@@ -199,26 +202,26 @@ impl VaultClientBuilder {
     }
 
     /// The required settings, the first missing one named in the documented order.
-    fn check_required(&self, env: &Env) -> Result<(), Error> {
+    fn check_required(&self, env: &Env<'_>) -> Result<(), Error> {
         if self.kv2.is_empty() {
             if env
-                .var("VAULT_URL")
-                .or_else(|| env.var("VAULT_ADDR"))
+                .get("VAULT_URL")
+                .or_else(|| env.get("VAULT_ADDR"))
                 .is_none()
             {
                 return Err(missing("VAULT_URL", "kv2"));
             }
-            let method = env.var("VAULT_AUTH_METHOD").map(|m| m.to_ascii_lowercase());
+            let method = env.get("VAULT_AUTH_METHOD").map(|m| m.to_ascii_lowercase());
             if matches!(method.as_deref(), None | Some("token"))
-                && env.var("VAULT_TOKEN").is_none()
-                && env.var("VAULT_TOKEN_FILE").is_none()
+                && env.get("VAULT_TOKEN").is_none()
+                && env.get("VAULT_TOKEN_FILE").is_none()
             {
                 return Err(missing("VAULT_TOKEN", "kv2"));
             }
         }
         if self.pep_config.is_none() {
             for name in ["TENANT_ID", "TENANT_ALLOWED_MOUNTS"] {
-                if env.var(name).is_none() {
+                if env.get(name).is_none() {
                     return Err(missing(name, "pep_config"));
                 }
             }
@@ -227,7 +230,7 @@ impl VaultClientBuilder {
     }
 
     /// The audit salt, given or from `SECRET_TENANT_SALT`, at least [`MIN_SALT_BYTES`] long.
-    fn tenant_salt_checked(&self, env: &Env) -> Result<TenantSalt, Error> {
+    fn tenant_salt_checked(&self, env: &Env<'_>) -> Result<TenantSalt, Error> {
         let (salt, setting) = match &self.salt {
             Some(salt) => (salt.clone(), "tenant_salt"),
             None => {
@@ -253,7 +256,7 @@ impl VaultClientBuilder {
 
     /// The routes: one KV v2 provider per server (the given configs, else `VAULT_*`) for both
     /// vault schemes, then the providers of one's own.
-    fn routes(&self, env: &Env) -> Result<Routes, Error> {
+    fn routes(&self, env: &Env<'_>) -> Result<Routes, Error> {
         let mut configs = self.kv2.clone();
         if configs.is_empty() {
             configs.push(
@@ -272,13 +275,13 @@ impl VaultClientBuilder {
     /// The PEP settings, given or from the environment. A PDP given in code stands in for
     /// `AUTHZEN_PDP_URL`: the rest is read as if development mode were set, then the PDP
     /// setting is cleared, so the given PDP decides and no PDP is ever silently allow-all.
-    fn pep_settings(&self, env: &Env) -> Result<PepConfig, Error> {
+    fn pep_settings(&self, env: &Env<'_>) -> Result<PepConfig, Error> {
         if let Some(config) = &self.pep_config {
             return Ok(config.clone());
         }
         let stand_in = self.pdp.is_some()
-            && env.var("AUTHZEN_PDP_URL").is_none()
-            && env.var("ENABLE_AUTHORIZATION").is_none();
+            && env.get("AUTHZEN_PDP_URL").is_none()
+            && env.get("ENABLE_AUTHORIZATION").is_none();
         let mut config = PepConfig::from_lookup(|name| {
             if stand_in && name == "ENABLE_AUTHORIZATION" {
                 Some("false".to_owned())
@@ -293,23 +296,6 @@ impl VaultClientBuilder {
     }
 }
 
-/// The builder's environment fallback.
-struct Env(Option<Lookup>);
-
-impl Env {
-    /// The variable as set.
-    fn raw(&self, name: &str) -> Option<String> {
-        self.0.as_ref().and_then(|lookup| lookup(name))
-    }
-
-    /// The variable trimmed; empty counts as unset.
-    fn var(&self, name: &str) -> Option<String> {
-        self.raw(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-}
-
 fn missing(setting: &str, builder_method: &str) -> Error {
     Error::config(
         setting,
@@ -317,23 +303,10 @@ fn missing(setting: &str, builder_method: &str) -> Error {
     )
 }
 
-/// A provider `CONFIG` error as [`Error::Config`] with the same setting (the provider's own
-/// field, never parsed out of a message).
+/// A provider error as [`Error::Config`], keeping its setting field (the one conversion,
+/// shared with `SecretsClient`).
 fn vault_config_error(error: ProviderError) -> Error {
-    let (setting, reason) = match &error {
-        ProviderError::Config {
-            setting, reason, ..
-        } => (setting.to_string(), reason.clone()),
-        other => (
-            "vault".to_owned(),
-            format!("settings are invalid [{}]", other.code()),
-        ),
-    };
-    Error::Config {
-        setting,
-        reason,
-        source: Some(Box::new(error)),
-    }
+    crate::bootstrap::config_error(error)
 }
 
 #[cfg(test)]
