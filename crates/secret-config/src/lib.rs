@@ -96,7 +96,10 @@ impl ConfigError {
     /// The stable code, always `"CONFIG"`.
     #[must_use]
     pub const fn code(&self) -> &'static str {
-        "CONFIG"
+        // A match, like every `code()` of the workspace, so the error-code table sees it.
+        match self {
+            Self { .. } => "CONFIG",
+        }
     }
 
     /// The setting at fault, e.g. `OPENBAO_URL`.
