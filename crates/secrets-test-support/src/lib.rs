@@ -14,8 +14,13 @@
 //! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
 //!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
 //!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
+//! - [`Shared`]: one server per test binary while its tests overlap ([`shared_openbao`]).
 //! - [`openbao_or_skip`]: the skip policy. Locally a missing `bao` prints `SKIP` and the test
 //!   returns; under `CI=true` it fails the test.
+//!
+//! [`OpenBaoServer::start_detached`] and [`cerbos::CerbosServer::start_detached`] start the
+//! same servers to outlive the caller ([`Detached`]): `cargo xtask services up` runs its
+//! shared servers through them, so starting and health-checking a server has one home.
 //!
 //! The `bao` binary comes from `cargo xtask services install` (under the git-ignored
 //! `.tools/`), or from `$SECRETS_TEST_BAO_BIN`. See `docs/services.md`.
@@ -47,6 +52,7 @@
 
 pub mod bench;
 pub mod cerbos;
+mod detached;
 mod env;
 mod error;
 mod fault;
@@ -59,16 +65,19 @@ mod paths;
 #[cfg(feature = "pep")]
 pub mod pep;
 pub mod proxy;
+mod shared;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use detached::Detached;
 pub use env::env_map;
 pub use error::Error;
 pub use fault::{Fault, FaultServer, RecordedRequest};
 pub use logs::LogCapture;
 pub use openbao::{AppRoleCredentials, OpenBaoServer};
 pub use paths::{BAO_BIN_ENV, CERBOS_BIN_ENV, bao_bin, cerbos_bin, repo_root, tools_dir};
+pub use shared::Shared;
 
 /// A loopback TCP port that was free a moment ago (bind to port 0, read it, release it).
 ///
@@ -139,6 +148,14 @@ pub fn skip_or_fail(reason: &str) {
 /// start (that is a bug, not a missing tool).
 pub fn openbao_or_skip() -> Option<OpenBaoServer> {
     or_skip(OpenBaoServer::start())
+}
+
+/// One plain-HTTP OpenBao for every test of this binary that runs while another holds it
+/// ([`Shared`]), with the policy of [`openbao_or_skip`]. For tests that only write under
+/// paths of their own; a test that stops, restarts or reconfigures the server starts its own.
+pub fn shared_openbao() -> Option<std::sync::Arc<OpenBaoServer>> {
+    static SHARED: Shared<OpenBaoServer> = Shared::new();
+    SHARED.get_or_start(openbao_or_skip)
 }
 
 /// [`OpenBaoServer::start_tls`] with the policy of [`openbao_or_skip`].

@@ -1,5 +1,6 @@
-//! PEP test doubles (feature `pep`): a PDP wrapper that counts its calls and an audit hook
-//! that keeps every event.
+//! PEP test doubles (feature `pep`): a PDP wrapper that counts its calls, an audit hook
+//! that keeps every event, and the caller the suites read as ([`reader`] of [`TENANT`] with
+//! a fresh [`jti`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -21,11 +22,65 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use secret_pep::{
-    AccessRequest, AuditEvent, AuditHook, BatchDecision, BatchRequest, Grant, PdpFuture,
-    SecretPolicyService,
+    AccessRequest, AuditEvent, AuditHook, BatchDecision, BatchRequest, ExecutionContext, Grant,
+    PdpFuture, Pep, PepConfig, SecretPolicyService,
 };
+
+/// The tenant the test policies (`cerbos::policies`) grant readers on mount `secret`.
+pub const TENANT: &str = "t1";
+
+/// A reader of [`TENANT`] as the test policies expect one: subject `alice`, audience
+/// `crud.secrets`, role `reader`, issuer `https://issuer.test`, and this `jti`.
+///
+/// ```
+/// let ctx = secrets_test_support::pep::reader(secrets_test_support::pep::jti());
+/// assert_eq!(ctx.roles, ["reader"]);
+/// ```
+pub fn reader(jti: impl Into<String>) -> ExecutionContext {
+    ExecutionContext::new("alice")
+        .with_aud(["crud.secrets"])
+        .with_roles(["reader"])
+        .with_issuer("https://issuer.test")
+        .with_jti(jti)
+}
+
+/// PEP settings the suites share: [`TENANT`] on mount `secret`, a 300 ms negative cache
+/// without jitter, no PDP yet.
+pub fn pep_config() -> PepConfig {
+    let mounts = match "secret".parse() {
+        Ok(mounts) => mounts,
+        Err(e) => panic!("mount list `secret`: {e}"),
+    };
+    PepConfig::new(TENANT, mounts).with_negative_cache(Duration::from_millis(300), Duration::ZERO)
+}
+
+/// A PEP over `pdp` with a [`RecordingAudit`] hook, and that hook.
+///
+/// # Panics
+/// When `config` does not build a PEP (a test's own mistake).
+pub fn pep_with<P: SecretPolicyService + 'static>(
+    config: PepConfig,
+    pdp: Arc<P>,
+) -> (Pep, Arc<RecordingAudit>) {
+    let audit = Arc::new(RecordingAudit::default());
+    let pep = Pep::builder(config)
+        .pdp(pdp)
+        .audit(Arc::clone(&audit))
+        .build();
+    match pep {
+        Ok(pep) => (pep, audit),
+        Err(e) => panic!("test PEP config does not build: {e}"),
+    }
+}
+
+/// A `jti` no other call in this process returns (`jti-0`, `jti-1`, …).
+pub fn jti() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("jti-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 /// Counts calls to the PDP it wraps: [`single`](Self::single) decisions and
 /// [`batches`](Self::batches).

@@ -3,14 +3,14 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::http;
-use crate::{Error, bao_bin, free_port_pair, random_hex};
+use crate::{Detached, Error, bao_bin, free_port_pair, random_hex};
 
 mod admin;
 mod tls;
@@ -49,8 +49,14 @@ pub struct OpenBaoServer {
     admin_port: u16,
     root_token: String,
     mode: Mode,
-    /// Private temp dir: `bao.log`, and for TLS `certs/` plus `admin-listener.hcl`.
+    /// Private temp dir: `bao.log`, and for TLS `certs/` plus `admin-listener.hcl`; for
+    /// [`Self::start_detached`] the caller's folder.
     workdir: PathBuf,
+    /// The server's log file.
+    log: PathBuf,
+    /// Started by [`Self::start_detached`]: its own process group, and `workdir` is not ours
+    /// to remove.
+    detached: bool,
     child: Option<Child>,
 }
 
@@ -81,18 +87,69 @@ impl OpenBaoServer {
     /// Starts a fresh plain-HTTP dev server and waits until `/v1/sys/health` reports it
     /// unsealed and the `secret/` mount answers.
     pub fn start() -> Result<Self, Error> {
-        Self::launch(Mode::Plain)
+        Self::launch(Mode::Plain, None)
     }
 
-    fn launch(mode: Mode) -> Result<Self, Error> {
+    /// Starts a plain-HTTP dev server, as [`Self::start`], that outlives this process: in its
+    /// own process group (a Ctrl-C in the terminal does not reach it), logging to
+    /// `dir/openbao.log`, never stopped by us. `cargo xtask services up` starts the shared
+    /// server with it; stop it by its pid.
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn start_detached(dir: &Path) -> Result<Detached, Error> {
+        let mut server = Self::launch(Mode::Plain, Some(dir))?;
+        // Taken, not killed: dropping a `Child` leaves the process running.
+        let pid = server.child.take().map_or(0, |child| child.id());
+        Ok(Detached {
+            addr: server.addr(),
+            port: server.port,
+            pid,
+            log: server.log_path(),
+            root_token: Some(server.root_token.clone()),
+        })
+    }
+
+    /// Whether an OpenBao on `127.0.0.1:port` (plain HTTP) is ready: `/v1/sys/health` says
+    /// unsealed and, given its root token, the `secret/` mount answers. The one readiness
+    /// check, for the servers started here and for `cargo xtask services`.
+    pub fn is_ready_at(port: u16, root_token: Option<&str>) -> bool {
+        let socket = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        let probe = |path: &str, token: Option<&str>| {
+            let headers: Vec<(&str, &str)> =
+                token.map(|t| ("X-Vault-Token", t)).into_iter().collect();
+            http::request(socket, "GET", path, &headers, None, PROBE_TIMEOUT).ok()
+        };
+        let healthy = probe("/v1/sys/health", None).is_some_and(|r| {
+            r.status == 200
+                && serde_json::from_slice::<Value>(&r.body)
+                    .is_ok_and(|v| v["sealed"] == Value::Bool(false))
+        });
+        healthy
+            && root_token.is_none_or(|token| {
+                probe("/v1/secret/config", Some(token)).is_some_and(|r| r.status == 200)
+            })
+    }
+
+    fn launch(mode: Mode, keep: Option<&Path>) -> Result<Self, Error> {
         let bin = bao_bin()?;
-        let workdir = std::env::temp_dir().join(format!(
-            "secrets-test-bao-{}-{}",
-            std::process::id(),
-            &random_hex()[..12]
-        ));
+        let workdir = keep.map_or_else(
+            || {
+                std::env::temp_dir().join(format!(
+                    "secrets-test-bao-{}-{}",
+                    std::process::id(),
+                    &random_hex()[..12]
+                ))
+            },
+            Path::to_path_buf,
+        );
         std::fs::create_dir_all(&workdir)
             .map_err(Error::io(format!("create {}", workdir.display())))?;
+        let log = workdir.join(if keep.is_some() {
+            "openbao.log"
+        } else {
+            "bao.log"
+        });
         let mut server = Self {
             bin,
             port: 0,
@@ -100,6 +157,8 @@ impl OpenBaoServer {
             root_token: format!("root-{}", random_hex()),
             mode,
             workdir,
+            log,
+            detached: keep.is_some(),
             child: None,
         };
         let mut attempt = 0;
@@ -169,7 +228,7 @@ impl OpenBaoServer {
 
     /// The server's log file (stdout and stderr of every start, appended).
     pub fn log_path(&self) -> PathBuf {
-        self.workdir.join("bao.log")
+        self.log.clone()
     }
 
     /// The last `lines` lines of the server log, for failure messages.
@@ -290,6 +349,9 @@ impl OpenBaoServer {
                 cmd.env_remove(&key);
             }
         }
+        if self.detached {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         let stdout = log.try_clone().map_err(Error::io("clone log handle"))?;
         cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
         let child = cmd
@@ -334,26 +396,7 @@ impl OpenBaoServer {
     }
 
     fn ready(&self) -> bool {
-        let probe = |path: &str, token: Option<&str>| {
-            let headers: Vec<(&str, &str)> =
-                token.map(|t| ("X-Vault-Token", t)).into_iter().collect();
-            http::request(
-                self.admin_socket(),
-                "GET",
-                path,
-                &headers,
-                None,
-                PROBE_TIMEOUT,
-            )
-            .ok()
-        };
-        let healthy = probe("/v1/sys/health", None).is_some_and(|r| {
-            r.status == 200
-                && serde_json::from_slice::<Value>(&r.body)
-                    .is_ok_and(|v| v["sealed"] == Value::Bool(false))
-        });
-        healthy
-            && probe("/v1/secret/config", Some(&self.root_token)).is_some_and(|r| r.status == 200)
+        Self::is_ready_at(self.admin_port, Some(&self.root_token))
     }
 }
 
@@ -365,7 +408,7 @@ impl Drop for OpenBaoServer {
                 "secrets-test-support: OpenBao log kept at {}",
                 self.log_path().display()
             );
-        } else {
+        } else if !self.detached {
             let _ = std::fs::remove_dir_all(&self.workdir);
         }
     }

@@ -12,7 +12,7 @@ impl OpenBaoServer {
     /// A second, plain-HTTP listener on [`Self::admin_addr`] serves the admin helpers, so they
     /// need no TLS client.
     pub fn start_tls() -> Result<Self, Error> {
-        Self::launch(Mode::DevTls)
+        Self::launch(Mode::DevTls, None)
     }
 
     /// Starts a fresh dev server whose API, `https://127.0.0.1:PORT`, **requires a client
@@ -23,7 +23,7 @@ impl OpenBaoServer {
     /// made anew on every (re)start. The admin helpers use the plain-HTTP dev listener on
     /// [`Self::admin_addr`].
     pub fn start_mtls() -> Result<Self, Error> {
-        Self::launch(Mode::MutualTls)
+        Self::launch(Mode::MutualTls, None)
     }
 
     /// Writes a fresh test PKI into `dir` (created if needed), as PEM: a CA (`vault-ca.pem`),

@@ -1,18 +1,15 @@
 //! The PEP's resource identity, use give-back and batched reads through `VaultClient`,
 //! against a real OpenBao (behind a counting proxy) and a real Cerbos.
-#![cfg(feature = "vault")]
-
-mod vault_client_support;
 
 use std::time::Duration;
 
+use crate::common::vault::{
+    APP, SALT, SEVEN, TestResult, counted, jti, pep_config, reader, servers,
+};
 use secrets_sdk::pep::DenyReason;
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor, RetryConfig};
 use secrets_test_support::{Fault, FaultServer};
 use serde_json::json;
-use vault_client_support::{
-    APP, SALT, SEVEN, TestResult, counted, jti, pep_config, reader, servers,
-};
 
 #[tokio::test]
 async fn every_spelling_of_a_secret_shares_one_grant() -> TestResult {
@@ -111,8 +108,8 @@ async fn a_read_that_fails_before_data_gives_its_use_back() -> TestResult {
     )
     .with_retry(RetryConfig::attempts(1))
     .with_timeout(Duration::from_secs(5));
-    let pdp = vault_client_support::Counting::new(secrets_sdk::pep::AuthzenClient::new(
-        vault_client_support::authzen(&s.cerbos),
+    let pdp = crate::common::vault::Counting::new(secrets_sdk::pep::AuthzenClient::new(
+        crate::common::vault::authzen(&s.cerbos),
     )?);
     let client = secrets_sdk::VaultClient::builder()
         .kv2(kv2)

@@ -1,5 +1,4 @@
-//! Shared fixtures: demo files in a temp dir, a real OpenBao with a secret, clients.
-#![allow(dead_code, unused_imports, unreachable_pub)]
+//! `SecretsClient` fixtures: demo files in a temp dir, a real OpenBao with a secret, clients.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use secrets_test_support::OpenBaoServer;
 use serde_json::json;
 use tempfile::TempDir;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub use super::TestResult;
 
 /// A file root with `demo/db.json` (JSON) and `demo/api-key` (text).
 pub fn demo_files() -> std::io::Result<TempDir> {

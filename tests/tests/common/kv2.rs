@@ -1,30 +1,19 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+//! KV v2 fixtures: one shared OpenBao per test binary, unique paths, fast-failing provider
+//! settings, scripted replies for the fault server.
 
-pub mod suite;
-
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use secret_providers::{Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, RetryConfig};
 use secret_uri::SecretUri;
 use secrets_test_support::OpenBaoServer;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub use super::TestResult;
 
-/// One dev server shared by the tests of a binary that overlap in time; it is killed when
-/// the last of them drops its handle (a `static` would never be dropped and leak the
-/// process). `None` after a `SKIP` line when `bao` is missing outside CI.
+/// The binary's shared OpenBao ([`secrets_test_support::shared_openbao`]).
 pub fn shared_bao() -> Option<Arc<OpenBaoServer>> {
-    static SHARED: Mutex<Weak<OpenBaoServer>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(server) = slot.upgrade() {
-        return Some(server);
-    }
-    let server = Arc::new(secrets_test_support::openbao_or_skip()?);
-    *slot = Arc::downgrade(&server);
-    Some(server)
+    secrets_test_support::shared_openbao()
 }
 
 /// A path unique to this test run, e.g. `t/latest_read-3`.

@@ -2,14 +2,14 @@
 //! server on loopback. These need no OpenBao.
 //!
 //! With token auth the first request of a fresh provider is `GET auth/token/lookup-self`, so
-//! most scripts start with [`common::lookup_never_expires`].
-#![cfg(feature = "openbao")]
+//! most scripts start with [`common::kv2::lookup_never_expires`].
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestResult, code, config, kv_reply, lookup_never_expires, uri};
+use common::TestResult;
+use common::kv2::{code, config, kv_reply, lookup_never_expires, uri};
 use secrecy::SecretString;
 use secret_providers::{Kv2Auth, Kv2Flavor, Kv2Provider, ProviderError, RetryConfig};
 use secrets_test_support::{Fault, FaultServer};

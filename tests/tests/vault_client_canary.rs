@@ -4,18 +4,17 @@
 //! the secret path (logs and events carry the mount and a keyed `resource_ref`).
 //!
 //! Its own test binary: it installs a global tracing subscriber.
-#![cfg(feature = "vault")]
 
-mod vault_client_support;
+mod common;
 
 use std::sync::Arc;
 
+use common::vault::{Recording, TENANT, TestResult, authzen, env, reader, servers};
 use secrets_sdk::pep::PepConfig;
 use secrets_sdk::uri::SecretUri;
 use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::LogCapture as Buffer;
 use serde_json::json;
-use vault_client_support::{Recording, TENANT, TestResult, authzen, env, reader, servers};
 
 const VALUE_CANARY: &str = "CANARY-value-8c1f";
 const FIELD_CANARY: &str = "CANARY-field-2b7e";

@@ -1,9 +1,6 @@
 //! `resolve_blocking` outside and inside tokio runtimes, and `resolve_file_sync`.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
 
-mod common;
-
-use common::{TestResult, bao, builder, demo_files};
+use crate::common::sdk::{TestResult, bao, builder, demo_files};
 use secrets_sdk::SecretsClient;
 
 const API: &str = "openbao+kv2://secret/app/api#token";
@@ -30,7 +27,7 @@ fn check(client: &SecretsClient) -> TestResult {
 fn outside_any_runtime() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
-    let client = common::client(files.path(), &bao.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     check(&client)?;
     // The file path needs no runtime at all.
     let sync = client.resolve_file_sync("file://demo/api-key")?;
@@ -42,7 +39,7 @@ fn outside_any_runtime() -> TestResult {
 async fn inside_a_current_thread_runtime() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
-    let client = common::client(files.path(), &bao.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     // Async first, so pooled connections exist; the blocking call must not need this
     // (blocked) runtime to make progress.
     client.resolve("openbao+kv2://secret/app/api").await?;
@@ -56,7 +53,7 @@ async fn inside_a_current_thread_runtime() -> TestResult {
 async fn inside_a_multi_thread_runtime() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
-    let client = common::client(files.path(), &bao.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     check(&client)?;
     // From a spawned task too.
     let task_client = client.clone();
@@ -75,7 +72,7 @@ async fn inside_a_multi_thread_runtime() -> TestResult {
 fn a_client_outlives_the_runtime_that_first_used_it() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
-    let client = common::client(files.path(), &bao.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -122,7 +119,7 @@ fn resolve_file_sync_serves_files_only() -> TestResult {
 fn blocking_never_waits_on_a_read_owned_by_its_own_thread() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
-    let client = common::client(files.path(), &bao.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let result = tokio::runtime::Builder::new_current_thread()
@@ -161,7 +158,7 @@ fn resolve_blocking_hits_the_canonical_key_of_any_spelling() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
     let proxy = secrets_test_support::proxy::CountingProxy::start(&bao.addr())?;
-    let client = common::client(files.path(), &proxy.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &proxy.addr(), bao.root_token())?;
     for uri in [
         "openbao+kv2://secret/app/api#token?version=1",
         "OPENBAO+KV2://secret/app/api#token?version=1",

@@ -1,13 +1,10 @@
 //! Logins under faults, against a real OpenBao behind a counting proxy: a login whose
 //! response is lost is not sent twice, and a policy that denies both the path and
 //! `lookup-self` does not cost a login per denied read.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{TestResult, bao, builder, demo_files};
+use crate::common::sdk::{TestResult, bao, builder, demo_files};
 use secrecy::SecretString;
 use secrets_sdk::SecretsClient;
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor, RetryConfig};

@@ -4,13 +4,10 @@
 //! rule that turns verification off only in development environments. Before one reader
 //! served every client, `SecretsClient` read none of these (`TLS` errors, unreachable mTLS
 //! servers, `BOOTSTRAP_INVALID` for `OPENBAO_SECRET_ID_FILE`).
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
-
-mod common;
 
 use std::path::Path;
 
-use common::{TestResult, builder, demo_files, env};
+use crate::common::sdk::{TestResult, builder, demo_files, env};
 use secrets_sdk::SecretsClient;
 use secrets_test_support::OpenBaoServer;
 use serde_json::json;

@@ -1,30 +1,40 @@
-//! The PEP against a real PDP: a fresh Cerbos (`cerbos server`, AuthZEN API) per test, serving
-//! the workspace's test policies (`secrets_test_support::cerbos::policies()`).
+//! The PEP against a real PDP: a Cerbos (`cerbos server`, AuthZEN API) serving the
+//! workspace's test policies (`secrets_test_support::cerbos::policies()`), one shared by the
+//! tests of this binary; the tests that stop it start their own. Each test counts the PDP
+//! calls of its own PEP.
 //!
 //! Without `cerbos` installed these tests print `SKIP` and pass locally; under `CI=true` they
 //! fail (install it with `cargo xtask services install`).
-#![cfg(feature = "authzen")]
-
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Counting, cerbos_client, config, jti, pep_with, policies, reader};
+use common::cerbos_client;
 use secret_pep::{
     AuthzenClient, AuthzenConfig, BatchFailure, BatchStatus, DenyReason, ExecutionContext,
     PdpFailure, PepError,
 };
+use secrets_test_support::Shared;
+use secrets_test_support::cerbos::policies;
 use secrets_test_support::cerbos::{CerbosServer, cerbos_or_skip};
+use secrets_test_support::pep::{Counting, jti, pep_config as config, pep_with, reader};
 
 const APP: &str = "openbao+kv2://secret/app/api#token";
 const SEVEN: &str = "openbao+kv2://secret/seven/api#token";
 const DENIED: &str = "openbao+kv2://secret/denied/api#token";
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use common::TestResult;
 
-fn cerbos() -> Option<CerbosServer> {
+/// A Cerbos of the test's own, for tests that stop it.
+fn own_cerbos() -> Option<CerbosServer> {
     cerbos_or_skip(&policies())
+}
+
+/// The binary's shared Cerbos.
+fn cerbos() -> Option<Arc<CerbosServer>> {
+    static SHARED: Shared<CerbosServer> = Shared::new();
+    SHARED.get_or_start(own_cerbos)
 }
 
 fn reason(result: Result<impl std::fmt::Debug, PepError>) -> Option<DenyReason> {
@@ -340,7 +350,7 @@ async fn unknown_obligations_deny() -> TestResult {
 
 #[tokio::test]
 async fn pdp_stopped_is_unavailable_and_recovery_is_immediate() -> TestResult {
-    let Some(mut cerbos) = cerbos() else {
+    let Some(mut cerbos) = own_cerbos() else {
         return Ok(());
     };
     let pdp = Counting::new(cerbos_client(&cerbos.addr()));
@@ -376,7 +386,7 @@ async fn pdp_stopped_is_unavailable_and_recovery_is_immediate() -> TestResult {
 
 #[tokio::test]
 async fn breaker_fails_fast_then_probes() -> TestResult {
-    let Some(mut cerbos) = cerbos() else {
+    let Some(mut cerbos) = own_cerbos() else {
         return Ok(());
     };
     let pdp = Counting::new(cerbos_client(&cerbos.addr()));
@@ -446,7 +456,8 @@ async fn discovery_against_cerbos() -> TestResult {
 
 #[tokio::test]
 async fn batch_is_deduplicated_required_first_in_one_call() -> TestResult {
-    let Some(cerbos) = cerbos() else {
+    // Its own server: the test ends by stopping it.
+    let Some(cerbos) = own_cerbos() else {
         return Ok(());
     };
     let pdp = Counting::new(cerbos_client(&cerbos.addr()));

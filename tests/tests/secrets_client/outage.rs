@@ -4,13 +4,10 @@
 //!
 //! Time is scaled down (TTLs of a few hundred milliseconds, outages of seconds). Bounds on
 //! elapsed time only catch hangs; they are generous for a loaded 2-core machine.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestResult, builder, demo_files};
+use crate::common::sdk::{TestResult, builder, demo_files};
 use secrets_sdk::providers::RetryConfig;
 use secrets_sdk::{BootstrapConfig, SecretsClient};
 use secrets_test_support::{Fault, FaultServer};

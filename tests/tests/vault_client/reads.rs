@@ -4,12 +4,13 @@
 //!
 //! Without `bao` or `cerbos` installed these tests print `SKIP` and pass locally; under
 //! `CI=true` they fail (install both with `cargo xtask services install`).
-#![cfg(feature = "vault")]
-
-mod vault_client_support;
 
 use std::time::Duration;
 
+use crate::common::vault::{
+    APP, DENIED, SALT, SEVEN, Servers, TENANT, TestResult, authzen, builder, counted, counted_with,
+    env, jti, pep_config, reader, servers,
+};
 use secrets_sdk::pep::{
     AccessRequest, AuthzenClient, AuthzenConfig, BatchFailure, BatchStatus, DenyReason, Grant,
     PdpFailure, PdpFuture, PepError, SecretPolicyService,
@@ -17,10 +18,6 @@ use secrets_sdk::pep::{
 use secrets_sdk::uri::SecretUri;
 use secrets_sdk::{Error, ExecutionContext, VaultClient};
 use serde_json::json;
-use vault_client_support::{
-    APP, DENIED, SALT, SEVEN, Servers, TENANT, TestResult, authzen, builder, counted, counted_with,
-    env, jti, pep_config, reader, servers,
-};
 
 fn reason<T: std::fmt::Debug>(result: Result<T, Error>) -> Option<DenyReason> {
     result.err().and_then(|e| e.deny_reason())
@@ -325,7 +322,7 @@ async fn binding_drift_is_refused() -> TestResult {
     // A grant bound to another key than the caller's (here a PDP that rebinds its grants) is
     // refused as drift on every read, before the vault.
     let rebinding = Rebinding(AuthzenClient::new(authzen(&s.cerbos))?);
-    let audit = std::sync::Arc::new(vault_client_support::Recording::default());
+    let audit = std::sync::Arc::new(crate::common::vault::Recording::default());
     let client = builder(&s)
         .pdp(rebinding)
         .audit(std::sync::Arc::clone(&audit))

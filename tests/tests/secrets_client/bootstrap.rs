@@ -2,13 +2,10 @@
 //! holds the working token while every lower level holds a wrong one, so a read succeeds only
 //! if the right level won. Then validation errors through files and the environment, and
 //! `SecretsClient::create()` on the real process environment (in a child process).
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
-
-mod common;
 
 use std::path::Path;
 
-use common::{TestResult, bao, builder, demo_files, env};
+use crate::common::sdk::{TestResult, bao, builder, demo_files, env};
 use secrets_sdk::{BootstrapConfig, BootstrapSource, SecretsClient};
 
 const API: &str = "openbao+kv2://secret/app/api#token";
@@ -384,6 +381,17 @@ fn allowed_mounts_are_required() -> TestResult {
 
 const CHILD: &str = "SECRETS_SDK_TEST_CREATE_CHILD";
 
+/// The libtest name of [`create_child`]: its module path without the crate's name.
+fn child_test_name() -> String {
+    let module = module_path!();
+    let inner = module.split_once("::").map_or("", |(_, rest)| rest);
+    if inner.is_empty() {
+        "create_child".to_owned()
+    } else {
+        format!("{inner}::create_child")
+    }
+}
+
 /// `SecretsClient::create()` reads the real process environment. Setting process variables
 /// in a test would race with other tests, so a child process (this test binary, filtered to
 /// `create_child`) runs with them.
@@ -393,7 +401,12 @@ fn create_reads_the_process_environment() -> TestResult {
     let Some(bao) = bao()? else { return Ok(()) };
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command
-        .args(["--exact", "create_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &child_test_name(),
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, "1")
         .env("SECRETS_ALLOWED_MOUNTS", "demo,secret")
         .env("FILE_MOUNT_PATH", files.path())

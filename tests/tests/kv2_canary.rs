@@ -4,7 +4,6 @@
 //! field.
 //!
 //! One test function, because it installs the process-wide tracing subscriber.
-#![cfg(all(feature = "file", feature = "openbao"))]
 
 mod common;
 
@@ -12,7 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use common::{config, kv_reply, lookup_never_expires, uri};
+use common::kv2::{config, kv_reply, lookup_never_expires, uri};
 use secrecy::SecretString;
 use secret_providers::{
     FileConfig, FileProvider, Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, ProviderError,
@@ -139,7 +138,7 @@ async fn exercise(seen: &mut Seen) -> common::TestResult {
     seen.texts.push(format!("{file:?}"));
 
     // Real OpenBao, when installed (always under CI).
-    if let Some(bao) = common::shared_bao() {
+    if let Some(bao) = common::kv2::shared_bao() {
         let canary_token =
             bao.create_token_with(&json!({"id": TOKEN, "policies": ["root"], "ttl": "1h"}))?;
         assert_eq!(canary_token["client_token"], json!(TOKEN));

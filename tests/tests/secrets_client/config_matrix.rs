@@ -8,14 +8,11 @@
 //!
 //! Also: `cache_ttl`/`stale_if_error`/`resolve_deadline` extremes (`Duration::MAX`) are
 //! clamped at `build()` instead of panicking at the first insert.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestResult, env};
+use crate::common::sdk::{TestResult, env};
 use secrets_sdk::SecretsClient;
 use secrets_sdk::providers::{
     CaBundleMode, ClientCert, Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, ProviderError,
@@ -112,10 +109,7 @@ impl Fixture {
 fn setting_of(error: &ProviderError) -> String {
     assert_no_canary(&format!("{error} {error:?}"));
     match error {
-        ProviderError::Config { reason, .. } => reason
-            .split_once(' ')
-            .map_or(reason.as_str(), |(name, _)| name)
-            .to_owned(),
+        ProviderError::Config { setting, .. } => setting.to_string(),
         other => format!("not CONFIG: {}", other.code()),
     }
 }
@@ -183,7 +177,6 @@ fn via_bootstrap_file(fx: &Fixture, addr: &str, vars: &[(&str, &str)]) -> Outcom
         .ok_or_else(|| "no KV v2 provider".to_owned())
 }
 
-#[cfg(feature = "vault")]
 fn via_vault_client(vars: &[(&str, &str)]) -> Outcome {
     let mut vars = vars.to_vec();
     vars.extend([
@@ -387,7 +380,6 @@ fn pairs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)>
     vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-#[cfg(feature = "vault")]
 #[test]
 fn every_entry_point_reads_the_same_vault_settings() -> TestResult {
     let fx = Fixture::new()?;
@@ -405,7 +397,6 @@ fn every_entry_point_reads_the_same_vault_settings() -> TestResult {
     Ok(())
 }
 
-#[cfg(feature = "vault")]
 #[test]
 fn every_entry_point_refuses_the_same_mistakes_naming_the_variable() -> TestResult {
     let fx = Fixture::new()?;

@@ -3,13 +3,12 @@
 //! stderr; neither does the secret path (logs carry the mount and an 8-hex URI hash).
 //!
 //! Its own test binary: it installs a global tracing subscriber.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
 
 mod common;
 
 use std::path::Path;
 
-use common::{TestResult, builder, demo_files};
+use common::sdk::{TestResult, builder, demo_files};
 use secrets_sdk::{BootstrapConfig, ResolveOptions, SecretsClient, UriHash};
 use secrets_test_support::LogCapture as Buffer;
 use serde_json::json;
@@ -129,7 +128,7 @@ async fn values_never_reach_logs_spans_or_messages() -> TestResult {
 
     let files = demo_files()?;
     plant_files(files.path())?;
-    let Some(bao) = common::bao()? else {
+    let Some(bao) = common::sdk::bao()? else {
         return Ok(());
     };
     bao.kv_put(
@@ -175,7 +174,7 @@ fn values_never_reach_stderr() -> TestResult {
     }
     let files = demo_files()?;
     plant_files(files.path())?;
-    let Some(bao) = common::bao()? else {
+    let Some(bao) = common::sdk::bao()? else {
         return Ok(());
     };
     bao.kv_put(

@@ -1,30 +1,19 @@
-//! The real-server suite, run once per KV v2 flavor (`openbao.rs`, `hashicorp.rs`).
-//!
-//! No HashiCorp Vault binary can be installed here; OpenBao serves the same KV v2 and auth API,
-//! so the `hashicorp` flavor runs this same suite against OpenBao.
+//! The KV v2 cases: each a `pub async fn` taking the flavor to build its providers with, run
+//! by [`kv2_suite!`](crate) once per flavor against a real OpenBao.
 
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use secret_providers::{Kv2Auth, Kv2Flavor, Kv2Provider, ProviderError, RetryConfig};
+use secret_providers::{
+    Kv2Auth, Kv2Flavor, Kv2Provider, ProviderError, ProviderRouter, RetryConfig,
+};
 use serde_json::json;
 
-use super::{TestResult, code, config, root_provider, shared_bao, unique, uri};
+use crate::common::TestResult;
+use crate::common::kv2::{code, config, root_provider, shared_bao, unique, uri};
+use crate::conformance::{Backend, reads_and_fails_alike};
 
-/// Runs one suite case for `flavor`.
-#[macro_export]
-macro_rules! kv2_suite {
-    ($flavor:expr, $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() -> common::TestResult {
-                common::suite::$case($flavor).await
-            }
-        )*
-    };
-}
-
-pub async fn latest_read(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn latest_read(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -62,7 +51,7 @@ fn flavor_provider(flavor: Kv2Flavor) -> secret_uri::Provider {
     }
 }
 
-pub async fn pinned_version(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn pinned_version(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -88,7 +77,7 @@ pub async fn pinned_version(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn key_selects_one_field(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn key_selects_one_field(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -110,7 +99,7 @@ pub async fn key_selects_one_field(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn missing_key(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn missing_key(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -127,7 +116,7 @@ pub async fn missing_key(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn not_found(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn not_found(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -152,7 +141,7 @@ pub async fn not_found(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn soft_deleted_version(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn soft_deleted_version(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -191,7 +180,7 @@ pub async fn soft_deleted_version(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn destroyed_version(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn destroyed_version(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -220,7 +209,7 @@ pub async fn destroyed_version(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn deleted_latest(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn deleted_latest(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -248,7 +237,7 @@ pub async fn deleted_latest(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn future_deletion_time_is_live(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn future_deletion_time_is_live(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -269,7 +258,7 @@ pub async fn future_deletion_time_is_live(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn permission_denied(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn permission_denied(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -308,7 +297,7 @@ pub async fn permission_denied(flavor: Kv2Flavor) -> TestResult {
 
 /// Enables AppRole through the API, logs in lazily, and logs in again after the token is
 /// revoked behind the provider's back (a 403 triggers one re-authentication).
-pub async fn approle_login(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn approle_login(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -386,7 +375,7 @@ pub async fn approle_login(flavor: Kv2Flavor) -> TestResult {
 /// A renewable token with a 3 s TTL stays usable well past 3 s because the provider renews
 /// it after two thirds of its TTL; an AppRole token with a 2 s max TTL is replaced by logging
 /// in again.
-pub async fn renewal_across_expiry(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn renewal_across_expiry(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -449,7 +438,7 @@ pub async fn renewal_across_expiry(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
-pub async fn namespace_header(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn namespace_header(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -490,7 +479,7 @@ pub async fn namespace_header(flavor: Kv2Flavor) -> TestResult {
 
 /// `-dev-tls`: the right CA works; no CA (webpki roots only) or a stale CA fails with `TLS`
 /// and is not retried.
-pub async fn tls(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn tls(flavor: Kv2Flavor) -> TestResult {
     let Some(mut bao) = secrets_test_support::openbao_tls_or_skip() else {
         return Ok(());
     };
@@ -560,7 +549,7 @@ pub async fn tls(flavor: Kv2Flavor) -> TestResult {
 }
 
 /// The server restarts between two reads on a kept-alive connection; the next read succeeds.
-pub async fn server_restart(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn server_restart(flavor: Kv2Flavor) -> TestResult {
     let Some(mut bao) = secrets_test_support::openbao_or_skip() else {
         return Ok(());
     };
@@ -606,7 +595,7 @@ pub async fn server_restart(flavor: Kv2Flavor) -> TestResult {
 }
 
 /// Concurrent first reads share one login; the provider is cheap to clone and share.
-pub async fn concurrent_first_reads(flavor: Kv2Flavor) -> TestResult {
+pub(crate) async fn concurrent_first_reads(flavor: Kv2Flavor) -> TestResult {
     let Some(bao) = shared_bao() else {
         return Ok(());
     };
@@ -632,8 +621,42 @@ pub async fn concurrent_first_reads(flavor: Kv2Flavor) -> TestResult {
     Ok(())
 }
 
+/// The conformance table (`conformance.rs`), with this flavor's provider behind a router, on
+/// a fixture of its own in the shared server.
+pub(crate) async fn conformance(flavor: Kv2Flavor) -> TestResult {
+    let Some(bao) = shared_bao() else {
+        return Ok(());
+    };
+    let root = unique("conformance");
+    bao.kv_put(
+        "secret",
+        &format!("{root}/app/db"),
+        &json!({"user": "app", "password": "pw", "port": 5432, "tls": {"on": true}}),
+    )?;
+    let versions = format!("{root}/app/versions");
+    for v in ["one", "two", "three", "four"] {
+        bao.kv_put("secret", &versions, &json!({ "v": v }))?;
+    }
+    bao.kv_delete_versions("secret", &versions, &[2])?;
+    bao.kv_destroy_versions("secret", &versions, &[3])?;
+    let gone = format!("{root}/app/gone");
+    bao.kv_put("secret", &gone, &json!({"v": "x"}))?;
+    bao.kv_delete_latest("secret", &gone)?;
+    let router = ProviderRouter::new().with(
+        flavor_provider(flavor),
+        std::sync::Arc::new(root_provider(flavor, &bao)?),
+    );
+    let backend = Backend {
+        scheme: crate::common::kv2::scheme(flavor),
+        mount: "secret",
+        root: format!("secret/{root}"),
+        versioned: true,
+    };
+    reads_and_fails_alike(&router, &backend).await
+}
+
 /// Extension used by the suite: read with an owned URI (for closures).
-pub trait ReadOwned {
+pub(crate) trait ReadOwned {
     fn read_owned(
         &self,
         uri: secret_uri::SecretUri,

@@ -2,13 +2,10 @@
 //! `VaultClient::get_credentials`, against a real Cerbos and a real OpenBao: every task is
 //! served, each Cerbos decision serves exactly 7 reads (the last one 6), and exactly the
 //! served reads reach OpenBao (counted by a proxy in front of it).
-#![cfg(feature = "vault")]
-
-mod vault_client_support;
 
 use std::collections::HashMap;
 
-use vault_client_support::{SEVEN, TestResult, counted, jti, reader, servers};
+use crate::common::vault::{SEVEN, TestResult, counted, jti, reader, servers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_max_uses_succeed_and_reach_the_vault() -> TestResult {

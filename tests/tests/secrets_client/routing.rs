@@ -1,9 +1,6 @@
 //! Routing by scheme against real files and a real OpenBao; lazy authentication.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
 
-mod common;
-
-use common::{TestResult, bao, builder, client, demo_files, env};
+use crate::common::sdk::{TestResult, bao, builder, client, demo_files, env};
 use secrets_sdk::BootstrapConfig;
 use secrets_test_support::proxy::CountingProxy;
 use serde_json::json;
@@ -168,7 +165,7 @@ async fn nothing_touches_the_network_before_the_first_vault_read() -> TestResult
 
     let Some(bao) = bao()? else { return Ok(()) };
     let proxy = CountingProxy::start(&bao.addr())?;
-    let client = common::client(files.path(), &proxy.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &proxy.addr(), bao.root_token())?;
     client.resolve("file://demo/api-key").await?;
     client.resolve_file_sync("file://demo/db.json")?;
     assert_eq!(proxy.connection_count(), 0);
@@ -204,7 +201,9 @@ async fn approle_and_kubernetes_bootstraps_log_in_lazily() -> TestResult {
     let client = builder(files.path())
         .bootstrap({
             let mut config = BootstrapConfig::kubernetes(bao.addr(), "app");
-            config.service_account_token_path = files.path().join("no-such-token");
+            config.auth = config
+                .auth
+                .with_jwt_path(files.path().join("no-such-token"));
             config
         })
         .build()?;

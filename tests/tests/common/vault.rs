@@ -1,13 +1,6 @@
 //! Shared fixtures of the `VaultClient` tests: a real OpenBao (behind a counting proxy) and a
 //! real Cerbos serving the workspace's test policies, clients over them, a counting PDP and a
 //! recording audit hook (the shared pieces come from `secrets-test-support`).
-#![allow(
-    dead_code,
-    unused_imports,
-    unreachable_pub,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,9 +19,9 @@ pub use secrets_test_support::pep::{Counting, Recorded};
 use secrets_test_support::proxy::CountingProxy;
 use serde_json::json;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub use super::TestResult;
+pub use secrets_test_support::pep::{TENANT, jti, reader};
 
-pub const TENANT: &str = "t1";
 pub const SALT: &str = "test-tenant-salt-0123456789abcdef";
 /// `secret/app/api`: default grant terms (300 s, 1 use).
 pub const APP: &str = "openbao+kv2://secret/app/api#token";
@@ -93,10 +86,7 @@ pub fn kv2(servers: &Servers) -> Kv2Config {
 /// The AuthZEN settings for `cerbos`: Cerbos dialect, 2 s timeout, a breaker that opens after
 /// 3 failures for 300 ms.
 pub fn authzen(cerbos: &CerbosServer) -> AuthzenConfig {
-    AuthzenConfig::new(cerbos.addr())
-        .with_dialect(AuthzenDialect::Cerbos)
-        .with_timeout(Duration::from_secs(2))
-        .with_breaker(3, Duration::from_millis(300))
+    super::authzen(&cerbos.addr())
 }
 
 /// PEP settings: tenant t1 on mount `secret`, a 300 ms negative cache without jitter, Cerbos.
@@ -134,26 +124,6 @@ pub fn counted_with(servers: &Servers, config: PepConfig) -> Result<Counted, sec
     Ok((client, pdp, audit))
 }
 
-/// A reader of tenant t1 with the right audience and this `jti`.
-pub fn reader(jti: impl Into<String>) -> ExecutionContext {
-    ExecutionContext::new("alice")
-        .with_aud(["crud.secrets"])
-        .with_roles(["reader"])
-        .with_issuer("https://issuer.test")
-        .with_jti(jti)
-}
-
-/// A unique `jti` per call within a test binary.
-pub fn jti() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("jti-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A lookup over fixed variables, for `env_lookup`.
-pub fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    secrets_test_support::env_map(vars)
-}
-
 /// The audit events of a `VaultClient`, with the keyed `resource_ref` it publishes (the
 /// recording itself is the test support's).
 #[derive(Debug, Default)]
@@ -175,4 +145,9 @@ impl VaultAuditHook for Recording {
             ..Recorded::from_pep(event.event())
         });
     }
+}
+
+/// A lookup over fixed variables, for `env_lookup`.
+pub fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    secrets_test_support::env_map(vars)
 }

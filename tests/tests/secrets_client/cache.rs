@@ -1,13 +1,10 @@
 //! The cache against a real OpenBao (requests counted by a proxy) and real files: canonical
 //! keys, TTL, refresh, the size bound, coalescing, errors not cached, stale-if-error.
-#![cfg(all(feature = "file", feature = "openbao", feature = "hashicorp"))]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestResult, bao, builder, demo_files};
+use crate::common::sdk::{TestResult, bao, builder, demo_files};
 use secrets_sdk::{BootstrapConfig, ResolveOptions, SecretsClient};
 use secrets_test_support::proxy::CountingProxy;
 use secrets_test_support::{Fault, FaultServer};
@@ -21,7 +18,7 @@ async fn cache_is_keyed_by_the_canonical_uri() -> TestResult {
     let files = demo_files()?;
     let Some(bao) = bao()? else { return Ok(()) };
     let proxy = CountingProxy::start(&bao.addr())?;
-    let client = common::client(files.path(), &proxy.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &proxy.addr(), bao.root_token())?;
     for uri in [
         API,
         "OPENBAO+KV2://secret/app/api#token",
@@ -189,7 +186,7 @@ async fn concurrent_misses_make_one_read() -> TestResult {
     let Some(bao) = bao()? else { return Ok(()) };
     bao.kv_put("secret", "app/burst", &json!({"token": "burst-value"}))?;
     let proxy = CountingProxy::start(&bao.addr())?;
-    let client = common::client(files.path(), &proxy.addr(), bao.root_token())?;
+    let client = crate::common::sdk::client(files.path(), &proxy.addr(), bao.root_token())?;
 
     let results = burst(&client, "openbao+kv2://secret/app/burst#token").await?;
     assert_eq!(results.len(), 100);
@@ -247,7 +244,7 @@ async fn concurrent_failures_make_one_read() -> TestResult {
         Fault::delay(Duration::from_millis(300), not_found.clone()),
         not_found,
     ])?;
-    let client = common::client(files.path(), &server.addr(), "t")?;
+    let client = crate::common::sdk::client(files.path(), &server.addr(), "t")?;
     let reads = || {
         server
             .requests()
