@@ -460,7 +460,8 @@ impl PepConfig {
     /// [`PepBuilder::allow_dev_pdp`](crate::PepBuilder::allow_dev_pdp) opt-in). No value set
     /// in code overrides `ENVIRONMENT=production` in the process.
     pub(crate) fn check_dev_pdp(&self, unset_ok: bool) -> Result<(), PepError> {
-        self.check_dev_pdp_with(std::env::var("ENVIRONMENT").ok().as_deref(), unset_ok)
+        let process = Env::process().get("ENVIRONMENT");
+        self.check_dev_pdp_with(process.as_deref(), unset_ok)
     }
 
     fn check_dev_pdp_with(&self, process: Option<&str>, unset_ok: bool) -> Result<(), PepError> {

@@ -16,7 +16,7 @@ impl Kv2Config {
         let environment = self
             .environment
             .clone()
-            .or_else(|| std::env::var("ENVIRONMENT").ok());
+            .or_else(|| secret_config::Env::process().get("ENVIRONMENT"));
         environment.is_some_and(|e| is_development(&e))
     }
 
