@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::kv2::{config, kv_reply, lookup_never_expires, uri};
@@ -17,30 +16,13 @@ use secret_providers::{
     FileConfig, FileProvider, Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, ProviderError,
     RetryConfig, SecretProvider, SecretValue,
 };
-use secrets_test_support::{Fault, FaultServer};
+use secrets_test_support::{Fault, FaultServer, LogCapture};
 use serde_json::json;
 
 const VALUE: &str = "CANARY-VALUE-7f3a9c";
 const TOKEN: &str = "CANARY-TOKEN-7f3a9c";
 const SECRET_ID: &str = "CANARY-SECRET-ID-7f3a9c";
 const FLAVOR: Kv2Flavor = Kv2Flavor::OpenBao;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct Seen {
     texts: Vec<String>,
@@ -76,7 +58,7 @@ impl Seen {
 
 #[test]
 fn secrets_never_leak_into_errors_or_logs() -> common::TestResult {
-    let capture = Capture::default();
+    let capture = LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -93,8 +75,7 @@ fn secrets_never_leak_into_errors_or_logs() -> common::TestResult {
     runtime.block_on(exercise(&mut seen))?;
     drop(runtime);
 
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap_or_else(PoisonError::into_inner))
-        .into_owned();
+    let logs = capture.text();
     assert!(logs.contains("secret_read"), "the capture works: {logs}");
     assert!(logs.contains("TRACE"), "TRACE level was captured");
     for canary in [VALUE, TOKEN, SECRET_ID] {

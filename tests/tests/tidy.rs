@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("secret-uri", &[]),
     ("secret-http", &[]),
     ("secret-config", &[]),
-    ("secret-audit", &["secret-uri"]),
+    ("secret-audit", &["secret-uri", "secret-config"]),
     (
         "secret-providers",
         &["secret-uri", "secret-http", "secret-config"],
