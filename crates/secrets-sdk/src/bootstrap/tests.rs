@@ -187,6 +187,10 @@ mod vault {
         }
         let config = BootstrapConfig::approle("http://v", "r", "s.canary-987654321");
         assert!(!format!("{config:?}").contains("987654321"));
+        let builder = crate::SecretsClient::builder().bootstrap(config);
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("bootstrap"), "{shown}");
+        assert!(!shown.contains("987654321"), "{shown}");
     }
 
     #[test]

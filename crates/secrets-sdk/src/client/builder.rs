@@ -76,8 +76,12 @@ pub struct SecretsClientBuilder {
 
 impl fmt::Debug for SecretsClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretsClientBuilder")
-            .field("from_env", &self.lookup.is_some())
+        let mut builder = f.debug_struct("SecretsClientBuilder");
+        builder.field("from_env", &self.lookup.is_some());
+        // Kv2Config's Debug redacts the token and the secret ID.
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        builder.field("bootstrap", &self.bootstrap);
+        builder
             .field("bootstrap_path", &self.bootstrap_path)
             .field("file_root", &self.file_root)
             .field("allowed_mounts", &self.allowed_mounts)
