@@ -1,12 +1,13 @@
 //! `SecretsClient` fixtures: demo files in a temp dir, a real OpenBao with a secret, clients.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrets_sdk::providers::RetryConfig;
 use secrets_sdk::uri::AllowedMounts;
 use secrets_sdk::{BootstrapConfig, SecretsClient, SecretsClientBuilder};
-use secrets_test_support::OpenBaoServer;
+use secrets_test_support::{OpenBaoServer, Shared};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -32,6 +33,24 @@ pub fn bao() -> Result<Option<OpenBaoServer>, secrets_test_support::Error> {
     };
     bao.kv_put("secret", "app/api", &json!({"token": "bao-token-v1"}))?;
     Ok(Some(bao))
+}
+
+/// [`bao`], one server shared by the tests of this binary that overlap in time
+/// ([`secrets_test_support::Shared`]): for tests that only read `secret/app/api`.
+pub fn shared_bao() -> Result<Option<Arc<OpenBaoServer>>, secrets_test_support::Error> {
+    static SHARED: Shared<OpenBaoServer> = Shared::new();
+    let mut failed = None;
+    let server = SHARED.get_or_start(|| match bao() {
+        Ok(server) => server,
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(server),
+    }
 }
 
 /// A builder reading files under `root`, allowed mounts `demo,secret`, fast retries.

@@ -1,6 +1,7 @@
-//! `resolve_blocking` outside and inside tokio runtimes, and `resolve_file_sync`.
+//! `resolve_blocking` outside and inside tokio runtimes, and `resolve_file_sync`. The tests
+//! only read, so they share one OpenBao.
 
-use crate::common::sdk::{TestResult, bao, builder, demo_files};
+use crate::common::sdk::{TestResult, builder, demo_files, shared_bao};
 use secrets_sdk::SecretsClient;
 
 const API: &str = "openbao+kv2://secret/app/api#token";
@@ -26,7 +27,9 @@ fn check(client: &SecretsClient) -> TestResult {
 #[test]
 fn outside_any_runtime() -> TestResult {
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     check(&client)?;
     // The file path needs no runtime at all.
@@ -38,7 +41,9 @@ fn outside_any_runtime() -> TestResult {
 #[tokio::test(flavor = "current_thread")]
 async fn inside_a_current_thread_runtime() -> TestResult {
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     // Async first, so pooled connections exist; the blocking call must not need this
     // (blocked) runtime to make progress.
@@ -52,7 +57,9 @@ async fn inside_a_current_thread_runtime() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_a_multi_thread_runtime() -> TestResult {
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     check(&client)?;
     // From a spawned task too.
@@ -71,7 +78,9 @@ async fn inside_a_multi_thread_runtime() -> TestResult {
 #[test]
 fn a_client_outlives_the_runtime_that_first_used_it() -> TestResult {
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -118,7 +127,9 @@ fn resolve_file_sync_serves_files_only() -> TestResult {
 #[test]
 fn blocking_never_waits_on_a_read_owned_by_its_own_thread() -> TestResult {
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let client = crate::common::sdk::client(files.path(), &bao.addr(), bao.root_token())?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -156,7 +167,9 @@ fn blocking_never_waits_on_a_read_owned_by_its_own_thread() -> TestResult {
 #[test]
 fn resolve_blocking_hits_the_canonical_key_of_any_spelling() -> TestResult {
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let proxy = secrets_test_support::proxy::CountingProxy::start(&bao.addr())?;
     let client = crate::common::sdk::client(files.path(), &proxy.addr(), bao.root_token())?;
     for uri in [
@@ -222,7 +235,9 @@ fn resolve_blocking_serves_a_stale_value_while_the_backend_fails() -> TestResult
 fn a_hanging_file_read_does_not_block_vault_reads() -> TestResult {
     use std::time::{Duration, Instant};
     let files = demo_files()?;
-    let Some(bao) = bao()? else { return Ok(()) };
+    let Some(bao) = shared_bao()? else {
+        return Ok(());
+    };
     let fifo = files.path().join("demo/pipe");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
     assert!(made.success(), "mkfifo failed");
