@@ -53,7 +53,10 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "the URI names a provider, engine or option that is not served",
         &[
-            ("secret_providers::ProviderError::code", "UnsupportedProvider"),
+            (
+                "secret_providers::ProviderError::code",
+                "UnsupportedProvider",
+            ),
             ("secrets_sdk::Error::code", "UnsupportedProvider"),
         ],
     ),
