@@ -59,10 +59,7 @@ pub enum PepError {
     },
     /// The PEP configuration is invalid or incomplete. [`setting`](Self::setting) names the
     /// setting at fault (`TENANT_ID`, `AUTHZEN_PDP_URL`, `ANTI_REPLAY_TTL_S`, …).
-    #[error(
-        "invalid PEP configuration: {}{reason} [CONFIG]",
-        setting_prefix(setting)
-    )]
+    #[error("invalid PEP configuration: {setting} {reason} [CONFIG]")]
     Config {
         /// The setting at fault: the environment variable (or, for a setting given in code,
         /// the name it has in the environment).
@@ -122,7 +119,7 @@ impl PepError {
     #[must_use]
     pub fn setting(&self) -> Option<&str> {
         match self {
-            Self::Config { setting, .. } if !setting.is_empty() => Some(setting),
+            Self::Config { setting, .. } => Some(setting),
             _ => None,
         }
     }
@@ -207,10 +204,6 @@ impl PepError {
 
     /// Transitional, for the callers in `pep/builder.rs` that do not name their setting yet
     /// ([`setting`](Self::setting) is `None`); use [`invalid`](Self::invalid).
-    pub(crate) fn config(reason: impl Into<String>) -> Self {
-        Self::invalid("", reason)
-    }
-
     pub(crate) const fn denied(reason: DenyReason) -> Self {
         Self::AuthzDenied { reason }
     }
@@ -234,15 +227,6 @@ impl From<ConfigError> for PepError {
             reason: reason.into_owned(),
             source,
         }
-    }
-}
-
-/// `"{setting} "`, or nothing for the transitional errors that name no setting.
-fn setting_prefix(setting: &str) -> String {
-    if setting.is_empty() {
-        String::new()
-    } else {
-        format!("{setting} ")
     }
 }
 
@@ -474,13 +458,6 @@ mod tests {
             Some("gone")
         );
         assert_eq!(PepError::denied(DenyReason::Replay).setting(), None);
-        // The transitional constructor names no setting.
-        let legacy = PepError::config("no PDP configured");
-        assert_eq!(legacy.setting(), None);
-        assert_eq!(
-            legacy.to_string(),
-            "invalid PEP configuration: no PDP configured [CONFIG]"
-        );
     }
 
     #[test]

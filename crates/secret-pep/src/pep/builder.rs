@@ -72,8 +72,10 @@ impl PepBuilder {
         let pdp: Arc<dyn SecretPolicyService> = match (self.pdp, &config.pdp) {
             (Some(pdp), _) => pdp,
             (None, PdpSettings::None) => {
-                return Err(PepError::config(
-                    "no PDP configured: set AUTHZEN_PDP_URL (or ENABLE_AUTHORIZATION=false for local development only)",
+                return Err(PepError::invalid(
+                    "AUTHZEN_PDP_URL",
+                    "is not set: no PDP configured (ENABLE_AUTHORIZATION=false disables \
+                     authorization, for local development only)",
                 ));
             }
             (None, PdpSettings::DisabledForDevelopment) => {
@@ -87,8 +89,9 @@ impl PepBuilder {
             }
             #[cfg(not(feature = "authzen"))]
             (None, PdpSettings::AuthZen(_)) => {
-                return Err(PepError::config(
-                    "AUTHZEN_PDP_URL is set but secret-pep was built without the `authzen` feature",
+                return Err(PepError::invalid(
+                    "AUTHZEN_PDP_URL",
+                    "is set but secret-pep was built without the `authzen` feature",
                 ));
             }
         };
