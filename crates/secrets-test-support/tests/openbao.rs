@@ -297,3 +297,80 @@ fn servers_run_side_by_side() -> TestResult {
     assert_eq!(b.kv_get("secret", "only/a", None)?.0, 404);
     Ok(())
 }
+
+/// Kills a detached server (SIGKILL) and waits until its port is no longer ready.
+fn kill(pid: u32, ready: impl Fn() -> bool) -> TestResult {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()?;
+    assert!(status.success(), "kill {pid}: {status}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} still answers"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_detached_server_outlives_its_launch_and_keeps_its_files() -> TestResult {
+    if secrets_test_support::bao_bin().is_err() {
+        secrets_test_support::skip_or_fail("OpenBao unavailable");
+        return Ok(());
+    }
+    let dir = tempfile_dir("detached-bao")?;
+    let server = secrets_test_support::OpenBaoServer::start_detached(&dir)?;
+    let token = server.root_token.clone().ok_or("no root token")?;
+    assert!(!format!("{server:?}").contains(&token));
+    assert_eq!(server.addr, format!("http://127.0.0.1:{}", server.port));
+    assert_eq!(server.log, dir.join("openbao.log"));
+    // The launcher's value is gone; the server is not.
+    assert!(secrets_test_support::OpenBaoServer::is_ready_at(
+        server.port,
+        Some(&token)
+    ));
+    assert!(!secrets_test_support::OpenBaoServer::is_ready_at(
+        server.port,
+        Some("not-the-root-token")
+    ));
+    assert!(server.log.is_file(), "the caller's folder is kept");
+    kill(server.pid, || {
+        secrets_test_support::OpenBaoServer::is_ready_at(server.port, None)
+    })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn a_detached_cerbos_watches_its_policies() -> TestResult {
+    use secrets_test_support::cerbos::{CerbosServer, policies};
+    if secrets_test_support::cerbos_bin().is_err() {
+        secrets_test_support::skip_or_fail("Cerbos unavailable");
+        return Ok(());
+    }
+    let dir = tempfile_dir("detached-cerbos")?;
+    let server = CerbosServer::start_detached(&policies(), &dir)?;
+    assert_eq!(server.root_token, None);
+    assert!(CerbosServer::is_ready_at(server.port));
+    let config = std::fs::read_to_string(dir.join("cerbos.yaml"))?;
+    assert!(config.contains("watchForChanges: true"), "{config}");
+    assert_eq!(server.log, dir.join("cerbos.log"));
+    kill(server.pid, || CerbosServer::is_ready_at(server.port))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A fresh folder under the system temp dir.
+fn tempfile_dir(name: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "secrets-test-support-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
