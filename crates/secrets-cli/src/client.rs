@@ -276,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             shown[1],
-            "db: unsupported provider: SecretsClient serves file, openbao and hashicorp URIs only"
+            "db: unsupported provider: no provider serves this scheme (built in: file, openbao, hashicorp)"
         );
         assert!(
             shown[2].starts_with("openbao: no vault is configured for this scheme (no bootstrap"),

@@ -91,7 +91,7 @@ impl Routes {
                 }
                 _ => Error::UnsupportedProvider {
                     provider: name,
-                    reason: "no provider is registered for this scheme",
+                    reason: "no provider serves this scheme (built in: file, openbao, hashicorp)",
                 },
             }
         })
