@@ -205,7 +205,7 @@ fn a_db_uri_is_an_unsupported_provider() {
         1,
         "",
         "UNSUPPORTED_PROVIDER: URI 1 (db+cred://postgres/…): db: unsupported provider: \
-         SecretsClient serves file, openbao and hashicorp URIs only\n",
+         no provider serves this scheme (built in: file, openbao, hashicorp)\n",
         &["app-role"],
     );
 }

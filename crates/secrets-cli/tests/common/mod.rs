@@ -87,7 +87,7 @@ fn signal(_: &std::process::ExitStatus) -> Option<i32> {
 
 /// The repository root (for the shipped examples).
 pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    secrets_test_support::repo_root().expect("the repository root")
 }
 
 /// A run of `secrets` in a cleared environment: only `PATH` and what the test sets, so a
