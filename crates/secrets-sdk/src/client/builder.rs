@@ -304,7 +304,9 @@ impl SecretsClientBuilder {
         let allowed = if self.any_mount {
             AllowedMounts::default()
         } else {
-            let (mounts, setting) = match (&self.allowed_mounts, env.get(ALLOWED_MOUNTS_ENV)) {
+            // Set but empty (or only commas) is an operator's mistake worth naming as such,
+            // so this one reads the raw value: `AllowedMounts` then finds it unrestricted.
+            let (mounts, setting) = match (&self.allowed_mounts, env.raw(ALLOWED_MOUNTS_ENV)) {
                 (Some(mounts), _) => (mounts.clone(), "allowed_mounts"),
                 (None, Some(list)) => (AllowedMounts::from_csv(&list), ALLOWED_MOUNTS_ENV),
                 (None, None) => {
