@@ -1,0 +1,574 @@
+//! [`QueueSink`]: a bounded queue drained in batches by a background thread into a
+//! [`Transport`], with retries, so that publishing never waits on the network.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::Notify;
+
+use crate::{AuditError, AuditEvent, AuditSink, CloseReport, SinkStats};
+
+/// How long `close` waits for the drainer thread beyond its deadline (the drainer bounds every
+/// attempt by the deadline, so it normally ends well within this).
+const JOIN_GRACE: Duration = Duration::from_millis(500);
+
+/// Delivers batches of events somewhere (a Kafka topic, a log pipeline). Implemented by the
+/// transports; the [`QueueSink`] calls it from its own thread, one batch at a time, in order.
+///
+/// A batch is delivered whole or not at all: on `Err` (or when the attempt exceeds
+/// `attempt_timeout` and its future is dropped) the same batch is offered again after a
+/// backoff. A transport should therefore be idempotent per event id (consumers dedupe on it).
+pub trait Transport: Send + 'static {
+    /// Delivers `batch`, in order.
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [AuditEvent],
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>>;
+}
+
+/// What [`publish`](AuditSink::publish) does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Drop the event and count it (`audit_dropped_total`), warning once per
+    /// `warn_interval`. The request path never waits. The default.
+    Drop,
+    /// Wait up to this long for room (blocking the publishing thread), then drop and count.
+    Block(Duration),
+}
+
+/// The backoff between delivery attempts of a failed batch: exponential from `min_delay` by
+/// `factor`, with random jitter when `jitter` is set, never more than `max_delay`. There is no
+/// attempt limit: a batch is held (and the queue fills, then overflows) until the transport
+/// recovers or `close`'s deadline passes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// The first delay (default 100 ms).
+    pub min_delay: Duration,
+    /// The longest delay (default 30 s).
+    pub max_delay: Duration,
+    /// The growth factor (default 2).
+    pub factor: f32,
+    /// Whether to add random jitter (default yes), so that many clients do not retry in step.
+    pub jitter: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            factor: 2.0,
+            jitter: true,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The same policy with these delays.
+    #[must_use]
+    pub fn with_delays(mut self, min_delay: Duration, max_delay: Duration) -> Self {
+        self.min_delay = min_delay;
+        self.max_delay = max_delay.max(min_delay);
+        self
+    }
+
+    /// The same policy with this growth factor (at least 1).
+    #[must_use]
+    pub fn with_factor(mut self, factor: f32) -> Self {
+        self.factor = if factor.is_finite() {
+            factor.max(1.0)
+        } else {
+            2.0
+        };
+        self
+    }
+
+    /// The same policy with or without jitter.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        let mut builder = ExponentialBuilder::new()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(self.factor)
+            .without_max_times();
+        if self.jitter {
+            builder = builder.with_jitter();
+        }
+        let max = self.max_delay;
+        // backon's jitter adds up to one more delay on top; the cap is a cap.
+        builder.build().map(move |delay| delay.min(max))
+    }
+}
+
+/// How a [`QueueSink`] queues, batches and retries.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// The most events waiting in the queue (default 10 000). The batch being delivered is
+    /// held apart from the queue, so at most `capacity + batch_max` events are in memory.
+    pub capacity: usize,
+    /// What a full queue does (default [`Overflow::Drop`]).
+    pub overflow: Overflow,
+    /// The most events handed to the transport at once (default 500).
+    pub batch_max: usize,
+    /// The backoff between attempts of a failed batch.
+    pub retry: RetryConfig,
+    /// The longest one delivery attempt may take (default 10 s): a transport that accepts and
+    /// never answers cannot hang the drainer or `close`.
+    pub attempt_timeout: Duration,
+    /// The shortest time between two warnings about dropped events or failed attempts
+    /// (default 60 s).
+    pub warn_interval: Duration,
+    /// How long dropping a [`QueueSink`] that was never closed waits for the queue to drain
+    /// (default 1 s).
+    pub drop_flush: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            overflow: Overflow::Drop,
+            batch_max: 500,
+            retry: RetryConfig::default(),
+            attempt_timeout: Duration::from_secs(10),
+            warn_interval: Duration::from_secs(60),
+            drop_flush: Duration::from_secs(1),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The same configuration with this capacity (at least 1).
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The same configuration with this overflow policy.
+    #[must_use]
+    pub fn with_overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// The same configuration with this batch size (at least 1).
+    #[must_use]
+    pub fn with_batch_max(mut self, batch_max: usize) -> Self {
+        self.batch_max = batch_max.max(1);
+        self
+    }
+
+    /// The same configuration with this retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The same configuration with this attempt timeout (at least 1 ms).
+    #[must_use]
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The same configuration with this warning interval.
+    #[must_use]
+    pub fn with_warn_interval(mut self, interval: Duration) -> Self {
+        self.warn_interval = interval;
+        self
+    }
+
+    /// The same configuration with this flush bound for a sink dropped without `close`.
+    #[must_use]
+    pub fn with_drop_flush(mut self, bound: Duration) -> Self {
+        self.drop_flush = bound;
+        self
+    }
+}
+
+/// Lets one caller through per interval, lock-free.
+#[derive(Debug)]
+struct RateLimit {
+    start: Instant,
+    interval_ms: u64,
+    next_ms: AtomicU64,
+}
+
+impl RateLimit {
+    fn new(interval: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            next_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.next_ms.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now.saturating_add(self.interval_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<AuditEvent>,
+    in_flight: usize,
+    /// Set by `close`: intake stops and the drainer must be done by then.
+    deadline: Option<Instant>,
+    /// `close` gave up waiting for the drainer and counted everything left as lost.
+    abandoned: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: QueueConfig,
+    state: Mutex<State>,
+    /// Signalled when the drainer takes a batch (room for `Block` publishers) and on close.
+    space: Condvar,
+    /// Wakes the drainer: an event was queued, or close began.
+    wake: Notify,
+    /// Cuts a backoff sleep short when close begins.
+    closing: Notify,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    lost: AtomicU64,
+    failed_attempts: AtomicU64,
+    drop_warning: RateLimit,
+    failure_warning: RateLimit,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent at every unlock; a panic elsewhere does not corrupt it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count_drop(&self) {
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.drop_warning.ready() {
+            tracing::warn!(
+                audit_dropped_total = total,
+                capacity = self.config.capacity,
+                "audit queue full or closed: events dropped"
+            );
+        }
+    }
+}
+
+/// A sink that queues events in memory (bounded) and delivers them in batches through a
+/// [`Transport`] from a background thread running its own current-thread tokio runtime, so it
+/// works under any runtime or none, and publishing never waits on the network.
+///
+/// - **Full queue:** [`Overflow::Drop`] drops and counts exactly (`stats().dropped`, the
+///   `audit_dropped_total` of the warning logged once per `warn_interval`);
+///   [`Overflow::Block`] waits a bounded time for room first.
+/// - **Transport down:** the batch is retried with capped, jittered exponential backoff, each
+///   attempt bounded by `attempt_timeout`; it is held, not dropped, and new events keep
+///   queueing up to `capacity`. Events are delivered in publication order.
+/// - **[`close`](AuditSink::close):** stops intake, delivers everything queued, joins the
+///   thread and reports; if the deadline passes first, what was left is reported `lost`.
+///   Nothing queued is lost on a clean shutdown.
+/// - **Dropped without `close`:** flushes best-effort for `drop_flush`, never hangs.
+pub struct QueueSink {
+    shared: Arc<Shared>,
+    closer: Mutex<Closer>,
+}
+
+#[derive(Debug)]
+struct Closer {
+    thread: Option<JoinHandle<()>>,
+    done: Option<mpsc::Receiver<()>>,
+    report: Option<CloseReport>,
+}
+
+impl fmt::Debug for QueueSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueSink")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueSink {
+    /// Starts the drainer thread for `transport`.
+    ///
+    /// # Errors
+    /// `AUDIT_START` when the thread or its runtime cannot be created.
+    pub fn new(transport: impl Transport, config: QueueConfig) -> Result<Self, AuditError> {
+        let warn_interval = config.warn_interval;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State::default()),
+            space: Condvar::new(),
+            wake: Notify::new(),
+            closing: Notify::new(),
+            published: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            failed_attempts: AtomicU64::new(0),
+            drop_warning: RateLimit::new(warn_interval),
+            failure_warning: RateLimit::new(warn_interval),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|source| AuditError::Start { source })?;
+        let (done_tx, done_rx) = mpsc::channel();
+        let drainer = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("secret-audit-drain".to_owned())
+            .spawn(move || {
+                runtime.block_on(drain(&drainer, transport));
+                drop(runtime);
+                // The receiver may be gone (close gave up); nothing to do then.
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| AuditError::Start { source })?;
+        Ok(Self {
+            shared,
+            closer: Mutex::new(Closer {
+                thread: Some(thread),
+                done: Some(done_rx),
+                report: None,
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    #[must_use]
+    pub fn config(&self) -> &QueueConfig {
+        &self.shared.config
+    }
+
+    fn report(&self) -> CloseReport {
+        let lost = self.shared.lost.load(Ordering::Relaxed);
+        CloseReport {
+            delivered: self.shared.delivered.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            lost,
+            timed_out: lost > 0,
+        }
+    }
+}
+
+impl AuditSink for QueueSink {
+    fn publish(&self, event: AuditEvent) {
+        let shared = &*self.shared;
+        shared.published.fetch_add(1, Ordering::Relaxed);
+        let mut state = shared.lock();
+        if let Overflow::Block(max_wait) = shared.config.overflow
+            && state.deadline.is_none()
+            && state.queue.len() >= shared.config.capacity
+        {
+            let until = Instant::now() + max_wait;
+            while state.deadline.is_none() && state.queue.len() >= shared.config.capacity {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = shared
+                    .space
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        if state.deadline.is_some() || state.queue.len() >= shared.config.capacity {
+            drop(state);
+            shared.count_drop();
+            return;
+        }
+        state.queue.push_back(event);
+        drop(state);
+        shared.wake.notify_one();
+    }
+
+    fn close(&self, within: Duration) -> CloseReport {
+        let mut closer = self.closer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(report) = closer.report {
+            return report;
+        }
+        let deadline = Instant::now() + within;
+        self.shared.lock().deadline = Some(deadline);
+        self.shared.space.notify_all();
+        self.shared.wake.notify_one();
+        self.shared.closing.notify_one();
+
+        let wait = deadline.saturating_duration_since(Instant::now()) + JOIN_GRACE;
+        let finished = closer.done.take().is_none_or(|done| {
+            !matches!(
+                done.recv_timeout(wait),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            )
+        });
+        if finished {
+            if let Some(thread) = closer.thread.take() {
+                // The drainer has returned (or panicked); joining is immediate.
+                let _ = thread.join();
+            }
+        } else {
+            // The transport blocks its thread outright (a future that never yields): leave
+            // the thread behind and count what it holds as lost.
+            closer.thread = None;
+            let mut state = self.shared.lock();
+            state.abandoned = true;
+            let left = state.queue.len() + state.in_flight;
+            state.queue.clear();
+            drop(state);
+            self.shared.lost.fetch_add(left as u64, Ordering::Relaxed);
+        }
+        // Whatever a crashed drainer left behind is lost too.
+        let mut state = self.shared.lock();
+        let left = state.queue.len() as u64;
+        state.queue.clear();
+        drop(state);
+        self.shared.lost.fetch_add(left, Ordering::Relaxed);
+        let report = self.report();
+        closer.report = Some(report);
+        report
+    }
+
+    fn stats(&self) -> SinkStats {
+        let state = self.shared.lock();
+        let (queued, in_flight) = (state.queue.len() as u64, state.in_flight as u64);
+        drop(state);
+        let shared = &*self.shared;
+        SinkStats {
+            published: shared.published.load(Ordering::Relaxed),
+            delivered: shared.delivered.load(Ordering::Relaxed),
+            dropped: shared.dropped.load(Ordering::Relaxed),
+            lost: shared.lost.load(Ordering::Relaxed),
+            failed_attempts: shared.failed_attempts.load(Ordering::Relaxed),
+            queued,
+            in_flight,
+        }
+    }
+}
+
+impl Drop for QueueSink {
+    fn drop(&mut self) {
+        let bound = self.shared.config.drop_flush;
+        let report = self.close(bound);
+        if report.lost > 0 {
+            tracing::warn!(
+                lost = report.lost,
+                "audit queue dropped without close: events not delivered"
+            );
+        }
+    }
+}
+
+/// The drainer: takes batches in order and delivers each until it succeeds or the close
+/// deadline passes.
+async fn drain(shared: &Shared, mut transport: impl Transport) {
+    loop {
+        let batch: Vec<AuditEvent> = loop {
+            let woken = shared.wake.notified();
+            {
+                let mut state = shared.lock();
+                if !state.queue.is_empty() {
+                    let n = state.queue.len().min(shared.config.batch_max);
+                    state.in_flight = n;
+                    break state.queue.drain(..n).collect();
+                }
+                if state.deadline.is_some() {
+                    return;
+                }
+            }
+            woken.await;
+        };
+        shared.space.notify_all();
+        let delivered = deliver(shared, &mut transport, &batch).await;
+        let mut state = shared.lock();
+        state.in_flight = 0;
+        if state.abandoned {
+            return;
+        }
+        if delivered {
+            shared
+                .delivered
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        } else {
+            // The close deadline passed: this batch and everything still queued is lost.
+            let lost = batch.len() + state.queue.len();
+            state.queue.clear();
+            drop(state);
+            shared.lost.fetch_add(lost as u64, Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
+/// Delivers one batch, retrying with backoff; `false` when the close deadline passed first.
+async fn deliver(shared: &Shared, transport: &mut impl Transport, batch: &[AuditEvent]) -> bool {
+    let mut backoff = shared.config.retry.backoff();
+    loop {
+        let deadline = shared.lock().deadline;
+        let mut limit = shared.config.attempt_timeout;
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            limit = limit.min(left);
+        }
+        let error = match tokio::time::timeout(limit, transport.deliver(batch)).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(error)) => error,
+            Err(_) => AuditError::Timeout { after: limit },
+        };
+        shared.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        if shared.failure_warning.ready() {
+            tracing::warn!(
+                code = error.code(),
+                batch = batch.len(),
+                "audit delivery failed, retrying: {error}"
+            );
+        }
+        let delay = backoff.next().unwrap_or(shared.config.retry.max_delay);
+        let closing = shared.closing.notified();
+        tokio::pin!(closing);
+        // Register for the close signal before reading the deadline, so a close that comes
+        // in between still cuts the sleep short.
+        closing.as_mut().enable();
+        let sleep = match shared.lock().deadline {
+            Some(deadline) => delay.min(deadline.saturating_duration_since(Instant::now())),
+            None => delay,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = &mut closing => {}
+        }
+    }
+}
