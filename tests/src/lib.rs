@@ -5,7 +5,7 @@
 //! under `CI=true` (`cargo xtask services install` installs them).
 //!
 //! One test binary per subject; the helpers they share are in `tests/common/` (KV v2,
-//! `SecretsClient` and `VaultClient` fixtures over `secrets-test-support`):
+//! `SecretsClient`, `VaultClient` and CLI fixtures over `secrets-test-support`):
 //!
 //! - `tests/kv2/`: the KV v2 suite, one case list (`kv2/main.rs`, the cases in `kv2/cases.rs`)
 //!   that the `openbao` and `hashicorp` providers both run against a real OpenBao, and the
@@ -29,10 +29,13 @@
 //!   `secret-http` uses rustls directly, and every crate root has `//!` docs with an example
 //!   and `#![forbid(unsafe_code)]`.
 //!
+//! - `tests/cli/`: the `secrets` binary end to end (`resolve`, `exec`, `get`) on files, a
+//!   scripted server, a real OpenBao and a real Cerbos. Only the CLI package's own tests can
+//!   name its binary (`CARGO_BIN_EXE_secrets`), so `common/cli.rs` builds it once per run with
+//!   `cargo build -p secrets-cli --bin secrets`, from the sources under test.
+//!
 //! Suites of one crate without a server stay beside it (`secret-pep/tests/authzen_wire.rs`,
-//! `secret-providers/tests/file_special.rs`, …), and so do the CLI's: they run the built
-//! `secrets` binary, which only the CLI package's own tests can name
-//! (`CARGO_BIN_EXE_secrets`), including `secrets-cli/tests/get.rs` against real servers.
+//! `secret-providers/tests/file_special.rs`, `secrets-cli/tests/lint.rs`, …).
 //!
 //! The library holds the helpers the tidy tests share:
 //!

@@ -14,6 +14,8 @@
 //! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
 //!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
 //!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
+//! - [`cli`]: runs a built binary (the `secrets` CLI) in a cleared environment and captures
+//!   what it printed.
 //! - [`Shared`]: one server per test binary while its tests overlap ([`shared_openbao`]).
 //! - [`openbao_or_skip`]: the skip policy. Locally a missing `bao` prints `SKIP` and the test
 //!   returns; under `CI=true` it fails the test.
@@ -52,6 +54,7 @@
 
 pub mod bench;
 pub mod cerbos;
+pub mod cli;
 mod detached;
 mod env;
 mod error;

@@ -9,6 +9,7 @@
     clippy::expect_used
 )]
 
+pub mod cli;
 pub mod kv2;
 pub mod sdk;
 pub mod vault;

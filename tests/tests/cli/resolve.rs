@@ -3,12 +3,10 @@
 //! never reach stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Run, Secrets, repo_root};
+use crate::common::cli::{Invocation, Run, repo_root, secrets};
 use secrets_test_support::{Fault, FaultServer, openbao_or_skip};
 use serde_json::json;
 
@@ -33,17 +31,17 @@ fn root() -> tempfile::TempDir {
     root
 }
 
-fn resolve(root: &Path, args: &[&str]) -> Secrets {
+fn resolve(root: &Path, args: &[&str]) -> Invocation {
     let mut all = vec!["resolve".to_owned(), "--file-root".to_owned()];
     all.push(root.to_str().unwrap().to_owned());
     all.extend(args.iter().map(|a| (*a).to_owned()));
-    Secrets::new(all)
+    secrets(all)
 }
 
 /// Runs plain and traced; asserts the exit code, stdout and stderr of the plain run, and that
 /// in both runs `hidden` values are on neither stream and `CANARY` is never on stderr, and on
 /// stdout only when the expected `stdout` has it.
-fn check(secrets: &Secrets, code: i32, stdout: &str, stderr: &str, hidden: &[&str]) -> Run {
+fn check(secrets: &Invocation, code: i32, stdout: &str, stderr: &str, hidden: &[&str]) -> Run {
     let (plain, traced) = secrets.run_traced();
     assert_eq!(
         (plain.code, plain.stdout.as_str(), plain.stderr.as_str()),
@@ -309,8 +307,7 @@ fn a_non_utf8_mount_list_is_a_config_error() {
 fn file_mount_path_is_the_root_without_the_flag() {
     let root = root();
     check(
-        &Secrets::new(["resolve", "file://demo/db.json#password"])
-            .env("FILE_MOUNT_PATH", root.path()),
+        &secrets(["resolve", "file://demo/db.json#password"]).env("FILE_MOUNT_PATH", root.path()),
         0,
         &format!("{CANARY}\n"),
         "",
@@ -369,7 +366,7 @@ fn file_uris_never_touch_the_vault() {
     let token = "s.token-canary-0f9e8d";
     let server = FaultServer::start(vec![Fault::json(404, &json!({"errors": []}))]).unwrap();
     let root = root();
-    let with_vault = |secrets: Secrets| {
+    let with_vault = |secrets: Invocation| {
         secrets
             .env("OPENBAO_URL", server.addr())
             .env("OPENBAO_TOKEN", token)
@@ -498,7 +495,7 @@ fn kv2_secrets_from_a_real_openbao() {
 /// The README's main-job command: the shipped example, no server, no environment.
 #[test]
 fn the_readme_command_resolves_the_shipped_example() {
-    let run = Secrets::new([
+    let run = secrets([
         "resolve",
         "--file-root",
         "examples/secrets",
@@ -514,7 +511,7 @@ fn the_readme_command_resolves_the_shipped_example() {
 
 #[test]
 fn help_explains_configuration_and_the_mount_default() {
-    let run = Secrets::new(["resolve", "--help"]).run();
+    let run = secrets(["resolve", "--help"]).run();
     assert_eq!(run.code, 0);
     for needle in [
         "SECRETS_ALLOWED_MOUNTS",

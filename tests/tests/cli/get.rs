@@ -3,9 +3,7 @@
 //! locally when either is not installed, a failure under CI=true.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::Secrets;
+use crate::common::cli::secrets;
 use secrets_test_support::cerbos::{cerbos_or_skip, policies};
 use secrets_test_support::openbao_or_skip;
 
@@ -40,7 +38,7 @@ fn reads_through_the_pep_against_openbao_and_cerbos() {
         let run = vars
             .iter()
             .fold(
-                Secrets::new(std::iter::once("get").chain(argv)),
+                secrets(std::iter::once("get").chain(argv)),
                 |secrets, (k, v)| secrets.env(k, v),
             )
             .run();

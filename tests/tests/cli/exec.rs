@@ -3,11 +3,9 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::{Run, Secrets};
+use crate::common::cli::{Invocation, Run, secrets};
 use secrets_test_support::openbao_or_skip;
 use serde_json::json;
 
@@ -28,16 +26,16 @@ fn workdir() -> tempfile::TempDir {
 }
 
 /// `secrets exec --file-root secrets FLAGS… -- sh -c SCRIPT`, run in `dir`.
-fn exec(dir: &Path, flags: &[&str], script: &str) -> Secrets {
+fn exec(dir: &Path, flags: &[&str], script: &str) -> Invocation {
     let mut args = vec!["exec", "--file-root", "secrets"];
     args.extend(flags);
     args.extend(["--", "sh", "-c", script]);
-    Secrets::new(args).dir(dir)
+    secrets(args).dir(dir)
 }
 
 /// Runs plain and traced; asserts the plain run's exit code and streams, and that `CANARY`
 /// reaches neither stream of either run.
-fn check(secrets: &Secrets, code: i32, stdout: &str, stderr: &str) -> Run {
+fn check(secrets: &Invocation, code: i32, stdout: &str, stderr: &str) -> Run {
     let (plain, traced) = secrets.run_traced();
     assert_eq!(
         (plain.code, plain.stdout.as_str(), plain.stderr.as_str()),
@@ -267,7 +265,7 @@ fn a_malformed_env_file_or_flag_is_a_usage_error() {
 
 #[test]
 fn the_command_is_required_after_the_separator() {
-    let run = Secrets::new(["exec", "--env", "A=1"]).run();
+    let run = secrets(["exec", "--env", "A=1"]).run();
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("<CMD>..."), "{run:?}");
 }
@@ -280,7 +278,7 @@ fn a_missing_command_exits_127_and_a_non_executable_one_126() {
         let mut args = vec!["exec", "--file-root", "secrets"];
         args.extend(flags);
         args.extend(["--", command, "arg"]);
-        Secrets::new(args).dir(dir.path())
+        secrets(args).dir(dir.path())
     };
     check(
         &run("no-such-command-4f1e"),
