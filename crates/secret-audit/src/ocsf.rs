@@ -515,3 +515,408 @@ fn event(record: Record<'_>) -> Result<AuditEvent, AuditError> {
     event.latency_us = unmapped.latency_us;
     Ok(event)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditConfig, AuditKey, Auditor, MemorySink};
+    use secret_uri::SecretUri;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn auditor(hash_subject: bool) -> Result<Auditor, AuditError> {
+        let key = AuditKey::new(b"tenant-salt-0001-for-acme-corp-x", Some("2026-q4"))?;
+        let config = AuditConfig::default().with_hash_subject(hash_subject);
+        Ok(Auditor::new(key, Arc::new(MemorySink::new()), &config))
+    }
+
+    /// One full event of each type, and one bare one.
+    fn events() -> Result<Vec<AuditEvent>, Box<dyn std::error::Error>> {
+        let auditor = auditor(false)?;
+        let hashed = auditor_hashed()?;
+        let uri = SecretUri::parse("openbao+kv2://secret/app/api#token?version=3")?;
+        let file = SecretUri::parse("file://dc-infra/config.json#password")?;
+        let full = |event: AuditEvent| {
+            event
+                .with_decision_id("d-7f3a")
+                .with_grant_id("g-19c2")
+                .with_policy_version("secrets.v12")
+                .with_use_number(2)
+                .with_correlation_id("c-0001")
+                .with_client_id("crud-service")
+                .with_workflow_run_id("run-42")
+                .with_node_id("node-3")
+                .with_system_id("billing")
+                .with_latency(Duration::from_micros(1234))
+        };
+        Ok(vec![
+            full(auditor.event(EventType::AccessGranted, "acme", Some("alice"), Some(&uri))),
+            full(auditor.event(EventType::AccessDenied, "acme", Some("alice"), Some(&uri)))
+                .with_reason("PDP_DENY"),
+            auditor
+                .event(EventType::AccessDenied, "acme", Some("alice"), Some(&uri))
+                .with_code("PDP_UNAVAILABLE")
+                .with_outcome(Outcome::Error),
+            auditor
+                .event(EventType::AccessDenied, "acme", None, None)
+                .with_code("ILLEGAL_SEGMENT"),
+            full(auditor.event(EventType::Read, "acme", Some("alice"), Some(&uri))),
+            full(auditor.event(EventType::ReadError, "acme", Some("alice"), Some(&uri)))
+                .with_code("NOT_FOUND"),
+            auditor
+                .event(EventType::CacheHit, "acme", None, Some(&file))
+                .with_latency(Duration::from_nanos(140)),
+            hashed.event(EventType::Read, "acme", Some("alice"), Some(&file)),
+            auditor.event(EventType::Read, "", None, None),
+        ])
+    }
+
+    fn auditor_hashed() -> Result<Auditor, AuditError> {
+        auditor(true)
+    }
+
+    #[test]
+    fn every_event_type_round_trips() -> TestResult {
+        let events = events()?;
+        for kind in EventType::ALL {
+            assert!(events.iter().any(|e| e.kind() == kind), "{kind}");
+        }
+        for event in &events {
+            let bytes = to_ocsf_bytes(event);
+            assert_eq!(
+                &from_ocsf(&bytes)?,
+                event,
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+            assert_eq!(serde_json::from_slice::<Value>(&bytes)?, to_ocsf(event));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_record_maps_every_field() -> TestResult {
+        let event = events()?.remove(1);
+        let record = to_ocsf(&event);
+        let expected = json!({
+            "class_uid": 6003,
+            "class_name": "API Activity",
+            "category_uid": 6,
+            "category_name": "Application Activity",
+            "activity_id": 2,
+            "activity_name": "Read",
+            "type_uid": 600302,
+            "type_name": "API Activity: Read",
+            "severity_id": 1,
+            "severity": "Informational",
+            "status_id": 2,
+            "status": "Failure",
+            "status_code": "AUTHZ_DENIED",
+            "status_detail": "PDP_DENY",
+            "time": event.time_millis(),
+            "time_dt": event.time_rfc3339(),
+            "duration": 1,
+            "metadata": {
+                "version": "1.3.0",
+                "uid": event.id().to_string(),
+                "product": {
+                    "name": "secrets-sdk",
+                    "vendor_name": "secrets-sdk",
+                    "version": env!("CARGO_PKG_VERSION"),
+                },
+                "profiles": ["datetime"],
+                "event_code": "secret.access.denied",
+                "tenant_uid": "acme",
+                "correlation_uid": "c-0001",
+            },
+            "actor": {
+                "user": { "uid": "alice" },
+                "app_uid": "crud-service",
+                "authorizations": [{ "decision": "Deny", "policy": { "version": "secrets.v12" } }],
+            },
+            "api": { "operation": "secret.access.denied", "service": { "name": "openbao" } },
+            "resources": [{
+                "uid": "8cbd64017dc68f7258e00a0a7a0f572c",
+                "type": "secret",
+                "group": { "name": "secret" },
+            }],
+            "unmapped": {
+                "outcome": "DENY",
+                "resource_ref_key_id": "2026-q4",
+                "decision_id": "d-7f3a",
+                "grant_id": "g-19c2",
+                "use_number": 2,
+                "latency_us": 1234,
+                "workflow_run_id": "run-42",
+                "node_id": "node-3",
+                "system_id": "billing",
+            },
+        });
+        assert_eq!(record, expected);
+        Ok(())
+    }
+
+    /// A valid record as a JSON value, to break one field at a time.
+    fn valid() -> Result<Value, Box<dyn std::error::Error>> {
+        Ok(to_ocsf(&events()?.remove(0)))
+    }
+
+    fn refused(value: &Value) -> bool {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        matches!(from_ocsf(&bytes), Err(e) if e.code() == "BAD_RECORD")
+    }
+
+    #[test]
+    fn garbage_is_bad_record() {
+        let deep = "[".repeat(100_000);
+        let huge = format!("\"{}\"", "x".repeat(MAX_RECORD_BYTES));
+        let inputs: [&[u8]; 10] = [
+            b"",
+            b"null",
+            b"[]",
+            b"{}",
+            b"{\"class_uid\":6003",
+            b"\xff\xfe",
+            b"{\"class_uid\":6003,\"class_uid\":6003}",
+            deep.as_bytes(),
+            huge.as_bytes(),
+            b"{\"metadata\":{\"uid\":\"s.canary-token\"}}",
+        ];
+        for input in inputs {
+            let error = from_ocsf(input).err();
+            assert_eq!(error.as_ref().map(AuditError::code), Some("BAD_RECORD"));
+            let shown = format!(
+                "{} {:?}",
+                error.as_ref().map(ToString::to_string).unwrap_or_default(),
+                error
+            );
+            assert!(!shown.contains("canary"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn every_inconsistency_is_bad_record() -> TestResult {
+        let base = valid()?;
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            ("class", Box::new(|v| v["class_uid"] = json!(3002))),
+            (
+                "class name",
+                Box::new(|v| v["class_name"] = json!("Authentication")),
+            ),
+            ("activity", Box::new(|v| v["activity_id"] = json!(1))),
+            ("type", Box::new(|v| v["type_uid"] = json!(600301))),
+            ("severity", Box::new(|v| v["severity_id"] = json!(5))),
+            (
+                "version",
+                Box::new(|v| v["metadata"]["version"] = json!("1.2.0")),
+            ),
+            (
+                "product",
+                Box::new(|v| v["metadata"]["product"]["name"] = json!("other")),
+            ),
+            (
+                "profiles",
+                Box::new(|v| v["metadata"]["profiles"] = json!([])),
+            ),
+            (
+                "uid",
+                Box::new(|v| v["metadata"]["uid"] = json!("not-a-uuid")),
+            ),
+            (
+                "uid case",
+                Box::new(|v| {
+                    let upper = v["metadata"]["uid"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_uppercase();
+                    v["metadata"]["uid"] = json!(upper);
+                }),
+            ),
+            (
+                "event code",
+                Box::new(|v| v["metadata"]["event_code"] = json!("secret.write")),
+            ),
+            (
+                "operation",
+                Box::new(|v| v["api"]["operation"] = json!("secret.read")),
+            ),
+            ("status", Box::new(|v| v["status_id"] = json!(2))),
+            (
+                "status caption",
+                Box::new(|v| v["status"] = json!("Failure")),
+            ),
+            (
+                "outcome",
+                Box::new(|v| v["unmapped"]["outcome"] = json!("DENY")),
+            ),
+            (
+                "outcome name",
+                Box::new(|v| v["unmapped"]["outcome"] = json!("permit")),
+            ),
+            (
+                "code",
+                Box::new(|v| v["status_code"] = json!("openbao+kv2://secret/app#token")),
+            ),
+            (
+                "detail",
+                Box::new(|v| v["status_detail"] = json!("lower case")),
+            ),
+            (
+                "time",
+                Box::new(|v| v["time"] = json!(253_402_300_800_000_u64)),
+            ),
+            (
+                "time_dt",
+                Box::new(|v| v["time_dt"] = json!("2001-01-01T00:00:00.000Z")),
+            ),
+            ("negative time", Box::new(|v| v["time"] = json!(-1))),
+            ("duration", Box::new(|v| v["duration"] = json!(7))),
+            (
+                "no duration",
+                Box::new(|v| {
+                    v.as_object_mut().map(|o| o.remove("duration"));
+                }),
+            ),
+            (
+                "use number",
+                Box::new(|v| v["unmapped"]["use_number"] = json!(4_294_967_296_u64)),
+            ),
+            ("empty actor", Box::new(|v| v["actor"] = json!({}))),
+            (
+                "two decisions",
+                Box::new(|v| {
+                    let one = v["actor"]["authorizations"][0].clone();
+                    v["actor"]["authorizations"] = json!([one.clone(), one]);
+                }),
+            ),
+            (
+                "decision",
+                Box::new(|v| v["actor"]["authorizations"][0]["decision"] = json!("Deny")),
+            ),
+            (
+                "no decision",
+                Box::new(|v| {
+                    v["actor"]
+                        .as_object_mut()
+                        .map(|o| o.remove("authorizations"));
+                }),
+            ),
+            (
+                "hashed",
+                Box::new(|v| v["unmapped"]["subject_hashed"] = json!(true)),
+            ),
+            (
+                "not hashed",
+                Box::new(|v| v["unmapped"]["subject_hashed"] = json!(false)),
+            ),
+            (
+                "provider",
+                Box::new(|v| v["api"]["service"]["name"] = json!("OpenBao")),
+            ),
+            (
+                "no provider",
+                Box::new(|v| {
+                    v["api"].as_object_mut().map(|o| o.remove("service"));
+                }),
+            ),
+            (
+                "resource ref",
+                Box::new(|v| v["resources"][0]["uid"] = json!("8CBD64017DC68F7258E00A0A7A0F572C")),
+            ),
+            (
+                "resource type",
+                Box::new(|v| v["resources"][0]["type"] = json!("file")),
+            ),
+            (
+                "two resources",
+                Box::new(|v| {
+                    let one = v["resources"][0].clone();
+                    v["resources"] = json!([one.clone(), one]);
+                }),
+            ),
+            ("no resource", Box::new(|v| v["resources"] = json!([]))),
+            (
+                "unknown",
+                Box::new(|v| v["uri"] = json!("openbao+kv2://secret/app#token")),
+            ),
+            (
+                "unknown unmapped",
+                Box::new(|v| v["unmapped"]["uri"] = json!("x")),
+            ),
+            (
+                "unknown metadata",
+                Box::new(|v| v["metadata"]["labels"] = json!([])),
+            ),
+            (
+                "wrong type",
+                Box::new(|v| v["metadata"]["tenant_uid"] = json!(7)),
+            ),
+        ];
+        assert!(!refused(&base));
+        for (name, edit) in edits {
+            let mut value = base.clone();
+            edit(&mut value);
+            assert!(refused(&value), "{name}");
+        }
+        for key in [
+            "class_uid",
+            "time",
+            "time_dt",
+            "metadata",
+            "api",
+            "unmapped",
+            "status_code",
+        ] {
+            let mut value = base.clone();
+            value.as_object_mut().map(|o| o.remove(key));
+            assert!(refused(&value), "without {key}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn mutated_records_never_panic_and_reparse_stably() -> TestResult {
+        // A deterministic xorshift walk over byte flips, insertions and cuts of valid records.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds: Vec<Vec<u8>> = events()?.iter().map(to_ocsf_bytes).collect();
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let mut bytes = seeds[round % seeds.len()].clone();
+            for _ in 0..=(next() % 3) {
+                let at = usize::try_from(next()).unwrap_or(0) % bytes.len().max(1);
+                match next() % 4 {
+                    0 => bytes[at] = next().to_le_bytes()[0],
+                    1 => bytes.insert(
+                        at,
+                        b"\"{}[],:0e-\\u"[usize::try_from(next() % 12).unwrap_or(0)],
+                    ),
+                    2 => bytes.truncate(at),
+                    _ => bytes[at] = bytes[at].wrapping_add(1),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            match from_ocsf(&bytes) {
+                Ok(event) => {
+                    accepted += 1;
+                    assert_eq!(from_ocsf(&to_ocsf_bytes(&event))?, event);
+                }
+                Err(error) => assert_eq!(error.code(), "BAD_RECORD"),
+            }
+        }
+        // Some mutations keep a record valid (a changed digit of an id or a time); most do not.
+        assert!(accepted < 20_000);
+        Ok(())
+    }
+}
