@@ -139,20 +139,9 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-/// Today's conditions with two codes. Issue 10 empties this list; an entry whose condition
-/// has come to one code fails the test, so that it is removed.
-const KNOWN_SPLITS: &[(&str, &str)] = &[
-    // Batch items keep the original SDK's `DENY`; a single read says `AUTHZ_DENIED`.
-    (
-        "the read is not authorized",
-        "AUTHZ_DENIED (PepError) vs DENY (batch items)",
-    ),
-    // The test support's own name for a malformed response.
-    (
-        "a response is not what the protocol promises",
-        "MALFORMED_RESPONSE (providers, PDP cause) vs BAD_RESPONSE (test support)",
-    ),
-];
+/// Conditions allowed two codes for now, as (condition, why). Empty: every condition has one
+/// code. An entry whose condition has come to one code fails the test, so that it is removed.
+const KNOWN_SPLITS: &[(&str, &str)] = &[];
 
 #[test]
 fn the_table_lists_exactly_the_codes_the_code_returns() {

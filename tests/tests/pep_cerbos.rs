@@ -483,8 +483,8 @@ async fn batch_is_deduplicated_required_first_in_one_call() -> TestResult {
         [
             (APP, true, "GRANTED"),
             (SEVEN, true, "GRANTED"),
-            (DENIED, false, "DENY"),
-            (mfa, false, "DENY"),
+            (DENIED, false, "AUTHZ_DENIED"),
+            (mfa, false, "AUTHZ_DENIED"),
         ]
     );
     assert_eq!(

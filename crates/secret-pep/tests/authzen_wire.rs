@@ -265,7 +265,7 @@ async fn discovery_refuses_another_pdp_or_origin() -> TestResult {
     let report = pep
         .authorize_batch(&reader(jti()), &["openbao+kv2://secret/b"], &[])
         .await?;
-    assert_eq!(report.items()[0].status.code(), "DENY");
+    assert_eq!(report.items()[0].status.code(), "AUTHZ_DENIED");
     let paths: Vec<_> = server.requests()[before..]
         .iter()
         .map(|r| r.path.clone())
@@ -312,7 +312,7 @@ async fn batch_wire_format_and_length_check() -> TestResult {
         )
         .await?;
     let codes: Vec<_> = report.items().iter().map(|i| i.status.code()).collect();
-    assert_eq!(codes, ["GRANTED", "DENY"]);
+    assert_eq!(codes, ["GRANTED", "AUTHZ_DENIED"]);
     let request = &server.requests()[0];
     assert_eq!(request.path, "/access/v1/evaluations");
     let body = request.json().unwrap_or_default();

@@ -85,7 +85,7 @@ impl Error {
             Self::ServerExited { .. } => "SERVER_EXITED",
             Self::NotHealthy { .. } => "NOT_HEALTHY",
             Self::Stopped => "STOPPED",
-            Self::BadResponse { .. } => "BAD_RESPONSE",
+            Self::BadResponse { .. } => "MALFORMED_RESPONSE",
             Self::UnexpectedStatus { .. } => "UNEXPECTED_STATUS",
         }
     }

@@ -503,8 +503,8 @@ async fn batch_prefetches_grants_in_one_call() -> TestResult {
         [
             (APP, true, "GRANTED"),
             (SEVEN, true, "GRANTED"),
-            (DENIED, false, "DENY"),
-            (mfa, false, "DENY"),
+            (DENIED, false, "AUTHZ_DENIED"),
+            (mfa, false, "AUTHZ_DENIED"),
         ]
     );
     assert_eq!(

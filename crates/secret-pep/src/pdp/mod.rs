@@ -196,11 +196,11 @@ pub enum BatchFailure {
 }
 
 impl BatchFailure {
-    /// `"DENY"` or `"PDP_UNAVAILABLE"`.
+    /// `"AUTHZ_DENIED"` (the single-read code of a refusal) or `"PDP_UNAVAILABLE"`.
     #[must_use]
     pub const fn code(self) -> &'static str {
         match self {
-            Self::Deny { .. } => "DENY",
+            Self::Deny { .. } => "AUTHZ_DENIED",
             Self::PdpUnavailable => "PDP_UNAVAILABLE",
         }
     }

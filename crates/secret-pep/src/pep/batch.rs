@@ -63,7 +63,7 @@ pub enum BatchStatus {
 }
 
 impl BatchStatus {
-    /// `"GRANTED"`, `"SPENT"`, `"DENY"` or `"PDP_UNAVAILABLE"`.
+    /// `"GRANTED"`, `"SPENT"`, `"AUTHZ_DENIED"` or `"PDP_UNAVAILABLE"`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
