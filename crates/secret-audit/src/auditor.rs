@@ -118,7 +118,10 @@ impl Auditor {
         match self.cache_hit_sample_n {
             0 => false,
             1 => true,
-            n => self.cache_hits.fetch_add(1, Ordering::Relaxed).is_multiple_of(n),
+            n => self
+                .cache_hits
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(n),
         }
     }
 }

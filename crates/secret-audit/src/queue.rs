@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 
+use crate::sink::deadline_after;
 use crate::{AuditError, AuditEvent, AuditSink, CloseReport, SinkStats};
+
+/// The longest backoff delay honoured; longer ones are cut to this.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
 /// How long `close` waits for the drainer thread beyond its deadline (the drainer bounds every
 /// attempt by the deadline, so it normally ends well within this).
@@ -97,6 +101,17 @@ impl RetryConfig {
     #[must_use]
     pub fn with_jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
+        self
+    }
+
+    /// The policy with every field in range: delays at most an hour, `min_delay <=
+    /// max_delay`, a finite factor of at least 1.
+    fn normalized(mut self) -> Self {
+        self.max_delay = self.max_delay.min(MAX_RETRY_DELAY);
+        self.min_delay = self.min_delay.min(self.max_delay);
+        if !(self.factor.is_finite() && self.factor >= 1.0) {
+            self.factor = 2.0;
+        }
         self
     }
 
@@ -325,6 +340,14 @@ impl QueueSink {
     /// # Errors
     /// `AUDIT_START` when the thread or its runtime cannot be created.
     pub fn new(transport: impl Transport, config: QueueConfig) -> Result<Self, AuditError> {
+        // The fields are public: bring each into range (as the with_* setters do).
+        let config = QueueConfig {
+            capacity: config.capacity.max(1),
+            batch_max: config.batch_max.max(1),
+            attempt_timeout: config.attempt_timeout.max(Duration::from_millis(1)),
+            retry: config.retry.normalized(),
+            ..config
+        };
         let warn_interval = config.warn_interval;
         let shared = Arc::new(Shared {
             config,
@@ -391,7 +414,7 @@ impl AuditSink for QueueSink {
             && state.deadline.is_none()
             && state.queue.len() >= shared.config.capacity
         {
-            let until = Instant::now() + max_wait;
+            let until = deadline_after(max_wait);
             while state.deadline.is_none() && state.queue.len() >= shared.config.capacity {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -419,13 +442,15 @@ impl AuditSink for QueueSink {
         if let Some(report) = closer.report {
             return report;
         }
-        let deadline = Instant::now() + within;
+        let deadline = deadline_after(within);
         self.shared.lock().deadline = Some(deadline);
         self.shared.space.notify_all();
         self.shared.wake.notify_one();
         self.shared.closing.notify_one();
 
-        let wait = deadline.saturating_duration_since(Instant::now()) + JOIN_GRACE;
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_add(JOIN_GRACE);
         let finished = closer.done.take().is_none_or(|done| {
             !matches!(
                 done.recv_timeout(wait),
@@ -439,19 +464,16 @@ impl AuditSink for QueueSink {
             }
         } else {
             // The transport blocks its thread outright (a future that never yields): leave
-            // the thread behind and count what it holds as lost.
+            // the thread behind.
             closer.thread = None;
-            let mut state = self.shared.lock();
-            state.abandoned = true;
-            let left = state.queue.len() + state.in_flight;
-            state.queue.clear();
-            drop(state);
-            self.shared.lost.fetch_add(left as u64, Ordering::Relaxed);
         }
-        // Whatever a crashed drainer left behind is lost too.
+        // What is left is lost: everything, if the drainer was left behind (it will count
+        // nothing more); what a drainer that panicked left (a transport must not panic).
         let mut state = self.shared.lock();
-        let left = state.queue.len() as u64;
+        state.abandoned = !finished;
+        let left = (state.queue.len() + state.in_flight) as u64;
         state.queue.clear();
+        state.in_flight = 0;
         drop(state);
         self.shared.lost.fetch_add(left, Ordering::Relaxed);
         let report = self.report();

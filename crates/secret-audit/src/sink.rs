@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 
 use crate::AuditEvent;
 
+/// `within` from now, or about a year from now when `within` is too far to represent.
+pub(crate) fn deadline_after(within: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(within)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// Where audit events go. Object safe (`Arc<dyn AuditSink>`).
 ///
 /// [`publish`](Self::publish) is called on the request path: it never waits on the network
@@ -19,7 +27,9 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     fn publish(&self, event: AuditEvent);
 
     /// Stops intake and delivers what is queued, giving up after `within`. Later calls
-    /// return the first call's report without waiting again.
+    /// return the first call's report without waiting again. It blocks the calling thread
+    /// (for at most about `within`): call it at shutdown, not on a runtime's worker in a hot
+    /// path.
     fn close(&self, within: Duration) -> CloseReport;
 
     /// The counters so far.
@@ -140,7 +150,7 @@ impl MemorySink {
     /// Waits until at least `n` events arrived or `timeout` passed; `true` if they did.
     #[must_use]
     pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut events = self.lock();
         while events.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());

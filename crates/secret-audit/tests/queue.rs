@@ -470,3 +470,92 @@ fn many_threads_publish_and_the_counts_add_up() -> TestResult {
     }
     Ok(())
 }
+
+/// Blocks its thread outright inside `deliver` (a badly written transport).
+struct Stuck;
+
+impl Transport for Stuck {
+    fn deliver<'a>(
+        &'a mut self,
+        _batch: &'a [AuditEvent],
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
+        Box::pin(async {
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(())
+        })
+    }
+}
+
+/// Panics in `deliver`.
+struct Panicking;
+
+impl Transport for Panicking {
+    fn deliver<'a>(
+        &'a mut self,
+        _batch: &'a [AuditEvent],
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
+        Box::pin(async { panic!("transport bug") })
+    }
+}
+
+#[test]
+fn a_transport_that_blocks_its_thread_does_not_hang_close() -> TestResult {
+    let (auditor, uris) = (auditor()?, uris()?);
+    let sink = QueueSink::new(Stuck, QueueConfig::default())?;
+    for n in 0..5 {
+        sink.publish(event(&auditor, &uris, n));
+    }
+    let (report, stats) = bounded(move || {
+        let report = sink.close(Duration::from_millis(100));
+        let stats = sink.stats();
+        // Dropping the closed sink does not wait again.
+        drop(sink);
+        (report, stats)
+    })?;
+    assert_eq!(
+        (report.delivered, report.lost, report.timed_out),
+        (0, 5, true)
+    );
+    assert_eq!(
+        stats.published,
+        stats.delivered + stats.dropped + stats.lost
+    );
+    Ok(())
+}
+
+#[test]
+fn a_transport_that_panics_loses_only_what_it_held() -> TestResult {
+    let (auditor, uris) = (auditor()?, uris()?);
+    let sink = QueueSink::new(Panicking, QueueConfig::default())?;
+    for n in 0..5 {
+        sink.publish(event(&auditor, &uris, n));
+    }
+    let report = bounded(move || sink.close(BOUND))?;
+    assert_eq!((report.delivered, report.dropped, report.lost), (0, 0, 5));
+    Ok(())
+}
+
+#[test]
+fn out_of_range_settings_are_brought_into_range() -> TestResult {
+    let (auditor, uris) = (auditor()?, uris()?);
+    let record = Record::default();
+    let transport = Flaky {
+        record: record.clone(),
+        failures: 1,
+    };
+    let mut config = QueueConfig::default();
+    config.batch_max = 0;
+    config.capacity = 0;
+    config.attempt_timeout = Duration::ZERO;
+    config.retry.factor = f32::NAN;
+    config.retry.min_delay = Duration::MAX;
+    config.retry.max_delay = Duration::MAX;
+    let sink = QueueSink::new(transport, config)?;
+    assert_eq!((sink.config().batch_max, sink.config().capacity), (1, 1));
+    sink.publish(event(&auditor, &uris, 0));
+    // A huge deadline is no panic; the batch is retried once (after the delay is cut short
+    // by close) and delivered.
+    let report = bounded(move || sink.close(Duration::MAX))?;
+    assert_eq!((report.delivered, report.lost), (1, 0));
+    Ok(())
+}
