@@ -12,6 +12,8 @@ use crate::{AuditError, ResourceRef};
 
 /// The last millisecond of year 9999: the latest time an RFC 3339 timestamp can spell.
 pub(crate) const MAX_TIME_MS: u64 = 253_402_300_799_999;
+/// What an event records in place of a code or reason that is not a stable code.
+pub const INVALID_CODE: &str = "INVALID_CODE";
 /// The longest code or reason accepted, in bytes.
 const MAX_CODE_BYTES: usize = 64;
 
@@ -194,7 +196,8 @@ pub(crate) fn valid_code(code: &str) -> bool {
 /// [`resource_ref`](Self::resource_ref), the provider and the mount from a `&SecretUri`, and
 /// hashes the subject when `AUDIT_HASH_SUBJECT=true`. It never carries a secret value, a
 /// token, a `jti` or a sender binding. The setters below add what the caller knows; a code or
-/// reason that is not a stable code (`A-Z 0-9 _ .`, at most 64) is recorded as `INVALID_CODE`.
+/// reason that is not a stable code (`A-Z 0-9 _ .`, at most 64) is recorded as
+/// [`INVALID_CODE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuditEvent {
@@ -227,7 +230,7 @@ fn sanitized(code: Cow<'static, str>) -> Cow<'static, str> {
     if valid_code(&code) {
         code
     } else {
-        Cow::Borrowed("INVALID_CODE")
+        Cow::Borrowed(INVALID_CODE)
     }
 }
 
