@@ -30,6 +30,45 @@ const JOIN_GRACE: Duration = Duration::from_millis(500);
 /// A batch is delivered whole or not at all: on `Err` (or when the attempt exceeds
 /// `attempt_timeout` and its future is dropped) the same batch is offered again after a
 /// backoff. A transport should therefore be idempotent per event id (consumers dedupe on it).
+/// It must not block its thread (await instead) and must not panic; if it does, `close`
+/// still returns within its deadline and reports what was left as lost.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use secret_audit::{AuditError, AuditEvent, AuditSink, Auditor, EventType, QueueConfig, QueueSink, Transport, to_ocsf_bytes};
+///
+/// /// Writes one OCSF JSON line per event (a stand-in for a broker).
+/// struct Lines(Arc<Mutex<Vec<u8>>>);
+///
+/// impl Transport for Lines {
+///     fn deliver<'a>(
+///         &'a mut self,
+///         batch: &'a [AuditEvent],
+///     ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
+///         Box::pin(async move {
+///             let mut out = self.0.lock().map_err(|_| AuditError::delivery("poisoned", None))?;
+///             for event in batch {
+///                 out.extend(to_ocsf_bytes(event));
+///                 out.push(b'\n');
+///             }
+///             Ok(())
+///         })
+///     }
+/// }
+///
+/// # fn main() -> Result<(), AuditError> {
+/// let out = Arc::new(Mutex::new(Vec::new()));
+/// let sink = QueueSink::new(Lines(out.clone()), QueueConfig::default())?;
+/// let auditor = Auditor::disabled(); // an enabled one keys the events it makes
+/// sink.publish(auditor.event(EventType::Read, "acme", Some("alice"), None));
+/// let report = sink.close(Duration::from_secs(5));
+/// assert_eq!((report.delivered, report.lost), (1, 0));
+/// assert_eq!(out.lock().map(|o| o.split(|&b| b == b'\n').count()).ok(), Some(2));
+/// # Ok(()) }
+/// ```
 pub trait Transport: Send + 'static {
     /// Delivers `batch`, in order.
     fn deliver<'a>(
