@@ -31,6 +31,7 @@ const NOT_CODES: &[(&str, &str)] = &[
         "secrets_sdk::CacheState::as_str",
         "a span field value (cache outcome)",
     ),
+    ("secret_audit::EventType::as_str", "an audit event type name"),
 ];
 
 /// Crates that may be absent (the new transport crate, until it lands): what the table and
