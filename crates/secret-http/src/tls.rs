@@ -164,6 +164,35 @@ impl TlsConfig {
     }
 }
 
+/// The rustls client configuration for `tls`, built by the rules [`HttpClient`] follows
+/// (TLS 1.2 and 1.3 with rustls' `ring` provider; the webpki roots, or a CA bundle that
+/// replaces or is appended to them; a client certificate; `skip_verify` obeyed), with no
+/// ALPN protocol: for a non-HTTP transport that takes an `Arc<rustls::ClientConfig>`, such
+/// as rskafka's. The one place a rustls type crosses this crate's API (feature
+/// `rustls-config`).
+///
+/// ```
+/// use secret_http::{TlsConfig, rustls_client_config};
+///
+/// let config = rustls_client_config(&TlsConfig::default())?;
+/// assert!(config.alpn_protocols.is_empty());
+/// let missing = TlsConfig::default().with_ca_bundle("/nonexistent/ca.pem");
+/// assert_eq!(rustls_client_config(&missing).unwrap_err().code(), "CONFIG");
+/// # Ok::<(), secret_http::HttpError>(())
+/// ```
+///
+/// # Errors
+/// `CONFIG` naming the file at fault (CA bundle, client certificate or key), as
+/// [`HttpClient::new`] does.
+///
+/// [`HttpClient`]: crate::HttpClient
+/// [`HttpClient::new`]: crate::HttpClient::new
+#[cfg(feature = "rustls-config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls-config")))]
+pub fn rustls_client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    tls.build().map(Arc::new)
+}
+
 fn read_certs(path: &Path, setting: Setting) -> Result<Vec<CertificateDer<'static>>, HttpError> {
     let unreadable = |e| HttpError::config_from(setting, "is unreadable or not PEM", e);
     CertificateDer::pem_file_iter(path)
@@ -322,6 +351,41 @@ mod tests {
             Some((Setting::ClientCert, "holds no PEM certificate"))
         );
         assert!(TlsConfig::default().with_skip_verify(true).build().is_ok());
+        Ok(())
+    }
+
+    #[cfg(feature = "rustls-config")]
+    #[test]
+    fn the_exported_config_follows_the_same_rules() -> TestResult {
+        let pki = Pki::new()?;
+        let plain = rustls_client_config(&TlsConfig::default())?;
+        assert!(plain.alpn_protocols.is_empty(), "no HTTP ALPN for Kafka");
+        assert!(!plain.client_auth_cert_resolver.has_certs());
+        let mutual = rustls_client_config(
+            &TlsConfig::default()
+                .with_ca_bundle(pki.path("ca.pem"))
+                .with_client_cert(ClientCert::new(
+                    pki.path("client.pem"),
+                    pki.path("client.key"),
+                )),
+        )?;
+        assert!(mutual.client_auth_cert_resolver.has_certs());
+        assert_eq!(
+            config_error(rustls_client_config(
+                &TlsConfig::default().with_ca_bundle(pki.path("empty.pem"))
+            )),
+            Some((Setting::CaBundle, "holds no PEM certificate"))
+        );
+        assert_eq!(
+            config_error(rustls_client_config(
+                &TlsConfig::default().with_client_cert(ClientCert::new(
+                    pki.path("client.pem"),
+                    pki.path("other.key")
+                ))
+            )),
+            Some((Setting::ClientKey, "does not fit the client certificate"))
+        );
+        assert!(rustls_client_config(&TlsConfig::default().with_skip_verify(true)).is_ok());
         Ok(())
     }
 }

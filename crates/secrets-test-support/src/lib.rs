@@ -11,6 +11,10 @@
 //!   chosen responses on the way back.
 //! - [`cerbos::CerbosServer`]: a fresh `cerbos server` (AuthZEN API) per test, serving the
 //!   workspace's test policies, [`cerbos::policies`] (`fixtures/cerbos`).
+//! - [`tansu::TansuServer`]: a fresh `tansu broker` (a Kafka-protocol broker, in-memory
+//!   storage) per test, with [`stop`](tansu::TansuServer::stop) and
+//!   [`restart`](tansu::TansuServer::restart) on the same port for "broker down" tests, and
+//!   [`tansu::shared_tansu`] for one per test binary.
 //! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
 //!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
 //!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
@@ -20,8 +24,9 @@
 //! - [`openbao_or_skip`]: the skip policy. Locally a missing `bao` prints `SKIP` and the test
 //!   returns; under `CI=true` it fails the test.
 //!
-//! [`OpenBaoServer::start_detached`] and [`cerbos::CerbosServer::start_detached`] start the
-//! same servers to outlive the caller ([`Detached`]): `cargo xtask services up` runs its
+//! [`OpenBaoServer::start_detached`], [`cerbos::CerbosServer::start_detached`] and
+//! [`tansu::TansuServer::start_detached`] start the same servers to outlive the caller
+//! ([`Detached`]): `cargo xtask services up` runs its
 //! shared servers through them, so starting and health-checking a server has one home.
 //!
 //! The `bao` binary comes from `cargo xtask services install` (under the git-ignored
@@ -69,6 +74,7 @@ mod paths;
 pub mod pep;
 pub mod proxy;
 mod shared;
+pub mod tansu;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,7 +85,10 @@ pub use error::Error;
 pub use fault::{Fault, FaultServer, RecordedRequest};
 pub use logs::LogCapture;
 pub use openbao::{AppRoleCredentials, OpenBaoServer};
-pub use paths::{BAO_BIN_ENV, CERBOS_BIN_ENV, bao_bin, cerbos_bin, repo_root, tools_dir};
+pub use paths::{
+    BAO_BIN_ENV, CERBOS_BIN_ENV, TANSU_BIN_ENV, bao_bin, cerbos_bin, repo_root, tansu_bin,
+    tools_dir,
+};
 pub use shared::Shared;
 
 /// A loopback TCP port that was free a moment ago (bind to port 0, read it, release it).

