@@ -31,7 +31,18 @@ const NOT_CODES: &[(&str, &str)] = &[
         "secrets_sdk::CacheState::as_str",
         "a span field value (cache outcome)",
     ),
-    ("secret_audit::EventType::as_str", "an audit event type name"),
+    (
+        "secret_audit::EventType::as_str",
+        "an audit event type name",
+    ),
+    (
+        "secret_audit::SecurityProtocol::as_str",
+        "a Kafka security protocol name (KAFKA_SECURITY_PROTOCOL)",
+    ),
+    (
+        "secret_audit::SaslMechanism::as_str",
+        "a Kafka SASL mechanism name (KAFKA_SASL_MECHANISM)",
+    ),
 ];
 
 /// Crates that may be absent (the new transport crate, until it lands): what the table and

@@ -81,7 +81,7 @@ async fn nothing_secret_reaches_messages_logs_or_audit_events() -> TestResult {
     let audit = Arc::new(Recording::default());
     let client = VaultClient::builder()
         .env_lookup(env(&vars(TOKEN_CANARY)))
-        .audit(Arc::clone(&audit))
+        .audit(Arc::clone(&audit) as Arc<dyn secrets_sdk::audit::AuditSink>)
         .build()?;
     let mut shown = format!("{client:?}\n");
 

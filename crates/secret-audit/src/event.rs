@@ -14,6 +14,8 @@ use crate::{AuditError, ResourceRef};
 pub(crate) const MAX_TIME_MS: u64 = 253_402_300_799_999;
 /// What an event records in place of a code or reason that is not a stable code.
 pub const INVALID_CODE: &str = "INVALID_CODE";
+/// An event's code when nothing failed.
+pub const OK: &str = "OK";
 /// The longest code or reason accepted, in bytes.
 const MAX_CODE_BYTES: usize = 64;
 
@@ -250,7 +252,7 @@ impl AuditEvent {
         let code = match kind {
             EventType::AccessDenied => "AUTHZ_DENIED",
             EventType::ReadError => "ERROR",
-            _ => "OK",
+            _ => OK,
         };
         Self {
             id,

@@ -80,6 +80,7 @@ mod ocsf;
 mod queue;
 mod resource_ref;
 mod sink;
+mod uri_hash;
 
 pub use auditor::Auditor;
 pub use config::{
@@ -87,7 +88,7 @@ pub use config::{
     QUEUE_BLOCK_MS_ENV, QUEUE_CAPACITY_ENV, QUEUE_FULL_ENV, SAMPLE_CACHE_HIT_ENV,
 };
 pub use error::AuditError;
-pub use event::{AuditEvent, EventId, EventType, INVALID_CODE, Outcome};
+pub use event::{AuditEvent, EventId, EventType, INVALID_CODE, OK, Outcome};
 pub use key::{AuditKey, MAX_KEY_ID_BYTES, MIN_SALT_BYTES, TENANT_SALT_ENV, TENANT_SALT_ID_ENV};
 pub use ocsf::{
     ACTIVITY_ID, CATEGORY_UID, CLASS_UID, MAX_RECORD_BYTES, OCSF_VERSION, PRODUCT_NAME,
@@ -96,3 +97,4 @@ pub use ocsf::{
 pub use queue::{Overflow, QueueConfig, QueueSink, RetryConfig, Transport};
 pub use resource_ref::ResourceRef;
 pub use sink::{AuditSink, CloseReport, MemorySink, NoopSink, SinkStats};
+pub use uri_hash::UriHash;

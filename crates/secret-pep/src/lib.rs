@@ -90,7 +90,6 @@ mod replay;
 mod thumbprint;
 mod util;
 
-pub use audit::{AuditDecision, AuditEvent, AuditHook, NoopAudit};
 pub use cache::GrantCache;
 pub use config::{
     AuthzenConfig, AuthzenDialect, DEFAULT_ANTI_REPLAY_MAX_ENTRIES, DEFAULT_AUDIENCE,

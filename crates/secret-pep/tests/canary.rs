@@ -58,7 +58,7 @@ fn no_canary_in_errors_logs_or_audit_events() {
         .with_token(TOKEN.to_owned().into());
     let audit = Arc::new(RecordingAudit::default());
     let pep = Pep::builder(config().with_pdp(PdpSettings::AuthZen(authzen.clone())))
-        .audit(Arc::clone(&audit))
+        .auditor(audit.auditor())
         .build()
         .unwrap();
 

@@ -122,6 +122,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod audit_config;
 mod bootstrap;
 mod client;
 mod error;
@@ -133,6 +134,7 @@ mod vault_client;
 
 #[cfg(feature = "vault")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use secret_audit as audit;
 pub use secret_pep as pep;
 pub use secret_providers as providers;
 pub use secret_uri as uri;
@@ -153,6 +155,5 @@ pub use secret_pep::ExecutionContext;
 #[cfg(feature = "vault")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
 pub use vault_client::{
-    DEFAULT_IO_THREADS, ResourceRef, TENANT_SALT_ENV, VaultAuditEvent, VaultAuditHook, VaultClient,
-    VaultClientBuilder,
+    DEFAULT_IO_THREADS, ResourceRef, TENANT_SALT_ENV, VaultClient, VaultClientBuilder,
 };

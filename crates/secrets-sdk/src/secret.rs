@@ -57,40 +57,7 @@ impl Entry {
     }
 }
 
-/// The first 8 hex digits of the SHA-256 of a canonical URI: correlates log lines about one
-/// secret without revealing its path.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UriHash([u8; 8]);
-
-impl UriHash {
-    /// The hash of `uri`'s canonical form.
-    #[must_use]
-    pub fn of(uri: &SecretUri) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest = ring::digest::digest(&ring::digest::SHA256, uri.as_str().as_bytes());
-        let mut out = [0u8; 8];
-        for (i, byte) in digest.as_ref().iter().take(4).enumerate() {
-            out[2 * i] = HEX[usize::from(byte >> 4)];
-            out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
-        }
-        Self(out)
-    }
-}
-
-impl fmt::Display for UriHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            fmt::Write::write_char(f, char::from(byte))?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for UriHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UriHash({self})")
-    }
-}
+pub use secret_audit::UriHash;
 
 /// A resolved secret. Cheap to clone (an `Arc`); `Debug` and `Display` never show the value.
 ///
@@ -283,22 +250,6 @@ mod tests {
             assert!(!shown.contains("canary"), "{shown}");
             assert!(!shown.contains("db.json"), "{shown}");
         }
-        Ok(())
-    }
-
-    #[test]
-    fn uri_hash_is_an_8_hex_sha256_prefix() -> Result<(), secret_uri::UriError> {
-        // printf 'file://demo/db.json#password' | sha256sum
-        let uri: SecretUri = "file://demo/db.json#password".parse()?;
-        let hash = UriHash::of(&uri).to_string();
-        assert_eq!(hash.len(), 8);
-        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
-        let full = ring::digest::digest(&ring::digest::SHA256, uri.as_str().as_bytes());
-        let expected: String = full.as_ref()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(hash, expected);
         Ok(())
     }
 }

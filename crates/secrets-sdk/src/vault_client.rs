@@ -1,6 +1,5 @@
 //! [`VaultClient`]: PEP-enforced reads of KV v2 secrets, per request.
 
-mod audit;
 mod builder;
 mod many;
 
@@ -10,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use secret_audit::AuditKey;
 use secret_pep::{Authorized, BatchReport, ExecutionContext, Pep};
 use secret_providers::{ProviderError, SecretProvider};
 use secret_uri::{Provider, SecretUri};
@@ -21,14 +21,13 @@ use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
 use crate::secret::{Entry, OwnedUriInput, Secret, UriInput};
 
-pub use audit::{ResourceRef, VaultAuditEvent, VaultAuditHook};
 pub use builder::VaultClientBuilder;
+pub use secret_audit::ResourceRef;
 
-use audit::TenantSalt;
 use many::ManyRequest;
 
 /// The environment variable holding the HMAC key of audit [`ResourceRef`]s.
-pub const TENANT_SALT_ENV: &str = "SECRET_TENANT_SALT";
+pub const TENANT_SALT_ENV: &str = crate::audit_config::TENANT_SALT_ENV;
 
 /// Worker threads of the client's I/O runtime unless [`VaultClientBuilder::io_threads`] says
 /// otherwise.
@@ -79,7 +78,8 @@ struct Core {
     /// Which provider serves each scheme: one KV v2 provider per server for both vault
     /// schemes, and any provider of one's own.
     routes: Routes,
-    salt: Arc<TenantSalt>,
+    /// The tenant salt: the key of every `resource_ref`, in spans and audit events.
+    key: Arc<AuditKey>,
 }
 
 impl VaultClient {
@@ -184,12 +184,18 @@ impl VaultClient {
         required: &[&str],
         optional: &[&str],
     ) -> Result<BatchReport, Error> {
+        let ctx = ctx.unwrap_or(&self.inner.default_context).clone();
         for text in required.iter().chain(optional) {
-            if let Ok(uri) = SecretUri::parse(text) {
-                self.inner.core.served(&uri)?;
+            if let Ok(uri) = SecretUri::parse(text)
+                && let Err(error) = self.inner.core.served(&uri)
+            {
+                self.inner
+                    .core
+                    .pep
+                    .audit_refused(&ctx, Some(&uri), error.code());
+                return Err(error);
             }
         }
-        let ctx = ctx.unwrap_or(&self.inner.default_context).clone();
         let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let (required, optional) = (owned(required), owned(optional));
         let core = Arc::clone(&self.inner.core);
@@ -209,7 +215,7 @@ impl VaultClient {
     /// events carry, for correlating them with your own records.
     #[must_use]
     pub fn resource_ref(&self, uri: &SecretUri) -> ResourceRef {
-        self.inner.core.salt.resource_ref(uri)
+        self.inner.core.key.resource_ref(uri)
     }
 
     /// The Policy Enforcement Point (its configuration and caches, for inspection).
@@ -261,7 +267,7 @@ impl fmt::Debug for VaultClient {
             .field("tenant", &self.tenant_id())
             .field("providers", &inner.core.routes)
             .field("pep", &inner.core.pep)
-            .field("salt", &inner.core.salt)
+            .field("key", &inner.core.key)
             .field("default_context", &inner.default_context)
             .field("io_threads", &inner.io_threads)
             .field("closed", &inner.closed.load(Ordering::Relaxed))
@@ -378,11 +384,17 @@ impl Core {
         if !span.is_disabled() {
             span.record(
                 "resource_ref",
-                tracing::field::display(self.salt.resource_ref(&uri)),
+                tracing::field::display(self.key.resource_ref(&uri)),
             );
         }
         // Before the PEP: a URI this client can never read takes no use and asks no PDP.
-        let provider = self.served(&uri)?;
+        let provider = match self.served(&uri) {
+            Ok(provider) => provider,
+            Err(error) => {
+                self.pep.audit_refused(ctx, Some(&uri), error.code());
+                return Err(error);
+            }
+        };
         let granted = self.pep.authorize_uri(ctx, uri).await?;
         span.record("use_number", granted.use_number());
         self.read(provider, granted, ctx).await

@@ -12,7 +12,7 @@
 //! let audit = Arc::new(RecordingAudit::default());
 //! let pep = Pep::builder(PepConfig::new("t1", "secret".parse()?).with_environment("test"))
 //!     .pdp(Arc::clone(&pdp))
-//!     .audit(Arc::clone(&audit))
+//!     .auditor(audit.auditor())
 //!     .build()?;
 //! # drop(pep);
 //! assert_eq!((pdp.single(), pdp.batches()), (0, 0));
@@ -24,9 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use secret_audit::{
+    AuditConfig, AuditEvent, AuditKey, AuditSink, Auditor, CloseReport, EventType, SinkStats,
+};
 use secret_pep::{
-    AccessRequest, AuditEvent, AuditHook, BatchDecision, BatchRequest, ExecutionContext, Grant,
-    PdpFuture, Pep, PepConfig, SecretPolicyService,
+    AccessRequest, BatchDecision, BatchRequest, ExecutionContext, Grant, PdpFuture, Pep, PepConfig,
+    SecretPolicyService,
 };
 
 /// The tenant the test policies (`cerbos::policies`) grant readers on mount `secret`.
@@ -57,7 +60,7 @@ pub fn pep_config() -> PepConfig {
     PepConfig::new(TENANT, mounts).with_negative_cache(Duration::from_millis(300), Duration::ZERO)
 }
 
-/// A PEP over `pdp` with a [`RecordingAudit`] hook, and that hook.
+/// A PEP over `pdp` auditing into a [`RecordingAudit`], and that sink.
 ///
 /// # Panics
 /// When `config` does not build a PEP (a test's own mistake).
@@ -68,7 +71,7 @@ pub fn pep_with<P: SecretPolicyService + 'static>(
     let audit = Arc::new(RecordingAudit::default());
     let pep = Pep::builder(config)
         .pdp(pdp)
-        .audit(Arc::clone(&audit))
+        .auditor(audit.auditor())
         .build();
     match pep {
         Ok(pep) => (pep, audit),
@@ -130,77 +133,144 @@ impl<P: SecretPolicyService> SecretPolicyService for Counting<P> {
     }
 }
 
-/// One audit event, owned.
+/// The audit salt the test support keys events with ([`RecordingAudit::auditor`]).
+pub const AUDIT_SALT: &str = "test-support-audit-salt-0123456789";
+
+/// One audit event, in the shape the suites assert on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
-    /// `AuditDecision::as_str`.
+    /// The event type (`secret.access.granted`, `secret.read`, …).
+    pub kind: &'static str,
+    /// The outcome: `PERMIT`, `DENY` or `ERROR`.
     pub decision: &'static str,
-    /// The event's stable code.
+    /// The event's stable code (`OK` or an error code).
     pub code: &'static str,
     /// The deny reason's code.
     pub reason: Option<&'static str>,
-    /// The caller's subject.
+    /// The caller's subject (as given, or keyed-hashed).
     pub subject: Option<String>,
     /// The grant that served (or was refused).
     pub grant_id: Option<String>,
-    /// Which use of the grant this read was.
+    /// Which use of the grant this was.
     pub use_number: Option<u32>,
-    /// The reference the hook publishes: the PEP's own, or a client's keyed one.
+    /// The keyed reference to the URI.
     pub resource_ref: Option<String>,
-    /// The PEP's unkeyed placeholder, to check a keyed reference differs from it.
-    pub unkeyed_ref: Option<String>,
-    /// The event's `Debug` output, for leak checks.
+    /// The event's `Debug` output and OCSF JSON, for leak checks.
     pub debug: String,
 }
 
 impl Recorded {
-    /// The PEP's event as it is: both references are the PEP's own.
-    pub fn from_pep(event: &AuditEvent<'_>) -> Self {
-        let resource_ref = event.resource_ref();
+    /// The event as the suites see it.
+    pub fn from_event(event: &AuditEvent) -> Self {
         Self {
-            decision: event.decision.as_str(),
-            code: event.code,
-            reason: event.reason.map(|r| r.code()),
-            subject: event.subject.map(str::to_owned),
-            grant_id: event.grant_id.map(str::to_owned),
-            use_number: event.use_number,
-            unkeyed_ref: resource_ref.clone(),
-            resource_ref,
-            debug: format!("{event:?}"),
+            kind: event.kind().as_str(),
+            decision: event.outcome().as_str(),
+            code: intern(event.code()),
+            reason: event.reason().map(intern),
+            subject: event.subject().map(str::to_owned),
+            grant_id: event.grant_id().map(str::to_owned),
+            use_number: event.use_number(),
+            resource_ref: event.resource_ref().map(|r| r.as_str().to_owned()),
+            debug: format!(
+                "{event:?} {}",
+                String::from_utf8_lossy(&secret_audit::to_ocsf_bytes(event))
+            ),
         }
+    }
+
+    /// Whether this is a decision event (granted or denied), not a read.
+    pub fn is_decision(&self) -> bool {
+        self.kind == EventType::AccessGranted.as_str()
+            || self.kind == EventType::AccessDenied.as_str()
     }
 }
 
-/// Keeps every audit event, in order. An [`AuditHook`] itself; a client's own hook trait can
-/// [`push`](Self::push) into it.
+/// Codes are a small fixed vocabulary: each distinct one is kept once for the process, so
+/// tests compare `&'static str`s.
+fn intern(code: &str) -> &'static str {
+    static CODES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut codes = CODES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = codes.iter().find(|known| **known == code) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(code.to_owned().into_boxed_str());
+    codes.push(leaked);
+    leaked
+}
+
+/// Keeps every audit event, in order: an [`AuditSink`] behind an [`Auditor`] keyed with
+/// [`AUDIT_SALT`] ([`auditor`](Self::auditor)).
 #[derive(Debug, Default)]
 pub struct RecordingAudit {
     /// The events so far.
-    pub events: Mutex<Vec<Recorded>>,
+    pub events: Mutex<Vec<AuditEvent>>,
 }
 
 impl RecordingAudit {
-    /// Appends one event.
-    pub fn push(&self, event: Recorded) {
+    /// An auditor publishing into this sink, keyed with [`AUDIT_SALT`].
+    ///
+    /// # Panics
+    /// Never: the salt is long enough.
+    pub fn auditor(self: &Arc<Self>) -> Arc<Auditor> {
+        let key = match AuditKey::new(AUDIT_SALT.as_bytes(), None) {
+            Ok(key) => key,
+            Err(e) => panic!("test audit salt refused: {e}"),
+        };
+        let sink: Arc<dyn AuditSink> = Arc::clone(self) as Arc<dyn AuditSink>;
+        Arc::new(Auditor::new(key, sink, &AuditConfig::default()))
+    }
+
+    /// The events so far, leaving none.
+    pub fn take_events(&self) -> Vec<AuditEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The events so far as [`Recorded`], leaving none.
+    pub fn take(&self) -> Vec<Recorded> {
+        self.take_events()
+            .iter()
+            .map(Recorded::from_event)
+            .collect()
+    }
+
+    /// The read events so far (not the decisions), leaving none.
+    pub fn take_reads(&self) -> Vec<Recorded> {
+        self.take()
+            .into_iter()
+            .filter(|e| !e.is_decision())
+            .collect()
+    }
+
+    /// (decision, code) of each event taken.
+    pub fn summary(&self) -> Vec<(&'static str, &'static str)> {
+        self.take()
+            .into_iter()
+            .map(|e| (e.decision, e.code))
+            .collect()
+    }
+
+    /// (decision, code) of each read event taken (decisions left out).
+    pub fn read_summary(&self) -> Vec<(&'static str, &'static str)> {
+        self.take_reads()
+            .into_iter()
+            .map(|e| (e.decision, e.code))
+            .collect()
+    }
+}
+
+impl AuditSink for RecordingAudit {
+    fn publish(&self, event: AuditEvent) {
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event);
     }
 
-    /// The events so far, leaving none.
-    pub fn take(&self) -> Vec<Recorded> {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    fn close(&self, _within: Duration) -> CloseReport {
+        CloseReport::default()
     }
 
-    /// (decision, code) of each event taken.
-    pub fn summary(&self) -> Vec<(&'static str, &'static str)> {
-        self.take().iter().map(|e| (e.decision, e.code)).collect()
-    }
-}
-
-impl AuditHook for RecordingAudit {
-    fn record(&self, event: &AuditEvent<'_>) {
-        self.push(Recorded::from_pep(event));
+    fn stats(&self) -> SinkStats {
+        SinkStats::default()
     }
 }

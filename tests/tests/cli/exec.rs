@@ -323,7 +323,7 @@ fn vault_credentials_are_not_passed_on_unless_asked() {
     check(
         &exec(dir.path(), &["--env", "U=file://demo/db.json#user"], script)
             .env("VAULT_TOKEN", "s.parent-token")
-            .env("SECRET_TENANT_SALT", "salt"),
+            .env("SECRET_TENANT_SALT", "parent-salt-0123456789abcdef"),
         0,
         "unset|unset|app",
         "",
@@ -335,9 +335,9 @@ fn vault_credentials_are_not_passed_on_unless_asked() {
             script,
         )
         .env("VAULT_TOKEN", "s.parent-token")
-        .env("SECRET_TENANT_SALT", "salt"),
+        .env("SECRET_TENANT_SALT", "parent-salt-0123456789abcdef"),
         0,
-        "s.parent-token|salt|app",
+        "s.parent-token|parent-salt-0123456789abcdef|app",
         "",
     );
 }

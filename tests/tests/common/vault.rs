@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use secrets_sdk::pep::{AuthzenClient, AuthzenConfig, AuthzenDialect, PdpSettings, PepConfig};
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor, RetryConfig};
-use secrets_sdk::{
-    ExecutionContext, VaultAuditEvent, VaultAuditHook, VaultClient, VaultClientBuilder,
-};
+use secrets_sdk::{ExecutionContext, VaultClient, VaultClientBuilder};
 use secrets_test_support::OpenBaoServer;
 pub use secrets_test_support::cerbos::policies;
 use secrets_test_support::cerbos::{CerbosServer, cerbos_or_skip};
@@ -119,33 +117,14 @@ pub fn counted_with(servers: &Servers, config: PepConfig) -> Result<Counted, sec
     let client = builder(servers)
         .pep_config(config)
         .pdp(Arc::clone(&pdp))
-        .audit(Arc::clone(&audit))
+        .audit(Arc::clone(&audit) as Arc<dyn secrets_sdk::audit::AuditSink>)
         .build()?;
     Ok((client, pdp, audit))
 }
 
-/// The audit events of a `VaultClient`, with the keyed `resource_ref` it publishes (the
-/// recording itself is the test support's).
-#[derive(Debug, Default)]
-pub struct Recording(RecordingAudit);
-
-impl std::ops::Deref for Recording {
-    type Target = RecordingAudit;
-
-    fn deref(&self) -> &RecordingAudit {
-        &self.0
-    }
-}
-
-impl VaultAuditHook for Recording {
-    fn record(&self, event: &VaultAuditEvent<'_>) {
-        self.0.push(Recorded {
-            resource_ref: event.resource_ref().map(ToString::to_string),
-            debug: format!("{event:?}"),
-            ..Recorded::from_pep(event.event())
-        });
-    }
-}
+/// The audit events of a `VaultClient` (keyed with the client's own salt): the test support's
+/// recording sink.
+pub type Recording = RecordingAudit;
 
 /// A lookup over fixed variables, for `env_lookup`.
 pub fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {

@@ -34,7 +34,11 @@ async fn exactly_max_uses_succeed_and_reach_the_vault() -> TestResult {
     );
 
     let mut by_grant: HashMap<String, Vec<u32>> = HashMap::new();
-    for event in audit.take().into_iter().filter(|e| e.decision == "PERMIT") {
+    for event in audit
+        .take_reads()
+        .into_iter()
+        .filter(|e| e.decision == "PERMIT")
+    {
         if let (Some(grant), Some(n)) = (event.grant_id, event.use_number) {
             by_grant.entry(grant).or_default().push(n);
         }

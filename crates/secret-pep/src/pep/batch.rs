@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use secret_audit::{EventType, Outcome};
 use secret_uri::SecretUri;
 
 use super::{Authorized, Pep, Replay};
@@ -139,10 +140,45 @@ impl Pep {
         optional: &[&str],
     ) -> Result<BatchReport, PepError> {
         let result = self.batch(ctx, required, optional).await;
-        if let Err(error) = &result {
-            self.audit_error(ctx, None, error);
+        match &result {
+            Err(error) => self.audit_error(ctx, None, error),
+            Ok(report) => self.audit_report(ctx, report),
         }
         result
+    }
+
+    /// One decision event per item of a batch report (granted, spent, denied or undecided).
+    fn audit_report(&self, ctx: &ExecutionContext, report: &BatchReport) {
+        let auditor = self.auditor();
+        if !auditor.is_enabled() {
+            return;
+        }
+        for item in &report.items {
+            let (kind, outcome) = match &item.status {
+                BatchStatus::Granted { .. } | BatchStatus::Spent { .. } => {
+                    (EventType::AccessGranted, Outcome::Permit)
+                }
+                BatchStatus::Failed(BatchFailure::Deny { .. }) => {
+                    (EventType::AccessDenied, Outcome::Deny)
+                }
+                BatchStatus::Failed(_) => (EventType::AccessDenied, Outcome::Error),
+            };
+            let mut event = self.event(kind, ctx, Some(&item.uri)).with_outcome(outcome);
+            event = match &item.status {
+                BatchStatus::Granted { grant_id, .. } => event.with_grant_id(grant_id.clone()),
+                BatchStatus::Spent { grant_id } => event
+                    .with_grant_id(grant_id.clone())
+                    .with_code(item.status.code()),
+                BatchStatus::Failed(failure) => {
+                    let event = event.with_code(failure.code());
+                    match failure {
+                        BatchFailure::Deny { reason } => event.with_reason(reason.code()),
+                        _ => event,
+                    }
+                }
+            };
+            auditor.publish(event);
+        }
     }
 
     async fn batch(
@@ -231,7 +267,7 @@ impl Pep {
                 Ok(uri) => {
                     let key = self.key(ctx, subject, &uri);
                     let decided = self.grant(ctx, subject, &uri, &key, started).await;
-                    self.conclude(ctx, uri, decided)
+                    self.conclude(ctx, uri, decided, started)
                 }
                 Err(error) => {
                     self.audit_error(ctx, None, &error);

@@ -8,14 +8,16 @@ use super::{Inner, Pep};
 use crate::cache::{CacheSettings, GrantCache};
 use crate::key::Backends;
 use crate::pdp::{DevAllowAll, SecretPolicyService};
-use crate::{AuditHook, NoopAudit, PdpSettings, PepConfig, PepError};
+use secret_audit::Auditor;
+
+use crate::{PdpSettings, PepConfig, PepError};
 
 /// Builds a [`Pep`] with a custom PDP or audit hook. See [`Pep::builder`].
 #[derive(Debug)]
 pub struct PepBuilder {
     pub(super) config: PepConfig,
     pub(super) pdp: Option<Arc<dyn SecretPolicyService>>,
-    pub(super) audit: Option<Arc<dyn AuditHook>>,
+    pub(super) auditor: Option<Arc<Auditor>>,
     pub(super) allow_dev_pdp: bool,
     pub(super) backends: Backends,
 }
@@ -50,10 +52,11 @@ impl PepBuilder {
         self
     }
 
-    /// Sends audit events to `hook` (default: [`NoopAudit`]).
+    /// Audits every decision and read through `auditor` (default: [`Auditor::disabled`]):
+    /// keyed events, published without waiting on the network.
     #[must_use]
-    pub fn audit(mut self, hook: impl AuditHook + 'static) -> Self {
-        self.audit = Some(Arc::new(hook));
+    pub fn auditor(mut self, auditor: Arc<Auditor>) -> Self {
+        self.auditor = Some(auditor);
         self
     }
 
@@ -109,7 +112,9 @@ impl PepBuilder {
         Ok(Pep {
             inner: Arc::new(Inner {
                 pdp,
-                audit: self.audit.unwrap_or_else(|| Arc::new(NoopAudit)),
+                auditor: self
+                    .auditor
+                    .unwrap_or_else(|| Arc::new(Auditor::disabled())),
                 cache,
                 config,
                 backends: self.backends,

@@ -8,18 +8,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use secret_audit::{Auditor, EventType, Outcome};
 use secret_uri::SecretUri;
 use subtle::ConstantTimeEq;
 
+use crate::audit;
 use crate::cache::{Found, GrantCache, GrantEntry};
 use crate::config::MAX_WINDOW;
 use crate::key::{Backends, grant_key, pdp_uri};
 use crate::pdp::{AccessRequest, SecretPolicyService};
 use crate::replay::ReplayTicket;
-use crate::{
-    AuditDecision, AuditEvent, AuditHook, BindingKind, DenyReason, ExecutionContext, Grant,
-    PepConfig, PepError,
-};
+use crate::{BindingKind, DenyReason, ExecutionContext, Grant, PepConfig, PepError};
 
 pub use batch::{BatchItem, BatchReport, BatchStatus};
 pub use builder::PepBuilder;
@@ -60,7 +59,7 @@ pub struct Pep {
 struct Inner {
     config: PepConfig,
     pdp: Arc<dyn SecretPolicyService>,
-    audit: Arc<dyn AuditHook>,
+    auditor: Arc<Auditor>,
     cache: GrantCache,
     backends: Backends,
 }
@@ -70,7 +69,7 @@ impl fmt::Debug for Pep {
         f.debug_struct("Pep")
             .field("tenant", &self.inner.config.tenant_id)
             .field("pdp", &self.inner.pdp)
-            .field("audit", &self.inner.audit)
+            .field("auditor", &self.inner.auditor)
             .field("cache", &self.inner.cache)
             .field("backends", &self.inner.backends)
             .finish()
@@ -86,6 +85,8 @@ pub struct Authorized {
     uri: SecretUri,
     entry: Arc<GrantEntry>,
     use_number: u32,
+    /// When the use was granted: a read's audited latency runs from here.
+    granted_at: Instant,
 }
 
 impl fmt::Debug for Authorized {
@@ -170,7 +171,7 @@ impl Pep {
         PepBuilder {
             config,
             pdp: None,
-            audit: None,
+            auditor: None,
             allow_dev_pdp: false,
             backends: Backends::default(),
         }
@@ -218,23 +219,39 @@ impl Pep {
         ctx: &ExecutionContext,
         uri: SecretUri,
     ) -> Result<Authorized, PepError> {
+        let started = Instant::now();
         let decided = self.decide(ctx, &uri).await;
-        self.conclude(ctx, uri, decided)
+        self.conclude(ctx, uri, decided, started)
     }
 
-    /// A decision as an [`Authorized`], or its error audited.
+    /// A decision as an [`Authorized`], audited either way (`started`: when it began).
     fn conclude(
         &self,
         ctx: &ExecutionContext,
         uri: SecretUri,
         decided: Result<(Arc<GrantEntry>, u32), PepError>,
+        started: Instant,
     ) -> Result<Authorized, PepError> {
         match decided {
-            Ok((entry, use_number)) => Ok(Authorized {
-                uri,
-                entry,
-                use_number,
-            }),
+            Ok((entry, use_number)) => {
+                let granted_at = Instant::now();
+                let auditor = &self.inner.auditor;
+                if auditor.is_enabled() {
+                    let grant = &entry.grant;
+                    let event = self
+                        .event(EventType::AccessGranted, ctx, Some(&uri))
+                        .with_grant_id(grant.grant_id.clone())
+                        .with_use_number(use_number)
+                        .with_latency(granted_at.saturating_duration_since(started));
+                    auditor.publish(with_decision(event, grant));
+                }
+                Ok(Authorized {
+                    uri,
+                    entry,
+                    use_number,
+                    granted_at,
+                })
+            }
             Err(error) => {
                 self.audit_error(ctx, Some(&uri), &error);
                 Err(error)
@@ -250,19 +267,48 @@ impl Pep {
         authorized: &Authorized,
         error_code: Option<&'static str>,
     ) {
+        let auditor = &self.inner.auditor;
+        if !auditor.is_enabled() {
+            return;
+        }
         let grant = &authorized.entry.grant;
-        let mut event = self.event(ctx, Some(&authorized.uri));
-        event.decision = if error_code.is_some() {
-            AuditDecision::Error
-        } else {
-            AuditDecision::Permit
+        let (kind, outcome) = match error_code {
+            None => (EventType::Read, Outcome::Permit),
+            Some(_) => (EventType::ReadError, Outcome::Error),
         };
-        event.code = error_code.unwrap_or("OK");
-        event.grant_id = Some(&grant.grant_id);
-        event.decision_id = grant.decision_id.as_deref();
-        event.policy_version = grant.policy_version.as_deref();
-        event.use_number = Some(authorized.use_number);
-        self.inner.audit.record(&event);
+        let event = self
+            .event(kind, ctx, Some(&authorized.uri))
+            .with_outcome(outcome)
+            .with_code(error_code.unwrap_or("OK"))
+            .with_grant_id(grant.grant_id.clone())
+            .with_use_number(authorized.use_number)
+            .with_latency(authorized.granted_at.elapsed());
+        auditor.publish(with_decision(event, grant));
+    }
+
+    /// Audits a URI a client refused before asking the PEP (`UNSUPPORTED_PROVIDER`,
+    /// `UNKNOWN_PARAMETER`, …), so that no refusal leaves no trace. `uri` is `None` when the
+    /// text did not parse.
+    pub fn audit_refused(
+        &self,
+        ctx: &ExecutionContext,
+        uri: Option<&SecretUri>,
+        code: &'static str,
+    ) {
+        let auditor = &self.inner.auditor;
+        if auditor.is_enabled() {
+            let event = self
+                .event(EventType::AccessDenied, ctx, uri)
+                .with_outcome(Outcome::Deny)
+                .with_code(code);
+            auditor.publish(event);
+        }
+    }
+
+    /// The auditor events go to (disabled unless [`PepBuilder::auditor`] gave one).
+    #[must_use]
+    pub fn auditor(&self) -> &Arc<Auditor> {
+        &self.inner.auditor
     }
 
     /// Authorizes, runs `read` on the canonical URI, and audits the outcome: the whole PEP
@@ -517,37 +563,22 @@ impl Pep {
         Ok(GrantEntry::new(grant, issued_at))
     }
 
-    fn event<'a>(
-        &'a self,
-        ctx: &'a ExecutionContext,
-        uri: Option<&'a SecretUri>,
-    ) -> AuditEvent<'a> {
-        AuditEvent {
-            tenant: &self.inner.config.tenant_id,
-            subject: ctx.subject_str(),
+    fn event(
+        &self,
+        kind: EventType,
+        ctx: &ExecutionContext,
+        uri: Option<&SecretUri>,
+    ) -> secret_audit::AuditEvent {
+        audit::event(
+            &self.inner.auditor,
+            &self.inner.config.tenant_id,
+            kind,
+            ctx,
             uri,
-            decision: AuditDecision::Deny,
-            code: "OK",
-            reason: None,
-            grant_id: None,
-            decision_id: None,
-            policy_version: None,
-            use_number: None,
-            client_id: ctx.client_id.as_deref(),
-            correlation_id: ctx.correlation_id.as_deref(),
-            workflow_run_id: ctx.workflow_run_id.as_deref(),
-            node_id: ctx.node_id.as_deref(),
-            system_id: ctx.system_id.as_deref(),
-        }
+        )
     }
 
     fn audit_error(&self, ctx: &ExecutionContext, uri: Option<&SecretUri>, error: &PepError) {
-        let decision = match error {
-            PepError::PdpUnavailable { .. }
-            | PepError::Provider { .. }
-            | PepError::Config { .. } => AuditDecision::Error,
-            _ => AuditDecision::Deny,
-        };
         tracing::debug!(
             code = error.code(),
             reason = error.deny_reason().map(DenyReason::code),
@@ -555,12 +586,23 @@ impl Pep {
             correlation_id = ctx.correlation_id.as_deref(),
             "secret read refused"
         );
-        let mut event = self.event(ctx, uri);
-        event.decision = decision;
-        event.code = error.code();
-        event.reason = error.deny_reason();
-        self.inner.audit.record(&event);
+        let auditor = &self.inner.auditor;
+        if auditor.is_enabled() {
+            let event = self.event(EventType::AccessDenied, ctx, uri);
+            auditor.publish(audit::denied(event, error));
+        }
     }
+}
+
+/// The PDP's decision id and policy version of `grant`, on `event`.
+fn with_decision(mut event: secret_audit::AuditEvent, grant: &Grant) -> secret_audit::AuditEvent {
+    if let Some(id) = &grant.decision_id {
+        event = event.with_decision_id(id.clone());
+    }
+    if let Some(version) = &grant.policy_version {
+        event = event.with_policy_version(version.clone());
+    }
+    event
 }
 
 /// Whether a call records its `jti` (a read) or only checks it (a batch that reads nothing).
@@ -588,6 +630,6 @@ fn same_binding(grant: Option<&str>, caller: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod mock_tests;
+#[cfg(test)]
+mod tests;

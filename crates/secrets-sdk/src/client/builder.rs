@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
+use secrecy::SecretString;
+use secret_audit::{AuditKey, AuditSink, Auditor};
 use secret_providers::SecretProvider;
 use secret_uri::{AllowedMounts, Provider};
 
@@ -72,6 +74,9 @@ pub struct SecretsClientBuilder {
     offload_file_reads: bool,
     resolve_deadline: Option<Duration>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
+    audit: Option<Arc<dyn AuditSink>>,
+    tenant_salt: Option<SecretString>,
+    tenant_id: Option<String>,
 }
 
 impl fmt::Debug for SecretsClientBuilder {
@@ -90,6 +95,12 @@ impl fmt::Debug for SecretsClientBuilder {
             .field("cache_file_secrets", &self.cache_file_secrets)
             .field("stale_if_error", &self.stale_if_error)
             .field("providers", &self.providers)
+            .field("audit", &self.audit)
+            .field(
+                "tenant_salt",
+                &self.tenant_salt.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("tenant_id", &self.tenant_id)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +154,30 @@ impl SecretsClientBuilder {
     pub fn provider(mut self, provider: Provider, implementation: Arc<dyn SecretProvider>) -> Self {
         self.providers.retain(|(p, _)| *p != provider);
         self.providers.push((provider, implementation));
+        self
+    }
+
+    /// Audits every backend read and one cache hit in `AUDIT_SAMPLE_CACHE_HIT_N` into `sink`
+    /// (default: none): events keyed with the tenant salt ([`tenant_salt`](Self::tenant_salt)
+    /// or `SECRET_TENANT_SALT`, required then) for the tenant [`tenant_id`](Self::tenant_id)
+    /// (or `TENANT_ID`, required then), published without waiting on the network. Close the
+    /// sink at shutdown so nothing queued is lost. With a salt, spans name secrets by their
+    /// keyed `resource_ref` instead of the unkeyed `uri_hash`.
+    pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// The HMAC key of audit references (instead of `SECRET_TENANT_SALT`); at least 16 bytes,
+    /// ideally 32 random ones.
+    pub fn tenant_salt(mut self, salt: impl Into<SecretString>) -> Self {
+        self.tenant_salt = Some(salt.into());
+        self
+    }
+
+    /// The tenant audit events name (instead of `TENANT_ID`).
+    pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
         self
     }
 
@@ -381,6 +416,7 @@ impl SecretsClientBuilder {
             tracing::debug!(source = %source, "bootstrap loaded");
         }
 
+        let (auditor, audit_key, tenant) = self.auditor(&env)?;
         let mut routes = Routes::new(vault_note);
         #[cfg(feature = "file")]
         routes.insert(Provider::File, Arc::new(file));
@@ -399,6 +435,9 @@ impl SecretsClientBuilder {
         let inner = Inner {
             allowed,
             routes,
+            auditor,
+            audit_key,
+            tenant,
             bootstrap_source,
             cache: Cache::new(settings.capacity),
             failures: Cache::new(FAILURE_SLOTS),
@@ -412,6 +451,37 @@ impl SecretsClientBuilder {
         Ok(SecretsClient {
             inner: Arc::new(inner),
         })
+    }
+
+    /// The auditor (disabled without a sink), the key spans use (whenever a salt is set) and
+    /// the tenant events name.
+    fn auditor(
+        &self,
+        env: &secret_config::Env<'_>,
+    ) -> Result<(Arc<Auditor>, Option<AuditKey>, String), Error> {
+        let key = crate::audit_config::key(self.tenant_salt.as_ref(), env)?;
+        let tenant = self
+            .tenant_id
+            .clone()
+            .or_else(|| env.get("TENANT_ID"))
+            .unwrap_or_default();
+        let Some(sink) = &self.audit else {
+            return Ok((Arc::new(Auditor::disabled()), key, tenant));
+        };
+        let Some(audit_key) = key.clone() else {
+            return Err(Error::config(
+                crate::audit_config::TENANT_SALT_ENV,
+                "is required for audit (or call tenant_salt on the builder)",
+            ));
+        };
+        if tenant.is_empty() {
+            return Err(Error::config(
+                "TENANT_ID",
+                "is required for audit (or call tenant_id on the builder)",
+            ));
+        }
+        let auditor = crate::audit_config::auditor(audit_key, Arc::clone(sink), env)?;
+        Ok((Arc::new(auditor), key, tenant))
     }
 
     /// The bootstrap to use, if any, and otherwise why there is none.

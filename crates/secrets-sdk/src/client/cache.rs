@@ -51,10 +51,17 @@ impl Inner {
             mount = entry.uri.mount(),
             cache = state.as_str(),
             uri_hash = Empty,
+            resource_ref = Empty,
         );
         if !span.is_disabled() {
-            span.record("uri_hash", tracing::field::display(entry.uri_hash()));
+            match &self.audit_key {
+                Some(_) => self.record_uri(&span, &entry.uri),
+                None => {
+                    span.record("uri_hash", tracing::field::display(entry.uri_hash()));
+                }
+            }
         }
+        self.audit_hit(&entry.uri);
         self.maybe_sweep(now);
         Secret(entry)
     }

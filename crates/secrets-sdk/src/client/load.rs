@@ -15,7 +15,7 @@ use super::deadline::{AbortOnDrop, Deadline, RefreshClaim};
 use super::read::{joined, spawn, timed_out};
 use super::{CacheState, Failure, Inner, ResolveOptions};
 use crate::Error;
-use crate::secret::{Secret, UriHash, UriInput};
+use crate::secret::{Secret, UriInput};
 
 impl Inner {
     pub(super) async fn resolve(
@@ -38,6 +38,7 @@ impl Inner {
             mount = Empty,
             cache = Empty,
             uri_hash = Empty,
+            resource_ref = Empty,
             code = Empty,
         );
         let parsed;
@@ -58,9 +59,7 @@ impl Inner {
         };
         span.record("provider", uri.provider().as_str());
         span.record("mount", uri.mount());
-        if !span.is_disabled() {
-            span.record("uri_hash", tracing::field::display(UriHash::of(uri)));
-        }
+        self.record_uri(&span, uri);
         let result = async {
             self.allowed.check(uri)?;
             self.load(uri, options, started).await
@@ -122,11 +121,13 @@ impl Inner {
             if let Some(entry) = self.cache.get(key) {
                 if let Some(state) = self.servable(&entry, now) {
                     record(state);
+                    self.audit_hit(&entry.uri);
                     return Ok(Secret(entry));
                 }
                 if now < entry.stale_until {
                     let Some(claim) = RefreshClaim::try_claim(&entry) else {
                         record(CacheState::Stale);
+                        self.audit_hit(&entry.uri);
                         return Ok(Secret(entry));
                     };
                     let result = self.refresh_stale(provider, uri, claim, &deadline).await;
@@ -165,6 +166,7 @@ impl Inner {
                         state => state,
                     };
                     record(state);
+                    self.audit_hit(&entry.uri);
                     return Ok(Secret(entry));
                 }
                 EntryResult::Retained(None) | EntryResult::Removed(..) | EntryResult::Timeout => {
@@ -219,7 +221,10 @@ impl Inner {
         uri: &SecretUri,
         deadline: &Deadline,
     ) -> Result<SecretValue, Error> {
+        let started = Instant::now();
         let task = spawn(provider, deadline.handle(), uri);
-        joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit())
+        let result = joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit());
+        self.audit_read(uri, &result, started);
+        result
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
+use secret_audit::{AuditKey, Auditor};
 use secret_providers::ProviderError;
 #[cfg(any(feature = "openbao", feature = "hashicorp"))]
 use secret_uri::Provider;
@@ -21,6 +22,7 @@ use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
 use crate::secret::{Entry, Secret, UriInput};
 
+mod audit;
 mod builder;
 mod cache;
 mod deadline;
@@ -100,6 +102,13 @@ struct Inner {
     allowed: AllowedMounts,
     /// Which provider serves each scheme.
     routes: Routes,
+    /// Audits backend reads and sampled cache hits (disabled unless the builder was given a
+    /// sink).
+    auditor: Arc<Auditor>,
+    /// The tenant salt, when configured: spans name secrets by their keyed reference.
+    audit_key: Option<AuditKey>,
+    /// The tenant audit events name.
+    tenant: String,
     bootstrap_source: Option<BootstrapSource>,
     cache: Cache<String, Arc<Entry>>,
     failures: Cache<String, Arc<Failure>>,

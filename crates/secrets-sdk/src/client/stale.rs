@@ -37,10 +37,12 @@ impl Inner {
         let refresh = deadline.handle().spawn(
             async move {
                 let claim = claim;
+                let started = Instant::now();
                 let outcome = bound.run(AbortOnDrop(read)).await;
                 let result = joined(outcome, &owned, bound.limit());
                 // A client dropped meanwhile needs no settling; the claim goes with the task.
                 let inner = weak.upgrade().ok_or(Error::Closed)?;
+                inner.audit_read(&owned, &result, started);
                 let settled = inner.settle_refresh(&owned, claim.entry(), result);
                 drop(claim);
                 settled

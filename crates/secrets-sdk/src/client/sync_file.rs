@@ -10,7 +10,7 @@ use tracing::field::Empty;
 
 use super::{CacheState, Inner};
 use crate::Error;
-use crate::secret::{Secret, UriHash, UriInput};
+use crate::secret::{Secret, UriInput};
 
 impl Inner {
     pub(super) fn resolve_file_sync(&self, input: UriInput<'_>) -> Result<Secret, Error> {
@@ -48,16 +48,16 @@ impl Inner {
             mount = uri.mount(),
             cache = Empty,
             uri_hash = Empty,
+            resource_ref = Empty,
             code = Empty,
         );
-        if !span.is_disabled() {
-            span.record("uri_hash", tracing::field::display(UriHash::of(uri)));
-        }
+        self.record_uri(&span, uri);
         let _entered = span.enter();
         if let Some(entry) = self.cache.get(uri.as_str())
             && self.servable(&entry, now).is_some()
         {
             span.record("cache", CacheState::Hit.as_str());
+            self.audit_hit(&entry.uri);
             return Ok(Secret(entry));
         }
         let provider = self.routes.route(uri)?;
@@ -65,7 +65,12 @@ impl Inner {
             .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
         // No placeholder wait here: blocking on another task's read could deadlock a
         // single-threaded caller. File reads are cheap; a rare duplicate read is fine.
-        match provider.read_blocking(uri) {
+        let started = Instant::now();
+        let result = provider
+            .read_blocking(uri)
+            .map_err(|error| Error::provider(uri.mount(), Arc::new(error)));
+        self.audit_read(uri, &result, started);
+        match result {
             Ok(value) => {
                 let entry = Arc::new(self.entry(uri, value));
                 if self.cacheable(uri) {
@@ -80,7 +85,7 @@ impl Inner {
             Err(error) => {
                 span.record("code", error.code());
                 tracing::debug!(code = error.code(), "resolve failed");
-                Err(Error::provider(uri.mount(), Arc::new(error)))
+                Err(error)
             }
         }
     }

@@ -10,10 +10,10 @@ use secret_config::Env;
 use secret_pep::{ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService};
 use secret_providers::{Kv2Config, Kv2Flavor, ProviderError, SecretProvider};
 use secret_uri::Provider;
-use zeroize::Zeroizing;
 
-use super::audit::{KeyedAudit, MIN_SALT_BYTES, TenantSalt};
-use super::{Core, DEFAULT_IO_THREADS, Inner, TENANT_SALT_ENV, VaultAuditHook, VaultClient};
+use secret_audit::{AuditKey, AuditSink};
+
+use super::{Core, DEFAULT_IO_THREADS, Inner, TENANT_SALT_ENV, VaultClient};
 use crate::Error;
 use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
@@ -58,7 +58,7 @@ pub struct VaultClientBuilder {
     pep_config: Option<PepConfig>,
     salt: Option<SecretString>,
     pdp: Option<Arc<dyn SecretPolicyService>>,
-    audit: Option<Arc<dyn VaultAuditHook>>,
+    audit: Option<Arc<dyn AuditSink>>,
     default_context: Option<ExecutionContext>,
     io_threads: Option<usize>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
@@ -124,9 +124,12 @@ impl VaultClientBuilder {
         self
     }
 
-    /// Sends audit events, with keyed [`ResourceRef`]s, to `hook` (default: none).
-    pub fn audit(mut self, hook: impl VaultAuditHook + 'static) -> Self {
-        self.audit = Some(Arc::new(hook));
+    /// Audits every decision and read into `sink` (default: none): OCSF-ready events keyed
+    /// with the tenant salt ([`ResourceRef`]s, never the URI), published without waiting on
+    /// the network; the `AUDIT_*` settings (`AUDIT_HASH_SUBJECT`, …) apply. Close the sink at
+    /// shutdown ([`AuditSink::close`]) so nothing queued is lost.
+    pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
         self
     }
 
@@ -167,7 +170,7 @@ impl VaultClientBuilder {
         let raw = move |name: &str| lookup.as_ref().and_then(|lookup| lookup(name));
         let env = Env::new(&raw);
         self.check_required(&env)?;
-        let salt = Arc::new(self.tenant_salt_checked(&env)?);
+        let key = self.audit_key(&env)?;
         let routes = self.routes(&env)?;
         let io_threads = self.io_threads.unwrap_or(DEFAULT_IO_THREADS);
         if io_threads == 0 {
@@ -183,16 +186,18 @@ impl VaultClientBuilder {
         if let Some(pdp) = self.pdp {
             pep = pep.pdp(pdp);
         }
-        if let Some(hook) = self.audit {
-            pep = pep.audit(KeyedAudit {
-                salt: Arc::clone(&salt),
-                hook,
-            });
+        if let Some(sink) = self.audit {
+            let auditor = crate::audit_config::auditor(key.clone(), sink, &env)?;
+            pep = pep.auditor(Arc::new(auditor));
         }
         let pep = pep.build()?;
         Ok(VaultClient {
             inner: Arc::new(Inner {
-                core: Arc::new(Core { pep, routes, salt }),
+                core: Arc::new(Core {
+                    pep,
+                    routes,
+                    key: Arc::new(key),
+                }),
                 default_context: self.default_context.unwrap_or_default(),
                 io_threads,
                 runtime: IoRuntime::new(io_threads, "vault-client-io"),
@@ -229,29 +234,17 @@ impl VaultClientBuilder {
         Ok(())
     }
 
-    /// The audit salt, given or from `SECRET_TENANT_SALT`, at least [`MIN_SALT_BYTES`] long.
-    fn tenant_salt_checked(&self, env: &Env<'_>) -> Result<TenantSalt, Error> {
-        let (salt, setting) = match &self.salt {
-            Some(salt) => (salt.clone(), "tenant_salt"),
-            None => {
-                let text = Zeroizing::new(
-                    env.raw(TENANT_SALT_ENV)
-                        .ok_or_else(|| missing(TENANT_SALT_ENV, "tenant_salt"))?,
-                );
-                (SecretString::from(text.trim()), TENANT_SALT_ENV)
-            }
+    /// The audit key: the tenant salt, given or from `SECRET_TENANT_SALT` (at least 16
+    /// bytes), with `SECRET_TENANT_SALT_ID`. Required: spans and audit events name secrets by
+    /// their keyed reference.
+    fn audit_key(&self, env: &Env<'_>) -> Result<AuditKey, Error> {
+        let setting = if self.salt.is_some() {
+            "tenant_salt"
+        } else {
+            TENANT_SALT_ENV
         };
-        let salt = TenantSalt::new(salt);
-        if salt.len() == 0 {
-            return Err(missing(setting, "tenant_salt"));
-        }
-        if salt.len() < MIN_SALT_BYTES {
-            return Err(Error::config(
-                setting,
-                format!("must be at least {MIN_SALT_BYTES} bytes (32 random bytes recommended)"),
-            ));
-        }
-        Ok(salt)
+        crate::audit_config::key(self.salt.as_ref(), env)?
+            .ok_or_else(|| missing(setting, "tenant_salt"))
     }
 
     /// The routes: one KV v2 provider per server (the given configs, else `VAULT_*`) for both

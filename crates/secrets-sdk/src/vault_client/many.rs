@@ -33,7 +33,10 @@ impl Core {
                         out.push(None);
                         servable.push((at, text.as_str()));
                     }
-                    Err(error) => out.push(Some(Err(error))),
+                    Err(error) => {
+                        self.pep.audit_refused(ctx, Some(&uri), error.code());
+                        out.push(Some(Err(error)));
+                    }
                 },
                 // The PEP parses it again, fails the same way and audits the refusal.
                 Err(_) => {
