@@ -41,6 +41,28 @@ pub(crate) enum Command {
     /// Read one secret through the Policy Enforcement Point, as a named caller.
     #[command(long_about = GET_ABOUT)]
     Get(GetArgs),
+    /// Print each URI's audit `resource_ref` under `SECRET_TENANT_SALT`, one a line.
+    #[command(long_about = AUDIT_HASH_ABOUT)]
+    AuditHash(AuditHashArgs),
+}
+
+const AUDIT_HASH_ABOUT: &str = "\
+Print each URI's audit `resource_ref` under `SECRET_TENANT_SALT`, one a line, in order.
+
+The reference is the first 16 bytes of HMAC-SHA256 keyed with the tenant salt over the \
+canonical URI, in lowercase hex: what every audit event carries instead of the URI, so an \
+operator can search the audit trail for a secret they know (as Vault's `sys/audit-hash`). Any \
+spelling of a URI gives its canonical form's reference.
+
+An invalid URI prints `CODE: URI n: message` on stderr and no line (exit 1). A missing or \
+short salt is `CONFIG` (exit 2). The salt is never printed.";
+
+/// `secrets audit-hash`: the arguments.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct AuditHashArgs {
+    /// The secret URIs.
+    #[arg(value_name = "URI", required = true)]
+    pub(crate) uris: Vec<String>,
 }
 
 /// `secrets uri …`.

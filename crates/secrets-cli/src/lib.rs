@@ -10,11 +10,12 @@
 //! secrets exec [CLIENT FLAGS] [--env NAME=URI]… [--env-file FILE]… -- CMD ARGS…
 //! secrets get URI --subject S [--aud A]… [--jti J] [--role R]… [--format raw|json]
 //!                                                            one read through the PEP
+//! secrets audit-hash URI…                                    audit resource_ref of each URI
 //!
 //! CLIENT FLAGS: [--bootstrap PATH] [--file-root DIR] [--allowed-mounts a,b] [--refresh]
 //! ```
 //!
-//! Exit codes: 0 success; 1 some URI is invalid (`uri check`, `lint`) or could not be
+//! Exit codes: 0 success; 1 some URI is invalid (`uri check`, `lint`, `audit-hash`) or could not be
 //! resolved (`resolve`, `exec`, `get`); 2 usage error, configuration or I/O error, or an
 //! invalid URI given to `uri parse`. A closed stdout (`secrets … | head`) ends the command
 //! quietly with 0. `exec` becomes its command, so its status is the command's; when the
@@ -74,6 +75,7 @@
 //! `Command` variant and its arguments in `cli.rs`, a module, and an arm in [`run`].
 #![forbid(unsafe_code)]
 
+mod audit_hash;
 mod cli;
 mod client;
 mod env_file;
@@ -111,6 +113,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Get(args) => {
             with_process_env(|env| get::run(&args, env, io::stdout().lock(), io::stderr()))
         }
+        Command::AuditHash(args) => with_process_env(|env| {
+            audit_hash::run(&args, env, io::stdout().lock(), io::stderr().lock())
+        }),
     };
     match result {
         Ok(status) => status.into(),

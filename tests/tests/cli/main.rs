@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit_hash;
 mod exec;
 mod get;
 mod resolve;
