@@ -166,3 +166,99 @@ fn join_all_keeps_input_order() {
     ));
     assert_eq!(out, vec![30, 0, 10]);
 }
+
+mod audit {
+    use super::*;
+    use secret_audit::{AuditSink, EventType, MemorySink, to_ocsf_bytes};
+
+    const SALT: &str = "tenant-salt-0001-for-acme-corp-x";
+    const VALUE: &str = "canary-value-5f1d";
+
+    fn client(
+        root: &std::path::Path,
+        sample: &str,
+    ) -> Result<(SecretsClient, Arc<MemorySink>), Error> {
+        let sink = Arc::new(MemorySink::new());
+        let sample = sample.to_owned();
+        let client = SecretsClient::builder()
+            .env_lookup(move |name| (name == "AUDIT_SAMPLE_CACHE_HIT_N").then(|| sample.clone()))
+            .file_root(root)
+            .allowed_mounts(AllowedMounts::from_csv("dc-infra"))
+            .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
+            .tenant_salt(SALT)
+            .tenant_id("acme")
+            .build()?;
+        Ok((client, sink))
+    }
+
+    /// Every backend read is audited, cache hits one in N (lock-free, exact), failures with
+    /// their code; events carry the keyed reference, never the URI or the value.
+    #[test]
+    fn backend_reads_always_cache_hits_sampled() -> Result<(), Box<dyn std::error::Error>> {
+        let root = tempfile::tempdir()?;
+        std::fs::create_dir(root.path().join("dc-infra"))?;
+        std::fs::write(
+            root.path().join("dc-infra/config.json"),
+            format!(r#"{{"password":"{VALUE}"}}"#),
+        )?;
+        let (client, sink) = client(root.path(), "3")?;
+        let uri = "file://dc-infra/config.json#password";
+        for _ in 0..7 {
+            assert_eq!(client.resolve_blocking(uri)?.expose_str(), Some(VALUE));
+        }
+        let missing = client.resolve_blocking("file://dc-infra/nope").unwrap_err();
+        assert_eq!(missing.code(), "NOT_FOUND");
+
+        let events = sink.events();
+        let kinds: Vec<_> = events.iter().map(|e| e.kind()).collect();
+        // One read, six hits of which the 1st and 4th are sampled, one failed read.
+        assert_eq!(
+            kinds,
+            [
+                EventType::Read,
+                EventType::CacheHit,
+                EventType::CacheHit,
+                EventType::ReadError
+            ]
+        );
+        assert_eq!(events[3].code(), "NOT_FOUND");
+        // The fleet's vector: this URI under this salt.
+        assert_eq!(
+            events[0].resource_ref().map(|r| r.as_str()),
+            Some("8f2f4205826405363900cc07640d38ff")
+        );
+        for event in &events {
+            assert_eq!(event.tenant(), "acme");
+            let shown = format!(
+                "{event:?} {}",
+                String::from_utf8_lossy(&to_ocsf_bytes(event))
+            );
+            for canary in [VALUE, "config.json", "password", SALT] {
+                assert!(!shown.contains(canary), "{canary} in {shown}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn audit_needs_a_salt_and_a_tenant() {
+        let sink = || Arc::new(MemorySink::new()) as Arc<dyn AuditSink>;
+        let base = || SecretsClient::builder().allow_any_mount().audit(sink());
+        let err = base().tenant_id("acme").build().unwrap_err();
+        assert_eq!(
+            (err.code(), err.setting()),
+            ("CONFIG", Some("SECRET_TENANT_SALT"))
+        );
+        let err = base().tenant_salt(SALT).build().unwrap_err();
+        assert_eq!((err.code(), err.setting()), ("CONFIG", Some("TENANT_ID")));
+        let err = base()
+            .tenant_salt("short")
+            .tenant_id("acme")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("tenant_salt"));
+        assert!(!format!("{err} {err:?}").contains("short"), "{err:?}");
+        // Without a sink nothing is required.
+        assert!(SecretsClient::builder().allow_any_mount().build().is_ok());
+    }
+}
