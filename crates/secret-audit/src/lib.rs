@@ -66,15 +66,21 @@
 //! ```
 //!
 //! # Features
-//! None. This crate depends on `secret-uri` and `secret-config` only, among the workspace's
-//! crates.
+//! - `kafka`: `KafkaSink` (module `kafka`), events as keyed OCSF records with CloudEvents
+//!   headers in `<KAFKA_TOPIC_PREFIX>secrets.audit`, over rskafka; it adds `secret-http` (for
+//!   TLS) to `secret-uri` and `secret-config`, this crate's only workspace dependencies
+//!   otherwise. See `docs/audit-kafka.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auditor;
 mod config;
 mod error;
 mod event;
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod kafka;
 mod key;
 mod ocsf;
 mod queue;
@@ -89,6 +95,8 @@ pub use config::{
 };
 pub use error::AuditError;
 pub use event::{AuditEvent, EventId, EventType, INVALID_CODE, OK, Outcome};
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaConfig, KafkaSink, KafkaTransport};
 pub use key::{AuditKey, MAX_KEY_ID_BYTES, MIN_SALT_BYTES, TENANT_SALT_ENV, TENANT_SALT_ID_ENV};
 pub use ocsf::{
     ACTIVITY_ID, CATEGORY_UID, CLASS_UID, MAX_RECORD_BYTES, OCSF_VERSION, PRODUCT_NAME,
