@@ -559,3 +559,48 @@ fn out_of_range_settings_are_brought_into_range() -> TestResult {
     assert_eq!((report.delivered, report.lost), (1, 0));
     Ok(())
 }
+
+/// Events published close together go out in few batches: the drainer lingers after its
+/// first wake-up instead of waking (and delivering) once per event; close does not wait for
+/// the linger.
+#[test]
+fn a_burst_is_delivered_in_few_batches() -> TestResult {
+    const EVENTS: usize = 200;
+    let (auditor, uris) = (auditor()?, uris()?);
+    let record = Record::default();
+    let transport = Flaky {
+        record: record.clone(),
+        failures: 0,
+    };
+    let config = QueueConfig::default().with_linger(Duration::from_millis(300));
+    let sink = QueueSink::new(transport, config)?;
+    for n in 0..EVENTS {
+        sink.publish(event(&auditor, &uris, n));
+    }
+    assert!(record.wait(|seen| seen.delivered.len() == EVENTS));
+    let batches = record.read(|seen| seen.attempts.len());
+    // A 300 ms linger spans the whole burst; a loaded machine may split it once or twice.
+    assert!(batches <= 5, "{batches} batches for {EVENTS} events");
+
+    assert_eq!(sink.close(BOUND).delivered, EVENTS as u64);
+
+    // A sink lingering 10 s: close delivers at once instead of waiting the linger out.
+    let record = Record::default();
+    let transport = Flaky {
+        record: record.clone(),
+        failures: 0,
+    };
+    let config = QueueConfig::default().with_linger(Duration::from_secs(10));
+    let sink = QueueSink::new(transport, config)?;
+    sink.publish(event(&auditor, &uris, 0));
+    assert_eq!(record.read(|seen| seen.attempts.len()), 0, "still lingering");
+    let started = Instant::now();
+    let report = sink.close(BOUND);
+    assert_eq!((report.delivered, report.lost), (1, 0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "close waited out the linger: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}

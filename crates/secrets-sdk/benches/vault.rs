@@ -9,6 +9,9 @@
 //!   with a pre-built token header, then a `serde_json::Value` parse (as
 //!   `secret-providers/benches/kv2.rs` measures `floor_hyper_get`).
 //! - `get_credentials_warm`: `get_credentials` of the same secret's `#password` on a warm grant.
+//! - `get_credentials_warm_audited`: the same with an audit sink (a `QueueSink` whose drainer
+//!   serializes every event to OCSF JSON and discards it): the audit's cost on the request path
+//!   is this p50 minus the one above (two events per call: the decision and the read).
 //! - `floor_concurrent_64` / `concurrent_64`: 64 tasks on a 2-worker multi-thread runtime,
 //!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed.
 //!
@@ -23,10 +26,15 @@
 //! SECRETS_BENCH_JSON=/tmp/v.jsonl cargo bench -p secrets-sdk --bench vault
 //! ```
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use secrets_sdk::audit::{
+    AuditError, AuditEvent, AuditSink, QueueConfig, QueueSink, Transport, to_ocsf_bytes,
+};
 use secrets_sdk::pep::{DevAllowAll, PepConfig};
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
 use secrets_sdk::{ExecutionContext, VaultClient};
@@ -47,6 +55,11 @@ struct Fixture {
     // Kept alive for the run; killed on drop.
     bao: OpenBaoServer,
     client: VaultClient,
+    /// The same client with an audit sink: a queue drained off the request path into OCSF
+    /// bytes that are then discarded (what a Kafka sink costs the request path, without the
+    /// broker).
+    audited: VaultClient,
+    sink: Arc<QueueSink>,
     uri: String,
     ctx: ExecutionContext,
 }
@@ -70,21 +83,27 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
         .with_environment("test")
         .with_grant_defaults(Duration::from_secs(24 * 3600), u32::MAX)
         .with_capacity(2_000_000, 1_000);
-    let client = VaultClient::builder()
-        .kv2(Kv2Config::new(
-            Kv2Flavor::OpenBao,
-            bao.addr(),
-            Kv2Auth::token(bao.root_token().to_owned()),
-        ))
-        .pep_config(pep)
-        .pdp(DevAllowAll::new())
-        .tenant_salt("bench-tenant-salt-0123456789abcdef")
-        .io_threads(
-            std::env::var("TMP_IO")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
-        )
+    let builder = || {
+        VaultClient::builder()
+            .kv2(Kv2Config::new(
+                Kv2Flavor::OpenBao,
+                bao.addr(),
+                Kv2Auth::token(bao.root_token().to_owned()),
+            ))
+            .pep_config(pep.clone())
+            .pdp(DevAllowAll::new())
+            .tenant_salt("bench-tenant-salt-0123456789abcdef")
+            .io_threads(
+                std::env::var("TMP_IO")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(2),
+            )
+    };
+    let client = builder().build()?;
+    let sink = Arc::new(QueueSink::new(Serialize, QueueConfig::default())?);
+    let audited = builder()
+        .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
         .build()?;
     let ctx = ExecutionContext::new("bench")
         .with_aud(["crud.secrets"])
@@ -92,6 +111,8 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
     Ok(Some(Fixture {
         bao,
         client,
+        audited,
+        sink,
         uri: format!("openbao+kv2://secret/{PATH}#password"),
         ctx,
     }))
@@ -105,10 +126,29 @@ fn jti() -> String {
 }
 
 async fn get(fx: &Fixture) -> Result<(), BoxError> {
+    read(fx, &fx.client).await
+}
+
+async fn read(fx: &Fixture, client: &VaultClient) -> Result<(), BoxError> {
     let ctx = fx.ctx.clone().with_jti(jti());
-    let secret = fx.client.get_credentials(&fx.uri, Some(&ctx)).await?;
+    let secret = client.get_credentials(&fx.uri, Some(&ctx)).await?;
     black_box(secret.expose_str());
     Ok(())
+}
+
+/// Serializes each event to OCSF JSON and discards it: the drainer's work without a broker.
+struct Serialize;
+
+impl Transport for Serialize {
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [AuditEvent],
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
+        for event in batch {
+            black_box(to_ocsf_bytes(event));
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
@@ -116,33 +156,50 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let floor = HyperFloor::new(&fx.bao, PATH)?;
-    let (floor, subject) = runtime.block_on(async {
+    let (floor, subject, audited) = runtime.block_on(async {
         for _ in 0..WARMUP {
             black_box(floor.get().await?);
             get(fx).await?;
+            read(fx, &fx.audited).await?;
         }
         let mut floor_l = Latencies::with_capacity(SAMPLES);
         let mut subject_l = Latencies::with_capacity(SAMPLES);
+        let mut audited_l = Latencies::with_capacity(SAMPLES);
         for i in 0..SAMPLES {
-            // Alternate which goes first so neither always follows the other.
-            for which in [i % 2, 1 - i % 2] {
+            // Rotate which goes first so none always follows another.
+            for k in 0..3 {
                 let started = Instant::now();
-                if which == 0 {
-                    black_box(floor.get().await?);
-                    floor_l.push(started.elapsed());
-                } else {
-                    get(fx).await?;
-                    subject_l.push(started.elapsed());
+                match (i + k) % 3 {
+                    0 => {
+                        black_box(floor.get().await?);
+                        floor_l.push(started.elapsed());
+                    }
+                    1 => {
+                        get(fx).await?;
+                        subject_l.push(started.elapsed());
+                    }
+                    _ => {
+                        read(fx, &fx.audited).await?;
+                        audited_l.push(started.elapsed());
+                    }
                 }
             }
         }
-        Ok::<_, BoxError>((floor_l, subject_l))
+        Ok::<_, BoxError>((floor_l, subject_l, audited_l))
     })?;
     append(path, &floor.json_line("floor_hyper_get_vault"))?;
     append(path, &subject.json_line("get_credentials_warm"))?;
+    append(path, &audited.json_line("get_credentials_warm_audited"))?;
     println!(
         "get_credentials_warm p50 / floor_hyper_get_vault p50 = {:.3}",
         subject.quantile_us(0.5) / floor.quantile_us(0.5)
+    );
+    println!(
+        "audit cost on the request path: p50 {:+.2} µs (audited {:.2} µs, plain {:.2} µs); sink {:?}",
+        audited.quantile_us(0.5) - subject.quantile_us(0.5),
+        audited.quantile_us(0.5),
+        subject.quantile_us(0.5),
+        fx.sink.close(Duration::from_secs(10)),
     );
     Ok(())
 }
