@@ -44,6 +44,51 @@ pub(crate) fn key(given: Option<&SecretString>, env: &Env<'_>) -> Result<Option<
         .map_err(audit_config_error)
 }
 
+/// How long closing a client waits for the audit sink it created to deliver what is queued.
+pub(crate) const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The sink the environment asks for: with `ENABLE_KAFKA_PRODUCER=true`, the Kafka sink of
+/// the `KAFKA_*` settings; `None` otherwise.
+///
+/// # Errors
+/// `CONFIG` naming the setting; `ENABLE_KAFKA_PRODUCER` itself when this build has no `kafka`
+/// feature (never silently unaudited).
+pub(crate) fn env_sink(env: &Env<'_>) -> Result<Option<Arc<dyn AuditSink>>, Error> {
+    #[cfg(feature = "kafka")]
+    {
+        let lookup = |name: &str| env.raw(name);
+        let sink = secret_audit::KafkaSink::from_lookup(&lookup).map_err(audit_config_error)?;
+        Ok(sink.map(|sink| Arc::new(sink) as Arc<dyn AuditSink>))
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        let enabled = env
+            .flag("ENABLE_KAFKA_PRODUCER", false)
+            .map_err(|e| audit_config_error(AuditError::from(e)))?;
+        if enabled {
+            return Err(Error::config(
+                "ENABLE_KAFKA_PRODUCER",
+                "is true but this build has no `kafka` feature",
+            ));
+        }
+        Ok(None)
+    }
+}
+
+/// Closes a sink the client created, logging what it could not deliver.
+pub(crate) fn close_owned(sink: Option<&Arc<dyn AuditSink>>) {
+    if let Some(sink) = sink {
+        let report = sink.close(CLOSE_FLUSH);
+        if report.lost > 0 || report.dropped > 0 {
+            tracing::warn!(
+                lost = report.lost,
+                dropped = report.dropped,
+                "audit events were not delivered"
+            );
+        }
+    }
+}
+
 /// An auditor keyed with `key` publishing to `sink`, with the `AUDIT_*` settings of `env`.
 pub(crate) fn auditor(
     key: AuditKey,

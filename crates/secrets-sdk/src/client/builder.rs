@@ -24,6 +24,14 @@ use crate::bootstrap::{BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH}
 use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
 
+/// The auditor, the key spans use, the tenant events name, and the sink the client owns.
+type AuditParts = (
+    Arc<Auditor>,
+    Option<AuditKey>,
+    String,
+    Option<Arc<dyn AuditSink>>,
+);
+
 /// Builds a [`SecretsClient`]. Every setting is explicit; [`from_env`](Self::from_env) (or
 /// [`env_lookup`](Self::env_lookup)) adds the environment as the fallback for what is not
 /// set, with the bootstrap precedence of [`BootstrapConfig::discover`].
@@ -416,7 +424,7 @@ impl SecretsClientBuilder {
             tracing::debug!(source = %source, "bootstrap loaded");
         }
 
-        let (auditor, audit_key, tenant) = self.auditor(&env)?;
+        let (auditor, audit_key, tenant, owned_sink) = self.auditor(&env)?;
         let mut routes = Routes::new(vault_note);
         #[cfg(feature = "file")]
         routes.insert(Provider::File, Arc::new(file));
@@ -438,6 +446,7 @@ impl SecretsClientBuilder {
             auditor,
             audit_key,
             tenant,
+            owned_sink,
             bootstrap_source,
             cache: Cache::new(settings.capacity),
             failures: Cache::new(FAILURE_SLOTS),
@@ -455,18 +464,21 @@ impl SecretsClientBuilder {
 
     /// The auditor (disabled without a sink), the key spans use (whenever a salt is set) and
     /// the tenant events name.
-    fn auditor(
-        &self,
-        env: &secret_config::Env<'_>,
-    ) -> Result<(Arc<Auditor>, Option<AuditKey>, String), Error> {
+    fn auditor(&self, env: &secret_config::Env<'_>) -> Result<AuditParts, Error> {
         let key = crate::audit_config::key(self.tenant_salt.as_ref(), env)?;
+        // A sink given in code, else the one the environment asks for (owned: flushed by
+        // `SecretsClient::close`).
+        let owned_sink = match (&self.audit, &self.lookup) {
+            (None, Some(_)) => crate::audit_config::env_sink(env)?,
+            _ => None,
+        };
         let tenant = self
             .tenant_id
             .clone()
             .or_else(|| env.get("TENANT_ID"))
             .unwrap_or_default();
-        let Some(sink) = &self.audit else {
-            return Ok((Arc::new(Auditor::disabled()), key, tenant));
+        let Some(sink) = self.audit.clone().or_else(|| owned_sink.clone()) else {
+            return Ok((Arc::new(Auditor::disabled()), key, tenant, None));
         };
         let Some(audit_key) = key.clone() else {
             return Err(Error::config(
@@ -480,8 +492,8 @@ impl SecretsClientBuilder {
                 "is required for audit (or call tenant_id on the builder)",
             ));
         }
-        let auditor = crate::audit_config::auditor(audit_key, Arc::clone(sink), env)?;
-        Ok((Arc::new(auditor), key, tenant))
+        let auditor = crate::audit_config::auditor(audit_key, sink, env)?;
+        Ok((Arc::new(auditor), key, tenant, owned_sink))
     }
 
     /// The bootstrap to use, if any, and otherwise why there is none.

@@ -109,6 +109,9 @@ struct Inner {
     audit_key: Option<AuditKey>,
     /// The tenant audit events name.
     tenant: String,
+    /// The audit sink the client created from the environment (`ENABLE_KAFKA_PRODUCER`):
+    /// flushed by [`SecretsClient::close`].
+    owned_sink: Option<Arc<dyn secret_audit::AuditSink>>,
     bootstrap_source: Option<BootstrapSource>,
     cache: Cache<String, Arc<Entry>>,
     failures: Cache<String, Arc<Failure>>,
@@ -318,13 +321,16 @@ impl SecretsClient {
     }
 
     /// Closes the client: empties the cache (cached values are zeroized once no
-    /// [`Secret`] handed out still holds them) and stops its runtime. Later calls fail with
+    /// [`Secret`] handed out still holds them), stops its runtime, and flushes the audit sink
+    /// it created from the environment (`ENABLE_KAFKA_PRODUCER`; up to 10 s). A sink given to
+    /// [`SecretsClientBuilder::audit`] is the caller's to close. Later calls fail with
     /// `CLOSED`. Idempotent.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.cache.clear();
         self.inner.failures.clear();
         self.inner.runtime.shutdown();
+        crate::audit_config::close_owned(self.inner.owned_sink.as_ref());
     }
 
     /// Whether [`close`](Self::close) was called.

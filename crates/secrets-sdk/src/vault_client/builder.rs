@@ -186,7 +186,13 @@ impl VaultClientBuilder {
         if let Some(pdp) = self.pdp {
             pep = pep.pdp(pdp);
         }
-        if let Some(sink) = self.audit {
+        // A sink given in code, else the one the environment asks for (the client owns that
+        // one and flushes it on close).
+        let owned_sink = match (&self.audit, &self.lookup) {
+            (None, Some(_)) => crate::audit_config::env_sink(&env)?,
+            _ => None,
+        };
+        if let Some(sink) = self.audit.clone().or_else(|| owned_sink.clone()) {
             let auditor = crate::audit_config::auditor(key.clone(), sink, &env)?;
             pep = pep.auditor(Arc::new(auditor));
         }
@@ -202,6 +208,7 @@ impl VaultClientBuilder {
                 io_threads,
                 runtime: IoRuntime::new(io_threads, "vault-client-io"),
                 closed: AtomicBool::new(false),
+                owned_sink,
             }),
         })
     }
