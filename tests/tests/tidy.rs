@@ -23,7 +23,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("secret-uri", &[]),
     ("secret-http", &[]),
     ("secret-config", &[]),
-    ("secret-audit", &["secret-uri", "secret-config"]),
+    // secret-http only for the Kafka sink's TLS and its loopback rule (feature `kafka`).
+    ("secret-audit", &["secret-uri", "secret-config", "secret-http"]),
     (
         "secret-providers",
         &["secret-uri", "secret-http", "secret-config"],

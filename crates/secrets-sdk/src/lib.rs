@@ -116,9 +116,11 @@
 //! - `vault` (default): `VaultClient`, with secret-pep and its AuthZEN PDP client (implies
 //!   `openbao` and `hashicorp`).
 //! - `axum`: `ExecutionContext` as an axum 0.8 extractor (secret-pep's `axum` feature).
+//! - `kafka`: with `ENABLE_KAFKA_PRODUCER=true`, clients built `from_env` publish their audit
+//!   events to `<KAFKA_TOPIC_PREFIX>secrets.audit` (secret-audit's Kafka sink).
 //!
-//! The sub-crates are re-exported: [`uri`] (the parser), [`providers`] and, with `vault`,
-//! `pep` (secret-pep).
+//! The sub-crates are re-exported: [`uri`] (the parser), [`providers`], [`audit`] (events,
+//! keyed `resource_ref`s, sinks) and, with `vault`, `pep` (secret-pep).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -132,9 +134,9 @@ mod secret;
 #[cfg(feature = "vault")]
 mod vault_client;
 
+pub use secret_audit as audit;
 #[cfg(feature = "vault")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
-pub use secret_audit as audit;
 pub use secret_pep as pep;
 pub use secret_providers as providers;
 pub use secret_uri as uri;
