@@ -235,13 +235,34 @@ fn serves(uri: &SecretUri) -> bool {
         && matches!(uri.engine(), None | Some(Engine::Kv2))
 }
 
-/// The identity of a KV v2 server: its address (without a trailing `/`) and namespace.
+/// The identity of a KV v2 server: its address and namespace, normalized so that every
+/// spelling of one server is one identity (a grant must not multiply by spelling the address
+/// another way): scheme and host lower case, the scheme's default port dropped, no trailing
+/// `/`; the namespace without surrounding blanks or `/`.
 pub(crate) fn server_id(address: &str, namespace: Option<&str>) -> String {
-    format!(
-        "{}|{}",
-        address.trim().trim_end_matches('/'),
-        namespace.unwrap_or_default()
-    )
+    let address = address.trim().trim_end_matches('/');
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => (String::new(), address),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let mut authority = authority.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => Some(":443"),
+        "http" => Some(":80"),
+        _ => None,
+    };
+    if let Some(port) = default_port
+        && authority.ends_with(port)
+        && !authority.ends_with("]")
+    {
+        authority.truncate(authority.len() - port.len());
+    }
+    let namespace = namespace.unwrap_or_default().trim().trim_matches('/');
+    format!("{scheme}://{authority}{path}|{namespace}")
 }
 
 impl SecretProvider for Kv2Provider {
@@ -265,6 +286,45 @@ impl SecretProvider for Kv2Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_a_server_is_one_identity() {
+        let one = server_id("https://vault.example:8200", Some("ns"));
+        for (address, namespace) in [
+            ("https://vault.example:8200/", Some("ns")),
+            ("HTTPS://VAULT.example:8200", Some("ns")),
+            (" https://vault.example:8200 ", Some("/ns/")),
+            ("https://vault.example:8200", Some(" ns")),
+        ] {
+            assert_eq!(
+                server_id(address, namespace),
+                one,
+                "{address} {namespace:?}"
+            );
+        }
+        assert_eq!(
+            server_id("https://vault.example:443", None),
+            server_id("https://vault.example", Some(""))
+        );
+        assert_eq!(
+            server_id("http://127.0.0.1:80/", None),
+            server_id("http://127.0.0.1", None)
+        );
+        // Different servers stay different.
+        for (address, namespace) in [
+            ("https://vault.example:8300", Some("ns")),
+            ("http://vault.example:8200", Some("ns")),
+            ("https://vault.example:8200", Some("other")),
+            ("https://vault.example:8200", None),
+            ("https://vault.example:8200/v2", Some("ns")),
+        ] {
+            assert_ne!(
+                server_id(address, namespace),
+                one,
+                "{address} {namespace:?}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn uri_shape_errors_need_no_server() -> Result<(), Box<dyn std::error::Error>> {
