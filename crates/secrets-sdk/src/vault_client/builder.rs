@@ -180,8 +180,8 @@ impl VaultClientBuilder {
         let mut pep = Pep::builder(pep_config);
         // Grants belong to the resource on its server: both schemes name the server they
         // reach, so `openbao://x` and `hashicorp+kv2://x` on one VAULT_URL share a grant.
-        for (scheme, provider) in routes.iter() {
-            pep = pep.backend(scheme, provider.backend());
+        for (scheme, backend) in backend_ids(&routes) {
+            pep = pep.backend(scheme, backend);
         }
         if let Some(pdp) = self.pdp {
             pep = pep.pdp(pdp);
@@ -294,6 +294,32 @@ impl VaultClientBuilder {
         }
         Ok(config)
     }
+}
+
+/// The backend each route names in the PEP's resource identity: the provider's own
+/// [`backend`](SecretProvider::backend), shared by the schemes routed to that one provider
+/// (so aliases share a grant). Two different provider objects claiming one backend (say two
+/// providers of one's own that kept the default, their `name`) are different stores: each is
+/// told apart by the first scheme routed to it, so no decision about one serves the other.
+fn backend_ids(routes: &Routes) -> Vec<(Provider, String)> {
+    let routed: Vec<(Provider, &Arc<dyn SecretProvider>)> = routes.iter().collect();
+    routed
+        .iter()
+        .map(|&(scheme, provider)| {
+            let backend = provider.backend().into_owned();
+            let shared = routed
+                .iter()
+                .any(|(_, other)| !Arc::ptr_eq(other, provider) && other.backend() == backend);
+            if !shared {
+                return (scheme, backend);
+            }
+            let first = routed
+                .iter()
+                .find(|(_, other)| Arc::ptr_eq(other, provider))
+                .map_or(scheme, |(first, _)| *first);
+            (scheme, format!("{}|{backend}", first.as_str()))
+        })
+        .collect()
 }
 
 fn missing(setting: &str, builder_method: &str) -> Error {
@@ -465,6 +491,37 @@ mod tests {
             .with_jti("jti-1");
         let secret = client.get_credentials_blocking("db+cred://secret/app", Some(&ctx))?;
         assert_eq!(secret.expose_str(), Some("pw-app"));
+        Ok(())
+    }
+
+    #[test]
+    fn different_stores_never_share_a_backend() -> Result<(), Box<dyn std::error::Error>> {
+        #[derive(Debug)]
+        struct Named;
+        impl SecretProvider for Named {
+            fn name(&self) -> &'static str {
+                "custom"
+            }
+            fn read<'a>(
+                &'a self,
+                _uri: &'a secret_uri::SecretUri,
+            ) -> secret_providers::ReadFuture<'a> {
+                Box::pin(std::future::ready(Ok(
+                    secret_providers::SecretValue::from_text("v"),
+                )))
+            }
+        }
+        let one: Arc<dyn SecretProvider> = Arc::new(Named);
+        let mut routes = Routes::new("");
+        routes.insert(Provider::File, Arc::new(Named));
+        routes.insert(Provider::Yaml, Arc::new(Named));
+        routes.insert(Provider::Db, Arc::clone(&one));
+        routes.insert(Provider::Bootstrap, Arc::clone(&one));
+        let ids: std::collections::HashMap<_, _> = backend_ids(&routes).into_iter().collect();
+        // Two objects named alike: told apart. One object under two schemes: one backend.
+        assert_ne!(ids[&Provider::File], ids[&Provider::Yaml]);
+        assert_ne!(ids[&Provider::File], ids[&Provider::Db]);
+        assert_eq!(ids[&Provider::Db], ids[&Provider::Bootstrap]);
         Ok(())
     }
 }
