@@ -81,6 +81,8 @@ struct Core {
     /// Which provider serves each scheme: one KV v2 provider per server for both vault
     /// schemes, and any provider of one's own.
     routes: Routes,
+    /// The longest one provider read may take.
+    read_deadline: std::time::Duration,
     /// The tenant salt: the key of every `resource_ref`, in spans and audit events.
     key: Arc<AuditKey>,
 }
@@ -407,7 +409,10 @@ impl Core {
         self.read(provider, granted, ctx).await
     }
 
-    /// Reads an authorized URI and audits the read. A read that failed before the vault
+    /// Reads an authorized URI and audits the read. The read runs as its own task on the
+    /// client's runtime (a blocking provider on its blocking pool), bounded by the read
+    /// deadline: a provider that never answers ends in `TIMEOUT`, one that panics in
+    /// `RUNTIME`, and either way the read is audited. A read that failed before the vault
     /// returned data (connection, TLS, timeout, 5xx) gives its use back.
     async fn read(
         &self,
@@ -415,7 +420,35 @@ impl Core {
         granted: Authorized,
         ctx: &ExecutionContext,
     ) -> Result<Secret, Error> {
-        let result = provider.read(granted.uri()).await;
+        let task = crate::client::spawn_read(
+            provider,
+            &tokio::runtime::Handle::current(),
+            granted.uri(),
+        );
+        let abort = task.abort_handle();
+        let result = match tokio::time::timeout(self.read_deadline, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => {
+                let reason = if join.is_panic() {
+                    "the provider's read panicked"
+                } else {
+                    "the read task was cancelled"
+                };
+                self.pep.audit_read(ctx, &granted, Some("RUNTIME"));
+                return Err(Error::Runtime {
+                    reason,
+                    source: Some(Box::new(join)),
+                });
+            }
+            Err(_) => {
+                abort.abort();
+                Err(ProviderError::Timeout {
+                    provider: provider.name(),
+                    timeout: self.read_deadline,
+                    attempts: 1,
+                })
+            }
+        };
         self.pep.audit_read(
             ctx,
             &granted,

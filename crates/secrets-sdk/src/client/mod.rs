@@ -35,6 +35,7 @@ mod sync_file;
 mod tests;
 
 pub use builder::SecretsClientBuilder;
+pub(crate) use read::spawn as spawn_read;
 
 use join::join_all;
 

@@ -16,7 +16,7 @@ use crate::Error;
 /// connections live on a runtime the client controls whatever runtime the caller uses;
 /// blocking reads (files) on its blocking pool, so a stalled filesystem holds a blocking
 /// thread, never a thread that vault I/O or the caller's executor needs.
-pub(super) fn spawn(
+pub(crate) fn spawn(
     provider: &Arc<dyn SecretProvider>,
     handle: &Handle,
     uri: &SecretUri,
@@ -38,7 +38,7 @@ pub(super) fn spawn(
     }
 }
 
-pub(super) type ProviderResult = Result<SecretValue, ProviderError>;
+pub(crate) type ProviderResult = Result<SecretValue, ProviderError>;
 
 /// A read task's outcome: its result, `RUNTIME` if the task died, `TIMEOUT` if the deadline
 /// (`limit`) passed first.

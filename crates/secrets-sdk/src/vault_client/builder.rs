@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use secret_config::Env;
@@ -20,6 +21,11 @@ use crate::routes::Routes;
 
 #[cfg(doc)]
 use super::ResourceRef;
+
+/// The default [`VaultClientBuilder::read_deadline`].
+const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest [`VaultClientBuilder::read_deadline`].
+const MAX_READ_DEADLINE: Duration = Duration::from_secs(3600);
 
 type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -62,6 +68,7 @@ pub struct VaultClientBuilder {
     default_context: Option<ExecutionContext>,
     io_threads: Option<usize>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
+    read_deadline: Option<Duration>,
 }
 
 impl fmt::Debug for VaultClientBuilder {
@@ -140,6 +147,14 @@ impl VaultClientBuilder {
         self
     }
 
+    /// The longest one provider read may take, whatever it chains (login, retries), default
+    /// 60 s, at most 1 h; then `TIMEOUT` (and the use goes back). A provider of one's own that
+    /// never answers cannot hang a call.
+    pub fn read_deadline(mut self, deadline: Duration) -> Self {
+        self.read_deadline = Some(deadline);
+        self
+    }
+
     /// Worker threads of the client's I/O runtime (default [`DEFAULT_IO_THREADS`]).
     pub fn io_threads(mut self, threads: usize) -> Self {
         self.io_threads = Some(threads);
@@ -202,6 +217,10 @@ impl VaultClientBuilder {
                 core: Arc::new(Core {
                     pep,
                     routes,
+                    read_deadline: self
+                        .read_deadline
+                        .unwrap_or(DEFAULT_READ_DEADLINE)
+                        .clamp(Duration::from_millis(1), MAX_READ_DEADLINE),
                     key: Arc::new(key),
                 }),
                 default_context: self.default_context.unwrap_or_default(),
@@ -522,6 +541,64 @@ mod tests {
         assert_ne!(ids[&Provider::File], ids[&Provider::Yaml]);
         assert_ne!(ids[&Provider::File], ids[&Provider::Db]);
         assert_eq!(ids[&Provider::Db], ids[&Provider::Bootstrap]);
+        Ok(())
+    }
+
+    /// A provider of one's own that never answers, or panics: the call ends (`TIMEOUT` at the
+    /// read deadline, `RUNTIME`) and the read is audited.
+    #[test]
+    fn a_provider_that_hangs_or_panics_cannot_hang_a_call() -> Result<(), Box<dyn std::error::Error>>
+    {
+        #[derive(Debug)]
+        struct Hangs;
+        impl SecretProvider for Hangs {
+            fn name(&self) -> &'static str {
+                "hangs"
+            }
+            fn read<'a>(
+                &'a self,
+                uri: &'a secret_uri::SecretUri,
+            ) -> secret_providers::ReadFuture<'a> {
+                if uri.path() == "panics" {
+                    Box::pin(async { panic!("a provider bug") })
+                } else {
+                    Box::pin(std::future::pending())
+                }
+            }
+        }
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let audit = Arc::new(secret_audit::MemorySink::new());
+        let pep = PepConfig::new("t1", "secret".parse()?)
+            .with_environment("test")
+            .with_pdp(PdpSettings::DisabledForDevelopment)
+            .with_grant_defaults(Duration::from_secs(60), 1);
+        let client = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pep_config(pep)
+            .provider(Provider::Db, Arc::new(Hangs))
+            .read_deadline(Duration::from_millis(200))
+            .audit(Arc::clone(&audit) as Arc<dyn secret_audit::AuditSink>)
+            .build()?;
+        let ctx = |jti: &str| {
+            ExecutionContext::new("svc")
+                .with_aud(["crud.secrets"])
+                .with_jti(jti)
+        };
+        let hung = client.get_credentials_blocking("db://secret/app", Some(&ctx("j1")));
+        assert_eq!(hung.err().map(|e| e.code()), Some("TIMEOUT"));
+        // Each call is bounded, the second as the first.
+        let again = client.get_credentials_blocking("db://secret/app", Some(&ctx("j2")));
+        assert_eq!(again.err().map(|e| e.code()), Some("TIMEOUT"));
+        let panicked = client.get_credentials_blocking("db://secret/panics", Some(&ctx("j3")));
+        assert_eq!(panicked.err().map(|e| e.code()), Some("RUNTIME"));
+        let reads: Vec<_> = audit
+            .events()
+            .into_iter()
+            .filter(|e| e.kind() == secret_audit::EventType::ReadError)
+            .map(|e| e.code().to_owned())
+            .collect();
+        assert_eq!(reads, ["TIMEOUT", "TIMEOUT", "RUNTIME"]);
         Ok(())
     }
 }
