@@ -25,14 +25,15 @@ Tasks:
                             RUSTC_BOOTSTRAP=1; installs cargo-fuzz if missing)
 ";
 
-/// Benchmarks `cargo xtask bench` runs, as (package, bench target). Each appends JSON lines to
-/// the file named by `SECRETS_BENCH_JSON`.
-const BENCHES: &[(&str, &str)] = &[
-    ("secret-uri", "parse"),
-    ("secret-providers", "kv2"),
-    ("secret-pep", "pep"),
-    ("secrets-sdk", "resolve"),
-    ("secrets-sdk", "vault"),
+/// Benchmarks `cargo xtask bench` runs, as (package, bench target, features). Each appends JSON
+/// lines to the file named by `SECRETS_BENCH_JSON`.
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("secret-uri", "parse", ""),
+    ("secret-providers", "kv2", ""),
+    ("secret-pep", "pep", ""),
+    ("secret-audit", "audit_publish", "kafka"),
+    ("secrets-sdk", "resolve", ""),
+    ("secrets-sdk", "vault", ""),
 ];
 
 fn main() -> ExitCode {
@@ -155,10 +156,13 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     let lines_path = root().join("target/bench-results.jsonl");
     std::fs::create_dir_all(root().join("target"))?;
     let _ = std::fs::remove_file(&lines_path);
-    for (package, target) in BENCHES {
+    for (package, target, features) in BENCHES {
         let mut cmd = cargo();
-        cmd.args(["bench", "--package", package, "--bench", target])
-            .env("SECRETS_BENCH_JSON", &lines_path);
+        cmd.args(["bench", "--package", package, "--bench", target]);
+        if !features.is_empty() {
+            cmd.args(["--features", features]);
+        }
+        cmd.env("SECRETS_BENCH_JSON", &lines_path);
         run(cmd)?;
     }
     let text = std::fs::read_to_string(&lines_path)

@@ -60,9 +60,9 @@ use crate::{
 };
 
 /// The most record bytes (keys, values, headers, before compression) in one produce request.
-pub const MAX_REQUEST_RECORD_BYTES: usize = 32 * 1024;
+pub const MAX_REQUEST_RECORD_BYTES: usize = 48 * 1024;
 /// The most records in one produce request.
-const MAX_REQUEST_RECORDS: usize = 64;
+const MAX_REQUEST_RECORDS: usize = 96;
 /// How long rskafka may retry one operation on its own before the queue's backoff takes over.
 const CLIENT_RETRY_DEADLINE: Duration = Duration::from_millis(500);
 
@@ -198,11 +198,7 @@ impl KafkaTransport {
         };
         let count = connection.partitions.len();
 
-        // Each partition's events, in batch order.
-        let mut by_partition: Vec<Vec<&AuditEvent>> = vec![Vec::new(); count];
-        for event in batch {
-            by_partition[partition_for(key_of(event), count)].push(event);
-        }
+        // The partition of each event; a batch offered again keeps what it delivered.
         let (first, last) = (batch[0].id(), batch[batch.len() - 1].id());
         let same_batch = self.progress.as_ref().is_some_and(|p| {
             p.first == first && p.last == last && p.len == batch.len() && p.partitions == count
@@ -222,41 +218,54 @@ impl KafkaTransport {
             .map(|p| Arc::clone(&p.done))
             .ok_or_else(|| AuditError::delivery("no progress record", None))?;
 
-        // One job per partition on the transport's runtime, each producing its requests in
-        // order; dropping this attempt (the queue's timeout) aborts them.
+        // One job per partition on the transport's runtime, producing the requests it is fed
+        // in order, while this thread keeps building records: serialization overlaps the I/O.
+        // Dropping this attempt (the queue's timeout) aborts the jobs.
+        let mut feeds: Vec<Feed> = (0..count)
+            .map(|index| Feed {
+                skip: done[index].load(Ordering::Relaxed),
+                chunker: Chunker::default(),
+                sender: None,
+            })
+            .collect();
         let mut jobs = Vec::new();
-        for (index, events) in by_partition.iter().enumerate() {
-            let skip = done[index].load(Ordering::Relaxed);
-            if events.len() <= skip {
+        let mut feed = |index: usize, feeds: &mut [Feed], chunk: Vec<Record>| {
+            let sender = feeds[index].sender.get_or_insert_with(|| {
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                let job = runtime.spawn(produce(
+                    Arc::clone(&connection.client),
+                    connection.partitions[index].clone(),
+                    settings.topic.clone(),
+                    index,
+                    receiver,
+                    Arc::clone(&done),
+                ));
+                jobs.push((index, Abort(job)));
+                sender
+            });
+            // A job that failed has dropped its receiver; its error is reported below.
+            let _ = sender.send(chunk);
+        };
+        for event in batch {
+            let index = partition_for(key_of(event), count);
+            if feeds[index].skip > 0 {
+                feeds[index].skip -= 1;
                 continue;
             }
-            let chunks = requests(&events[skip..], &settings.ce_source);
-            let existing = connection.partitions[index].clone();
-            let client = Arc::clone(&connection.client);
-            let topic = settings.topic.clone();
-            let done = Arc::clone(&done);
-            let job = runtime.spawn(async move {
-                let partition = match existing {
-                    Some(partition) => partition,
-                    None => Arc::new(
-                        client
-                            .partition_client(topic, index as i32, UnknownTopicHandling::Retry)
-                            .await
-                            .map_err(|e| delivery("no leader for a partition", e))?,
-                    ),
-                };
-                for chunk in chunks {
-                    let n = chunk.len();
-                    partition
-                        .produce(chunk, Compression::Lz4)
-                        .await
-                        .map_err(|e| delivery("the broker did not take a produce request", e))?;
-                    done[index].fetch_add(n, Ordering::Relaxed);
-                }
-                Ok::<_, AuditError>(partition)
-            });
-            jobs.push((index, Abort(job)));
+            if let Some(chunk) = feeds[index]
+                .chunker
+                .push(record(event, &settings.ce_source))
+            {
+                feed(index, &mut feeds, chunk);
+            }
         }
+        for index in 0..count {
+            if let Some(chunk) = feeds[index].chunker.finish() {
+                feed(index, &mut feeds, chunk);
+            }
+        }
+        // Closing the channels lets each job finish once its last request is taken.
+        drop(feeds);
         let mut outcome = Ok(());
         for (index, mut job) in jobs {
             match joined(&mut job.0).await {
@@ -384,28 +393,73 @@ fn key_of(event: &AuditEvent) -> &[u8] {
         .map_or(event.tenant().as_bytes(), |r| r.as_str().as_bytes())
 }
 
-/// The produce requests for `events`: each at most [`MAX_REQUEST_RECORD_BYTES`] of records
+/// What one partition is fed in an attempt.
+struct Feed {
+    /// Its events the last attempt already delivered, still to pass over.
+    skip: usize,
+    chunker: Chunker,
+    sender: Option<tokio::sync::mpsc::UnboundedSender<Vec<Record>>>,
+}
+
+/// Cuts records into produce requests: each at most [`MAX_REQUEST_RECORD_BYTES`] of records
 /// (one oversized record goes alone) and [`MAX_REQUEST_RECORDS`] records.
-fn requests(events: &[&AuditEvent], ce_source: &[u8]) -> Vec<Vec<Record>> {
-    let mut out = Vec::new();
-    let mut current: Vec<Record> = Vec::new();
-    let mut bytes = 0;
-    for event in events {
-        let record = record(event, ce_source);
+#[derive(Default)]
+struct Chunker {
+    current: Vec<Record>,
+    bytes: usize,
+}
+
+impl Chunker {
+    /// Adds `record`; a full request when this one does not fit in it.
+    fn push(&mut self, record: Record) -> Option<Vec<Record>> {
         let size = record.approximate_size();
-        if !current.is_empty()
-            && (bytes + size > MAX_REQUEST_RECORD_BYTES || current.len() >= MAX_REQUEST_RECORDS)
-        {
-            out.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(record);
+        let full = !self.current.is_empty()
+            && (self.bytes + size > MAX_REQUEST_RECORD_BYTES
+                || self.current.len() >= MAX_REQUEST_RECORDS);
+        let out = full.then(|| {
+            self.bytes = 0;
+            std::mem::take(&mut self.current)
+        });
+        self.bytes += size;
+        self.current.push(record);
+        out
     }
-    if !current.is_empty() {
-        out.push(current);
+
+    /// The last request, if any records are left.
+    fn finish(&mut self) -> Option<Vec<Record>> {
+        self.bytes = 0;
+        (!self.current.is_empty()).then(|| std::mem::take(&mut self.current))
     }
-    out
+}
+
+/// One partition's job: its client (made on first use), then every request it is fed, in
+/// order, counting what was delivered.
+async fn produce(
+    client: Arc<Client>,
+    existing: Option<Arc<PartitionClient>>,
+    topic: String,
+    index: usize,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<Vec<Record>>,
+    done: Arc<Vec<AtomicUsize>>,
+) -> Result<Arc<PartitionClient>, AuditError> {
+    let partition = match existing {
+        Some(partition) => partition,
+        None => Arc::new(
+            client
+                .partition_client(topic, index as i32, UnknownTopicHandling::Retry)
+                .await
+                .map_err(|e| delivery("no leader for a partition", e))?,
+        ),
+    };
+    while let Some(chunk) = requests.recv().await {
+        let n = chunk.len();
+        partition
+            .produce(chunk, Compression::Lz4)
+            .await
+            .map_err(|e| delivery("the broker did not take a produce request", e))?;
+        done[index].fetch_add(n, Ordering::Relaxed);
+    }
+    Ok(partition)
 }
 
 /// One event as a Kafka record: OCSF JSON, keyed, with CloudEvents binary-mode headers.
@@ -634,8 +688,12 @@ mod tests {
                     .with_grant_id(format!("g-{i}"))
             })
             .collect();
-        let refs: Vec<&AuditEvent> = events.iter().collect();
-        let chunks = requests(&refs, b"secrets-sdk");
+        let mut chunker = Chunker::default();
+        let mut chunks: Vec<Vec<Record>> = events
+            .iter()
+            .filter_map(|e| chunker.push(record(e, b"secrets-sdk")))
+            .collect();
+        chunks.extend(chunker.finish());
         assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 500);
         for chunk in &chunks {
             let bytes: usize = chunk.iter().map(Record::approximate_size).sum();
