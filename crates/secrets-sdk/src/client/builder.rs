@@ -445,7 +445,7 @@ impl SecretsClientBuilder {
             routes,
             auditor,
             audit_key,
-            tenant,
+            tenant: Arc::from(tenant),
             owned_sink,
             bootstrap_source,
             cache: Cache::new(settings.capacity),

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::deadline::{AbortOnDrop, Deadline, RefreshClaim};
-use super::read::{joined, spawn, timed_out};
+use super::read::{joined, spawn_audited, timed_out};
 use super::{CacheState, Failure, Inner, ResolveOptions};
 use crate::Error;
 use crate::secret::{Secret, UriInput};
@@ -221,10 +221,8 @@ impl Inner {
         uri: &SecretUri,
         deadline: &Deadline,
     ) -> Result<SecretValue, Error> {
-        let started = Instant::now();
-        let task = spawn(provider, deadline.handle(), uri);
-        let result = joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit());
-        self.audit_read(uri, &result, started);
-        result
+        let audit = self.read_audit(uri);
+        let task = spawn_audited(provider, deadline.handle(), uri, audit);
+        joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit())
     }
 }

@@ -23,6 +23,7 @@ use crate::routes::Routes;
 use crate::secret::{Entry, Secret, UriInput};
 
 mod audit;
+
 mod builder;
 mod cache;
 mod deadline;
@@ -35,6 +36,7 @@ mod sync_file;
 mod tests;
 
 pub use builder::SecretsClientBuilder;
+#[cfg(feature = "vault")]
 pub(crate) use read::spawn as spawn_read;
 
 use join::join_all;
@@ -109,7 +111,7 @@ struct Inner {
     /// The tenant salt, when configured: spans name secrets by their keyed reference.
     audit_key: Option<AuditKey>,
     /// The tenant audit events name.
-    tenant: String,
+    tenant: Arc<str>,
     /// The audit sink the client created from the environment (`ENABLE_KAFKA_PRODUCER`):
     /// flushed by [`SecretsClient::close`].
     owned_sink: Option<Arc<dyn secret_audit::AuditSink>>,

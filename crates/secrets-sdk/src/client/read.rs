@@ -10,16 +10,29 @@ use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
+use super::audit::ReadAudit;
 use crate::Error;
 
 /// The read as a task on the client's runtime (`handle`): async reads (KV v2) as tasks, so
 /// connections live on a runtime the client controls whatever runtime the caller uses;
 /// blocking reads (files) on its blocking pool, so a stalled filesystem holds a blocking
 /// thread, never a thread that vault I/O or the caller's executor needs.
+#[cfg(feature = "vault")]
 pub(crate) fn spawn(
     provider: &Arc<dyn SecretProvider>,
     handle: &Handle,
     uri: &SecretUri,
+) -> JoinHandle<ProviderResult> {
+    spawn_audited(provider, handle, uri, None)
+}
+
+/// [`spawn`], auditing the read inside the task (`audit`): however the caller ends (a
+/// timeout, a dropped future), a read that ran is audited once.
+pub(super) fn spawn_audited(
+    provider: &Arc<dyn SecretProvider>,
+    handle: &Handle,
+    uri: &SecretUri,
+    audit: Option<ReadAudit>,
 ) -> JoinHandle<ProviderResult> {
     let provider = Arc::clone(provider);
     let owned = uri.clone();
@@ -30,11 +43,24 @@ pub(crate) fn spawn(
             span.in_scope(|| {
                 #[cfg(all(test, feature = "file"))]
                 super::tests::stall_if_asked(&owned);
-                provider.read_blocking(&owned)
+                let result = provider.read_blocking(&owned);
+                if let Some(audit) = audit {
+                    audit.finish(&result);
+                }
+                result
             })
         })
     } else {
-        handle.spawn(async move { provider.read(&owned).await }.instrument(span))
+        handle.spawn(
+            async move {
+                let result = provider.read(&owned).await;
+                if let Some(audit) = audit {
+                    audit.finish(&result);
+                }
+                result
+            }
+            .instrument(span),
+        )
     }
 }
 

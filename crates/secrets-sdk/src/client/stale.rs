@@ -10,7 +10,7 @@ use secret_uri::SecretUri;
 use tracing::Instrument;
 
 use super::deadline::{AbortOnDrop, Deadline, RefreshClaim};
-use super::read::{joined, spawn};
+use super::read::{joined, spawn_audited};
 use super::{Inner, STALE_REFRESH_WAIT, STALE_RETRY_INTERVAL};
 use crate::Error;
 use crate::secret::{Entry, Secret};
@@ -30,19 +30,17 @@ impl Inner {
         deadline: &Deadline,
     ) -> Result<Secret, Error> {
         let stale = Arc::clone(claim.entry());
-        let read = spawn(provider, deadline.handle(), uri);
+        let read = spawn_audited(provider, deadline.handle(), uri, self.read_audit(uri));
         let weak = Arc::downgrade(self);
         let owned = uri.clone();
         let bound = deadline.clone();
         let refresh = deadline.handle().spawn(
             async move {
                 let claim = claim;
-                let started = Instant::now();
                 let outcome = bound.run(AbortOnDrop(read)).await;
                 let result = joined(outcome, &owned, bound.limit());
                 // A client dropped meanwhile needs no settling; the claim goes with the task.
                 let inner = weak.upgrade().ok_or(Error::Closed)?;
-                inner.audit_read(&owned, &result, started);
                 let settled = inner.settle_refresh(&owned, claim.entry(), result);
                 drop(claim);
                 settled

@@ -65,12 +65,12 @@ impl Inner {
             .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
         // No placeholder wait here: blocking on another task's read could deadlock a
         // single-threaded caller. File reads are cheap; a rare duplicate read is fine.
-        let started = Instant::now();
-        let result = provider
-            .read_blocking(uri)
-            .map_err(|error| Error::provider(uri.mount(), Arc::new(error)));
-        self.audit_read(uri, &result, started);
-        match result {
+        let audit = self.read_audit(uri);
+        let result = provider.read_blocking(uri);
+        if let Some(audit) = audit {
+            audit.finish(&result);
+        }
+        match result.map_err(|error| Error::provider(uri.mount(), Arc::new(error))) {
             Ok(value) => {
                 let entry = Arc::new(self.entry(uri, value));
                 if self.cacheable(uri) {

@@ -261,4 +261,56 @@ mod audit {
         // Without a sink nothing is required.
         assert!(SecretsClient::builder().allow_any_mount().build().is_ok());
     }
+
+    /// A resolve whose caller gives up mid-read still leaves exactly one read event: the
+    /// audit lives in the read's task, and an aborted task records its read on drop.
+    #[test]
+    fn a_cancelled_resolve_still_audits_its_read() -> Result<(), Box<dyn std::error::Error>> {
+        #[derive(Debug)]
+        struct Slow;
+        impl secret_providers::SecretProvider for Slow {
+            fn name(&self) -> &'static str {
+                "slow"
+            }
+            fn read<'a>(&'a self, _uri: &'a SecretUri) -> secret_providers::ReadFuture<'a> {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(secret_providers::SecretValue::from_text("v"))
+                })
+            }
+        }
+        let sink = Arc::new(MemorySink::new());
+        let client = SecretsClient::builder()
+            .allowed_mounts(AllowedMounts::from_csv("pg"))
+            .provider(Provider::Db, Arc::new(Slow))
+            .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
+            .tenant_salt(SALT)
+            .tenant_id("acme")
+            .build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let gave_up = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                client.resolve("db+cred://pg/app"),
+            )
+            .await
+            .is_err()
+        });
+        assert!(gave_up);
+        assert!(sink.wait_for(1, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(400));
+        let reads: Vec<_> = sink
+            .events()
+            .into_iter()
+            .map(|e| (e.kind(), e.code().to_owned()))
+            .collect();
+        assert_eq!(reads.len(), 1, "{reads:?}");
+        assert!(
+            matches!(reads[0].0, EventType::Read | EventType::ReadError),
+            "{reads:?}"
+        );
+        Ok(())
+    }
 }
