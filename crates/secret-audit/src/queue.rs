@@ -317,6 +317,9 @@ struct State {
     deadline: Option<Instant>,
     /// `close` gave up waiting for the drainer and counted everything left as lost.
     abandoned: bool,
+    /// The drainer is gone (its transport panicked): nothing will drain the queue, so
+    /// publishing drops (and counts) at once instead of filling it or waiting for room.
+    drainer_dead: bool,
 }
 
 #[derive(Debug)]
@@ -352,6 +355,20 @@ impl Shared {
                 capacity = self.config.capacity,
                 "audit queue full or closed: events dropped"
             );
+        }
+    }
+}
+
+/// Set on the drainer thread: when it unwinds (a transport panicked), the queue is marked
+/// dead and every waiting publisher is woken, so none waits for room that will never come.
+struct DrainerWatch<'a>(&'a Shared);
+
+impl Drop for DrainerWatch<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().drainer_dead = true;
+            self.0.space.notify_all();
+            tracing::error!("the audit transport panicked: audit events are dropped from now on");
         }
     }
 }
@@ -430,6 +447,8 @@ impl QueueSink {
         let thread = std::thread::Builder::new()
             .name("secret-audit-drain".to_owned())
             .spawn(move || {
+                // Marks the queue dead if the transport panics out of the drainer.
+                let _watch = DrainerWatch(&drainer);
                 runtime.block_on(drain(&drainer, transport));
                 drop(runtime);
                 // The receiver may be gone (close gave up); nothing to do then.
@@ -470,10 +489,14 @@ impl AuditSink for QueueSink {
         let mut state = shared.lock();
         if let Overflow::Block(max_wait) = shared.config.overflow
             && state.deadline.is_none()
+            && !state.drainer_dead
             && state.queue.len() >= shared.config.capacity
         {
             let until = deadline_after(max_wait);
-            while state.deadline.is_none() && state.queue.len() >= shared.config.capacity {
+            while state.deadline.is_none()
+                && !state.drainer_dead
+                && state.queue.len() >= shared.config.capacity
+            {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -485,7 +508,10 @@ impl AuditSink for QueueSink {
                     .0;
             }
         }
-        if state.deadline.is_some() || state.queue.len() >= shared.config.capacity {
+        if state.deadline.is_some()
+            || state.drainer_dead
+            || state.queue.len() >= shared.config.capacity
+        {
             drop(state);
             shared.count_drop();
             return;
@@ -542,6 +568,7 @@ impl AuditSink for QueueSink {
     fn stats(&self) -> SinkStats {
         let state = self.shared.lock();
         let (queued, in_flight) = (state.queue.len() as u64, state.in_flight as u64);
+        let stopped = state.drainer_dead;
         drop(state);
         let shared = &*self.shared;
         SinkStats {
@@ -552,6 +579,7 @@ impl AuditSink for QueueSink {
             failed_attempts: shared.failed_attempts.load(Ordering::Relaxed),
             queued,
             in_flight,
+            stopped,
         }
     }
 }

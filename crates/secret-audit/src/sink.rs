@@ -70,6 +70,9 @@ pub struct SinkStats {
     pub queued: u64,
     /// Events in the batch being delivered now.
     pub in_flight: u64,
+    /// The sink can no longer deliver (its transport panicked): every event is dropped and
+    /// counted. Alert on it.
+    pub stopped: bool,
 }
 
 /// What [`close`](AuditSink::close) achieved.

@@ -593,7 +593,11 @@ fn a_burst_is_delivered_in_few_batches() -> TestResult {
     let config = QueueConfig::default().with_linger(Duration::from_secs(10));
     let sink = QueueSink::new(transport, config)?;
     sink.publish(event(&auditor, &uris, 0));
-    assert_eq!(record.read(|seen| seen.attempts.len()), 0, "still lingering");
+    assert_eq!(
+        record.read(|seen| seen.attempts.len()),
+        0,
+        "still lingering"
+    );
     let started = Instant::now();
     let report = sink.close(BOUND);
     assert_eq!((report.delivered, report.lost), (1, 0));
@@ -602,5 +606,36 @@ fn a_burst_is_delivered_in_few_batches() -> TestResult {
         "close waited out the linger: {:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+/// After the transport panicked, nothing drains the queue: publishers never wait for room
+/// that will not come (even with `Block`), every event is dropped and counted, and the stats
+/// say the sink stopped.
+#[test]
+fn a_dead_drainer_never_stalls_publishers() -> TestResult {
+    let (auditor, uris) = (auditor()?, uris()?);
+    let config = QueueConfig::default()
+        .with_capacity(2)
+        .with_overflow(Overflow::Block(Duration::from_secs(5)));
+    let sink = QueueSink::new(Panicking, config)?;
+    sink.publish(event(&auditor, &uris, 0));
+    let deadline = Instant::now() + BOUND;
+    while !sink.stats().stopped && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(sink.stats().stopped, "the drainer's death is visible");
+    let started = Instant::now();
+    for n in 1..=6 {
+        sink.publish(event(&auditor, &uris, n));
+    }
+    // Six Block waits of 5 s would take 30 s; dropping at once takes none.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = sink.stats();
+    assert_eq!((stats.published, stats.dropped), (7, 6));
     Ok(())
 }
