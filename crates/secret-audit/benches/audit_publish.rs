@@ -2,7 +2,7 @@
 //! `cargo xtask services install`), publish to delivered.
 //!
 //! - `audit_publish`: [`KafkaSink`] (its queue, OCSF records, CloudEvents headers, murmur2
-//!   placement, lz4 requests of at most 32 KiB of records) publishing [`EVENTS`] prepared
+//!   placement, lz4 requests of at most 48 KiB of records) publishing [`EVENTS`] prepared
 //!   events about 256 secrets to a fresh topic (4 partitions), timed from the first `publish`
 //!   to a `close` that delivered them all.
 //! - `audit_floor_rskafka_produce`: the same records, already built, produced by rskafka

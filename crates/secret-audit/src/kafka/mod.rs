@@ -14,7 +14,7 @@
 //!   events stay on one partition, in order, and other producers of the topic agree. The
 //!   partition count comes from the topic's metadata when the sink connects; one partition
 //!   client per partition is made the first time an event goes there.
-//! - **Requests.** Each produce request holds at most 32 KiB of records before compression
+//! - **Requests.** Each produce request holds at most 48 KiB of records before compression
 //!   and is lz4-compressed: a few KiB on the wire, under the 8 KiB beyond which rskafka writes
 //!   a request in two writes on a socket without `TCP_NODELAY` and the broker's delayed ACK
 //!   stalls it for about 40 ms. Partitions are written concurrently, each in order.
