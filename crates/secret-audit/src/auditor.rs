@@ -106,6 +106,17 @@ impl Auditor {
         event
     }
 
+    /// An identity of the caller other than the subject (an OAuth client id, which for
+    /// client-credentials tokens usually *is* the subject) as events should carry it: its
+    /// keyed hash when `AUDIT_HASH_SUBJECT=true`, else as given.
+    #[must_use]
+    pub fn identity(&self, id: &str) -> String {
+        match &self.key {
+            Some(key) if self.hash_subject => key.subject_ref(id),
+            _ => id.to_owned(),
+        }
+    }
+
     /// Hands `event` to the sink; never waits on the network.
     pub fn publish(&self, event: AuditEvent) {
         self.sink.publish(event);
@@ -169,6 +180,43 @@ mod tests {
             (refused.resource_ref(), refused.provider(), refused.mount()),
             (None, None, None)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn client_ids_are_hashed_with_subjects_and_long_ids_are_cut()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (plain, _) = auditor(&AuditConfig::default())?;
+        let (hashing, _) = auditor(&AuditConfig::default().with_hash_subject(true))?;
+        assert_eq!(plain.identity("svc-payments"), "svc-payments");
+        let hashed = hashing.identity("svc-payments");
+        assert_ne!(hashed, "svc-payments");
+        assert_eq!(
+            hashed,
+            hashing
+                .event(EventType::Read, "t", Some("svc-payments"), None)
+                .subject()
+                .unwrap_or_default()
+        );
+        assert_eq!(Auditor::disabled().identity("x"), "x");
+
+        let long = "é".repeat(crate::MAX_FIELD_BYTES);
+        let event = plain
+            .event(EventType::Read, "t", None, None)
+            .with_correlation_id(long.clone())
+            .with_client_id(long.clone())
+            .with_policy_version(long);
+        for field in [
+            event.correlation_id(),
+            event.client_id(),
+            event.policy_version(),
+        ] {
+            let field = field.unwrap_or_default();
+            assert!(
+                field.len() <= crate::MAX_FIELD_BYTES && field.len() >= crate::MAX_FIELD_BYTES - 1
+            );
+            assert!(field.chars().all(|c| c == 'é'));
+        }
         Ok(())
     }
 

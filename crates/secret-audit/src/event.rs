@@ -16,6 +16,9 @@ pub(crate) const MAX_TIME_MS: u64 = 253_402_300_799_999;
 pub const INVALID_CODE: &str = "INVALID_CODE";
 /// An event's code when nothing failed.
 pub const OK: &str = "OK";
+/// The longest free-text field (ids, policy version) kept, in bytes: longer values, which a
+/// caller controls, are cut (at a character boundary) so no record grows without bound.
+pub const MAX_FIELD_BYTES: usize = 256;
 /// The longest code or reason accepted, in bytes.
 const MAX_CODE_BYTES: usize = 64;
 
@@ -309,21 +312,21 @@ impl AuditEvent {
     /// The PDP's decision id.
     #[must_use]
     pub fn with_decision_id(mut self, id: impl Into<String>) -> Self {
-        self.decision_id = Some(id.into());
+        self.decision_id = Some(capped(id.into()));
         self
     }
 
     /// The grant used.
     #[must_use]
     pub fn with_grant_id(mut self, id: impl Into<String>) -> Self {
-        self.grant_id = Some(id.into());
+        self.grant_id = Some(capped(id.into()));
         self
     }
 
     /// The version of the policy that decided.
     #[must_use]
     pub fn with_policy_version(mut self, version: impl Into<String>) -> Self {
-        self.policy_version = Some(version.into());
+        self.policy_version = Some(capped(version.into()));
         self
     }
 
@@ -337,35 +340,35 @@ impl AuditEvent {
     /// The request's correlation id.
     #[must_use]
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
-        self.correlation_id = Some(id.into());
+        self.correlation_id = Some(capped(id.into()));
         self
     }
 
     /// The OAuth client the caller acts through.
     #[must_use]
     pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = Some(id.into());
+        self.client_id = Some(capped(id.into()));
         self
     }
 
     /// The workflow run.
     #[must_use]
     pub fn with_workflow_run_id(mut self, id: impl Into<String>) -> Self {
-        self.workflow_run_id = Some(id.into());
+        self.workflow_run_id = Some(capped(id.into()));
         self
     }
 
     /// The workflow node.
     #[must_use]
     pub fn with_node_id(mut self, id: impl Into<String>) -> Self {
-        self.node_id = Some(id.into());
+        self.node_id = Some(capped(id.into()));
         self
     }
 
     /// The calling system.
     #[must_use]
     pub fn with_system_id(mut self, id: impl Into<String>) -> Self {
-        self.system_id = Some(id.into());
+        self.system_id = Some(capped(id.into()));
         self
     }
 
@@ -528,6 +531,18 @@ impl AuditEvent {
     pub fn latency(&self) -> Option<Duration> {
         self.latency_us.map(Duration::from_micros)
     }
+}
+
+/// `text` cut to at most [`MAX_FIELD_BYTES`], at a character boundary.
+fn capped(mut text: String) -> String {
+    if text.len() > MAX_FIELD_BYTES {
+        let mut end = MAX_FIELD_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ pub use config::{
     QUEUE_BLOCK_MS_ENV, QUEUE_CAPACITY_ENV, QUEUE_FULL_ENV, SAMPLE_CACHE_HIT_ENV,
 };
 pub use error::AuditError;
-pub use event::{AuditEvent, EventId, EventType, INVALID_CODE, OK, Outcome};
+pub use event::{AuditEvent, EventId, EventType, INVALID_CODE, MAX_FIELD_BYTES, OK, Outcome};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaConfig, KafkaSink, KafkaTransport};
 pub use key::{AuditKey, MAX_KEY_ID_BYTES, MIN_SALT_BYTES, TENANT_SALT_ENV, TENANT_SALT_ID_ENV};

@@ -22,7 +22,8 @@ pub(crate) fn event(
         event = event.with_correlation_id(id.clone());
     }
     if let Some(id) = &ctx.client_id {
-        event = event.with_client_id(id.clone());
+        // Hashed with the subject: for client-credentials tokens it is the subject.
+        event = event.with_client_id(auditor.identity(id));
     }
     if let Some(id) = &ctx.workflow_run_id {
         event = event.with_workflow_run_id(id.clone());
