@@ -190,16 +190,26 @@ impl VaultClient {
         optional: &[&str],
     ) -> Result<BatchReport, Error> {
         let ctx = ctx.unwrap_or(&self.inner.default_context).clone();
+        // Refused before the PEP when any URI is one this client can never read; then every
+        // bad item is audited here (the PEP, which would audit the unparsed ones, is not asked).
+        let mut refused: Vec<(Option<SecretUri>, &'static str)> = Vec::new();
+        let mut first = None;
         for text in required.iter().chain(optional) {
-            if let Ok(uri) = SecretUri::parse(text)
-                && let Err(error) = self.inner.core.served(&uri)
-            {
-                self.inner
-                    .core
-                    .pep
-                    .audit_refused(&ctx, Some(&uri), error.code());
-                return Err(error);
+            match SecretUri::parse(text) {
+                Ok(uri) => {
+                    if let Err(error) = self.inner.core.served(&uri) {
+                        refused.push((Some(uri), error.code()));
+                        first.get_or_insert(error);
+                    }
+                }
+                Err(error) => refused.push((None, error.code())),
             }
+        }
+        if let Some(error) = first {
+            for (uri, code) in &refused {
+                self.inner.core.pep.audit_refused(&ctx, uri.as_ref(), code);
+            }
+            return Err(error);
         }
         let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let (required, optional) = (owned(required), owned(optional));
@@ -420,11 +430,8 @@ impl Core {
         granted: Authorized,
         ctx: &ExecutionContext,
     ) -> Result<Secret, Error> {
-        let task = crate::client::spawn_read(
-            provider,
-            &tokio::runtime::Handle::current(),
-            granted.uri(),
-        );
+        let task =
+            crate::client::spawn_read(provider, &tokio::runtime::Handle::current(), granted.uri());
         let abort = task.abort_handle();
         let result = match tokio::time::timeout(self.read_deadline, task).await {
             Ok(Ok(result)) => result,

@@ -601,4 +601,39 @@ mod tests {
         assert_eq!(reads, ["TIMEOUT", "TIMEOUT", "RUNTIME"]);
         Ok(())
     }
+
+    /// A batch refused before the PEP audits every bad item, the unparsable ones included.
+    #[test]
+    fn a_refused_batch_audits_every_bad_item() -> Result<(), Box<dyn std::error::Error>> {
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let audit = Arc::new(secret_audit::MemorySink::new());
+        let client = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .audit(Arc::clone(&audit) as Arc<dyn secret_audit::AuditSink>)
+            .build()?;
+        let ctx = ExecutionContext::new("svc").with_aud(["crud.secrets"]);
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        let refused = runtime.block_on(client.authorize_batch(
+            Some(&ctx),
+            &["not a uri", "openbao://secret/a?n=1"],
+            &["file://secret/b"],
+        ));
+        assert_eq!(refused.err().map(|e| e.code()), Some("UNKNOWN_PARAMETER"));
+        let codes: Vec<_> = audit
+            .events()
+            .iter()
+            .map(|e| (e.kind(), e.code().to_owned()))
+            .collect();
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        assert!(
+            codes
+                .iter()
+                .all(|(kind, _)| *kind == secret_audit::EventType::AccessDenied)
+        );
+        assert_eq!(codes[1].1, "UNKNOWN_PARAMETER");
+        assert_eq!(codes[2].1, "UNSUPPORTED_PROVIDER");
+        Ok(())
+    }
 }
