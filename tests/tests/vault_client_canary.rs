@@ -1,6 +1,6 @@
 //! Canary: planted values (a vault secret, the vault token, the tenant salt, `jti`s and
 //! sender-binding thumbprints) never appear in `Display`/`Debug` of anything the
-//! `VaultClient` returns, in TRACE logs and spans, or in the audit hook's events; neither does
+//! `VaultClient` returns, in TRACE logs and spans, or in the audit sink's events; neither does
 //! the secret path (logs and events carry the mount and a keyed `resource_ref`).
 //!
 //! Its own test binary: it installs a global tracing subscriber.

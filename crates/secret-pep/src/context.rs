@@ -33,7 +33,7 @@ pub struct ExecutionContext {
     pub issuer: Option<String>,
     /// The OAuth client the token was issued to.
     pub client_id: Option<String>,
-    /// A request correlation id, passed to the PDP and the audit hook.
+    /// A request correlation id, carried in audit events (never sent to the PDP).
     pub correlation_id: Option<String>,
     /// The workflow run this read belongs to.
     pub workflow_run_id: Option<String>,

@@ -377,7 +377,8 @@ pub(crate) struct GetArgs {
 const GET_ABOUT: &str = "\
 Read one secret through the Policy Enforcement Point, as the caller the flags describe: a PDP \
 grant, the audience, jti anti-replay, the sender binding and one use of the grant, then the KV \
-v2 read, audited.
+v2 read. With ENABLE_KAFKA_PRODUCER=true (and KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PREFIX) \
+the decision and read audit events go to <prefix>secrets.audit, flushed before it exits.
 
 Configuration comes from the environment, as a service's VaultClient::from_env() reads it: \
 VAULT_URL, VAULT_TOKEN, TENANT_ID, TENANT_ALLOWED_MOUNTS, SECRET_TENANT_SALT and \

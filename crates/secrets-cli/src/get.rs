@@ -10,7 +10,8 @@
 //! `TENANT_ALLOWED_MOUNTS`, `SECRET_TENANT_SALT` and `AUTHZEN_PDP_URL` (or
 //! `ENABLE_AUTHORIZATION=false` for local development) are required; see
 //! `docs/vault-client.md`. The read is a full PEP decision: PDP grant, audience, `jti`
-//! anti-replay, sender binding, one use of the grant, and an audit event.
+//! anti-replay, sender binding, one use of the grant; with `ENABLE_KAFKA_PRODUCER=true` its
+//! decision and read events go to Kafka, flushed before the command exits.
 //!
 //! One process is one PEP: anti-replay and use counts live in the process and do not span
 //! runs (every run starts with no grants and no remembered `jti`s), and the identity flags

@@ -1,4 +1,4 @@
-//! PEP test doubles (feature `pep`): a PDP wrapper that counts its calls, an audit hook
+//! PEP test doubles (feature `pep`): a PDP wrapper that counts its calls, an audit sink
 //! that keeps every event, and the caller the suites read as ([`reader`] of [`TENANT`] with
 //! a fresh [`jti`]).
 //!

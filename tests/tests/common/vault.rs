@@ -1,6 +1,6 @@
 //! Shared fixtures of the `VaultClient` tests: a real OpenBao (behind a counting proxy) and a
 //! real Cerbos serving the workspace's test policies, clients over them, a counting PDP and a
-//! recording audit hook (the shared pieces come from `secrets-test-support`).
+//! recording audit sink (the shared pieces come from `secrets-test-support`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! [`PepBuilder`]: a PEP with a custom PDP, audit hook or backend map.
+//! [`PepBuilder`]: a PEP with a custom PDP, auditor or backend map.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use secret_audit::Auditor;
 
 use crate::{PdpSettings, PepConfig, PepError};
 
-/// Builds a [`Pep`] with a custom PDP or audit hook. See [`Pep::builder`].
+/// Builds a [`Pep`] with a custom PDP or auditor. See [`Pep::builder`].
 #[derive(Debug)]
 pub struct PepBuilder {
     pub(super) config: PepConfig,

@@ -149,7 +149,7 @@ impl Authorized {
 }
 
 impl Pep {
-    /// A PEP using the PDP `config.pdp` names and no audit hook.
+    /// A PEP using the PDP `config.pdp` names and no auditor.
     ///
     /// # Errors
     /// As [`PepBuilder::build`].
@@ -165,7 +165,7 @@ impl Pep {
         Self::new(PepConfig::from_env()?)
     }
 
-    /// A builder, to set a custom PDP, audit hook or backend map.
+    /// A builder, to set a custom PDP, auditor or backend map.
     #[must_use]
     pub fn builder(config: PepConfig) -> PepBuilder {
         PepBuilder {

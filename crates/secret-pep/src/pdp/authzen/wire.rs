@@ -31,7 +31,7 @@ pub(super) fn shared_body(
     let mut context = Map::new();
     insert_opt(&mut context, "purpose", request.purpose);
     // No correlation id: it changes per call, and everything the PDP sees must be in the
-    // grant key (it reaches the PDP as the `X-Request-ID` of logs only via the audit hook).
+    // grant key (it reaches the PDP as the `X-Request-ID` of logs only via audit events).
     insert_opt(
         &mut context,
         "workflow_run_id",
