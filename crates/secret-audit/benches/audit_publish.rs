@@ -102,6 +102,10 @@ fn sink_round(runtime: &tokio::runtime::Runtime, kafka: &TansuServer, round: usi
     let report = sink.close(WAIT);
     let elapsed = started.elapsed();
     assert_eq!((report.delivered, report.lost), (EVENTS as u64, 0));
+    eprintln!(
+        "audit_publish round {round}: {elapsed:?}, {:?}",
+        sink.stats()
+    );
     EVENTS as f64 / elapsed.as_secs_f64()
 }
 
