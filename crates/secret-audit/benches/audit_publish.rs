@@ -128,7 +128,10 @@ fn requests(events: &[AuditEvent]) -> Vec<Vec<Vec<Record>>> {
             key: event.resource_ref().map(|r| r.as_str().as_bytes().to_vec()),
             value: Some(to_ocsf_bytes(event)),
             headers,
-            timestamp: rskafka::chrono::DateTime::from_timestamp_millis(0).unwrap(),
+            timestamp: rskafka::chrono::DateTime::from_timestamp_millis(
+                i64::try_from(event.time_millis()).unwrap(),
+            )
+            .unwrap(),
         };
         let p = i % PARTITIONS as usize;
         let size = record.approximate_size();
@@ -171,6 +174,7 @@ fn floor_round(runtime: &tokio::runtime::Runtime, kafka: &TansuServer, round: us
         }
         let started = Instant::now();
         let mut tasks = Vec::new();
+        let check: Vec<_> = clients.iter().map(Arc::clone).collect();
         for (client, chunks) in clients.into_iter().zip(prepared) {
             tasks.push(tokio::spawn(async move {
                 for chunk in chunks {
@@ -181,7 +185,13 @@ fn floor_round(runtime: &tokio::runtime::Runtime, kafka: &TansuServer, round: us
         for task in tasks {
             task.await.unwrap();
         }
-        EVENTS as f64 / started.elapsed().as_secs_f64()
+        let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+        let mut stored = 0;
+        for client in check {
+            stored += client.fetch_records(0, 1..1_000_000, 100).await.unwrap().1;
+        }
+        assert_eq!(stored, EVENTS as i64, "the broker holds every record");
+        rate
     })
 }
 
