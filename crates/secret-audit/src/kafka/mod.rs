@@ -141,12 +141,6 @@ impl KafkaTransport {
         } else {
             None
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("secret-audit-kafka")
-            .enable_all()
-            .build()
-            .map_err(|source| AuditError::Start { source })?;
         let sasl = if config.security_protocol.is_sasl() {
             Some(config.sasl.ok_or_else(|| {
                 AuditError::config(KAFKA_SASL_MECHANISM_ENV, "must be set for a SASL protocol")
@@ -154,6 +148,14 @@ impl KafkaTransport {
         } else {
             None
         };
+        // Last: nothing may fail after it (dropping a runtime inside an async context panics;
+        // the transport's own `Drop` shuts it down in the background instead).
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("secret-audit-kafka")
+            .enable_all()
+            .build()
+            .map_err(|source| AuditError::Start { source })?;
         Ok(Self {
             settings: Arc::new(Settings {
                 bootstrap: config.bootstrap_servers,
@@ -709,6 +711,40 @@ mod tests {
             .collect();
         assert_eq!(ids, (0..500).map(|i| format!("g-{i}")).collect::<Vec<_>>());
         Ok(())
+    }
+
+    #[test]
+    fn made_and_closed_inside_an_async_context() -> Result<(), Box<dyn std::error::Error>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            // A refused configuration builds no runtime to drop here.
+            let refused = KafkaSink::new(
+                KafkaConfig {
+                    security_protocol: SecurityProtocol::SaslPlaintext,
+                    ..KafkaConfig::new(["127.0.0.1:9"])
+                },
+                QueueConfig::default(),
+            );
+            assert_eq!(
+                refused
+                    .err()
+                    .and_then(|e| e.setting().map(str::to_owned))
+                    .as_deref(),
+                Some(KAFKA_SASL_MECHANISM_ENV)
+            );
+            // Nothing listens on port 9 of loopback: the event is reported lost, in time.
+            let sink = KafkaSink::new(
+                KafkaConfig::new(["127.0.0.1:9"]),
+                QueueConfig::default().with_attempt_timeout(Duration::from_millis(200)),
+            )?;
+            sink.publish(auditor()?.event(EventType::Read, "acme", None, None));
+            let report = sink.close(Duration::from_millis(300));
+            assert_eq!((report.delivered, report.lost), (0, 1));
+            drop(sink);
+            Ok::<_, Box<dyn std::error::Error>>(())
+        })
     }
 
     #[test]
