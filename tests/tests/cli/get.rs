@@ -85,3 +85,97 @@ fn reads_through_the_pep_against_openbao_and_cerbos() {
     // No value, token or thumbprint in any message.
     assert!(!err.contains("get-token") && !err.contains(bao.root_token()));
 }
+
+/// `secrets get` with `ENABLE_KAFKA_PRODUCER=true`: its decision and read events land in
+/// `<prefix>secrets.audit` on a real Kafka-protocol broker (tansu), flushed before the
+/// command exits; a stock Kafka client reads them back as OCSF with the keyed `resource_ref`,
+/// and no value, token, `jti` or URI is in any record.
+#[test]
+fn publishes_its_audit_events_to_kafka() {
+    use crate::common::kafka::consume;
+    use secrets_sdk::audit::{AuditKey, EventType, from_ocsf};
+
+    let Some(bao) = openbao_or_skip() else {
+        return;
+    };
+    let Some(cerbos) = cerbos_or_skip(&policies()) else {
+        return;
+    };
+    let Some(kafka) = secrets_test_support::tansu::tansu_or_skip() else {
+        return;
+    };
+    const SALT: &str = "cli-kafka-salt-0123456789abcdef";
+    const VALUE: &str = "kafka-get-VALUE-7e1f";
+    const JTI: &str = "kafka-get-JTI-41c2";
+    bao.kv_put(
+        "secret",
+        "seven/kafka",
+        &serde_json::json!({"token": VALUE}),
+    )
+    .unwrap();
+    let uri = "openbao+kv2://secret/seven/kafka#token";
+    let vars: Vec<(&str, String)> = vec![
+        ("VAULT_URL", bao.addr()),
+        ("VAULT_TOKEN", bao.root_token().to_owned()),
+        ("TENANT_ID", "t1".to_owned()),
+        ("TENANT_ALLOWED_MOUNTS", "secret".to_owned()),
+        ("SECRET_TENANT_SALT", SALT.to_owned()),
+        ("AUTHZEN_PDP_URL", cerbos.addr()),
+        ("AUTHZEN_DIALECT", "cerbos".to_owned()),
+        ("ENABLE_KAFKA_PRODUCER", "true".to_owned()),
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap()),
+        ("KAFKA_TOPIC_PREFIX", "cli-get.".to_owned()),
+    ];
+    let run = vars
+        .iter()
+        .fold(
+            secrets([
+                "get",
+                uri,
+                "--subject",
+                "alice",
+                "--role",
+                "reader",
+                "--aud",
+                "crud.secrets",
+                "--jti",
+                JTI,
+            ]),
+            |secrets, (k, v)| secrets.env(k, v),
+        )
+        .run();
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, format!("{VALUE}\n").as_str(), ""),
+        "{run:?}"
+    );
+
+    // Flushed before the command exited: both events are on the broker now.
+    let consumed = consume(&kafka.bootstrap(), "cli-get.secrets.audit", 2).unwrap();
+    let key = AuditKey::new(SALT.as_bytes(), None).unwrap();
+    let keyed = key.resource_ref(&uri.parse().unwrap()).to_string();
+    let mut kinds = Vec::new();
+    for consumed in &consumed {
+        let record = &consumed.record.record;
+        let event = from_ocsf(record.value.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(
+            event.resource_ref().map(ToString::to_string),
+            Some(keyed.clone())
+        );
+        assert_eq!(record.key.as_deref(), Some(keyed.as_bytes()));
+        assert_eq!(event.tenant(), "t1");
+        kinds.push(event.kind());
+        let mut bytes = record.key.clone().unwrap_or_default();
+        bytes.extend(record.value.as_deref().unwrap_or_default());
+        for (name, value) in &record.headers {
+            bytes.extend(name.as_bytes());
+            bytes.extend(value);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for canary in [VALUE, JTI, bao.root_token(), SALT, "seven/kafka", "#token"] {
+            assert!(!text.contains(canary), "{canary} in a record: {text}");
+        }
+    }
+    kinds.sort_by_key(|kind| kind.as_str());
+    assert_eq!(kinds, [EventType::AccessGranted, EventType::Read]);
+}

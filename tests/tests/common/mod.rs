@@ -10,6 +10,7 @@
 )]
 
 pub mod cli;
+pub mod kafka;
 pub mod kv2;
 pub mod sdk;
 pub mod vault;
