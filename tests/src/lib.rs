@@ -29,8 +29,11 @@
 //!   `secret-http` uses rustls directly, and every crate root has `//!` docs with an example
 //!   and `#![forbid(unsafe_code)]`.
 //!
-//! - `tests/cli/`: the `secrets` binary end to end (`resolve`, `exec`, `get`) on files, a
-//!   scripted server, a real OpenBao and a real Cerbos. Only the CLI package's own tests can
+//! - `tests/audit_kafka.rs`: the Kafka audit sink against a real Kafka-protocol broker
+//!   (tansu), read back with a stock client: keyed, ordered per key, whole; a broker restart
+//!   and a clean shutdown lose nothing; an exact drop count; a broker that never answers.
+//! - `tests/cli/`: the `secrets` binary end to end (`resolve`, `exec`, `get`, `audit-hash`) on
+//!   files, a scripted server, a real OpenBao, a real Cerbos and (`get` with Kafka) tansu. Only the CLI package's own tests can
 //!   name its binary (`CARGO_BIN_EXE_secrets`), so `common/cli.rs` builds it once per run with
 //!   `cargo build -p secrets-cli --bin secrets`, from the sources under test.
 //!

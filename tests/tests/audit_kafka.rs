@@ -9,9 +9,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rskafka::client::ClientBuilder;
-use rskafka::client::partition::UnknownTopicHandling;
-use rskafka::record::RecordAndOffset;
 use secret_audit::{
     AuditConfig, AuditEvent, AuditKey, AuditSink, Auditor, EventType, KafkaConfig, KafkaSink,
     NoopSink, QueueConfig, RetryConfig, from_ocsf,
@@ -19,13 +16,15 @@ use secret_audit::{
 use secret_uri::SecretUri;
 use secrets_test_support::tansu::{TansuServer, shared_tansu, tansu_or_skip};
 
+mod common;
+
+use common::kafka::{Consumed, WAIT, consume};
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 type BoxError = Box<dyn std::error::Error>;
 
 const SALT: &str = "kafka-CANARY-salt-0001-acme-corp";
 const SUBJECT: &str = "alice-CANARY-subject";
-/// How long a test waits for records to show up (a bound, not a speed expectation).
-const WAIT: Duration = Duration::from_secs(30);
 
 /// An auditor that keys events with [`SALT`] and hashes subjects.
 fn auditor() -> Result<Auditor, BoxError> {
@@ -82,62 +81,6 @@ fn prefix(test: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{test}-{}-{nanos}.", std::process::id())
-}
-
-/// One record as read back.
-#[derive(Debug)]
-struct Consumed {
-    partition: i32,
-    record: RecordAndOffset,
-}
-
-/// Reads `topic` from offset 0 of every partition until at least `expect` records arrived or
-/// [`WAIT`] passed, with rskafka's fetch (a stock client, not the sink's code).
-fn consume(bootstrap: &str, topic: &str, expect: usize) -> Result<Vec<Consumed>, BoxError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let deadline = Instant::now() + WAIT;
-        let client = ClientBuilder::new(vec![bootstrap.to_owned()])
-            .build()
-            .await?;
-        let partitions = loop {
-            let topics = client.list_topics().await?;
-            if let Some(found) = topics.into_iter().find(|t| t.name == topic) {
-                break found.partitions;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("topic {topic} never appeared").into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let mut clients = Vec::new();
-        for partition in &partitions {
-            clients.push((
-                *partition,
-                client
-                    .partition_client(topic.to_owned(), *partition, UnknownTopicHandling::Retry)
-                    .await?,
-                0i64,
-            ));
-        }
-        let mut out = Vec::new();
-        while out.len() < expect && Instant::now() < deadline {
-            for (partition, client, offset) in &mut clients {
-                let (records, _high_watermark) =
-                    client.fetch_records(*offset, 1..4_000_000, 100).await?;
-                for record in records {
-                    *offset = record.offset + 1;
-                    out.push(Consumed {
-                        partition: *partition,
-                        record,
-                    });
-                }
-            }
-        }
-        Ok::<_, BoxError>(out)
-    })
 }
 
 /// The consumed records by event id (retries may deliver one twice; consumers dedupe on

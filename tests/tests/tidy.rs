@@ -24,7 +24,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("secret-http", &[]),
     ("secret-config", &[]),
     // secret-http only for the Kafka sink's TLS and its loopback rule (feature `kafka`).
-    ("secret-audit", &["secret-uri", "secret-config", "secret-http"]),
+    (
+        "secret-audit",
+        &["secret-uri", "secret-config", "secret-http"],
+    ),
     (
         "secret-providers",
         &["secret-uri", "secret-http", "secret-config"],

@@ -185,7 +185,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// The cargo-fuzz targets under `fuzz/`, each with its seed folder `fuzz/seeds/<target>`.
-const FUZZ_TARGETS: &[&str] = &["parse", "context_headers"];
+const FUZZ_TARGETS: &[&str] = &["parse", "context_headers", "audit_record"];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly
 /// features (sanitizer flags); the stable toolchain provides them with `RUSTC_BOOTSTRAP=1`,

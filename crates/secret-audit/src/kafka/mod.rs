@@ -30,7 +30,7 @@
 //! - **Security.** `KAFKA_SECURITY_PROTOCOL` `SSL`/`SASL_SSL` use the workspace's one TLS
 //!   stack (rustls with `ring`, built by `secret-http` by the HTTP client's rules); SASL is
 //!   `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Plaintext goes only to loopback brokers
-//!   unless `KAFKA_ALLOW_PLAINTEXT=true`. See [`KafkaConfig`] and `docs/audit-kafka.md`.
+//!   unless `KAFKA_ALLOW_PLAINTEXT=true`. See [`KafkaConfig`] and `docs/audit.md` (The Kafka sink).
 
 mod config;
 mod partition;
