@@ -22,12 +22,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 impl ResourceRef {
     /// The reference of an HMAC tag: the hex of its first 16 bytes (all of them when shorter).
     pub(crate) fn from_tag(tag: &[u8]) -> Self {
-        let mut out = [b'0'; 32];
-        for (i, byte) in tag.iter().take(16).enumerate() {
-            out[2 * i] = HEX[usize::from(byte >> 4)];
-            out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
-        }
-        Self(out)
+        Self(hex_prefix(tag))
     }
 
     /// The 32 lowercase hex digits.
@@ -36,6 +31,17 @@ impl ResourceRef {
         // Only ASCII hex digits are ever stored (from_tag and from_str guarantee it).
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+}
+
+/// The lowercase hex of the first `N / 2` bytes of `bytes` (`'0'`-padded when shorter): the
+/// text of a [`ResourceRef`] or a [`UriHash`](crate::UriHash).
+pub(crate) fn hex_prefix<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [b'0'; N];
+    for (i, byte) in bytes.iter().take(N / 2).enumerate() {
+        out[2 * i] = HEX[usize::from(byte >> 4)];
+        out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+    }
+    out
 }
 
 impl fmt::Display for ResourceRef {

@@ -19,14 +19,8 @@ impl UriHash {
     /// The hash of `uri`'s canonical form.
     #[must_use]
     pub fn of(uri: &SecretUri) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = ring::digest::digest(&ring::digest::SHA256, uri.as_str().as_bytes());
-        let mut out = [0u8; 8];
-        for (i, byte) in digest.as_ref().iter().take(4).enumerate() {
-            out[2 * i] = HEX[usize::from(byte >> 4)];
-            out[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
-        }
-        Self(out)
+        Self(crate::resource_ref::hex_prefix(digest.as_ref()))
     }
 
     /// The 8 hex digits.

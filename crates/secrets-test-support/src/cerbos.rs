@@ -21,15 +21,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Detached, Error, cerbos_bin, free_port, http, random_hex};
+use crate::launch::{self, LaunchError};
+use crate::{Detached, Error, cerbos_bin, free_port, http};
 
 /// How long a fresh server may take to become healthy (generous: CI runs many at once on two
 /// cores).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Per readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts when a port chosen by [`free_port`] was taken before the server bound it.
-const PORT_ATTEMPTS: usize = 6;
 /// Unix socket paths longer than this do not fit `sockaddr_un`; fall back to TCP.
 const MAX_SOCKET_PATH: usize = 100;
 
@@ -61,14 +60,6 @@ impl fmt::Debug for CerbosServer {
             .field("workdir", &self.workdir)
             .finish()
     }
-}
-
-/// How one launch attempt ended badly.
-enum LaunchError {
-    /// The process exited; `in_use` when its log says the port was taken.
-    Exited { status: String, in_use: bool },
-    /// Anything else, already a crate error.
-    Other(Error),
 }
 
 impl CerbosServer {
@@ -125,18 +116,7 @@ impl CerbosServer {
             "resolve policy dir {}",
             policy_dir.display()
         )))?;
-        let workdir = keep.map_or_else(
-            || {
-                std::env::temp_dir().join(format!(
-                    "secrets-test-cerbos-{}-{}",
-                    std::process::id(),
-                    &random_hex()[..12]
-                ))
-            },
-            Path::to_path_buf,
-        );
-        std::fs::create_dir_all(&workdir)
-            .map_err(Error::io(format!("create {}", workdir.display())))?;
+        let workdir = launch::workdir("cerbos", keep)?;
         let mut server = Self {
             bin,
             port: 0,
@@ -145,16 +125,12 @@ impl CerbosServer {
             detached: keep.is_some(),
             child: None,
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            server.port = free_port()?;
-            match server.spawn_and_wait() {
-                Ok(()) => return Ok(server),
-                Err(LaunchError::Exited { in_use: true, .. }) if attempt < PORT_ATTEMPTS => {}
-                Err(e) => return Err(server.launch_error(e)),
-            }
-        }
+        let started = launch::on_free_port(|port| {
+            server.port = port;
+            server.spawn_and_wait()
+        });
+        started.map_err(|e| server.launch_error(e))?;
+        Ok(server)
     }
 
     /// `http://127.0.0.1:PORT`: the AuthZEN PDP URL (stable across [`Self::restart`]).
@@ -218,18 +194,8 @@ impl CerbosServer {
     /// `IO` when it does not come back (the port was taken meanwhile, or it is unhealthy).
     pub fn restart(&mut self) -> Result<(), Error> {
         self.stop();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.spawn_and_wait() {
-                Ok(()) => return Ok(()),
-                // The old socket can linger for a moment; give it a few tries.
-                Err(LaunchError::Exited { in_use: true, .. }) if attempt < PORT_ATTEMPTS => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(self.launch_error(e)),
-            }
-        }
+        let started = launch::on_same_port(|| self.spawn_and_wait());
+        started.map_err(|e| self.launch_error(e))
     }
 
     fn launch_error(&self, error: LaunchError) -> Error {
@@ -396,6 +362,7 @@ pub fn cerbos_or_skip(policy_dir: &Path) -> Option<CerbosServer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random_hex;
 
     #[test]
     fn serves_authzen_and_restarts_on_the_same_port() -> Result<(), Error> {

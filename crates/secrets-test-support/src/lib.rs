@@ -67,6 +67,7 @@ mod fault;
 #[cfg(feature = "floor")]
 pub mod floor;
 mod http;
+mod launch;
 mod logs;
 mod openbao;
 mod paths;

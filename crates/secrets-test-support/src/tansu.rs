@@ -22,14 +22,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Detached, Error, Shared, free_port, random_hex, tansu_bin};
+use crate::launch::{self, LaunchError};
+use crate::{Detached, Error, Shared, tansu_bin};
 
 /// How long a fresh broker may take to answer (generous: CI runs many at once on two cores).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Per readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts when a port chosen by [`free_port`] was taken before the broker bound it.
-const PORT_ATTEMPTS: usize = 6;
 /// The largest Metadata response the probe reads.
 const MAX_PROBE_RESPONSE: usize = 1 << 20;
 /// Settings tansu reads from the environment: the test's own must not steer the broker.
@@ -67,14 +66,6 @@ impl fmt::Debug for TansuServer {
             .field("workdir", &self.workdir)
             .finish()
     }
-}
-
-/// How one launch attempt ended badly.
-enum LaunchError {
-    /// The process exited; `in_use` when its log says the port was taken.
-    Exited { status: String, in_use: bool },
-    /// Anything else, already a crate error.
-    Other(Error),
 }
 
 impl TansuServer {
@@ -117,18 +108,7 @@ impl TansuServer {
 
     fn launch(keep: Option<&Path>) -> Result<Self, Error> {
         let bin = tansu_bin()?;
-        let workdir = keep.map_or_else(
-            || {
-                std::env::temp_dir().join(format!(
-                    "secrets-test-tansu-{}-{}",
-                    std::process::id(),
-                    &random_hex()[..12]
-                ))
-            },
-            Path::to_path_buf,
-        );
-        std::fs::create_dir_all(&workdir)
-            .map_err(Error::io(format!("create {}", workdir.display())))?;
+        let workdir = launch::workdir("tansu", keep)?;
         let mut server = Self {
             bin,
             port: 0,
@@ -136,16 +116,12 @@ impl TansuServer {
             detached: keep.is_some(),
             child: None,
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            server.port = free_port()?;
-            match server.spawn_and_wait() {
-                Ok(()) => return Ok(server),
-                Err(LaunchError::Exited { in_use: true, .. }) if attempt < PORT_ATTEMPTS => {}
-                Err(e) => return Err(server.launch_error(e)),
-            }
-        }
+        let started = launch::on_free_port(|port| {
+            server.port = port;
+            server.spawn_and_wait()
+        });
+        started.map_err(|e| server.launch_error(e))?;
+        Ok(server)
     }
 
     /// `127.0.0.1:PORT`: the value for `KAFKA_BOOTSTRAP_SERVERS` (stable across
@@ -196,18 +172,8 @@ impl TansuServer {
     /// `IO` when it does not come back (the port was taken meanwhile, or it does not answer).
     pub fn restart(&mut self) -> Result<(), Error> {
         self.stop();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.spawn_and_wait() {
-                Ok(()) => return Ok(()),
-                // The old socket can linger for a moment; give it a few tries.
-                Err(LaunchError::Exited { in_use: true, .. }) if attempt < PORT_ATTEMPTS => {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(self.launch_error(e)),
-            }
-        }
+        let started = launch::on_same_port(|| self.spawn_and_wait());
+        started.map_err(|e| self.launch_error(e))
     }
 
     fn launch_error(&self, error: LaunchError) -> Error {
@@ -426,6 +392,7 @@ impl Wire<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::free_port;
 
     #[test]
     fn answers_metadata_and_restarts_on_the_same_port_empty() -> Result<(), Error> {

@@ -165,13 +165,7 @@ fn publishes_its_audit_events_to_kafka() {
         assert_eq!(record.key.as_deref(), Some(keyed.as_bytes()));
         assert_eq!(event.tenant(), "t1");
         kinds.push(event.kind());
-        let mut bytes = record.key.clone().unwrap_or_default();
-        bytes.extend(record.value.as_deref().unwrap_or_default());
-        for (name, value) in &record.headers {
-            bytes.extend(name.as_bytes());
-            bytes.extend(value);
-        }
-        let text = String::from_utf8_lossy(&bytes);
+        let text = crate::common::kafka::record_text(record);
         for canary in [VALUE, JTI, bao.root_token(), SALT, "seven/kafka", "#token"] {
             assert!(!text.contains(canary), "{canary} in a record: {text}");
         }

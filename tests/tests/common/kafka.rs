@@ -12,6 +12,18 @@ type BoxError = Box<dyn std::error::Error>;
 /// How long a test waits for records to show up (a bound, not a speed expectation).
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// Everything a record carries (key, value, header names and values) as text, for canary
+/// checks.
+pub fn record_text(record: &rskafka::record::Record) -> String {
+    let mut bytes = record.key.clone().unwrap_or_default();
+    bytes.extend(record.value.as_deref().unwrap_or_default());
+    for (name, value) in &record.headers {
+        bytes.extend(name.as_bytes());
+        bytes.extend(value);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// One record read back, with the partition that held it.
 pub struct Consumed {
     pub partition: i32,

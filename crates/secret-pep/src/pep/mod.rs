@@ -1,5 +1,6 @@
 //! [`Pep`]: the enforcement flow.
 
+mod audit;
 mod batch;
 mod builder;
 
@@ -8,11 +9,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use secret_audit::{Auditor, EventType, Outcome};
+use secret_audit::Auditor;
 use secret_uri::SecretUri;
 use subtle::ConstantTimeEq;
 
-use crate::audit;
 use crate::cache::{Found, GrantCache, GrantEntry};
 use crate::config::MAX_WINDOW;
 use crate::key::{Backends, grant_key, pdp_uri};
@@ -235,16 +235,7 @@ impl Pep {
         match decided {
             Ok((entry, use_number)) => {
                 let granted_at = Instant::now();
-                let auditor = &self.inner.auditor;
-                if auditor.is_enabled() {
-                    let grant = &entry.grant;
-                    let event = self
-                        .event(EventType::AccessGranted, ctx, Some(&uri))
-                        .with_grant_id(grant.grant_id.clone())
-                        .with_use_number(use_number)
-                        .with_latency(granted_at.saturating_duration_since(started));
-                    auditor.publish(with_decision(event, grant));
-                }
+                self.audit_granted(ctx, &uri, &entry, use_number, granted_at - started);
                 Ok(Authorized {
                     uri,
                     entry,
@@ -257,58 +248,6 @@ impl Pep {
                 Err(error)
             }
         }
-    }
-
-    /// Audits a read after [`Self::authorize`]: `error_code` is `None` when the read
-    /// succeeded, else the provider's code (e.g. `Some("NOT_FOUND")`).
-    pub fn audit_read(
-        &self,
-        ctx: &ExecutionContext,
-        authorized: &Authorized,
-        error_code: Option<&'static str>,
-    ) {
-        let auditor = &self.inner.auditor;
-        if !auditor.is_enabled() {
-            return;
-        }
-        let grant = &authorized.entry.grant;
-        let (kind, outcome) = match error_code {
-            None => (EventType::Read, Outcome::Permit),
-            Some(_) => (EventType::ReadError, Outcome::Error),
-        };
-        let event = self
-            .event(kind, ctx, Some(&authorized.uri))
-            .with_outcome(outcome)
-            .with_code(error_code.unwrap_or("OK"))
-            .with_grant_id(grant.grant_id.clone())
-            .with_use_number(authorized.use_number)
-            .with_latency(authorized.granted_at.elapsed());
-        auditor.publish(with_decision(event, grant));
-    }
-
-    /// Audits a URI a client refused before asking the PEP (`UNSUPPORTED_PROVIDER`,
-    /// `UNKNOWN_PARAMETER`, …), so that no refusal leaves no trace. `uri` is `None` when the
-    /// text did not parse.
-    pub fn audit_refused(
-        &self,
-        ctx: &ExecutionContext,
-        uri: Option<&SecretUri>,
-        code: &'static str,
-    ) {
-        let auditor = &self.inner.auditor;
-        if auditor.is_enabled() {
-            let event = self
-                .event(EventType::AccessDenied, ctx, uri)
-                .with_outcome(Outcome::Deny)
-                .with_code(code);
-            auditor.publish(event);
-        }
-    }
-
-    /// The auditor events go to (disabled unless [`PepBuilder::auditor`] gave one).
-    #[must_use]
-    pub fn auditor(&self) -> &Arc<Auditor> {
-        &self.inner.auditor
     }
 
     /// Authorizes, runs `read` on the canonical URI, and audits the outcome: the whole PEP
@@ -562,47 +501,6 @@ impl Pep {
         grant.ttl = grant.ttl.min(self.inner.config.grant_ttl_max);
         Ok(GrantEntry::new(grant, issued_at))
     }
-
-    fn event(
-        &self,
-        kind: EventType,
-        ctx: &ExecutionContext,
-        uri: Option<&SecretUri>,
-    ) -> secret_audit::AuditEvent {
-        audit::event(
-            &self.inner.auditor,
-            &self.inner.config.tenant_id,
-            kind,
-            ctx,
-            uri,
-        )
-    }
-
-    fn audit_error(&self, ctx: &ExecutionContext, uri: Option<&SecretUri>, error: &PepError) {
-        tracing::debug!(
-            code = error.code(),
-            reason = error.deny_reason().map(DenyReason::code),
-            uri = %uri.map(|u| u.redacted().to_string()).unwrap_or_default(),
-            correlation_id = ctx.correlation_id.as_deref(),
-            "secret read refused"
-        );
-        let auditor = &self.inner.auditor;
-        if auditor.is_enabled() {
-            let event = self.event(EventType::AccessDenied, ctx, uri);
-            auditor.publish(audit::denied(event, error));
-        }
-    }
-}
-
-/// The PDP's decision id and policy version of `grant`, on `event`.
-fn with_decision(mut event: secret_audit::AuditEvent, grant: &Grant) -> secret_audit::AuditEvent {
-    if let Some(id) = &grant.decision_id {
-        event = event.with_decision_id(id.clone());
-    }
-    if let Some(version) = &grant.policy_version {
-        event = event.with_policy_version(version.clone());
-    }
-    event
 }
 
 /// Whether a call records its `jti` (a read) or only checks it (a batch that reads nothing).

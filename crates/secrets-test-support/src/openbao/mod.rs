@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http;
+use crate::launch::PORT_ATTEMPTS;
 use crate::{Detached, Error, bao_bin, free_port_pair, random_hex};
 
 mod admin;
@@ -22,8 +23,6 @@ pub use self::admin::AppRoleCredentials;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Per readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts when a port chosen by [`free_port_pair`] was taken before the server bound it.
-const PORT_ATTEMPTS: usize = 6;
 
 /// A fresh `bao server -dev` on a free loopback port, killed (and reaped) on drop.
 ///
@@ -133,18 +132,7 @@ impl OpenBaoServer {
 
     fn launch(mode: Mode, keep: Option<&Path>) -> Result<Self, Error> {
         let bin = bao_bin()?;
-        let workdir = keep.map_or_else(
-            || {
-                std::env::temp_dir().join(format!(
-                    "secrets-test-bao-{}-{}",
-                    std::process::id(),
-                    &random_hex()[..12]
-                ))
-            },
-            Path::to_path_buf,
-        );
-        std::fs::create_dir_all(&workdir)
-            .map_err(Error::io(format!("create {}", workdir.display())))?;
+        let workdir = crate::launch::workdir("bao", keep)?;
         let log = workdir.join(if keep.is_some() {
             "openbao.log"
         } else {
