@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use secret_uri::SecretUri;
 
-use crate::{AuditConfig, AuditEvent, AuditKey, AuditSink, EventType, NoopSink};
+use crate::{AuditConfig, AuditEvent, AuditKey, AuditSink, EventType, NoopSink, ResourceRef};
 
 /// Makes [`AuditEvent`]s that are already keyed, and publishes them to its sink.
 ///
@@ -84,6 +84,21 @@ impl Auditor {
         subject: Option<&str>,
         uri: Option<&SecretUri>,
     ) -> AuditEvent {
+        self.event_keyed(kind, tenant, subject, uri, None)
+    }
+
+    /// [`event`](Self::event) with `uri`'s reference already computed by this auditor (from an
+    /// earlier event about the same URI, e.g. the decision before a read): one HMAC per
+    /// request instead of one per event. `None` computes it.
+    #[must_use]
+    pub fn event_keyed(
+        &self,
+        kind: EventType,
+        tenant: &str,
+        subject: Option<&str>,
+        uri: Option<&SecretUri>,
+        resource_ref: Option<ResourceRef>,
+    ) -> AuditEvent {
         let mut event = AuditEvent::new(kind, tenant);
         let Some(key) = &self.key else {
             event.subject = subject.map(str::to_owned);
@@ -91,7 +106,7 @@ impl Auditor {
         };
         event.resource_ref_key_id = key.key_id().map(str::to_owned);
         if let Some(uri) = uri {
-            event.resource_ref = Some(key.resource_ref(uri));
+            event.resource_ref = Some(resource_ref.unwrap_or_else(|| key.resource_ref(uri)));
             event.provider = Some(uri.provider());
             event.mount = Some(uri.mount().to_owned());
         }

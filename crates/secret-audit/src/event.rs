@@ -145,7 +145,11 @@ pub struct EventId(Uuid);
 
 impl EventId {
     pub(crate) fn random() -> Self {
-        Self(Uuid::new_v4())
+        // A version 4 UUID from a per-thread generator (seeded from the OS): ids must be
+        // unique (consumers dedupe on them), not unguessable, and a system call per event
+        // would be the largest cost of auditing a read.
+        let bytes = fastrand::u128(..).to_le_bytes();
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
     }
 
     /// The id's 128 bits.

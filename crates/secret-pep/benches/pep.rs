@@ -7,6 +7,10 @@
 //!   in-process double that is only asked once, during warm-up.
 //! - `pep_floor_parse_guard`: `SecretUri::parse_allowed` of the same URI, the least any PEP
 //!   must do, measured in the same run for the ratio.
+//! - `pep_decision_warm_audited`: the same decision on a PEP with an auditor, plus
+//!   [`Pep::audit_read`]: the two events a `VaultClient` read publishes (granted, read), keyed
+//!   and handed to a `QueueSink` whose drainer serializes them to OCSF off the request path.
+//!   Its p50 minus `pep_decision_warm`'s is the audit's cost on the request path.
 //!
 //! With `SECRETS_BENCH_JSON=<path>` (as `cargo xtask bench` sets it) each scenario appends
 //! `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}`. A single call is about a microsecond and
@@ -15,10 +19,17 @@
 //! 10-call means). Without the variable it runs as a criterion benchmark.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
+use secret_audit::{
+    AuditConfig, AuditError, AuditEvent, AuditKey, AuditSink, Auditor, QueueConfig, QueueSink,
+    Transport, to_ocsf_bytes,
+};
 use secret_pep::{
     AccessRequest, ExecutionContext, Grant, PdpFuture, Pep, PepConfig, SecretPolicyService,
 };
@@ -44,12 +55,48 @@ impl SecretPolicyService for UnlimitedPdp {
 }
 
 fn pep() -> Pep {
+    Pep::builder(config()).pdp(UnlimitedPdp).build().unwrap()
+}
+
+fn config() -> PepConfig {
     // One principal makes every call here: its share of the anti-replay store is the store.
     let jtis = 4 * (SAMPLES * BATCH + WARMUP);
-    let config = PepConfig::new("tenant-1", AllowedMounts::from_csv("secret,config"))
+    PepConfig::new("tenant-1", AllowedMounts::from_csv("secret,config"))
         .with_capacity(jtis, 1024)
-        .with_replay_share(jtis);
-    Pep::builder(config).pdp(UnlimitedPdp).build().unwrap()
+        .with_replay_share(jtis)
+}
+
+/// Serializes each event to OCSF JSON and discards it: a sink's work without a broker.
+struct Serialize;
+
+impl Transport for Serialize {
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [AuditEvent],
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
+        for event in batch {
+            black_box(to_ocsf_bytes(event));
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// A PEP auditing into a queue sink, and the sink.
+fn audited_pep() -> (Pep, Arc<QueueSink>) {
+    let sink =
+        Arc::new(QueueSink::new(Serialize, QueueConfig::default().with_capacity(1 << 20)).unwrap());
+    let key = AuditKey::new(b"bench-tenant-salt-0123456789abcdef", None).unwrap();
+    let auditor = Auditor::new(
+        key,
+        Arc::clone(&sink) as Arc<dyn AuditSink>,
+        &AuditConfig::default(),
+    );
+    let pep = Pep::builder(config())
+        .pdp(UnlimitedPdp)
+        .auditor(Arc::new(auditor))
+        .build()
+        .unwrap();
+    (pep, sink)
 }
 
 fn context(jti: u64) -> ExecutionContext {
@@ -62,19 +109,24 @@ fn context(jti: u64) -> ExecutionContext {
 
 fn report(path: &std::path::Path) {
     let pep = pep();
+    let (audited, sink) = audited_pep();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let mounts = AllowedMounts::from_csv("secret,config");
     let mut next_jti = 0u64;
-    let (warm, floor) = runtime.block_on(async {
+    let (warm, floor, with_audit) = runtime.block_on(async {
         // Warm-up: the one PDP call, cache growth, branch predictors.
         for _ in 0..WARMUP {
             next_jti += 1;
             let _ = pep.authorize(&context(next_jti), URI).await.unwrap();
+            next_jti += 1;
+            let granted = audited.authorize(&context(next_jti), URI).await.unwrap();
+            audited.audit_read(&context(0), &granted, None);
         }
         let mut warm = Latencies::with_capacity(SAMPLES);
         let mut floor = Latencies::with_capacity(SAMPLES);
+        let mut with_audit = Latencies::with_capacity(SAMPLES);
         let mut contexts: Vec<ExecutionContext> = (0..BATCH).map(|_| context(0)).collect();
         for _ in 0..SAMPLES {
             for ctx in &mut contexts {
@@ -92,11 +144,38 @@ fn report(path: &std::path::Path) {
                 black_box(SecretUri::parse_allowed(black_box(URI), &mounts).unwrap());
             }
             floor.push(start.elapsed() / BATCH as u32);
+
+            for ctx in &mut contexts {
+                next_jti += 1;
+                ctx.token_jti = Some(format!("jti-{next_jti:016x}"));
+            }
+            let start = Instant::now();
+            for ctx in &contexts {
+                let granted = audited
+                    .authorize(black_box(ctx), black_box(URI))
+                    .await
+                    .unwrap();
+                audited.audit_read(ctx, &granted, None);
+                let _ = black_box(granted);
+            }
+            with_audit.push(start.elapsed() / BATCH as u32);
         }
-        (warm, floor)
+        (warm, floor, with_audit)
     });
+    let report = sink.close(Duration::from_secs(30));
     append(path, &warm.json_line("pep_decision_warm")).unwrap();
     append(path, &floor.json_line("pep_floor_parse_guard")).unwrap();
+    append(path, &with_audit.json_line("pep_decision_warm_audited")).unwrap();
+    eprintln!(
+        "audit cost on the request path (decision + read events): p50 {:+.3} µs (audited \
+         {:.3} µs, plain {:.3} µs); sink delivered {}, dropped {}, lost {}",
+        with_audit.quantile_us(0.5) - warm.quantile_us(0.5),
+        with_audit.quantile_us(0.5),
+        warm.quantile_us(0.5),
+        report.delivered,
+        report.dropped,
+        report.lost
+    );
     eprintln!(
         "pep_decision_warm p50 is {:.1}x the parse+guard floor",
         warm.quantile_us(0.5) / floor.quantile_us(0.5)

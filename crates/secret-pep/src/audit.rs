@@ -4,20 +4,22 @@
 //! never carry a value, a token, a `jti` or a binding. With auditing off (the default) nothing
 //! is built.
 
-use secret_audit::{AuditEvent, Auditor, EventType, Outcome};
+use secret_audit::{AuditEvent, Auditor, EventType, Outcome, ResourceRef};
 use secret_uri::SecretUri;
 
 use crate::{DenyReason, ExecutionContext, PepError};
 
-/// An event of `kind` about `uri` for `ctx`'s caller, with the caller's ids.
+/// An event of `kind` about `uri` for `ctx`'s caller, with the caller's ids (`resource_ref`:
+/// the URI's reference when an earlier event of the request computed it).
 pub(crate) fn event(
     auditor: &Auditor,
     tenant: &str,
     kind: EventType,
     ctx: &ExecutionContext,
     uri: Option<&SecretUri>,
+    resource_ref: Option<ResourceRef>,
 ) -> AuditEvent {
-    let mut event = auditor.event(kind, tenant, ctx.subject_str(), uri);
+    let mut event = auditor.event_keyed(kind, tenant, ctx.subject_str(), uri, resource_ref);
     if let Some(id) = &ctx.correlation_id {
         event = event.with_correlation_id(id.clone());
     }

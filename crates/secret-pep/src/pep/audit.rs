@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secret_audit::{AuditEvent, Auditor, EventType, Outcome};
+use secret_audit::{AuditEvent, Auditor, EventType, Outcome, ResourceRef};
 use secret_uri::SecretUri;
 
 use super::{Authorized, Pep};
@@ -12,7 +12,8 @@ use crate::cache::GrantEntry;
 use crate::{DenyReason, ExecutionContext, Grant, PepError, audit};
 
 impl Pep {
-    /// Audits a granted decision (`latency`: how long deciding took).
+    /// Audits a granted decision (`latency`: how long deciding took); the URI's reference,
+    /// for the read's event.
     pub(super) fn audit_granted(
         &self,
         ctx: &ExecutionContext,
@@ -20,17 +21,20 @@ impl Pep {
         entry: &GrantEntry,
         use_number: u32,
         latency: Duration,
-    ) {
+    ) -> Option<ResourceRef> {
         let auditor = &self.inner.auditor;
-        if auditor.is_enabled() {
-            let grant = &entry.grant;
-            let event = self
-                .event(EventType::AccessGranted, ctx, Some(uri))
-                .with_grant_id(grant.grant_id.clone())
-                .with_use_number(use_number)
-                .with_latency(latency);
-            auditor.publish(with_decision(event, grant));
+        if !auditor.is_enabled() {
+            return None;
         }
+        let grant = &entry.grant;
+        let event = self
+            .event(EventType::AccessGranted, ctx, Some(uri))
+            .with_grant_id(grant.grant_id.clone())
+            .with_use_number(use_number)
+            .with_latency(latency);
+        let resource_ref = event.resource_ref().copied();
+        auditor.publish(with_decision(event, grant));
+        resource_ref
     }
 
     /// Audits a read after [`Self::authorize`]: `error_code` is `None` when the read
@@ -51,7 +55,7 @@ impl Pep {
             Some(_) => (EventType::ReadError, Outcome::Error),
         };
         let event = self
-            .event(kind, ctx, Some(&authorized.uri))
+            .event_keyed(kind, ctx, Some(&authorized.uri), authorized.resource_ref)
             .with_outcome(outcome)
             .with_code(error_code.unwrap_or("OK"))
             .with_grant_id(grant.grant_id.clone())
@@ -91,12 +95,23 @@ impl Pep {
         ctx: &ExecutionContext,
         uri: Option<&SecretUri>,
     ) -> AuditEvent {
+        self.event_keyed(kind, ctx, uri, None)
+    }
+
+    fn event_keyed(
+        &self,
+        kind: EventType,
+        ctx: &ExecutionContext,
+        uri: Option<&SecretUri>,
+        resource_ref: Option<ResourceRef>,
+    ) -> AuditEvent {
         audit::event(
             &self.inner.auditor,
             &self.inner.config.tenant_id,
             kind,
             ctx,
             uri,
+            resource_ref,
         )
     }
 

@@ -87,6 +87,8 @@ pub struct Authorized {
     use_number: u32,
     /// When the use was granted: a read's audited latency runs from here.
     granted_at: Instant,
+    /// The URI's audit reference, from the decision's event (the read's reuses it).
+    resource_ref: Option<secret_audit::ResourceRef>,
 }
 
 impl fmt::Debug for Authorized {
@@ -235,12 +237,14 @@ impl Pep {
         match decided {
             Ok((entry, use_number)) => {
                 let granted_at = Instant::now();
-                self.audit_granted(ctx, &uri, &entry, use_number, granted_at - started);
+                let resource_ref =
+                    self.audit_granted(ctx, &uri, &entry, use_number, granted_at - started);
                 Ok(Authorized {
                     uri,
                     entry,
                     use_number,
                     granted_at,
+                    resource_ref,
                 })
             }
             Err(error) => {
