@@ -105,7 +105,7 @@ impl RetryConfig {
     }
 }
 
-/// How a [`QueueSink`] queues, batches and retries.
+/// How a [`QueueSink`](super::QueueSink) queues, batches and retries.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct QueueConfig {
@@ -124,7 +124,7 @@ pub struct QueueConfig {
     /// The shortest time between two warnings about dropped events or failed attempts
     /// (default 60 s).
     pub warn_interval: Duration,
-    /// How long dropping a [`QueueSink`] that was never closed waits for the queue to drain
+    /// How long dropping a [`QueueSink`](super::QueueSink) that was never closed waits for the queue to drain
     /// (default 1 s).
     pub drop_flush: Duration,
     /// How long the drainer, woken by a first event, waits for more before it takes a batch

@@ -83,7 +83,7 @@ impl Pep {
         }
     }
 
-    /// The auditor events go to (disabled unless [`PepBuilder::auditor`] gave one).
+    /// The auditor events go to (disabled unless [`PepBuilder::auditor`](crate::PepBuilder::auditor) gave one).
     #[must_use]
     pub fn auditor(&self) -> &Arc<Auditor> {
         &self.inner.auditor
