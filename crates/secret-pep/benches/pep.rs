@@ -19,22 +19,17 @@
 //! 10-call means). Without the variable it runs as a criterion benchmark.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use secret_audit::{
-    AuditConfig, AuditError, AuditEvent, AuditKey, AuditSink, Auditor, QueueConfig, QueueSink,
-    Transport, to_ocsf_bytes,
-};
+use secret_audit::{AuditConfig, AuditKey, AuditSink, Auditor, QueueConfig, QueueSink};
 use secret_pep::{
     AccessRequest, ExecutionContext, Grant, PdpFuture, Pep, PepConfig, SecretPolicyService,
 };
 use secret_uri::{AllowedMounts, SecretUri};
-use secrets_test_support::bench::{Latencies, append, json_path};
+use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path};
 
 const URI: &str = "openbao+kv2://secret/app/api#token?version=3";
 const JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
@@ -66,25 +61,11 @@ fn config() -> PepConfig {
         .with_replay_share(jtis)
 }
 
-/// Serializes each event to OCSF JSON and discards it: a sink's work without a broker.
-struct Serialize;
-
-impl Transport for Serialize {
-    fn deliver<'a>(
-        &'a mut self,
-        batch: &'a [AuditEvent],
-    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
-        for event in batch {
-            black_box(to_ocsf_bytes(event));
-        }
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
-
 /// A PEP auditing into a queue sink, and the sink.
 fn audited_pep() -> (Pep, Arc<QueueSink>) {
-    let sink =
-        Arc::new(QueueSink::new(Serialize, QueueConfig::default().with_capacity(1 << 20)).unwrap());
+    let sink = Arc::new(
+        QueueSink::new(OcsfDiscard, QueueConfig::default().with_capacity(1 << 20)).unwrap(),
+    );
     let key = AuditKey::new(b"bench-tenant-salt-0123456789abcdef", None).unwrap();
     let auditor = Auditor::new(
         key,

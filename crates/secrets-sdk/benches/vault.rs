@@ -26,20 +26,16 @@
 //! SECRETS_BENCH_JSON=/tmp/v.jsonl cargo bench -p secrets-sdk --bench vault
 //! ```
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrets_sdk::audit::{
-    AuditError, AuditEvent, AuditSink, QueueConfig, QueueSink, Transport, to_ocsf_bytes,
-};
+use secrets_sdk::audit::{AuditSink, QueueConfig, QueueSink};
 use secrets_sdk::pep::{DevAllowAll, PepConfig};
 use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
 use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::OpenBaoServer;
-use secrets_test_support::bench::{Latencies, append, json_path};
+use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path};
 use secrets_test_support::floor::HyperFloor;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,7 +97,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
             )
     };
     let client = builder().build()?;
-    let sink = Arc::new(QueueSink::new(Serialize, QueueConfig::default())?);
+    let sink = Arc::new(QueueSink::new(OcsfDiscard, QueueConfig::default())?);
     let audited = builder()
         .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
         .build()?;
@@ -134,21 +130,6 @@ async fn read(fx: &Fixture, client: &VaultClient) -> Result<(), BoxError> {
     let secret = client.get_credentials(&fx.uri, Some(&ctx)).await?;
     black_box(secret.expose_str());
     Ok(())
-}
-
-/// Serializes each event to OCSF JSON and discards it: the drainer's work without a broker.
-struct Serialize;
-
-impl Transport for Serialize {
-    fn deliver<'a>(
-        &'a mut self,
-        batch: &'a [AuditEvent],
-    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>> {
-        for event in batch {
-            black_box(to_ocsf_bytes(event));
-        }
-        Box::pin(std::future::ready(Ok(())))
-    }
 }
 
 fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {

@@ -100,3 +100,25 @@ mod tests {
         );
     }
 }
+
+/// An audit transport that serializes each event to OCSF JSON and discards it: what a sink's
+/// drainer does off the request path, without a broker, for benchmarks of the audit's
+/// request-path cost.
+#[cfg(feature = "pep")]
+#[derive(Debug, Default)]
+pub struct OcsfDiscard;
+
+#[cfg(feature = "pep")]
+impl secret_audit::Transport for OcsfDiscard {
+    fn deliver<'a>(
+        &'a mut self,
+        batch: &'a [secret_audit::AuditEvent],
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), secret_audit::AuditError>> + Send + 'a>,
+    > {
+        for event in batch {
+            std::hint::black_box(secret_audit::to_ocsf_bytes(event));
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
