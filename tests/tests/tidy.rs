@@ -23,18 +23,26 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("secret-uri", &[]),
     ("secret-http", &[]),
     ("secret-config", &[]),
+    // secret-http and secret-config only for the OTLP exporter (feature `otlp`).
+    ("secret-telemetry", &["secret-http", "secret-config"]),
     // secret-http only for the Kafka sink's TLS and its loopback rule (feature `kafka`).
     (
         "secret-audit",
-        &["secret-uri", "secret-config", "secret-http"],
+        &["secret-uri", "secret-config", "secret-http", "secret-telemetry"],
     ),
     (
         "secret-providers",
-        &["secret-uri", "secret-http", "secret-config"],
+        &["secret-uri", "secret-http", "secret-config", "secret-telemetry"],
     ),
     (
         "secret-pep",
-        &["secret-uri", "secret-http", "secret-config", "secret-audit"],
+        &[
+            "secret-uri",
+            "secret-http",
+            "secret-config",
+            "secret-telemetry",
+            "secret-audit",
+        ],
     ),
     (
         "secrets-sdk",
@@ -42,6 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secret-uri",
             "secret-http",
             "secret-config",
+            "secret-telemetry",
             "secret-audit",
             "secret-providers",
             "secret-pep",
@@ -55,6 +64,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secret-uri",
             "secret-http",
             "secret-config",
+            "secret-telemetry",
             "secret-audit",
             "secret-providers",
             "secret-pep",
@@ -75,6 +85,7 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
             "secret-uri",
             "secret-http",
             "secret-config",
+            "secret-telemetry",
             "secret-audit",
             "secret-providers",
             "secret-pep",
@@ -87,6 +98,7 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
             "secret-uri",
             "secret-http",
             "secret-config",
+            "secret-telemetry",
             "secret-audit",
             "secret-providers",
             "secret-pep",
