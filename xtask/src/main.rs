@@ -106,9 +106,33 @@ fn ci() -> anyhow::Result<()> {
 
     // The integration tests start their own servers from `.tools/`; install them first.
     services::ensure_installed()?;
+    // Every metric label set the suite records (feature `census`, on with --all-features)
+    // lands in this folder; the census test then checks each against its closed set.
+    let census = root().join("target").join("telemetry-census");
+    if census.exists() {
+        std::fs::remove_dir_all(&census)
+            .with_context(|| format!("could not clear {}", census.display()))?;
+    }
     let mut test = cargo();
-    test.args(["test", "--workspace", "--all-features"]);
+    test.args(["test", "--workspace", "--all-features"])
+        .env("SECRETS_TELEMETRY_CENSUS_DIR", &census);
     run(test)?;
+    let mut labels = cargo();
+    labels
+        .args([
+            "test",
+            "--all-features",
+            "-p",
+            "secrets-integration-tests",
+            "--test",
+            "telemetry_census",
+            "--",
+            "--ignored",
+            "--exact",
+            "every_label_the_full_run_emitted_is_from_a_closed_set",
+        ])
+        .env("SECRETS_TELEMETRY_CENSUS_DIR", &census);
+    run(labels)?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--all-features"])
