@@ -63,10 +63,13 @@ fn allowed(name: &str, key: &str, value: &str, codes: &BTreeSet<String>) -> bool
     }
 }
 
-/// Everything the census in `dir` holds: (distinct label sets, problems).
-fn check(dir: &Path) -> Result<(BTreeMap<String, BTreeSet<String>>, Vec<String>), std::io::Error> {
+/// `"metric key"` (or `"metric"` for an unlabelled one) → the values seen.
+type Seen = BTreeMap<String, BTreeSet<String>>;
+
+/// Everything the census in `dir` holds: (distinct label values, problems).
+fn check(dir: &Path) -> Result<(Seen, Vec<String>), std::io::Error> {
     let codes = error_codes();
-    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut seen = Seen::new();
     let mut problems = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
