@@ -1,5 +1,6 @@
 //! [`HttpClient`]: hyper-util's pooled HTTP/1.1 client over hyper-rustls, one attempt at a
-//! time, with the per-attempt timeout, the body cap and the error classification.
+//! time, with the per-attempt timeout, the body cap and the error classification, each attempt
+//! in an OpenTelemetry HTTP client span.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tracing::{Instrument as _, Span};
 
 use crate::message::{Body, Request, Response};
 use crate::{BoxError, HttpError, Setting, TlsConfig, url};
@@ -114,6 +116,13 @@ impl ClientConfig {
 ///   retry policy.
 /// - Redirects are never followed: a 3xx is a response like any other.
 /// - Requests must run inside a tokio runtime (the pool spawns its connection tasks there).
+/// - Telemetry: each attempt is an `http_request` span at DEBUG, an OpenTelemetry HTTP client
+///   span: `otel.name` (the method), `otel.kind = "client"`, `http.request.method`,
+///   `server.address`, `server.port`, `http.response.status_code` once a head arrives,
+///   `error.type` (the status as text from 400 up, else the [`HttpError`] code) and, on a
+///   retry, `http.request.resend_count`. Never `url.full`, the path, the query, a header or
+///   a body: the path names the secret, headers carry tokens. A disabled span costs one
+///   level check.
 #[derive(Clone)]
 pub struct HttpClient {
     pub(crate) pool: Pool,
@@ -193,23 +202,56 @@ impl HttpClient {
     /// # Errors
     /// The [`HttpError`] transport classes: `INSECURE_HTTP`, `CONNECT`, `CONNECTION_LOST`,
     /// `TLS`, `TIMEOUT`, `STATUS`, `TOO_LARGE`, `BODY_CUT`, `BAD_FRAMING`.
+    ///
+    /// The attempt runs in an `http_request` span at DEBUG (see [`HttpClient`]'s docs on
+    /// telemetry).
     pub async fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        self.attempt(request, 0).await
+    }
+
+    /// One attempt in its `http_request` span; `resend_count` is 0 for a first attempt and
+    /// counts the attempts before it otherwise.
+    pub(crate) async fn attempt(
+        &self,
+        request: &Request,
+        resend_count: u32,
+    ) -> Result<Response, HttpError> {
+        let span = attempt_span(request, resend_count);
+        let result = self
+            .attempt_unspanned(request, &span)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            record_outcome(&span, &result);
+        }
+        result
+    }
+
+    async fn attempt_unspanned(
+        &self,
+        request: &Request,
+        span: &Span,
+    ) -> Result<Response, HttpError> {
         url::check_request(&request.uri, self.allow_insecure_http)?;
         let timeout = request.deadline.map_or(self.timeout, |deadline| {
             deadline.remaining().min(self.timeout)
         });
-        tokio::time::timeout(timeout, self.exchange(request))
+        tokio::time::timeout(timeout, self.exchange(request, span))
             .await
             .map_err(|_| HttpError::Timeout { timeout })?
     }
 
-    async fn exchange(&self, request: &Request) -> Result<Response, HttpError> {
+    async fn exchange(&self, request: &Request, span: &Span) -> Result<Response, HttpError> {
         let response = self.pool.request(request.to_hyper()).await.map_err(|e| {
             let connect = e.is_connect();
             classify(Box::new(e), connect)
         })?;
         let (head, body) = response.into_parts();
         let status = head.status.as_u16();
+        if !span.is_disabled() {
+            // Known as soon as the head arrives, even if the body then fails.
+            span.record("http.response.status_code", status);
+        }
         if request
             .expect
             .is_some_and(|expected| expected != head.status)
@@ -241,8 +283,70 @@ impl HttpClient {
             status: head.status,
             headers: head.headers,
             body: Body::copy_of(collected.to_bytes()),
+            attempts: 1,
         })
     }
+}
+
+/// The OpenTelemetry HTTP client span of one attempt (DEBUG), named `http_request`, with
+/// `otel.name` the method as the conventions name client spans. Only the method and the
+/// server's host and port: never `url.full`, the path or the query (they name the secret),
+/// nor a header (they carry tokens) or a body.
+///
+/// The span and field names are the strings of `secret_telemetry::names::span::HTTP_REQUEST`
+/// and `secret_telemetry::names::semconv`, spelled out: this crate sits below
+/// `secret-telemetry` in the layers and cannot name them (the providers' tests check that
+/// they match).
+fn attempt_span(request: &Request, resend_count: u32) -> Span {
+    // The values are evaluated only when the span is enabled, and given at creation so that a
+    // sampler sees them.
+    tracing::debug_span!(
+        "http_request",
+        otel.name = request.method.as_str(),
+        otel.kind = "client",
+        http.request.method = request.method.as_str(),
+        server.address = server_of(&request.uri).0,
+        server.port = server_of(&request.uri).1,
+        http.request.resend_count = (resend_count > 0).then_some(resend_count),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// `error.type` per the conventions: the status code as text for a response of 400 or more
+/// (`http.response.status_code` is recorded when the head arrives), else the [`HttpError`]
+/// code of a failed attempt.
+fn record_outcome(span: &Span, result: &Result<Response, HttpError>) {
+    let status = match result {
+        Ok(response) => response.status,
+        Err(HttpError::Status { status }) => match http::StatusCode::from_u16(*status) {
+            Ok(status) => status,
+            Err(_) => return,
+        },
+        Err(error) => {
+            span.record("error.type", error.code());
+            return;
+        }
+    };
+    if status.as_u16() >= 400 {
+        span.record("error.type", status.as_str());
+    }
+}
+
+/// `server.address` (an IPv6 address without its brackets) and `server.port` (the scheme's
+/// default when the URI names none) of a request URI.
+pub(crate) fn server_of(uri: &http::Uri) -> (&str, Option<u16>) {
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = uri.port_u16().or(match uri.scheme_str() {
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => Some(443),
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => Some(80),
+        _ => None,
+    });
+    (host, port)
 }
 
 /// TLS failures anywhere in the chain come first: a wrong CA stays wrong, so they are never

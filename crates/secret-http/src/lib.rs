@@ -22,6 +22,9 @@
 //! - [`RetryPolicy`] and [`HttpClient::send_retrying`]: jittered exponential backoff;
 //!   idempotent requests are retried after transient failures, others only when they surely
 //!   were not handled.
+//! - Telemetry: each attempt is an OpenTelemetry HTTP client span, `http_request` at DEBUG,
+//!   with the method, `server.address`/`server.port`, the status and `error.type`; never the
+//!   URL's path or query, a header or a body (see [`HttpClient`]).
 //! - [`HttpError`]: one classification (`CONFIG`, `INSECURE_HTTP`, `CONNECT`,
 //!   `CONNECTION_LOST`, `TLS`, `TIMEOUT`, `STATUS`, `TOO_LARGE`, `BODY_CUT`, `BAD_FRAMING`)
 //!   that keeps hyper's or rustls' error as its `source`. Messages never hold a URL, a header

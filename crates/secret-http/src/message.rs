@@ -167,9 +167,18 @@ pub struct Response {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Body,
+    pub(crate) attempts: u32,
 }
 
 impl Response {
+    /// How many attempts it took to get this response: 1 from
+    /// [`send`](crate::HttpClient::send), the first included from
+    /// [`send_retrying`](crate::HttpClient::send_retrying).
+    #[must_use]
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// The status.
     #[must_use]
     pub fn status(&self) -> StatusCode {
@@ -201,6 +210,7 @@ impl fmt::Debug for Response {
             .field("status", &self.status)
             .field("headers", &HeaderNames(&self.headers))
             .field("body", &self.body)
+            .field("attempts", &self.attempts)
             .finish()
     }
 }

@@ -104,6 +104,9 @@ impl HttpClient {
     /// - TLS failures, `TOO_LARGE` and other statuses are never retried.
     /// - With a [deadline](Request::with_deadline), no retry starts whose backoff would end
     ///   after it.
+    /// - Each attempt is its own `http_request` span; a resent one carries
+    ///   `http.request.resend_count` (1 for the second attempt). The response tells how many
+    ///   attempts it took ([`Response::attempts`]).
     ///
     /// # Errors
     /// [`RetryError`]: the last attempt's [`HttpError`] and the attempt count.
@@ -122,8 +125,9 @@ impl HttpClient {
         }
         let deadline = request.deadline;
         let result = (|| async {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            let response = self.send(request).await?;
+            // The attempts before this one: its `http.request.resend_count`.
+            let resend_count = attempts.fetch_add(1, Ordering::Relaxed);
+            let response = self.attempt(request, resend_count).await?;
             let status = response.status().as_u16();
             if RETRYABLE_STATUSES.contains(&status) {
                 return Err(HttpError::Status { status });
@@ -152,6 +156,12 @@ impl HttpClient {
         })
         .await;
         let attempts = attempts.into_inner();
-        result.map_err(|error| RetryError { attempts, error })
+        match result {
+            Ok(mut response) => {
+                response.attempts = attempts;
+                Ok(response)
+            }
+            Err(error) => Err(RetryError { attempts, error }),
+        }
     }
 }

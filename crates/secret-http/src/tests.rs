@@ -263,3 +263,177 @@ async fn zero_timeout_and_plain_http_elsewhere_are_refused() -> TestResult {
     assert_eq!(code(&client.send(&elsewhere).await), "INSECURE_HTTP");
     Ok(())
 }
+
+/// Telemetry: what a TRACE-level `fmt` subscriber on this thread saw while `run` ran.
+mod spans {
+    use std::future::Future;
+
+    use http::header::{HeaderName, HeaderValue};
+    use secrets_test_support::LogCapture;
+    use tracing_subscriber::fmt::format::FmtSpan;
+
+    use super::*;
+
+    const CANARY_TOKEN: &str = "CANARY-TOKEN-5e1d";
+    const CANARY_PATH: &str = "canary-path-5e1d";
+
+    /// Runs `run` under a TRACE subscriber scoped to this thread (the test's current-thread
+    /// runtime, where hyper's connection tasks run too) and returns the captured text.
+    async fn captured<F: Future<Output = TestResult>>(
+        run: F,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        let logs = LogCapture::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::FULL)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        run.await?;
+        drop(guard);
+        Ok(logs.text())
+    }
+
+    /// The fields of each closed `http_request` span, in closing order.
+    fn closed_http_spans(logs: &str) -> Vec<&str> {
+        logs.lines()
+            .filter(|line| line.ends_with("close") || line.contains(": close "))
+            .filter_map(|line| {
+                let start = line.find("http_request{")?;
+                let rest = &line[start..];
+                rest.find('}').map(|end| &rest[..=end])
+            })
+            .collect()
+    }
+
+    fn canary_request(server: &FaultServer) -> Result<Request, Box<dyn std::error::Error>> {
+        let mut token = HeaderValue::from_str(CANARY_TOKEN)?;
+        token.set_sensitive(true);
+        Ok(Request::get(url(
+            server,
+            &format!("/v1/secret/data/{CANARY_PATH}?version=7"),
+        )?)
+        .with_header(HeaderName::from_static("x-vault-token"), token))
+    }
+
+    #[tokio::test]
+    async fn each_attempt_is_an_http_client_span_without_path_or_headers() -> TestResult {
+        let server = FaultServer::start(vec![Fault::status(503), Fault::text(200, "ok")])?;
+        let client = client(Duration::from_secs(2))?;
+        let request = canary_request(&server)?;
+        let logs = captured(async {
+            let response = client.send_retrying(&request, &quick()).await?;
+            assert_eq!(response.attempts(), 2);
+            Ok(())
+        })
+        .await?;
+        let spans = closed_http_spans(&logs);
+        assert_eq!(spans.len(), 2, "{logs}");
+        let port = server.port();
+        for span in &spans {
+            for field in [
+                "otel.name=\"GET\"".to_owned(),
+                "otel.kind=\"client\"".to_owned(),
+                "http.request.method=\"GET\"".to_owned(),
+                "server.address=\"127.0.0.1\"".to_owned(),
+                format!("server.port={port}"),
+            ] {
+                assert!(span.contains(&field), "{field} missing: {span}");
+            }
+        }
+        assert!(
+            spans[0].contains("http.response.status_code=503"),
+            "{}",
+            spans[0]
+        );
+        assert!(spans[0].contains("error.type=\"503\""), "{}", spans[0]);
+        assert!(!spans[0].contains("resend_count"), "{}", spans[0]);
+        assert!(
+            spans[1].contains("http.response.status_code=200"),
+            "{}",
+            spans[1]
+        );
+        assert!(
+            spans[1].contains("http.request.resend_count=1"),
+            "{}",
+            spans[1]
+        );
+        assert!(!spans[1].contains("error.type"), "{}", spans[1]);
+        for hidden in [CANARY_TOKEN, CANARY_PATH, "/v1/", "version=", "url."] {
+            assert!(!logs.contains(hidden), "{hidden} leaked: {logs}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_names_its_error_type() -> TestResult {
+        let client = client(Duration::from_secs(2))?;
+        let port = secrets_test_support::free_port()?;
+        let refused = Request::get(format!("http://127.0.0.1:{port}/v1/{CANARY_PATH}").parse()?);
+        let server = FaultServer::start(vec![Fault::status(404)])?;
+        let expect_ok = canary_request(&server)?.with_expect_status(StatusCode::OK);
+        let logs = captured(async {
+            assert_eq!(code(&client.send(&refused).await), "CONNECT");
+            assert_eq!(code(&client.send(&expect_ok).await), "STATUS");
+            Ok(())
+        })
+        .await?;
+        let spans = closed_http_spans(&logs);
+        assert_eq!(spans.len(), 2, "{logs}");
+        assert!(spans[0].contains("error.type=\"CONNECT\""), "{}", spans[0]);
+        assert!(
+            spans[0].contains(&format!("server.port={port}")),
+            "{}",
+            spans[0]
+        );
+        assert!(!spans[0].contains("status_code"), "{}", spans[0]);
+        assert!(
+            spans[1].contains("http.response.status_code=404"),
+            "{}",
+            spans[1]
+        );
+        assert!(spans[1].contains("error.type=\"404\""), "{}", spans[1]);
+        for hidden in [CANARY_TOKEN, CANARY_PATH] {
+            assert!(!logs.contains(hidden), "{hidden} leaked: {logs}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_span_is_debug_level() -> TestResult {
+        let server = FaultServer::start(vec![Fault::text(200, "ok")])?;
+        let client = client(Duration::from_secs(2))?;
+        let logs = LogCapture::default();
+        let writer = logs.clone();
+        let info = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_span_events(FmtSpan::FULL)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(info);
+        client.send(&Request::get(url(&server, "/")?)).await?;
+        tracing::info!("marker");
+        drop(guard);
+        let text = logs.text();
+        assert!(text.contains("marker"), "the capture works: {text}");
+        assert!(!text.contains("http_request"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn server_address_and_port_follow_the_conventions() -> Result<(), http::uri::InvalidUri> {
+        use crate::client::server_of;
+        for (uri, address, port) in [
+            ("https://bao.example/v1/x", "bao.example", Some(443)),
+            ("http://127.0.0.1:8200/v1/x", "127.0.0.1", Some(8200)),
+            ("HTTP://[::1]/v1/", "::1", Some(80)),
+            ("https://[2001:db8::1]:8443", "2001:db8::1", Some(8443)),
+        ] {
+            assert_eq!(server_of(&uri.parse()?), (address, port), "{uri}");
+        }
+        Ok(())
+    }
+}
