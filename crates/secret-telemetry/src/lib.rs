@@ -25,7 +25,9 @@
 //! # Features
 //! - `otlp`: [`otlp`] installs OTLP/HTTP (protobuf) exporters for traces and metrics,
 //!   configured by the standard `OTEL_*` variables or by code, sending through `secret-http`
-//!   (rustls with ring), and the `tracing` layer that turns the SDK's spans into OTLP spans.
+//!   (rustls with ring), and the `tracing` layer that turns the SDK's spans into OTLP spans;
+//!   [`otlp::Pipeline::discarding`] does the same work with exporters that drop everything,
+//!   for benchmarks.
 //! - `census`: tests only; see [`census`].
 //! - `testing`: `testing::MetricsCapture`, metrics captured in memory for tests.
 #![forbid(unsafe_code)]
@@ -34,6 +36,8 @@
 pub mod census;
 mod metrics;
 pub mod names;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

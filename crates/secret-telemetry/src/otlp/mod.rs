@@ -1,0 +1,649 @@
+//! OTLP export (feature `otlp`): the SDK's spans and metrics sent to an OpenTelemetry
+//! Collector (or any OTLP/HTTP receiver) as protobuf over HTTP, through the workspace's one
+//! HTTP/TLS stack.
+//!
+//! # What it installs
+//! A [`Pipeline`] holds an OpenTelemetry tracer provider (a batch span processor) and a meter
+//! provider (a periodic reader), both exporting with `opentelemetry-otlp`'s http/protobuf
+//! exporters, whose requests go through `secret-http` (rustls with ring, plain `http://` to
+//! loopback only unless allowed, bounded response bodies, a timeout on every request). No
+//! reqwest, no tonic, no second TLS stack. The SDK exports from its own threads; the requests
+//! run on the pipeline's own one-thread tokio runtime, so nothing needs a runtime of the
+//! caller's.
+//!
+//! - [`Pipeline::layer`]: the `tracing` layer (tracing-opentelemetry) that turns the SDK's
+//!   spans into OpenTelemetry spans, with its own filter (default `info`, so the SDK's INFO
+//!   spans `secret_resolve` and `get_credentials` are exported and its DEBUG spans are not;
+//!   `SECRETS_OTEL_FILTER=info,secrets_sdk=debug,secret_http=debug` adds the provider reads
+//!   and the HTTP client spans). Compose it with your other layers in one registry.
+//! - [`Pipeline::install`]: sets the global meter provider (so [`Metrics::global`], and so
+//!   every client built *afterwards*, records into it) and the global tracer provider, and
+//!   returns the [`OtlpGuard`].
+//! - [`Pipeline::init`]: both at once, for a program without a subscriber of its own.
+//! - [`OtlpGuard`]: flushes and shuts both providers down on [`shutdown`](OtlpGuard::shutdown)
+//!   or when dropped, waiting at most about the export timeout: an endpoint that accepts and
+//!   never answers cannot hang the program's exit. What was not sent by then is lost.
+//! - [`Pipeline::discarding`]: the same layer and providers with exporters that drop
+//!   everything, for benchmarks (the cost of telemetry without the network) and tests.
+//!
+//! The exporter's own requests are never traced or logged (they would be exported again).
+//! Spans carry only the SDK's non-sensitive attributes (provider, mount, cache outcome,
+//! codes, status classes, counts, keyed references); source locations, thread names and
+//! busy/idle times are not added.
+//!
+//! # Configuration
+//! [`OtlpConfig`] reads the standard variables and can be set in code, later settings over
+//! earlier ones ([`OtlpConfig::read_env`]):
+//!
+//! | Variable | Meaning | Default |
+//! |---|---|---|
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL; `/v1/traces` and `/v1/metrics` are appended | `http://localhost:4318` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | full URL of one signal, used as is | |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | `key=value,…`, values percent-encoded; may hold a token, never logged or shown | none |
+//! | `OTEL_SERVICE_NAME` | `service.name` | `unknown_service` (the CLI: `secrets`) |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT` | milliseconds per export, and the bound on shutdown | `10000` |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between metric exports | `60000` |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` | only `http/protobuf` is served | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE` | PEM CA bundle; replaces the webpki roots | webpki roots |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY` | PEM client certificate and key (mutual TLS), both or neither | none |
+//! | `SECRETS_OTEL_FILTER` | which spans are exported (`tracing` filter directives) | `info` |
+//! | `SECRETS_OTEL_ALLOW_INSECURE_HTTP` | `true`: plain `http://` to a host that is not loopback | `false` |
+//!
+//! The OpenTelemetry SDK itself still reads `OTEL_BSP_*` (batch sizes and delay) and
+//! `OTEL_TRACES_SAMPLER*` from the process environment. Metrics are cumulative.
+//!
+//! Errors ([`OtlpError`]) name the setting by its variable, never its value.
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use secret_telemetry::{Metrics, otlp::Pipeline};
+//! use tracing_subscriber::prelude::*;
+//!
+//! // Benchmarks and tests: all the work of telemetry, nothing sent.
+//! let pipeline = Pipeline::discarding();
+//! let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+//! let guard = pipeline.install();
+//! let metrics = Metrics::global(); // built after install: records into the pipeline
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let _span = tracing::info_span!("secret_resolve", provider = "file").entered();
+//!     metrics.resolve("file", "miss", "ok", Duration::from_micros(40));
+//! });
+//! guard.force_flush()?;
+//! assert_eq!(guard.discarded_spans(), Some(1));
+//! guard.shutdown()?;
+//! # Ok::<(), secret_telemetry::otlp::OtlpError>(())
+//! ```
+//!
+//! A service exporting to its collector, configured by the environment:
+//!
+//! ```no_run
+//! use secret_telemetry::otlp::{OtlpConfig, Pipeline};
+//! use tracing_subscriber::prelude::*;
+//!
+//! let config = OtlpConfig::default().with_service_name("billing").read_env(&secret_config::Env::process())?;
+//! let pipeline = Pipeline::new(&config)?;
+//! tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::EnvFilter::from_default_env()))
+//!     .with(pipeline.layer())
+//!     .init();
+//! let guard = pipeline.install();
+//! // … build the SecretsClient / VaultClient now, so its metrics reach the pipeline …
+//! if let Err(e) = guard.shutdown() {
+//!     eprintln!("telemetry: {e}");
+//! }
+//! # Ok::<(), secret_telemetry::otlp::OtlpError>(())
+//! ```
+
+mod config;
+mod discard;
+mod error;
+mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::InstrumentationScope;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use secret_http::{ClientCert, ClientConfig, HttpClient, HttpError, Setting, TlsConfig};
+use tracing::Subscriber;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::registry::LookupSpan;
+
+pub use config::{
+    DEFAULT_ENDPOINT, DEFAULT_FILTER, DEFAULT_METRIC_INTERVAL, DEFAULT_SERVICE_NAME,
+    DEFAULT_TIMEOUT, OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_CLIENT_KEY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SERVICE_NAME, OtlpConfig,
+    SECRETS_OTEL_ALLOW_INSECURE_HTTP, SECRETS_OTEL_FILTER,
+};
+pub use error::{BoxError, OtlpError};
+
+use crate::{Metrics, SCOPE};
+use discard::{DiscardMetrics, DiscardSpans};
+use transport::Transport;
+
+/// How much longer than the export timeout shutdown waits for the SDK to report, so that
+/// its own result (an export error, its timeout) is seen rather than only ours.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(250);
+
+/// Tracer and meter providers exporting over OTLP (or discarding), not yet installed.
+///
+/// Build it with [`new`](Self::new) (or [`discarding`](Self::discarding)), compose
+/// [`layer`](Self::layer) into the program's subscriber, then [`install`](Self::install)
+/// it. Dropping a pipeline that was never installed shuts it down.
+pub struct Pipeline {
+    tracer: SdkTracer,
+    filter: String,
+    providers: Providers,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("filter", &self.filter)
+            .field("discarding", &self.providers.discarded.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Checks `config`, reads its TLS files and builds the exporters, the providers and the
+    /// exporter's one-thread runtime. No network I/O: a collector that is down shows at the
+    /// first export, never here.
+    ///
+    /// # Errors
+    /// `CONFIG` naming the setting: an endpoint that is not `http(s)://host[:port][/path]`
+    /// (or carries credentials or a query), plain `http://` to a host that is not loopback
+    /// without [`SECRETS_OTEL_ALLOW_INSECURE_HTTP`], an invalid header name or value, an
+    /// unreadable CA bundle or client certificate, a zero timeout or interval, a filter that
+    /// does not parse. `RUNTIME` when the exporter's thread cannot start.
+    pub fn new(config: &OtlpConfig) -> Result<Self, OtlpError> {
+        let filter = check(config)?;
+        let traces_url = signal_url(
+            config.traces_endpoint.as_deref(),
+            &config.endpoint,
+            "v1/traces",
+        );
+        let metrics_url = signal_url(
+            config.metrics_endpoint.as_deref(),
+            &config.endpoint,
+            "v1/metrics",
+        );
+        let traces_setting = if config.traces_endpoint.is_some() {
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+        } else {
+            OTEL_EXPORTER_OTLP_ENDPOINT
+        };
+        let metrics_setting = if config.metrics_endpoint.is_some() {
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+        } else {
+            OTEL_EXPORTER_OTLP_ENDPOINT
+        };
+        check_url(&traces_url, traces_setting, config.allow_insecure_http)?;
+        check_url(&metrics_url, metrics_setting, config.allow_insecure_http)?;
+        let headers = header_map(config)?;
+        let mut tls = TlsConfig::default();
+        if let Some(ca) = &config.ca_bundle {
+            tls = tls.with_ca_bundle(ca);
+        }
+        if let Some((cert, key)) = &config.client_cert {
+            tls = tls.with_client_cert(ClientCert::new(cert, key));
+        }
+        let client = HttpClient::new(
+            &ClientConfig::new("otlp")
+                .with_timeout(config.timeout)
+                .with_allow_insecure_http(config.allow_insecure_http)
+                .with_tls(tls),
+        )
+        .map_err(http_config_error)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("secrets-otlp")
+            .enable_all()
+            .build()
+            .map_err(|source| OtlpError::Runtime { source })?;
+        let transport = Transport::new(client, runtime.handle().clone(), headers);
+
+        let spans = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(transport.clone())
+            .with_endpoint(traces_url)
+            .with_protocol(Protocol::HttpBinary)
+            .with_timeout(config.timeout)
+            .build()
+            .map_err(exporter_error)?;
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_http_client(transport)
+            .with_endpoint(metrics_url)
+            .with_protocol(Protocol::HttpBinary)
+            .with_timeout(config.timeout)
+            .build()
+            .map_err(exporter_error)?;
+        Ok(Self::assemble(
+            config,
+            filter,
+            spans,
+            metrics,
+            Some(runtime),
+            None,
+        ))
+    }
+
+    /// A pipeline whose exporters drop everything, with the default settings (filter
+    /// `info`, one metric collection a minute): spans are still built, batched and handed
+    /// to the exporter, metrics still aggregated. For benchmarks and tests.
+    #[must_use]
+    pub fn discarding() -> Self {
+        let config = OtlpConfig::default();
+        let filter = config.filter.clone();
+        let counter = Arc::default();
+        Self::assemble(
+            &config,
+            filter,
+            DiscardSpans(Arc::clone(&counter)),
+            DiscardMetrics,
+            None,
+            Some(counter),
+        )
+    }
+
+    /// [`discarding`](Self::discarding) with `config`'s filter, service name, timeout and
+    /// metric interval (its endpoints, headers and TLS files are not used).
+    ///
+    /// # Errors
+    /// `CONFIG` for a filter that does not parse, a zero timeout or interval.
+    pub fn discarding_with(config: &OtlpConfig) -> Result<Self, OtlpError> {
+        let filter = check(config)?;
+        let counter = Arc::default();
+        Ok(Self::assemble(
+            config,
+            filter,
+            DiscardSpans(Arc::clone(&counter)),
+            DiscardMetrics,
+            None,
+            Some(counter),
+        ))
+    }
+
+    fn assemble(
+        config: &OtlpConfig,
+        filter: String,
+        spans: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+        metrics: impl opentelemetry_sdk::metrics::exporter::PushMetricExporter,
+        runtime: Option<tokio::runtime::Runtime>,
+        discarded: Option<Arc<AtomicU64>>,
+    ) -> Self {
+        let resource = Resource::builder_empty()
+            .with_service_name(config.service_name.clone())
+            .build();
+        // Built before the meter provider is installed: the span processor's own
+        // diagnostics counter binds to whatever global provider there is now, not to ours.
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_resource(resource.clone())
+            .build();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(config.metric_interval)
+                    .build(),
+            )
+            .with_resource(resource)
+            .build();
+        let tracer = tracer_provider.tracer_with_scope(scope());
+        Self {
+            tracer,
+            filter,
+            providers: Providers {
+                tracer: tracer_provider,
+                meter: meter_provider,
+                runtime,
+                timeout: config.timeout,
+                discarded,
+                done: false,
+            },
+        }
+    }
+
+    /// The `tracing` layer that exports spans through this pipeline, filtered by the
+    /// configured directives. Compose it with other layers (each with its own filter) in one
+    /// registry; it can be made more than once.
+    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync + 'static,
+    {
+        // The directives were parsed when the pipeline was built.
+        let filter =
+            EnvFilter::try_new(&self.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        tracing_opentelemetry::layer()
+            .with_tracer(self.tracer.clone())
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
+            .with_filter(filter)
+    }
+
+    /// [`Metrics`] recording into this pipeline's meter provider, without installing it.
+    #[must_use]
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new(&self.providers.meter.meter_with_scope(scope()))
+    }
+
+    /// Sets the global meter provider (so that [`Metrics::global`], called afterwards,
+    /// records into this pipeline) and the global tracer provider.
+    #[must_use = "dropping the guard shuts the pipeline down"]
+    pub fn install(self) -> OtlpGuard {
+        opentelemetry::global::set_meter_provider(self.providers.meter.clone());
+        opentelemetry::global::set_tracer_provider(self.providers.tracer.clone());
+        OtlpGuard {
+            providers: self.providers,
+        }
+    }
+
+    /// Sets a global `tracing` subscriber holding [`layer`](Self::layer) alone, then
+    /// [`install`](Self::install)s. For a program with no subscriber of its own; otherwise
+    /// compose the layer into that one.
+    ///
+    /// # Errors
+    /// `SUBSCRIBER_EXISTS` when a global subscriber is already set (nothing is installed).
+    pub fn init(self) -> Result<OtlpGuard, OtlpError> {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::registry()
+            .with(self.layer())
+            .try_init()
+            .map_err(|e| OtlpError::SubscriberExists {
+                source: Box::new(e),
+            })?;
+        Ok(self.install())
+    }
+}
+
+/// Flushes and shuts the installed pipeline down on [`shutdown`](Self::shutdown), or when
+/// dropped (then ignoring errors). Either waits at most about the export timeout.
+pub struct OtlpGuard {
+    providers: Providers,
+}
+
+impl fmt::Debug for OtlpGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpGuard")
+            .field("timeout", &self.providers.timeout)
+            .field("discarding", &self.providers.discarded.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpGuard {
+    /// Exports what is pending now (finished spans, the metrics collected so far), waiting
+    /// at most about the export timeout.
+    ///
+    /// # Errors
+    /// `TIMEOUT` when the endpoint did not answer in time, `OTLP_EXPORT` when it failed.
+    pub fn force_flush(&self) -> Result<(), OtlpError> {
+        self.providers.force_flush()
+    }
+
+    /// Exports what is pending and shuts both providers down, waiting at most about the
+    /// export timeout; what was not sent by then is lost. Spans and metrics recorded later
+    /// are dropped.
+    ///
+    /// # Errors
+    /// `TIMEOUT` when the endpoint did not answer in time, `OTLP_EXPORT` when it failed.
+    pub fn shutdown(mut self) -> Result<(), OtlpError> {
+        self.providers.shutdown()
+    }
+
+    /// For a [discarding](Pipeline::discarding) pipeline, how many spans its exporter
+    /// dropped so far; `None` for one that exports.
+    #[must_use]
+    pub fn discarded_spans(&self) -> Option<u64> {
+        self.providers
+            .discarded
+            .as_ref()
+            .map(|counter| counter.load(Ordering::Relaxed))
+    }
+}
+
+/// The providers and the exporter's runtime; shut down once, when asked or when dropped.
+struct Providers {
+    tracer: SdkTracerProvider,
+    meter: SdkMeterProvider,
+    runtime: Option<tokio::runtime::Runtime>,
+    timeout: Duration,
+    discarded: Option<Arc<AtomicU64>>,
+    done: bool,
+}
+
+impl Providers {
+    fn force_flush(&self) -> Result<(), OtlpError> {
+        let (tracer, meter) = (self.tracer.clone(), self.meter.clone());
+        bounded(
+            self.timeout + SHUTDOWN_MARGIN,
+            [
+                ("traces", Box::new(move || tracer.force_flush())),
+                ("metrics", Box::new(move || meter.force_flush())),
+            ],
+        )
+    }
+
+    fn shutdown(&mut self) -> Result<(), OtlpError> {
+        if std::mem::replace(&mut self.done, true) {
+            return Ok(());
+        }
+        let (tracer, meter, timeout) = (self.tracer.clone(), self.meter.clone(), self.timeout);
+        let result = bounded(
+            timeout + SHUTDOWN_MARGIN,
+            [
+                (
+                    "traces",
+                    Box::new(move || tracer.shutdown_with_timeout(timeout)),
+                ),
+                (
+                    "metrics",
+                    Box::new(move || meter.shutdown_with_timeout(timeout)),
+                ),
+            ],
+        );
+        // Requests still waiting for an answer are dropped with the runtime (without
+        // blocking, even inside an async context); the SDK's threads waiting on them wake.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        result
+    }
+}
+
+impl Drop for Providers {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+type Job = Box<dyn FnOnce() -> OTelSdkResult + Send>;
+
+/// Runs both jobs on threads of their own and waits for them until `limit` has passed; a
+/// job still running then is left behind (its thread ends when the SDK gives up).
+fn bounded(limit: Duration, jobs: [(&'static str, Job); 2]) -> Result<(), OtlpError> {
+    let deadline = Instant::now() + limit;
+    let (sender, receiver) = mpsc::channel();
+    let mut pending = Vec::with_capacity(jobs.len());
+    for (signal, job) in jobs {
+        pending.push(signal);
+        let sender = sender.clone();
+        let run = move || {
+            let _ = sender.send((signal, job()));
+        };
+        // A thread that cannot start: run the job here (still bounded by the SDK).
+        let mut slot = Some(run);
+        let spawned = std::thread::Builder::new()
+            .name(format!("secrets-otlp-{signal}"))
+            .spawn({
+                let run = slot.take();
+                move || {
+                    if let Some(run) = run {
+                        run();
+                    }
+                }
+            });
+        if spawned.is_err()
+            && let Some(run) = slot.take()
+        {
+            run();
+        }
+    }
+    drop(sender);
+    let mut first_error = None;
+    while !pending.is_empty() {
+        match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((signal, result)) => {
+                pending.retain(|s| *s != signal);
+                if let Err(error) = sdk_result(signal, result, limit) {
+                    first_error.get_or_insert(error);
+                }
+            }
+            Err(_) => {
+                first_error.get_or_insert(OtlpError::Timeout {
+                    signal: pending[0],
+                    timeout: limit,
+                });
+                break;
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn sdk_result(
+    signal: &'static str,
+    result: OTelSdkResult,
+    limit: Duration,
+) -> Result<(), OtlpError> {
+    match result {
+        Ok(()) | Err(OTelSdkError::AlreadyShutdown) => Ok(()),
+        Err(OTelSdkError::Timeout(_)) => Err(OtlpError::Timeout {
+            signal,
+            timeout: limit,
+        }),
+        Err(other) => Err(OtlpError::Export {
+            signal,
+            source: Box::new(other),
+        }),
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// Checks what every pipeline uses; returns the filter's directives.
+fn check(config: &OtlpConfig) -> Result<String, OtlpError> {
+    if config.timeout.is_zero() {
+        return Err(OtlpError::config(
+            OTEL_EXPORTER_OTLP_TIMEOUT,
+            "must be positive",
+        ));
+    }
+    if config.metric_interval.is_zero() {
+        return Err(OtlpError::config(
+            OTEL_METRIC_EXPORT_INTERVAL,
+            "must be positive",
+        ));
+    }
+    EnvFilter::try_new(&config.filter).map_err(|e| {
+        OtlpError::config_from(SECRETS_OTEL_FILTER, "is not a valid tracing filter", e)
+    })?;
+    Ok(config.filter.clone())
+}
+
+/// The signal's own URL as is, or the base URL with `/v1/<signal>` appended.
+fn signal_url(own: Option<&str>, base: &str, path: &str) -> String {
+    match own {
+        Some(url) => url.trim().to_owned(),
+        None => format!("{}/{path}", base.trim().trim_end_matches('/')),
+    }
+}
+
+fn check_url(url: &str, setting: &'static str, allow_insecure_http: bool) -> Result<(), OtlpError> {
+    match secret_http::base_url(url, allow_insecure_http) {
+        Ok(_) => Ok(()),
+        Err(HttpError::InsecureHttp) => Err(OtlpError::config(
+            setting,
+            "is plain http:// to a host that is not loopback (SECRETS_OTEL_ALLOW_INSECURE_HTTP=true allows it)",
+        )),
+        Err(e) => Err(OtlpError::config_from(
+            setting,
+            "must be an http(s)://host[:port][/path] URL without credentials or query",
+            e,
+        )),
+    }
+}
+
+fn header_map(config: &OtlpConfig) -> Result<HeaderMap, OtlpError> {
+    let mut headers = HeaderMap::with_capacity(config.headers.len());
+    for (name, value) in &config.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            OtlpError::config(
+                OTEL_EXPORTER_OTLP_HEADERS,
+                "has a name that is not a valid HTTP header name",
+            )
+        })?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            OtlpError::config(
+                OTEL_EXPORTER_OTLP_HEADERS,
+                "has a value that is not a valid HTTP header value",
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// secret-http's setting, named by the variable that sets it.
+fn http_config_error(error: HttpError) -> OtlpError {
+    let setting = match &error {
+        HttpError::Config { setting, .. } => match setting {
+            Setting::CaBundle => OTEL_EXPORTER_OTLP_CERTIFICATE,
+            Setting::ClientCert => OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+            Setting::ClientKey => OTEL_EXPORTER_OTLP_CLIENT_KEY,
+            Setting::Timeout => OTEL_EXPORTER_OTLP_TIMEOUT,
+            _ => OTEL_EXPORTER_OTLP_ENDPOINT,
+        },
+        _ => OTEL_EXPORTER_OTLP_ENDPOINT,
+    };
+    let reason = match &error {
+        HttpError::Config { reason, .. } => *reason,
+        _ => "is unusable",
+    };
+    OtlpError::config_from(setting, reason, error)
+}
+
+fn exporter_error(error: opentelemetry_otlp::ExporterBuildError) -> OtlpError {
+    OtlpError::config_from(
+        "OTEL_EXPORTER_OTLP_*",
+        "was refused by the OpenTelemetry OTLP exporter",
+        error,
+    )
+}
+
+#[cfg(test)]
+mod tests;
