@@ -16,8 +16,15 @@
 //! - **Blocking entry points**: [`SecretsClient::resolve_file_sync`] for configuration time
 //!   and [`SecretsClient::resolve_blocking`], which owns its runtime and works inside one too.
 //! - **Nothing leaks**: values are [`Secret`]s whose `Debug`/`Display` print `[REDACTED]`;
-//!   each resolve has a `secret_resolve` tracing span (DEBUG) with `provider`, `mount`,
-//!   `cache` and `uri_hash` (8 hex digits of the URI's SHA-256), never the value or the path.
+//!   each resolve has a `secret_resolve` tracing span (INFO; TRACE for a fresh cache hit, so
+//!   an INFO or DEBUG filter creates no span on the hit path) with `provider`, `mount`,
+//!   `cache` and `uri_hash` (8 hex digits of the URI's SHA-256) or, with a tenant salt, the
+//!   keyed `resource_ref`; never the value or the path.
+//! - **Metrics** through OpenTelemetry ([`telemetry`]): `secrets.resolve.duration`,
+//!   `secrets.cache.hits`/`misses`/`evictions`/`stale_served`, `secrets.provider.errors`, …
+//!   labelled by provider, cache outcome, outcome and error code only. Install the meter
+//!   provider *before* building a client (or give the builder a
+//!   [`Metrics`](telemetry::Metrics)); without one, recording is a no-op.
 //!
 //! ```
 //! use secrets_sdk::{SecretsClient, uri::AllowedMounts};
@@ -120,7 +127,8 @@
 //!   events to `<KAFKA_TOPIC_PREFIX>secrets.audit` (secret-audit's Kafka sink).
 //!
 //! The sub-crates are re-exported: [`uri`] (the parser), [`providers`], [`audit`] (events,
-//! keyed `resource_ref`s, sinks) and, with `vault`, `pep` (secret-pep).
+//! keyed `resource_ref`s, sinks), [`telemetry`] (metrics, span and label names) and, with
+//! `vault`, `pep` (secret-pep).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -139,6 +147,9 @@ pub use secret_audit as audit;
 #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
 pub use secret_pep as pep;
 pub use secret_providers as providers;
+/// Telemetry (secret-telemetry): the clients' [`Metrics`](telemetry::Metrics), every metric,
+/// span and label name with the closed label sets, and (feature `otlp`) the OTLP exporter.
+pub use secret_telemetry as telemetry;
 pub use secret_uri as uri;
 
 pub use bootstrap::{

@@ -12,6 +12,8 @@ use std::time::Instant;
 use secret_audit::AuditKey;
 use secret_pep::{Authorized, BatchReport, ExecutionContext, Pep};
 use secret_providers::{ProviderError, SecretProvider};
+use secret_telemetry::Metrics;
+use secret_telemetry::names::span::GET_CREDENTIALS;
 use secret_uri::{Provider, SecretUri};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -85,6 +87,8 @@ struct Core {
     read_deadline: std::time::Duration,
     /// The tenant salt: the key of every `resource_ref`, in spans and audit events.
     key: Arc<AuditKey>,
+    /// The client's instruments, bound to the meter provider installed when it was built.
+    metrics: Metrics,
 }
 
 impl VaultClient {
@@ -355,8 +359,9 @@ impl Inner {
 
 impl Core {
     async fn get(&self, request: Request) -> Result<Secret, Error> {
-        let span = tracing::debug_span!(
-            "secret_get",
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            GET_CREDENTIALS,
             provider = Empty,
             mount = Empty,
             resource_ref = Empty,
@@ -364,10 +369,17 @@ impl Core {
             code = Empty,
             reason = Empty,
         );
+        let mut provider = None;
         let result = self
-            .authorize_and_read(request.uri.as_input(), &request.ctx, &span)
+            .authorize_and_read(request.uri.as_input(), &request.ctx, &span, &mut provider)
             .instrument(span.clone())
             .await;
+        // An unparsable URI names no provider: the span says why, no metric counts it.
+        if let Some(provider) = provider {
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            self.metrics
+                .resolve(provider, "none", outcome, started.elapsed());
+        }
         if let Err(error) = &result {
             span.record("code", error.code());
             if let Some(reason) = error.deny_reason() {
@@ -384,6 +396,7 @@ impl Core {
         input: UriInput<'_>,
         ctx: &ExecutionContext,
         span: &tracing::Span,
+        provider_name: &mut Option<&'static str>,
     ) -> Result<Secret, Error> {
         let uri = match input {
             UriInput::Parsed(uri) => uri.clone(),
@@ -398,6 +411,7 @@ impl Core {
                 }
             },
         };
+        *provider_name = Some(uri.provider().as_str());
         span.record("provider", uri.provider().as_str());
         span.record("mount", uri.mount());
         if !span.is_disabled() {
@@ -430,8 +444,12 @@ impl Core {
         granted: Authorized,
         ctx: &ExecutionContext,
     ) -> Result<Secret, Error> {
-        let task =
-            crate::client::spawn_read(provider, &tokio::runtime::Handle::current(), granted.uri());
+        let task = crate::client::spawn_read(
+            provider,
+            &tokio::runtime::Handle::current(),
+            granted.uri(),
+            &self.metrics,
+        );
         let abort = task.abort_handle();
         let result = match tokio::time::timeout(self.read_deadline, task).await {
             Ok(Ok(result)) => result,

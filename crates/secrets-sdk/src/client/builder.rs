@@ -11,6 +11,7 @@ use quick_cache::sync::Cache;
 use secrecy::SecretString;
 use secret_audit::{AuditKey, AuditSink, Auditor};
 use secret_providers::SecretProvider;
+use secret_telemetry::Metrics;
 use secret_uri::{AllowedMounts, Provider};
 
 use super::{
@@ -85,6 +86,7 @@ pub struct SecretsClientBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     tenant_salt: Option<SecretString>,
     tenant_id: Option<String>,
+    metrics: Option<Metrics>,
 }
 
 impl fmt::Debug for SecretsClientBuilder {
@@ -109,6 +111,7 @@ impl fmt::Debug for SecretsClientBuilder {
                 &self.tenant_salt.as_ref().map(|_| "[REDACTED]"),
             )
             .field("tenant_id", &self.tenant_id)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +189,19 @@ impl SecretsClientBuilder {
     /// The tenant audit events name (instead of `TENANT_ID`).
     pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
         self.tenant_id = Some(tenant.into());
+        self
+    }
+
+    /// Records the client's metrics (`secrets.resolve.duration`, `secrets.cache.*`,
+    /// `secrets.provider.*`) with these instruments instead of [`Metrics::global`].
+    ///
+    /// Either way the instruments are bound when the client is built: **install your meter
+    /// provider (`opentelemetry::global::set_meter_provider`, or
+    /// `secrets_sdk::telemetry::otlp` with feature `otlp`) before building the client**, or
+    /// pass `Metrics::new(&meter)` here. A client built before any provider was installed
+    /// records nothing. Labels are provider, cache outcome, outcome and error codes only.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -440,6 +456,7 @@ impl SecretsClientBuilder {
 
         let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let epoch = Instant::now();
+        let metrics = self.metrics.unwrap_or_else(Metrics::global);
         let inner = Inner {
             allowed,
             routes,
@@ -448,7 +465,7 @@ impl SecretsClientBuilder {
             tenant: Arc::from(tenant),
             owned_sink,
             bootstrap_source,
-            cache: Cache::new(settings.capacity),
+            cache: super::cache::entry_cache(settings.capacity, &metrics),
             failures: Cache::new(FAILURE_SLOTS),
             settings,
             epoch,
@@ -456,6 +473,8 @@ impl SecretsClientBuilder {
             sweep_every,
             closed: AtomicBool::new(false),
             runtime: IoRuntime::new(1, "secrets-sdk-io"),
+            hits: super::cache::hit_recorders(&metrics),
+            metrics,
         };
         Ok(SecretsClient {
             inner: Arc::new(inner),

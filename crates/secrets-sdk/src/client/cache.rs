@@ -1,16 +1,84 @@
 //! The cache side of [`Inner`]: which entries may be served, the hit path, storing fresh
-//! values and the sweep of expired ones.
+//! values, the sweep of expired ones, and the evictions both count.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
 use secret_providers::SecretValue;
+use secret_telemetry::names::span::RESOLVE;
+use secret_telemetry::{HitRecorder, Metrics};
 use secret_uri::{Provider, SecretUri};
 use tracing::field::Empty;
 
 use super::{CacheState, Inner, MAX_CACHE_SPAN};
 use crate::secret::{Entry, Secret};
+
+/// The value cache: canonical URI → entry, counting the entries its capacity pushes out.
+pub(super) type EntryCache = Cache<String, Arc<Entry>, UnitWeighter, DefaultHashBuilder, Evictions>;
+
+/// A cache holding about `capacity` entries whose evictions count in `metrics`.
+pub(super) fn entry_cache(capacity: usize, metrics: &Metrics) -> EntryCache {
+    Cache::with(
+        capacity,
+        capacity as u64,
+        UnitWeighter,
+        DefaultHashBuilder::default(),
+        Evictions(metrics.clone()),
+    )
+}
+
+/// The cache's lifecycle: counts the entries pushed out by capacity
+/// (`secrets.cache.evictions`, once per insert that evicted any) and, as quick_cache's default
+/// does, drops up to two of them after the shard lock is released.
+#[derive(Clone)]
+pub(super) struct Evictions(Metrics);
+
+impl Lifecycle<String, Arc<Entry>> for Evictions {
+    type RequestState = (u64, [Option<Arc<Entry>>; 2]);
+
+    #[inline]
+    fn begin_request(&self) -> Self::RequestState {
+        (0, [None, None])
+    }
+
+    fn on_evict(&self, state: &mut Self::RequestState, _key: String, value: Arc<Entry>) {
+        state.0 += 1;
+        if let Some(slot) = state.1.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some(value);
+        }
+    }
+
+    #[inline]
+    fn end_request(&self, (evicted, _): Self::RequestState) {
+        self.0.cache_evictions(evicted);
+    }
+}
+
+/// Where `provider` sits in [`Provider::ALL`] (the order of `Inner::hits`).
+#[inline]
+fn provider_index(provider: Provider) -> usize {
+    match provider {
+        Provider::OpenBao => 0,
+        Provider::HashiCorp => 1,
+        Provider::Db => 2,
+        Provider::Bootstrap => 3,
+        Provider::File => 4,
+        Provider::Yaml => 5,
+        other => Provider::ALL
+            .iter()
+            .position(|p| *p == other)
+            .unwrap_or_default(),
+    }
+}
+
+/// The bound hit recorder of every provider, in [`Provider::ALL`]'s order.
+pub(super) fn hit_recorders(metrics: &Metrics) -> [HitRecorder; Provider::ALL.len()] {
+    Provider::ALL.map(|provider| metrics.hit_recorder(provider.as_str()))
+}
 
 impl Inner {
     pub(super) fn nanos(&self, at: Instant) -> u64 {
@@ -42,28 +110,55 @@ impl Inner {
         Some(self.hit(entry, state, now))
     }
 
-    /// Hands out a cached entry, with its span.
+    /// Hands out a cached entry that was looked up at `now`, with its span and metrics. A
+    /// fresh hit's span is at TRACE, so under an INFO or DEBUG filter it is never created, and
+    /// its metrics go through the provider's bound recorder (no attribute lookup, no
+    /// allocation, one clock read); a stale one is an INFO span and a `stale` resolve.
     #[inline]
     pub(super) fn hit(&self, entry: Arc<Entry>, state: CacheState, now: Instant) -> Secret {
-        let span = tracing::debug_span!(
-            "secret_resolve",
-            provider = entry.uri.provider().as_str(),
-            mount = entry.uri.mount(),
-            cache = state.as_str(),
-            uri_hash = Empty,
-            resource_ref = Empty,
-        );
-        if !span.is_disabled() {
-            match &self.audit_key {
-                Some(_) => self.record_uri(&span, &entry.uri),
-                None => {
-                    span.record("uri_hash", tracing::field::display(entry.uri_hash()));
-                }
-            }
+        let provider = entry.uri.provider();
+        if state == CacheState::Hit {
+            let span = tracing::trace_span!(
+                RESOLVE,
+                provider = provider.as_str(),
+                mount = entry.uri.mount(),
+                cache = "hit",
+                uri_hash = Empty,
+                resource_ref = Empty,
+            );
+            self.name_entry(&span, &entry);
+            self.hits[provider_index(provider)].record(now.elapsed());
+        } else {
+            let span = tracing::info_span!(
+                RESOLVE,
+                provider = provider.as_str(),
+                mount = entry.uri.mount(),
+                cache = state.as_str(),
+                uri_hash = Empty,
+                resource_ref = Empty,
+            );
+            self.name_entry(&span, &entry);
+            self.metrics
+                .resolve(provider.as_str(), state.as_str(), "ok", now.elapsed());
         }
         self.audit_hit(&entry.uri);
         self.maybe_sweep(now);
         Secret(entry)
+    }
+
+    /// Names a cached entry on its span: the keyed reference with a salt, else the entry's
+    /// (memoized) unkeyed hash.
+    #[inline]
+    fn name_entry(&self, span: &tracing::Span, entry: &Entry) {
+        if span.is_disabled() {
+            return;
+        }
+        match &self.audit_key {
+            Some(_) => self.record_uri(span, &entry.uri),
+            None => {
+                span.record("uri_hash", tracing::field::display(entry.uri_hash()));
+            }
+        }
     }
 
     /// Caches a fresh value, unless the client was closed meanwhile (a closed client's cache
@@ -106,8 +201,21 @@ impl Inner {
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            self.cache
-                .retain(|_, entry| now < entry.fresh_until.max(entry.stale_until));
+            self.sweep(now);
         }
+    }
+
+    /// Drops every entry past its stale window, counting them as evictions.
+    #[cold]
+    pub(super) fn sweep(&self, now: Instant) {
+        let dropped = Cell::new(0u64);
+        self.cache.retain(|_, entry| {
+            let keep = now < entry.fresh_until.max(entry.stale_until);
+            if !keep {
+                dropped.set(dropped.get() + 1);
+            }
+            keep
+        });
+        self.metrics.cache_evictions(dropped.get());
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use quick_cache::sync::{EntryAction, EntryResult};
 use secret_providers::{SecretProvider, SecretValue};
+use secret_telemetry::names::span::RESOLVE;
 use secret_uri::SecretUri;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -32,15 +33,6 @@ impl Inner {
         {
             return Ok(secret);
         }
-        let span = tracing::debug_span!(
-            "secret_resolve",
-            provider = Empty,
-            mount = Empty,
-            cache = Empty,
-            uri_hash = Empty,
-            resource_ref = Empty,
-            code = Empty,
-        );
         let parsed;
         let uri = match input {
             UriInput::Parsed(uri) => uri,
@@ -50,22 +42,48 @@ impl Inner {
                     &parsed
                 }
                 Err(source) => {
-                    span.record("code", source.code());
+                    // No provider to name: the span says why, no metric counts it.
+                    let span = tracing::info_span!(
+                        RESOLVE,
+                        provider = Empty,
+                        mount = Empty,
+                        cache = Empty,
+                        uri_hash = Empty,
+                        resource_ref = Empty,
+                        code = source.code(),
+                    );
                     let _entered = span.enter();
                     tracing::debug!(code = source.code(), "invalid secret URI");
                     return Err(Error::Uri { source });
                 }
             },
         };
-        span.record("provider", uri.provider().as_str());
-        span.record("mount", uri.mount());
+        // Another spelling of a cached URI is a fresh hit too, with the hit path's span and
+        // metrics.
+        if !options.refresh
+            && uri.as_str() != input.key()
+            && let Some(secret) = self.cached(uri.as_str(), started)
+        {
+            return Ok(secret);
+        }
+        let span = tracing::info_span!(
+            RESOLVE,
+            provider = uri.provider().as_str(),
+            mount = uri.mount(),
+            cache = Empty,
+            uri_hash = Empty,
+            resource_ref = Empty,
+            code = Empty,
+        );
         self.record_uri(&span, uri);
+        let mut cache = None;
         let result = async {
             self.allowed.check(uri)?;
-            self.load(uri, options, started).await
+            self.load(uri, options, started, &mut cache).await
         }
         .instrument(span.clone())
         .await;
+        self.record_resolve(uri, cache, result.is_ok(), started);
         if let Err(error) = &result {
             span.record("code", error.code());
             let _entered = span.enter();
@@ -74,17 +92,39 @@ impl Inner {
         result
     }
 
+    /// The metrics of one resolve of `uri` that was not served by the hit path:
+    /// `secrets.resolve.duration` and the cache counter its outcome moves. `cache` is `None`
+    /// when the resolve was refused before the cache was consulted (a mount outside the
+    /// allowed ones, a scheme with no route), recorded as `none`.
+    pub(super) fn record_resolve(
+        &self,
+        uri: &SecretUri,
+        cache: Option<CacheState>,
+        ok: bool,
+        started: Instant,
+    ) {
+        self.metrics.resolve(
+            uri.provider().as_str(),
+            cache.map_or("none", CacheState::as_str),
+            if ok { "ok" } else { "error" },
+            started.elapsed(),
+        );
+    }
+
     /// Everything after the hit path: routing, coalesced reads, stale-if-error, all within
     /// the resolve deadline.
+    /// What the cache did is recorded on the current span and in `cache`.
     async fn load(
         self: &Arc<Self>,
         uri: &SecretUri,
         options: ResolveOptions,
         started: Instant,
+        cache: &mut Option<CacheState>,
     ) -> Result<Secret, Error> {
         let span = tracing::Span::current();
-        let record = |state: CacheState| {
+        let mut record = |state: CacheState| {
             span.record("cache", state.as_str());
+            *cache = Some(state);
         };
         let provider = self.routes.route(uri)?;
         // Before any I/O: a parameter the provider does not serve (`?verison=2`) is a typo,
@@ -222,7 +262,7 @@ impl Inner {
         deadline: &Deadline,
     ) -> Result<SecretValue, Error> {
         let audit = self.read_audit(uri);
-        let task = spawn_audited(provider, deadline.handle(), uri, audit);
+        let task = spawn_audited(provider, deadline.handle(), uri, audit, &self.metrics);
         joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit())
     }
 }

@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use secret_audit::{AuditKey, Auditor};
 use secret_providers::ProviderError;
-#[cfg(any(feature = "openbao", feature = "hashicorp"))]
-use secret_uri::Provider;
-use secret_uri::{AllowedMounts, SecretUri};
+use secret_telemetry::{HitRecorder, Metrics};
+use secret_uri::{AllowedMounts, Provider, SecretUri};
 use tracing::Instrument;
 
 use crate::Error;
 use crate::bootstrap::BootstrapSource;
 use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
-use crate::secret::{Entry, Secret, UriInput};
+use crate::secret::{Secret, UriInput};
 
 mod audit;
 
@@ -38,6 +37,8 @@ mod tests;
 pub use builder::SecretsClientBuilder;
 #[cfg(feature = "vault")]
 pub(crate) use read::spawn as spawn_read;
+
+use cache::EntryCache;
 
 use join::join_all;
 
@@ -116,7 +117,7 @@ struct Inner {
     /// flushed by [`SecretsClient::close`].
     owned_sink: Option<Arc<dyn secret_audit::AuditSink>>,
     bootstrap_source: Option<BootstrapSource>,
-    cache: Cache<String, Arc<Entry>>,
+    cache: EntryCache,
     failures: Cache<String, Arc<Failure>>,
     settings: CacheSettings,
     epoch: Instant,
@@ -125,6 +126,11 @@ struct Inner {
     closed: AtomicBool,
     /// Runs KV v2 reads and [`SecretsClient::resolve_blocking`]; created at first use.
     runtime: IoRuntime,
+    /// The client's instruments, bound to the meter provider installed when it was built.
+    metrics: Metrics,
+    /// Fresh hits of each provider (indexed as [`Provider::ALL`]), bound at build so the hit
+    /// path records without an attribute lookup or an allocation.
+    hits: [HitRecorder; Provider::ALL.len()],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -147,8 +153,9 @@ struct Failure {
     error: Arc<ProviderError>,
 }
 
-/// What the cache did for one resolve, as recorded on the span.
-#[derive(Clone, Copy)]
+/// What the cache did for one resolve, as recorded on the span and in the metrics' `cache`
+/// label (`secret_telemetry::names::CACHE_OUTCOMES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum CacheState {
     /// A fresh cached value.
     Hit,

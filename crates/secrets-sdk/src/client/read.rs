@@ -1,10 +1,12 @@
 //! One provider read of a resolve: a task on the client's runtime (or its blocking pool),
-//! bounded by the resolve deadline, and what its outcome means.
+//! bounded by the resolve deadline, what its outcome means, and the one place both clients
+//! count provider reads ([`ReadMetrics`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use secret_providers::{ProviderError, SecretProvider, SecretValue};
+use secret_telemetry::Metrics;
 use secret_uri::SecretUri;
 use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinHandle};
@@ -16,14 +18,16 @@ use crate::Error;
 /// The read as a task on the client's runtime (`handle`): async reads (KV v2) as tasks, so
 /// connections live on a runtime the client controls whatever runtime the caller uses;
 /// blocking reads (files) on its blocking pool, so a stalled filesystem holds a blocking
-/// thread, never a thread that vault I/O or the caller's executor needs.
+/// thread, never a thread that vault I/O or the caller's executor needs. The read is counted
+/// in `metrics` ([`ReadMetrics`]).
 #[cfg(feature = "vault")]
 pub(crate) fn spawn(
     provider: &Arc<dyn SecretProvider>,
     handle: &Handle,
     uri: &SecretUri,
+    metrics: &Metrics,
 ) -> JoinHandle<ProviderResult> {
-    spawn_audited(provider, handle, uri, None)
+    spawn_audited(provider, handle, uri, None, metrics)
 }
 
 /// [`spawn`], auditing the read inside the task (`audit`): however the caller ends (a
@@ -33,9 +37,11 @@ pub(super) fn spawn_audited(
     handle: &Handle,
     uri: &SecretUri,
     audit: Option<ReadAudit>,
+    metrics: &Metrics,
 ) -> JoinHandle<ProviderResult> {
     let provider = Arc::clone(provider);
     let owned = uri.clone();
+    let counted = ReadMetrics::start(metrics, uri);
     // The resolve's span goes along, so the provider's events stay inside it.
     let span = tracing::Span::current();
     if provider.reads_block() {
@@ -44,6 +50,7 @@ pub(super) fn spawn_audited(
                 #[cfg(all(test, feature = "file"))]
                 super::tests::stall_if_asked(&owned);
                 let result = provider.read_blocking(&owned);
+                counted.finish(&result);
                 if let Some(audit) = audit {
                     audit.finish(&result);
                 }
@@ -54,6 +61,7 @@ pub(super) fn spawn_audited(
         handle.spawn(
             async move {
                 let result = provider.read(&owned).await;
+                counted.finish(&result);
                 if let Some(audit) = audit {
                     audit.finish(&result);
                 }
@@ -61,6 +69,52 @@ pub(super) fn spawn_audited(
             }
             .instrument(span),
         )
+    }
+}
+
+/// One provider read's metrics, the one place both clients count provider reads (the
+/// `SecretsClient`'s async, stale-refresh and `resolve_file_sync` reads, the `VaultClient`'s,
+/// built-in providers and one's own alike): [`finish`](Self::finish)ed with the provider's
+/// answer, `secrets.provider.last_successful_fetch` for a value, `secrets.provider.errors`
+/// with its code for an error. Dropped unfinished (the task aborted at a deadline, or the
+/// provider panicked) it counts the read as a `TIMEOUT` (or `RUNTIME`) error. The `provider`
+/// label is the URI's provider (a closed set), never the provider object's own name.
+pub(super) struct ReadMetrics {
+    metrics: Metrics,
+    provider: &'static str,
+    done: bool,
+}
+
+impl ReadMetrics {
+    /// A read of `uri` about to start.
+    pub(super) fn start(metrics: &Metrics, uri: &SecretUri) -> Self {
+        Self {
+            metrics: metrics.clone(),
+            provider: uri.provider().as_str(),
+            done: false,
+        }
+    }
+
+    /// Counts the provider's answer.
+    pub(super) fn finish(mut self, result: &ProviderResult) {
+        self.done = true;
+        match result {
+            Ok(_) => self.metrics.fetched(self.provider),
+            Err(error) => self.metrics.provider_error(self.provider, error.code()),
+        }
+    }
+}
+
+impl Drop for ReadMetrics {
+    fn drop(&mut self) {
+        if !self.done {
+            let code = if std::thread::panicking() {
+                "RUNTIME"
+            } else {
+                "TIMEOUT"
+            };
+            self.metrics.provider_error(self.provider, code);
+        }
     }
 }
 

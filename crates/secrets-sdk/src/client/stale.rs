@@ -30,7 +30,13 @@ impl Inner {
         deadline: &Deadline,
     ) -> Result<Secret, Error> {
         let stale = Arc::clone(claim.entry());
-        let read = spawn_audited(provider, deadline.handle(), uri, self.read_audit(uri));
+        let read = spawn_audited(
+            provider,
+            deadline.handle(),
+            uri,
+            self.read_audit(uri),
+            &self.metrics,
+        );
         let weak = Arc::downgrade(self);
         let owned = uri.clone();
         let bound = deadline.clone();

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use secret_telemetry::names::span::RESOLVE;
 use secret_uri::{Provider, SecretUri};
 use tracing::field::Empty;
 
+use super::read::ReadMetrics;
 use super::{CacheState, Inner};
 use crate::Error;
 use crate::secret::{Secret, UriInput};
@@ -41,9 +43,14 @@ impl Inner {
         if uri.provider() != Provider::File {
             return Err(only_files(uri.provider()));
         }
-        self.allowed.check(uri)?;
-        let span = tracing::debug_span!(
-            "secret_resolve",
+        // Another spelling of a cached URI: a hit, with the hit path's span and metrics.
+        if let Some(entry) = self.cache.get(uri.as_str())
+            && let Some(state) = self.servable(&entry, now)
+        {
+            return Ok(self.hit(entry, state, now));
+        }
+        let span = tracing::info_span!(
+            RESOLVE,
             provider = "file",
             mount = uri.mount(),
             cache = Empty,
@@ -53,40 +60,51 @@ impl Inner {
         );
         self.record_uri(&span, uri);
         let _entered = span.enter();
-        if let Some(entry) = self.cache.get(uri.as_str())
-            && self.servable(&entry, now).is_some()
-        {
-            span.record("cache", CacheState::Hit.as_str());
-            self.audit_hit(&entry.uri);
-            return Ok(Secret(entry));
+        let mut cache = None;
+        let result = self.read_file_sync(uri, &mut cache);
+        self.record_resolve(uri, cache, result.is_ok(), now);
+        if let Err(error) = &result {
+            span.record("code", error.code());
+            tracing::debug!(code = error.code(), "resolve failed");
         }
+        if let Some(state) = cache {
+            span.record("cache", state.as_str());
+        }
+        result
+    }
+
+    /// The guarded read of a file URI on the calling thread, cached when file secrets are;
+    /// what the cache did goes to `cache`.
+    fn read_file_sync(
+        &self,
+        uri: &SecretUri,
+        cache: &mut Option<CacheState>,
+    ) -> Result<Secret, Error> {
+        self.allowed.check(uri)?;
         let provider = self.routes.route(uri)?;
         secret_providers::check_parameters(uri)
             .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
+        let cacheable = self.cacheable(uri);
+        *cache = Some(if cacheable {
+            CacheState::Miss
+        } else {
+            CacheState::Off
+        });
         // No placeholder wait here: blocking on another task's read could deadlock a
         // single-threaded caller. File reads are cheap; a rare duplicate read is fine.
         let audit = self.read_audit(uri);
+        let counted = ReadMetrics::start(&self.metrics, uri);
         let result = provider.read_blocking(uri);
+        counted.finish(&result);
         if let Some(audit) = audit {
             audit.finish(&result);
         }
-        match result.map_err(|error| Error::provider(uri.mount(), Arc::new(error))) {
-            Ok(value) => {
-                let entry = Arc::new(self.entry(uri, value));
-                if self.cacheable(uri) {
-                    span.record("cache", CacheState::Miss.as_str());
-                    self.cache
-                        .insert(uri.as_str().to_owned(), Arc::clone(&entry));
-                } else {
-                    span.record("cache", CacheState::Off.as_str());
-                }
-                Ok(Secret(entry))
-            }
-            Err(error) => {
-                span.record("code", error.code());
-                tracing::debug!(code = error.code(), "resolve failed");
-                Err(error)
-            }
+        let value = result.map_err(|error| Error::provider(uri.mount(), Arc::new(error)))?;
+        let entry = Arc::new(self.entry(uri, value));
+        if cacheable {
+            self.cache
+                .insert(uri.as_str().to_owned(), Arc::clone(&entry));
         }
+        Ok(Secret(entry))
     }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the client that need its internals (a stalled file read, dropped values).
 
 use super::*;
+use crate::secret::Entry;
 use std::sync::{Condvar, Mutex, PoisonError, Weak};
 
 /// Released once the stalled-filesystem test is done with it.
@@ -314,3 +315,5 @@ mod audit {
         Ok(())
     }
 }
+
+mod telemetry;

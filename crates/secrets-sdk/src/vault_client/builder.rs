@@ -13,6 +13,7 @@ use secret_providers::{Kv2Config, Kv2Flavor, ProviderError, SecretProvider};
 use secret_uri::Provider;
 
 use secret_audit::{AuditKey, AuditSink};
+use secret_telemetry::Metrics;
 
 use super::{Core, DEFAULT_IO_THREADS, Inner, TENANT_SALT_ENV, VaultClient};
 use crate::Error;
@@ -69,6 +70,7 @@ pub struct VaultClientBuilder {
     io_threads: Option<usize>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
     read_deadline: Option<Duration>,
+    metrics: Option<Metrics>,
 }
 
 impl fmt::Debug for VaultClientBuilder {
@@ -83,6 +85,8 @@ impl fmt::Debug for VaultClientBuilder {
             .field("default_context", &self.default_context)
             .field("io_threads", &self.io_threads)
             .field("providers", &self.providers)
+            .field("read_deadline", &self.read_deadline)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -155,6 +159,19 @@ impl VaultClientBuilder {
         self
     }
 
+    /// Records the client's metrics (`secrets.resolve.duration` with `cache = "none"`,
+    /// `secrets.provider.*`) with these instruments instead of [`Metrics::global`].
+    ///
+    /// Either way the instruments are bound when the client is built: **install your meter
+    /// provider (`opentelemetry::global::set_meter_provider`, or
+    /// `secrets_sdk::telemetry::otlp` with feature `otlp`) before building the client**, or
+    /// pass `Metrics::new(&meter)` here. A client built before any provider was installed
+    /// records nothing. Labels are provider, outcome and error codes only.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Worker threads of the client's I/O runtime (default [`DEFAULT_IO_THREADS`]).
     pub fn io_threads(mut self, threads: usize) -> Self {
         self.io_threads = Some(threads);
@@ -222,6 +239,7 @@ impl VaultClientBuilder {
                         .unwrap_or(DEFAULT_READ_DEADLINE)
                         .clamp(Duration::from_millis(1), MAX_READ_DEADLINE),
                     key: Arc::new(key),
+                    metrics: self.metrics.unwrap_or_else(Metrics::global),
                 }),
                 default_context: self.default_context.unwrap_or_default(),
                 io_threads,
@@ -599,6 +617,102 @@ mod tests {
             .map(|e| e.code().to_owned())
             .collect();
         assert_eq!(reads, ["TIMEOUT", "TIMEOUT", "RUNTIME"]);
+        Ok(())
+    }
+
+    /// Each `get_credentials` is timed as `cache = "none"` under the URI's provider, with its
+    /// outcome; each read counts as a fetch or a provider error with its code, for a provider
+    /// of one's own too (labelled by the scheme, never by the provider's own name).
+    #[test]
+    fn get_credentials_is_timed_and_its_reads_counted() -> Result<(), Box<dyn std::error::Error>> {
+        use secret_telemetry::names::metric;
+        use secret_telemetry::testing::MetricsCapture;
+
+        #[derive(Debug)]
+        struct Store;
+        impl SecretProvider for Store {
+            fn name(&self) -> &'static str {
+                "canary-store"
+            }
+            fn read<'a>(
+                &'a self,
+                uri: &'a secret_uri::SecretUri,
+            ) -> secret_providers::ReadFuture<'a> {
+                let result = if uri.path() == "absent" {
+                    Err(ProviderError::NotFound {
+                        provider: "canary-store",
+                        mount: uri.mount().to_owned(),
+                        status: None,
+                    })
+                } else {
+                    Ok(secret_providers::SecretValue::from_text("v"))
+                };
+                Box::pin(std::future::ready(result))
+            }
+        }
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let capture = MetricsCapture::new();
+        let client = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .provider(Provider::Db, Arc::new(Store))
+            .metrics(capture.metrics())
+            .build()?;
+        let ctx = |jti: &str| {
+            ExecutionContext::new("svc")
+                .with_aud(["crud.secrets"])
+                .with_jti(jti)
+        };
+        client.get_credentials_blocking("db+cred://secret/app", Some(&ctx("j1")))?;
+        let codes = [
+            client.get_credentials_blocking("db+cred://secret/absent", Some(&ctx("j2"))),
+            client.get_credentials_blocking("file://secret/app", Some(&ctx("j3"))),
+            client.get_credentials_blocking("not a uri", Some(&ctx("j4"))),
+        ]
+        .map(|result| result.err().map(|e| e.code()));
+        assert_eq!(
+            codes,
+            [
+                Some("NOT_FOUND"),
+                Some("UNSUPPORTED_PROVIDER"),
+                Some("ILLEGAL_SEGMENT")
+            ]
+        );
+
+        let points = capture.points()?;
+        let timed = |provider: &str, outcome: &str| {
+            points.sum_where(
+                metric::RESOLVE_DURATION,
+                &[
+                    ("provider", provider),
+                    ("cache", "none"),
+                    ("outcome", outcome),
+                ],
+            )
+        };
+        assert_eq!((timed("db", "ok"), timed("db", "error")), (1.0, 1.0));
+        assert_eq!(timed("file", "error"), 1.0);
+        assert_eq!(points.sum(metric::RESOLVE_DURATION), 3.0);
+        assert_eq!(
+            points.sum_where(
+                metric::PROVIDER_ERRORS,
+                &[("provider", "db"), ("code", "NOT_FOUND")]
+            ),
+            1.0
+        );
+        assert_eq!(points.sum(metric::PROVIDER_ERRORS), 1.0);
+        assert!(points.sum_where(metric::LAST_SUCCESSFUL_FETCH, &[("provider", "db")]) > 1.7e9);
+        // No cache: no hit or miss is counted.
+        assert_eq!(
+            points.sum(metric::CACHE_HITS) + points.sum(metric::CACHE_MISSES),
+            0.0
+        );
+        for point in &points.0 {
+            for (_, value) in &point.labels {
+                assert!(!value.contains("canary"), "{point:?}");
+            }
+        }
         Ok(())
     }
 
