@@ -42,6 +42,15 @@
 //! Configuration (environment names, TLS, retries) and the full error table are in
 //! `docs/providers.md`.
 //!
+//! # Telemetry
+//! Every read is a `secret_read` span at DEBUG (provider, mount, the error `code` on failure;
+//! for KV v2 also `status`, `status_class` and the HTTP `attempts`); KV v2 logins and
+//! renewals are `login` spans, each HTTP attempt `secret-http`'s `http_request` client span,
+//! and the token's TTL is the `secrets.token.ttl_remaining` gauge, recorded through
+//! [`Kv2Config::metrics`] (the global meter provider by default). See [`Kv2Provider`]. No
+//! span, event or metric names a path, a token, a credential or a value; the provider error
+//! metrics are the clients' to record, once for every provider.
+//!
 //! # Features
 //! - `file` (default): [`FileProvider`].
 //! - `openbao` (default): [`Kv2Provider`] with [`Kv2Flavor::OpenBao`] (`OPENBAO_*` settings).

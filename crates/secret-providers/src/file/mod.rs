@@ -152,12 +152,22 @@ impl FileProvider {
     /// # Errors
     /// See the [type docs](Self).
     pub fn read_blocking(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
-        let span = tracing::debug_span!("secret_read", provider = NAME, mount = uri.mount());
+        // `secret_read` is `secret_telemetry::names::span::READ` (a dependency of the KV v2
+        // provider only): DEBUG, with the error `code` on failure.
+        let span = tracing::debug_span!(
+            "secret_read",
+            provider = NAME,
+            mount = uri.mount(),
+            code = tracing::field::Empty,
+        );
         let _entered = span.enter();
         let result = self.read_inner(uri);
         match &result {
             Ok(_) => tracing::debug!("read ok"),
-            Err(e) => tracing::debug!(code = e.code(), "read failed"),
+            Err(e) => {
+                span.record("code", e.code());
+                tracing::debug!(code = e.code(), "read failed");
+            }
         }
         result
     }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use secrecy::ExposeSecret;
+use secret_telemetry::{Metrics, names};
+use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
 use super::config::Kv2Auth;
@@ -65,11 +67,14 @@ pub(crate) struct AuthState {
     reauthenticated: AtomicU64,
     /// When a 403 last made us drop the token and log in again.
     last_403_reauth: Mutex<Option<Instant>>,
+    /// Where each TTL the server tells us is recorded (`secrets.token.ttl_remaining`).
+    metrics: Metrics,
 }
 
 impl AuthState {
-    pub(crate) fn new(method: Kv2Auth) -> Self {
+    pub(crate) fn new(method: Kv2Auth, metrics: Metrics) -> Self {
         Self {
+            metrics,
             method,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
@@ -336,7 +341,56 @@ impl AuthState {
         token
     }
 
+    /// [`renew_unspanned`](Self::renew_unspanned) in a `login` span of kind `renew`.
     async fn renew(
+        &self,
+        transport: &Transport,
+        token: &Token,
+    ) -> Result<Arc<Token>, ProviderError> {
+        let span = self.login_span(transport, "renew");
+        let result = self
+            .renew_unspanned(transport, token)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, &result);
+        result
+    }
+
+    /// [`authenticate_unspanned`](Self::authenticate_unspanned) in a `login` span of kind
+    /// `login`.
+    async fn authenticate(&self, transport: &Transport) -> Result<Arc<Token>, ProviderError> {
+        let span = self.login_span(transport, "login");
+        let result = self
+            .authenticate_unspanned(transport)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, &result);
+        result
+    }
+
+    /// The `login` span (DEBUG) of one login or renewal: the provider, the auth method (a
+    /// closed set: `token`, `approle`, `kubernetes`) and the kind, then `outcome` and, on
+    /// failure, `code`. Never the token, role, role ID, secret ID or JWT, nor the auth mount.
+    fn login_span(&self, transport: &Transport, kind: &'static str) -> tracing::Span {
+        tracing::debug_span!(
+            names::span::LOGIN,
+            provider = transport.provider,
+            auth_method = self.method.method(),
+            kind,
+            outcome = tracing::field::Empty,
+            code = tracing::field::Empty,
+        )
+    }
+
+    /// A TTL the server gave for our token (on login, renewal or lookup). TTL 0 means the
+    /// token never expires (or the server did not say): nothing to count down, no point.
+    fn record_ttl(&self, provider: &'static str, ttl: u64) {
+        if ttl > 0 {
+            self.metrics.token_ttl(provider, Duration::from_secs(ttl));
+        }
+    }
+
+    async fn renew_unspanned(
         &self,
         transport: &Transport,
         token: &Token,
@@ -367,10 +421,14 @@ impl AuthState {
             return self.authenticate(transport).await;
         }
         tracing::debug!(provider, ttl_s = lease.ttl, "token renewed");
+        self.record_ttl(provider, lease.ttl);
         Ok(self.install(token.header.clone(), &lease, started))
     }
 
-    async fn authenticate(&self, transport: &Transport) -> Result<Arc<Token>, ProviderError> {
+    async fn authenticate_unspanned(
+        &self,
+        transport: &Transport,
+    ) -> Result<Arc<Token>, ProviderError> {
         let provider = transport.provider;
         let started = Instant::now();
         let (header, lease) = match &self.method {
@@ -407,6 +465,7 @@ impl AuthState {
                 self.login(transport, "kubernetes", mount, body).await?
             }
         };
+        self.record_ttl(provider, lease.ttl);
         let token = self.install(header, &lease, started);
         tracing::debug!(
             provider,
@@ -456,6 +515,11 @@ impl AuthState {
         let reply = transport
             .send(Method::GET, &url, Some(header), None)
             .await?;
+        if reply.status == StatusCode::OK
+            && let Some(lease) = lookup_reply(&reply.body)
+        {
+            self.record_ttl(transport.provider, lease.ttl);
+        }
         Ok(reply.status)
     }
 
@@ -490,6 +554,17 @@ impl AuthState {
             .ok_or_else(|| auth_failed(provider, method, Some(reply.status)))?;
         Ok((header_value(provider, &token)?, lease))
     }
+}
+
+/// `outcome` (`ok` or `error`) and, on failure, the error's `code`.
+fn record_outcome<T>(span: &tracing::Span, result: &Result<T, ProviderError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match result {
+        Ok(_) => span.record("outcome", "ok"),
+        Err(error) => span.record("outcome", "error").record("code", error.code()),
+    };
 }
 
 /// When to renew and when a lease of `ttl` obtained at `obtained` ends, clamped to

@@ -8,9 +8,9 @@ mod transport;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use http::Method;
+use secret_telemetry::{Metrics, names};
 use secret_uri::{Engine, Provider, SecretUri};
-use tracing::Instrument;
+use tracing::Instrument as _;
 
 use self::auth::AuthState;
 use self::response::ReadContext;
@@ -38,6 +38,17 @@ pub use self::config::{
 ///   at once; a refused one is replaced once and the read retried.
 /// - **Retries** of connection errors, timeouts, 429 and 500/502/503/504 use jittered
 ///   exponential backoff, then give `UNAVAILABLE` (with the attempt count) or `TIMEOUT`.
+/// - **Telemetry**: each read is a `secret_read` span (DEBUG) with `provider`, `mount`, and
+///   once known `status`, `status_class` (`2xx`…`5xx`), `attempts` (the HTTP attempts of the
+///   read request: retries, and the read again after a re-login) and, on failure, `code`.
+///   Each login and renewal is a `login` span (DEBUG): `provider`, `auth_method` (`token`,
+///   `approle`, `kubernetes`), `kind` (`login` or `renew`), `outcome` (`ok`, `error`) and
+///   `code` on failure. Each HTTP attempt is `secret-http`'s `http_request` span inside
+///   them. The TTL the server gives a token on login, renewal or lookup is recorded as
+///   `secrets.token.ttl_remaining` (by `provider`, the name of the flavor the provider was
+///   built for; a token that never expires records none) through
+///   [`Kv2Config::metrics`](crate::Kv2Config::metrics). No span or metric carries a path,
+///   a token, a role or secret ID, a JWT or a value.
 ///
 /// URIs with no engine (`openbao://secret/app`) are read as KV v2. Reads must run inside a
 /// tokio runtime (the connection pool spawns its connection tasks there).
@@ -79,7 +90,10 @@ impl Kv2Provider {
                 provider,
                 address: config.address.trim().to_owned(),
                 namespace: config.namespace.clone(),
-                auth: AuthState::new(config.auth.clone()),
+                auth: AuthState::new(
+                    config.auth.clone(),
+                    config.metrics.clone().unwrap_or_else(Metrics::global),
+                ),
                 config,
                 transport,
             }),
@@ -133,25 +147,74 @@ impl Kv2Provider {
         let provider = inner.transport.provider;
         let mount = uri.mount();
         let span = tracing::debug_span!(
-            "secret_read",
+            names::span::READ,
             provider,
             mount,
-            status = tracing::field::Empty
+            status = tracing::field::Empty,
+            status_class = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            code = tracing::field::Empty,
         );
-        async move {
-            let result = inner.read(uri).await;
-            if let Err(error) = &result {
-                tracing::debug!(code = error.code(), "read failed");
-            }
-            result
+        let mut trace = ReadTrace::default();
+        let result = inner.read(uri, &mut trace).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            trace.record(&span, &result);
         }
-        .instrument(span)
-        .await
+        if let Err(error) = &result {
+            span.in_scope(|| tracing::debug!(code = error.code(), "read failed"));
+        }
+        result
+    }
+}
+
+/// What a read learned for its span: the HTTP attempts of its requests and the last status.
+#[derive(Default)]
+struct ReadTrace {
+    attempts: u32,
+    status: Option<u16>,
+}
+
+impl ReadTrace {
+    fn record(&self, span: &tracing::Span, result: &Result<SecretValue, ProviderError>) {
+        span.record("attempts", self.attempts);
+        if let Some(status) = self.status {
+            span.record("status", status);
+            if let Some(class) = status_class(status) {
+                span.record("status_class", class);
+            }
+        }
+        if let Err(error) = result {
+            span.record("code", error.code());
+        }
+    }
+}
+
+/// `2xx`, `3xx`, `4xx` or `5xx`.
+fn status_class(status: u16) -> Option<&'static str> {
+    match status {
+        200..=299 => Some("2xx"),
+        300..=399 => Some("3xx"),
+        400..=499 => Some("4xx"),
+        500..=599 => Some("5xx"),
+        _ => None,
+    }
+}
+
+/// The status a failed request came with, if a response head arrived.
+fn failed_status(error: &ProviderError) -> Option<u16> {
+    match error {
+        ProviderError::Unavailable { status, .. } => *status,
+        ProviderError::MalformedResponse { status, .. } => Some(*status),
+        _ => None,
     }
 }
 
 impl Inner {
-    async fn read(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+    async fn read(
+        &self,
+        uri: &SecretUri,
+        trace: &mut ReadTrace,
+    ) -> Result<SecretValue, ProviderError> {
         let provider = self.transport.provider;
         let mount = uri.mount();
         if !serves(uri) {
@@ -191,12 +254,11 @@ impl Inner {
         let mut reauthenticated = false;
         loop {
             let token = self.auth.token(&self.transport).await?;
-            let reply = self
-                .transport
-                .send(Method::GET, &url, Some(&token.header), None)
-                .await?;
+            let (sent, attempts) = self.transport.get_counted(&url, &token.header).await;
+            trace.attempts += attempts;
+            let reply = sent.inspect_err(|error| trace.status = failed_status(error))?;
             let status = reply.status.as_u16();
-            tracing::Span::current().record("status", status);
+            trace.status = Some(status);
             if status == 403
                 && !reauthenticated
                 && self.auth.retry_after_403(&self.transport, &token).await

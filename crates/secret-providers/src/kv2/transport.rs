@@ -179,7 +179,17 @@ impl Transport {
         self.send_with(method, url, token, body, false).await
     }
 
-    /// The request body (login credentials) is wiped when the request is dropped.
+    /// [`send`](Self::send) of a `GET`, with how many HTTP attempts it made (retries
+    /// included), for the read span.
+    pub(crate) async fn get_counted(
+        &self,
+        url: &Uri,
+        token: &HeaderValue,
+    ) -> (Result<Reply, ProviderError>, u32) {
+        self.send_counted(Method::GET, url, Some(token), None, true)
+            .await
+    }
+
     async fn send_with(
         &self,
         method: Method,
@@ -188,6 +198,20 @@ impl Transport {
         body: Option<Bytes>,
         idempotent: bool,
     ) -> Result<Reply, ProviderError> {
+        self.send_counted(method, url, token, body, idempotent)
+            .await
+            .0
+    }
+
+    /// The request body (login credentials) is wiped when the request is dropped.
+    async fn send_counted(
+        &self,
+        method: Method,
+        url: &Uri,
+        token: Option<&HeaderValue>,
+        body: Option<Bytes>,
+        idempotent: bool,
+    ) -> (Result<Reply, ProviderError>, u32) {
         let mut request = Request::new(method, url.clone()).with_idempotent(idempotent);
         let headers = request.headers_mut();
         if let Some(token) = token {
@@ -201,11 +225,18 @@ impl Transport {
             request = request.with_body(body);
         }
         match self.client.send_retrying(&request, &self.retry).await {
-            Ok(response) => Ok(Reply {
-                status: response.status(),
-                body: WipedBody(response.into_body()),
-            }),
-            Err(error) => Err(self.map_error(error)),
+            Ok(response) => {
+                let attempts = response.attempts();
+                let reply = Reply {
+                    status: response.status(),
+                    body: WipedBody(response.into_body()),
+                };
+                (Ok(reply), attempts)
+            }
+            Err(error) => {
+                let attempts = error.attempts;
+                (Err(self.map_error(error)), attempts)
+            }
         }
     }
 

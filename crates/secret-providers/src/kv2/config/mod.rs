@@ -157,6 +157,11 @@ pub struct Kv2Config {
     /// The deployment environment (`ENVIRONMENT`) for the `skip_verify` rule; `None` reads
     /// the process's `ENVIRONMENT` at [`Kv2Provider::new`](crate::Kv2Provider::new).
     pub environment: Option<String>,
+    /// Where the provider records its metrics (`secrets.token.ttl_remaining`). `None` (the
+    /// default): [`Metrics::global`](secret_telemetry::Metrics::global), bound when
+    /// [`Kv2Provider::new`](crate::Kv2Provider::new) builds the provider, so it reaches a
+    /// meter provider installed before that. Not read from the environment.
+    pub metrics: Option<secret_telemetry::Metrics>,
 }
 
 impl Kv2Config {
@@ -179,6 +184,7 @@ impl Kv2Config {
             allow_insecure_tls: false,
             allow_insecure_http: false,
             environment: None,
+            metrics: None,
         }
     }
 
@@ -267,6 +273,15 @@ impl Kv2Config {
     #[must_use]
     pub fn with_allow_insecure_tls(mut self, allow: bool) -> Self {
         self.allow_insecure_tls = allow;
+        self
+    }
+
+    /// Records the provider's metrics through `metrics` (a client's own, or one built from a
+    /// meter of one's own) instead of the global meter provider. See
+    /// [`metrics`](Self::metrics).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: secret_telemetry::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }
