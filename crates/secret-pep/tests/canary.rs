@@ -1,5 +1,6 @@
 //! Canary: planted token, `jti`, binding and secret values must appear in no error message,
-//! `Debug` output, log line (captured at TRACE) or audit event.
+//! `Debug` output, log line (captured at TRACE), span field (`pep_decision`, `pdp_call`, as
+//! the fmt layer writes them when a span closes) or audit event.
 #![cfg(feature = "authzen")]
 
 mod common;
@@ -11,6 +12,7 @@ use common::{RecordingAudit, config, reader};
 use secret_pep::{AuthzenConfig, AuthzenDialect, ExecutionContext, PdpSettings, Pep, PepError};
 use secrets_test_support::{Fault, FaultServer, LogCapture as Captured};
 use serde_json::json;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 const TOKEN: &str = "CANARY-TOKEN-3f9a";
 const JTI: &str = "CANARY-JTI-77c1";
@@ -32,6 +34,7 @@ fn no_canary_in_errors_logs_or_audit_events() {
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
+        .with_span_events(FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -149,5 +152,14 @@ fn no_canary_in_errors_logs_or_audit_events() {
     drop(runtime);
     let captured = logs.text();
     assert!(!captured.is_empty(), "nothing was logged at TRACE");
+    // The spans were written with their fields, so their absence of canaries means something.
+    for written in [
+        "pep_decision{",
+        "pdp_call{",
+        "outcome=\"permit\"",
+        "reason=\"pdp\"",
+    ] {
+        assert!(captured.contains(written), "no `{written}` in the logs");
+    }
     assert_clean("logs", &captured);
 }

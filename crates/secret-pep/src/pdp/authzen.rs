@@ -51,7 +51,9 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// - **Failures**: refused connections, timeouts, TLS errors, HTTP 4xx/5xx and malformed
 ///   bodies are `PDP_UNAVAILABLE`. After `breaker_threshold` consecutive connection failures,
 ///   timeouts or 5xx/429, calls fail fast (`circuit_open`) for `breaker_cooldown`, then one
-///   probe goes through.
+///   probe goes through. Each request writes the breaker's state (`closed`, `open`,
+///   `half_open`) on the current span's `breaker` field: the [`Pep`](crate::Pep)'s
+///   `pdp_call` span, which also carries the decision and latency.
 /// - **Transport**: `secret-http`, the client the KV v2 provider uses too: HTTP/1.1
 ///   keep-alive over rustls (ring, TLS 1.2 and 1.3), redirects never followed, plain
 ///   `http://` only to loopback hosts unless `allow_insecure_http`, one attempt per call
@@ -343,7 +345,8 @@ impl AuthzenClient {
             .collect())
     }
 
-    /// One request through the breaker; a 200 JSON body, or `PDP_UNAVAILABLE`.
+    /// One request through the breaker; a 200 JSON body, or `PDP_UNAVAILABLE`. The breaker's
+    /// state goes on the current span's `breaker` field (the PEP's `pdp_call` span).
     async fn exchange(
         &self,
         method: Method,
@@ -351,11 +354,10 @@ impl AuthzenClient {
         body: Option<Value>,
         request_id: &str,
     ) -> Result<Value, PepError> {
-        let permit = self
-            .inner
-            .breaker
-            .try_acquire()
-            .ok_or_else(|| PepError::unavailable(PdpFailure::CircuitOpen))?;
+        let permit = self.inner.breaker.try_acquire();
+        let state = permit.as_ref().map_or(super::breaker::OPEN, |p| p.state());
+        tracing::Span::current().record("breaker", state);
+        let permit = permit.ok_or_else(|| PepError::unavailable(PdpFailure::CircuitOpen))?;
         match self.send(method, url, body, request_id).await {
             Ok(body) => {
                 permit.success();

@@ -31,6 +31,9 @@ pub(crate) struct Permit<'a> {
     reported: bool,
 }
 
+/// The `breaker` field of a `pdp_call` span when the breaker refused the call.
+pub(crate) const OPEN: &str = "open";
+
 /// The longest cooldown honored (1 day): a longer setting is cut to it, so that an absurd
 /// `AUTHZEN_BREAKER_COOLDOWN_MS` can neither overflow the deadline (which would disable the
 /// cooldown altogether) nor lock the PDP out for years.
@@ -81,6 +84,12 @@ impl Breaker {
 }
 
 impl Permit<'_> {
+    /// The breaker's state this call went through: `closed`, or `half_open` for the one
+    /// probe after a cooldown (a refused call saw [`OPEN`]).
+    pub(crate) const fn state(&self) -> &'static str {
+        if self.probe { "half_open" } else { "closed" }
+    }
+
     /// The PDP answered: close the breaker.
     pub(crate) fn success(mut self) {
         self.reported = true;
@@ -132,6 +141,7 @@ mod tests {
     #[test]
     fn opens_after_threshold_then_probes_and_closes() {
         let breaker = Breaker::new(2, Duration::from_millis(30));
+        assert_eq!(breaker.try_acquire().map(|p| p.state()), Some("closed"));
         breaker.try_acquire().unwrap().failure();
         assert!(!breaker.is_open());
         breaker.try_acquire().unwrap().failure();
@@ -140,7 +150,7 @@ mod tests {
 
         std::thread::sleep(Duration::from_millis(40));
         let probe = breaker.try_acquire();
-        assert!(probe.is_some());
+        assert_eq!(probe.as_ref().map(Permit::state), Some("half_open"));
         assert!(breaker.try_acquire().is_none(), "one probe at a time");
         drop(probe);
         // A cancelled probe frees the slot; a failed one re-opens.

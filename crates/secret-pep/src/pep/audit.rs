@@ -66,13 +66,19 @@ impl Pep {
 
     /// Audits a URI a client refused before asking the PEP (`UNSUPPORTED_PROVIDER`,
     /// `UNKNOWN_PARAMETER`, …), so that no refusal leaves no trace. `uri` is `None` when the
-    /// text did not parse.
+    /// text did not parse. Counted as a decision too (`secrets.pep.decisions`, `outcome =
+    /// deny`, `reason = code`), in a `pep_decision` span, whether auditing is on or not.
     pub fn audit_refused(
         &self,
         ctx: &ExecutionContext,
         uri: Option<&SecretUri>,
         code: &'static str,
     ) {
+        let span = super::telemetry::decision_span();
+        if let Some(uri) = uri {
+            self.describe(&span, uri);
+        }
+        self.count(&span, ("deny", code));
         let auditor = &self.inner.auditor;
         if auditor.is_enabled() {
             let event = self
@@ -115,12 +121,13 @@ impl Pep {
         )
     }
 
+    /// Audits a refused decision; the URI's reference, when the event has one.
     pub(super) fn audit_error(
         &self,
         ctx: &ExecutionContext,
         uri: Option<&SecretUri>,
         error: &PepError,
-    ) {
+    ) -> Option<ResourceRef> {
         tracing::debug!(
             code = error.code(),
             reason = error.deny_reason().map(DenyReason::code),
@@ -129,10 +136,13 @@ impl Pep {
             "secret read refused"
         );
         let auditor = &self.inner.auditor;
-        if auditor.is_enabled() {
-            let event = self.event(EventType::AccessDenied, ctx, uri);
-            auditor.publish(audit::denied(event, error));
+        if !auditor.is_enabled() {
+            return None;
         }
+        let event = self.event(EventType::AccessDenied, ctx, uri);
+        let resource_ref = event.resource_ref().copied();
+        auditor.publish(audit::denied(event, error));
+        resource_ref
     }
 }
 

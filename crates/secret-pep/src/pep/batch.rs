@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use secret_audit::{EventType, Outcome};
 use secret_uri::SecretUri;
+use tracing::Instrument as _;
 
+use super::telemetry::{self, Source};
 use super::{Authorized, Pep, Replay};
 use crate::cache::{GrantEntry, Slot};
 use crate::key::pdp_uri;
@@ -139,12 +141,44 @@ impl Pep {
         required: &[&str],
         optional: &[&str],
     ) -> Result<BatchReport, PepError> {
-        let result = self.batch(ctx, required, optional).await;
-        match &result {
-            Err(error) => self.audit_error(ctx, None, error),
-            Ok(report) => self.audit_report(ctx, report),
+        let span = telemetry::decision_span();
+        let result = self
+            .batch(ctx, required, optional)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| match result {
+            Err(error) => {
+                self.audit_error(ctx, None, &error);
+                self.count_refusal(&span, &error);
+                Err(error)
+            }
+            Ok((report, sources)) => {
+                self.audit_report(ctx, &report);
+                self.count_report(&span, &report, &sources);
+                Ok(report)
+            }
+        })
+    }
+
+    /// One decision counted per item of a batch report (a permit's reason from `sources`);
+    /// the span shows the worst of them (`error` over `deny` over `permit`).
+    fn count_report(&self, span: &tracing::Span, report: &BatchReport, sources: &[Source]) {
+        let mut worst = None;
+        for (item, source) in report.items.iter().zip(sources) {
+            let labels = match &item.status {
+                BatchStatus::Granted { .. } | BatchStatus::Spent { .. } => {
+                    (telemetry::PERMIT, source.as_str())
+                }
+                BatchStatus::Failed(failure) => telemetry::batch_failure(*failure),
+            };
+            self.inner.metrics.pep_decision(labels.0, labels.1);
+            worst = Some(telemetry::worse(worst, labels));
         }
-        result
+        span.record("items", report.items.len());
+        if let Some((outcome, reason)) = worst {
+            span.record("outcome", outcome);
+            span.record("reason", reason);
+        }
     }
 
     /// One decision event per item of a batch report (granted, spent, denied or undecided).
@@ -181,12 +215,13 @@ impl Pep {
         }
     }
 
+    /// The report, and what served each item (a grant the PEP held, or this call's PDP batch).
     async fn batch(
         &self,
         ctx: &ExecutionContext,
         required: &[&str],
         optional: &[&str],
-    ) -> Result<BatchReport, PepError> {
+    ) -> Result<(BatchReport, Vec<Source>), PepError> {
         let config = &self.inner.config;
         let parse = |list: &[&str]| -> Result<Vec<SecretUri>, PepError> {
             list.iter()
@@ -200,16 +235,19 @@ impl Pep {
         self.check_token(ctx, subject, now, Replay::Peek)?;
         let plan = self.plan(ctx, subject, &required, &optional);
         let outcomes = self.decide_batch(ctx, subject, &plan, now).await;
-        let items = plan
+        let (items, sources) = plan
             .into_iter()
             .zip(outcomes)
-            .map(|(item, status)| BatchItem {
-                uri: item.uri,
-                required: item.required,
-                status,
+            .map(|(item, (status, source))| {
+                let item = BatchItem {
+                    uri: item.uri,
+                    required: item.required,
+                    status,
+                };
+                (item, source)
             })
-            .collect();
-        Ok(BatchReport { items })
+            .unzip();
+        Ok((BatchReport { items }, sources))
     }
 
     /// Authorizes reads of several URIs with one token: one `jti` check for them all, one
@@ -243,7 +281,9 @@ impl Pep {
         let (subject, started) = match caller {
             Ok(caller) => caller,
             Err(error) => {
-                self.audit_error(ctx, None, &error);
+                let span = telemetry::decision_span();
+                span.in_scope(|| self.audit_error(ctx, None, &error));
+                self.count_refusal(&span, &error);
                 return Err(error);
             }
         };
@@ -258,19 +298,34 @@ impl Pep {
             .into_iter()
             .filter(|item| self.inner.cache.peek(&item.key, started).is_none())
             .collect();
+        // The keys this call's PDP batch decided: their first use is a fresh decision's.
+        let mut fresh: HashSet<String> = HashSet::new();
         if !plan.is_empty() {
             self.decide_batch(ctx, subject, &plan, started).await;
+            fresh.extend(plan.into_iter().map(|item| item.key));
         }
         let mut out = Vec::with_capacity(parsed.len());
         for result in parsed {
+            let span = telemetry::decision_span();
             let outcome = match result {
                 Ok(uri) => {
+                    self.describe(&span, &uri);
                     let key = self.key(ctx, subject, &uri);
-                    let decided = self.grant(ctx, subject, &uri, &key, started).await;
-                    self.conclude(ctx, uri, decided, started)
+                    let decided = self
+                        .grant(ctx, subject, &uri, &key, started)
+                        .instrument(span.clone())
+                        .await
+                        .map(|mut used| {
+                            if fresh.remove(&key) {
+                                used.source = Source::Pdp;
+                            }
+                            used
+                        });
+                    span.in_scope(|| self.conclude(ctx, uri, decided, started, &span))
                 }
                 Err(error) => {
-                    self.audit_error(ctx, None, &error);
+                    span.in_scope(|| self.audit_error(ctx, None, &error));
+                    self.count_refusal(&span, &error);
                     Err(error)
                 }
             };
@@ -305,14 +360,14 @@ impl Pep {
     }
 
     /// Decides every planned resource (cached ones from the cache, the rest in one PDP batch),
-    /// caches the answers, and returns each one's status, in plan order.
+    /// caches the answers, and returns each one's status and what served it, in plan order.
     async fn decide_batch(
         &self,
         ctx: &ExecutionContext,
         subject: &str,
         plan: &[Planned],
         now: Instant,
-    ) -> Vec<BatchStatus> {
+    ) -> Vec<(BatchStatus, Source)> {
         let cache = &self.inner.cache;
         let mut statuses: Vec<Option<BatchStatus>> = plan
             .iter()
@@ -334,15 +389,22 @@ impl Pep {
                 }
             }
         }
-        if ask_required.is_empty() && ask_optional.is_empty() {
-            return statuses.into_iter().flatten().collect();
-        }
-        let Some(first) = ask_required.first().or(ask_optional.first()) else {
-            return statuses.into_iter().flatten().collect();
+        let cached = |statuses: Vec<Option<BatchStatus>>| {
+            statuses
+                .into_iter()
+                .flatten()
+                .map(|status| (status, Source::Grant))
+                .collect()
         };
+        let Some(first) = ask_required.first().or(ask_optional.first()) else {
+            return cached(statuses);
+        };
+        // Which statuses came from the cache (the rest are this call's PDP answers).
+        let from_cache: Vec<bool> = statuses.iter().map(Option::is_some).collect();
         let common = self.access_request(ctx, subject, first);
         let ask = BatchRequest::new(common, &ask_required, &ask_optional);
-        let decisions = match self.inner.pdp.authorize_batch(&ask).await {
+        let asked = ask.plan().len();
+        let decisions = match self.ask_pdp_batch(&ask, asked).await {
             Ok(decisions) => decisions,
             Err(error) => {
                 tracing::debug!(code = error.code(), "PDP batch failed");
@@ -385,11 +447,18 @@ impl Pep {
         let unavailable = PepError::unavailable(PdpFailure::Malformed);
         plan.iter()
             .zip(statuses)
-            .map(|(item, status)| {
-                status.unwrap_or_else(|| {
+            .zip(from_cache)
+            .map(|((item, status), from_cache)| {
+                let status = status.unwrap_or_else(|| {
                     cache.offer_refusal(&item.key, &unavailable, answered);
                     BatchStatus::Failed(BatchFailure::PdpUnavailable)
-                })
+                });
+                let source = if from_cache {
+                    Source::Grant
+                } else {
+                    Source::Pdp
+                };
+                (status, source)
             })
             .collect()
     }

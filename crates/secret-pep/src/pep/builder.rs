@@ -9,6 +9,7 @@ use crate::cache::{CacheSettings, GrantCache};
 use crate::key::Backends;
 use crate::pdp::{DevAllowAll, SecretPolicyService};
 use secret_audit::Auditor;
+use secret_telemetry::Metrics;
 
 use crate::{PdpSettings, PepConfig, PepError};
 
@@ -20,6 +21,7 @@ pub struct PepBuilder {
     pub(super) auditor: Option<Arc<Auditor>>,
     pub(super) allow_dev_pdp: bool,
     pub(super) backends: Backends,
+    pub(super) metrics: Option<Metrics>,
 }
 
 impl PepBuilder {
@@ -57,6 +59,27 @@ impl PepBuilder {
     #[must_use]
     pub fn auditor(mut self, auditor: Arc<Auditor>) -> Self {
         self.auditor = Some(auditor);
+        self
+    }
+
+    /// Records decisions (`secrets.pep.decisions`) and PDP calls (`secrets.pdp.duration`)
+    /// with `metrics` (default: [`Metrics::global`], bound by [`Self::build`] to the global
+    /// meter provider installed at that moment — install it first, or pass one here).
+    ///
+    /// ```
+    /// # use secret_pep::{PdpSettings, Pep, PepConfig};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = PepConfig::new("t1", "secret".parse()?)
+    ///     .with_environment("test")
+    ///     .with_pdp(PdpSettings::DisabledForDevelopment);
+    /// let metrics = secret_telemetry::Metrics::global(); // or Metrics::new(&meter)
+    /// let pep = Pep::builder(config).metrics(metrics).build()?;
+    /// # drop(pep);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -118,6 +141,7 @@ impl PepBuilder {
                 cache,
                 config,
                 backends: self.backends,
+                metrics: self.metrics.unwrap_or_else(Metrics::global),
             }),
         })
     }

@@ -3,6 +3,7 @@
 mod audit;
 mod batch;
 mod builder;
+mod telemetry;
 
 use std::fmt;
 use std::future::Future;
@@ -10,8 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secret_audit::Auditor;
+use secret_telemetry::Metrics;
 use secret_uri::SecretUri;
 use subtle::ConstantTimeEq;
+use tracing::{Instrument as _, Span};
 
 use crate::cache::{Found, GrantCache, GrantEntry};
 use crate::config::MAX_WINDOW;
@@ -19,6 +22,7 @@ use crate::key::{Backends, grant_key, pdp_uri};
 use crate::pdp::{AccessRequest, SecretPolicyService};
 use crate::replay::ReplayTicket;
 use crate::{BindingKind, DenyReason, ExecutionContext, Grant, PepConfig, PepError};
+use telemetry::Source;
 
 pub use batch::{BatchItem, BatchReport, BatchStatus};
 pub use builder::PepBuilder;
@@ -51,6 +55,18 @@ pub use builder::PepBuilder;
 /// [`Authorized::give_back`] if the read failed before the vault returned data, and reports
 /// with [`Pep::audit_read`] — or lets [`Pep::execute`] do it all. Denials are audited by
 /// `authorize` itself.
+///
+/// # Telemetry
+/// Each decision runs in a `pep_decision` span (DEBUG) with `outcome` (`permit`, `deny`,
+/// `error`), `reason` (a refusal's deny reason or error code, such as `REPLAY` or
+/// `PDP_UNAVAILABLE`; for a permit `grant` when a grant the PEP held served it, `pdp` when a
+/// fresh PDP decision did), `provider`, `mount` (when the tenant allows it) and the audit's
+/// keyed `resource_ref` when auditing is on; never the subject, the `jti`, a token or the
+/// URI. Each is counted once in `secrets.pep.decisions` (`outcome`, `reason`). Each PDP call
+/// runs in a `pdp_call` span (DEBUG: `decision`, `latency_ms`, `batch_size` for a batch,
+/// `cause` of a failure, and `breaker` — `closed`, `open`, `half_open` — from the AuthZEN
+/// client) and is timed into `secrets.pdp.duration` (`decision`). The instruments are
+/// [`PepBuilder::metrics`]'s, by default [`Metrics::global`] at build.
 #[derive(Clone)]
 pub struct Pep {
     inner: Arc<Inner>,
@@ -62,6 +78,7 @@ struct Inner {
     auditor: Arc<Auditor>,
     cache: GrantCache,
     backends: Backends,
+    metrics: Metrics,
 }
 
 impl fmt::Debug for Pep {
@@ -176,6 +193,7 @@ impl Pep {
             auditor: None,
             allow_dev_pdp: false,
             backends: Backends::default(),
+            metrics: None,
         }
     }
 
@@ -189,6 +207,12 @@ impl Pep {
     #[must_use]
     pub fn cache(&self) -> &GrantCache {
         &self.inner.cache
+    }
+
+    /// The instruments decisions and PDP calls are recorded with ([`PepBuilder::metrics`]).
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Decides whether `ctx` may read `uri` now, taking one use of its grant. See the flow on
@@ -206,7 +230,9 @@ impl Pep {
             Ok(uri) => self.authorize_uri(ctx, uri).await,
             Err(error) => {
                 let error = PepError::from(error);
-                self.audit_error(ctx, None, &error);
+                let span = telemetry::decision_span();
+                span.in_scope(|| self.audit_error(ctx, None, &error));
+                self.count_refusal(&span, &error);
                 Err(error)
             }
         }
@@ -221,24 +247,34 @@ impl Pep {
         ctx: &ExecutionContext,
         uri: SecretUri,
     ) -> Result<Authorized, PepError> {
+        let span = telemetry::decision_span();
+        self.describe(&span, &uri);
         let started = Instant::now();
-        let decided = self.decide(ctx, &uri).await;
-        self.conclude(ctx, uri, decided, started)
+        let decided = self.decide(ctx, &uri).instrument(span.clone()).await;
+        span.in_scope(|| self.conclude(ctx, uri, decided, started, &span))
     }
 
-    /// A decision as an [`Authorized`], audited either way (`started`: when it began).
+    /// A decision as an [`Authorized`], audited and counted either way (`started`: when it
+    /// began; `span`: its `pep_decision` span).
     fn conclude(
         &self,
         ctx: &ExecutionContext,
         uri: SecretUri,
-        decided: Result<(Arc<GrantEntry>, u32), PepError>,
+        decided: Result<Use, PepError>,
         started: Instant,
+        span: &Span,
     ) -> Result<Authorized, PepError> {
         match decided {
-            Ok((entry, use_number)) => {
+            Ok(Use {
+                entry,
+                use_number,
+                source,
+            }) => {
                 let granted_at = Instant::now();
                 let resource_ref =
                     self.audit_granted(ctx, &uri, &entry, use_number, granted_at - started);
+                Self::record_ref(span, resource_ref.as_ref());
+                self.count_permit(span, source);
                 Ok(Authorized {
                     uri,
                     entry,
@@ -248,7 +284,9 @@ impl Pep {
                 })
             }
             Err(error) => {
-                self.audit_error(ctx, Some(&uri), &error);
+                let resource_ref = self.audit_error(ctx, Some(&uri), &error);
+                Self::record_ref(span, resource_ref.as_ref());
+                self.count_refusal(span, &error);
                 Err(error)
             }
         }
@@ -295,11 +333,7 @@ impl Pep {
     }
 
     /// Steps 2–7 of the flow.
-    async fn decide(
-        &self,
-        ctx: &ExecutionContext,
-        uri: &SecretUri,
-    ) -> Result<(Arc<GrantEntry>, u32), PepError> {
+    async fn decide(&self, ctx: &ExecutionContext, uri: &SecretUri) -> Result<Use, PepError> {
         let config = &self.inner.config;
         config.allowed_mounts.check(uri)?;
         let subject = self.check_caller(ctx)?;
@@ -317,17 +351,17 @@ impl Pep {
         uri: &SecretUri,
         key: &str,
         started: Instant,
-    ) -> Result<(Arc<GrantEntry>, u32), PepError> {
+    ) -> Result<Use, PepError> {
         let cache = &self.inner.cache;
         // The warm path stays synchronous; the (large) PDP future is boxed off it.
         // Expiry is judged by the clock now; `started` only tells which failure a caller
         // waited on.
-        if let Some(found) = cache.take_ready(key, Instant::now()) {
-            return Ok(found);
+        if let Some((entry, use_number)) = cache.take_ready(key, Instant::now()) {
+            return Ok(Use::new(entry, use_number, Source::Grant));
         }
         Box::pin(async move {
             match cache.find(key, started).await {
-                Found::Used(entry, use_number) => Ok((entry, use_number)),
+                Found::Used(entry, use_number) => Ok(Use::new(entry, use_number, Source::Grant)),
                 Found::Refused(error) => Err(error),
                 Found::Vacant(guard) => match self.issue(ctx, subject, uri).await {
                     Ok(entry) => {
@@ -336,7 +370,7 @@ impl Pep {
                         let use_number = entry.try_use();
                         guard.grant(Arc::clone(&entry));
                         use_number
-                            .map(|n| (entry, n))
+                            .map(|n| Use::new(entry, n, Source::Pdp))
                             .ok_or(PepError::denied(DenyReason::UsesExhausted))
                     }
                     Err(error) => {
@@ -467,7 +501,7 @@ impl Pep {
     ) -> Result<GrantEntry, PepError> {
         let resource = pdp_uri(uri);
         let request = self.access_request(ctx, subject, &resource);
-        let grant = self.inner.pdp.authorize_use(&request).await?;
+        let grant = self.ask_pdp(&request).await?;
         // The TTL runs from the answer, not from the question.
         self.accept(grant, ctx, Instant::now())
     }
@@ -507,6 +541,23 @@ impl Pep {
     }
 }
 
+/// One use of a grant: the entry, which use it is, and what served it.
+struct Use {
+    entry: Arc<GrantEntry>,
+    use_number: u32,
+    source: Source,
+}
+
+impl Use {
+    fn new(entry: Arc<GrantEntry>, use_number: u32, source: Source) -> Self {
+        Self {
+            entry,
+            use_number,
+            source,
+        }
+    }
+}
+
 /// Whether a call records its `jti` (a read) or only checks it (a batch that reads nothing).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Replay {
@@ -533,5 +584,7 @@ fn same_binding(grant: Option<&str>, caller: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod mock_tests;
+#[cfg(test)]
+mod telemetry_tests;
 #[cfg(test)]
 mod tests;
