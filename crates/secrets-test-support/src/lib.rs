@@ -53,7 +53,8 @@
 //! Features: `pep` (default) for the PEP test doubles in [`pep`] (a normal dependency on
 //! `secret-pep`, whose own tests use this crate as a dev-dependency: no cycle among normal
 //! dependencies); `floor` for `floor::HyperFloor`, the raw hyper GET the benchmarks compare
-//! against.
+//! against; `otlp` for `otlp::OtlpReceiver`, an OTLP/HTTP receiver on loopback that decodes
+//! exports with the published `opentelemetry-proto` types and keeps their raw bytes.
 
 #![forbid(unsafe_code)]
 
@@ -70,6 +71,8 @@ mod http;
 mod launch;
 mod logs;
 mod openbao;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod paths;
 #[cfg(feature = "pep")]
 pub mod pep;

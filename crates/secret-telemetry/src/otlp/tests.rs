@@ -168,3 +168,139 @@ fn codes_are_stable() {
     }
     assert_eq!(errors[3].setting(), None);
 }
+
+mod export {
+    //! Against a real OTLP/HTTP receiver on loopback.
+
+    use std::time::Instant;
+
+    use secrets_test_support::otlp::OtlpReceiver;
+
+    use super::*;
+
+    /// How long a test waits for the receiver before it fails (a deadline, not a timing
+    /// assertion).
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn spans_metrics_and_headers_reach_the_receiver() -> TestResult {
+        let receiver = OtlpReceiver::start()?;
+        let config = OtlpConfig::default()
+            .with_endpoint(format!("{}/", receiver.addr()))
+            .with_header("authorization", format!("Bearer {CANARY}"))
+            .with_service_name("otlp-unit")
+            // Everything, the exporter's own requests included if they were traced.
+            .with_filter("trace");
+        let pipeline = Pipeline::new(&config)?;
+        let metrics = pipeline.metrics();
+        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let _resolve =
+                tracing::info_span!("secret_resolve", provider = "file", cache = "miss").entered();
+            let _read = tracing::debug_span!("secret_read", provider = "file").entered();
+            metrics.resolve("file", "miss", "ok", Duration::from_micros(30));
+        });
+        let guard = pipeline.install();
+        guard.force_flush()?;
+        assert!(receiver.wait_for(PATIENCE, |r| r.spans().len() >= 2 && !r.points().is_empty()));
+        guard.shutdown()?;
+
+        let spans = receiver.spans();
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        // Exactly the two spans made here: the export's own HTTP requests are never traced.
+        assert_eq!(names, ["secret_read", "secret_resolve"], "{spans:?}");
+        let (read, resolve) = (&spans[0], &spans[1]);
+        assert_eq!(read.parent_span_id, resolve.span_id);
+        assert_eq!(resolve.attribute("provider"), Some("file"));
+        assert_eq!(resolve.attribute("cache"), Some("miss"));
+        assert_eq!(resolve.service_name.as_deref(), Some("otlp-unit"));
+        // No source locations, threads or busy/idle times.
+        let keys: Vec<&str> = resolve.attributes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["provider", "cache"], "{resolve:?}");
+
+        let misses = receiver.points_named("secrets.cache.misses");
+        assert!(!misses.is_empty());
+        assert!(
+            misses
+                .iter()
+                .all(|p| p.attribute("provider") == Some("file") && p.value == 1.0)
+        );
+        assert!(!receiver.points_named("secrets.resolve.duration").is_empty());
+
+        let requests = receiver.raw_requests();
+        let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+        assert!(
+            paths.contains(&"/v1/traces") && paths.contains(&"/v1/metrics"),
+            "{paths:?}"
+        );
+        for request in &requests {
+            let header = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(
+                header("authorization"),
+                Some(format!("Bearer {CANARY}").as_str())
+            );
+            assert_eq!(header("content-type"), Some("application/x-protobuf"));
+            assert!(header("user-agent").is_some_and(|ua| ua.starts_with("secrets-sdk/")));
+        }
+        assert!(receiver.undecodable().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn an_endpoint_that_never_answers_cannot_hang_shutdown() -> TestResult {
+        let receiver = OtlpReceiver::start_silent()?;
+        let config = OtlpConfig::default()
+            .with_endpoint(receiver.addr())
+            .with_header("authorization", CANARY)
+            .with_timeout(Duration::from_millis(300));
+        let pipeline = Pipeline::new(&config)?;
+        let metrics = pipeline.metrics();
+        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            drop(tracing::info_span!("get_credentials").entered());
+            metrics.resolve("openbao", "miss", "ok", Duration::from_millis(1));
+        });
+        let guard = pipeline.install();
+        let started = Instant::now();
+        let result = guard.shutdown();
+        let waited = started.elapsed();
+        let error = result
+            .err()
+            .ok_or("shutdown against a silent endpoint succeeded")?;
+        assert!(matches!(error.code(), "TIMEOUT" | "OTLP_EXPORT"), "{error}");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(CANARY), "{shown}");
+        // A deadline, far above the 300 ms timeout: shutdown must not wait for the endpoint.
+        assert!(waited < PATIENCE, "shutdown took {waited:?}");
+        assert!(receiver.wait_for(PATIENCE, |r| !r.raw_requests().is_empty()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_export_error_not_a_hang() -> TestResult {
+        // Bind and release a port: nothing listens there now.
+        let port = secrets_test_support::free_port()?;
+        let config = OtlpConfig::default()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_timeout(Duration::from_millis(500));
+        let pipeline = Pipeline::new(&config)?;
+        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            drop(tracing::info_span!("secret_resolve").entered());
+        });
+        let guard = pipeline.install();
+        let error = guard
+            .force_flush()
+            .err()
+            .ok_or("a flush to a closed port succeeded")?;
+        assert!(matches!(error.code(), "TIMEOUT" | "OTLP_EXPORT"), "{error}");
+        drop(guard);
+        Ok(())
+    }
+}
