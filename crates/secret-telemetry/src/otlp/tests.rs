@@ -193,13 +193,18 @@ mod export {
             .with_filter("trace");
         let pipeline = Pipeline::new(&config)?;
         let metrics = pipeline.metrics();
-        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
-        tracing::subscriber::with_default(subscriber, || {
+        // The process's global subscriber (the only test here to set it), as in a program:
+        // the exporter's runtime thread sees it too, so its own requests' spans would be
+        // exported if they were not suppressed.
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(pipeline.layer()),
+        )?;
+        {
             let _resolve =
                 tracing::info_span!("secret_resolve", provider = "file", cache = "miss").entered();
             let _read = tracing::debug_span!("secret_read", provider = "file").entered();
             metrics.resolve("file", "miss", "ok", Duration::from_micros(30));
-        });
+        }
         let guard = pipeline.install();
         guard.force_flush()?;
         assert!(receiver.wait_for(PATIENCE, |r| r.spans().len() >= 2 && !r.points().is_empty()));
