@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod kafka;
 pub mod kv2;
+pub mod leak;
 pub mod sdk;
 pub mod vault;
 

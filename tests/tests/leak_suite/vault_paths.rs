@@ -1,0 +1,920 @@
+//! `VaultClient`: reads through the PEP against the real OpenBao and the real Cerbos (permit,
+//! deny, negative cache, replay of the canary `jti`, wrong audience, missing subject or `jti`,
+//! token lifetime, obligations, use counts, sender bindings), every URI error class, the
+//! batched entry points, PDPs that fail every way a PDP can (down, hanging, echoing, malformed,
+//! discovery pointing elsewhere, the breaker open, and the real one stopped), vaults that do,
+//! PDPs of one's own that grant zero uses or bind elsewhere, and configuration values holding
+//! the canary token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrets_sdk::audit::{AuditSink, MemorySink};
+use secrets_sdk::pep::{AccessRequest, Grant, PdpFuture, SecretPolicyService};
+use secrets_sdk::{ExecutionContext, VaultClient, VaultClientBuilder};
+use secrets_test_support::pep::RecordingAudit;
+use secrets_test_support::{Fault, FaultServer};
+use serde_json::json;
+use tokio::runtime::Runtime;
+
+use super::fixtures::{Fixtures, kv_path, limited_token};
+use super::paths::{bad_uris, echo_body, echo_text, vault_faults};
+use super::run::{Expect, Run};
+use crate::common::leak::{
+    BAD_TOKEN, Class, FILE, JKT, JTI, PDP_TOKEN, SALT, SECRET_ID, SEGMENT, SUBJECT, TOKEN, X5T,
+};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The caller: the canary subject, a reader of tenant `t1`, a fresh canary `jti`, bound to the
+/// canary key thumbprint.
+pub(crate) fn caller() -> ExecutionContext {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    ExecutionContext::new(SUBJECT)
+        .with_aud(["crud.secrets"])
+        .with_roles(["reader"])
+        .with_issuer("https://issuer.test")
+        .with_jti(format!("{JTI}-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+        .with_cnf_jkt(JKT)
+}
+
+/// `openbao+kv2://secret/<prefix><SEGMENT>/<FILE><rest>`.
+pub(crate) fn kv(prefix: &str, rest: &str) -> String {
+    format!("openbao+kv2://secret/{}{rest}", kv_path(prefix))
+}
+
+/// `VaultClient::from_env` settings for the fixtures, with `extra` replacing or adding.
+pub(crate) fn vars(fx: &Fixtures, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = [
+        ("VAULT_URL", fx.bao.addr()),
+        ("VAULT_TOKEN", TOKEN.to_owned()),
+        ("VAULT_RETRY_ATTEMPTS", "1".to_owned()),
+        ("VAULT_TIMEOUT", "2".to_owned()),
+        ("TENANT_ID", "t1".to_owned()),
+        ("TENANT_ALLOWED_MOUNTS", "secret".to_owned()),
+        ("SECRET_TENANT_SALT", SALT.to_owned()),
+        ("AUTHZEN_PDP_URL", fx.cerbos.addr()),
+        ("AUTHZEN_DIALECT", "cerbos".to_owned()),
+        ("AUTHZEN_PDP_TOKEN", PDP_TOKEN.to_owned()),
+        ("NEGATIVE_CACHE_JITTER_MS", "0".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (name, value) in extra {
+        vars.retain(|(k, _)| k != name);
+        vars.push(((*name).to_owned(), value.clone()));
+    }
+    vars
+}
+
+fn builder(vars: &[(String, String)]) -> VaultClientBuilder {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    VaultClient::builder().env_lookup(secrets_test_support::env_map(&vars))
+}
+
+/// A PDP of one's own that permits with a grant the PEP must refuse.
+#[derive(Debug)]
+enum Odd {
+    /// `max_uses` 0.
+    ZeroUses,
+    /// Bound to another key than the caller's.
+    BoundElsewhere,
+    /// A response-wrapping TTL this PEP cannot honor.
+    Wrapped,
+}
+
+impl SecretPolicyService for Odd {
+    fn authorize_use<'a>(&'a self, _request: &'a AccessRequest<'a>) -> PdpFuture<'a, Grant> {
+        Box::pin(async move {
+            let mut grant = Grant::new("lk-grant", Duration::from_secs(60), 3);
+            match self {
+                Odd::ZeroUses => grant.max_uses = 0,
+                Odd::BoundElsewhere => grant.cnf_binding = Some(format!("{JKT}-elsewhere")),
+                Odd::Wrapped => grant.wrap_ttl = Some(Duration::from_secs(30)),
+            }
+            Ok(grant)
+        })
+    }
+}
+
+/// Drives every `VaultClient` path. The real Cerbos is stopped (and started again) for
+/// "PDP down".
+pub(crate) fn drive(run: &mut Run, rt: &Runtime, fx: &mut Fixtures) -> Result {
+    main_client(run, rt, fx)?;
+    clients(run, rt, fx)?;
+    pdp_faults(run, rt, fx)?;
+    configuration(run, fx);
+    pdp_down(run, rt, fx)?;
+    Ok(())
+}
+
+fn get(
+    run: &mut Run,
+    rt: &Runtime,
+    client: &VaultClient,
+    name: &str,
+    uri: &str,
+    ctx: Option<&ExecutionContext>,
+    expect: Expect,
+) {
+    let path = run.path(format!("vault/get_credentials {name}"));
+    run.secret(
+        &path,
+        &rt.block_on(client.get_credentials(uri, ctx)),
+        expect,
+    );
+}
+
+fn main_client(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
+    let audit = Arc::new(RecordingAudit::default());
+    let client = builder(&vars(fx, &[]))
+        .audit(Arc::clone(&audit) as Arc<dyn AuditSink>)
+        .build()?;
+    run.show("vault/client", format!("{client:?}"));
+    let field = kv("", "#token");
+    for prefix in ["", "seven/", "classified/", "short/"] {
+        for round in 0..2 {
+            get(
+                run,
+                rt,
+                &client,
+                &format!("permit {prefix}field {round}"),
+                &kv(prefix, "#token"),
+                Some(&caller()),
+                Expect::Value,
+            );
+            get(
+                run,
+                rt,
+                &client,
+                &format!("permit {prefix}whole {round}"),
+                &kv(prefix, ""),
+                Some(&caller()),
+                Expect::Whole,
+            );
+        }
+    }
+    let path = run.path("vault/get_credentials_blocking permit");
+    run.secret(
+        &path,
+        &client.get_credentials_blocking(field.as_str(), Some(&caller())),
+        Expect::Value,
+    );
+    let path = run.path("vault/get_credentials_blocking missing key");
+    run.secret(
+        &path,
+        &client.get_credentials_blocking(kv("", "#missing").as_str(), Some(&caller())),
+        Expect::Code("KEY_NOT_FOUND"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "hashicorp alias",
+        &format!("hashicorp+kv2://secret/{}#token", kv_path("")),
+        Some(&caller()),
+        Expect::Value,
+    );
+    // The canary jti, twice.
+    let once = caller();
+    get(
+        run,
+        rt,
+        &client,
+        "jti first use",
+        &field,
+        Some(&once),
+        Expect::Value,
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "jti replayed",
+        &field,
+        Some(&once),
+        Expect::Code("AUTHZ_DENIED/REPLAY"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "jti replayed on another secret",
+        &kv("seven/", "#token"),
+        Some(&once),
+        Expect::Code("AUTHZ_DENIED/REPLAY"),
+    );
+    let mut no_jti = caller();
+    no_jti.token_jti = None;
+    get(
+        run,
+        rt,
+        &client,
+        "no jti",
+        &field,
+        Some(&no_jti),
+        Expect::Code("AUTHZ_DENIED/JTI_MISSING"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "wrong audience",
+        &field,
+        Some(&caller().with_aud(["billing"])),
+        Expect::Code("AUTHZ_DENIED/AUDIENCE"),
+    );
+    let mut no_aud = caller();
+    no_aud.aud.clear();
+    get(
+        run,
+        rt,
+        &client,
+        "no audience",
+        &field,
+        Some(&no_aud),
+        Expect::Code("AUTHZ_DENIED/AUDIENCE"),
+    );
+    let mut no_subject = caller();
+    no_subject.subject = None;
+    get(
+        run,
+        rt,
+        &client,
+        "no subject",
+        &field,
+        Some(&no_subject),
+        Expect::Code("AUTHZ_DENIED/SUBJECT_MISSING"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "no context",
+        &field,
+        None,
+        Expect::Code("AUTHZ_DENIED/SUBJECT_MISSING"),
+    );
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    get(
+        run,
+        rt,
+        &client,
+        "token expired",
+        &field,
+        Some(&caller().with_exp(now - 3600)),
+        Expect::Code("AUTHZ_DENIED/TOKEN_EXPIRED"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "token lives too long",
+        &field,
+        Some(&caller().with_exp(now + 30 * 86_400)),
+        Expect::Code("AUTHZ_DENIED/TOKEN_LIFETIME"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "token with exp",
+        &field,
+        Some(&caller().with_exp(now + 600)),
+        Expect::Value,
+    );
+    let mut mtls = caller();
+    mtls.cnf_jkt = None;
+    let mtls = mtls.with_mtls_thumbprint(X5T);
+    get(
+        run,
+        rt,
+        &client,
+        "mtls bound",
+        &field,
+        Some(&mtls),
+        Expect::Value,
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "other key",
+        &field,
+        Some(&caller().with_cnf_jkt(format!("{JKT}-thief"))),
+        Expect::Value,
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "pdp deny",
+        &kv("denied/", "#token"),
+        Some(&caller()),
+        Expect::Code("AUTHZ_DENIED/PDP_DENY"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "negative cached",
+        &kv("denied/", "#token"),
+        Some(&caller()),
+        Expect::Code("AUTHZ_DENIED/NEGATIVE_CACHED"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "unknown obligation",
+        &kv("mfa/", "#token"),
+        Some(&caller()),
+        Expect::Code("AUTHZ_DENIED/UNKNOWN_OBLIGATION"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "missing key",
+        &kv("", "#missing"),
+        Some(&caller()),
+        Expect::Code("KEY_NOT_FOUND"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "version destroyed",
+        &kv("", "#token?version=1"),
+        Some(&caller()),
+        Expect::Code("VERSION_DESTROYED"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "version deleted",
+        &kv("", "#token?version=2"),
+        Some(&caller()),
+        Expect::Code("VERSION_DELETED"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "version absent",
+        &kv("", "#token?version=99"),
+        Some(&caller()),
+        Expect::Code("NOT_FOUND"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "404",
+        &format!("openbao+kv2://secret/{SEGMENT}/{FILE}-absent#token"),
+        Some(&caller()),
+        Expect::Code("NOT_FOUND"),
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "unknown parameter",
+        &kv("", "#token?n=1"),
+        Some(&caller()),
+        Expect::Code("UNKNOWN_PARAMETER"),
+    );
+    for scheme in ["file", "db+cred", "yaml", "bootstrap"] {
+        get(
+            run,
+            rt,
+            &client,
+            &format!("{scheme} unsupported"),
+            &format!("{scheme}://secret/{SEGMENT}/{FILE}"),
+            Some(&caller()),
+            Expect::Code("UNSUPPORTED_PROVIDER"),
+        );
+    }
+    for (uri, code) in bad_uris("openbao+kv2", "secret") {
+        get(
+            run,
+            rt,
+            &client,
+            &format!("bad uri {code}"),
+            &uri,
+            Some(&caller()),
+            Expect::Code(code),
+        );
+    }
+    // Batched.
+    let uris = [
+        field.clone(),
+        kv("", ""),
+        kv("", "#missing"),
+        kv("denied/", "#token"),
+        format!("openbao+kv2://secret/{SEGMENT}/*"),
+    ];
+    let list: Vec<&str> = uris.iter().map(String::as_str).collect();
+    let expects = [
+        Expect::Value,
+        Expect::Whole,
+        Expect::Code("KEY_NOT_FOUND"),
+        Expect::Code("AUTHZ_DENIED"),
+        Expect::Code("INVALID_WILDCARD"),
+    ];
+    match rt.block_on(client.get_credentials_many(&list, Some(&caller()))) {
+        Ok(results) => {
+            for (result, expect) in results.iter().zip(expects) {
+                let path = run.path("vault/get_credentials_many item");
+                run.secret(&path, result, expect);
+            }
+        }
+        Err(e) => {
+            let path = run.path("vault/get_credentials_many");
+            run.error(&path, e.code(), &e, Expect::Code("OK"));
+        }
+    }
+    let replayed = caller();
+    let _ = rt.block_on(client.get_credentials(field.as_str(), Some(&replayed)));
+    let path = run.path("vault/get_credentials_many replayed jti");
+    match rt.block_on(client.get_credentials_many(&list, Some(&replayed))) {
+        Ok(_) => run.mismatch(&path, "a replayed jti was accepted"),
+        Err(e) => run.error(
+            &path,
+            &format!("{}/{}", e.code(), e.deny_reason().map_or("", |r| r.code())),
+            &e,
+            Expect::Code("AUTHZ_DENIED/REPLAY"),
+        ),
+    }
+    let path = run.path("vault/authorize_batch");
+    match rt.block_on(client.authorize_batch(
+        Some(&caller()),
+        &[field.as_str()],
+        &[kv("seven/", "#token").as_str(), kv("denied/", "").as_str()],
+    )) {
+        // The report lists the caller's own URIs (`BatchItem::uri`): paths allowed there.
+        Ok(report) => {
+            run.show_allowing(&path, format!("{report:?}"), &[Class::Path, Class::Subject])
+        }
+        Err(e) => run.error(&path, e.code(), &e, Expect::Code("OK")),
+    }
+    let path = run.path("vault/authorize_batch unsupported");
+    match rt.block_on(client.authorize_batch(
+        Some(&caller()),
+        &[format!("file://secret/{SEGMENT}/{FILE}").as_str()],
+        &[],
+    )) {
+        Ok(report) => run.mismatch(&path, format!("accepted: {report:?}")),
+        Err(e) => run.error(&path, e.code(), &e, Expect::Code("UNSUPPORTED_PROVIDER")),
+    }
+    run.show(
+        "vault/client after",
+        format!("{client:?} {:?}", client.pep()),
+    );
+    client.close();
+    get(
+        run,
+        rt,
+        &client,
+        "closed client",
+        &field,
+        Some(&caller()),
+        Expect::Code("CLOSED"),
+    );
+    run.audit("vault/main client", &audit.take_events());
+    Ok(())
+}
+
+/// Clients with other credentials, vaults that fail, PDPs of one's own.
+fn clients(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
+    let field = kv("", "#token");
+    let bad_secret_id = format!("{SECRET_ID}-wrong");
+    let approle = |secret_id: &str| {
+        vec![
+            ("VAULT_TOKEN", String::new()),
+            ("VAULT_AUTH_METHOD", "approle".to_owned()),
+            ("VAULT_ROLE_ID", fx.role_id.clone()),
+            ("VAULT_SECRET_ID", secret_id.to_owned()),
+        ]
+    };
+    let down = format!("http://127.0.0.1:{}", secrets_test_support::free_port()?);
+    let cases: Vec<(&str, Vec<(&str, String)>, Expect)> = vec![
+        (
+            "bad token",
+            vec![("VAULT_TOKEN", BAD_TOKEN.to_owned())],
+            Expect::OneOf(&["AUTH_FAILED", "PERMISSION_DENIED"]),
+        ),
+        (
+            "limited token",
+            vec![("VAULT_TOKEN", limited_token())],
+            Expect::Code("PERMISSION_DENIED"),
+        ),
+        ("approle", approle(SECRET_ID), Expect::Value),
+        (
+            "approle wrong secret id",
+            approle(&bad_secret_id),
+            Expect::Code("AUTH_FAILED"),
+        ),
+        (
+            "vault down",
+            vec![("VAULT_URL", down)],
+            Expect::Code("UNAVAILABLE"),
+        ),
+        (
+            "hashed subjects",
+            vec![("AUDIT_HASH_SUBJECT", "true".to_owned())],
+            Expect::Value,
+        ),
+        (
+            "warm grants",
+            vec![("GRANT_MAX_USES_DEFAULT", "100".to_owned())],
+            Expect::Value,
+        ),
+    ];
+    for (name, extra, expect) in cases {
+        let sink = Arc::new(MemorySink::new());
+        let client = match builder(&vars(fx, &extra))
+            .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => {
+                let path = run.path(format!("vault/build {name}"));
+                run.error(&path, e.code(), &e, Expect::Code("OK"));
+                continue;
+            }
+        };
+        run.show(&format!("vault/client {name}"), format!("{client:?}"));
+        for round in 0..3 {
+            get(
+                run,
+                rt,
+                &client,
+                &format!("{name} {round}"),
+                &field,
+                Some(&caller()),
+                expect,
+            );
+        }
+        client.close();
+        if name == "hashed subjects" {
+            // Here even the audit events must not name the subject.
+            let events = sink.events();
+            let mut text = String::new();
+            for event in &events {
+                text.push_str(&format!("{event:?}\n"));
+                text.push_str(&String::from_utf8_lossy(
+                    &secrets_sdk::audit::to_ocsf_bytes(event),
+                ));
+            }
+            run.scanner.scan(
+                crate::common::leak::Channel::Audit,
+                "vault/hashed subjects",
+                text,
+                &[],
+            );
+        }
+        run.audit(&format!("vault/{name}"), &sink.events());
+    }
+    for (name, script, expect) in vault_faults() {
+        let server = FaultServer::start(script)?;
+        let client = builder(&vars(
+            fx,
+            &[
+                ("VAULT_URL", server.addr()),
+                ("VAULT_TIMEOUT", "0.3".to_owned()),
+            ],
+        ))
+        .build()?;
+        get(
+            run,
+            rt,
+            &client,
+            &format!("vault {name}"),
+            &field,
+            Some(&caller()),
+            expect,
+        );
+        let path = run.path(format!("vault/get_credentials_blocking vault {name}"));
+        run.secret(
+            &path,
+            &client.get_credentials_blocking(kv("", "").as_str(), Some(&caller())),
+            expect,
+        );
+        client.close();
+    }
+    // The read deadline ends a read the vault never answers.
+    let server = FaultServer::start(vec![
+        crate::common::kv2::lookup_never_expires(),
+        Fault::Hang,
+    ])?;
+    let client = builder(&vars(
+        fx,
+        &[
+            ("VAULT_URL", server.addr()),
+            ("VAULT_TIMEOUT", "30".to_owned()),
+        ],
+    ))
+    .read_deadline(Duration::from_millis(400))
+    .build()?;
+    get(
+        run,
+        rt,
+        &client,
+        "read deadline",
+        &field,
+        Some(&caller()),
+        Expect::Code("TIMEOUT"),
+    );
+    client.close();
+    for (name, pdp, expect) in [
+        (
+            "pdp grants zero uses",
+            Odd::ZeroUses,
+            Expect::Code("AUTHZ_DENIED/USES_EXHAUSTED"),
+        ),
+        (
+            "pdp binds elsewhere",
+            Odd::BoundElsewhere,
+            Expect::Code("BINDING_DRIFT"),
+        ),
+        (
+            "pdp wraps",
+            Odd::Wrapped,
+            Expect::Code("AUTHZ_DENIED/UNSUPPORTED_OBLIGATION"),
+        ),
+    ] {
+        let sink = Arc::new(MemorySink::new());
+        let client = builder(&vars(fx, &[]))
+            .pdp(pdp)
+            .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
+            .build()?;
+        for round in 0..2 {
+            get(
+                run,
+                rt,
+                &client,
+                &format!("{name} {round}"),
+                &field,
+                Some(&caller()),
+                expect,
+            );
+        }
+        client.close();
+        run.audit(&format!("vault/{name}"), &sink.events());
+    }
+    Ok(())
+}
+
+/// PDPs that misbehave: scripted AuthZEN servers (generic dialect).
+fn pdp_faults(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
+    let field = kv("", "#token");
+    let permit = |context: serde_json::Value| {
+        Fault::json(200, &json!({"decision": true, "context": context}))
+    };
+    let cases: Vec<(&str, Vec<Fault>, bool, Expect)> = vec![
+        (
+            "pdp 500 echoing the canaries",
+            vec![Fault::json(500, &echo_body())],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp 401 echoing the canaries",
+            vec![Fault::text(401, &echo_text())],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp accepts and never answers",
+            vec![Fault::Hang],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp closes the connection",
+            vec![Fault::Close],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp decision is a canary",
+            vec![Fault::json(
+                200,
+                &json!({"decision": format!("{JTI}-{SUBJECT}")}),
+            )],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp not JSON",
+            vec![Fault::text(200, &echo_text())],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp ttl is a canary",
+            vec![permit(json!({"ttl": TOKEN}))],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp obligation names the path",
+            vec![permit(
+                json!({"obligations": [format!("{SEGMENT}/{FILE}")]}),
+            )],
+            false,
+            Expect::Code("AUTHZ_DENIED/UNKNOWN_OBLIGATION"),
+        ),
+        (
+            "pdp deny with reasons echoing the canaries",
+            vec![Fault::json(
+                200,
+                &json!({"decision": false, "context": {"reason_admin": {"en": echo_text()}, "reason_user": {"en": echo_text()}}}),
+            )],
+            false,
+            Expect::Code("AUTHZ_DENIED/PDP_DENY"),
+        ),
+        (
+            "pdp larger than the cap",
+            vec![Fault::Huge {
+                len: 8 * 1024 * 1024,
+            }],
+            false,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp discovery names another pdp",
+            vec![Fault::json(
+                200,
+                &json!({
+                    "policy_decision_point": format!("http://127.0.0.1:1/{SEGMENT}"),
+                    "access_evaluation_endpoint": format!("http://127.0.0.1:1/{SEGMENT}/{FILE}?token={PDP_TOKEN}"),
+                }),
+            )],
+            true,
+            Expect::Code("PDP_UNAVAILABLE"),
+        ),
+        (
+            "pdp discovery 404",
+            vec![Fault::json(404, &echo_body()), permit(json!({}))],
+            true,
+            Expect::OneOf(&["PDP_UNAVAILABLE", "OK"]),
+        ),
+    ];
+    for (name, script, discovery, expect) in cases {
+        let server = FaultServer::start(script)?;
+        let extra = [
+            ("AUTHZEN_PDP_URL", server.addr()),
+            ("AUTHZEN_DIALECT", "generic".to_owned()),
+            ("AUTHZEN_DISCOVERY", discovery.to_string()),
+            ("AUTHZEN_TIMEOUT_MS", "300".to_owned()),
+            ("AUTHZEN_BREAKER_THRESHOLD", "100".to_owned()),
+        ];
+        let sink = Arc::new(MemorySink::new());
+        let client = builder(&vars(fx, &extra))
+            .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
+            .build()?;
+        let expect = match expect {
+            Expect::OneOf(_) => Expect::OneOf(&["PDP_UNAVAILABLE", "AUTHZ_DENIED"]),
+            other => other,
+        };
+        get(run, rt, &client, name, &field, Some(&caller()), expect);
+        let path = run.path(format!("vault/get_credentials_blocking {name}"));
+        let second = client.get_credentials_blocking(kv("seven/", "").as_str(), Some(&caller()));
+        // A second miss of a denied or failed decision may be negative-cached or retried.
+        let second_expect = match expect {
+            Expect::Code("AUTHZ_DENIED/PDP_DENY")
+            | Expect::Code("AUTHZ_DENIED/UNKNOWN_OBLIGATION") => Expect::Code("AUTHZ_DENIED"),
+            other => other,
+        };
+        run.secret(&path, &second, second_expect);
+        client.close();
+        run.audit(&format!("vault/{name}"), &sink.events());
+    }
+    // A PDP that is down, until the breaker opens.
+    let down = format!("http://127.0.0.1:{}", secrets_test_support::free_port()?);
+    let client = builder(&vars(
+        fx,
+        &[
+            ("AUTHZEN_PDP_URL", down),
+            ("AUTHZEN_DISCOVERY", "false".to_owned()),
+            ("AUTHZEN_BREAKER_THRESHOLD", "2".to_owned()),
+            ("AUTHZEN_BREAKER_COOLDOWN_MS", "60000".to_owned()),
+        ],
+    ))
+    .build()?;
+    for round in 0..4 {
+        get(
+            run,
+            rt,
+            &client,
+            &format!("pdp down {round}"),
+            &kv("seven/", "#token"),
+            Some(&caller()),
+            Expect::Code("PDP_UNAVAILABLE"),
+        );
+    }
+    client.close();
+    Ok(())
+}
+
+/// Configuration values holding the canary token (or salt): the builder refuses them
+/// without quoting them.
+fn configuration(run: &mut Run, fx: &Fixtures) {
+    let bad: Vec<(&str, String)> = vec![
+        ("VAULT_TIMEOUT", TOKEN.to_owned()),
+        ("VAULT_RETRY_ATTEMPTS", TOKEN.to_owned()),
+        ("VAULT_URL", TOKEN.to_owned()),
+        ("VAULT_URL", format!("http://user:{TOKEN}@127.0.0.1:1")),
+        ("VAULT_AUTH_METHOD", TOKEN.to_owned()),
+        ("VAULT_TOKEN", String::new()),
+        ("VAULT_SKIP_VERIFY", TOKEN.to_owned()),
+        ("VAULT_MAX_BODY_BYTES", TOKEN.to_owned()),
+        ("GRANT_MAX_USES_DEFAULT", TOKEN.to_owned()),
+        ("GRANT_TTL_DEFAULT", TOKEN.to_owned()),
+        ("NEGATIVE_CACHE_TTL_S", TOKEN.to_owned()),
+        ("ANTI_REPLAY_TTL_S", TOKEN.to_owned()),
+        ("ANTI_REPLAY_ENABLED", TOKEN.to_owned()),
+        ("SECRETS_AUDIENCE_REQUIRED", TOKEN.to_owned()),
+        (
+            "AUTHZEN_PDP_URL",
+            format!("http://user:{PDP_TOKEN}@127.0.0.1:1"),
+        ),
+        ("AUTHZEN_PDP_URL", PDP_TOKEN.to_owned()),
+        ("AUTHZEN_TIMEOUT_MS", PDP_TOKEN.to_owned()),
+        ("AUTHZEN_DIALECT", PDP_TOKEN.to_owned()),
+        ("AUTHZEN_DISCOVERY", PDP_TOKEN.to_owned()),
+        ("AUTHZEN_BREAKER_THRESHOLD", PDP_TOKEN.to_owned()),
+        ("ENABLE_AUTHORIZATION", TOKEN.to_owned()),
+        ("SECRET_TENANT_SALT", "LKSALT-2c8e5b".to_owned()),
+        ("SECRET_TENANT_SALT", String::new()),
+        ("TENANT_ALLOWED_MOUNTS", " , ".to_owned()),
+        ("AUDIT_HASH_SUBJECT", TOKEN.to_owned()),
+        ("AUDIT_QUEUE_CAPACITY", TOKEN.to_owned()),
+    ];
+    for (name, value) in bad {
+        let path = run.path(format!("vault/config {name} holds a canary"));
+        match builder(&vars(fx, &[(name, value)])).build() {
+            Err(e) => run.error(&path, e.code(), &e, Expect::OneOf(&["CONFIG"])),
+            Ok(client) => {
+                // Accepted (the setting is not one this client reads, or a value it can use):
+                // its first read must still fail or succeed cleanly.
+                run.show(&path, format!("{client:?}"));
+                let result =
+                    client.get_credentials_blocking(kv("", "#token").as_str(), Some(&caller()));
+                run.secret(
+                    &path,
+                    &result,
+                    Expect::OneOf(&["CONFIG", "UNAVAILABLE", "AUTH_FAILED", "PDP_UNAVAILABLE"]),
+                );
+                client.close();
+            }
+        }
+    }
+    let path = run.path("vault/builder short salt");
+    match builder(&vars(fx, &[])).tenant_salt("LKSALT-2c8e5b").build() {
+        Err(e) => run.error(&path, e.code(), &e, Expect::Code("CONFIG")),
+        Ok(_) => run.mismatch(&path, "a short salt was accepted"),
+    }
+    let builder = builder(&vars(fx, &[]))
+        .tenant_salt(SALT)
+        .default_context(caller());
+    run.show_allowing("vault/builder", format!("{builder:?}"), &[Class::Subject]);
+}
+
+/// The real PDP stopped: fail closed, then started again.
+fn pdp_down(run: &mut Run, rt: &Runtime, fx: &mut Fixtures) -> Result {
+    let sink = Arc::new(MemorySink::new());
+    let client = builder(&vars(fx, &[]))
+        .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
+        .build()?;
+    get(
+        run,
+        rt,
+        &client,
+        "before the pdp stops",
+        &kv("new/", "#token"),
+        Some(&caller()),
+        Expect::Value,
+    );
+    fx.cerbos.stop();
+    for round in 0..3 {
+        get(
+            run,
+            rt,
+            &client,
+            &format!("pdp stopped {round}"),
+            &kv("new/", ""),
+            Some(&caller()),
+            Expect::Code("PDP_UNAVAILABLE"),
+        );
+    }
+    fx.cerbos.restart()?;
+    client.close();
+    run.audit("vault/pdp down", &sink.events());
+    Ok(())
+}
