@@ -68,8 +68,9 @@
 //! # Features
 //! - `kafka`: `KafkaSink` (module `kafka`), events as keyed OCSF records with CloudEvents
 //!   headers in `<KAFKA_TOPIC_PREFIX>secrets.audit`, over rskafka; it adds `secret-http` (for
-//!   TLS) to `secret-uri` and `secret-config`, this crate's only workspace dependencies
-//!   otherwise. See `docs/audit.md` (The Kafka sink).
+//!   TLS) to `secret-uri`, `secret-config` and `secret-telemetry` (the queue's metrics and
+//!   span names), this crate's only workspace dependencies otherwise. See `docs/audit.md`
+//!   (The Kafka sink).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,5 +1,6 @@
 //! Canary: a planted salt, a subject under hashing and a URI with a path, a `#key` and a
-//! `?version` appear in no `Debug`, `Display`, OCSF record, error or log line of this crate.
+//! `?version` appear in no `Debug`, `Display`, OCSF record, error, log line or span (the
+//! queue's `audit_publish`, written with its fields when it closes) of this crate.
 
 use std::future::Future;
 use std::io;
@@ -73,6 +74,7 @@ fn nothing_secret_escapes() -> Result<(), Box<dyn std::error::Error>> {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(logs.clone())
         .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .finish();
     tracing::subscriber::set_global_default(subscriber)?;
 
@@ -152,6 +154,7 @@ fn nothing_secret_escapes() -> Result<(), Box<dyn std::error::Error>> {
         .into_owned();
     assert!(logged.contains("audit_dropped_total"), "{logged}");
     assert!(logged.contains("AUDIT_DELIVERY"), "{logged}");
+    assert!(logged.contains("audit_publish{"), "{logged}");
     shown.push(logged);
     for (i, text) in shown.iter().enumerate() {
         assert_clean(&format!("item {i}"), text);

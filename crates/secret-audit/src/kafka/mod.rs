@@ -47,6 +47,7 @@ use rskafka::BackoffConfig;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
+use secret_telemetry::Metrics;
 
 pub use self::config::{
     ENABLE_KAFKA_PRODUCER_ENV, KAFKA_ALLOW_PLAINTEXT_ENV, KAFKA_BOOTSTRAP_SERVERS_ENV,
@@ -555,10 +556,23 @@ impl KafkaSink {
     /// # Errors
     /// As [`KafkaTransport::new`], and `AUDIT_START` when the drainer cannot start.
     pub fn new(config: KafkaConfig, queue: QueueConfig) -> Result<Self, AuditError> {
+        Self::with_metrics(config, queue, Metrics::global())
+    }
+
+    /// [`new`](Self::new), the queue recording its metrics with `metrics` (see
+    /// [`QueueSink::with_metrics`]) instead of [`Metrics::global`].
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_metrics(
+        config: KafkaConfig,
+        queue: QueueConfig,
+        metrics: Metrics,
+    ) -> Result<Self, AuditError> {
         let transport = KafkaTransport::new(config)?;
         let topic = transport.topic().to_owned();
         Ok(Self {
-            queue: QueueSink::new(transport, queue)?,
+            queue: QueueSink::with_metrics(transport, queue, metrics)?,
             topic,
         })
     }
@@ -572,11 +586,22 @@ impl KafkaSink {
     pub fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, AuditError> {
+        Self::from_lookup_with_metrics(lookup, Metrics::global())
+    }
+
+    /// [`from_lookup`](Self::from_lookup), the queue recording its metrics with `metrics`.
+    ///
+    /// # Errors
+    /// As [`from_lookup`](Self::from_lookup).
+    pub fn from_lookup_with_metrics(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        metrics: Metrics,
+    ) -> Result<Option<Self>, AuditError> {
         let Some(config) = KafkaConfig::from_lookup(lookup)? else {
             return Ok(None);
         };
         let queue = AuditConfig::from_lookup(lookup)?.queue;
-        Self::new(config, queue).map(Some)
+        Self::with_metrics(config, queue, metrics).map(Some)
     }
 
     /// The topic it produces to.

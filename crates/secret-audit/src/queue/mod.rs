@@ -11,7 +11,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use secret_telemetry::{Metrics, names};
 use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 mod config;
 
@@ -24,6 +27,13 @@ use crate::{AuditError, AuditEvent, AuditSink, CloseReport, SinkStats};
 /// How long `close` waits for the drainer thread beyond its deadline (the drainer bounds every
 /// attempt by the deadline, so it normally ends well within this).
 const JOIN_GRACE: Duration = Duration::from_millis(500);
+
+/// `secrets.audit.dropped` reasons ([`names::DROP_REASONS`]): intake refused, the queue full.
+const QUEUE_FULL: &str = "queue_full";
+/// Accepted events the transport did not deliver before `close`'s deadline (`lost`).
+const TRANSPORT_FAILED: &str = "transport_failed";
+/// Intake refused: the sink is closed, or its drainer is gone.
+const STOPPED: &str = "stopped";
 
 /// Delivers batches of events somewhere (a Kafka topic, a log pipeline). Implemented by the
 /// transports; the [`QueueSink`] calls it from its own thread, one batch at a time, in order.
@@ -141,6 +151,7 @@ struct Shared {
     failed_attempts: AtomicU64,
     drop_warning: RateLimit,
     failure_warning: RateLimit,
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -149,8 +160,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn count_drop(&self) {
+    /// One event refused at intake, for `reason` (`queue_full` or `stopped`).
+    fn count_drop(&self, reason: &'static str) {
         let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics.audit_dropped(reason, 1);
         if self.drop_warning.ready() {
             tracing::warn!(
                 audit_dropped_total = total,
@@ -158,6 +171,12 @@ impl Shared {
                 "audit queue full or closed: events dropped"
             );
         }
+    }
+
+    /// `count` accepted events that will not be delivered (`lost`).
+    fn count_lost(&self, count: u64) {
+        self.lost.fetch_add(count, Ordering::Relaxed);
+        self.metrics.audit_dropped(TRANSPORT_FAILED, count);
     }
 }
 
@@ -189,6 +208,16 @@ impl Drop for DrainerWatch<'_> {
 ///   thread and reports; if the deadline passes first, what was left is reported `lost`.
 ///   Nothing queued is lost on a clean shutdown.
 /// - **Dropped without `close`:** flushes best-effort for `drop_flush`, never hangs.
+///
+/// # Telemetry
+/// Each delivery attempt runs in an `audit_publish` span (DEBUG, a root span on the drainer
+/// thread: `events`, `attempt`, `outcome` `ok`/`error`, the failure's `code`).
+/// `secrets.audit.dropped` counts what [`stats`](AuditSink::stats) counts, by reason:
+/// `queue_full` and `stopped` (closed, or the drainer gone) make up `dropped`,
+/// `transport_failed` (accepted, not delivered before `close`'s deadline) is `lost`.
+/// `secrets.audit.queue_depth` is recorded by the drainer when it takes a batch and after
+/// each failed attempt, never on the publishing path. The instruments are those given to
+/// [`with_metrics`](Self::with_metrics), else [`Metrics::global`] at construction.
 pub struct QueueSink {
     shared: Arc<Shared>,
     closer: Mutex<Closer>,
@@ -211,11 +240,25 @@ impl fmt::Debug for QueueSink {
 }
 
 impl QueueSink {
-    /// Starts the drainer thread for `transport`.
+    /// Starts the drainer thread for `transport`, recording its metrics with
+    /// [`Metrics::global`] (bound to the global meter provider installed now).
     ///
     /// # Errors
     /// `AUDIT_START` when the thread or its runtime cannot be created.
     pub fn new(transport: impl Transport, config: QueueConfig) -> Result<Self, AuditError> {
+        Self::with_metrics(transport, config, Metrics::global())
+    }
+
+    /// [`new`](Self::new), recording `secrets.audit.queue_depth` and `secrets.audit.dropped`
+    /// with `metrics`.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_metrics(
+        transport: impl Transport,
+        config: QueueConfig,
+        metrics: Metrics,
+    ) -> Result<Self, AuditError> {
         // The fields are public: bring each into range (as the with_* setters do).
         let config = QueueConfig {
             capacity: config.capacity.max(1),
@@ -239,6 +282,7 @@ impl QueueSink {
             failed_attempts: AtomicU64::new(0),
             drop_warning: RateLimit::new(warn_interval),
             failure_warning: RateLimit::new(warn_interval),
+            metrics,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -310,12 +354,16 @@ impl AuditSink for QueueSink {
                     .0;
             }
         }
-        if state.deadline.is_some()
-            || state.drainer_dead
-            || state.queue.len() >= shared.config.capacity
-        {
+        let refused = if state.deadline.is_some() || state.drainer_dead {
+            Some(STOPPED)
+        } else if state.queue.len() >= shared.config.capacity {
+            Some(QUEUE_FULL)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
             drop(state);
-            shared.count_drop();
+            shared.count_drop(reason);
             return;
         }
         state.queue.push_back(event);
@@ -361,7 +409,8 @@ impl AuditSink for QueueSink {
         state.queue.clear();
         state.in_flight = 0;
         drop(state);
-        self.shared.lost.fetch_add(left, Ordering::Relaxed);
+        self.shared.count_lost(left);
+        self.shared.metrics.audit_queue_depth(0);
         let report = self.report();
         closer.report = Some(report);
         report
@@ -404,7 +453,7 @@ impl Drop for QueueSink {
 async fn drain(shared: &Shared, mut transport: impl Transport) {
     loop {
         let mut lingered = false;
-        let batch: Vec<AuditEvent> = loop {
+        let (batch, depth): (Vec<AuditEvent>, usize) = loop {
             let woken = shared.wake.notified();
             let linger = {
                 let mut state = shared.lock();
@@ -419,7 +468,7 @@ async fn drain(shared: &Shared, mut transport: impl Transport) {
                 } else if waiting > 0 {
                     let n = waiting.min(shared.config.batch_max);
                     state.in_flight = n;
-                    break state.queue.drain(..n).collect();
+                    break (state.queue.drain(..n).collect(), waiting - n);
                 } else if state.deadline.is_some() {
                     return;
                 } else {
@@ -440,6 +489,7 @@ async fn drain(shared: &Shared, mut transport: impl Transport) {
             woken.await;
         };
         shared.space.notify_all();
+        shared.metrics.audit_queue_depth(depth as u64);
         let delivered = deliver(shared, &mut transport, &batch).await;
         let mut state = shared.lock();
         state.in_flight = 0;
@@ -455,16 +505,19 @@ async fn drain(shared: &Shared, mut transport: impl Transport) {
             let lost = batch.len() + state.queue.len();
             state.queue.clear();
             drop(state);
-            shared.lost.fetch_add(lost as u64, Ordering::Relaxed);
+            shared.count_lost(lost as u64);
             return;
         }
     }
 }
 
 /// Delivers one batch, retrying with backoff; `false` when the close deadline passed first.
+/// Each attempt is an `audit_publish` span.
 async fn deliver(shared: &Shared, transport: &mut impl Transport, batch: &[AuditEvent]) -> bool {
     let mut backoff = shared.config.retry.backoff();
+    let mut attempt: u32 = 0;
     loop {
+        attempt = attempt.saturating_add(1);
         let deadline = shared.lock().deadline;
         let mut limit = shared.config.attempt_timeout;
         if let Some(deadline) = deadline {
@@ -474,12 +527,29 @@ async fn deliver(shared: &Shared, transport: &mut impl Transport, batch: &[Audit
             }
             limit = limit.min(left);
         }
-        let error = match tokio::time::timeout(limit, transport.deliver(batch)).await {
-            Ok(Ok(())) => return true,
+        let span = tracing::debug_span!(
+            parent: None,
+            names::span::AUDIT_PUBLISH,
+            events = batch.len(),
+            attempt,
+            outcome = Empty,
+            code = Empty,
+        );
+        let attempted = transport.deliver(batch).instrument(span.clone());
+        let error = match tokio::time::timeout(limit, attempted).await {
+            Ok(Ok(())) => {
+                span.record("outcome", "ok");
+                return true;
+            }
             Ok(Err(error)) => error,
             Err(_) => AuditError::Timeout { after: limit },
         };
+        span.record("outcome", "error");
+        span.record("code", error.code());
+        drop(span);
         shared.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        let depth = shared.lock().queue.len();
+        shared.metrics.audit_queue_depth(depth as u64);
         if shared.failure_warning.ready() {
             tracing::warn!(
                 code = error.code(),
