@@ -98,6 +98,12 @@ pub mod semconv {
     pub const SERVER_PORT: &str = "server.port";
     /// `error.type`.
     pub const ERROR_TYPE: &str = "error.type";
+    /// `http.request.resend_count`: set on a retried attempt.
+    pub const HTTP_REQUEST_RESEND_COUNT: &str = "http.request.resend_count";
+    /// `otel.name`: the exported span name (the HTTP method, per the conventions).
+    pub const OTEL_NAME: &str = "otel.name";
+    /// `otel.kind`: the span kind (`client` for the HTTP spans).
+    pub const OTEL_KIND: &str = "otel.kind";
 }
 
 /// Values of the [`provider`](label::PROVIDER) label: the grammar's provider names.
