@@ -44,17 +44,30 @@ pub(crate) struct Case<'a> {
     pub(crate) out: Out,
     /// Classes allowed on stdout (the product).
     pub(crate) stdout_allows: &'a [Class],
+    /// What to feed on stdin (then the run has no time limit: `run_within` feeds none).
+    pub(crate) stdin: Option<Vec<u8>>,
 }
 
 pub(crate) fn check(run: &mut Run, case: Case<'_>) {
-    let path = run.path(format!("cli/{}", case.name));
-    let Some(result) = case
-        .invocation
-        .env("RUST_LOG", "trace")
-        .run_within(Duration::from_secs(60))
-    else {
-        run.mismatch(&path, "did not finish within 60 s");
-        return;
+    let area = if run.cli_area.is_empty() {
+        "cli"
+    } else {
+        run.cli_area
+    };
+    let path = run.path(format!("{area}/{}", case.name));
+    let mut invocation = case.invocation.env("RUST_LOG", "trace");
+    for (name, value) in &run.cli_env {
+        invocation = invocation.env(name, value);
+    }
+    let result = match &case.stdin {
+        Some(stdin) => invocation.stdin(stdin).run(),
+        None => {
+            let Some(result) = invocation.run_within(Duration::from_secs(60)) else {
+                run.mismatch(&path, "did not finish within 60 s");
+                return;
+            };
+            result
+        }
     };
     if result.code != case.exit {
         run.mismatch(
@@ -109,7 +122,7 @@ fn kv(prefix: &str, rest: &str) -> String {
 }
 
 /// `secrets resolve` with the file root and the vault (token from the environment).
-fn resolve(fx: &Fixtures, args: &[&str], env: &[(&str, String)]) -> Invocation {
+pub(crate) fn resolve(fx: &Fixtures, args: &[&str], env: &[(&str, String)]) -> Invocation {
     let mut argv = vec![
         "resolve".to_owned(),
         "--file-root".to_owned(),
@@ -145,6 +158,7 @@ fn resolves(run: &mut Run, fx: &Fixtures) -> Result {
         exit: 0,
         out,
         stdout_allows: &value,
+        stdin: None,
     };
     let field = Fixtures::file_uri(file::JSON, "#password");
     for case in [
@@ -186,6 +200,7 @@ fn resolves(run: &mut Run, fx: &Fixtures) -> Result {
         exit: 1,
         out: Out::Empty,
         stdout_allows: &[],
+        stdin: None,
     };
     let mut uris: Vec<(String, String)> = vec![
         ("file missing".into(), Fixtures::file_uri("-absent", "")),
@@ -253,6 +268,7 @@ fn resolves(run: &mut Run, fx: &Fixtures) -> Result {
             exit: 1,
             out: Out::Empty,
             stdout_allows: &[],
+            stdin: None,
         },
     );
     // Other credentials and vaults.
@@ -354,6 +370,7 @@ fn resolves(run: &mut Run, fx: &Fixtures) -> Result {
                 exit,
                 out: if exit == 0 { Out::Value } else { Out::Empty },
                 stdout_allows: &value,
+                stdin: None,
             },
         );
     }
@@ -397,6 +414,7 @@ fn resolves(run: &mut Run, fx: &Fixtures) -> Result {
                 exit,
                 out: if exit == 0 { Out::Value } else { Out::Empty },
                 stdout_allows: &value,
+                stdin: None,
             },
         );
     }
@@ -452,6 +470,7 @@ fn execs(run: &mut Run, fx: &Fixtures) -> Result {
                 exit: 0,
                 out: Out::Empty,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
         let got = std::fs::read_to_string(&out).unwrap_or_default();
@@ -488,6 +507,7 @@ fn execs(run: &mut Run, fx: &Fixtures) -> Result {
             exit: 0,
             out: Out::Empty,
             stdout_allows: &[],
+            stdin: None,
         },
     );
     let bad_file = fx.outside.path().join("lk-bad.env");
@@ -584,6 +604,7 @@ fn execs(run: &mut Run, fx: &Fixtures) -> Result {
                 exit,
                 out: Out::Empty,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
     }
@@ -607,6 +628,7 @@ fn execs(run: &mut Run, fx: &Fixtures) -> Result {
             exit: 127,
             out: Out::Empty,
             stdout_allows: &[],
+            stdin: None,
         },
     );
     Ok(())
@@ -652,7 +674,11 @@ fn gets(run: &mut Run, fx: &Fixtures) -> Result {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let (expired, far) = ((now - 3600).to_string(), (now + 30 * 86_400).to_string());
+    let (expired, soon, far) = (
+        (now - 3600).to_string(),
+        (now + 600).to_string(),
+        (now + 30 * 86_400).to_string(),
+    );
     let aud = "crud.secrets";
     let down = format!("http://127.0.0.1:{}", secrets_test_support::free_port()?);
     let pdp_hang = FaultServer::start(vec![Fault::Hang])?;
@@ -731,8 +757,8 @@ fn gets(run: &mut Run, fx: &Fixtures) -> Result {
         (
             "with exp",
             field.clone(),
-            vec!["--aud", aud, "--jti", &j5, "--exp", &far],
-            vec![("ANTI_REPLAY_MAX_TTL_S", "3600000".to_owned())],
+            vec!["--aud", aud, "--jti", &j5, "--exp", &soon],
+            vec![],
             0,
             Out::Value,
         ),
@@ -989,6 +1015,7 @@ fn gets(run: &mut Run, fx: &Fixtures) -> Result {
                 exit,
                 out,
                 stdout_allows: if exit == 0 { &value } else { &[] },
+                stdin: None,
             },
         );
     }
@@ -1001,6 +1028,7 @@ fn gets(run: &mut Run, fx: &Fixtures) -> Result {
                 exit: 1,
                 out: Out::Empty,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
     }
@@ -1044,6 +1072,7 @@ fn others(run: &mut Run) -> Result {
                 exit,
                 out: Out::Any,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
     }
@@ -1062,6 +1091,7 @@ fn others(run: &mut Run) -> Result {
             exit: 0,
             out: Out::Any,
             stdout_allows: &path_allowed,
+            stdin: None,
         },
     );
     check(
@@ -1072,6 +1102,7 @@ fn others(run: &mut Run) -> Result {
             exit: 0,
             out: Out::Any,
             stdout_allows: &path_allowed,
+            stdin: None,
         },
     );
     for (uri, code) in bad_uris("openbao+kv2", "secret") {
@@ -1086,6 +1117,7 @@ fn others(run: &mut Run) -> Result {
                 exit: 2,
                 out: Out::Empty,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
         let mut json_args = args.clone();
@@ -1098,15 +1130,16 @@ fn others(run: &mut Run) -> Result {
                 exit: 2,
                 out: Out::Any,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
     }
-    let check_cmd = |jsonl: bool, input: String| {
+    let check_cmd = |jsonl: bool| {
         let mut args = vec!["uri", "check", "--allowed-mounts", "secret,demo"];
         if jsonl {
             args.push("--jsonl");
         }
-        secrets(args).stdin(input.as_bytes())
+        secrets(args)
     };
     let valid = format!("{field}\n{}\n", Fixtures::file_uri(file::JSON, "#password"));
     let invalid: String = bad_uris("openbao+kv2", "secret")
@@ -1118,34 +1151,37 @@ fn others(run: &mut Run) -> Result {
         run,
         Case {
             name: "uri check valid".into(),
-            invocation: check_cmd(false, valid),
+            invocation: check_cmd(false),
             exit: 0,
             out: Out::Any,
             stdout_allows: &path_allowed,
+            stdin: Some(valid.into_bytes()),
         },
     );
     check(
         run,
         Case {
             name: "uri check invalid".into(),
-            invocation: check_cmd(false, invalid.clone()),
+            invocation: check_cmd(false),
             exit: 1,
             out: Out::Any,
             stdout_allows: &[],
+            stdin: Some(invalid.into_bytes()),
         },
     );
     let jsonl_bad = format!(
-        "{{\"uri\": \"{}\"}}\n{{\"uri\": 7, \"token\": \"{TOKEN}\"}}\n{{\"uri\": \"{field}\", \"allowed_mounts\": [\"{SEGMENT}\"]}}\nnot json {VALUE}\n{{\"uri\": \"{field}\", \"allowed_mounts\": []}}\n",
+        "{{\"uri\": \"{}\"}}\n{{\"uri\": 7, \"token\": \"{TOKEN}\"}}\n{{\"uri\": \"{field}\", \"allowed_mounts\": [\"other\"]}}\nnot json {VALUE}\n{{\"uri\": \"{field}\", \"allowed_mounts\": []}}\n",
         format!("openbao+kv2://secret/{SEGMENT}/*")
     );
     check(
         run,
         Case {
             name: "uri check --jsonl invalid".into(),
-            invocation: check_cmd(true, jsonl_bad),
+            invocation: check_cmd(true),
             exit: 1,
             out: Out::Any,
             stdout_allows: &[],
+            stdin: Some(jsonl_bad.into_bytes()),
         },
     );
     // Not UTF-8.
@@ -1156,10 +1192,11 @@ fn others(run: &mut Run) -> Result {
         run,
         Case {
             name: "uri check not utf-8".into(),
-            invocation: secrets(["uri", "check"]).stdin(&bytes),
+            invocation: secrets(["uri", "check"]),
             exit: 1,
             out: Out::Any,
             stdout_allows: &[],
+            stdin: Some(bytes),
         },
     );
     // Lint a tree whose files hold invalid URIs naming the canary path.
@@ -1181,6 +1218,7 @@ fn others(run: &mut Run) -> Result {
                 exit: 1,
                 out: Out::Any,
                 stdout_allows: &[],
+                stdin: None,
             },
         );
     }

@@ -4,7 +4,7 @@
 //! secret id is a canary, and a real Cerbos serving the workspace's test policies.
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::cerbos::{CerbosServer, cerbos_or_skip, policies};
@@ -126,7 +126,12 @@ impl Fixtures {
             r#"path "secret/data/allowed/*" { capabilities = ["read"] }"#,
         )?;
         bao.create_token_with(&json!({"id": limited_token(), "policies": ["lk-limited"]}))?;
-        let role = bao.setup_approle(ROLE, &["root"])?;
+        // Auth methods cannot issue root tokens: the role reads the mount.
+        bao.put_policy(
+            "lk-reader",
+            r#"path "secret/*" { capabilities = ["read"] }"#,
+        )?;
+        let role = bao.setup_approle(ROLE, &["lk-reader"])?;
         let (status, body) = bao.api(
             "POST",
             &format!("auth/approle/role/{ROLE}/custom-secret-id"),
@@ -134,6 +139,14 @@ impl Fixtures {
         )?;
         if status != 200 {
             return Err(format!("custom secret id refused: {status} {body}").into());
+        }
+        let login = json!({"role_id": role.role_id, "secret_id": SECRET_ID});
+        let (status, body) = bao.api_as(None, None, "POST", "auth/approle/login", Some(&login))?;
+        if status != 200 {
+            return Err(format!(
+                "the AppRole login with the custom secret id failed: {status} {body}"
+            )
+            .into());
         }
         Ok(Some(Self {
             files,
@@ -152,11 +165,6 @@ impl Fixtures {
     /// `file://demo/<SEGMENT>/<FILE><suffix>`, with `rest` (`#key`, `?q`) appended.
     pub(crate) fn file_uri(suffix: &str, rest: &str) -> String {
         format!("file://demo/{SEGMENT}/{FILE}{suffix}{rest}")
-    }
-
-    /// A path under the file root.
-    pub(crate) fn file_path(&self, suffix: &str) -> PathBuf {
-        self.root().join(format!("demo/{SEGMENT}/{FILE}{suffix}"))
     }
 }
 

@@ -206,6 +206,7 @@ fn a_planted_cli_stderr_line_and_a_value_on_the_wrong_stdout_are_reported() {
             exit: 0,
             out: Out::Value,
             stdout_allows: &[Class::Value],
+            stdin: None,
         },
     );
     let found: Vec<(Channel, &str)> = run
@@ -226,6 +227,7 @@ fn a_planted_cli_stderr_line_and_a_value_on_the_wrong_stdout_are_reported() {
             exit: 1,
             out: Out::Empty,
             stdout_allows: &[],
+            stdin: None,
         },
     );
     let found: Vec<(Channel, &str)> = run

@@ -147,7 +147,7 @@ fn scenarios() -> Vec<(String, String, Expect, Sync)> {
         (
             "file malformed json".into(),
             f(file::BAD_JSON, "#password"),
-            Expect::Code("MALFORMED_RESPONSE"),
+            Expect::Code("NOT_JSON"),
             Sync::Same,
         ),
         (
