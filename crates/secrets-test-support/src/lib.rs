@@ -18,6 +18,9 @@
 //! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
 //!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
 //!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
+//! - `otlp::OtlpReceiver` (feature `otlp`): an OTLP/HTTP receiver on loopback that decodes
+//!   exports with the published `opentelemetry-proto` types, keeps their raw bytes for canary
+//!   scans, and can accept and never answer.
 //! - [`cli`]: runs a built binary (the `secrets` CLI) in a cleared environment and captures
 //!   what it printed.
 //! - [`Shared`]: one server per test binary while its tests overlap ([`shared_openbao`]).
@@ -53,7 +56,7 @@
 //! Features: `pep` (default) for the PEP test doubles in [`pep`] (a normal dependency on
 //! `secret-pep`, whose own tests use this crate as a dev-dependency: no cycle among normal
 //! dependencies); `floor` for `floor::HyperFloor`, the raw hyper GET the benchmarks compare
-//! against; `otlp` for `otlp::OtlpReceiver`, an OTLP/HTTP receiver on loopback that decodes
+//! against; `otlp` (default) for `otlp::OtlpReceiver`, an OTLP/HTTP receiver on loopback that decodes
 //! exports with the published `opentelemetry-proto` types and keeps their raw bytes.
 
 #![forbid(unsafe_code)]

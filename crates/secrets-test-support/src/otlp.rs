@@ -360,7 +360,8 @@ impl OtlpReceiver {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(Error::io("set a read timeout"))?;
         let head = format!(
-            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-protobuf\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
             self.addr,
             body.len()
         );

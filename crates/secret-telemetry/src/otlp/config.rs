@@ -11,33 +11,33 @@ use zeroize::Zeroizing;
 use super::OtlpError;
 
 /// Base URL of the OTLP/HTTP endpoint; `/v1/traces` and `/v1/metrics` are appended.
-pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Full URL for traces, used as is (overrides the base URL for traces).
-pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const TRACES_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// Full URL for metrics, used as is (overrides the base URL for metrics).
-pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+pub const METRICS_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 /// Headers sent with every export, `key=value` pairs separated by commas, values
 /// percent-encoded. May hold a token: never logged, never shown by `Debug`.
-pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+pub const HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// The `service.name` resource attribute.
-pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
 /// Milliseconds one export may take (and what shutdown waits at most).
-pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+pub const TIMEOUT_ENV: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// Milliseconds between two metric exports.
-pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+pub const METRIC_INTERVAL_ENV: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 /// Only `http/protobuf` is served; any other value is refused.
-pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub const PROTOCOL_ENV: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 /// A PEM CA bundle that replaces the webpki roots for the endpoint.
-pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+pub const CERTIFICATE_ENV: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 /// A PEM client certificate chain for mutual TLS (with the key).
-pub const OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+pub const CLIENT_CERTIFICATE_ENV: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
 /// The PEM private key of the client certificate.
-pub const OTEL_EXPORTER_OTLP_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
+pub const CLIENT_KEY_ENV: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
 /// Which spans are exported: `tracing` filter directives (`info`, `secrets_sdk=debug`, …).
-pub const SECRETS_OTEL_FILTER: &str = "SECRETS_OTEL_FILTER";
+pub const FILTER_ENV: &str = "SECRETS_OTEL_FILTER";
 /// `true` allows plain `http://` to an endpoint that is not loopback (a collector sidecar
 /// on a private network); otherwise plain HTTP goes to loopback only.
-pub const SECRETS_OTEL_ALLOW_INSECURE_HTTP: &str = "SECRETS_OTEL_ALLOW_INSECURE_HTTP";
+pub const ALLOW_INSECURE_HTTP_ENV: &str = "SECRETS_OTEL_ALLOW_INSECURE_HTTP";
 
 /// The endpoint when none is set: an OpenTelemetry Collector on this host.
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
@@ -172,17 +172,30 @@ impl OtlpConfig {
     /// # Errors
     /// As [`read_env`](Self::read_env).
     pub fn from_env() -> Result<Self, OtlpError> {
-        Self::default().read_env(&Env::process())
+        Self::default().read_process_env()
     }
 
-    /// Applies every variable that is set (an empty one counts as unset), over what was set
-    /// before: [`OTEL_EXPORTER_OTLP_ENDPOINT`], [`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`],
-    /// [`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`], [`OTEL_EXPORTER_OTLP_HEADERS`] (replacing the
-    /// headers set before), [`OTEL_SERVICE_NAME`], [`OTEL_EXPORTER_OTLP_TIMEOUT`] and
-    /// [`OTEL_METRIC_EXPORT_INTERVAL`] (milliseconds), [`OTEL_EXPORTER_OTLP_PROTOCOL`]
-    /// (`http/protobuf` only), [`OTEL_EXPORTER_OTLP_CERTIFICATE`],
-    /// [`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`] with [`OTEL_EXPORTER_OTLP_CLIENT_KEY`],
-    /// [`SECRETS_OTEL_FILTER`] and [`SECRETS_OTEL_ALLOW_INSECURE_HTTP`].
+    /// [`read_env`](Self::read_env) of the process environment: what was set before are
+    /// defaults that the variables override.
+    ///
+    /// # Errors
+    /// As [`read_env`](Self::read_env).
+    pub fn read_process_env(self) -> Result<Self, OtlpError> {
+        self.read_env(&Env::process())
+    }
+
+    /// Applies every variable that is set (an empty one counts as unset), over what was set before:
+    /// [`OTEL_EXPORTER_OTLP_ENDPOINT`](ENDPOINT_ENV),
+    /// [`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`](TRACES_ENDPOINT_ENV),
+    /// [`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`](METRICS_ENDPOINT_ENV),
+    /// [`OTEL_EXPORTER_OTLP_HEADERS`](HEADERS_ENV) (replacing the headers set before),
+    /// [`OTEL_SERVICE_NAME`](SERVICE_NAME_ENV), [`OTEL_EXPORTER_OTLP_TIMEOUT`](TIMEOUT_ENV) and
+    /// [`OTEL_METRIC_EXPORT_INTERVAL`](METRIC_INTERVAL_ENV) (milliseconds),
+    /// [`OTEL_EXPORTER_OTLP_PROTOCOL`](PROTOCOL_ENV) (`http/protobuf` only),
+    /// [`OTEL_EXPORTER_OTLP_CERTIFICATE`](CERTIFICATE_ENV),
+    /// [`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`](CLIENT_CERTIFICATE_ENV) with
+    /// [`OTEL_EXPORTER_OTLP_CLIENT_KEY`](CLIENT_KEY_ENV), [`SECRETS_OTEL_FILTER`](FILTER_ENV) and
+    /// [`SECRETS_OTEL_ALLOW_INSECURE_HTTP`](ALLOW_INSECURE_HTTP_ENV).
     ///
     /// Files are read and URLs checked when the pipeline is built.
     ///
@@ -191,90 +204,87 @@ impl OtlpConfig {
     /// interval that is not a positive whole number of milliseconds, another protocol, a
     /// client certificate without its key (or the reverse), a flag that is not a flag.
     pub fn read_env(mut self, env: &Env<'_>) -> Result<Self, OtlpError> {
-        if let Some(endpoint) = env.get(OTEL_EXPORTER_OTLP_ENDPOINT) {
+        if let Some(endpoint) = env.get(ENDPOINT_ENV) {
             self.endpoint = endpoint;
         }
-        if let Some(endpoint) = env.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+        if let Some(endpoint) = env.get(TRACES_ENDPOINT_ENV) {
             self.traces_endpoint = Some(endpoint);
         }
-        if let Some(endpoint) = env.get(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) {
+        if let Some(endpoint) = env.get(METRICS_ENDPOINT_ENV) {
             self.metrics_endpoint = Some(endpoint);
         }
-        if let Some(raw) = env.raw(OTEL_EXPORTER_OTLP_HEADERS).map(Zeroizing::new)
+        if let Some(raw) = env.raw(HEADERS_ENV).map(Zeroizing::new)
             && !raw.trim().is_empty()
         {
             self.headers = parse_headers(&raw)?;
         }
-        if let Some(name) = env.get(OTEL_SERVICE_NAME) {
+        if let Some(name) = env.get(SERVICE_NAME_ENV) {
             self.service_name = name;
         }
-        if let Some(timeout) = positive_millis(env, OTEL_EXPORTER_OTLP_TIMEOUT)? {
+        if let Some(timeout) = positive_millis(env, TIMEOUT_ENV)? {
             self.timeout = timeout;
         }
-        if let Some(interval) = positive_millis(env, OTEL_METRIC_EXPORT_INTERVAL)? {
+        if let Some(interval) = positive_millis(env, METRIC_INTERVAL_ENV)? {
             self.metric_interval = interval;
         }
-        if let Some(protocol) = env.setting(OTEL_EXPORTER_OTLP_PROTOCOL)
+        if let Some(protocol) = env.setting(PROTOCOL_ENV)
             && protocol.value() != "http/protobuf"
         {
             return Err(OtlpError::config(
-                OTEL_EXPORTER_OTLP_PROTOCOL,
+                PROTOCOL_ENV,
                 "must be http/protobuf (the only protocol served)",
             ));
         }
-        if let Some(path) = env.path(OTEL_EXPORTER_OTLP_CERTIFICATE) {
+        if let Some(path) = env.path(CERTIFICATE_ENV) {
             self.ca_bundle = Some(path);
         }
-        match (
-            env.path(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE),
-            env.path(OTEL_EXPORTER_OTLP_CLIENT_KEY),
-        ) {
+        match (env.path(CLIENT_CERTIFICATE_ENV), env.path(CLIENT_KEY_ENV)) {
             (Some(cert), Some(key)) => self.client_cert = Some((cert, key)),
             (None, None) => {}
             (Some(_), None) => {
                 return Err(OtlpError::config(
-                    OTEL_EXPORTER_OTLP_CLIENT_KEY,
-                    "is not set, but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is",
+                    CLIENT_KEY_ENV,
+                    "is not set, but CLIENT_CERTIFICATE_ENV is",
                 ));
             }
             (None, Some(_)) => {
                 return Err(OtlpError::config(
-                    OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
-                    "is not set, but OTEL_EXPORTER_OTLP_CLIENT_KEY is",
+                    CLIENT_CERTIFICATE_ENV,
+                    "is not set, but CLIENT_KEY_ENV is",
                 ));
             }
         }
-        if let Some(filter) = env.get(SECRETS_OTEL_FILTER) {
+        if let Some(filter) = env.get(FILTER_ENV) {
             self.filter = filter;
         }
-        self.allow_insecure_http =
-            env.flag(SECRETS_OTEL_ALLOW_INSECURE_HTTP, self.allow_insecure_http)?;
+        self.allow_insecure_http = env.flag(ALLOW_INSECURE_HTTP_ENV, self.allow_insecure_http)?;
         Ok(self)
     }
 
-    /// Sets the base URL ([`OTEL_EXPORTER_OTLP_ENDPOINT`]): `http(s)://host[:port][/path]`.
+    /// Sets the base URL ([`OTEL_EXPORTER_OTLP_ENDPOINT`](ENDPOINT_ENV)):
+    /// `http(s)://host[:port][/path]`.
     #[must_use]
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = endpoint.into();
         self
     }
 
-    /// Sets the full traces URL ([`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`]).
+    /// Sets the full traces URL ([`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`](TRACES_ENDPOINT_ENV)).
     #[must_use]
     pub fn with_traces_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.traces_endpoint = Some(endpoint.into());
         self
     }
 
-    /// Sets the full metrics URL ([`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`]).
+    /// Sets the full metrics URL ([`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`](METRICS_ENDPOINT_ENV)).
     #[must_use]
     pub fn with_metrics_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.metrics_endpoint = Some(endpoint.into());
         self
     }
 
-    /// Adds a header sent with every export (as [`OTEL_EXPORTER_OTLP_HEADERS`] does; checked
-    /// when the pipeline is built). The value is never logged or shown by `Debug`.
+    /// Adds a header sent with every export (as [`OTEL_EXPORTER_OTLP_HEADERS`](HEADERS_ENV) does;
+    /// checked when the pipeline is built). The value is never logged or shown by `Debug`.
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers
@@ -282,29 +292,30 @@ impl OtlpConfig {
         self
     }
 
-    /// Sets `service.name` ([`OTEL_SERVICE_NAME`]).
+    /// Sets `service.name` ([`OTEL_SERVICE_NAME`](SERVICE_NAME_ENV)).
     #[must_use]
     pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = name.into();
         self
     }
 
-    /// Sets the per-export timeout ([`OTEL_EXPORTER_OTLP_TIMEOUT`]), which also bounds how
-    /// long shutdown waits.
+    /// Sets the per-export timeout ([`OTEL_EXPORTER_OTLP_TIMEOUT`](TIMEOUT_ENV)), which also bounds
+    /// how long shutdown waits.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Sets the time between metric exports ([`OTEL_METRIC_EXPORT_INTERVAL`]).
+    /// Sets the time between metric exports ([`OTEL_METRIC_EXPORT_INTERVAL`](METRIC_INTERVAL_ENV)).
     #[must_use]
     pub fn with_metric_interval(mut self, interval: Duration) -> Self {
         self.metric_interval = interval;
         self
     }
 
-    /// Sets the CA bundle ([`OTEL_EXPORTER_OTLP_CERTIFICATE`]); it replaces the webpki roots.
+    /// Sets the CA bundle ([`OTEL_EXPORTER_OTLP_CERTIFICATE`](CERTIFICATE_ENV)); it replaces the
+    /// webpki roots.
     #[must_use]
     pub fn with_ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_bundle = Some(path.into());
@@ -312,14 +323,16 @@ impl OtlpConfig {
     }
 
     /// Sets a client certificate and key for mutual TLS
-    /// ([`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`], [`OTEL_EXPORTER_OTLP_CLIENT_KEY`]).
+    /// ([`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`](CLIENT_CERTIFICATE_ENV),
+    /// [`OTEL_EXPORTER_OTLP_CLIENT_KEY`](CLIENT_KEY_ENV)).
     #[must_use]
     pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_cert = Some((cert.into(), key.into()));
         self
     }
 
-    /// Sets which spans are exported ([`SECRETS_OTEL_FILTER`]): `tracing` filter directives.
+    /// Sets which spans are exported ([`SECRETS_OTEL_FILTER`](FILTER_ENV)): `tracing` filter
+    /// directives.
     #[must_use]
     pub fn with_filter(mut self, directives: impl Into<String>) -> Self {
         self.filter = directives.into();
@@ -327,7 +340,7 @@ impl OtlpConfig {
     }
 
     /// Allows plain `http://` to an endpoint that is not loopback
-    /// ([`SECRETS_OTEL_ALLOW_INSECURE_HTTP`]).
+    /// ([`SECRETS_OTEL_ALLOW_INSECURE_HTTP`](ALLOW_INSECURE_HTTP_ENV)).
     #[must_use]
     pub fn with_allow_insecure_http(mut self, allow: bool) -> Self {
         self.allow_insecure_http = allow;
@@ -379,7 +392,7 @@ fn positive_millis(env: &Env<'_>, name: &'static str) -> Result<Option<Duration>
 }
 
 /// `key=value` pairs separated by commas, keys and values trimmed, values percent-decoded
-/// (the OpenTelemetry format of [`OTEL_EXPORTER_OTLP_HEADERS`]).
+/// (the OpenTelemetry format of [`OTEL_EXPORTER_OTLP_HEADERS`](HEADERS_ENV)).
 fn parse_headers(text: &str) -> Result<Vec<(String, Zeroizing<String>)>, OtlpError> {
     let mut headers = Vec::new();
     for pair in text.split(',') {
@@ -388,20 +401,20 @@ fn parse_headers(text: &str) -> Result<Vec<(String, Zeroizing<String>)>, OtlpErr
         }
         let Some((name, value)) = pair.split_once('=') else {
             return Err(OtlpError::config(
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "must be comma-separated key=value pairs",
             ));
         };
         let name = name.trim();
         if name.is_empty() {
             return Err(OtlpError::config(
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "has a pair with an empty key",
             ));
         }
         let value = percent_decode(value.trim()).ok_or_else(|| {
             OtlpError::config(
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "has a value that is not UTF-8 once percent-decoded",
             )
         })?;
@@ -455,18 +468,18 @@ mod tests {
     #[test]
     fn every_variable_is_read_and_later_settings_win() -> Result<(), OtlpError> {
         let lookup = vars(&[
-            (OTEL_EXPORTER_OTLP_ENDPOINT, " http://127.0.0.1:4318/base/ "),
-            (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://127.0.0.1:1/t"),
-            (OTEL_EXPORTER_OTLP_HEADERS, "a=1, b = x%20y%3D ,,"),
-            (OTEL_SERVICE_NAME, "billing"),
-            (OTEL_EXPORTER_OTLP_TIMEOUT, "1500"),
-            (OTEL_METRIC_EXPORT_INTERVAL, "250"),
-            (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf"),
-            (OTEL_EXPORTER_OTLP_CERTIFICATE, "/etc/ca.pem"),
-            (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, "/etc/c.pem"),
-            (OTEL_EXPORTER_OTLP_CLIENT_KEY, "/etc/k.pem"),
-            (SECRETS_OTEL_FILTER, "debug"),
-            (SECRETS_OTEL_ALLOW_INSECURE_HTTP, "true"),
+            (ENDPOINT_ENV, " http://127.0.0.1:4318/base/ "),
+            (TRACES_ENDPOINT_ENV, "http://127.0.0.1:1/t"),
+            (HEADERS_ENV, "a=1, b = x%20y%3D ,,"),
+            (SERVICE_NAME_ENV, "billing"),
+            (TIMEOUT_ENV, "1500"),
+            (METRIC_INTERVAL_ENV, "250"),
+            (PROTOCOL_ENV, "http/protobuf"),
+            (CERTIFICATE_ENV, "/etc/ca.pem"),
+            (CLIENT_CERTIFICATE_ENV, "/etc/c.pem"),
+            (CLIENT_KEY_ENV, "/etc/k.pem"),
+            (FILTER_ENV, "debug"),
+            (ALLOW_INSECURE_HTTP_ENV, "true"),
         ]);
         let config = OtlpConfig::default()
             .with_service_name("secrets")
@@ -507,32 +520,28 @@ mod tests {
     fn bad_settings_name_the_variable_and_never_the_value() {
         let cases: [(&str, &str, &str); 7] = [
             (
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 CANARY,
                 "must be comma-separated key=value pairs",
             ),
             (
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "=s.canary-otlp-token-4f1d",
                 "has a pair with an empty key",
             ),
             (
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "a=%ff s.canary-otlp-token-4f1d",
                 "has a value that is not UTF-8 once percent-decoded",
             ),
-            (OTEL_EXPORTER_OTLP_TIMEOUT, CANARY, "must be a whole number"),
-            (OTEL_METRIC_EXPORT_INTERVAL, "0", "must be positive"),
+            (TIMEOUT_ENV, CANARY, "must be a whole number"),
+            (METRIC_INTERVAL_ENV, "0", "must be positive"),
             (
-                OTEL_EXPORTER_OTLP_PROTOCOL,
+                PROTOCOL_ENV,
                 "grpc",
                 "must be http/protobuf (the only protocol served)",
             ),
-            (
-                SECRETS_OTEL_ALLOW_INSECURE_HTTP,
-                CANARY,
-                "must be true or false",
-            ),
+            (ALLOW_INSECURE_HTTP_ENV, CANARY, "must be true or false"),
         ];
         for (name, value, reason) in cases {
             let lookup = vars(&[(name, value)]);
@@ -545,13 +554,13 @@ mod tests {
             assert_eq!(error.to_string(), format!("{name} {reason} [CONFIG]"));
             assert!(!format!("{error:?}").contains("canary"), "{error:?}");
         }
-        let lookup = vars(&[(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, "/c.pem")]);
+        let lookup = vars(&[(CLIENT_CERTIFICATE_ENV, "/c.pem")]);
         let error = OtlpConfig::default().read_env(&Env::new(&lookup)).err();
         assert_eq!(
             error
                 .and_then(|e| e.setting().map(str::to_owned))
                 .as_deref(),
-            Some(OTEL_EXPORTER_OTLP_CLIENT_KEY)
+            Some(CLIENT_KEY_ENV)
         );
     }
 
@@ -560,10 +569,10 @@ mod tests {
         let header = format!("authorization=Bearer%20{CANARY},x-tenant=t1");
         let lookup = vars(&[
             (
-                OTEL_EXPORTER_OTLP_ENDPOINT,
+                ENDPOINT_ENV,
                 "https://collector.example:4318/s.canary-otlp-token-4f1d",
             ),
-            (OTEL_EXPORTER_OTLP_HEADERS, &header),
+            (HEADERS_ENV, &header),
         ]);
         let config = OtlpConfig::default()
             .read_env(&Env::new(&lookup))?

@@ -81,10 +81,12 @@
 //! use secret_telemetry::otlp::{OtlpConfig, Pipeline};
 //! use tracing_subscriber::prelude::*;
 //!
-//! let config = OtlpConfig::default().with_service_name("billing").read_env(&secret_config::Env::process())?;
+//! // `billing` unless OTEL_SERVICE_NAME says otherwise.
+//! let config = OtlpConfig::default().with_service_name("billing").read_process_env()?;
 //! let pipeline = Pipeline::new(&config)?;
+//! let logs = tracing_subscriber::EnvFilter::from_default_env(); // RUST_LOG
 //! tracing_subscriber::registry()
-//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::EnvFilter::from_default_env()))
+//!     .with(tracing_subscriber::fmt::layer().with_filter(logs))
 //!     .with(pipeline.layer())
 //!     .init();
 //! let guard = pipeline.install();
@@ -122,12 +124,11 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
 pub use config::{
+    ALLOW_INSECURE_HTTP_ENV, CERTIFICATE_ENV, CLIENT_CERTIFICATE_ENV, CLIENT_KEY_ENV,
     DEFAULT_ENDPOINT, DEFAULT_FILTER, DEFAULT_METRIC_INTERVAL, DEFAULT_SERVICE_NAME,
-    DEFAULT_TIMEOUT, OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
-    OTEL_EXPORTER_OTLP_CLIENT_KEY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,
-    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TIMEOUT,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_METRIC_EXPORT_INTERVAL, OTEL_SERVICE_NAME, OtlpConfig,
-    SECRETS_OTEL_ALLOW_INSECURE_HTTP, SECRETS_OTEL_FILTER,
+    DEFAULT_TIMEOUT, ENDPOINT_ENV, FILTER_ENV, HEADERS_ENV, METRIC_INTERVAL_ENV,
+    METRICS_ENDPOINT_ENV, OtlpConfig, PROTOCOL_ENV, SERVICE_NAME_ENV, TIMEOUT_ENV,
+    TRACES_ENDPOINT_ENV,
 };
 pub use error::{BoxError, OtlpError};
 
@@ -165,11 +166,11 @@ impl Pipeline {
     /// first export, never here.
     ///
     /// # Errors
-    /// `CONFIG` naming the setting: an endpoint that is not `http(s)://host[:port][/path]`
-    /// (or carries credentials or a query), plain `http://` to a host that is not loopback
-    /// without [`SECRETS_OTEL_ALLOW_INSECURE_HTTP`], an invalid header name or value, an
-    /// unreadable CA bundle or client certificate, a zero timeout or interval, a filter that
-    /// does not parse. `RUNTIME` when the exporter's thread cannot start.
+    /// `CONFIG` naming the setting: an endpoint that is not `http(s)://host[:port][/path]` (or
+    /// carries credentials or a query), plain `http://` to a host that is not loopback without
+    /// [`SECRETS_OTEL_ALLOW_INSECURE_HTTP`](ALLOW_INSECURE_HTTP_ENV), an invalid header name or
+    /// value, an unreadable CA bundle or client certificate, a zero timeout or interval, a filter
+    /// that does not parse. `RUNTIME` when the exporter's thread cannot start.
     pub fn new(config: &OtlpConfig) -> Result<Self, OtlpError> {
         let filter = check(config)?;
         let traces_url = signal_url(
@@ -183,14 +184,14 @@ impl Pipeline {
             "v1/metrics",
         );
         let traces_setting = if config.traces_endpoint.is_some() {
-            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+            TRACES_ENDPOINT_ENV
         } else {
-            OTEL_EXPORTER_OTLP_ENDPOINT
+            ENDPOINT_ENV
         };
         let metrics_setting = if config.metrics_endpoint.is_some() {
-            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+            METRICS_ENDPOINT_ENV
         } else {
-            OTEL_EXPORTER_OTLP_ENDPOINT
+            ENDPOINT_ENV
         };
         check_url(&traces_url, traces_setting, config.allow_insecure_http)?;
         check_url(&metrics_url, metrics_setting, config.allow_insecure_http)?;
@@ -557,20 +558,13 @@ fn scope() -> InstrumentationScope {
 /// Checks what every pipeline uses; returns the filter's directives.
 fn check(config: &OtlpConfig) -> Result<String, OtlpError> {
     if config.timeout.is_zero() {
-        return Err(OtlpError::config(
-            OTEL_EXPORTER_OTLP_TIMEOUT,
-            "must be positive",
-        ));
+        return Err(OtlpError::config(TIMEOUT_ENV, "must be positive"));
     }
     if config.metric_interval.is_zero() {
-        return Err(OtlpError::config(
-            OTEL_METRIC_EXPORT_INTERVAL,
-            "must be positive",
-        ));
+        return Err(OtlpError::config(METRIC_INTERVAL_ENV, "must be positive"));
     }
-    EnvFilter::try_new(&config.filter).map_err(|e| {
-        OtlpError::config_from(SECRETS_OTEL_FILTER, "is not a valid tracing filter", e)
-    })?;
+    EnvFilter::try_new(&config.filter)
+        .map_err(|e| OtlpError::config_from(FILTER_ENV, "is not a valid tracing filter", e))?;
     Ok(config.filter.clone())
 }
 
@@ -587,7 +581,10 @@ fn check_url(url: &str, setting: &'static str, allow_insecure_http: bool) -> Res
         Ok(_) => Ok(()),
         Err(HttpError::InsecureHttp) => Err(OtlpError::config(
             setting,
-            "is plain http:// to a host that is not loopback (SECRETS_OTEL_ALLOW_INSECURE_HTTP=true allows it)",
+            concat!(
+                "is plain http:// to a host that is not loopback ",
+                "(SECRETS_OTEL_ALLOW_INSECURE_HTTP=true allows it)"
+            ),
         )),
         Err(e) => Err(OtlpError::config_from(
             setting,
@@ -602,13 +599,13 @@ fn header_map(config: &OtlpConfig) -> Result<HeaderMap, OtlpError> {
     for (name, value) in &config.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             OtlpError::config(
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "has a name that is not a valid HTTP header name",
             )
         })?;
         let mut value = HeaderValue::from_str(value).map_err(|_| {
             OtlpError::config(
-                OTEL_EXPORTER_OTLP_HEADERS,
+                HEADERS_ENV,
                 "has a value that is not a valid HTTP header value",
             )
         })?;
@@ -622,13 +619,13 @@ fn header_map(config: &OtlpConfig) -> Result<HeaderMap, OtlpError> {
 fn http_config_error(error: HttpError) -> OtlpError {
     let setting = match &error {
         HttpError::Config { setting, .. } => match setting {
-            Setting::CaBundle => OTEL_EXPORTER_OTLP_CERTIFICATE,
-            Setting::ClientCert => OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
-            Setting::ClientKey => OTEL_EXPORTER_OTLP_CLIENT_KEY,
-            Setting::Timeout => OTEL_EXPORTER_OTLP_TIMEOUT,
-            _ => OTEL_EXPORTER_OTLP_ENDPOINT,
+            Setting::CaBundle => CERTIFICATE_ENV,
+            Setting::ClientCert => CLIENT_CERTIFICATE_ENV,
+            Setting::ClientKey => CLIENT_KEY_ENV,
+            Setting::Timeout => TIMEOUT_ENV,
+            _ => ENDPOINT_ENV,
         },
-        _ => OTEL_EXPORTER_OTLP_ENDPOINT,
+        _ => ENDPOINT_ENV,
     };
     let reason = match &error {
         HttpError::Config { reason, .. } => *reason,

@@ -24,43 +24,43 @@ fn bad_settings_are_refused_naming_the_setting_and_never_a_value() {
     let cases = [
         (
             OtlpConfig::default().with_endpoint("http://collector.example:4318"),
-            OTEL_EXPORTER_OTLP_ENDPOINT,
+            ENDPOINT_ENV,
         ),
         (
             OtlpConfig::default().with_endpoint(format!("https://u:{CANARY}@collector.example")),
-            OTEL_EXPORTER_OTLP_ENDPOINT,
+            ENDPOINT_ENV,
         ),
         (
             OtlpConfig::default().with_traces_endpoint("ftp://collector.example/v1/traces"),
-            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            TRACES_ENDPOINT_ENV,
         ),
         (
             OtlpConfig::default().with_metrics_endpoint("https://collector.example/v1/metrics?x=1"),
-            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            METRICS_ENDPOINT_ENV,
         ),
         (
             OtlpConfig::default().with_header("bad name", CANARY),
-            OTEL_EXPORTER_OTLP_HEADERS,
+            HEADERS_ENV,
         ),
         (
             OtlpConfig::default().with_header("authorization", format!("Bearer {CANARY}\n")),
-            OTEL_EXPORTER_OTLP_HEADERS,
+            HEADERS_ENV,
         ),
         (
             OtlpConfig::default().with_ca_bundle("/nonexistent/otlp-ca.pem"),
-            OTEL_EXPORTER_OTLP_CERTIFICATE,
+            CERTIFICATE_ENV,
         ),
         (
             OtlpConfig::default().with_timeout(Duration::ZERO),
-            OTEL_EXPORTER_OTLP_TIMEOUT,
+            TIMEOUT_ENV,
         ),
         (
             OtlpConfig::default().with_metric_interval(Duration::ZERO),
-            OTEL_METRIC_EXPORT_INTERVAL,
+            METRIC_INTERVAL_ENV,
         ),
         (
             OtlpConfig::default().with_filter("secrets_sdk=loud"),
-            SECRETS_OTEL_FILTER,
+            FILTER_ENV,
         ),
     ];
     for (config, setting) in cases {
