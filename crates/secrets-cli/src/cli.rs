@@ -15,7 +15,10 @@ use secret_uri::AllowedMounts;
 #[command(
     after_help = "Exit codes: 0 success, 1 invalid URIs found (check, lint) or a secret that \
                   could not be resolved (resolve, exec), 2 invalid input or usage, I/O error. \
-                  `exec` otherwise exits with its command's status."
+                  `exec` otherwise exits with its command's status.\n\n\
+                  With OTEL_EXPORTER_OTLP_ENDPOINT set, the SDK's spans and metrics are \
+                  exported over OTLP/HTTP (see the OTEL_* variables); telemetry never changes \
+                  the exit status."
 )]
 pub struct Cli {
     /// What to do.
@@ -273,6 +276,11 @@ to) only for vault URIs; file:// URIs need no server.
 
 RUST_LOG (e.g. RUST_LOG=secrets_sdk=debug) logs each resolve on stderr: provider, mount, \
 cache state and an 8-hex URI hash, never a value or a secret's path.
+
+OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318) exports the same spans \
+(secret_resolve) and the resolve metrics over OTLP/HTTP, flushed before exit; the standard \
+OTEL_* variables configure it, SECRETS_OTEL_FILTER picks the spans (default info). A bad \
+setting or an unreachable collector is one line on stderr and never changes the outcome.
 
 Exit 0 when every value was printed, 1 when some URI could not be resolved, 2 on a usage or \
 configuration error.";

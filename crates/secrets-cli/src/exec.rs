@@ -288,6 +288,8 @@ pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io:
         };
     }
     drop(variables);
+    // The process image is replaced: export what the resolves recorded first.
+    crate::telemetry::finish();
     match start(command) {
         Ok(status) => Ok(status),
         Err(error) => {

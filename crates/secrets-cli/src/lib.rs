@@ -65,13 +65,42 @@
 //! `get` reads through [`secrets_sdk::VaultClient`] instead, configured as
 //! `VaultClient::from_env()` is; see `secrets get --help`.
 //!
+//! # Telemetry
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and `OTEL_SDK_DISABLED` not `true`), every command
+//! exports the SDK's spans and metrics over OTLP/HTTP (protobuf) to that endpoint, so that
+//! `secrets resolve` and `secrets get` can be traced:
+//!
+//! ```text
+//! $ OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 secrets resolve --file-root examples/secrets 'file://demo/db.json#password'
+//! ```
+//!
+//! - Configured by the standard variables (`OTEL_EXPORTER_OTLP_HEADERS`,
+//!   `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_CERTIFICATE`, …; see
+//!   `secrets_sdk::telemetry::otlp`); the service name is `secrets` unless
+//!   `OTEL_SERVICE_NAME` says otherwise. `SECRETS_OTEL_FILTER` picks the spans (default
+//!   `info`: `secret_resolve`, `get_credentials`; `debug` adds the provider reads, the PEP's
+//!   decisions and the HTTP client spans).
+//! - The export is flushed before the command exits, on every way out: success, failure,
+//!   and `exec` (just before the command replaces this process). It waits at most about
+//!   `OTEL_EXPORTER_OTLP_TIMEOUT` (10 s by default) for a collector that does not answer.
+//! - Telemetry never changes a command's outcome: a bad `OTEL_*` setting is one line on
+//!   stderr naming the setting (`secrets: telemetry disabled: OTEL_EXPORTER_OTLP_TIMEOUT
+//!   must be a whole number [CONFIG]`) and the command runs without export; an export that
+//!   fails or times out is one line on stderr (`secrets: telemetry: …`) and the exit status is
+//!   the command's.
+//! - `RUST_LOG` logs on stderr stay as they are: both go through one `tracing` registry, each
+//!   layer with its own filter.
+//!
 //! # Layout
 //!
 //! Dependencies between the modules go one way: [`run`] (here) → the subcommands (`uri_cmd`,
 //! `lint`, `resolve`, `exec`, `get`) → `client` (the `SecretsClient` both `resolve` and
 //! `exec` build, the error messages all three print) and the helpers (`report`, `env_file`)
 //! → `cli` (every subcommand's `clap` arguments and long help) and `status` (exit codes),
-//! which depend on no other module. A subcommand never uses another. A new one adds a
+//! which depend on no other module. `telemetry` (the `RUST_LOG` logs and the OTLP export)
+//! is set up and finished by [`run`]; `exec` finishes it too, before it replaces the
+//! process. A subcommand never uses another. A new one adds a
 //! `Command` variant and its arguments in `cli.rs`, a module, and an arm in [`run`].
 #![forbid(unsafe_code)]
 
@@ -85,6 +114,7 @@ mod lint;
 mod report;
 mod resolve;
 mod status;
+mod telemetry;
 mod uri_cmd;
 
 use std::io::{self, Write};
@@ -97,7 +127,7 @@ use status::Status;
 /// Runs a parsed command line.
 #[must_use]
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging();
+    telemetry::init();
     let result = match cli.command {
         Command::Uri(UriCommand::Parse(args)) => {
             uri_cmd::parse(&args, io::stdout().lock(), io::stderr().lock())
@@ -117,6 +147,10 @@ pub fn run(cli: Cli) -> ExitCode {
             audit_hash::run(&args, env, io::stdout().lock(), io::stderr().lock())
         }),
     };
+    // Whatever was printed is out before the export is flushed (which may wait for a slow
+    // collector).
+    let _ = io::stdout().flush();
+    telemetry::finish();
     match result {
         Ok(status) => status.into(),
         // The reader went away (`| head`): nothing left to do, and nothing wrong to report.
@@ -137,24 +171,4 @@ fn with_process_env(
         return Ok(Status::Failure);
     }
     f(&client::process_env())
-}
-
-/// With `RUST_LOG` set, logs on stderr (stdout carries values and reports). The SDK's spans
-/// and events never carry a value, a token or a secret path.
-fn init_logging() {
-    if std::env::var_os("RUST_LOG").is_none() {
-        return;
-    }
-    match tracing_subscriber::EnvFilter::try_from_default_env() {
-        Ok(filter) => {
-            // Fails only if a subscriber is already set (in-process tests): keep that one.
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(io::stderr)
-                .try_init();
-        }
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "secrets: ignoring RUST_LOG: {e}");
-        }
-    }
 }
