@@ -33,7 +33,8 @@ pub const CERTIFICATE_ENV: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 pub const CLIENT_CERTIFICATE_ENV: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
 /// The PEM private key of the client certificate.
 pub const CLIENT_KEY_ENV: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
-/// Which spans are exported: `tracing` filter directives (`info`, `secrets_sdk=debug`, …).
+/// Which spans are exported: `tracing` filter directives (`info`, `debug`,
+/// `info,secret_http=debug`, …).
 pub const FILTER_ENV: &str = "SECRETS_OTEL_FILTER";
 /// `true` allows plain `http://` to an endpoint that is not loopback (a collector sidecar
 /// on a private network); otherwise plain HTTP goes to loopback only.

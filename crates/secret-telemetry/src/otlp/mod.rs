@@ -14,8 +14,9 @@
 //! - [`Pipeline::layer`]: the `tracing` layer (tracing-opentelemetry) that turns the SDK's
 //!   spans into OpenTelemetry spans, with its own filter (default `info`, so the SDK's INFO
 //!   spans `secret_resolve` and `get_credentials` are exported and its DEBUG spans are not;
-//!   `SECRETS_OTEL_FILTER=info,secrets_sdk=debug,secret_http=debug` adds the provider reads
-//!   and the HTTP client spans). Compose it with your other layers in one registry.
+//!   `SECRETS_OTEL_FILTER=debug` adds the provider reads, logins, PEP decisions, PDP calls and
+//!   the HTTP client spans, `info,secret_http=debug` the HTTP client spans alone). Compose it
+//!   with your other layers in one registry.
 //! - [`Pipeline::install`]: sets the global meter provider (so [`Metrics::global`], and so
 //!   every client built *afterwards*, records into it) and the global tracer provider, and
 //!   returns the [`OtlpGuard`].

@@ -258,6 +258,28 @@ mod export {
     }
 
     #[test]
+    fn metrics_are_exported_every_interval_without_a_flush() -> TestResult {
+        let receiver = OtlpReceiver::start()?;
+        let config = OtlpConfig::default()
+            .with_endpoint(receiver.addr())
+            .with_metric_interval(Duration::from_millis(100));
+        let pipeline = Pipeline::new(&config)?;
+        pipeline.metrics().provider_error("openbao", "UNAVAILABLE");
+        let guard = pipeline.install();
+        // Two exports of the same cumulative point, with no flush asked for.
+        let exported = receiver.wait_for(PATIENCE, |r| {
+            r.points_named("secrets.provider.errors").len() >= 2
+        });
+        assert!(exported, "{:?}", receiver.metric_names());
+        let point = &receiver.points_named("secrets.provider.errors")[0];
+        assert_eq!(point.attribute("provider"), Some("openbao"));
+        assert_eq!(point.attribute("code"), Some("UNAVAILABLE"));
+        assert_eq!(point.value, 1.0);
+        drop(guard);
+        Ok(())
+    }
+
+    #[test]
     fn an_endpoint_that_never_answers_cannot_hang_shutdown() -> TestResult {
         let receiver = OtlpReceiver::start_silent()?;
         let config = OtlpConfig::default()
@@ -284,6 +306,36 @@ mod export {
         // A deadline, far above the 300 ms timeout: shutdown must not wait for the endpoint.
         assert!(waited < PATIENCE, "shutdown took {waited:?}");
         assert!(receiver.wait_for(PATIENCE, |r| !r.raw_requests().is_empty()));
+        Ok(())
+    }
+
+    #[test]
+    fn an_https_endpoint_is_spoken_to_in_tls_only() -> TestResult {
+        // A plain-HTTP receiver behind an https:// URL: the exporter's TLS handshake fails,
+        // and no request ever reaches the receiver in the clear.
+        let receiver = OtlpReceiver::start()?;
+        let endpoint = receiver.addr().replacen("http://", "https://", 1);
+        let config = OtlpConfig::default()
+            .with_endpoint(endpoint)
+            .with_header("authorization", CANARY)
+            .with_timeout(Duration::from_millis(500));
+        let pipeline = Pipeline::new(&config)?;
+        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            drop(tracing::info_span!("secret_resolve").entered());
+        });
+        let guard = pipeline.install();
+        let error = guard
+            .force_flush()
+            .err()
+            .ok_or("a flush over TLS to plain HTTP succeeded")?;
+        assert!(matches!(error.code(), "TIMEOUT" | "OTLP_EXPORT"), "{error}");
+        assert!(
+            receiver.raw_requests().is_empty(),
+            "{:?}",
+            receiver.raw_requests()
+        );
+        drop(guard);
         Ok(())
     }
 
