@@ -174,6 +174,9 @@ impl Pep {
             self.inner.metrics.pep_decision(labels.0, labels.1);
             worst = Some(telemetry::worse(worst, labels));
         }
+        if span.is_disabled() {
+            return;
+        }
         span.record("items", report.items.len());
         if let Some((outcome, reason)) = worst {
             span.record("outcome", outcome);
@@ -321,7 +324,7 @@ impl Pep {
                             }
                             used
                         });
-                    span.in_scope(|| self.conclude(ctx, uri, decided, started, &span))
+                    self.conclude(ctx, uri, decided, started, &span)
                 }
                 Err(error) => {
                     span.in_scope(|| self.audit_error(ctx, None, &error));

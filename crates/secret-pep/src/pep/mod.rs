@@ -251,7 +251,7 @@ impl Pep {
         self.describe(&span, &uri);
         let started = Instant::now();
         let decided = self.decide(ctx, &uri).instrument(span.clone()).await;
-        span.in_scope(|| self.conclude(ctx, uri, decided, started, &span))
+        self.conclude(ctx, uri, decided, started, &span)
     }
 
     /// A decision as an [`Authorized`], audited and counted either way (`started`: when it
@@ -284,7 +284,7 @@ impl Pep {
                 })
             }
             Err(error) => {
-                let resource_ref = self.audit_error(ctx, Some(&uri), &error);
+                let resource_ref = span.in_scope(|| self.audit_error(ctx, Some(&uri), &error));
                 Self::record_ref(span, resource_ref.as_ref());
                 self.count_refusal(span, &error);
                 Err(error)

@@ -146,9 +146,12 @@ impl Pep {
 
     /// Counts a decision and writes it on its span.
     pub(super) fn count(&self, span: &Span, (outcome, reason): (&'static str, &'static str)) {
-        span.record("outcome", outcome);
-        span.record("reason", reason);
         self.inner.metrics.pep_decision(outcome, reason);
+        // A disabled span still looks each field up by name: skip that on the hot path.
+        if !span.is_disabled() {
+            span.record("outcome", outcome);
+            span.record("reason", reason);
+        }
     }
 
     /// Counts a permit served by `source`.
@@ -163,7 +166,7 @@ impl Pep {
 
     /// The audit's keyed reference on `span`.
     pub(super) fn record_ref(span: &Span, resource_ref: Option<&ResourceRef>) {
-        if let Some(resource_ref) = resource_ref {
+        if let Some(resource_ref) = resource_ref.filter(|_| !span.is_disabled()) {
             span.record("resource_ref", display(resource_ref));
         }
     }
