@@ -106,7 +106,7 @@ mod transport;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -488,26 +488,21 @@ fn bounded(limit: Duration, jobs: [(&'static str, Job); 2]) -> Result<(), OtlpEr
     let mut pending = Vec::with_capacity(jobs.len());
     for (signal, job) in jobs {
         pending.push(signal);
-        let sender = sender.clone();
-        let run = move || {
-            let _ = sender.send((signal, job()));
-        };
-        // A thread that cannot start: run the job here (still bounded by the SDK).
-        let mut slot = Some(run);
+        // The job is shared so that, when no thread can start, it runs here instead (still
+        // bounded by the SDK's own timeouts).
+        let job = Arc::new(Mutex::new(Some(job)));
+        let (theirs, their_sender) = (Arc::clone(&job), sender.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("secrets-otlp-{signal}"))
-            .spawn({
-                let run = slot.take();
-                move || {
-                    if let Some(run) = run {
-                        run();
-                    }
+            .spawn(move || {
+                if let Some(job) = take(&theirs) {
+                    let _ = their_sender.send((signal, job()));
                 }
             });
         if spawned.is_err()
-            && let Some(run) = slot.take()
+            && let Some(job) = take(&job)
         {
-            run();
+            let _ = sender.send((signal, job()));
         }
     }
     drop(sender);
@@ -530,6 +525,10 @@ fn bounded(limit: Duration, jobs: [(&'static str, Job); 2]) -> Result<(), OtlpEr
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+fn take(job: &Mutex<Option<Job>>) -> Option<Job> {
+    job.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
 fn sdk_result(
