@@ -167,7 +167,7 @@ impl Pep {
         for (item, source) in report.items.iter().zip(sources) {
             let labels = match &item.status {
                 BatchStatus::Granted { .. } | BatchStatus::Spent { .. } => {
-                    (telemetry::PERMIT, source.as_str())
+                    (telemetry::PERMIT, source.reason())
                 }
                 BatchStatus::Failed(failure) => telemetry::batch_failure(*failure),
             };

@@ -33,7 +33,7 @@ pub(super) enum Source {
 }
 
 impl Source {
-    pub(super) const fn as_str(self) -> &'static str {
+    pub(super) const fn reason(self) -> &'static str {
         match self {
             Self::Grant => "grant",
             Self::Pdp => "pdp",
@@ -156,7 +156,7 @@ impl Pep {
 
     /// Counts a permit served by `source`.
     pub(super) fn count_permit(&self, span: &Span, source: Source) {
-        self.count(span, (PERMIT, source.as_str()));
+        self.count(span, (PERMIT, source.reason()));
     }
 
     /// Counts a refusal.
