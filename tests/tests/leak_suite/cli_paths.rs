@@ -23,6 +23,15 @@ use crate::common::leak::{
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// Variables a run sets besides the defaults.
+type Vars = Vec<(&'static str, String)>;
+/// (name, variables, exit code).
+type VarRun = (&'static str, Vars, i32);
+/// (name, arguments, variables, exit code).
+type ArgRun = (&'static str, Vec<String>, Vars, i32);
+/// (name, URI, flags, variables, exit code, stdout).
+type GetRun<'a> = (&'static str, String, Vec<&'a str>, Vars, i32, Out);
+
 /// What a run must print on stdout.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Out {
@@ -288,8 +297,34 @@ fn resolves(run: &mut Run, fx: &Fixtures) -> Result {
             ("OPENBAO_SECRET_ID", secret_id.to_owned()),
         ]
     };
-    let vaults: Vec<(&str, Vec<(&str, String)>, i32)> = vec![
+    let ca = fx.tls.ca_cert_path().ok_or("the TLS vault has no CA")?;
+    let jwt = fx.outside.path().join("cli-service-account-token");
+    std::fs::write(&jwt, format!("{TOKEN}.{TOKEN}.{TOKEN}\n"))?;
+    let vaults: Vec<VarRun> = vec![
         ("approle", approle(SECRET_ID), 0),
+        (
+            "tls with its CA",
+            vec![
+                ("OPENBAO_URL", fx.tls.addr()),
+                ("OPENBAO_CACERT", ca.display().to_string()),
+            ],
+            0,
+        ),
+        (
+            "tls without its CA",
+            vec![("OPENBAO_URL", fx.tls.addr())],
+            1,
+        ),
+        (
+            "kubernetes",
+            vec![
+                ("OPENBAO_TOKEN", String::new()),
+                ("OPENBAO_AUTH_METHOD", "kubernetes".to_owned()),
+                ("OPENBAO_KUBERNETES_ROLE", "lk-role".to_owned()),
+                ("OPENBAO_KUBERNETES_JWT_FILE", jwt.display().to_string()),
+            ],
+            1,
+        ),
         (
             "approle wrong secret id",
             approle(&format!("{SECRET_ID}-wrong")),
@@ -517,7 +552,7 @@ fn execs(run: &mut Run, fx: &Fixtures) -> Result {
             "LK={field}\nBAD NAME={VALUE}\n{TOKEN}\nQUOTED=\"{VALUE}\nAFTER=\"{VALUE}\" {TOKEN}\n"
         ),
     )?;
-    let failing: Vec<(&str, Vec<String>, Vec<(&str, String)>, i32)> = vec![
+    let failing: Vec<ArgRun> = vec![
         (
             "exec malformed env file",
             vec!["--env-file".into(), bad_file.display().to_string()],
@@ -714,7 +749,7 @@ fn gets(run: &mut Run, fx: &Fixtures) -> Result {
         jti(8),
         jti(9),
     );
-    let runs: Vec<(&str, String, Vec<&str>, Vec<(&str, String)>, i32, Out)> = vec![
+    let runs: Vec<GetRun<'_>> = vec![
         (
             "field",
             field.clone(),
@@ -1169,9 +1204,9 @@ fn others(run: &mut Run) -> Result {
             stdin: Some(invalid.into_bytes()),
         },
     );
+    let wildcard = format!("openbao+kv2://secret/{SEGMENT}/*");
     let jsonl_bad = format!(
-        "{{\"uri\": \"{}\"}}\n{{\"uri\": 7, \"token\": \"{TOKEN}\"}}\n{{\"uri\": \"{field}\", \"allowed_mounts\": [\"other\"]}}\nnot json {VALUE}\n{{\"uri\": \"{field}\", \"allowed_mounts\": []}}\n",
-        format!("openbao+kv2://secret/{SEGMENT}/*")
+        "{{\"uri\": \"{wildcard}\"}}\n{{\"uri\": 7, \"token\": \"{TOKEN}\"}}\n{{\"uri\": \"{field}\", \"allowed_mounts\": [\"other\"]}}\nnot json {VALUE}\n{{\"uri\": \"{field}\", \"allowed_mounts\": []}}\n"
     );
     check(
         run,

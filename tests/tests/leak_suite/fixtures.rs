@@ -46,6 +46,8 @@ pub(crate) struct Fixtures {
     pub(crate) outside: TempDir,
     /// The vault.
     pub(crate) bao: OpenBaoServer,
+    /// A second vault behind TLS (`-dev-tls`), holding the main planted secret.
+    pub(crate) tls: OpenBaoServer,
     /// The PDP (stopped near the end for "PDP down").
     pub(crate) cerbos: CerbosServer,
     /// The AppRole's role id.
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Fixtures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fixtures")
             .field("bao", &self.bao.addr())
+            .field("tls", &self.tls.addr())
             .field("cerbos", &self.cerbos.addr())
             .finish_non_exhaustive()
     }
@@ -107,6 +110,16 @@ impl Fixtures {
         let Some(cerbos) = cerbos_or_skip(&policies()) else {
             return Ok(None);
         };
+        let Some(tls) = secrets_test_support::openbao_tls_or_skip() else {
+            return Ok(None);
+        };
+        tls.kv_put(
+            "secret",
+            &kv_path(""),
+            &json!({"token": VALUE, "other": OTHER_VALUE}),
+        )?;
+        tls.create_token_with(&json!({"id": TOKEN, "policies": ["root"]}))?;
+        bao.enable_auth("kubernetes", "kubernetes")?;
         for prefix in KV_PREFIXES {
             let path = kv_path(prefix);
             for _ in 0..3 {
@@ -152,6 +165,7 @@ impl Fixtures {
             files,
             outside,
             bao,
+            tls,
             cerbos,
             role_id: role.role_id,
         }))

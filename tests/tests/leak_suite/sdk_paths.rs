@@ -290,6 +290,7 @@ pub(crate) fn drive(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
     faults(run, rt, fx)?;
     cache_paths(run, rt, fx)?;
     configuration(run, rt, fx)?;
+    more(run, rt, fx)?;
     Ok(())
 }
 
@@ -449,6 +450,24 @@ fn faults(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
         run.secret(&path, &client.resolve_blocking(kv("").as_str()), expect);
         client.close();
     }
+    // The real vault behind a proxy that loses the read's responses: the request reaches the
+    // vault, the client never hears back.
+    let proxy = secrets_test_support::proxy::CountingProxy::start(&fx.bao.addr())?;
+    proxy.drop_responses(&format!("/v1/secret/data/{}", kv_path("")), 100);
+    let client = builder(fx)
+        .bootstrap(BootstrapConfig::token(proxy.addr(), TOKEN))
+        .vault_timeout(Duration::from_millis(300))
+        .build()?;
+    let path = run.path("sdk/resolve vault answer lost on the way back");
+    run.secret(
+        &path,
+        &rt.block_on(client.resolve(kv("#token").as_str())),
+        Expect::OneOf(&["TIMEOUT", "UNAVAILABLE"]),
+    );
+    if proxy.dropped_responses() == 0 {
+        run.mismatch(&path, "the proxy lost no response");
+    }
+    client.close();
     // The resolve deadline ends a read that would otherwise wait much longer.
     let server = FaultServer::start(vec![lookup_never_expires(), Fault::Hang])?;
     let client = builder(fx)
@@ -733,4 +752,110 @@ fn client_outcome(
             client.close();
         }
     }
+}
+
+/// No tenant salt (spans carry the unkeyed `uri_hash`), blocking calls from inside a runtime,
+/// Kubernetes login with a canary service-account token, and the vault behind TLS with and
+/// without its CA.
+fn more(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
+    let unsalted = SecretsClient::builder()
+        .file_root(fx.root())
+        .allowed_mounts(AllowedMounts::from_csv("demo,secret"))
+        .file_max_bytes(FILE_MAX_BYTES)
+        .bootstrap(BootstrapConfig::token(fx.bao.addr(), TOKEN))
+        .vault_retry(RetryConfig::attempts(1))
+        .build()?;
+    for (name, uri, expect) in [
+        (
+            "file field",
+            Fixtures::file_uri(file::JSON, "#password"),
+            Expect::Value,
+        ),
+        (
+            "file missing",
+            Fixtures::file_uri("-absent", ""),
+            Expect::Code("NOT_FOUND"),
+        ),
+        ("kv2 field", kv("#token"), Expect::Value),
+        (
+            "kv2 destroyed",
+            kv("#token?version=1"),
+            Expect::Code("VERSION_DESTROYED"),
+        ),
+    ] {
+        for round in 0..2 {
+            let path = run.path(format!("sdk/resolve unsalted {name} {round}"));
+            run.secret(&path, &rt.block_on(unsalted.resolve(uri.as_str())), expect);
+        }
+        // Blocking entry points called from inside a runtime.
+        let path = run.path(format!("sdk/resolve_blocking inside a runtime {name}"));
+        let result = rt.block_on(async { unsalted.resolve_blocking(uri.as_str()) });
+        run.secret(&path, &result, expect);
+    }
+    unsalted.close();
+
+    let jwt = fx.outside.path().join("service-account-token");
+    std::fs::write(&jwt, format!("{TOKEN}.{TOKEN}.{TOKEN}\n"))?;
+    for (name, path) in [
+        ("kubernetes", jwt.clone()),
+        (
+            "kubernetes without a token file",
+            fx.outside.path().join("absent-jwt"),
+        ),
+    ] {
+        let auth = secrets_sdk::providers::Kv2Auth::kubernetes("lk-role").with_jwt_path(path);
+        let config = secrets_sdk::providers::Kv2Config::new(
+            secrets_sdk::providers::Kv2Flavor::OpenBao,
+            fx.bao.addr(),
+            auth,
+        );
+        run.show(&format!("sdk/{name} config"), format!("{config:?}"));
+        let client = builder(fx).bootstrap(config).build()?;
+        let at = run.path(format!("sdk/resolve {name}"));
+        run.secret(
+            &at,
+            &rt.block_on(client.resolve(kv("#token").as_str())),
+            Expect::Code("AUTH_FAILED"),
+        );
+        client.close();
+    }
+
+    let ca = fx.tls.ca_cert_path().ok_or("the TLS vault has no CA")?;
+    // Not a certificate: a file holding the value (its content must not be quoted).
+    let not_pem = fx.outside.path().join("not-a-ca.pem");
+    std::fs::write(
+        &not_pem,
+        format!("-----BEGIN CERTIFICATE-----\n{VALUE}\n-----END CERTIFICATE-----\n"),
+    )?;
+    for (name, config, expect) in [
+        (
+            "tls with its CA",
+            BootstrapConfig::token(fx.tls.addr(), TOKEN).with_ca_bundle(&ca),
+            Expect::Value,
+        ),
+        (
+            "tls without its CA",
+            BootstrapConfig::token(fx.tls.addr(), TOKEN),
+            Expect::Code("TLS"),
+        ),
+        (
+            "tls with a CA that is not PEM",
+            BootstrapConfig::token(fx.tls.addr(), TOKEN).with_ca_bundle(&not_pem),
+            Expect::OneOf(&["CONFIG", "TLS"]),
+        ),
+    ] {
+        let at = run.path(format!("sdk/resolve {name}"));
+        match builder(fx).bootstrap(config).build() {
+            Ok(client) => {
+                run.secret(
+                    &at,
+                    &rt.block_on(client.resolve(kv("#token").as_str())),
+                    expect,
+                );
+                client.close();
+            }
+            Err(e) => run.error(&at, e.code(), &e, expect),
+        }
+    }
+    Ok(())
 }

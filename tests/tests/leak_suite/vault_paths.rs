@@ -27,6 +27,9 @@ use crate::common::leak::{
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// Variables replacing or adding to [`vars`].
+type Vars = Vec<(&'static str, String)>;
+
 /// The caller: the canary subject, a reader of tenant `t1`, a fresh canary `jti`, bound to the
 /// canary key thumbprint.
 pub(crate) fn caller() -> ExecutionContext {
@@ -106,6 +109,7 @@ pub(crate) fn drive(run: &mut Run, rt: &Runtime, fx: &mut Fixtures) -> Result {
     clients(run, rt, fx)?;
     pdp_faults(run, rt, fx)?;
     configuration(run, fx);
+    more(run, rt, fx)?;
     pdp_down(run, rt, fx)?;
     Ok(())
 }
@@ -501,7 +505,7 @@ fn clients(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
         ]
     };
     let down = format!("http://127.0.0.1:{}", secrets_test_support::free_port()?);
-    let cases: Vec<(&str, Vec<(&str, String)>, Expect)> = vec![
+    let cases: Vec<(&str, Vars, Expect)> = vec![
         (
             "bad token",
             vec![("VAULT_TOKEN", BAD_TOKEN.to_owned())],
@@ -606,6 +610,30 @@ fn clients(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
         );
         client.close();
     }
+    // The real vault behind a proxy that loses the read's responses.
+    let proxy = secrets_test_support::proxy::CountingProxy::start(&fx.bao.addr())?;
+    proxy.drop_responses(&format!("/v1/secret/data/{}", kv_path("")), 100);
+    let client = builder(&vars(
+        fx,
+        &[
+            ("VAULT_URL", proxy.addr()),
+            ("VAULT_TIMEOUT", "0.3".to_owned()),
+        ],
+    ))
+    .build()?;
+    get(
+        run,
+        rt,
+        &client,
+        "vault answer lost on the way back",
+        &field,
+        Some(&caller()),
+        Expect::OneOf(&["TIMEOUT", "UNAVAILABLE"]),
+    );
+    if proxy.dropped_responses() == 0 {
+        run.mismatch("vault/proxy", "the proxy lost no response");
+    }
+    client.close();
     // The read deadline ends a read the vault never answers.
     let server = FaultServer::start(vec![
         crate::common::kv2::lookup_never_expires(),
@@ -935,5 +963,130 @@ fn pdp_down(run: &mut Run, rt: &Runtime, fx: &mut Fixtures) -> Result {
     fx.cerbos.restart()?;
     client.close();
     run.audit("vault/pdp down", &sink.events());
+    Ok(())
+}
+
+/// The default context, contexts read from gateway headers (good and malformed), a JWK
+/// holding the canaries, a blocking read from inside a runtime, and the vault behind TLS.
+fn more(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
+    use http::{HeaderMap, HeaderValue};
+    use secrets_sdk::pep::ContextHeaders;
+
+    let field = kv("", "#token");
+    let client = builder(&vars(fx, &[])).default_context(caller()).build()?;
+    get(
+        run,
+        rt,
+        &client,
+        "default context",
+        &field,
+        None,
+        Expect::Value,
+    );
+    get(
+        run,
+        rt,
+        &client,
+        "default context replayed",
+        &field,
+        None,
+        Expect::Code("AUTHZ_DENIED/REPLAY"),
+    );
+    let path = run.path("vault/get_credentials_blocking inside a runtime");
+    let result =
+        rt.block_on(async { client.get_credentials_blocking(field.as_str(), Some(&caller())) });
+    run.secret(&path, &result, Expect::Value);
+
+    // From gateway headers.
+    let header = |value: &str| HeaderValue::from_str(value).map_err(|e| e.to_string());
+    let mut good = HeaderMap::new();
+    good.insert("x-subject", header(SUBJECT)?);
+    good.insert("x-aud", header("crud.secrets")?);
+    good.insert("x-jti", header(&format!("{JTI}-gateway"))?);
+    good.insert("x-cnf-jkt", header(JKT)?);
+    good.insert("x-issuer", header("https://issuer.test")?);
+    good.insert("x-roles", header("reader")?);
+    good.insert(
+        "x-exp",
+        header(&(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 600).to_string())?,
+    );
+    let trusted = ContextHeaders::original()
+        .trust("x-roles")?
+        .trust("x-exp")?;
+    let path = run.path("vault/context from gateway headers");
+    match trusted.read(&good) {
+        Ok(ctx) => {
+            run.show_allowing(&path, format!("{ctx:?}"), &[Class::Subject]);
+            get(
+                run,
+                rt,
+                &client,
+                "context from gateway headers",
+                &field,
+                Some(&ctx),
+                Expect::Value,
+            );
+        }
+        Err(e) => run.error(&path, e.code(), &e, Expect::Code("OK")),
+    }
+    let mut twice = good.clone();
+    twice.append("x-jti", header(&format!("{JTI}-appended"))?);
+    let mut bad_exp = good.clone();
+    bad_exp.insert("x-exp", header(&format!("{JTI}-{TOKEN}"))?);
+    let mut not_utf8 = good.clone();
+    not_utf8.insert(
+        "x-subject",
+        HeaderValue::from_bytes(&[b'l', b'k', 0xff, 0xfe]).map_err(|e| e.to_string())?,
+    );
+    let mut jkt_twice = good.clone();
+    jkt_twice.append("x-cnf-jkt", header(&format!("{JKT}-appended"))?);
+    for (name, headers) in [
+        ("jti sent twice", twice),
+        ("exp not a number", bad_exp),
+        ("subject not UTF-8", not_utf8),
+        ("jkt sent twice", jkt_twice),
+    ] {
+        let path = run.path(format!("vault/context from gateway headers, {name}"));
+        match trusted.read(&headers) {
+            Ok(ctx) => run.mismatch(&path, format!("accepted: {ctx:?}")),
+            Err(e) => run.error(&path, e.code(), &e, Expect::Code("BAD_CONTEXT")),
+        }
+    }
+    for jwk in [
+        format!(r#"{{"kty":"EC","crv":"P-256","x":"{TOKEN}","y":"{JKT}","d":"{TOKEN}"}}"#),
+        format!(r#"{{"kty":"{TOKEN}","k":"{TOKEN}"}}"#),
+        format!(r#"{{"kty":"oct","k":"{TOKEN}"}}"#),
+        format!("not json {TOKEN}"),
+    ] {
+        let path = run.path("vault/jwk_thumbprint of a bad JWK");
+        match secrets_sdk::pep::jwk_thumbprint(&jwk) {
+            // A thumbprint is a hash of the public key: not one of the canaries.
+            Ok(thumbprint) => run.show(&path, thumbprint),
+            Err(e) => run.error(&path, e.code(), &e, Expect::Code("INVALID_JWK")),
+        }
+    }
+    client.close();
+
+    // The vault behind TLS.
+    let ca = fx.tls.ca_cert_path().ok_or("the TLS vault has no CA")?;
+    for (name, extra, expect) in [
+        (
+            "tls with its CA",
+            vec![
+                ("VAULT_URL", fx.tls.addr()),
+                ("VAULT_CACERT", ca.display().to_string()),
+            ],
+            Expect::Value,
+        ),
+        (
+            "tls without its CA",
+            vec![("VAULT_URL", fx.tls.addr())],
+            Expect::Code("TLS"),
+        ),
+    ] {
+        let client = builder(&vars(fx, &extra)).build()?;
+        get(run, rt, &client, name, &field, Some(&caller()), expect);
+        client.close();
+    }
     Ok(())
 }
