@@ -25,7 +25,7 @@
 //! path that stopped reaching its error cannot pass unscanned; and every channel must have
 //! captured something, so an empty capture cannot pass. The scanner's own tests plant a
 //! canary in each channel and see it reported. `LEAK_SUITE_PLANT=1` plants a leak in the
-//! suite's own run, to watch it fail.
+//! suite's own run, to watch it fail; `LEAK_SUITE_DUMP=<dir>` keeps what was captured.
 //!
 //! The global subscriber can be set once per process, so one test drives every path in turn
 //! (`--nocapture` shows the counts: paths driven and bytes scanned per channel).
@@ -34,8 +34,14 @@ mod common;
 
 #[path = "leak_suite/audit_paths.rs"]
 mod audit_paths;
+#[path = "leak_suite/cli_exec.rs"]
+mod cli_exec;
+#[path = "leak_suite/cli_get.rs"]
+mod cli_get;
 #[path = "leak_suite/cli_paths.rs"]
 mod cli_paths;
+#[path = "leak_suite/cli_tools.rs"]
+mod cli_tools;
 #[path = "leak_suite/fixtures.rs"]
 mod fixtures;
 #[path = "leak_suite/otlp_paths.rs"]
@@ -48,6 +54,8 @@ mod run;
 mod scanner;
 #[path = "leak_suite/sdk_paths.rs"]
 mod sdk_paths;
+#[path = "leak_suite/vault_faults.rs"]
+mod vault_faults;
 #[path = "leak_suite/vault_paths.rs"]
 mod vault_paths;
 
@@ -61,6 +69,9 @@ use run::Run;
 
 /// Set to plant a leak in the suite's own run (it must then fail).
 const PLANT: &str = "LEAK_SUITE_PLANT";
+/// Set to a folder to keep what the suite captured there (`text.log`, `json.log`,
+/// `spans.txt`, `metrics.txt`), to read what was scanned.
+const DUMP: &str = "LEAK_SUITE_DUMP";
 
 #[test]
 fn no_canary_reaches_any_channel() -> TestResult {
@@ -93,6 +104,13 @@ fn no_canary_reaches_any_channel() -> TestResult {
     let spans = capture.spans();
     let span_text = capture.span_text();
     let points = capture.points();
+    if let Some(dir) = std::env::var_os(DUMP).map(std::path::PathBuf::from) {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("text.log"), &text)?;
+        std::fs::write(dir.join("json.log"), &json)?;
+        std::fs::write(dir.join("spans.txt"), &span_text)?;
+        std::fs::write(dir.join("metrics.txt"), format!("{points:#?}"))?;
+    }
     run.scanner.scan(Channel::TextLog, "text layer", &text, &[]);
     run.scanner.scan(Channel::JsonLog, "json layer", &json, &[]);
     run.scanner
