@@ -94,6 +94,7 @@ const CONDITIONS: &[(&str, &[(&str, &str)])] = &[
             ("secrets_sdk::Error::code", "Config"),
             ("secrets_cli::ConfigError.code", "code"),
             ("secret_http::HttpError::code", "Config"),
+            ("secret_telemetry::OtlpError::code", "Config"),
         ],
     ),
     (
