@@ -33,6 +33,7 @@ fn keys_of(name: &str) -> Option<&'static [&'static str]> {
         metric::PDP_DURATION => &[label::DECISION],
         metric::AUDIT_DROPPED => &[label::REASON],
         metric::TOKEN_TTL_REMAINING | metric::LAST_SUCCESSFUL_FETCH => &[label::PROVIDER],
+        metric::STATE_STORE_FAILURES => &[label::STORE, label::OUTCOME],
         _ => return None,
     })
 }
@@ -54,6 +55,10 @@ fn allowed(name: &str, key: &str, value: &str, codes: &BTreeSet<String>) -> bool
         label::PROVIDER => names::PROVIDERS.contains(&value),
         label::CACHE => names::CACHE_OUTCOMES.contains(&value),
         label::OUTCOME if name == metric::PEP_DECISIONS => names::PEP_OUTCOMES.contains(&value),
+        label::OUTCOME if name == metric::STATE_STORE_FAILURES => {
+            names::STATE_STORE_OUTCOMES.contains(&value)
+        }
+        label::STORE => names::STATE_STORES.contains(&value),
         label::OUTCOME => names::OUTCOMES.contains(&value),
         label::DECISION => names::PDP_DECISIONS.contains(&value),
         label::CODE => codes.contains(value),

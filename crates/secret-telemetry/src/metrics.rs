@@ -46,6 +46,7 @@ struct Instruments {
     audit_dropped: Counter<u64>,
     token_ttl_remaining: Gauge<f64>,
     last_successful_fetch: Gauge<f64>,
+    state_store_failures: Counter<u64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -117,6 +118,10 @@ impl Metrics {
                 .with_unit("s")
                 .with_description("Unix time of the last successful read from the provider")
                 .build(),
+            state_store_failures: counter(
+                metric::STATE_STORE_FAILURES,
+                "Calls to the PEP's shared state store that failed",
+            ),
         }))
     }
 
@@ -239,6 +244,19 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// A call to the PEP's shared state store `store` (`replay`, `grant`, `negative`) failed;
+    /// `allowed` when anti-replay is configured fail-open and let the request through.
+    pub fn state_store_failure(&self, store: &'static str, allowed: bool) {
+        let labels = [
+            KeyValue::new(label::STORE, store),
+            KeyValue::new(label::OUTCOME, if allowed { "allowed" } else { "refused" }),
+        ];
+        census::note(metric::STATE_STORE_FAILURES, &labels);
+        self.0.state_store_failures.add(1, &labels);
+    }
+}
+
 fn resolve_labels(
     provider: &'static str,
     cache: &'static str,
@@ -299,6 +317,7 @@ mod tests {
         metrics.token_ttl("openbao", Duration::from_secs(90));
         metrics.fetched("openbao");
         metrics.cache_evictions(4);
+        metrics.state_store_failure("replay", true);
         let points = capture.points()?;
 
         let hit = points.named(metric::CACHE_HITS);
@@ -326,6 +345,13 @@ mod tests {
         assert_eq!(points.sum(metric::TOKEN_TTL_REMAINING), 90.0);
         assert!(points.sum(metric::LAST_SUCCESSFUL_FETCH) > 1.7e9);
         assert_eq!(points.sum(metric::CACHE_EVICTIONS), 4.0);
+        assert_eq!(
+            points.sum_where(
+                metric::STATE_STORE_FAILURES,
+                &[("store", "replay"), ("outcome", "allowed")]
+            ),
+            1.0
+        );
         Ok(())
     }
 

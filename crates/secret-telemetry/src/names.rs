@@ -29,8 +29,12 @@ pub mod metric {
     /// Gauge, Unix seconds: the last successful read from the provider, by `provider`.
     pub const LAST_SUCCESSFUL_FETCH: &str = "secrets.provider.last_successful_fetch";
 
+    /// Counter: calls to the PEP's shared state store (Redis) that failed, by `store` and
+    /// `outcome` (`refused`: failed closed; `allowed`: anti-replay configured fail-open).
+    pub const STATE_STORE_FAILURES: &str = "secrets.pep.state_store.failures";
+
     /// Every metric name above.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         RESOLVE_DURATION,
         CACHE_HITS,
         CACHE_MISSES,
@@ -43,6 +47,7 @@ pub mod metric {
         AUDIT_DROPPED,
         TOKEN_TTL_REMAINING,
         LAST_SUCCESSFUL_FETCH,
+        STATE_STORE_FAILURES,
     ];
 }
 
@@ -63,6 +68,8 @@ pub mod label {
     pub const REASON: &str = "reason";
     /// The PDP's answer: one of [`PDP_DECISIONS`](super::PDP_DECISIONS).
     pub const DECISION: &str = "decision";
+    /// Which PEP state store: one of [`STATE_STORES`](super::STATE_STORES).
+    pub const STORE: &str = "store";
 }
 
 /// Span names (the `tracing` span names; `docs/telemetry.md` has their fields).
@@ -138,3 +145,10 @@ pub const PDP_DECISIONS: [&str; 3] = ["permit", "deny", "error"];
 
 /// [`reason`](label::REASON) values of a dropped audit event.
 pub const DROP_REASONS: [&str; 3] = ["queue_full", "transport_failed", "stopped"];
+
+/// Values of the [`store`](label::STORE) label: the PEP's shared state.
+pub const STATE_STORES: [&str; 3] = ["replay", "grant", "negative"];
+
+/// Values of [`outcome`](label::OUTCOME) on `secrets.pep.state_store.failures`: the request
+/// was `refused` (fail closed) or `allowed` (anti-replay configured fail-open).
+pub const STATE_STORE_OUTCOMES: [&str; 2] = ["refused", "allowed"];
