@@ -163,7 +163,7 @@ pub(crate) fn vault_faults() -> Vec<(&'static str, Vec<Fault>, Expect)> {
                     json!({"data": {"data": {"token": VALUE}, "metadata": {"version": VALUE, "destroyed": TOKEN}}}),
                 ),
             ],
-            Expect::OneOf(&["MALFORMED_RESPONSE", "OK"]),
+            Expect::Code("MALFORMED_RESPONSE"),
         ),
         (
             "200 that is not JSON",
