@@ -34,7 +34,7 @@ fn otel_env(endpoint: &str) -> Vec<(String, String)> {
 
 /// What the receiver got, as text to scan: each request's line, its headers (the values the
 /// suite configured itself replaced: sending them is the point) and its body.
-fn received(receiver: &OtlpReceiver, skip: usize) -> (Vec<u8>, usize) {
+pub(crate) fn received(receiver: &OtlpReceiver, skip: usize) -> (Vec<u8>, usize) {
     let mut bytes = Vec::new();
     let mut sent_header = 0;
     for request in receiver.raw_requests().into_iter().skip(skip) {

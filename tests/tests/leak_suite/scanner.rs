@@ -242,3 +242,62 @@ fn a_planted_cli_stderr_line_and_a_value_on_the_wrong_stdout_are_reported() {
     );
     assert_eq!(run.mismatches().len(), 2, "{:?}", run.mismatches());
 }
+
+#[test]
+fn a_planted_otlp_body_is_reported() -> TestResult {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message as _;
+
+    let attribute = |key: &str, value: String| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    };
+    let span = |name: &str, attributes| Span {
+        name: name.into(),
+        attributes,
+        ..Default::default()
+    };
+    let request = |spans| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let receiver = secrets_test_support::otlp::OtlpReceiver::start()?;
+    let clean = request(vec![span(
+        "secret_resolve",
+        vec![attribute("provider", "file".into())],
+    )]);
+    assert_eq!(
+        receiver.post_for_test("/v1/traces", &clean.encode_to_vec())?,
+        200
+    );
+    let (bytes, _) = super::otlp_paths::received(&receiver, 0);
+    let scanner = Scanner::default();
+    assert_eq!(scanner.scan(Channel::Otlp, "clean", &bytes, &[]), 0);
+
+    let planted = request(vec![span(
+        "secret_resolve",
+        vec![attribute(
+            "url.full",
+            format!("http://vault/v1/secret/data/{SEGMENT}/{FILE}"),
+        )],
+    )]);
+    assert_eq!(
+        receiver.post_for_test("/v1/traces", &planted.encode_to_vec())?,
+        200
+    );
+    let (bytes, _) = super::otlp_paths::received(&receiver, 1);
+    scanner.scan(Channel::Otlp, "planted", &bytes, &[]);
+    let found: Vec<&str> = scanner.findings().iter().map(|f| f.canary).collect();
+    assert_eq!(found, ["SEGMENT", "FILE"]);
+    Ok(())
+}
