@@ -126,8 +126,9 @@ fn no_canary_reaches_any_channel() -> TestResult {
     let bytes = run.scanner.bytes();
     let pieces = run.scanner.pieces();
     eprintln!(
-        "leak suite: {} paths driven in {:.1} s ({} errors, {} values); by area: {:?}",
+        "leak suite: {} paths driven ({} distinct) in {:.1} s ({} errors, {} values); by area: {:?}",
         run.path_count(),
+        run.distinct_paths(),
         started.elapsed().as_secs_f64(),
         run.outcomes().0,
         run.outcomes().1,

@@ -79,6 +79,14 @@ impl Run {
         self.paths.len()
     }
 
+    /// Distinct path names (a name driven twice, e.g. a batch's items, counts once).
+    pub(crate) fn distinct_paths(&self) -> usize {
+        self.paths
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+
     /// Paths per area.
     pub(crate) fn areas(&self) -> &BTreeMap<String, usize> {
         &self.areas
