@@ -119,8 +119,12 @@ pub struct ClientCert {
 ///     .with_timeout(Duration::from_secs(5))
 ///     .with_retry(RetryConfig::attempts(5));
 /// assert!(!format!("{config:?}").contains("s.xxx"));
+///
+/// // A `user:password@` part is refused by `Kv2Provider::new`, and never shown.
+/// let config = Kv2Config::new(Kv2Flavor::OpenBao, "https://u:hunter2@bao:8200", Kv2Auth::token("t"));
+/// assert!(!format!("{config:?}").contains("hunter2"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Kv2Config {
     /// OpenBao or HashiCorp Vault.
@@ -162,6 +166,41 @@ pub struct Kv2Config {
     /// [`Kv2Provider::new`](crate::Kv2Provider::new) builds the provider, so it reaches a
     /// meter provider installed before that. Not read from the environment.
     pub metrics: Option<secret_telemetry::Metrics>,
+}
+
+impl std::fmt::Debug for Kv2Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv2Config")
+            .field("flavor", &self.flavor)
+            .field("address", &redact_userinfo(&self.address))
+            .field("auth", &self.auth)
+            .field("namespace", &self.namespace)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("ca_bundle_mode", &self.ca_bundle_mode)
+            .field("client_cert", &self.client_cert)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("skip_verify", &self.skip_verify)
+            .field("allow_insecure_tls", &self.allow_insecure_tls)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("environment", &self.environment)
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+/// The address with any `user:password@` part of its authority replaced by `***@` (the
+/// provider refuses such an address, but a config holding one can still be printed).
+fn redact_userinfo(address: &str) -> std::borrow::Cow<'_, str> {
+    let start = address.find("://").map_or(0, |i| i + 3);
+    let end = address[start..]
+        .find(['/', '?', '#'])
+        .map_or(address.len(), |i| start + i);
+    match address[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &address[..start], &address[start + at..]).into(),
+        None => address.into(),
+    }
 }
 
 impl Kv2Config {

@@ -494,3 +494,17 @@ fn invalid_settings_name_the_variable_and_never_the_value() -> Result<(), std::i
     assert!(empty.is_ok_and(|c| c.timeout == DEFAULT_TIMEOUT && c.retry.attempts == 3));
     Ok(())
 }
+
+#[test]
+fn userinfo_is_redacted_wherever_it_sits() {
+    for (given, shown) in [
+        ("https://u:pw@bao:8200/x", "https://***@bao:8200/x"),
+        ("http://pw@127.0.0.1:1", "http://***@127.0.0.1:1"),
+        ("https://a@b:c@bao", "https://***@bao"),
+        ("bao.internal:8200", "bao.internal:8200"),
+        ("https://bao/p@th", "https://bao/p@th"),
+        ("u:pw@bao", "***@bao"),
+    ] {
+        assert_eq!(redact_userinfo(given), shown, "{given}");
+    }
+}
