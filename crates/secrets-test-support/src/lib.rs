@@ -80,6 +80,7 @@ mod paths;
 #[cfg(feature = "pep")]
 pub mod pep;
 pub mod proxy;
+pub mod redis;
 mod shared;
 pub mod tansu;
 
