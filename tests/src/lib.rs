@@ -36,6 +36,15 @@
 //!   files, a scripted server, a real OpenBao, a real Cerbos and (`get` with Kafka) tansu. Only the CLI package's own tests can
 //!   name its binary (`CARGO_BIN_EXE_secrets`), so `common/cli.rs` builds it once per run with
 //!   `cargo build -p secrets-cli --bin secrets`, from the sources under test.
+//! - `tests/leak_suite.rs` (+ `leak_suite/`): one leak suite for the whole SDK: every path of
+//!   both clients, failing audit sinks and the CLI (also exporting over OTLP to a real
+//!   receiver), with canary values, tokens, `jti`, subject and path; text and JSON logs at
+//!   TRACE, exported spans, metrics, audit events, errors and CLI output all scanned.
+//! - `tests/telemetry_otlp.rs`: `secrets resolve`/`get` export spans and metrics over
+//!   OTLP/HTTP to the test support's receiver (decoded with `opentelemetry-proto`); a silent
+//!   collector cannot hang the CLI.
+//! - `tests/telemetry_census.rs`: every metric label value the full run emitted (the census
+//!   `cargo xtask ci` collects) is from a closed set.
 //!
 //! Suites of one crate without a server stay beside it (`secret-pep/tests/authzen_wire.rs`,
 //! `secret-providers/tests/file_special.rs`, `secrets-cli/tests/lint.rs`, …).
