@@ -6,6 +6,14 @@
 //! - `cache_hit`: `resolve(&str)` of a cached, canonical `openbao+kv2` URI (no parsing);
 //!   `cache_hit_parsed`: `resolve(&SecretUri)`; `cache_hit_noncanonical`: an upper-case
 //!   spelling, so the URI is parsed on every call; `cache_hit_blocking`: `resolve_blocking`.
+//! - `cache_hit_telemetry`: the `cache_hit` loop on a client built after a discarding OTLP
+//!   pipeline (`secret_telemetry::otlp::Pipeline::discarding`: meter provider installed
+//!   globally, its `tracing` layer with the default `info` filter as the thread's subscriber):
+//!   every hit counted and timed through the bound hit recorder, its TRACE span filtered out.
+//!   Batches of the two alternate (the first of each pair rotates), so machine noise hits
+//!   both alike; telemetry's cost on a hit is `cache_hit_telemetry` − `cache_hit` (printed).
+//!   The other scenarios run without telemetry (their clients are built before the pipeline
+//!   is installed).
 //! - `file_read_nocache`: `resolve` of a JSON file's `#key` with `cache_file_secrets=false`;
 //!   `file_read_nocache_offloaded`: the same with `offload_file_reads(true)` (tokio's
 //!   blocking pool); `file_read_sync_nocache`: through `resolve_file_sync`; floor
@@ -18,7 +26,9 @@
 //! time divided by 100. Slower operations are timed one by one. Every scenario warms up
 //! first.
 //!
-//! Without the variable, criterion runs the scenarios that need no server.
+//! Without the variable, criterion runs the scenarios that need no server, `file://` hits
+//! among them with and without telemetry (`cache_hit_file`, `cache_hit_file_telemetry`):
+//! `cargo bench -p secrets-sdk --bench resolve -- cache_hit`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -26,10 +36,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use secrets_sdk::telemetry::otlp::{OtlpGuard, Pipeline};
 use secrets_sdk::uri::{AllowedMounts, SecretUri};
 use secrets_sdk::{BootstrapConfig, ResolveOptions, SecretsClient};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::bench::{Latencies, append};
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 const API: &str = "openbao+kv2://secret/app/api#token";
 const FILE: &str = "file://demo/db.json#password";
@@ -88,6 +101,64 @@ where
     lat
 }
 
+/// Telemetry as a service would switch it on, with nothing sent: the discarding pipeline's
+/// meter provider installed globally (so clients built from now on record into it) and a
+/// subscriber holding its `tracing` layer (default filter `info`), to set as a thread's
+/// default around the telemetry scenario; the scenarios without telemetry run with none.
+fn telemetry() -> (OtlpGuard, Dispatch) {
+    let pipeline = Pipeline::discarding();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(pipeline.layer()));
+    (pipeline.install(), dispatch)
+}
+
+/// `samples` samples of `BATCH` calls of `plain` and of `traced` each, the batches
+/// alternating (which goes first rotates) and `traced` run with `dispatch` as the thread's
+/// subscriber; warm-up first.
+async fn batched_pair<F, Fut, G, Gut>(
+    samples: usize,
+    dispatch: &Dispatch,
+    mut plain: F,
+    mut traced: G,
+) -> (Latencies, Latencies)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+    G: FnMut() -> Gut,
+    Gut: std::future::Future<Output = ()>,
+{
+    let warmup = samples.min(1000) * BATCH as usize / 10;
+    for _ in 0..warmup {
+        plain().await;
+    }
+    {
+        let _traced = tracing::dispatcher::set_default(dispatch);
+        for _ in 0..warmup {
+            traced().await;
+        }
+    }
+    let mut plain_l = Latencies::with_capacity(samples);
+    let mut traced_l = Latencies::with_capacity(samples);
+    for i in 0..samples {
+        for k in 0..2 {
+            if (i + k) % 2 == 0 {
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    plain().await;
+                }
+                plain_l.push(start.elapsed() / BATCH);
+            } else {
+                let _traced = tracing::dispatcher::set_default(dispatch);
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    traced().await;
+                }
+                traced_l.push(start.elapsed() / BATCH);
+            }
+        }
+    }
+    (plain_l, traced_l)
+}
+
 /// `n` calls timed one by one, after `warmup` untimed ones.
 async fn single<F, Fut>(n: usize, warmup: usize, mut op: F) -> Latencies
 where
@@ -125,6 +196,11 @@ fn report(path: &Path) {
         .offload_file_reads(true)
         .build()
         .expect("client");
+    // A bootstrap is the provider's own settings.
+    let provider = secrets_sdk::providers::Kv2Provider::new(bootstrap.clone()).unwrap();
+    // Everything above records nothing; the client built now records into the pipeline.
+    let (guard, dispatch) = telemetry();
+    let traced = client(root.path(), Some(bootstrap), true);
     let rt = runtime();
     let mut out = Vec::new();
 
@@ -133,15 +209,34 @@ fn report(path: &Path) {
             cached.resolve(API).await.unwrap().expose_str(),
             Some("bench-token")
         );
+        {
+            let _traced = tracing::dispatcher::set_default(&dispatch);
+            assert_eq!(
+                traced.resolve(API).await.unwrap().expose_str(),
+                Some("bench-token")
+            );
+        }
         let parsed = SecretUri::parse(API).unwrap();
         let loud = API.replace("openbao+kv2", "OPENBAO+KV2");
-        out.push((
-            "cache_hit",
-            batched(20_000, || async {
+        let (plain, with_telemetry) = batched_pair(
+            20_000,
+            &dispatch,
+            || async {
                 black_box(cached.resolve(black_box(API)).await.unwrap());
-            })
-            .await,
-        ));
+            },
+            || async {
+                black_box(traced.resolve(black_box(API)).await.unwrap());
+            },
+        )
+        .await;
+        println!(
+            "telemetry on a cache hit: p50 {:+.1} ns (cache_hit_telemetry {:.1} ns, cache_hit {:.1} ns)",
+            (with_telemetry.quantile_us(0.5) - plain.quantile_us(0.5)) * 1000.0,
+            with_telemetry.quantile_us(0.5) * 1000.0,
+            plain.quantile_us(0.5) * 1000.0,
+        );
+        out.push(("cache_hit", plain));
+        out.push(("cache_hit_telemetry", with_telemetry));
         out.push((
             "cache_hit_parsed",
             batched(20_000, || async {
@@ -178,8 +273,6 @@ fn report(path: &Path) {
             })
             .await,
         ));
-        // A bootstrap is the provider's own settings.
-        let provider = secrets_sdk::providers::Kv2Provider::new(bootstrap).unwrap();
         out.push((
             "kv2_provider_read",
             single(2_000, 200, || async {
@@ -220,6 +313,8 @@ fn report(path: &Path) {
         append(path, &lat.json_line(scenario)).expect("write the bench JSON file");
     }
     cached.close();
+    traced.close();
+    guard.shutdown().expect("shut the discarding pipeline down");
     drop(bao);
 }
 
@@ -265,6 +360,9 @@ fn main() {
     let parsed = SecretUri::parse(FILE).unwrap();
     let rt = runtime();
     rt.block_on(cached.resolve(FILE)).unwrap();
+    let (guard, dispatch) = telemetry();
+    let traced = client(root.path(), None, true);
+    tracing::dispatcher::with_default(&dispatch, || rt.block_on(traced.resolve(FILE)).unwrap());
     let mut c = Criterion::default()
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
@@ -274,6 +372,14 @@ fn main() {
         b.iter_custom(|iters| {
             timed(&rt, iters, || async {
                 black_box(cached.resolve(black_box(FILE)).await.unwrap());
+            })
+        });
+    });
+    group.bench_function("cache_hit_file_telemetry", |b| {
+        b.iter_custom(|iters| {
+            let _traced = tracing::dispatcher::set_default(&dispatch);
+            timed(&rt, iters, || async {
+                black_box(traced.resolve(black_box(FILE)).await.unwrap());
             })
         });
     });
@@ -296,6 +402,7 @@ fn main() {
     });
     group.finish();
     c.final_summary();
+    guard.shutdown().expect("shut the discarding pipeline down");
     eprintln!(
         "note: set SECRETS_BENCH_JSON=<file> (as `cargo xtask bench` does) for the OpenBao \
          scenarios (cache_hit, cold_resolve_kv2) and JSON output"

@@ -12,6 +12,19 @@
 //! - `get_credentials_warm_audited`: the same with an audit sink (a `QueueSink` whose drainer
 //!   serializes every event to OCSF JSON and discards it): the audit's cost on the request path
 //!   is this p50 minus the one above (two events per call: the decision and the read).
+//! - `get_credentials_warm_telemetry`: the same on a client built after a discarding OTLP
+//!   pipeline was installed (`secret_telemetry::otlp::Pipeline::discarding`: its meter provider
+//!   global, so the client, its PEP and its provider record into it; its `tracing` layer with
+//!   the default `info` filter in the global subscriber, so every call's `get_credentials`
+//!   span is built, batched and handed to the discarding exporter). The request runs on the
+//!   client's own runtime threads, so the subscriber is global; a switch in front of the layer
+//!   lets only this scenario's calls through (every scenario pays the switch's check per INFO
+//!   callsite, a few ns). Telemetry's cost on the request path is this p50 minus
+//!   `get_credentials_warm`'s (printed, with the number of spans the exporter dropped).
+//! - `get_credentials_inproc` / `get_credentials_inproc_telemetry`: the same pair with a
+//!   provider in memory (scheme `db`) instead of OpenBao: PEP, read task, audit-free path and
+//!   telemetry without the network, so telemetry's cost (printed) is not lost in the vault's
+//!   round-trip noise.
 //! - `floor_concurrent_64` / `concurrent_64`: 64 tasks on a 2-worker multi-thread runtime,
 //!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed.
 //!
@@ -28,15 +41,22 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use secrets_sdk::audit::{AuditSink, QueueConfig, QueueSink};
 use secrets_sdk::pep::{DevAllowAll, PepConfig};
-use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
+use secrets_sdk::providers::{
+    Kv2Auth, Kv2Config, Kv2Flavor, ReadFuture, SecretProvider, SecretValue,
+};
+use secrets_sdk::telemetry::otlp::{OtlpGuard, Pipeline};
+use secrets_sdk::uri::{Provider, SecretUri};
 use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path};
 use secrets_test_support::floor::HyperFloor;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -56,8 +76,50 @@ struct Fixture {
     /// broker).
     audited: VaultClient,
     sink: Arc<QueueSink>,
+    /// The same client built after the discarding telemetry pipeline was installed.
+    traced: VaultClient,
+    telemetry: OtlpGuard,
     uri: String,
     ctx: ExecutionContext,
+}
+
+/// The in-memory secret of the `_inproc` scenarios.
+const IN_MEMORY: &str = "db+cred://secret/bench#password";
+
+/// A provider in memory for `db` URIs: the request path without the network.
+#[derive(Debug)]
+struct InMemory;
+
+impl SecretProvider for InMemory {
+    fn name(&self) -> &'static str {
+        "in-memory"
+    }
+
+    fn read<'a>(&'a self, _uri: &'a SecretUri) -> ReadFuture<'a> {
+        Box::pin(std::future::ready(Ok(SecretValue::from_text(
+            "correct-horse-battery-staple",
+        ))))
+    }
+}
+
+/// Whether the telemetry layer sees the spans being made: on only around the telemetry
+/// scenario's calls.
+static TRACED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the discarding pipeline: its meter provider globally (clients built from now on
+/// record into it) and a global subscriber holding its `tracing` layer (default filter
+/// `info`) behind the [`TRACED`] switch.
+fn telemetry() -> Result<OtlpGuard, BoxError> {
+    let pipeline = Pipeline::discarding();
+    // Decided per span (a plain `filter_fn` is cached per callsite at its first use); the
+    // hint is the pipeline's default filter, so DEBUG and TRACE callsites are off for all.
+    let switch =
+        tracing_subscriber::filter::dynamic_filter_fn(|_, _| TRACED.load(Ordering::Relaxed))
+            .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(pipeline.layer().with_filter(switch)),
+    )?;
+    Ok(pipeline.install())
 }
 
 fn fixture() -> Result<Option<Fixture>, BoxError> {
@@ -89,6 +151,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
             .pep_config(pep.clone())
             .pdp(DevAllowAll::new())
             .tenant_salt("bench-tenant-salt-0123456789abcdef")
+            .provider(Provider::Db, Arc::new(InMemory))
             .io_threads(
                 std::env::var("TMP_IO")
                     .ok()
@@ -101,6 +164,9 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
     let audited = builder()
         .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
         .build()?;
+    // Everything above records nothing; the client built now records into the pipeline.
+    let telemetry = telemetry()?;
+    let traced = builder().build()?;
     let ctx = ExecutionContext::new("bench")
         .with_aud(["crud.secrets"])
         .with_cnf_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
@@ -109,6 +175,8 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
         client,
         audited,
         sink,
+        traced,
+        telemetry,
         uri: format!("openbao+kv2://secret/{PATH}#password"),
         ctx,
     }))
@@ -126,10 +194,51 @@ async fn get(fx: &Fixture) -> Result<(), BoxError> {
 }
 
 async fn read(fx: &Fixture, client: &VaultClient) -> Result<(), BoxError> {
+    read_uri(fx, client, &fx.uri).await
+}
+
+async fn read_uri(fx: &Fixture, client: &VaultClient, uri: &str) -> Result<(), BoxError> {
     let ctx = fx.ctx.clone().with_jti(jti());
-    let secret = client.get_credentials(&fx.uri, Some(&ctx)).await?;
+    let secret = client.get_credentials(uri, Some(&ctx)).await?;
     black_box(secret.expose_str());
     Ok(())
+}
+
+/// [`read_uri`] with the telemetry client, its spans let through to the pipeline.
+async fn traced_uri(fx: &Fixture, uri: &str) -> Result<(), BoxError> {
+    TRACED.store(true, Ordering::Relaxed);
+    let result = read_uri(fx, &fx.traced, uri).await;
+    TRACED.store(false, Ordering::Relaxed);
+    result
+}
+
+/// [`read`] with the telemetry client.
+async fn traced(fx: &Fixture) -> Result<(), BoxError> {
+    traced_uri(fx, &fx.uri).await
+}
+
+/// `samples` in-memory reads each of the plain and the telemetry client, alternating (the
+/// first of each pair rotates), after a warm-up.
+async fn in_memory(fx: &Fixture, samples: usize) -> Result<(Latencies, Latencies), BoxError> {
+    for _ in 0..samples / 10 {
+        read_uri(fx, &fx.client, IN_MEMORY).await?;
+        traced_uri(fx, IN_MEMORY).await?;
+    }
+    let mut plain = Latencies::with_capacity(samples);
+    let mut with_telemetry = Latencies::with_capacity(samples);
+    for i in 0..samples {
+        for k in 0..2 {
+            let started = Instant::now();
+            if (i + k) % 2 == 0 {
+                read_uri(fx, &fx.client, IN_MEMORY).await?;
+                plain.push(started.elapsed());
+            } else {
+                traced_uri(fx, IN_MEMORY).await?;
+                with_telemetry.push(started.elapsed());
+            }
+        }
+    }
+    Ok((plain, with_telemetry))
 }
 
 fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
@@ -137,20 +246,22 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let floor = HyperFloor::new(&fx.bao, PATH)?;
-    let (floor, subject, audited) = runtime.block_on(async {
+    let (floor, subject, audited, with_telemetry) = runtime.block_on(async {
         for _ in 0..WARMUP {
             black_box(floor.get().await?);
             get(fx).await?;
             read(fx, &fx.audited).await?;
+            traced(fx).await?;
         }
         let mut floor_l = Latencies::with_capacity(SAMPLES);
         let mut subject_l = Latencies::with_capacity(SAMPLES);
         let mut audited_l = Latencies::with_capacity(SAMPLES);
+        let mut traced_l = Latencies::with_capacity(SAMPLES);
         for i in 0..SAMPLES {
             // Rotate which goes first so none always follows another.
-            for k in 0..3 {
+            for k in 0..4 {
                 let started = Instant::now();
-                match (i + k) % 3 {
+                match (i + k) % 4 {
                     0 => {
                         black_box(floor.get().await?);
                         floor_l.push(started.elapsed());
@@ -159,18 +270,46 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
                         get(fx).await?;
                         subject_l.push(started.elapsed());
                     }
-                    _ => {
+                    2 => {
                         read(fx, &fx.audited).await?;
                         audited_l.push(started.elapsed());
+                    }
+                    _ => {
+                        traced(fx).await?;
+                        traced_l.push(started.elapsed());
                     }
                 }
             }
         }
-        Ok::<_, BoxError>((floor_l, subject_l, audited_l))
+        Ok::<_, BoxError>((floor_l, subject_l, audited_l, traced_l))
     })?;
+    let (inproc, inproc_telemetry) = runtime.block_on(in_memory(fx, 20_000))?;
     append(path, &floor.json_line("floor_hyper_get_vault"))?;
     append(path, &subject.json_line("get_credentials_warm"))?;
     append(path, &audited.json_line("get_credentials_warm_audited"))?;
+    append(
+        path,
+        &with_telemetry.json_line("get_credentials_warm_telemetry"),
+    )?;
+    append(path, &inproc.json_line("get_credentials_inproc"))?;
+    append(
+        path,
+        &inproc_telemetry.json_line("get_credentials_inproc_telemetry"),
+    )?;
+    fx.telemetry.force_flush()?;
+    println!(
+        "telemetry cost without the network: p50 {:+.2} µs (get_credentials_inproc_telemetry {:.2} µs, get_credentials_inproc {:.2} µs)",
+        inproc_telemetry.quantile_us(0.5) - inproc.quantile_us(0.5),
+        inproc_telemetry.quantile_us(0.5),
+        inproc.quantile_us(0.5),
+    );
+    println!(
+        "telemetry cost on the request path: p50 {:+.2} µs (telemetry {:.2} µs, plain {:.2} µs); {:?} spans discarded",
+        with_telemetry.quantile_us(0.5) - subject.quantile_us(0.5),
+        with_telemetry.quantile_us(0.5),
+        subject.quantile_us(0.5),
+        fx.telemetry.discarded_spans(),
+    );
     println!(
         "get_credentials_warm p50 / floor_hyper_get_vault p50 = {:.3}",
         subject.quantile_us(0.5) / floor.quantile_us(0.5)
@@ -290,6 +429,15 @@ fn criterion_run() -> Result<(), BoxError> {
     });
     group.bench_function("get_credentials_warm", |b| {
         b.iter(|| runtime.block_on(get(&fx)))
+    });
+    group.bench_function("get_credentials_warm_telemetry", |b| {
+        b.iter(|| runtime.block_on(traced(&fx)))
+    });
+    group.bench_function("get_credentials_inproc", |b| {
+        b.iter(|| runtime.block_on(read_uri(&fx, &fx.client, IN_MEMORY)))
+    });
+    group.bench_function("get_credentials_inproc_telemetry", |b| {
+        b.iter(|| runtime.block_on(traced_uri(&fx, IN_MEMORY)))
     });
     group.finish();
     criterion.final_summary();

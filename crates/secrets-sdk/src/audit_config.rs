@@ -53,15 +53,20 @@ pub(crate) const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_se
 /// # Errors
 /// `CONFIG` naming the setting; `ENABLE_KAFKA_PRODUCER` itself when this build has no `kafka`
 /// feature (never silently unaudited).
-pub(crate) fn env_sink(env: &Env<'_>) -> Result<Option<Arc<dyn AuditSink>>, Error> {
+pub(crate) fn env_sink(
+    env: &Env<'_>,
+    metrics: &secret_telemetry::Metrics,
+) -> Result<Option<Arc<dyn AuditSink>>, Error> {
     #[cfg(feature = "kafka")]
     {
         let lookup = |name: &str| env.raw(name);
-        let sink = secret_audit::KafkaSink::from_lookup(&lookup).map_err(audit_config_error)?;
+        let sink = secret_audit::KafkaSink::from_lookup_with_metrics(&lookup, metrics.clone())
+            .map_err(audit_config_error)?;
         Ok(sink.map(|sink| Arc::new(sink) as Arc<dyn AuditSink>))
     }
     #[cfg(not(feature = "kafka"))]
     {
+        let _ = metrics;
         let enabled = env
             .flag("ENABLE_KAFKA_PRODUCER", false)
             .map_err(|e| audit_config_error(AuditError::from(e)))?;

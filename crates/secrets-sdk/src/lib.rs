@@ -125,6 +125,9 @@
 //! - `axum`: `ExecutionContext` as an axum 0.8 extractor (secret-pep's `axum` feature).
 //! - `kafka`: with `ENABLE_KAFKA_PRODUCER=true`, clients built `from_env` publish their audit
 //!   events to `<KAFKA_TOPIC_PREFIX>secrets.audit` (secret-audit's Kafka sink).
+//! - `otlp`: `telemetry::otlp`, the OTLP/HTTP exporter of the SDK's spans and metrics
+//!   (configured by the standard `OTEL_*` variables or in code; install it before building a
+//!   client).
 //!
 //! The sub-crates are re-exported: [`uri`] (the parser), [`providers`], [`audit`] (events,
 //! keyed `resource_ref`s, sinks), [`telemetry`] (metrics, span and label names) and, with

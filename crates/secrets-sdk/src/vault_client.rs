@@ -360,26 +360,58 @@ impl Inner {
 impl Core {
     async fn get(&self, request: Request) -> Result<Secret, Error> {
         let started = Instant::now();
-        let span = tracing::info_span!(
-            GET_CREDENTIALS,
-            provider = Empty,
-            mount = Empty,
-            resource_ref = Empty,
-            use_number = Empty,
-            code = Empty,
-            reason = Empty,
-        );
-        let mut provider = None;
-        let result = self
-            .authorize_and_read(request.uri.as_input(), &request.ctx, &span, &mut provider)
-            .instrument(span.clone())
-            .await;
-        // An unparsable URI names no provider: the span says why, no metric counts it.
-        if let Some(provider) = provider {
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            self.metrics
-                .resolve(provider, "none", outcome, started.elapsed());
-        }
+        let parsed = match request.uri.as_input() {
+            UriInput::Parsed(uri) => Ok(uri.clone()),
+            UriInput::Text(text) => SecretUri::parse(text).map_err(|source| (text, source)),
+        };
+        // The span's fields are given at creation (cheaper than recording them later when a
+        // telemetry layer is on; the keyed reference is computed only if the span is enabled).
+        let span = match &parsed {
+            Ok(uri) => tracing::info_span!(
+                GET_CREDENTIALS,
+                provider = uri.provider().as_str(),
+                mount = uri.mount(),
+                resource_ref = %self.key.resource_ref(uri),
+                use_number = Empty,
+                code = Empty,
+                reason = Empty,
+            ),
+            Err(_) => tracing::info_span!(
+                GET_CREDENTIALS,
+                provider = Empty,
+                mount = Empty,
+                resource_ref = Empty,
+                use_number = Empty,
+                code = Empty,
+                reason = Empty,
+            ),
+        };
+        let result = match parsed {
+            Ok(uri) => {
+                let provider = uri.provider().as_str();
+                let result = self
+                    .authorize_and_read(uri, &request.ctx, &span)
+                    .instrument(span.clone())
+                    .await;
+                let outcome = if result.is_ok() { "ok" } else { "error" };
+                self.metrics
+                    .resolve(provider, "none", outcome, started.elapsed());
+                result
+            }
+            // An unparsable URI names no provider: the span says why, no metric counts it.
+            // The PEP parses it again, fails the same way and audits the refusal.
+            Err((text, source)) => Err(
+                match self
+                    .pep
+                    .authorize(&request.ctx, text)
+                    .instrument(span.clone())
+                    .await
+                {
+                    Err(error) => Error::from(error),
+                    Ok(_) => Error::Uri { source },
+                },
+            ),
+        };
         if let Err(error) = &result {
             span.record("code", error.code());
             if let Some(reason) = error.deny_reason() {
@@ -393,33 +425,10 @@ impl Core {
 
     async fn authorize_and_read(
         &self,
-        input: UriInput<'_>,
+        uri: SecretUri,
         ctx: &ExecutionContext,
         span: &tracing::Span,
-        provider_name: &mut Option<&'static str>,
     ) -> Result<Secret, Error> {
-        let uri = match input {
-            UriInput::Parsed(uri) => uri.clone(),
-            UriInput::Text(text) => match SecretUri::parse(text) {
-                Ok(uri) => uri,
-                // The PEP parses it again, fails the same way and audits the refusal.
-                Err(source) => {
-                    return Err(match self.pep.authorize(ctx, text).await {
-                        Err(error) => Error::from(error),
-                        Ok(_) => Error::Uri { source },
-                    });
-                }
-            },
-        };
-        *provider_name = Some(uri.provider().as_str());
-        span.record("provider", uri.provider().as_str());
-        span.record("mount", uri.mount());
-        if !span.is_disabled() {
-            span.record(
-                "resource_ref",
-                tracing::field::display(self.key.resource_ref(&uri)),
-            );
-        }
         // Before the PEP: a URI this client can never read takes no use and asks no PDP.
         let provider = match self.served(&uri) {
             Ok(provider) => provider,

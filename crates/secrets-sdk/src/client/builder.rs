@@ -359,6 +359,9 @@ impl SecretsClientBuilder {
         let lookup = self.lookup.clone();
         let var = |name: &str| lookup.as_ref().and_then(|l| l(name));
         let env = secret_config::Env::new(&var);
+        // Bound now, to the meter provider of this moment: the client, its KV v2 providers
+        // and the audit queue it creates record through these.
+        let metrics = self.metrics.clone().unwrap_or_else(Metrics::global);
 
         let allowed = if self.any_mount {
             AllowedMounts::default()
@@ -440,13 +443,13 @@ impl SecretsClientBuilder {
             tracing::debug!(source = %source, "bootstrap loaded");
         }
 
-        let (auditor, audit_key, tenant, owned_sink) = self.auditor(&env)?;
+        let (auditor, audit_key, tenant, owned_sink) = self.auditor(&env, &metrics)?;
         let mut routes = Routes::new(vault_note);
         #[cfg(feature = "file")]
         routes.insert(Provider::File, Arc::new(file));
         #[cfg(any(feature = "openbao", feature = "hashicorp"))]
         routes
-            .insert_kv2(self.vault_configs(loaded, &var)?)
+            .insert_kv2(self.vault_configs(loaded, &var, &metrics)?)
             .map_err(crate::bootstrap::config_error)?;
         #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
         drop(loaded);
@@ -456,7 +459,6 @@ impl SecretsClientBuilder {
 
         let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let epoch = Instant::now();
-        let metrics = self.metrics.unwrap_or_else(Metrics::global);
         let inner = Inner {
             allowed,
             routes,
@@ -483,12 +485,16 @@ impl SecretsClientBuilder {
 
     /// The auditor (disabled without a sink), the key spans use (whenever a salt is set) and
     /// the tenant events name.
-    fn auditor(&self, env: &secret_config::Env<'_>) -> Result<AuditParts, Error> {
+    fn auditor(
+        &self,
+        env: &secret_config::Env<'_>,
+        metrics: &Metrics,
+    ) -> Result<AuditParts, Error> {
         let key = crate::audit_config::key(self.tenant_salt.as_ref(), env)?;
         // A sink given in code, else the one the environment asks for (owned: flushed by
         // `SecretsClient::close`).
         let owned_sink = match (&self.audit, &self.lookup) {
-            (None, Some(_)) => crate::audit_config::env_sink(env)?,
+            (None, Some(_)) => crate::audit_config::env_sink(env, metrics)?,
             _ => None,
         };
         let tenant = self
@@ -568,12 +574,14 @@ impl SecretsClientBuilder {
     }
 
     /// The KV v2 settings of every vault level found, in order: the bootstrap's (or the
-    /// environment's), then those given with [`kv2`](Self::kv2).
+    /// environment's), then those given with [`kv2`](Self::kv2); each records its metrics
+    /// through the client's unless it was given its own.
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     fn vault_configs(
         &self,
         loaded: Option<LoadedBootstrap>,
         var: &dyn Fn(&str) -> Option<String>,
+        metrics: &Metrics,
     ) -> Result<Vec<secret_providers::Kv2Config>, Error> {
         use secret_providers::{Kv2Config, Kv2Flavor};
 
@@ -611,6 +619,9 @@ impl SecretsClientBuilder {
             }
         }
         configs.extend(self.kv2.iter().cloned());
+        for config in &mut configs {
+            config.metrics.get_or_insert_with(|| metrics.clone());
+        }
         Ok(configs)
     }
 }

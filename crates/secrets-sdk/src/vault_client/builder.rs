@@ -203,13 +203,16 @@ impl VaultClientBuilder {
         let env = Env::new(&raw);
         self.check_required(&env)?;
         let key = self.audit_key(&env)?;
-        let routes = self.routes(&env)?;
+        // Bound now, to the meter provider of this moment: the client, its KV v2 providers,
+        // its PEP and the audit queue it creates record through these.
+        let metrics = self.metrics.clone().unwrap_or_else(Metrics::global);
+        let routes = self.routes(&env, &metrics)?;
         let io_threads = self.io_threads.unwrap_or(DEFAULT_IO_THREADS);
         if io_threads == 0 {
             return Err(Error::config("io_threads", "must be at least 1"));
         }
         let pep_config = self.pep_settings(&env)?;
-        let mut pep = Pep::builder(pep_config);
+        let mut pep = Pep::builder(pep_config).metrics(metrics.clone());
         // Grants belong to the resource on its server: both schemes name the server they
         // reach, so `openbao://x` and `hashicorp+kv2://x` on one VAULT_URL share a grant.
         for (scheme, backend) in backend_ids(&routes) {
@@ -221,7 +224,7 @@ impl VaultClientBuilder {
         // A sink given in code, else the one the environment asks for (the client owns that
         // one and flushes it on close).
         let owned_sink = match (&self.audit, &self.lookup) {
-            (None, Some(_)) => crate::audit_config::env_sink(&env)?,
+            (None, Some(_)) => crate::audit_config::env_sink(&env, &metrics)?,
             _ => None,
         };
         if let Some(sink) = self.audit.clone().or_else(|| owned_sink.clone()) {
@@ -239,7 +242,7 @@ impl VaultClientBuilder {
                         .unwrap_or(DEFAULT_READ_DEADLINE)
                         .clamp(Duration::from_millis(1), MAX_READ_DEADLINE),
                     key: Arc::new(key),
-                    metrics: self.metrics.unwrap_or_else(Metrics::global),
+                    metrics,
                 }),
                 default_context: self.default_context.unwrap_or_default(),
                 io_threads,
@@ -291,15 +294,19 @@ impl VaultClientBuilder {
             .ok_or_else(|| missing(setting, "tenant_salt"))
     }
 
-    /// The routes: one KV v2 provider per server (the given configs, else `VAULT_*`) for both
-    /// vault schemes, then the providers of one's own.
-    fn routes(&self, env: &Env<'_>) -> Result<Routes, Error> {
+    /// The routes: one KV v2 provider per server (the given configs, else `VAULT_*`; each
+    /// recording through the client's metrics unless given its own) for both vault schemes,
+    /// then the providers of one's own.
+    fn routes(&self, env: &Env<'_>, metrics: &Metrics) -> Result<Routes, Error> {
         let mut configs = self.kv2.clone();
         if configs.is_empty() {
             configs.push(
                 Kv2Config::from_lookup(Kv2Flavor::HashiCorp, |name: &str| env.raw(name))
                     .map_err(vault_config_error)?,
             );
+        }
+        for config in &mut configs {
+            config.metrics.get_or_insert_with(|| metrics.clone());
         }
         let mut routes = Routes::new("VaultClient has no vault for this scheme");
         routes.insert_kv2(configs).map_err(vault_config_error)?;
@@ -703,6 +710,10 @@ mod tests {
         );
         assert_eq!(points.sum(metric::PROVIDER_ERRORS), 1.0);
         assert!(points.sum_where(metric::LAST_SUCCESSFUL_FETCH, &[("provider", "db")]) > 1.7e9);
+        // The PEP records through the client's metrics too: two permits, two refusals.
+        let permits = [("outcome", "permit"), ("reason", "pdp")];
+        assert_eq!(points.sum_where(metric::PEP_DECISIONS, &permits), 2.0);
+        assert_eq!(points.sum(metric::PEP_DECISIONS), 4.0, "{points:?}");
         // No cache: no hit or miss is counted.
         assert_eq!(
             points.sum(metric::CACHE_HITS) + points.sum(metric::CACHE_MISSES),

@@ -340,3 +340,22 @@ fn a_fresh_hit_creates_no_span_under_debug() -> TestResult {
     assert_eq!(capture.points()?.sum(metric::CACHE_HITS), 3.0);
     Ok(())
 }
+
+/// The KV v2 providers the builder makes record through the client's metrics (a config given
+/// its own keeps them).
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+#[test]
+fn kv2_providers_record_through_the_clients_metrics() -> TestResult {
+    let root = files(&[])?;
+    let capture = MetricsCapture::new();
+    let client = builder(root.path(), &capture)
+        .bootstrap(crate::BootstrapConfig::token("http://127.0.0.1:1", "t"))
+        .build()?;
+    let configs: Vec<_> = [Provider::OpenBao, Provider::HashiCorp]
+        .into_iter()
+        .filter_map(|p| client.kv2_config(p))
+        .collect();
+    assert!(!configs.is_empty());
+    assert!(configs.iter().all(|c| c.metrics.is_some()));
+    Ok(())
+}
