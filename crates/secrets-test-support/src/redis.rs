@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::launch::{self, LaunchError};
-use crate::{Detached, Error, Shared, tools_dir};
+use crate::{Detached, Error, OpenBaoServer, Shared, free_port, tools_dir};
 
 /// Overrides the `redis-server` binary (absolute path).
 pub const REDIS_BIN_ENV: &str = "SECRETS_TEST_REDIS_BIN";
@@ -101,10 +101,16 @@ fn find_redis(
 /// `appendonly no`): a [`restart`](Self::restart) comes back on the same port with no keys.
 /// Its configuration, log and working dir are a private temp dir. With a password
 /// ([`Self::start_with_password`]) the server requires `AUTH` (`requirepass`); the password is
-/// in the configuration file, not on the command line, and `Debug` redacts it.
+/// in the configuration file, not on the command line, and `Debug` redacts it. With TLS
+/// ([`Self::start_tls`]) [`Self::port`] speaks only TLS, and a plain admin port serves the
+/// helpers here.
 pub struct RedisServer {
     bin: PathBuf,
+    /// What clients use: plain, or TLS only.
     port: u16,
+    /// Plain RESP for readiness and the helpers: `port` unless TLS.
+    admin_port: u16,
+    tls: bool,
     password: Option<String>,
     /// Private temp dir holding `redis.conf` and `redis.log`; for [`Self::start_detached`]
     /// the caller's folder.
@@ -120,7 +126,8 @@ pub struct RedisServer {
 impl fmt::Debug for RedisServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisServer")
-            .field("addr", &self.addr())
+            .field("url", &self.url_with("[REDACTED]"))
+            .field("admin_port", &self.admin_port)
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
             .field("pid", &self.pid())
             .field("paused", &self.paused)
@@ -137,7 +144,7 @@ impl RedisServer {
     /// `TOOL_MISSING` when `redis-server` is not installed, `IO` when it cannot be started,
     /// exits early (the message has the last log lines) or does not answer in time.
     pub fn start() -> Result<Self, Error> {
-        Self::launch(None, None)
+        Self::launch(None, false, None)
     }
 
     /// Starts a fresh server, as [`Self::start`], that requires `password` (`requirepass`,
@@ -147,7 +154,28 @@ impl RedisServer {
     /// # Errors
     /// As [`Self::start`].
     pub fn start_with_password(password: impl Into<String>) -> Result<Self, Error> {
-        Self::launch(Some(password.into()), None)
+        Self::launch(Some(password.into()), false, None)
+    }
+
+    /// Starts a fresh server, as [`Self::start`], whose [`Self::port`] speaks only TLS
+    /// ([`Self::url`] is `rediss://127.0.0.1:PORT`), with a certificate for `localhost` and
+    /// `127.0.0.1` signed by the CA at [`Self::ca_cert_path`] (made anew per server, kept
+    /// across [`Self::restart`]; client certificates are not asked for). The helpers here
+    /// ([`Self::command`], [`Self::entries`], readiness) use a second, plain port on loopback,
+    /// [`Self::admin_port`].
+    ///
+    /// # Errors
+    /// As [`Self::start`], and `IO` when the test PKI cannot be written.
+    pub fn start_tls() -> Result<Self, Error> {
+        Self::launch(None, true, None)
+    }
+
+    /// [`Self::start_tls`] with a password, as [`Self::start_with_password`].
+    ///
+    /// # Errors
+    /// As [`Self::start_tls`].
+    pub fn start_tls_with_password(password: impl Into<String>) -> Result<Self, Error> {
+        Self::launch(Some(password.into()), true, None)
     }
 
     /// Starts a server without a password, as [`Self::start`], that outlives this process: in
@@ -158,7 +186,7 @@ impl RedisServer {
     /// # Errors
     /// As [`Self::start`].
     pub fn start_detached(dir: &Path) -> Result<Detached, Error> {
-        let mut server = Self::launch(None, Some(dir))?;
+        let mut server = Self::launch(None, false, Some(dir))?;
         // Taken, not killed: dropping a `Child` leaves the process running.
         let pid = server.child.take().map_or(0, |child| child.id());
         Ok(Detached {
@@ -179,12 +207,17 @@ impl RedisServer {
             .is_ok_and(|reply| reply == Reply::Simple("PONG".into()))
     }
 
-    fn launch(password: Option<String>, keep: Option<&Path>) -> Result<Self, Error> {
+    fn launch(password: Option<String>, tls: bool, keep: Option<&Path>) -> Result<Self, Error> {
         let bin = redis_bin()?;
         let workdir = launch::workdir("redis", keep)?;
+        if tls {
+            OpenBaoServer::write_test_pki(&workdir)?;
+        }
         let mut server = Self {
             bin,
             port: 0,
+            admin_port: 0,
+            tls,
             password,
             workdir,
             detached: keep.is_some(),
@@ -193,6 +226,11 @@ impl RedisServer {
         };
         let started = launch::on_free_port(|port| {
             server.port = port;
+            server.admin_port = if tls {
+                free_port().map_err(LaunchError::Other)?
+            } else {
+                port
+            };
             server.spawn_and_wait()
         });
         started.map_err(|e| server.launch_error(e))?;
@@ -200,12 +238,38 @@ impl RedisServer {
     }
 
     /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` (percent-encoded) with
-    /// a password: the value for `REDIS_URL` (stable across [`Self::restart`]).
+    /// a password; `rediss://…` with TLS: the value for `REDIS_URL` (stable across
+    /// [`Self::restart`]).
     pub fn url(&self) -> String {
         match &self.password {
-            None => format!("redis://{}", self.addr()),
-            Some(password) => format!("redis://:{}@{}", percent_encode(password), self.addr()),
+            None => self.url_with(""),
+            Some(password) => self.url_with(&percent_encode(password)),
         }
+    }
+
+    fn url_with(&self, password: &str) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        match self.password {
+            None => format!("{scheme}://{}", self.addr()),
+            Some(_) => format!("{scheme}://:{password}@{}", self.addr()),
+        }
+    }
+
+    /// Whether [`Self::port`] speaks TLS ([`Self::start_tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM), for the client's trust store; the
+    /// file exists only for [`Self::start_tls`].
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.workdir.join("vault-ca.pem")
+    }
+
+    /// The plain-RESP port of a TLS server (the helpers' and readiness'); [`Self::port`]
+    /// without TLS.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
     }
 
     /// `127.0.0.1:PORT`.
@@ -319,7 +383,7 @@ impl RedisServer {
         if self.child.is_none() {
             return Err(Error::Stopped);
         }
-        RespConnection::connect(self.port, self.password.as_deref())
+        RespConnection::connect(self.admin_port, self.password.as_deref())
     }
 
     /// Runs one command on a fresh connection ([`Self::connect`]). A Redis error is a
@@ -367,7 +431,7 @@ impl RedisServer {
     fn write_conf(&self) -> Result<(), Error> {
         let mut conf = format!(
             "# Written by secrets-test-support for one test server.\n\
-             port {port}\n\
+             port {admin_port}\n\
              bind 127.0.0.1\n\
              protected-mode yes\n\
              daemonize no\n\
@@ -378,9 +442,23 @@ impl RedisServer {
              logfile \"\"\n\
              loglevel notice\n\
              databases 16\n",
-            port = self.port,
+            admin_port = self.admin_port,
             dir = quote_conf(&self.workdir.display().to_string()),
         );
+        if self.tls {
+            let file = |name: &str| quote_conf(&self.workdir.join(name).display().to_string());
+            conf.push_str(&format!(
+                "tls-port {port}\n\
+                 tls-cert-file {cert}\n\
+                 tls-key-file {key}\n\
+                 tls-ca-cert-file {ca}\n\
+                 tls-auth-clients no\n",
+                port = self.port,
+                cert = file("vault-cert.pem"),
+                key = file("vault-key.pem"),
+                ca = file("vault-ca.pem"),
+            ));
+        }
         if let Some(password) = &self.password {
             conf.push_str(&format!("requirepass {}\n", quote_conf(password)));
         }
@@ -445,7 +523,7 @@ impl RedisServer {
                     }
                 }
             }
-            if Self::is_ready_at(self.port, self.password.as_deref()) {
+            if Self::is_ready_at(self.admin_port, self.password.as_deref()) {
                 return Ok(());
             }
             if started.elapsed() > START_TIMEOUT {
@@ -1050,6 +1128,70 @@ mod tests {
             redis.command(&["GET", "k"])?,
             Reply::Bulk(Some(b"v".to_vec()))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_tls_server_speaks_tls_on_its_port_and_plain_on_the_admin_port() -> Result<(), Error> {
+        let mut redis = match RedisServer::start_tls_with_password("pw") {
+            Ok(redis) => redis,
+            Err(e @ Error::ToolMissing { .. }) => {
+                crate::skip_or_fail(&format!("Redis unavailable: {e}"));
+                return Ok(());
+            }
+            Err(e) => panic!("redis-server with TLS failed to start: {e}"),
+        };
+        let (port, admin) = (redis.port(), redis.admin_port());
+        assert_ne!(port, admin);
+        assert_eq!(redis.url(), format!("rediss://:pw@127.0.0.1:{port}"));
+        assert!(
+            !format!("{redis:?}").contains(":pw@"),
+            "Debug redacts the password"
+        );
+        assert!(redis.ca_cert_path().is_file());
+        assert!(RedisServer::is_ready_at(admin, Some("pw")));
+        assert!(
+            !RedisServer::is_ready_at(port, Some("pw")),
+            "plain RESP on the TLS port"
+        );
+        assert_eq!(
+            redis.command(&["CONFIG", "GET", "tls-port"])?.strings()[1],
+            port.to_string().as_bytes()
+        );
+        // A real TLS round trip with Debian's redis-cli (redis-tools, which redis-server
+        // depends on) when it is there.
+        let cli = std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("redis-cli"))
+            .find(|p| p.is_file());
+        let tls_ping = |redis: &RedisServer| -> Option<String> {
+            let output = Command::new(cli.as_ref()?)
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "--tls",
+                    "--cacert",
+                ])
+                .arg(redis.ca_cert_path())
+                .args(["--no-auth-warning", "-a", "pw", "PING"])
+                .stdin(Stdio::null())
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        };
+        match tls_ping(&redis) {
+            Some(pong) => assert_eq!(pong, "PONG"),
+            None => eprintln!("redis-cli not on PATH: no TLS round trip checked"),
+        }
+        redis.restart()?;
+        assert_eq!((redis.port(), redis.admin_port()), (port, admin));
+        assert!(RedisServer::is_ready_at(admin, Some("pw")));
+        if let Some(pong) = tls_ping(&redis) {
+            assert_eq!(pong, "PONG", "the same CA after a restart");
+        }
         Ok(())
     }
 
