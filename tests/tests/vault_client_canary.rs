@@ -241,7 +241,7 @@ async fn nothing_secret_reaches_messages_logs_or_audit_events() -> TestResult {
     let uri: SecretUri = field.parse()?;
     let keyed = client.resource_ref(&uri).to_string();
     for expected in [
-        "secret_get",
+        "get_credentials",
         "provider=\"openbao\"",
         "mount=\"secret\"",
         &format!("resource_ref={keyed}"),

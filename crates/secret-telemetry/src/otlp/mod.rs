@@ -334,6 +334,10 @@ impl Pipeline {
             .with_target(false)
             .with_level(false)
             .with_tracked_inactivity(false)
+            // Parents come from `tracing`'s own span tree; making each entered span the
+            // current OpenTelemetry context costs ~0.3 µs per enter (an instrumented future
+            // enters on every poll) and nothing in the SDK reads `Context::current()`.
+            .with_context_activation(false)
             .with_filter(filter)
     }
 
