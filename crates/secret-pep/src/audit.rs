@@ -39,13 +39,14 @@ pub(crate) fn event(
     event
 }
 
-/// A refusal's outcome: `ERROR` when nothing was decided (the PDP was unavailable, a
-/// configuration or provider failure), else `DENY`.
+/// A refusal's outcome: `ERROR` when nothing was decided (the PDP or the shared state store
+/// was unavailable, a configuration or provider failure), else `DENY`.
 pub(crate) fn refusal(error: &PepError) -> Outcome {
     match error {
-        PepError::PdpUnavailable { .. } | PepError::Provider { .. } | PepError::Config { .. } => {
-            Outcome::Error
-        }
+        PepError::PdpUnavailable { .. }
+        | PepError::StateStoreUnavailable { .. }
+        | PepError::Provider { .. }
+        | PepError::Config { .. } => Outcome::Error,
         _ => Outcome::Deny,
     }
 }

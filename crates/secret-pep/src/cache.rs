@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::{Cache, DefaultLifecycle, GuardResult, PlaceholderGuard};
 use quick_cache::{DefaultHashBuilder, UnitWeighter};
 
-use crate::replay::{ReplayStore, ReplayTicket};
+use crate::replay::{ReplayMap, ReplayTicket};
 use crate::{DenyReason, Grant, PepError};
 
 /// Sizes and lifetimes of the stores, from [`PepConfig`](crate::PepConfig).
@@ -150,7 +150,7 @@ type GrantMap = Cache<String, Slot>;
 /// useful ones when full; an evicted grant only means one more PDP decision.
 pub struct GrantCache {
     grants: GrantMap,
-    replay: ReplayStore,
+    replay: ReplayMap,
     settings: CacheSettings,
 }
 
@@ -168,7 +168,7 @@ impl GrantCache {
     pub(crate) fn new(settings: CacheSettings) -> Self {
         Self {
             grants: Cache::new(settings.grant_max_entries.max(1)),
-            replay: ReplayStore::new(settings.replay_max_entries, settings.replay_max_per_subject),
+            replay: ReplayMap::new(settings.replay_max_entries, settings.replay_max_per_subject),
             settings,
         }
     }

@@ -86,6 +86,20 @@ pub enum PepError {
         /// What is wrong with it (never its value).
         reason: &'static str,
     },
+    /// The PEP's shared state store (grants and use counts, anti-replay, negative cache; Redis
+    /// with the `redis` feature) could not be reached in time or answered wrongly. Fail
+    /// closed: nothing is granted (anti-replay alone may be configured fail-open,
+    /// `ANTI_REPLAY_FAIL_OPEN`), no use is kept, and the next call asks the store again.
+    #[error("PEP state store unavailable: the {store} store {cause} [STATE_STORE_UNAVAILABLE]")]
+    StateStoreUnavailable {
+        /// Which store: `replay`, `grant` or `negative`.
+        store: &'static str,
+        /// What went wrong (`timed out`, `is unreachable`, …); never a key, a value or a URL.
+        cause: &'static str,
+        /// The store's own error, when there is one (never holds a key, value or password).
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The provider read after a granted decision failed (see [`Pep::execute`](crate::Pep::execute)).
     /// The code is the provider's own, e.g. `NOT_FOUND` or `VERSION_DESTROYED`.
     #[error("secret read failed [{code}]")]
@@ -100,7 +114,8 @@ pub enum PepError {
 
 impl PepError {
     /// The stable, never-reused code: `AUTHZ_DENIED`, `PDP_UNAVAILABLE`, `BINDING_DRIFT`,
-    /// `CONFIG`, `INVALID_JWK`, `BAD_CONTEXT`, or the URI parser's or provider's own code.
+    /// `CONFIG`, `INVALID_JWK`, `BAD_CONTEXT`, `STATE_STORE_UNAVAILABLE`, or the URI parser's
+    /// or provider's own code.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -111,6 +126,7 @@ impl PepError {
             Self::Config { .. } => "CONFIG",
             Self::InvalidJwk { .. } => "INVALID_JWK",
             Self::BadContext { .. } => "BAD_CONTEXT",
+            Self::StateStoreUnavailable { .. } => "STATE_STORE_UNAVAILABLE",
             Self::Provider { code, .. } => code,
         }
     }
@@ -133,10 +149,14 @@ impl PepError {
         }
     }
 
-    /// Whether asking again later may succeed (the PDP was unavailable).
+    /// Whether asking again later may succeed (the PDP or the shared state store was
+    /// unavailable).
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::PdpUnavailable { .. })
+        matches!(
+            self,
+            Self::PdpUnavailable { .. } | Self::StateStoreUnavailable { .. }
+        )
     }
 
     /// Wraps a provider error with its stable code, for the read closure of
@@ -183,6 +203,15 @@ impl PepError {
             },
             Self::InvalidJwk { reason } => Self::InvalidJwk { reason },
             Self::BadContext { header, reason } => Self::BadContext { header, reason },
+            Self::StateStoreUnavailable {
+                store,
+                cause,
+                source,
+            } => Self::StateStoreUnavailable {
+                store,
+                cause,
+                source: source.as_deref().map(Snapshot::boxed),
+            },
             Self::Provider { code, source } => Self::Provider {
                 code,
                 source: Snapshot::boxed(source.as_ref()),
@@ -488,6 +517,14 @@ mod tests {
             (
                 PepError::provider("NOT_FOUND", std::io::Error::other("gone")),
                 "NOT_FOUND",
+            ),
+            (
+                PepError::StateStoreUnavailable {
+                    store: "grant",
+                    cause: "timed out",
+                    source: None,
+                },
+                "STATE_STORE_UNAVAILABLE",
             ),
         ];
         for (error, code) in cases {

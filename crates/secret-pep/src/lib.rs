@@ -71,6 +71,9 @@
 //!   ring).
 //! - `axum`: [`ExecutionContext`] as an axum 0.8 extractor reading the context an
 //!   authentication layer put in the request extensions (401 when absent).
+//! - `redis`: [`RedisState`], the PEP's grants, use counts, anti-replay window and negative
+//!   cache on Redis, shared by every replica ([`PepState::redis`], or `REDIS_URL`); a warm
+//!   decision is one round trip.
 //!
 //! See `docs/pep.md` for the flow, the configuration, the error codes and the Cerbos setup.
 #![forbid(unsafe_code)]
@@ -87,13 +90,15 @@ mod key;
 mod pdp;
 mod pep;
 mod replay;
+mod state;
 mod thumbprint;
 mod util;
 
 pub use cache::GrantCache;
 pub use config::{
     AuthzenConfig, AuthzenDialect, DEFAULT_ANTI_REPLAY_MAX_ENTRIES, DEFAULT_AUDIENCE,
-    DEVELOPMENT_ENVIRONMENTS, PdpSettings, PepConfig,
+    DEVELOPMENT_ENVIRONMENTS, MIN_STATE_KEY_BYTES, PdpSettings, PepConfig, RedisConfig,
+    StateSettings,
 };
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -109,4 +114,12 @@ pub use pdp::{
     SecretPolicyService,
 };
 pub use pep::{Authorized, BatchItem, BatchReport, BatchStatus, Pep, PepBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use state::redis::RedisState;
+pub use state::{
+    Claim, GrantStore, MemoryGrantStore, MemoryNegativeCache, MemoryReplayStore, NegativeCache,
+    PepState, Recorded, ReplayCheck, ReplayStore, StoreError, StoreFuture, StoreKind, StoredGrant,
+    Taken,
+};
 pub use thumbprint::{certificate_thumbprint, jwk_thumbprint};

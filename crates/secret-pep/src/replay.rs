@@ -59,7 +59,7 @@ pub(crate) struct ReplayTicket<'a> {
 /// cause a false `REPLAY`, never a missed one. Each principal (issuer, subject) may hold at
 /// most `per_principal` live entries, the whole store `max_entries`; past either, a new `jti`
 /// is refused (`REPLAY_STORE_FULL`) rather than an old one forgotten.
-pub(crate) struct ReplayStore {
+pub(crate) struct ReplayMap {
     seen: DigestMap<Seen>,
     count: AtomicUsize,
     per_principal: DigestMap<usize>,
@@ -70,9 +70,9 @@ pub(crate) struct ReplayStore {
     last_sweep_ms: AtomicU64,
 }
 
-impl fmt::Debug for ReplayStore {
+impl fmt::Debug for ReplayMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplayStore")
+        f.debug_struct("ReplayMap")
             .field("len", &self.len())
             .field("max_entries", &self.max_entries)
             .field("max_per_principal", &self.max_per_principal)
@@ -80,7 +80,7 @@ impl fmt::Debug for ReplayStore {
     }
 }
 
-impl ReplayStore {
+impl ReplayMap {
     pub(crate) fn new(max_entries: usize, max_per_principal: usize) -> Self {
         Self {
             seen: DashMap::default(),
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn replays_are_caught_until_the_window_ends() {
-        let store = ReplayStore::new(10, 10);
+        let store = ReplayMap::new(10, 10);
         let t0 = Instant::now();
         let until = t0 + Duration::from_millis(50);
         assert_eq!(store.check(ticket("a", "j", until), t0), Ok(()));
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn one_principal_cannot_fill_the_store_for_everyone() {
-        let store = ReplayStore::new(100, 10);
+        let store = ReplayMap::new(100, 10);
         let t0 = Instant::now();
         let until = t0 + Duration::from_secs(60);
         let ids: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_full_store_fails_closed() {
-        let store = ReplayStore::new(3, 3);
+        let store = ReplayMap::new(3, 3);
         let t0 = Instant::now();
         let until = t0 + Duration::from_secs(60);
         for (subject, id) in [("a", "1"), ("b", "2"), ("c", "3")] {

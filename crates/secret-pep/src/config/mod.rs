@@ -1,6 +1,7 @@
 //! [`PepConfig`]: struct, builder methods and environment.
 
 mod authzen;
+mod state;
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::{GrantDefaults, PepError};
 
 pub use authzen::{AuthzenConfig, AuthzenDialect};
 pub(crate) use authzen::{USERINFO_REFUSED, url_has_userinfo};
+pub use state::{MIN_STATE_KEY_BYTES, RedisConfig, StateSettings};
 
 /// The default secrets audience (`SECRETS_AUDIENCE`).
 pub const DEFAULT_AUDIENCE: &str = "crud.secrets";
@@ -95,6 +97,16 @@ pub struct PepConfig {
     /// Clock skew allowed on `exp` (`ANTI_REPLAY_CLOCK_SKEW_S`, default 60 s): a `jti` is kept
     /// until `exp` plus this, and a token is expired only this long after its `exp`.
     pub anti_replay_clock_skew: Duration,
+    /// When the anti-replay store is a shared one (Redis) and cannot be reached, let the
+    /// request through without a replay check instead of refusing it
+    /// (`ANTI_REPLAY_FAIL_OPEN`, default `false`). Each such request is counted
+    /// (`secrets.pep.state_store.failures`, `store = replay`, `outcome = allowed`) and a
+    /// warning is logged (at most every 10 s). Grants and the negative cache always fail
+    /// closed.
+    pub anti_replay_fail_open: bool,
+    /// Where grants, use counts, `jti`s and denials live (`REDIS_URL` set: on Redis, feature
+    /// `redis`), unless [`PepBuilder::state`](crate::PepBuilder::state) says otherwise.
+    pub state: StateSettings,
     /// Which PDP decides.
     pub pdp: PdpSettings,
     /// The deployment environment (`ENVIRONMENT`). The allow-all development PDP is accepted
@@ -141,6 +153,8 @@ impl PepConfig {
             anti_replay_max_per_subject: None,
             anti_replay_max_ttl: Duration::from_secs(3600),
             anti_replay_clock_skew: Duration::from_secs(60),
+            anti_replay_fail_open: false,
+            state: StateSettings::Memory,
             pdp: PdpSettings::None,
             environment: None,
         }
@@ -175,6 +189,8 @@ impl PepConfig {
     /// | `ANTI_REPLAY_MAX_PER_SUBJECT` | `jti`s one principal may hold | a tenth of the store |
     /// | `ANTI_REPLAY_MAX_TTL_S` | longest token lifetime (`exp` − now) accepted, seconds | 3600 |
     /// | `ANTI_REPLAY_CLOCK_SKEW_S` | skew allowed on `exp`, seconds | 60 |
+    /// | `ANTI_REPLAY_FAIL_OPEN` | let calls through when a shared anti-replay store is unreachable | `false` |
+    /// | `REDIS_URL`, `REDIS_KEY_PREFIX`, `PEP_STATE_KEY`, `REDIS_TIMEOUT_MS`, `REDIS_CONNECT_TIMEOUT_MS`, `REDIS_CA_BUNDLE` | the PEP's state on Redis; see [`RedisConfig`] | in memory |
     /// | `ENABLE_AUTHORIZATION` | `false` = development mode (allow all) | `true` |
     /// | `AUTHZEN_PDP_URL` | the AuthZEN PDP | required unless `ENABLE_AUTHORIZATION=false` |
     /// | `AUTHZEN_PDP_TOKEN`, `AUTHZEN_TIMEOUT_MS`, `AUTHZEN_DISCOVERY`, `AUTHZEN_DIALECT`, `AUTHZEN_ALLOW_INSECURE_HTTP`, `AUTHZEN_CA_BUNDLE`, `AUTHZEN_BREAKER_THRESHOLD`, `AUTHZEN_BREAKER_COOLDOWN_MS` | see [`AuthzenConfig`] | |
@@ -223,6 +239,10 @@ impl PepConfig {
             env.seconds("ANTI_REPLAY_MAX_TTL_S", config.anti_replay_max_ttl)?;
         config.anti_replay_clock_skew =
             env.seconds("ANTI_REPLAY_CLOCK_SKEW_S", config.anti_replay_clock_skew)?;
+        config.anti_replay_fail_open = env.flag("ANTI_REPLAY_FAIL_OPEN", false)?;
+        if let Some(redis) = RedisConfig::from_env(&env)? {
+            config.state = StateSettings::Redis(redis);
+        }
         config.environment = env.get("ENVIRONMENT");
 
         let enabled = env.flag("ENABLE_AUTHORIZATION", true)?;
@@ -343,6 +363,21 @@ impl PepConfig {
             .max(1)
     }
 
+    /// Sets where the PEP's state lives.
+    #[must_use]
+    pub fn with_state(mut self, state: StateSettings) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Lets calls through (`true`) or refuses them (`false`, the default) when a shared
+    /// anti-replay store cannot be reached.
+    #[must_use]
+    pub fn with_anti_replay_fail_open(mut self, fail_open: bool) -> Self {
+        self.anti_replay_fail_open = fail_open;
+        self
+    }
+
     /// Sets the deployment environment.
     #[must_use]
     pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
@@ -450,6 +485,9 @@ impl PepConfig {
             && url_has_userinfo(&authzen.url)
         {
             return Err(PepError::invalid("AUTHZEN_PDP_URL", USERINFO_REFUSED));
+        }
+        if let StateSettings::Redis(redis) = &self.state {
+            redis.validate()?;
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ use secret_audit::{AuditEvent, Auditor, EventType, Outcome, ResourceRef};
 use secret_uri::SecretUri;
 
 use super::{Authorized, Pep};
-use crate::cache::GrantEntry;
 use crate::{DenyReason, ExecutionContext, Grant, PepError, audit};
 
 impl Pep {
@@ -18,7 +17,7 @@ impl Pep {
         &self,
         ctx: &ExecutionContext,
         uri: &SecretUri,
-        entry: &GrantEntry,
+        grant: &Grant,
         use_number: u32,
         latency: Duration,
     ) -> Option<ResourceRef> {
@@ -26,7 +25,6 @@ impl Pep {
         if !auditor.is_enabled() {
             return None;
         }
-        let grant = &entry.grant;
         let event = self
             .event(EventType::AccessGranted, ctx, Some(uri))
             .with_grant_id(grant.grant_id.clone())
@@ -49,7 +47,7 @@ impl Pep {
         if !auditor.is_enabled() {
             return;
         }
-        let grant = &authorized.entry.grant;
+        let grant = authorized.grant();
         let (kind, outcome) = match error_code {
             None => (EventType::Read, Outcome::Permit),
             Some(_) => (EventType::ReadError, Outcome::Error),

@@ -15,6 +15,7 @@ use super::{Authorized, Pep, Replay};
 use crate::cache::{GrantEntry, Slot};
 use crate::key::pdp_uri;
 use crate::pdp::{BatchFailure, BatchRequest};
+use crate::state::StoredGrant;
 use crate::{DenyReason, ExecutionContext, PdpFailure, PepError};
 
 /// The outcome of [`Pep::authorize_batch`]: one item per distinct URI, required ones first.
@@ -73,6 +74,21 @@ impl BatchStatus {
             Self::Granted { .. } => "GRANTED",
             Self::Spent { .. } => "SPENT",
             Self::Failed(failure) => failure.code(),
+        }
+    }
+
+    /// The status of a grant held in a shared store.
+    pub(crate) fn stored(stored: &StoredGrant) -> Self {
+        let grant_id = stored.grant.grant_id.clone();
+        if stored.expires_in.is_zero() {
+            return Self::Spent { grant_id };
+        }
+        match stored.grant.max_uses.saturating_sub(stored.used) {
+            0 => Self::Spent { grant_id },
+            remaining_uses => Self::Granted {
+                grant_id,
+                remaining_uses,
+            },
         }
     }
 
@@ -235,9 +251,10 @@ impl Pep {
         let optional = parse(optional)?;
         let subject = self.check_caller(ctx)?;
         let now = Instant::now();
-        self.check_token(ctx, subject, now, Replay::Peek)?;
+        self.check_token_any(ctx, subject, now, Replay::Peek)
+            .await?;
         let plan = self.plan(ctx, subject, &required, &optional);
-        let outcomes = self.decide_batch(ctx, subject, &plan, now).await;
+        let outcomes = self.decide_batch(ctx, subject, &plan, now).await?;
         let (items, sources) = plan
             .into_iter()
             .zip(outcomes)
@@ -274,13 +291,19 @@ impl Pep {
             .map(|text| Ok(SecretUri::parse_allowed(text, &config.allowed_mounts)?))
             .collect();
         let any_valid = parsed.iter().any(Result::is_ok);
-        let caller = self.check_caller(ctx).and_then(|subject| {
-            let now = Instant::now();
-            if any_valid {
-                self.check_token(ctx, subject, now, Replay::Record)?;
+        let caller = match self.check_caller(ctx) {
+            Ok(subject) => {
+                let now = Instant::now();
+                if any_valid {
+                    self.check_token_any(ctx, subject, now, Replay::Record)
+                        .await
+                        .map(|()| (subject, now))
+                } else {
+                    Ok((subject, now))
+                }
             }
-            Ok((subject, now))
-        });
+            Err(error) => Err(error),
+        };
         let (subject, started) = match caller {
             Ok(caller) => caller,
             Err(error) => {
@@ -296,15 +319,18 @@ impl Pep {
             .filter_map(|r| r.as_ref().ok())
             .cloned()
             .collect();
-        let plan: Vec<Planned> = self
-            .plan(ctx, subject, &valid, &[])
-            .into_iter()
-            .filter(|item| self.inner.cache.peek(&item.key, started).is_none())
-            .collect();
+        let mut plan: Vec<Planned> = Vec::new();
+        for item in self.plan(ctx, subject, &valid, &[]) {
+            // A store that cannot be asked is asked again by the read itself, which fails.
+            if matches!(self.peek_status(&item.key, started).await, Ok(None)) {
+                plan.push(item);
+            }
+        }
         // The keys this call's PDP batch decided: their first use is a fresh decision's.
         let mut fresh: HashSet<String> = HashSet::new();
         if !plan.is_empty() {
-            self.decide_batch(ctx, subject, &plan, started).await;
+            // A failed batch leaves each read to fail (or ask) on its own.
+            let _ = self.decide_batch(ctx, subject, &plan, started).await;
             fresh.extend(plan.into_iter().map(|item| item.key));
         }
         let mut out = Vec::with_capacity(parsed.len());
@@ -315,7 +341,7 @@ impl Pep {
                     self.describe(&span, &uri);
                     let key = self.key(ctx, subject, &uri);
                     let decided = self
-                        .grant(ctx, subject, &uri, &key, started)
+                        .use_grant(ctx, subject, &uri, &key, started)
                         .instrument(span.clone())
                         .await
                         .map(|mut used| {
@@ -362,6 +388,66 @@ impl Pep {
         plan
     }
 
+    /// A live grant's or a live denial's status for `key`, from the PEP's memory or its
+    /// stores; `None` when the PDP must be asked.
+    async fn peek_status(&self, key: &str, now: Instant) -> Result<Option<BatchStatus>, PepError> {
+        let denied = BatchStatus::Failed(BatchFailure::Deny {
+            reason: DenyReason::NegativeCached,
+        });
+        let Some((grants, negative)) = self.inner.shared.as_ref().and_then(|s| s.stores()) else {
+            return Ok(match self.inner.cache.peek(key, now) {
+                Some(Slot::Granted(entry)) => Some(BatchStatus::granted(&entry)),
+                Some(Slot::Refused(_)) => Some(denied),
+                None => None,
+            });
+        };
+        if let Some(stored) = grants
+            .peek(key)
+            .await
+            .map_err(|e| self.store_failed(e, false))?
+        {
+            return Ok(Some(BatchStatus::stored(&stored)));
+        }
+        let refused = negative
+            .denied(key)
+            .await
+            .map_err(|e| self.store_failed(e, false))?;
+        Ok(refused.then_some(denied))
+    }
+
+    /// Keeps a batch's grant for `key` (unless a usable one is there) and reports the one that
+    /// serves the key.
+    async fn offer_grant(
+        &self,
+        key: &str,
+        entry: GrantEntry,
+        now: Instant,
+    ) -> Result<BatchStatus, PepError> {
+        let Some((grants, _)) = self.inner.shared.as_ref().and_then(|s| s.stores()) else {
+            let entry = self.inner.cache.offer(key, Arc::new(entry), now);
+            return Ok(BatchStatus::granted(&entry));
+        };
+        match grants
+            .put(key, &entry.grant, &crate::state::Claim::none(), false)
+            .await
+            .map_err(|e| self.store_failed(e, false))?
+        {
+            crate::state::Taken::Used(stored) => Ok(BatchStatus::stored(&stored)),
+            _ => Ok(BatchStatus::Spent {
+                grant_id: entry.grant.grant_id,
+            }),
+        }
+    }
+
+    /// Remembers a batch's refusal of `key` (a denial in the negative cache; in the PEP's
+    /// memory, any failure for the reads that wait on this batch).
+    async fn offer_refusal(&self, key: &str, error: &PepError, now: Instant) {
+        match self.inner.shared.as_ref().and_then(|s| s.stores()) {
+            None => self.inner.cache.offer_refusal(key, error, now),
+            Some(_) => self.remember_denial(key, error).await,
+        }
+    }
+
     /// Decides every planned resource (cached ones from the cache, the rest in one PDP batch),
     /// caches the answers, and returns each one's status and what served it, in plan order.
     async fn decide_batch(
@@ -370,18 +456,11 @@ impl Pep {
         subject: &str,
         plan: &[Planned],
         now: Instant,
-    ) -> Vec<(BatchStatus, Source)> {
-        let cache = &self.inner.cache;
-        let mut statuses: Vec<Option<BatchStatus>> = plan
-            .iter()
-            .map(|item| match cache.peek(&item.key, now) {
-                Some(Slot::Granted(entry)) => Some(BatchStatus::granted(&entry)),
-                Some(Slot::Refused(_)) => Some(BatchStatus::Failed(BatchFailure::Deny {
-                    reason: DenyReason::NegativeCached,
-                })),
-                None => None,
-            })
-            .collect();
+    ) -> Result<Vec<(BatchStatus, Source)>, PepError> {
+        let mut statuses: Vec<Option<BatchStatus>> = Vec::with_capacity(plan.len());
+        for item in plan {
+            statuses.push(self.peek_status(&item.key, now).await?);
+        }
         let (mut ask_required, mut ask_optional) = (Vec::new(), Vec::new());
         for (item, status) in plan.iter().zip(&statuses) {
             if status.is_none() {
@@ -400,7 +479,7 @@ impl Pep {
                 .collect()
         };
         let Some(first) = ask_required.first().or(ask_optional.first()) else {
-            return cached(statuses);
+            return Ok(cached(statuses));
         };
         // Which statuses came from the cache (the rest are this call's PDP answers).
         let from_cache: Vec<bool> = statuses.iter().map(Option::is_some).collect();
@@ -437,9 +516,9 @@ impl Pep {
                 })
                 .and_then(|grant| self.accept(grant, ctx, answered))
             {
-                Ok(entry) => BatchStatus::granted(&cache.offer(key, Arc::new(entry), answered)),
+                Ok(entry) => self.offer_grant(key, entry, answered).await?,
                 Err(error) => {
-                    cache.offer_refusal(key, &error, answered);
+                    self.offer_refusal(key, &error, answered).await;
                     BatchStatus::Failed(BatchFailure::from_error(&error))
                 }
             };
@@ -448,22 +527,23 @@ impl Pep {
         // Skipped by the PDP, or the whole batch failed: fail closed, and let the reads that
         // waited on this batch share the failure instead of asking once each.
         let unavailable = PepError::unavailable(PdpFailure::Malformed);
-        plan.iter()
-            .zip(statuses)
-            .zip(from_cache)
-            .map(|((item, status), from_cache)| {
-                let status = status.unwrap_or_else(|| {
-                    cache.offer_refusal(&item.key, &unavailable, answered);
+        let mut out = Vec::with_capacity(plan.len());
+        for ((item, status), from_cache) in plan.iter().zip(statuses).zip(from_cache) {
+            let status = match status {
+                Some(status) => status,
+                None => {
+                    self.offer_refusal(&item.key, &unavailable, answered).await;
                     BatchStatus::Failed(BatchFailure::PdpUnavailable)
-                });
-                let source = if from_cache {
-                    Source::Grant
-                } else {
-                    Source::Pdp
-                };
-                (status, source)
-            })
-            .collect()
+                }
+            };
+            let source = if from_cache {
+                Source::Grant
+            } else {
+                Source::Pdp
+            };
+            out.push((status, source));
+        }
+        Ok(out)
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use secret_uri::Provider;
 
+use super::shared::Shared;
 use super::{Inner, Pep};
 use crate::cache::{CacheSettings, GrantCache};
 use crate::key::Backends;
@@ -11,7 +12,7 @@ use crate::pdp::{DevAllowAll, SecretPolicyService};
 use secret_audit::Auditor;
 use secret_telemetry::Metrics;
 
-use crate::{PdpSettings, PepConfig, PepError};
+use crate::{PdpSettings, PepConfig, PepError, PepState, StateSettings};
 
 /// Builds a [`Pep`] with a custom PDP or auditor. See [`Pep::builder`].
 #[derive(Debug)]
@@ -22,6 +23,7 @@ pub struct PepBuilder {
     pub(super) allow_dev_pdp: bool,
     pub(super) backends: Backends,
     pub(super) metrics: Option<Metrics>,
+    pub(super) state: Option<PepState>,
 }
 
 impl PepBuilder {
@@ -83,6 +85,30 @@ impl PepBuilder {
         self
     }
 
+    /// Keeps the PEP's state in `state` instead of what [`PepConfig::state`] says (by default
+    /// the PEP's own memory; `REDIS_URL` puts it on Redis): for instance
+    /// `PepState::redis(RedisState::new(&redis_config, tenant)?)` (feature `redis`) so that
+    /// every replica shares one replay window, one use count per grant and one negative
+    /// cache, or `PepState::memory().with_replay(store)` to share only the `jti`s.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use secret_pep::{MemoryReplayStore, PdpSettings, Pep, PepConfig, PepState};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = PepConfig::new("t1", "secret".parse()?)
+    ///     .with_environment("test")
+    ///     .with_pdp(PdpSettings::DisabledForDevelopment);
+    /// let replay = Arc::new(MemoryReplayStore::new(100_000, 10_000));
+    /// let pep = Pep::builder(config).state(PepState::memory().with_replay(replay)).build()?;
+    /// # drop(pep);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn state(mut self, state: PepState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
     /// Validates the configuration and builds the PEP (no network I/O).
     ///
     /// # Errors
@@ -91,7 +117,10 @@ impl PepBuilder {
     /// ([`SecretPolicyService::is_development`]) — whether from
     /// [`PdpSettings::DisabledForDevelopment`] or given to [`Self::pdp`] — while `ENVIRONMENT`
     /// is not one of [`DEVELOPMENT_ENVIRONMENTS`](crate::DEVELOPMENT_ENVIRONMENTS) (unset is
-    /// accepted only with [`Self::allow_dev_pdp`]).
+    /// accepted only with [`Self::allow_dev_pdp`]). With state on Redis (`REDIS_URL`):
+    /// `CONFIG` for a URL the client cannot use, an unreadable `REDIS_CA_BUNDLE`, a build
+    /// without the `redis` feature, or a [`RedisState`](crate::PepState) of another tenant.
+    /// No connection is made here: the first call connects (bounded by `REDIS_TIMEOUT_MS`).
     pub fn build(self) -> Result<Pep, PepError> {
         let config = self.config;
         config.validate()?;
@@ -125,6 +154,27 @@ impl PepBuilder {
         if pdp.is_development() {
             config.check_dev_pdp(self.allow_dev_pdp)?;
         }
+        let state = match self.state {
+            Some(state) => Some(state),
+            None => state_from(&config)?,
+        };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = state.as_ref().and_then(|s| s.redis.as_ref())
+            && redis.tenant() != config.tenant_id
+        {
+            return Err(PepError::invalid(
+                "TENANT_ID",
+                "differs from the tenant the RedisState was made for",
+            ));
+        }
+        let shared = match state {
+            Some(state) if !state.is_memory() => Some(Shared::new(
+                state,
+                config.grant_cache_max_entries,
+                config.anti_replay_fail_open,
+            )?),
+            _ => None,
+        };
         let cache = GrantCache::new(CacheSettings {
             negative_ttl: config.negative_cache_ttl,
             negative_jitter: config.negative_cache_jitter,
@@ -139,10 +189,28 @@ impl PepBuilder {
                     .auditor
                     .unwrap_or_else(|| Arc::new(Auditor::disabled())),
                 cache,
+                shared,
                 config,
                 backends: self.backends,
                 metrics: self.metrics.unwrap_or_else(Metrics::global),
             }),
         })
+    }
+}
+
+/// The state [`PepConfig::state`] names (`None`: the PEP's own memory).
+fn state_from(config: &PepConfig) -> Result<Option<PepState>, PepError> {
+    match &config.state {
+        StateSettings::Memory => Ok(None),
+        #[cfg(feature = "redis")]
+        StateSettings::Redis(redis) => {
+            let state = crate::RedisState::new(redis, &config.tenant_id)?;
+            Ok(Some(PepState::redis(state)))
+        }
+        #[cfg(not(feature = "redis"))]
+        StateSettings::Redis(_) => Err(PepError::invalid(
+            "REDIS_URL",
+            "is set but secret-pep was built without the `redis` feature",
+        )),
     }
 }

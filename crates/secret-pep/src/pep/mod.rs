@@ -3,6 +3,7 @@
 mod audit;
 mod batch;
 mod builder;
+mod shared;
 mod telemetry;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use crate::key::{Backends, grant_key, pdp_uri};
 use crate::pdp::{AccessRequest, SecretPolicyService};
 use crate::replay::ReplayTicket;
 use crate::{BindingKind, DenyReason, ExecutionContext, Grant, PepConfig, PepError};
+use shared::{Shared, SharedUse};
 use telemetry::Source;
 
 pub use batch::{BatchItem, BatchReport, BatchStatus};
@@ -77,6 +79,9 @@ struct Inner {
     pdp: Arc<dyn SecretPolicyService>,
     auditor: Arc<Auditor>,
     cache: GrantCache,
+    /// The PEP's own state stores ([`PepBuilder::state`]), if any; `None` keeps everything in
+    /// `cache` (the default, fastest flow).
+    shared: Option<Shared>,
     backends: Backends,
     metrics: Metrics,
 }
@@ -88,6 +93,7 @@ impl fmt::Debug for Pep {
             .field("pdp", &self.inner.pdp)
             .field("auditor", &self.inner.auditor)
             .field("cache", &self.inner.cache)
+            .field("shared", &self.inner.shared)
             .field("backends", &self.inner.backends)
             .finish()
     }
@@ -100,7 +106,7 @@ impl fmt::Debug for Pep {
 #[must_use = "an authorization takes a grant use; read with `uri()` and report with `Pep::audit_read`"]
 pub struct Authorized {
     uri: SecretUri,
-    entry: Arc<GrantEntry>,
+    entry: Held,
     use_number: u32,
     /// When the use was granted: a read's audited latency runs from here.
     granted_at: Instant,
@@ -112,7 +118,7 @@ impl fmt::Debug for Authorized {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authorized")
             .field("uri", &self.uri.redacted().to_string())
-            .field("grant_id", &self.entry.grant.grant_id)
+            .field("grant_id", &self.grant().grant_id)
             .field("use_number", &self.use_number)
             .finish()
     }
@@ -134,7 +140,10 @@ impl Authorized {
     /// The grant this read used.
     #[must_use]
     pub fn grant(&self) -> &Grant {
-        &self.entry.grant
+        match &self.entry {
+            Held::Local(entry) => &entry.grant,
+            Held::Shared(used) => &used.grant,
+        }
     }
 
     /// Which use of the grant this is (1-based).
@@ -143,18 +152,24 @@ impl Authorized {
         self.use_number
     }
 
-    /// Uses left on the grant now (other callers may be taking them).
+    /// Uses left on the grant now (other callers may be taking them). For a grant held in a
+    /// shared store ([`PepBuilder::state`]), as of this decision.
     #[must_use]
     pub fn remaining_uses(&self) -> u32 {
-        self.entry.grant.max_uses.saturating_sub(self.entry.uses())
+        match &self.entry {
+            Held::Local(entry) => entry.grant.max_uses.saturating_sub(entry.uses()),
+            Held::Shared(used) => used.grant.max_uses.saturating_sub(used.used),
+        }
     }
 
     /// Time left before the grant expires.
     #[must_use]
     pub fn expires_in(&self) -> Duration {
-        self.entry
-            .expires_at
-            .saturating_duration_since(Instant::now())
+        let expires_at = match &self.entry {
+            Held::Local(entry) => entry.expires_at,
+            Held::Shared(used) => used.expires_at,
+        };
+        expires_at.saturating_duration_since(Instant::now())
     }
 
     /// Gives this use back to the grant, for a read that failed before the vault returned any
@@ -162,8 +177,32 @@ impl Authorized {
     /// Atomic, once per authorization (it consumes `self`), and never past `max_uses`: a
     /// decision still serves at most `max_uses` reads that returned data. The `jti` stays
     /// used. Returns whether a use went back (`false` if the count was already zero).
+    ///
+    /// For a grant held in a shared store ([`PepBuilder::state`], e.g. Redis) the use goes
+    /// back by a store call: this spawns it on the current Tokio runtime and returns whether
+    /// it was started (`false` outside a runtime). Async code should prefer
+    /// [`give_back_async`](Self::give_back_async), which waits for the store's answer.
     pub fn give_back(self) -> bool {
-        self.entry.give_back()
+        match self.entry {
+            Held::Local(entry) => entry.give_back(),
+            Held::Shared(used) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    drop(runtime.spawn(used.give_back_task()));
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// [`give_back`](Self::give_back), waiting for a shared store's answer: whether a use
+    /// went back (`false` if the count was already zero, the grant was replaced or spent, or
+    /// the store could not be reached — the use is then lost, never doubled).
+    pub async fn give_back_async(self) -> bool {
+        match self.entry {
+            Held::Local(entry) => entry.give_back(),
+            Held::Shared(used) => used.give_back().await,
+        }
     }
 }
 
@@ -194,6 +233,7 @@ impl Pep {
             allow_dev_pdp: false,
             backends: Backends::default(),
             metrics: None,
+            state: None,
         }
     }
 
@@ -271,8 +311,12 @@ impl Pep {
                 source,
             }) => {
                 let granted_at = Instant::now();
+                let grant = match &entry {
+                    Held::Local(local) => &local.grant,
+                    Held::Shared(used) => &used.grant,
+                };
                 let resource_ref =
-                    self.audit_granted(ctx, &uri, &entry, use_number, granted_at - started);
+                    self.audit_granted(ctx, &uri, grant, use_number, granted_at - started);
                 Self::record_ref(span, resource_ref.as_ref());
                 self.count_permit(span, source);
                 Ok(Authorized {
@@ -338,6 +382,9 @@ impl Pep {
         config.allowed_mounts.check(uri)?;
         let subject = self.check_caller(ctx)?;
         let now = Instant::now();
+        if let Some(shared) = &self.inner.shared {
+            return Box::pin(self.decide_shared(shared, ctx, subject, uri, now)).await;
+        }
         self.check_token(ctx, subject, now, Replay::Record)?;
         let key = self.key(ctx, subject, uri);
         self.grant(ctx, subject, uri, &key, now).await
@@ -357,11 +404,11 @@ impl Pep {
         // Expiry is judged by the clock now; `started` only tells which failure a caller
         // waited on.
         if let Some((entry, use_number)) = cache.take_ready(key, Instant::now()) {
-            return Ok(Use::new(entry, use_number, Source::Grant));
+            return Ok(Use::local(entry, use_number, Source::Grant));
         }
         Box::pin(async move {
             match cache.find(key, started).await {
-                Found::Used(entry, use_number) => Ok(Use::new(entry, use_number, Source::Grant)),
+                Found::Used(entry, use_number) => Ok(Use::local(entry, use_number, Source::Grant)),
                 Found::Refused(error) => Err(error),
                 Found::Vacant(guard) => match self.issue(ctx, subject, uri).await {
                     Ok(entry) => {
@@ -370,7 +417,7 @@ impl Pep {
                         let use_number = entry.try_use();
                         guard.grant(Arc::clone(&entry));
                         use_number
-                            .map(|n| Use::new(entry, n, Source::Pdp))
+                            .map(|n| Use::local(entry, n, Source::Pdp))
                             .ok_or(PepError::denied(DenyReason::UsesExhausted))
                     }
                     Err(error) => {
@@ -408,7 +455,7 @@ impl Pep {
     }
 
     /// Steps 4 and 5: the token's lifetime, then its `jti` (recorded, or only checked for a
-    /// batch that reads nothing).
+    /// batch that reads nothing) in the PEP's own memory.
     fn check_token(
         &self,
         ctx: &ExecutionContext,
@@ -416,31 +463,8 @@ impl Pep {
         now: Instant,
         replay: Replay,
     ) -> Result<(), PepError> {
-        let config = &self.inner.config;
-        let skew = config.anti_replay_clock_skew.as_secs();
-        // How long the token still lives (plus the skew), when its `exp` is known.
-        let lifetime = match ctx.exp {
-            None => None,
-            Some(exp) => {
-                let unix_now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                if exp.saturating_add(skew) < unix_now {
-                    return Err(PepError::denied(DenyReason::TokenExpired));
-                }
-                let left = exp.saturating_sub(unix_now);
-                if config.anti_replay
-                    && left > config.anti_replay_max_ttl.as_secs().saturating_add(skew)
-                {
-                    return Err(PepError::denied(DenyReason::TokenLifetime));
-                }
-                Some(Duration::from_secs(left.saturating_add(skew)))
-            }
-        };
-        if !config.anti_replay {
-            return Ok(());
-        }
-        let Some(jti) = ctx.token_jti.as_deref().filter(|j| !j.is_empty()) else {
+        let lifetime = self.token_lifetime(ctx)?;
+        let Some(jti) = self.replay_jti(ctx) else {
             return Ok(());
         };
         let cache = &self.inner.cache;
@@ -452,11 +476,7 @@ impl Pep {
                 Ok(())
             }
             Replay::Record => {
-                let window = lifetime
-                    .map_or(config.anti_replay_ttl, |left| {
-                        left.max(config.anti_replay_ttl)
-                    })
-                    .min(MAX_WINDOW);
+                let window = self.replay_window(lifetime);
                 let until = now
                     .checked_add(window)
                     .or_else(|| now.checked_add(MAX_WINDOW))
@@ -470,6 +490,42 @@ impl Pep {
                 cache.check_replay(ticket, now).map_err(PepError::denied)
             }
         }
+    }
+
+    /// Step 4: how long the token still lives (plus the skew), when its `exp` is known;
+    /// `TOKEN_EXPIRED`, or `TOKEN_LIFETIME` for a token the replay window cannot cover.
+    fn token_lifetime(&self, ctx: &ExecutionContext) -> Result<Option<Duration>, PepError> {
+        let config = &self.inner.config;
+        let Some(exp) = ctx.exp else {
+            return Ok(None);
+        };
+        let skew = config.anti_replay_clock_skew.as_secs();
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if exp.saturating_add(skew) < unix_now {
+            return Err(PepError::denied(DenyReason::TokenExpired));
+        }
+        let left = exp.saturating_sub(unix_now);
+        if config.anti_replay && left > config.anti_replay_max_ttl.as_secs().saturating_add(skew) {
+            return Err(PepError::denied(DenyReason::TokenLifetime));
+        }
+        Ok(Some(Duration::from_secs(left.saturating_add(skew))))
+    }
+
+    /// The `jti` to check, while anti-replay is on and the context has one.
+    fn replay_jti<'c>(&self, ctx: &'c ExecutionContext) -> Option<&'c str> {
+        if !self.inner.config.anti_replay {
+            return None;
+        }
+        ctx.token_jti.as_deref().filter(|j| !j.is_empty())
+    }
+
+    /// How long a `jti` is remembered: `ANTI_REPLAY_TTL_S`, or the token's `lifetime` when
+    /// longer, at most [`MAX_WINDOW`].
+    fn replay_window(&self, lifetime: Option<Duration>) -> Duration {
+        let ttl = self.inner.config.anti_replay_ttl;
+        lifetime.map_or(ttl, |left| left.max(ttl)).min(MAX_WINDOW)
     }
 
     fn key(&self, ctx: &ExecutionContext, subject: &str, uri: &SecretUri) -> String {
@@ -541,18 +597,32 @@ impl Pep {
     }
 }
 
-/// One use of a grant: the entry, which use it is, and what served it.
+/// The grant a use was taken from: in the PEP's own memory, or in a shared store.
+enum Held {
+    Local(Arc<GrantEntry>),
+    Shared(Arc<SharedUse>),
+}
+
+/// One use of a grant: the grant, which use it is, and what served it.
 struct Use {
-    entry: Arc<GrantEntry>,
+    entry: Held,
     use_number: u32,
     source: Source,
 }
 
 impl Use {
-    fn new(entry: Arc<GrantEntry>, use_number: u32, source: Source) -> Self {
+    fn local(entry: Arc<GrantEntry>, use_number: u32, source: Source) -> Self {
         Self {
-            entry,
+            entry: Held::Local(entry),
             use_number,
+            source,
+        }
+    }
+
+    fn shared(used: Arc<SharedUse>, source: Source) -> Self {
+        Self {
+            use_number: used.used,
+            entry: Held::Shared(used),
             source,
         }
     }
@@ -584,6 +654,8 @@ fn same_binding(grant: Option<&str>, caller: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod mock_tests;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod telemetry_tests;
 #[cfg(test)]
