@@ -156,8 +156,11 @@ impl Invocation {
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.bin);
         command.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            command.env("PATH", path);
+        // PATH, and the label census folder (`cargo xtask ci`), pass through.
+        for kept in ["PATH", "SECRETS_TELEMETRY_CENSUS_DIR"] {
+            if let Some(value) = std::env::var_os(kept) {
+                command.env(kept, value);
+            }
         }
         command
             .envs(self.env.iter().map(|(k, v)| (k, v)))

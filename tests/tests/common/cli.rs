@@ -25,6 +25,8 @@ fn build() -> PathBuf {
     command
         .args(["build", "--quiet", "--message-format=json"])
         .args(["--package", "secrets-cli", "--bin", "secrets"])
+        // Writes nothing unless SECRETS_TELEMETRY_CENSUS_DIR is set (`cargo xtask ci` sets it).
+        .args(["--features", "census"])
         .current_dir(repo_root());
     if !cfg!(debug_assertions) {
         command.arg("--release");
