@@ -28,11 +28,21 @@ const LAYERS: &[(&str, &[&str])] = &[
     // secret-http only for the Kafka sink's TLS and its loopback rule (feature `kafka`).
     (
         "secret-audit",
-        &["secret-uri", "secret-config", "secret-http", "secret-telemetry"],
+        &[
+            "secret-uri",
+            "secret-config",
+            "secret-http",
+            "secret-telemetry",
+        ],
     ),
     (
         "secret-providers",
-        &["secret-uri", "secret-http", "secret-config", "secret-telemetry"],
+        &[
+            "secret-uri",
+            "secret-http",
+            "secret-config",
+            "secret-telemetry",
+        ],
     ),
     (
         "secret-pep",
