@@ -7,10 +7,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A tool binary (`bao`, `cerbos`, `tansu`) is not installed.
+    /// A tool binary (`bao`, `cerbos`, `tansu`, `redis-server`) is not installed.
     #[error("{tool} binary not found (looked at {looked_at}); run `cargo xtask services install`")]
     ToolMissing {
-        /// `"bao"`, `"cerbos"` or `"tansu"`.
+        /// `"bao"`, `"cerbos"`, `"tansu"` or `"redis-server"`.
         tool: &'static str,
         /// The paths that were checked, comma separated.
         looked_at: String,

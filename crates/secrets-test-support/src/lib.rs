@@ -15,6 +15,10 @@
 //!   storage) per test, with [`stop`](tansu::TansuServer::stop) and
 //!   [`restart`](tansu::TansuServer::restart) on the same port for "broker down" tests, and
 //!   [`tansu::shared_tansu`] for one per test binary.
+//! - [`redis::RedisServer`]: a fresh Debian `redis-server` on a free loopback port (no
+//!   persistence; optional password; `start_tls` for `rediss://`), with stop/restart on the
+//!   same port and pause/resume for "store down" and "store never answers" tests, and
+//!   [`redis::RedisServer::entries`] to scan every key and value for leaks.
 //! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
 //!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
 //!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
