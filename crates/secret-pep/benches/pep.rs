@@ -12,6 +12,13 @@
 //!   and handed to a `QueueSink` whose drainer serializes them to OCSF off the request path.
 //!   Its p50 minus `pep_decision_warm`'s is the audit's cost on the request path.
 //!
+//! - `pep_decision_warm_redis` (feature `redis`, with `redis-server` installed): the same
+//!   decision with the PEP's state on a local Redis (`PepState::redis`), one call per
+//!   sample; `redis_floor_ping` is one `PING` round trip on the same kind of connection, the
+//!   floor of any call to Redis. The report also gives the round trips per warm decision,
+//!   as the PEP's client counts them (`RedisState::calls`) and as the server does (script
+//!   calls in `INFO commandstats`).
+//!
 //! With `SECRETS_BENCH_JSON=<path>` (as `cargo xtask bench` sets it) each scenario appends
 //! `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}`. A single call is about a microsecond and
 //! `Instant::now()` costs tens of nanoseconds, so each sample times a batch of
@@ -163,9 +170,99 @@ fn report(path: &std::path::Path) {
     );
 }
 
+/// The warm decision with the state on a local Redis, its floor (a `PING`) and the commands
+/// per decision. Skipped (with a note) when `redis-server` cannot be started.
+#[cfg(feature = "redis")]
+fn report_redis(path: &std::path::Path) {
+    use secret_pep::{PepState, RedisConfig, RedisState};
+    use secrets_test_support::redis::RedisServer;
+
+    const REDIS_SAMPLES: usize = 5_000;
+    let server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("pep_decision_warm_redis skipped: {e}");
+            return;
+        }
+    };
+    // Script invocations the server has run (`EVALSHA`, and `EVAL` had it forgotten one).
+    let scripts = || -> u64 {
+        let info = server.command(&["INFO", "commandstats"]).unwrap();
+        let text = String::from_utf8_lossy(info.as_bytes().unwrap()).into_owned();
+        text.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    let redis = RedisConfig::new(server.url(), b"bench-state-key-0123456789").unwrap();
+    let state = RedisState::new(&redis, "tenant-1").unwrap();
+    let pep = Pep::builder(config())
+        .pdp(UnlimitedPdp)
+        .state(PepState::redis(state.clone()))
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let (warm, floor, client_calls, server_scripts) = runtime.block_on(async {
+        let mut ping = redis::aio::ConnectionManager::new(client).await.unwrap();
+        let mut next_jti = 1u64 << 40;
+        for _ in 0..2_000 {
+            next_jti += 1;
+            let _ = pep.authorize(&context(next_jti), URI).await.unwrap();
+            let _: String = redis::cmd("PING").query_async(&mut ping).await.unwrap();
+        }
+        let (calls, scripts_before) = (state.calls(), scripts());
+        let mut warm = Latencies::with_capacity(REDIS_SAMPLES);
+        for _ in 0..REDIS_SAMPLES {
+            next_jti += 1;
+            let ctx = context(next_jti);
+            let start = Instant::now();
+            let _ = black_box(
+                pep.authorize(black_box(&ctx), black_box(URI))
+                    .await
+                    .unwrap(),
+            );
+            warm.push(start.elapsed());
+        }
+        let n = REDIS_SAMPLES as f64;
+        let client_calls = (state.calls() - calls) as f64 / n;
+        let server_scripts = (scripts() - scripts_before) as f64 / n;
+        let mut floor = Latencies::with_capacity(REDIS_SAMPLES);
+        for _ in 0..REDIS_SAMPLES {
+            let start = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut ping).await.unwrap();
+            floor.push(start.elapsed());
+        }
+        (warm, floor, client_calls, server_scripts)
+    });
+    append(path, &warm.json_line("pep_decision_warm_redis")).unwrap();
+    append(path, &floor.json_line("redis_floor_ping")).unwrap();
+    eprintln!(
+        "pep_decision_warm_redis p50 {:.1} µs = PING floor {:.1} µs + {:.1} µs; per warm \
+         decision: {client_calls:.2} round trips (client), {server_scripts:.2} scripts run \
+         (server)",
+        warm.quantile_us(0.5),
+        floor.quantile_us(0.5),
+        warm.quantile_us(0.5) - floor.quantile_us(0.5),
+    );
+}
+
 fn main() {
     if let Some(path) = json_path() {
         report(&path);
+        #[cfg(feature = "redis")]
+        report_redis(&path);
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -69,6 +69,13 @@ pub use builder::PepBuilder;
 /// `cause` of a failure, and `breaker` — `closed`, `open`, `half_open` — from the AuthZEN
 /// client) and is timed into `secrets.pdp.duration` (`decision`). The instruments are
 /// [`PepBuilder::metrics`]'s, by default [`Metrics::global`] at build.
+///
+/// # State
+/// Grants, use counts, `jti`s and denials live in the PEP's own memory unless
+/// [`PepBuilder::state`] (or `REDIS_URL`, feature `redis`) puts them in stores every replica
+/// shares; a store that cannot be reached fails closed (`STATE_STORE_UNAVAILABLE`, counted in
+/// `secrets.pep.state_store.failures`), anti-replay alone optionally open
+/// ([`PepConfig::anti_replay_fail_open`]). See `docs/pep.md`, *Many replicas*.
 #[derive(Clone)]
 pub struct Pep {
     inner: Arc<Inner>,
@@ -243,7 +250,9 @@ impl Pep {
         &self.inner.config
     }
 
-    /// The grant cache, negative cache and anti-replay store.
+    /// The grant cache, negative cache and anti-replay store in the PEP's own memory. With a
+    /// [`PepState`](crate::PepState) of its own ([`PepBuilder::state`], `REDIS_URL`), the
+    /// stores it replaces live there instead and this cache holds only what stayed local.
     #[must_use]
     pub fn cache(&self) -> &GrantCache {
         &self.inner.cache

@@ -10,6 +10,7 @@
 mod scripts;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ struct Inner {
     key: hmac::Key,
     timeout: Duration,
     claim_ttl: Duration,
+    /// Calls sent (each one round trip).
+    calls: AtomicU64,
     decide: Script,
     put: Script,
     give_back: Script,
@@ -136,6 +139,7 @@ impl RedisState {
                 key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
                 timeout: config.timeout,
                 claim_ttl: config.claim_ttl,
+                calls: AtomicU64::new(0),
                 decide: Script::new(scripts::DECIDE),
                 put: Script::new(scripts::PUT),
                 give_back: Script::new(scripts::GIVE_BACK),
@@ -148,6 +152,14 @@ impl RedisState {
     /// How long a claim to ask the PDP holds.
     pub(crate) fn claim_ttl(&self) -> Duration {
         self.inner.claim_ttl
+    }
+
+    /// The calls made to Redis so far, each one round trip (a script, `SET` or `EXISTS`; a
+    /// script the server has forgotten is loaded again within the call): a warm decision of
+    /// a PEP on [`PepState::redis`](crate::PepState::redis) makes one.
+    #[must_use]
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
     }
 
     /// The tenant whose PEPs this state serves.
@@ -198,6 +210,7 @@ impl RedisState {
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let connection = self.connection(store)?;
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.inner.timeout, call(connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(StoreError::new(store, cause(&error)).with_source(error)),
