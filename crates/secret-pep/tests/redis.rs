@@ -320,6 +320,29 @@ async fn a_silent_server_is_state_store_unavailable_within_the_timeout() -> Test
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_never_answers_the_first_connection_fails_within_the_timeout() -> TestResult
+{
+    // The kernel completes the TCP handshake into the backlog; nothing ever reads or answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("redis://{}", listener.local_addr()?);
+    let pdp = Permit::counted(5, Duration::from_secs(60));
+    let pep = replica(&url, "mute:", &pdp);
+    for jti in ["mute-1", "mute-2"] {
+        let started = Instant::now();
+        let error = pep.authorize(&ctx("alice", jti), URI).await.unwrap_err();
+        assert_eq!(error.code(), "STATE_STORE_UNAVAILABLE", "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(pdp.single(), 0);
+    drop(listener);
+    Ok(())
+}
+
 /// Retries a read (fresh `jti` each time) until the store answers again, for at most 10 s.
 async fn poll_until_granted(pep: &Pep, jti: &str) -> Result<secret_pep::Authorized, PepError> {
     let deadline = Instant::now() + Duration::from_secs(10);
