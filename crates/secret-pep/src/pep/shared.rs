@@ -383,7 +383,8 @@ impl Pep {
         #[cfg(not(feature = "redis"))]
         let _ = replay;
         let Some(grants) = &shared.grants else {
-            return Err(PepError::unavailable(PdpFailure::Malformed));
+            // Never: the shared flow runs only with a grant store (`Shared::shares_grants`).
+            return Err(PepError::invalid("PepState", "has no grant store"));
         };
         match grants.take(key, claim).await {
             Ok(Taken::Used(stored)) => Ok(Step::Used(stored)),
@@ -554,7 +555,8 @@ impl Pep {
             return Ok(Some(Self::unstored_use(stored)));
         }
         let Some(store) = &shared.grants else {
-            return Err(PepError::unavailable(PdpFailure::Malformed));
+            // Never: the shared flow runs only with a grant store (`Shared::shares_grants`).
+            return Err(PepError::invalid("PepState", "has no grant store"));
         };
         match store.put(key, grant, claim, true).await {
             Ok(Taken::Used(stored)) => {
