@@ -395,9 +395,14 @@ VAULT_TIMEOUT, VAULT_VERIFY_SSL, SECRETS_AUDIENCE, GRANT_TTL_DEFAULT, GRANT_MAX_
 NEGATIVE_CACHE_TTL_S, ANTI_REPLAY_TTL_S and the AUTHZEN_* settings are optional. Only openbao \
 and hashicorp KV v2 URIs are served.
 
-One process is one PEP: anti-replay and use counts do not span runs (each run starts with no \
-grants and no remembered jti), and the identity flags (--subject, --role, --aud, …) are the \
-operator's assertion, not a verified token. Query parameters other than version are refused \
+Without REDIS_URL one process is one PEP: anti-replay and use counts do not span runs (each \
+run starts with no grants and no remembered jti). With REDIS_URL (and PEP_STATE_KEY, else \
+SECRET_TENANT_SALT, keying it; REDIS_KEY_PREFIX, REDIS_TIMEOUT_MS optional) the PEP's state \
+is in that Redis, as a service's replicas keep it: a jti used by one run, or by a service \
+sharing the Redis, is refused (AUTHZ_DENIED, REPLAY) in the next, and runs share the grants' \
+use counts; a Redis that cannot answer is STATE_STORE_UNAVAILABLE (exit 1), nothing read. \
+The identity flags (--subject, --role, --aud, …) are the operator's assertion, not a \
+verified token. Query parameters other than version are refused \
 (UNKNOWN_PARAMETER) before the PDP or the vault is asked.
 
 The value prints on stdout as `secrets resolve` prints it: a string as is, JSON as compact \

@@ -13,10 +13,15 @@
 //! anti-replay, sender binding, one use of the grant; with `ENABLE_KAFKA_PRODUCER=true` its
 //! decision and read events go to Kafka, flushed before the command exits.
 //!
-//! One process is one PEP: anti-replay and use counts live in the process and do not span
-//! runs (every run starts with no grants and no remembered `jti`s), and the identity flags
-//! are the operator's assertion, not a verified token. It is a tool for operators and tests,
-//! not a way for a caller to prove who it is.
+//! Without `REDIS_URL` one process is one PEP: anti-replay and use counts live in the process
+//! and do not span runs (every run starts with no grants and no remembered `jti`s). With
+//! `REDIS_URL` set (the CLI is built with the sdk's `redis` feature) the PEP's state lives in
+//! that Redis, read by secret-pep's own settings reader (`REDIS_KEY_PREFIX`, `PEP_STATE_KEY`
+//! else `SECRET_TENANT_SALT`, `REDIS_TIMEOUT_MS`, …): the run is one more replica of the
+//! services sharing that Redis, so a `jti` one run used is a `REPLAY` in the next, and grants
+//! and their use counts are shared; a Redis that cannot answer is `STATE_STORE_UNAVAILABLE`
+//! (exit 1) with nothing read. The identity flags are the operator's assertion, not a verified
+//! token. It is a tool for operators and tests, not a way for a caller to prove who it is.
 //!
 //! Output: the value on stdout, as `secrets resolve` prints it (raw text for a string, compact
 //! JSON otherwise; `--format json`: one JSON document either way). Errors: `CODE: message` on
@@ -269,6 +274,52 @@ mod tests {
             assert_eq!((status.code(), out.as_slice()), (1, &b""[..]), "{err}");
             assert!(err.starts_with("UNKNOWN_PARAMETER: "), "{err}");
         }
+        assert_eq!(
+            (vault.connection_count(), pdp.connection_count()),
+            (0, 0),
+            "neither the vault nor the PDP was contacted"
+        );
+        Ok(())
+    }
+
+    /// With `REDIS_URL` the run keeps the PEP's state in Redis; one that cannot be reached
+    /// fails the read closed (exit 1) before the PDP or the vault is asked, naming neither the
+    /// URL nor its password.
+    #[test]
+    fn an_unreachable_redis_fails_closed() -> Result<(), Box<dyn std::error::Error>> {
+        let vault = secrets_test_support::FaultServer::start(Vec::new())?;
+        let pdp = secrets_test_support::FaultServer::start(Vec::new())?;
+        let vars: Vec<(&str, String)> = vec![
+            ("VAULT_URL", vault.addr()),
+            ("VAULT_TOKEN", "s.offline".to_owned()),
+            ("TENANT_ID", "t1".to_owned()),
+            ("TENANT_ALLOWED_MOUNTS", "secret".to_owned()),
+            ("SECRET_TENANT_SALT", "cli-test-salt-0123456789".to_owned()),
+            ("AUTHZEN_PDP_URL", pdp.addr()),
+            // Nothing listens on port 1: every connection is refused.
+            ("REDIS_URL", "redis://:pw-canary@127.0.0.1:1".to_owned()),
+            ("REDIS_TIMEOUT_MS", "300".to_owned()),
+            ("REDIS_CONNECT_TIMEOUT_MS", "100".to_owned()),
+        ];
+        let env: EnvLookup = Arc::new(secrets_test_support::env_map(&vars));
+        let args = parse(&[
+            "openbao+kv2://secret/app/api#token",
+            "--subject",
+            "alice",
+            "--aud",
+            "crud.secrets",
+            "--jti",
+            "j",
+        ])?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let status = run(&args, &env, &mut out, &mut err)?;
+        let err = String::from_utf8(err)?;
+        assert_eq!((status.code(), out.as_slice()), (1, &b""[..]), "{err}");
+        assert!(err.starts_with("STATE_STORE_UNAVAILABLE: "), "{err}");
+        assert!(
+            !err.contains("pw-canary") && !err.contains("127.0.0.1:1"),
+            "{err}"
+        );
         assert_eq!(
             (vault.connection_count(), pdp.connection_count()),
             (0, 0),

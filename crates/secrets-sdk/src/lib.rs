@@ -123,6 +123,10 @@
 //! - `vault` (default): `VaultClient`, with secret-pep and its AuthZEN PDP client (implies
 //!   `openbao` and `hashicorp`).
 //! - `axum`: `ExecutionContext` as an axum 0.8 extractor (secret-pep's `axum` feature).
+//! - `redis`: with `REDIS_URL` set, `VaultClient::from_env` keeps the PEP's state (grants and
+//!   use counts, anti-replay, negative cache) in Redis, shared by every replica
+//!   (`VaultClientBuilder::pep_state` gives it in code; secret-pep's `redis` feature, see
+//!   `docs/deployment.md`). Implies `vault`.
 //! - `kafka`: with `ENABLE_KAFKA_PRODUCER=true`, clients built `from_env` publish their audit
 //!   events to `<KAFKA_TOPIC_PREFIX>secrets.audit` (secret-audit's Kafka sink).
 //! - `otlp`: `telemetry::otlp`, the OTLP/HTTP exporter of the SDK's spans and metrics

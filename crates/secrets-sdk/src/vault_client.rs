@@ -58,6 +58,15 @@ pub const DEFAULT_IO_THREADS: usize = 1;
 /// with [`DEFAULT_IO_THREADS`] workers; so the async methods can be polled by any executor and
 /// the blocking one works inside and outside a runtime.
 ///
+/// The PEP's state (grants and their use counts, the replay window's `jti`s, the negative
+/// cache) lives in the client's memory by default: one client, one state. With `REDIS_URL`
+/// set (feature `redis`), or a [`PepState`](secret_pep::PepState) given to
+/// [`VaultClientBuilder::pep_state`], it lives in Redis, shared by every replica of the
+/// service: a `jti` used on one replica is a `REPLAY` on all, and a grant serves at most its
+/// `max_uses` reads in total. A warm decision is then one Redis round trip; when Redis cannot
+/// answer within `REDIS_TIMEOUT_MS` the call fails closed (`STATE_STORE_UNAVAILABLE`, nothing
+/// read) and the next call tries again (`docs/deployment.md`).
+///
 /// Cheap to clone (an `Arc`); share one per tenant. See the [crate docs](crate) for an example
 /// and `docs/vault-client.md` for every setting.
 #[derive(Clone)]
@@ -93,12 +102,14 @@ struct Core {
 
 impl VaultClient {
     /// A client configured from the process environment (see [`VaultClientBuilder`] for the
-    /// variables). No network I/O happens here.
+    /// variables). No network I/O happens here. With `REDIS_URL` set (feature `redis`) its PEP
+    /// keeps its state in that Redis, shared with every other client configured alike.
     ///
     /// # Errors
     /// `CONFIG` naming the first missing required variable (`VAULT_URL`, `VAULT_TOKEN`,
     /// `TENANT_ID`, `TENANT_ALLOWED_MOUNTS`, `SECRET_TENANT_SALT`) or an invalid one, including
-    /// no PDP configured (`AUTHZEN_PDP_URL`, unless `ENABLE_AUTHORIZATION=false`).
+    /// no PDP configured (`AUTHZEN_PDP_URL`, unless `ENABLE_AUTHORIZATION=false`), an invalid
+    /// `REDIS_URL` or `PEP_STATE_KEY`, and `REDIS_URL` in a build without the `redis` feature.
     pub fn from_env() -> Result<Self, Error> {
         Self::builder().from_env().build()
     }
@@ -120,7 +131,8 @@ impl VaultClient {
     /// # Errors
     /// See [`Error`]: the URI's codes, `UNSUPPORTED_PROVIDER` (a scheme other than `openbao`
     /// or `hashicorp` KV v2), `TENANT_MOUNT_MISMATCH`, `AUTHZ_DENIED` (with
-    /// [`Error::deny_reason`]), `PDP_UNAVAILABLE`, `BINDING_DRIFT`, the provider's codes
+    /// [`Error::deny_reason`]), `PDP_UNAVAILABLE`, `BINDING_DRIFT`, `STATE_STORE_UNAVAILABLE`
+    /// (the PEP's state in Redis could not answer: nothing was read), the provider's codes
     /// (`NOT_FOUND`, `KEY_NOT_FOUND`, `VERSION_DELETED`, …), `CLOSED`, `RUNTIME`.
     pub async fn get_credentials<'a>(
         &self,

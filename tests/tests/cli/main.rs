@@ -12,4 +12,5 @@ mod common;
 mod audit_hash;
 mod exec;
 mod get;
+mod get_redis;
 mod resolve;

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod kafka;
 pub mod kv2;
 pub mod leak;
+pub mod redis;
 pub mod sdk;
 pub mod vault;
 

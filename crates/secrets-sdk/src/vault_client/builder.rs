@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use secret_config::Env;
-use secret_pep::{ExecutionContext, PdpSettings, Pep, PepConfig, SecretPolicyService};
+use secret_pep::{ExecutionContext, PdpSettings, Pep, PepConfig, PepState, SecretPolicyService};
 use secret_providers::{Kv2Config, Kv2Flavor, ProviderError, SecretProvider};
 use secret_uri::Provider;
 
@@ -45,8 +45,13 @@ type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// | `NEGATIVE_CACHE_TTL_S`, `ANTI_REPLAY_TTL_S`, … | the PEP's caches | 5 s, 300 s |
 /// | `SECRETS_AUDIENCE` | the audience `aud` must contain | `crud.secrets` |
 /// | `AUTHZEN_PDP_URL` and `AUTHZEN_*` | the AuthZEN PDP | required unless [`pdp`](Self::pdp) gives one or `ENABLE_AUTHORIZATION=false` |
+/// | `REDIS_URL`, `REDIS_KEY_PREFIX`, `PEP_STATE_KEY`, `REDIS_TIMEOUT_MS`, … | the PEP's state (grants, use counts, `jti`s, denials) on Redis, shared by every replica (feature `redis`; [`RedisConfig`](secret_pep::RedisConfig)) | in the client's memory |
 ///
 /// The PEP variables are read by [`PepConfig::from_lookup`]; empty values count as unset.
+/// With `REDIS_URL` set, the client's PEP keeps its state in that Redis (a warm decision is
+/// one round trip) and fails closed with `STATE_STORE_UNAVAILABLE` when Redis cannot answer
+/// within `REDIS_TIMEOUT_MS`; a build without the `redis` feature refuses `REDIS_URL` with
+/// `CONFIG`. [`pep_state`](Self::pep_state) gives the state in code instead.
 ///
 /// ```
 /// use secrets_sdk::VaultClient;
@@ -71,6 +76,7 @@ pub struct VaultClientBuilder {
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
     read_deadline: Option<Duration>,
     metrics: Option<Metrics>,
+    state: Option<PepState>,
 }
 
 impl fmt::Debug for VaultClientBuilder {
@@ -87,6 +93,7 @@ impl fmt::Debug for VaultClientBuilder {
             .field("providers", &self.providers)
             .field("read_deadline", &self.read_deadline)
             .field("metrics", &self.metrics)
+            .field("state", &self.state)
             .finish()
     }
 }
@@ -115,7 +122,9 @@ impl VaultClientBuilder {
     }
 
     /// Uses these PEP settings instead of `TENANT_ID`, `TENANT_ALLOWED_MOUNTS` and the other
-    /// PEP variables.
+    /// PEP variables (`REDIS_URL` included: the state is then the config's
+    /// [`state`](PepConfig::state), in memory unless it says Redis, or
+    /// [`pep_state`](Self::pep_state)).
     pub fn pep_config(mut self, config: PepConfig) -> Self {
         self.pep_config = Some(config);
         self
@@ -172,6 +181,48 @@ impl VaultClientBuilder {
         self
     }
 
+    /// Keeps the PEP's state (grants and their use counts, the `jti`s of the replay window,
+    /// the negative cache) in `state` instead of where the PEP settings say (`REDIS_URL`, else
+    /// the client's own memory). For instance [`PepState::redis`] (feature `redis`) so that
+    /// every replica of a service shares one replay window, one use count per grant and one
+    /// negative cache; or `PepState::memory().with_replay(store)` to share only the `jti`s.
+    ///
+    /// Give each client a [`RedisState`](secret_pep::RedisState) of its own (made from one
+    /// [`RedisConfig`](secret_pep::RedisConfig)): its connection is made at its first call,
+    /// on that client's runtime, and lives as long as that runtime. A state made for another
+    /// tenant is refused (`CONFIG` naming `TENANT_ID`). No connection is made by `build`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis")] {
+    /// use secrets_sdk::VaultClient;
+    /// use secrets_sdk::pep::{DevAllowAll, PepState, RedisConfig, RedisState};
+    ///
+    /// let env = |name: &str| match name {
+    ///     "VAULT_URL" => Some("http://127.0.0.1:8200".to_owned()),
+    ///     "VAULT_TOKEN" => Some("s.example".to_owned()),
+    ///     "TENANT_ID" => Some("t1".to_owned()),
+    ///     "TENANT_ALLOWED_MOUNTS" => Some("secret".to_owned()),
+    ///     "ENVIRONMENT" => Some("test".to_owned()),
+    ///     _ => None,
+    /// };
+    /// // Every replica names the same Redis and the same key (at least 16 bytes).
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379", b"pep-state-key-0123456789abcdef")?
+    ///     .with_key_prefix("prod:");
+    /// let client = VaultClient::builder()
+    ///     .env_lookup(env)
+    ///     .tenant_salt("0123456789abcdef0123456789abcdef")
+    ///     .pdp(DevAllowAll::new())
+    ///     .pep_state(PepState::redis(RedisState::new(&redis, "t1")?))
+    ///     .build()?; // no connection yet: the first call connects
+    /// # drop(client);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pep_state(mut self, state: PepState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
     /// Worker threads of the client's I/O runtime (default [`DEFAULT_IO_THREADS`]).
     pub fn io_threads(mut self, threads: usize) -> Self {
         self.io_threads = Some(threads);
@@ -196,7 +247,9 @@ impl VaultClientBuilder {
     ///
     /// # Errors
     /// `CONFIG` naming the missing or invalid setting; the PEP's `CONFIG` errors (e.g. no PDP
-    /// configured, development mode in production).
+    /// configured, development mode in production, an invalid `REDIS_URL` or `PEP_STATE_KEY`,
+    /// `REDIS_URL` without the `redis` feature, a [`pep_state`](Self::pep_state) of another
+    /// tenant).
     pub fn build(self) -> Result<VaultClient, Error> {
         let lookup = self.lookup.clone();
         let raw = move |name: &str| lookup.as_ref().and_then(|lookup| lookup(name));
@@ -220,6 +273,9 @@ impl VaultClientBuilder {
         }
         if let Some(pdp) = self.pdp {
             pep = pep.pdp(pdp);
+        }
+        if let Some(state) = self.state {
+            pep = pep.state(state);
         }
         // A sink given in code, else the one the environment asks for (the client owns that
         // one and flushes it on close).
@@ -759,6 +815,187 @@ mod tests {
         );
         assert_eq!(codes[1].1, "UNKNOWN_PARAMETER");
         assert_eq!(codes[2].1, "UNSUPPORTED_PROVIDER");
+        Ok(())
+    }
+
+    /// A provider of one's own that counts its reads.
+    #[derive(Debug, Default)]
+    struct CountedReads(std::sync::atomic::AtomicUsize);
+
+    impl SecretProvider for CountedReads {
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+
+        fn read<'a>(&'a self, _uri: &'a secret_uri::SecretUri) -> secret_providers::ReadFuture<'a> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let value = secret_providers::SecretValue::from_text("v");
+            Box::pin(std::future::ready(Ok(value)))
+        }
+    }
+
+    fn reader(jti: &str) -> ExecutionContext {
+        ExecutionContext::new("svc")
+            .with_aud(["crud.secrets"])
+            .with_jti(jti)
+    }
+
+    /// A state given in code replaces the client's own memory: two clients sharing one replay
+    /// store refuse on one a `jti` used on the other.
+    #[test]
+    fn a_state_given_in_code_is_shared_by_the_clients_given_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let replay = Arc::new(secret_pep::MemoryReplayStore::new(1_000, 100));
+        let provider = Arc::new(CountedReads::default());
+        let client = || {
+            VaultClient::builder()
+                .env_lookup(env(&pairs))
+                .pdp(secret_pep::DevAllowAll::new())
+                .provider(
+                    Provider::Db,
+                    Arc::clone(&provider) as Arc<dyn SecretProvider>,
+                )
+                .pep_state(PepState::memory().with_replay(Arc::clone(&replay) as _))
+                .build()
+        };
+        let (a, b) = (client()?, client()?);
+        let uri = "db+cred://secret/app";
+        assert_eq!(
+            a.get_credentials_blocking(uri, Some(&reader("j1")))?
+                .expose_str(),
+            Some("v")
+        );
+        let replayed = b.get_credentials_blocking(uri, Some(&reader("j1")));
+        let replayed = replayed.err().map(|e| (e.code(), e.deny_reason()));
+        assert_eq!(
+            replayed,
+            Some(("AUTHZ_DENIED", Some(secret_pep::DenyReason::Replay)))
+        );
+        b.get_credentials_blocking(uri, Some(&reader("j2")))?;
+        assert_eq!(provider.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(replay.len(), 2);
+        Ok(())
+    }
+
+    /// `REDIS_URL` in a build without the `redis` feature is refused, naming it.
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_url_needs_the_redis_feature() {
+        let mut pairs = FULL.to_vec();
+        pairs.push(("REDIS_URL", "redis://:pw-canary@127.0.0.1:6379"));
+        let err = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.code(), "CONFIG");
+        assert_eq!(
+            err.pep_error().and_then(secret_pep::PepError::setting),
+            Some("REDIS_URL")
+        );
+        assert!(!format!("{err} {err:?}").contains("pw-canary"), "{err:?}");
+    }
+
+    /// With `REDIS_URL`, `from_env` puts the PEP's state in Redis (through secret-pep's
+    /// reader): building connects to nothing, and a Redis that cannot be reached fails the call
+    /// closed before any read, naming neither the URL nor its password.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_url_puts_the_state_in_redis_and_fails_closed() -> Result<(), Box<dyn std::error::Error>>
+    {
+        use secret_pep::StateSettings;
+
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let mut pairs = FULL[..5].to_vec();
+        pairs.extend([
+            ("ENVIRONMENT", "test"),
+            ("REDIS_URL", "redis://:pw-canary@127.0.0.1:1"),
+            ("REDIS_KEY_PREFIX", "unit:"),
+            ("REDIS_TIMEOUT_MS", "300"),
+            ("REDIS_CONNECT_TIMEOUT_MS", "100"),
+        ]);
+        let provider = Arc::new(CountedReads::default());
+        let client = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .provider(
+                Provider::Db,
+                Arc::clone(&provider) as Arc<dyn SecretProvider>,
+            )
+            .build()?;
+        match &client.pep().config().state {
+            StateSettings::Redis(redis) => {
+                assert_eq!(redis.key_prefix, "unit:");
+                assert_eq!(redis.timeout, Duration::from_millis(300));
+            }
+            other => panic!("state {other:?}"),
+        }
+        let started = std::time::Instant::now();
+        let err = client
+            .get_credentials_blocking("db+cred://secret/app", Some(&reader("j1")))
+            .unwrap_err();
+        assert_eq!(err.code(), "STATE_STORE_UNAVAILABLE", "{err}");
+        assert!(err.is_transient());
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(provider.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let shown = format!("{err} {err:?} {client:?}");
+        assert!(
+            !shown.contains("pw-canary") && !shown.contains("127.0.0.1:1"),
+            "{shown}"
+        );
+
+        // A bad URL or key is the PEP's CONFIG, named, never echoed.
+        for (name, value) in [
+            ("REDIS_URL", "http://pw-canary@h"),
+            ("REDIS_TIMEOUT_MS", "0"),
+        ] {
+            let mut pairs = FULL.to_vec();
+            pairs.retain(|(k, _)| *k != name);
+            pairs.push((name, value));
+            if name != "REDIS_URL" {
+                pairs.push(("REDIS_URL", "redis://127.0.0.1:6379"));
+            }
+            let err = VaultClient::builder()
+                .env_lookup(env(&pairs))
+                .build()
+                .unwrap_err();
+            assert_eq!(err.code(), "CONFIG");
+            assert_eq!(
+                err.pep_error().and_then(secret_pep::PepError::setting),
+                Some(name)
+            );
+            assert!(!format!("{err} {err:?}").contains("pw-canary"), "{err:?}");
+        }
+        Ok(())
+    }
+
+    /// A `RedisState` made for another tenant is refused at build.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_state_of_another_tenant_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        use secret_pep::{RedisConfig, RedisState};
+
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let redis = RedisConfig::new("redis://127.0.0.1:6379", b"pep-state-key-0123456789")?;
+        let err = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .pep_state(PepState::redis(RedisState::new(&redis, "t2")?))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.code(), "CONFIG");
+        assert_eq!(
+            err.pep_error().and_then(secret_pep::PepError::setting),
+            Some("TENANT_ID")
+        );
+        let ok = VaultClient::builder()
+            .env_lookup(env(&pairs))
+            .pdp(secret_pep::DevAllowAll::new())
+            .pep_state(PepState::redis(RedisState::new(&redis, "t1")?))
+            .build();
+        assert!(ok.is_ok());
         Ok(())
     }
 }
