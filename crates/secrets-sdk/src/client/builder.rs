@@ -475,7 +475,7 @@ impl SecretsClientBuilder {
             sweep_every,
             closed: AtomicBool::new(false),
             runtime: IoRuntime::new(1, "secrets-sdk-io"),
-            hits: super::cache::hit_recorders(&metrics),
+            hits: super::cache::hit_recorders(),
             metrics,
         };
         Ok(SecretsClient {

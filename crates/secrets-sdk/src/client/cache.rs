@@ -2,8 +2,8 @@
 //! values, the sweep of expired ones, and the evictions both count.
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
@@ -75,9 +75,10 @@ fn provider_index(provider: Provider) -> usize {
     }
 }
 
-/// The bound hit recorder of every provider, in [`Provider::ALL`]'s order.
-pub(super) fn hit_recorders(metrics: &Metrics) -> [HitRecorder; Provider::ALL.len()] {
-    Provider::ALL.map(|provider| metrics.hit_recorder(provider.as_str()))
+/// One slot per provider, in [`Provider::ALL`]'s order, for its bound hit recorder: bound at
+/// the provider's first hit, so a client exports no series for providers it never served.
+pub(super) fn hit_recorders() -> [OnceLock<HitRecorder>; Provider::ALL.len()] {
+    std::array::from_fn(|_| OnceLock::new())
 }
 
 impl Inner {
@@ -127,7 +128,9 @@ impl Inner {
                 resource_ref = Empty,
             );
             self.name_entry(&span, &entry);
-            self.hits[provider_index(provider)].record(now.elapsed());
+            self.hits[provider_index(provider)]
+                .get_or_init(|| self.metrics.hit_recorder(provider.as_str()))
+                .record(now.elapsed());
         } else {
             let span = tracing::info_span!(
                 RESOLVE,

@@ -66,10 +66,13 @@ impl Inner {
         {
             return Ok(secret);
         }
+        // The mount only when the tenant may read it: a caller's other mount names (path
+        // segments) stay out of exported spans.
+        let mount = self.allowed.check(uri).is_ok().then(|| uri.mount());
         let span = tracing::info_span!(
             RESOLVE,
             provider = uri.provider().as_str(),
-            mount = uri.mount(),
+            mount,
             cache = Empty,
             uri_hash = Empty,
             resource_ref = Empty,
@@ -263,6 +266,11 @@ impl Inner {
     ) -> Result<SecretValue, Error> {
         let audit = self.read_audit(uri);
         let task = spawn_audited(provider, deadline.handle(), uri, audit, &self.metrics);
-        joined(deadline.run(AbortOnDrop(task)).await, uri, deadline.limit())
+        joined(
+            deadline.run(AbortOnDrop(task)).await,
+            uri,
+            deadline.limit(),
+            &self.metrics,
+        )
     }
 }

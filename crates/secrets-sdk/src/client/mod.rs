@@ -128,9 +128,9 @@ struct Inner {
     runtime: IoRuntime,
     /// The client's instruments, bound to the meter provider installed when it was built.
     metrics: Metrics,
-    /// Fresh hits of each provider (indexed as [`Provider::ALL`]), bound at build so the hit
-    /// path records without an attribute lookup or an allocation.
-    hits: [HitRecorder; Provider::ALL.len()],
+    /// Fresh hits of each provider (indexed as [`Provider::ALL`]), bound at the provider's
+    /// first hit so the hit path records without an attribute lookup or an allocation.
+    hits: [std::sync::OnceLock<HitRecorder>; Provider::ALL.len()],
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -76,8 +76,9 @@ pub(super) fn spawn_audited(
 /// `SecretsClient`'s async, stale-refresh and `resolve_file_sync` reads, the `VaultClient`'s,
 /// built-in providers and one's own alike): [`finish`](Self::finish)ed with the provider's
 /// answer, `secrets.provider.last_successful_fetch` for a value, `secrets.provider.errors`
-/// with its code for an error. Dropped unfinished (the task aborted at a deadline, or the
-/// provider panicked) it counts the read as a `TIMEOUT` (or `RUNTIME`) error. The `provider`
+/// with its code for an error. Dropped unfinished by a panicking provider it counts a
+/// `RUNTIME` error; aborted at a deadline, the deadline's enforcer counts the `TIMEOUT`
+/// ([`joined`]); aborted because the caller dropped the resolve, nothing. The `provider`
 /// label is the URI's provider (a closed set), never the provider object's own name.
 pub(super) struct ReadMetrics {
     metrics: Metrics,
@@ -107,13 +108,11 @@ impl ReadMetrics {
 
 impl Drop for ReadMetrics {
     fn drop(&mut self) {
-        if !self.done {
-            let code = if std::thread::panicking() {
-                "RUNTIME"
-            } else {
-                "TIMEOUT"
-            };
-            self.metrics.provider_error(self.provider, code);
+        // A provider that panicked is a `RUNTIME` error. A read dropped unfinished otherwise
+        // was aborted: at the deadline (counted as `TIMEOUT` by whoever enforced it, see
+        // [`joined`]) or because the caller gave up, which is no provider error at all.
+        if !self.done && std::thread::panicking() {
+            self.metrics.provider_error(self.provider, "RUNTIME");
         }
     }
 }
@@ -121,11 +120,12 @@ impl Drop for ReadMetrics {
 pub(crate) type ProviderResult = Result<SecretValue, ProviderError>;
 
 /// A read task's outcome: its result, `RUNTIME` if the task died, `TIMEOUT` if the deadline
-/// (`limit`) passed first.
+/// (`limit`) passed first (counted in `metrics` as the provider's `TIMEOUT`).
 pub(super) fn joined(
     outcome: Option<Result<ProviderResult, JoinError>>,
     uri: &SecretUri,
     limit: Duration,
+    metrics: &Metrics,
 ) -> Result<SecretValue, Error> {
     match outcome {
         Some(Ok(result)) => result.map_err(|e| Error::provider(uri.mount(), Arc::new(e))),
@@ -133,7 +133,10 @@ pub(super) fn joined(
             reason: "the read task was cancelled",
             source: Some(Box::new(join)),
         }),
-        None => Err(timed_out(uri, limit)),
+        None => {
+            metrics.provider_error(uri.provider().as_str(), "TIMEOUT");
+            Err(timed_out(uri, limit))
+        }
     }
 }
 

@@ -40,11 +40,12 @@ impl Inner {
         let weak = Arc::downgrade(self);
         let owned = uri.clone();
         let bound = deadline.clone();
+        let metrics = self.metrics.clone();
         let refresh = deadline.handle().spawn(
             async move {
                 let claim = claim;
                 let outcome = bound.run(AbortOnDrop(read)).await;
-                let result = joined(outcome, &owned, bound.limit());
+                let result = joined(outcome, &owned, bound.limit(), &metrics);
                 // A client dropped meanwhile needs no settling; the claim goes with the task.
                 let inner = weak.upgrade().ok_or(Error::Closed)?;
                 let settled = inner.settle_refresh(&owned, claim.entry(), result);

@@ -49,10 +49,12 @@ impl Inner {
         {
             return Ok(self.hit(entry, state, now));
         }
+        // The mount only when the tenant may read it (see `resolve`).
+        let mount = self.allowed.check(uri).is_ok().then(|| uri.mount());
         let span = tracing::info_span!(
             RESOLVE,
             provider = "file",
-            mount = uri.mount(),
+            mount,
             cache = Empty,
             uri_hash = Empty,
             resource_ref = Empty,

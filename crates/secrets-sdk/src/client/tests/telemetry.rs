@@ -359,3 +359,139 @@ fn kv2_providers_record_through_the_clients_metrics() -> TestResult {
     assert!(configs.iter().all(|c| c.metrics.is_some()));
     Ok(())
 }
+
+/// A provider of one's own (`db`) that answers only after a minute.
+#[derive(Debug, Default)]
+struct Sluggish;
+
+impl SecretProvider for Sluggish {
+    fn name(&self) -> &'static str {
+        "canary-provider-name"
+    }
+
+    fn read<'a>(&'a self, _uri: &'a SecretUri) -> ReadFuture<'a> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(SecretValue::from_text("canary-value"))
+        })
+    }
+}
+
+/// A read aborted at the resolve deadline is the provider's `TIMEOUT`; a caller that gives
+/// up first (its own timeout drops the resolve) is no provider error at all.
+#[test]
+fn a_deadline_counts_a_timeout_and_a_caller_giving_up_counts_nothing() -> TestResult {
+    let root = files(&[])?;
+    let runtime = runtime()?;
+    let client = |capture: &MetricsCapture, deadline: Duration| {
+        builder(root.path(), capture)
+            .provider(Provider::Db, Arc::new(Sluggish) as Arc<dyn SecretProvider>)
+            .resolve_deadline(deadline)
+            .build()
+    };
+    let uri = "db+cred://pg/canary-file";
+    let timeout = [("provider", "db"), ("code", "TIMEOUT")];
+
+    let capture = MetricsCapture::new();
+    let bounded = client(&capture, Duration::from_millis(100))?;
+    let error = runtime
+        .block_on(bounded.resolve(uri))
+        .err()
+        .ok_or("a read past its deadline succeeded")?;
+    assert_eq!(error.code(), "TIMEOUT");
+    let points = capture.points()?;
+    assert_eq!(points.sum_where(metric::PROVIDER_ERRORS, &timeout), 1.0);
+    assert_closed_labels(&points);
+
+    let capture = MetricsCapture::new();
+    let patient = client(&capture, Duration::from_secs(30))?;
+    let gave_up = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_millis(100), patient.resolve(uri)).await
+    });
+    assert!(gave_up.is_err(), "the caller's own timeout fired");
+    // The aborted read task is dropped on the client's runtime: give it a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let points = capture.points()?;
+    assert_eq!(points.sum(metric::PROVIDER_ERRORS), 0.0, "{points:?}");
+    Ok(())
+}
+
+/// The `mount` field of every `secret_resolve` span, as recorded.
+#[derive(Clone, Default)]
+struct Mounts(Arc<Mutex<Vec<Option<String>>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Mounts {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: Context<'_, S>,
+    ) {
+        struct Visit(Option<String>);
+        impl tracing::field::Visit for Visit {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "mount" {
+                    self.0 = Some(value.to_owned());
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "mount" {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        if attrs.metadata().name() == names::span::RESOLVE {
+            let mut visit = Visit(None);
+            attrs.record(&mut visit);
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(visit.0);
+        }
+    }
+}
+
+/// A mount outside the allowed ones is refused, and its name (a caller's path segment) is
+/// not in the span; an allowed mount is.
+#[test]
+fn a_mount_the_tenant_may_not_read_stays_out_of_the_span() -> TestResult {
+    let root = files(&["canary-file"])?;
+    let capture = MetricsCapture::new();
+    let client = builder(root.path(), &capture).build()?;
+    let runtime = runtime()?;
+    let mounts = Mounts::default();
+    let subscriber = tracing_subscriber::registry().with(mounts.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        for uri in [
+            "file://canary-payroll/x.json",
+            "openbao+kv2://canary-payroll/app#k",
+        ] {
+            let sync = client.resolve_file_sync(uri).err().map(|e| e.code());
+            let run = runtime
+                .block_on(client.resolve(uri))
+                .err()
+                .map(|e| e.code());
+            assert!(
+                sync.is_some() && run == Some("TENANT_MOUNT_MISMATCH"),
+                "{uri}"
+            );
+        }
+        client.resolve_file_sync("file://canary-dir/canary-file")
+    })?;
+    let seen = mounts
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert!(seen.len() >= 4, "{seen:?}");
+    assert!(
+        seen.iter().flatten().all(|m| !m.contains("canary-payroll")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&Some("canary-dir".to_owned())),
+        "{seen:?}"
+    );
+    Ok(())
+}
