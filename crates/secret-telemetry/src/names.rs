@@ -12,7 +12,8 @@ pub mod metric {
     pub const CACHE_MISSES: &str = "secrets.cache.misses";
     /// Counter: cached entries dropped (expired and swept, or pushed out by capacity).
     pub const CACHE_EVICTIONS: &str = "secrets.cache.evictions";
-    /// Counter: stale values served because the provider failed, by `provider`.
+    /// Counter: stale values served (in the stale window, while a refresh runs or after it
+    /// failed), by `provider`.
     pub const STALE_SERVED: &str = "secrets.cache.stale_served";
     /// Counter: provider reads that failed, by `provider` and `code`.
     pub const PROVIDER_ERRORS: &str = "secrets.provider.errors";

@@ -345,8 +345,8 @@ impl AuthzenClient {
             .collect())
     }
 
-    /// One request through the breaker; a 200 JSON body, or `PDP_UNAVAILABLE`. The breaker's
-    /// state goes on the current span's `breaker` field (the PEP's `pdp_call` span).
+    /// One request through the breaker; a 200 JSON body, or `PDP_UNAVAILABLE`. An evaluation's
+    /// breaker state goes on the current span's `breaker` field (the PEP's `pdp_call` span).
     async fn exchange(
         &self,
         method: Method,
@@ -356,7 +356,12 @@ impl AuthzenClient {
     ) -> Result<Value, PepError> {
         let permit = self.inner.breaker.try_acquire();
         let state = permit.as_ref().map_or(super::breaker::OPEN, |p| p.state());
-        tracing::Span::current().record("breaker", state);
+        // The evaluation's state only: the discovery GET runs in the same `pdp_call` span, and
+        // an OpenTelemetry span keeps every recorded value (a second record is a duplicate
+        // attribute, not a replacement).
+        if method != Method::GET {
+            tracing::Span::current().record("breaker", state);
+        }
         let permit = permit.ok_or_else(|| PepError::unavailable(PdpFailure::CircuitOpen))?;
         match self.send(method, url, body, request_id).await {
             Ok(body) => {

@@ -214,6 +214,18 @@ impl OtlpConfig {
         if let Some(endpoint) = env.get(METRICS_ENDPOINT_ENV) {
             self.metrics_endpoint = Some(endpoint);
         }
+        // One header set serves both signals: a per-signal one would be silently dropped.
+        for per_signal in [
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        ] {
+            if env.get(per_signal).is_some() {
+                return Err(OtlpError::config(
+                    per_signal,
+                    "is not supported: set OTEL_EXPORTER_OTLP_HEADERS (sent with both signals)",
+                ));
+            }
+        }
         if let Some(raw) = env.raw(HEADERS_ENV).map(Zeroizing::new)
             && !raw.trim().is_empty()
         {
@@ -245,13 +257,13 @@ impl OtlpConfig {
             (Some(_), None) => {
                 return Err(OtlpError::config(
                     CLIENT_KEY_ENV,
-                    "is not set, but CLIENT_CERTIFICATE_ENV is",
+                    "is not set, but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is",
                 ));
             }
             (None, Some(_)) => {
                 return Err(OtlpError::config(
                     CLIENT_CERTIFICATE_ENV,
-                    "is not set, but CLIENT_KEY_ENV is",
+                    "is not set, but OTEL_EXPORTER_OTLP_CLIENT_KEY is",
                 ));
             }
         }
@@ -464,6 +476,42 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn per_signal_headers_and_half_a_client_certificate_are_refused_by_name() {
+        for (set, named, says) in [
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            (
+                CLIENT_CERTIFICATE_ENV,
+                CLIENT_KEY_ENV,
+                CLIENT_CERTIFICATE_ENV,
+            ),
+            (CLIENT_KEY_ENV, CLIENT_CERTIFICATE_ENV, CLIENT_KEY_ENV),
+        ] {
+            let value = format!("authorization={CANARY}");
+            let lookup = vars(&[(set, value.as_str())]);
+            let error = OtlpConfig::default()
+                .read_env(&Env::new(&lookup))
+                .err()
+                .map(|e| (e.setting().map(str::to_owned), e.to_string()));
+            let Some((setting, message)) = error else {
+                panic!("{set} was accepted");
+            };
+            assert_eq!(setting.as_deref(), Some(named), "{message}");
+            assert!(message.contains(says), "{message}");
+            assert!(!message.contains(CANARY), "{message}");
+            assert!(!message.contains("_ENV"), "{message}");
+        }
     }
 
     #[test]
