@@ -27,6 +27,19 @@
 //!   round-trip noise.
 //! - `floor_concurrent_64` / `concurrent_64`: 64 tasks on a 2-worker multi-thread runtime,
 //!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed.
+//! - `get_credentials_warm_redis` / `concurrent_64_redis` (feature `redis`): the same as
+//!   `get_credentials_warm` / `concurrent_64` with the PEP's state (grants and use counts, the
+//!   `jti`s, denials) in a real Redis (Debian's `redis-server` on a free loopback port, started
+//!   here as OpenBao is), as N replicas keep it. Printed beside them: the overhead over
+//!   in-memory state (p50 difference, throughput ratio), and the Redis round trips per warm
+//!   decision, counted by the server: after the measurement, 500 more warm calls run under a
+//!   `MONITOR` connection, which lists every command a client sent (one round trip each) apart
+//!   from those a script ran (`[0 lua]`); `INFO commandstats` before and after the measured
+//!   calls gives every command executed, inside scripts too. The aim is one round trip per
+//!   warm decision, ≤ 150 µs over in-memory state on loopback. `floor_redis_set_nx` is the
+//!   cheapest round trip to the same server in the same run: a blocking client sending the
+//!   anti-replay `SET <key> 1 NX PX 300000`. Without the feature, or without
+//!   `redis-server`, these are left out with a note.
 //!
 //! With `SECRETS_BENCH_JSON=<path>` set, it starts a fresh dev server, warms up, runs floor
 //! and subject alternately (so machine noise hits both alike) and appends one JSON line per
@@ -36,7 +49,7 @@
 //! the bench prints a note and exits.
 //!
 //! ```sh
-//! SECRETS_BENCH_JSON=/tmp/v.jsonl cargo bench -p secrets-sdk --bench vault
+//! SECRETS_BENCH_JSON=/tmp/v.jsonl cargo bench -p secrets-sdk --bench vault --features redis
 //! ```
 
 use std::hint::black_box;
@@ -55,6 +68,7 @@ use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path};
 use secrets_test_support::floor::HyperFloor;
+use secrets_test_support::redis::{RedisServer, Reply};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -79,8 +93,18 @@ struct Fixture {
     /// The same client built after the discarding telemetry pipeline was installed.
     traced: VaultClient,
     telemetry: OtlpGuard,
+    /// The same client with the PEP's state in Redis (`None`: no `redis` feature or no
+    /// `redis-server`).
+    redis: Option<RedisFixture>,
     uri: String,
     ctx: ExecutionContext,
+}
+
+/// A Redis, and the client whose PEP keeps its state there.
+struct RedisFixture {
+    // Kept alive for the run; killed on drop.
+    server: RedisServer,
+    client: VaultClient,
 }
 
 /// The in-memory secret of the `_inproc` scenarios.
@@ -160,6 +184,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
             )
     };
     let client = builder().build()?;
+    let redis = redis_fixture(builder())?;
     let sink = Arc::new(QueueSink::new(OcsfDiscard, QueueConfig::default())?);
     let audited = builder()
         .audit(Arc::clone(&sink) as Arc<dyn AuditSink>)
@@ -177,9 +202,146 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
         sink,
         traced,
         telemetry,
+        redis,
         uri: format!("openbao+kv2://secret/{PATH}#password"),
         ctx,
     }))
+}
+
+/// A Redis on a free loopback port and a client from `builder` whose PEP keeps its state there
+/// (its own connection, as a replica has), or `None` with a note.
+#[cfg(feature = "redis")]
+fn redis_fixture(
+    builder: secrets_sdk::VaultClientBuilder,
+) -> Result<Option<RedisFixture>, BoxError> {
+    use secrets_sdk::pep::{PepState, RedisConfig, RedisState};
+
+    let server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(e @ secrets_test_support::Error::ToolMissing { .. }) => {
+            eprintln!("vault bench: the _redis scenarios skipped: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let config = RedisConfig::new(server.url(), b"bench-pep-state-key-0123456789abcdef")?
+        .with_key_prefix("bench:");
+    let client = builder
+        .pep_state(PepState::redis(RedisState::new(&config, "bench")?))
+        .build()?;
+    Ok(Some(RedisFixture { server, client }))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_fixture(
+    _builder: secrets_sdk::VaultClientBuilder,
+) -> Result<Option<RedisFixture>, BoxError> {
+    eprintln!("vault bench: the _redis scenarios need `--features redis`");
+    Ok(None)
+}
+
+/// Calls of each Redis command so far (`INFO commandstats`), but `INFO`'s own.
+fn command_calls(
+    server: &RedisServer,
+) -> Result<std::collections::BTreeMap<String, u64>, BoxError> {
+    let reply = server.command(&["INFO", "commandstats"])?;
+    let Reply::Bulk(Some(text)) = reply else {
+        return Err(format!("INFO commandstats answered {reply:?}").into());
+    };
+    let mut calls = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&text).lines() {
+        // cmdstat_evalsha:calls=2000,usec=…,…
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let n = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if name != "info" {
+            calls.insert(name.to_owned(), n);
+        }
+    }
+    Ok(calls)
+}
+
+/// Redis commands per call between two [`command_calls`], in total and by command.
+fn per_call(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+    calls: usize,
+) -> (f64, String) {
+    let mut total = 0;
+    let mut by_command = Vec::new();
+    for (name, n) in after {
+        let delta = n - before.get(name).copied().unwrap_or(0);
+        if delta > 0 {
+            total += delta;
+            by_command.push(format!("{name} {:.3}", delta as f64 / calls as f64));
+        }
+    }
+    (total as f64 / calls as f64, by_command.join(", "))
+}
+
+/// Runs `calls` warm reads of the Redis client under a `MONITOR` connection and returns, per
+/// call, the commands the client sent (its round trips) and those its scripts ran.
+async fn monitored_round_trips(
+    fx: &Fixture,
+    redis: &RedisFixture,
+    calls: usize,
+) -> Result<(f64, f64), BoxError> {
+    use std::io::{BufRead, BufReader, Write};
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.server.port()))?;
+    stream.write_all(b"MONITOR\r\n")?;
+    let mut lines = BufReader::new(stream.try_clone()?);
+    let mut ok = String::new();
+    lines.read_line(&mut ok)?;
+    if ok.trim_end() != "+OK" {
+        return Err(format!("MONITOR answered {ok:?}").into());
+    }
+    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let counter = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let (mut sent, mut scripted) = (0_u64, 0_u64);
+            let mut line = String::new();
+            loop {
+                // A read that times out keeps what it read of a line: cleared only once whole.
+                match lines.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        // `+1700000000.123456 [0 127.0.0.1:54321] "EVALSHA" …`; `[0 lua]`
+                        // inside a script.
+                        if line.contains(" lua] ") {
+                            scripted += 1;
+                        } else if line.starts_with('+') {
+                            sent += 1;
+                        }
+                        line.clear();
+                    }
+                    Err(_) if done.load(Ordering::Acquire) => break,
+                    Err(_) => {}
+                }
+            }
+            (sent, scripted)
+        })
+    };
+    for _ in 0..calls {
+        read(fx, &redis.client).await?;
+    }
+    // What the server executed is listed before the client hears its answer; the pause lets
+    // the last lines reach the counter.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, Ordering::Release);
+    let (sent, scripted) = counter.join().map_err(|_| "the MONITOR reader panicked")?;
+    drop(stream);
+    Ok((sent as f64 / calls as f64, scripted as f64 / calls as f64))
 }
 
 /// A unique `jti` per call in this process.
@@ -246,22 +408,31 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let floor = HyperFloor::new(&fx.bao, PATH)?;
-    let (floor, subject, audited, with_telemetry) = runtime.block_on(async {
+    let redis = fx.redis.as_ref();
+    let (floor, subject, audited, with_telemetry, on_redis) = runtime.block_on(async {
         for _ in 0..WARMUP {
             black_box(floor.get().await?);
             get(fx).await?;
             read(fx, &fx.audited).await?;
             traced(fx).await?;
+            if let Some(redis) = redis {
+                read(fx, &redis.client).await?;
+            }
         }
         let mut floor_l = Latencies::with_capacity(SAMPLES);
         let mut subject_l = Latencies::with_capacity(SAMPLES);
         let mut audited_l = Latencies::with_capacity(SAMPLES);
         let mut traced_l = Latencies::with_capacity(SAMPLES);
+        let mut redis_l = Latencies::with_capacity(SAMPLES);
+        let mut redis_floor_l = Latencies::with_capacity(SAMPLES);
+        let mut resp = redis.map(|r| r.server.connect()).transpose()?;
+        let before = redis.map(|r| command_calls(&r.server)).transpose()?;
+        let scenarios = if redis.is_some() { 6 } else { 4 };
         for i in 0..SAMPLES {
             // Rotate which goes first so none always follows another.
-            for k in 0..4 {
+            for k in 0..scenarios {
                 let started = Instant::now();
-                match (i + k) % 4 {
+                match (i + k) % scenarios {
                     0 => {
                         black_box(floor.get().await?);
                         floor_l.push(started.elapsed());
@@ -274,14 +445,42 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
                         read(fx, &fx.audited).await?;
                         audited_l.push(started.elapsed());
                     }
-                    _ => {
+                    3 => {
                         traced(fx).await?;
                         traced_l.push(started.elapsed());
+                    }
+                    4 => {
+                        if let Some(redis) = redis {
+                            read(fx, &redis.client).await?;
+                            redis_l.push(started.elapsed());
+                        }
+                    }
+                    _ => {
+                        if let Some(resp) = resp.as_mut() {
+                            let key = format!("floor:{}", jti());
+                            let reply = resp.command(&["SET", &key, "1", "NX", "PX", "300000"])?;
+                            redis_floor_l.push(started.elapsed());
+                            black_box(reply);
+                        }
                     }
                 }
             }
         }
-        Ok::<_, BoxError>((floor_l, subject_l, audited_l, traced_l))
+        // Only the Redis client talks to Redis: the commands it sent per warm decision.
+        let on_redis = match (redis, before) {
+            (Some(redis), Some(before)) => {
+                let mut after = command_calls(&redis.server)?;
+                // The floor's own SETs are not the client's.
+                if let Some(set) = after.get_mut("set") {
+                    *set -= redis_floor_l.len() as u64;
+                }
+                let executed = per_call(&before, &after, SAMPLES);
+                let round_trips = monitored_round_trips(fx, redis, 500).await?;
+                Some((redis_l, redis_floor_l, executed, round_trips))
+            }
+            _ => None,
+        };
+        Ok::<_, BoxError>((floor_l, subject_l, audited_l, traced_l, on_redis))
     })?;
     let (inproc, inproc_telemetry) = runtime.block_on(in_memory(fx, 20_000))?;
     append(path, &floor.json_line("floor_hyper_get_vault"))?;
@@ -291,6 +490,25 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         path,
         &with_telemetry.json_line("get_credentials_warm_telemetry"),
     )?;
+    if let Some((redis_l, floor_l, (executed, by_command), (round_trips, in_scripts))) = &on_redis {
+        append(path, &floor_l.json_line("floor_redis_set_nx"))?;
+        let line = redis_l.json_line("get_credentials_warm_redis");
+        let line = format!(
+            "{},\"redis_round_trips_per_call\":{round_trips:.3}}}",
+            line.trim_end_matches('}')
+        );
+        append(path, &line)?;
+        println!(
+            "Redis state overhead on the request path: p50 {:+.2} µs (get_credentials_warm_redis {:.2} µs, get_credentials_warm {:.2} µs; floor_redis_set_nx {:.2} µs)",
+            redis_l.quantile_us(0.5) - subject.quantile_us(0.5),
+            redis_l.quantile_us(0.5),
+            subject.quantile_us(0.5),
+            floor_l.quantile_us(0.5),
+        );
+        println!(
+            "Redis round trips per warm decision (MONITOR): {round_trips:.3}, running {in_scripts:.3} commands inside scripts; commands executed per call (INFO commandstats): {executed:.3} ({by_command})"
+        );
+    }
     append(path, &inproc.json_line("get_credentials_inproc"))?;
     append(
         path,
@@ -371,29 +589,51 @@ fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> 
             async move { get(&fx).await }
         }
     };
-    let (floor_total, subject_total) = runtime.block_on(async {
-        // Warm-up: open the connections both sides will use.
-        burst(floor_op.clone()).await?;
-        burst(subject_op.clone()).await?;
-        let (mut floor_total, mut subject_total) = ((0, Duration::ZERO), (0, Duration::ZERO));
-        for round in 0..ROUNDS {
-            for which in [round % 2, 1 - round % 2] {
-                if which == 0 {
-                    let (ops, elapsed) = burst(floor_op.clone()).await?;
-                    floor_total = (floor_total.0 + ops, floor_total.1 + elapsed);
-                } else {
-                    let (ops, elapsed) = burst(subject_op.clone()).await?;
-                    subject_total = (subject_total.0 + ops, subject_total.1 + elapsed);
+    let redis_op = {
+        let fx = Arc::clone(&fx);
+        move || {
+            let fx = Arc::clone(&fx);
+            async move {
+                match &fx.redis {
+                    Some(redis) => read(&fx, &redis.client).await,
+                    None => Ok(()),
                 }
             }
         }
-        Ok::<_, BoxError>((floor_total, subject_total))
+    };
+    let with_redis = fx.redis.is_some();
+    let scenarios = if with_redis { 3 } else { 2 };
+    let (floor_total, subject_total, redis_total) = runtime.block_on(async {
+        // Warm-up: open the connections every side will use.
+        burst(floor_op.clone()).await?;
+        burst(subject_op.clone()).await?;
+        if with_redis {
+            burst(redis_op.clone()).await?;
+        }
+        let mut totals = [(0, Duration::ZERO); 3];
+        for round in 0..ROUNDS {
+            // Rotate which goes first so none always follows another.
+            for k in 0..scenarios {
+                let which = (round + k) % scenarios;
+                let (ops, elapsed) = match which {
+                    0 => burst(floor_op.clone()).await?,
+                    1 => burst(subject_op.clone()).await?,
+                    _ => burst(redis_op.clone()).await?,
+                };
+                totals[which] = (totals[which].0 + ops, totals[which].1 + elapsed);
+            }
+        }
+        Ok::<_, BoxError>((totals[0], totals[1], totals[2]))
     })?;
     let rate = |(ops, elapsed): (usize, Duration)| ops as f64 / elapsed.as_secs_f64();
-    for (scenario, total) in [
+    let mut rows = vec![
         ("floor_concurrent_64", floor_total),
         ("concurrent_64", subject_total),
-    ] {
+    ];
+    if with_redis {
+        rows.push(("concurrent_64_redis", redis_total));
+    }
+    for (scenario, total) in rows {
         append(
             path,
             &format!(
@@ -407,6 +647,13 @@ fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> 
         "concurrent_64 / floor_concurrent_64 = {:.3}",
         rate(subject_total) / rate(floor_total)
     );
+    if with_redis {
+        println!(
+            "concurrent_64_redis / concurrent_64 = {:.3}, / floor_concurrent_64 = {:.3}",
+            rate(redis_total) / rate(subject_total),
+            rate(redis_total) / rate(floor_total)
+        );
+    }
     Ok(())
 }
 
@@ -433,6 +680,11 @@ fn criterion_run() -> Result<(), BoxError> {
     group.bench_function("get_credentials_warm_telemetry", |b| {
         b.iter(|| runtime.block_on(traced(&fx)))
     });
+    if let Some(redis) = &fx.redis {
+        group.bench_function("get_credentials_warm_redis", |b| {
+            b.iter(|| runtime.block_on(read(&fx, &redis.client)))
+        });
+    }
     group.bench_function("get_credentials_inproc", |b| {
         b.iter(|| runtime.block_on(read_uri(&fx, &fx.client, IN_MEMORY)))
     });
