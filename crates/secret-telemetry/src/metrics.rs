@@ -310,7 +310,7 @@ mod tests {
         metrics.resolve("openbao", "miss", "ok", Duration::from_millis(2));
         metrics.resolve("openbao", "stale", "ok", Duration::from_millis(2));
         metrics.provider_error("openbao", "UNAVAILABLE");
-        metrics.pep_decision("deny", "ACCESS_DENIED");
+        metrics.pep_decision("deny", "PDP_DENY");
         metrics.pdp_call("deny", Duration::from_millis(3));
         metrics.audit_dropped("queue_full", 2);
         metrics.audit_dropped("queue_full", 0);
