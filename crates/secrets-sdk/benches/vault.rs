@@ -36,10 +36,12 @@
 //!   `MONITOR` connection, which lists every command a client sent (one round trip each) apart
 //!   from those a script ran (`[0 lua]`); `INFO commandstats` before and after the measured
 //!   calls gives every command executed, inside scripts too. The aim is one round trip per
-//!   warm decision, ≤ 150 µs over in-memory state on loopback. `floor_redis_set_nx` is the
-//!   cheapest round trip to the same server in the same run: a blocking client sending the
-//!   anti-replay `SET <key> 1 NX PX 300000`. Without the feature, or without
-//!   `redis-server`, these are left out with a note.
+//!   warm decision, ≤ 150 µs over in-memory state on loopback. `get_credentials_inproc_redis`
+//!   is `get_credentials_inproc` with the state in Redis: the same overhead without the
+//!   vault's round-trip noise. `floor_redis_set_nx` is the cheapest round trip to the same
+//!   server in the same run: a blocking client sending the anti-replay
+//!   `SET <key> 1 NX PX 300000`. Without the feature, or without `redis-server`, these are
+//!   left out with a note.
 //!
 //! With `SECRETS_BENCH_JSON=<path>` set, it starts a fresh dev server, warms up, runs floor
 //! and subject alternately (so machine noise hits both alike) and appends one JSON line per
@@ -379,28 +381,46 @@ async fn traced(fx: &Fixture) -> Result<(), BoxError> {
     traced_uri(fx, &fx.uri).await
 }
 
-/// `samples` in-memory reads each of the plain and the telemetry client, alternating (the
-/// first of each pair rotates), after a warm-up.
-async fn in_memory(fx: &Fixture, samples: usize) -> Result<(Latencies, Latencies), BoxError> {
+/// `samples` in-memory reads each of the plain and the telemetry client (and of the Redis
+/// client, when there is one), alternating (the first of each turn rotates), after a warm-up.
+async fn in_memory(
+    fx: &Fixture,
+    samples: usize,
+) -> Result<(Latencies, Latencies, Latencies), BoxError> {
+    let redis = fx.redis.as_ref();
     for _ in 0..samples / 10 {
         read_uri(fx, &fx.client, IN_MEMORY).await?;
         traced_uri(fx, IN_MEMORY).await?;
+        if let Some(redis) = redis {
+            read_uri(fx, &redis.client, IN_MEMORY).await?;
+        }
     }
     let mut plain = Latencies::with_capacity(samples);
     let mut with_telemetry = Latencies::with_capacity(samples);
+    let mut on_redis = Latencies::with_capacity(samples);
+    let turns = if redis.is_some() { 3 } else { 2 };
     for i in 0..samples {
-        for k in 0..2 {
+        for k in 0..turns {
             let started = Instant::now();
-            if (i + k) % 2 == 0 {
-                read_uri(fx, &fx.client, IN_MEMORY).await?;
-                plain.push(started.elapsed());
-            } else {
-                traced_uri(fx, IN_MEMORY).await?;
-                with_telemetry.push(started.elapsed());
+            match (i + k) % turns {
+                0 => {
+                    read_uri(fx, &fx.client, IN_MEMORY).await?;
+                    plain.push(started.elapsed());
+                }
+                1 => {
+                    traced_uri(fx, IN_MEMORY).await?;
+                    with_telemetry.push(started.elapsed());
+                }
+                _ => {
+                    if let Some(redis) = redis {
+                        read_uri(fx, &redis.client, IN_MEMORY).await?;
+                        on_redis.push(started.elapsed());
+                    }
+                }
             }
         }
     }
-    Ok((plain, with_telemetry))
+    Ok((plain, with_telemetry, on_redis))
 }
 
 fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
@@ -482,7 +502,7 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         };
         Ok::<_, BoxError>((floor_l, subject_l, audited_l, traced_l, on_redis))
     })?;
-    let (inproc, inproc_telemetry) = runtime.block_on(in_memory(fx, 20_000))?;
+    let (inproc, inproc_telemetry, inproc_redis) = runtime.block_on(in_memory(fx, 20_000))?;
     append(path, &floor.json_line("floor_hyper_get_vault"))?;
     append(path, &subject.json_line("get_credentials_warm"))?;
     append(path, &audited.json_line("get_credentials_warm_audited"))?;
@@ -510,6 +530,18 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         );
     }
     append(path, &inproc.json_line("get_credentials_inproc"))?;
+    if !inproc_redis.is_empty() {
+        append(
+            path,
+            &inproc_redis.json_line("get_credentials_inproc_redis"),
+        )?;
+        println!(
+            "Redis state overhead without the network to the vault: p50 {:+.2} µs (get_credentials_inproc_redis {:.2} µs, get_credentials_inproc {:.2} µs)",
+            inproc_redis.quantile_us(0.5) - inproc.quantile_us(0.5),
+            inproc_redis.quantile_us(0.5),
+            inproc.quantile_us(0.5),
+        );
+    }
     append(
         path,
         &inproc_telemetry.json_line("get_credentials_inproc_telemetry"),

@@ -183,11 +183,11 @@ impl VaultClientBuilder {
 
     /// Keeps the PEP's state (grants and their use counts, the `jti`s of the replay window,
     /// the negative cache) in `state` instead of where the PEP settings say (`REDIS_URL`, else
-    /// the client's own memory). For instance [`PepState::redis`] (feature `redis`) so that
+    /// the client's own memory). For instance `PepState::redis` (feature `redis`) so that
     /// every replica of a service shares one replay window, one use count per grant and one
     /// negative cache; or `PepState::memory().with_replay(store)` to share only the `jti`s.
     ///
-    /// Give each client a [`RedisState`](secret_pep::RedisState) of its own (made from one
+    /// Give each client a `RedisState` of its own (made from one
     /// [`RedisConfig`](secret_pep::RedisConfig)): its connection is made at its first call,
     /// on that client's runtime, and lives as long as that runtime. A state made for another
     /// tenant is refused (`CONFIG` naming `TENANT_ID`). No connection is made by `build`.
