@@ -33,7 +33,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("secret-pep", "pep", ""),
     ("secret-audit", "audit_publish", "kafka"),
     ("secrets-sdk", "resolve", ""),
-    ("secrets-sdk", "vault", ""),
+    ("secrets-sdk", "vault", "redis"),
 ];
 
 fn main() -> ExitCode {

@@ -382,7 +382,15 @@ impl Core {
             Ok(uri) => tracing::info_span!(
                 GET_CREDENTIALS,
                 provider = uri.provider().as_str(),
-                mount = uri.mount(),
+                // Only a mount the tenant may read: a caller's other mount names (path
+                // segments) stay out of exported spans.
+                mount = self
+                    .pep
+                    .config()
+                    .allowed_mounts
+                    .check(uri)
+                    .is_ok()
+                    .then(|| uri.mount()),
                 resource_ref = %self.key.resource_ref(uri),
                 use_number = Empty,
                 code = Empty,
@@ -488,6 +496,9 @@ impl Core {
             }
             Err(_) => {
                 abort.abort();
+                // The aborted read counts nothing itself (see `client::read::ReadMetrics`).
+                self.metrics
+                    .provider_error(granted.uri().provider().as_str(), "TIMEOUT");
                 Err(ProviderError::Timeout {
                     provider: provider.name(),
                     timeout: self.read_deadline,
