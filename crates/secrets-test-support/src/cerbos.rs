@@ -14,12 +14,10 @@
 //! ```
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use crate::launch::{self, LaunchError};
 use crate::{Detached, Error, cerbos_bin, free_port, http};
@@ -174,17 +172,12 @@ impl CerbosServer {
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        launch::log_tail(&self.log_path(), lines)
     }
 
     /// Kills the server and waits for it (idempotent): the port then refuses connections.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        launch::stop_child(&mut self.child);
     }
 
     /// Stops the server if it runs, then starts it again on the same port with the same
@@ -199,16 +192,7 @@ impl CerbosServer {
     }
 
     fn launch_error(&self, error: LaunchError) -> Error {
-        match error {
-            LaunchError::Exited { status, .. } => Error::Io {
-                context: format!(
-                    "cerbos server exited early ({status}); last log lines:\n{}",
-                    self.log_tail(15)
-                ),
-                source: std::io::Error::other("cerbos exited"),
-            },
-            LaunchError::Other(e) => e,
-        }
+        launch::launch_error(error, "cerbos server", "cerbos", &self.log_path())
     }
 
     fn write_config(&self) -> Result<PathBuf, Error> {
@@ -243,13 +227,10 @@ impl CerbosServer {
     fn spawn_and_wait(&mut self) -> Result<(), LaunchError> {
         let config = self.write_config().map_err(LaunchError::Other)?;
         let log_path = self.log_path();
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(Error::io(format!("open {}", log_path.display())))
-            .map_err(LaunchError::Other)?;
-        let _ = writeln!(log, "--- cerbos server on port {} ---", self.port);
+        let log = launch::open_log(
+            &log_path,
+            &format!("--- cerbos server on port {} ---", self.port),
+        )?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("server")
             .arg(format!("--config={}", config.display()))
@@ -263,77 +244,27 @@ impl CerbosServer {
                 cmd.env_remove(&key);
             }
         }
-        let stdout = log
-            .try_clone()
-            .map_err(Error::io("clone log handle"))
-            .map_err(LaunchError::Other)?;
-        if self.detached {
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        }
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
-        let child = cmd
-            .spawn()
-            .map_err(Error::io(format!("spawn {}", self.bin.display())))
-            .map_err(LaunchError::Other)?;
+        let child = launch::spawn(&mut cmd, &self.bin, log, self.detached)?;
         self.child = Some(child);
-
-        let started = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        self.child = None;
-                        let tail = self.log_tail(15);
-                        return Err(LaunchError::Exited {
-                            status: status.to_string(),
-                            in_use: tail.contains("address already in use"),
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(source) => {
-                        self.stop();
-                        return Err(LaunchError::Other(Error::Io {
-                            context: "poll cerbos process".into(),
-                            source,
-                        }));
-                    }
-                }
-            }
-            if self.ready() {
-                return Ok(());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                self.stop();
-                return Err(LaunchError::Other(Error::Io {
-                    context: format!(
-                        "cerbos server on {} not healthy after {:?}; last log lines:\n{}",
-                        self.addr(),
-                        started.elapsed(),
-                        self.log_tail(15)
-                    ),
-                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
-                }));
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        let port = self.port;
+        launch::Readiness {
+            server: "cerbos server",
+            process: "cerbos",
+            addr: self.addr(),
+            state: "healthy",
+            in_use: &["address already in use"],
+            log_path: &log_path,
+            timeout: START_TIMEOUT,
+            poll: Duration::from_millis(25),
         }
-    }
-
-    fn ready(&self) -> bool {
-        Self::is_ready_at(self.port)
+        .wait(&mut self.child, || Self::is_ready_at(port))
     }
 }
 
 impl Drop for CerbosServer {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking() {
-            eprintln!(
-                "secrets-test-support: Cerbos log kept at {}",
-                self.log_path().display()
-            );
-        } else if !self.detached {
-            let _ = std::fs::remove_dir_all(&self.workdir);
-        }
+        launch::cleanup("Cerbos", &self.log_path(), &self.workdir, self.detached);
     }
 }
 
@@ -349,14 +280,11 @@ pub fn policies() -> PathBuf {
 /// installed and not under CI; panics under `CI=true`, and whenever `cerbos` is installed but
 /// fails to start (that is a bug, not a missing tool).
 pub fn cerbos_or_skip(policy_dir: &Path) -> Option<CerbosServer> {
-    match CerbosServer::start(policy_dir) {
-        Ok(server) => Some(server),
-        Err(e @ Error::ToolMissing { .. }) => {
-            crate::skip_or_fail(&format!("Cerbos unavailable: {e}"));
-            None
-        }
-        Err(e) => panic!("Cerbos server failed to start: {e}"),
-    }
+    launch::or_skip(
+        CerbosServer::start(policy_dir),
+        "Cerbos unavailable",
+        "Cerbos server failed to start",
+    )
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::launch::{self, LaunchError};
 use crate::{Detached, Error, OpenBaoServer, Shared, free_port, tools_dir};
@@ -309,18 +309,13 @@ impl RedisServer {
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        launch::log_tail(&self.log_path(), lines)
     }
 
     /// Kills the server (SIGKILL, as a crash) and waits for it (idempotent): the port then
     /// refuses connections, open connections are reset, and every key is gone.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        launch::stop_child(&mut self.child);
         self.paused = false;
     }
 
@@ -415,16 +410,7 @@ impl RedisServer {
     }
 
     fn launch_error(&self, error: LaunchError) -> Error {
-        match error {
-            LaunchError::Exited { status, .. } => Error::Io {
-                context: format!(
-                    "redis-server exited early ({status}); last log lines:\n{}",
-                    self.log_tail(15)
-                ),
-                source: std::io::Error::other("redis-server exited"),
-            },
-            LaunchError::Other(e) => e,
-        }
+        launch::launch_error(error, "redis-server", "redis-server", &self.log_path())
     }
 
     /// The configuration: loopback only, no persistence, no dangerous surprises.
@@ -478,82 +464,34 @@ impl RedisServer {
     fn spawn_and_wait(&mut self) -> Result<(), LaunchError> {
         self.write_conf().map_err(LaunchError::Other)?;
         let log_path = self.log_path();
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(Error::io(format!("open {}", log_path.display())))
-            .map_err(LaunchError::Other)?;
-        let _ = writeln!(log, "--- redis-server on port {} ---", self.port);
+        let log = launch::open_log(
+            &log_path,
+            &format!("--- redis-server on port {} ---", self.port),
+        )?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg(self.conf_path()).current_dir(&self.workdir);
-        let stdout = log
-            .try_clone()
-            .map_err(Error::io("clone log handle"))
-            .map_err(LaunchError::Other)?;
-        if self.detached {
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        }
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
-        let child = cmd
-            .spawn()
-            .map_err(Error::io(format!("spawn {}", self.bin.display())))
-            .map_err(LaunchError::Other)?;
+        let child = launch::spawn(&mut cmd, &self.bin, log, self.detached)?;
         self.child = Some(child);
-
-        let started = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        self.child = None;
-                        let tail = self.log_tail(15);
-                        return Err(LaunchError::Exited {
-                            status: status.to_string(),
-                            in_use: tail.contains("in use"),
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(source) => {
-                        self.stop();
-                        return Err(LaunchError::Other(Error::Io {
-                            context: "poll redis-server process".into(),
-                            source,
-                        }));
-                    }
-                }
-            }
-            if Self::is_ready_at(self.admin_port, self.password.as_deref()) {
-                return Ok(());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                self.stop();
-                return Err(LaunchError::Other(Error::Io {
-                    context: format!(
-                        "redis-server on {} not ready after {:?}; last log lines:\n{}",
-                        self.addr(),
-                        started.elapsed(),
-                        self.log_tail(15)
-                    ),
-                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
-                }));
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        launch::Readiness {
+            server: "redis-server",
+            process: "redis-server",
+            addr: self.addr(),
+            state: "ready",
+            in_use: &["in use"],
+            log_path: &log_path,
+            timeout: START_TIMEOUT,
+            poll: Duration::from_millis(10),
         }
+        .wait(&mut self.child, || {
+            Self::is_ready_at(self.admin_port, self.password.as_deref())
+        })
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking() {
-            eprintln!(
-                "secrets-test-support: redis log kept at {}",
-                self.log_path().display()
-            );
-        } else if !self.detached {
-            let _ = std::fs::remove_dir_all(&self.workdir);
-        }
+        launch::cleanup("redis", &self.log_path(), &self.workdir, self.detached);
     }
 }
 
@@ -570,14 +508,7 @@ pub fn redis_with_password_or_skip(password: &str) -> Option<RedisServer> {
 }
 
 fn or_skip(started: Result<RedisServer, Error>) -> Option<RedisServer> {
-    match started {
-        Ok(server) => Some(server),
-        Err(e @ Error::ToolMissing { .. }) => {
-            crate::skip_or_fail(&format!("Redis unavailable: {e}"));
-            None
-        }
-        Err(e) => panic!("redis-server failed to start: {e}"),
-    }
+    launch::or_skip(started, "Redis unavailable", "redis-server failed to start")
 }
 
 /// One Redis for every test of this binary that runs while another holds it ([`Shared`]),

@@ -14,13 +14,12 @@
 //! ```
 
 use std::fmt;
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::launch::{self, LaunchError};
 use crate::{Detached, Error, Shared, tansu_bin};
@@ -152,18 +151,13 @@ impl TansuServer {
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        launch::log_tail(&self.log_path(), lines)
     }
 
     /// Kills the broker and waits for it (idempotent): the port then refuses connections,
     /// and what it stored is gone.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        launch::stop_child(&mut self.child);
     }
 
     /// Stops the broker if it runs, then starts it again on the same port, empty.
@@ -177,27 +171,15 @@ impl TansuServer {
     }
 
     fn launch_error(&self, error: LaunchError) -> Error {
-        match error {
-            LaunchError::Exited { status, .. } => Error::Io {
-                context: format!(
-                    "tansu broker exited early ({status}); last log lines:\n{}",
-                    self.log_tail(15)
-                ),
-                source: std::io::Error::other("tansu exited"),
-            },
-            LaunchError::Other(e) => e,
-        }
+        launch::launch_error(error, "tansu broker", "tansu", &self.log_path())
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), LaunchError> {
         let log_path = self.log_path();
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(Error::io(format!("open {}", log_path.display())))
-            .map_err(LaunchError::Other)?;
-        let _ = writeln!(log, "--- tansu broker on port {} ---", self.port);
+        let log = launch::open_log(
+            &log_path,
+            &format!("--- tansu broker on port {} ---", self.port),
+        )?;
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let mut cmd = Command::new(&self.bin);
         cmd.arg("broker")
@@ -210,73 +192,26 @@ impl TansuServer {
         for name in TANSU_ENV.iter().filter(|name| **name != "RUST_LOG") {
             cmd.env_remove(name);
         }
-        let stdout = log
-            .try_clone()
-            .map_err(Error::io("clone log handle"))
-            .map_err(LaunchError::Other)?;
-        if self.detached {
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        }
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
-        let child = cmd
-            .spawn()
-            .map_err(Error::io(format!("spawn {}", self.bin.display())))
-            .map_err(LaunchError::Other)?;
+        let child = launch::spawn(&mut cmd, &self.bin, log, self.detached)?;
         self.child = Some(child);
-
-        let started = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        self.child = None;
-                        let tail = self.log_tail(15);
-                        return Err(LaunchError::Exited {
-                            status: status.to_string(),
-                            in_use: tail.contains("in use") || tail.contains("AddrInUse"),
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(source) => {
-                        self.stop();
-                        return Err(LaunchError::Other(Error::Io {
-                            context: "poll tansu process".into(),
-                            source,
-                        }));
-                    }
-                }
-            }
-            if Self::is_ready_at(self.port) {
-                return Ok(());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                self.stop();
-                return Err(LaunchError::Other(Error::Io {
-                    context: format!(
-                        "tansu broker on {} not ready after {:?}; last log lines:\n{}",
-                        self.bootstrap(),
-                        started.elapsed(),
-                        self.log_tail(15)
-                    ),
-                    source: std::io::Error::from(std::io::ErrorKind::TimedOut),
-                }));
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        launch::Readiness {
+            server: "tansu broker",
+            process: "tansu",
+            addr: self.bootstrap(),
+            state: "ready",
+            in_use: &["in use", "AddrInUse"],
+            log_path: &log_path,
+            timeout: START_TIMEOUT,
+            poll: Duration::from_millis(25),
         }
+        .wait(&mut self.child, || Self::is_ready_at(self.port))
     }
 }
 
 impl Drop for TansuServer {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking() {
-            eprintln!(
-                "secrets-test-support: tansu log kept at {}",
-                self.log_path().display()
-            );
-        } else if !self.detached {
-            let _ = std::fs::remove_dir_all(&self.workdir);
-        }
+        launch::cleanup("tansu", &self.log_path(), &self.workdir, self.detached);
     }
 }
 
@@ -284,14 +219,11 @@ impl Drop for TansuServer {
 /// installed and not under CI; panics under `CI=true`, and whenever `tansu` is installed but
 /// fails to start (that is a bug, not a missing tool).
 pub fn tansu_or_skip() -> Option<TansuServer> {
-    match TansuServer::start() {
-        Ok(server) => Some(server),
-        Err(e @ Error::ToolMissing { .. }) => {
-            crate::skip_or_fail(&format!("tansu unavailable: {e}"));
-            None
-        }
-        Err(e) => panic!("tansu broker failed to start: {e}"),
-    }
+    launch::or_skip(
+        TansuServer::start(),
+        "tansu unavailable",
+        "tansu broker failed to start",
+    )
 }
 
 /// One broker for every test of this binary that runs while another holds it ([`Shared`]),

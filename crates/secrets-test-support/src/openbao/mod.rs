@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http;
-use crate::launch::PORT_ATTEMPTS;
+use crate::launch::{self, PORT_ATTEMPTS};
 use crate::{Detached, Error, bao_bin, free_port_pair, random_hex};
 
 mod admin;
@@ -221,9 +221,7 @@ impl OpenBaoServer {
 
     /// The last `lines` lines of the server log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        launch::log_tail(&self.log_path(), lines)
     }
 
     /// The server's process id, or `None` while stopped.
@@ -241,11 +239,7 @@ impl OpenBaoServer {
     /// Kills the server (SIGKILL) and reaps it. Connections then fail with "connection
     /// refused" until [`Self::restart`]. Idempotent.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Already-exited is fine: wait() reaps it either way.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        launch::stop_child(&mut self.child);
     }
 
     /// Stops the server (if running) and starts it again on the same port with the same root
@@ -391,14 +385,7 @@ impl OpenBaoServer {
 impl Drop for OpenBaoServer {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking() {
-            eprintln!(
-                "secrets-test-support: OpenBao log kept at {}",
-                self.log_path().display()
-            );
-        } else if !self.detached {
-            let _ = std::fs::remove_dir_all(&self.workdir);
-        }
+        launch::cleanup("OpenBao", &self.log_path(), &self.workdir, self.detached);
     }
 }
 
