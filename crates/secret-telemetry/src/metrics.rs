@@ -242,9 +242,7 @@ impl Metrics {
             self.0.audit_dropped.add(count, &labels);
         }
     }
-}
 
-impl Metrics {
     /// A call to the PEP's shared state store `store` (`replay`, `grant`, `negative`) failed;
     /// `allowed` when anti-replay is configured fail-open and let the request through.
     pub fn state_store_failure(&self, store: &'static str, allowed: bool) {

@@ -68,7 +68,8 @@ impl Inner {
         }
         // The mount only when the tenant may read it: a caller's other mount names (path
         // segments) stay out of exported spans.
-        let mount = self.allowed.check(uri).is_ok().then(|| uri.mount());
+        let allowed = self.allowed.check(uri);
+        let mount = allowed.is_ok().then(|| uri.mount());
         let span = tracing::info_span!(
             RESOLVE,
             provider = uri.provider().as_str(),
@@ -81,7 +82,7 @@ impl Inner {
         self.record_uri(&span, uri);
         let mut cache = None;
         let result = async {
-            self.allowed.check(uri)?;
+            allowed?;
             self.load(uri, options, started, &mut cache).await
         }
         .instrument(span.clone())
