@@ -87,5 +87,5 @@ pub use kv2::{
     Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, RetryConfig,
 };
 pub use params::{check_parameters, served_parameters};
-pub use provider::{ProviderRouter, ReadFuture, SecretProvider};
+pub use provider::{Probe, ProbeFuture, ProviderRouter, ReadFuture, SecretProvider};
 pub use value::{SecretValue, wipe as wipe_json};

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -14,6 +15,21 @@ use crate::{ProviderError, SecretValue};
 /// The boxed future returned by [`SecretProvider::read`].
 pub type ReadFuture<'a> =
     Pin<Box<dyn Future<Output = Result<SecretValue, ProviderError>> + Send + 'a>>;
+
+/// The boxed future returned by [`SecretProvider::probe`].
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<Probe, ProviderError>> + Send + 'a>>;
+
+/// What a provider can tell about a secret without reading its value: how watchers and
+/// refresh-ahead learn whether a cached value is still current without fetching it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Probe {
+    /// The version a read of the URI would return now: KV v2's `current_version` for an
+    /// unpinned URI, the pinned version for `?version=N` (when it is still readable).
+    Version(u64),
+    /// The provider cannot tell without reading the value (the caller reads it and compares).
+    Unsupported,
+}
 
 /// Something that reads secrets named by Canonical Secret URIs.
 ///
@@ -48,6 +64,24 @@ pub trait SecretProvider: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`ProviderError`]; its [`code`](ProviderError::code) says what went wrong.
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a>;
+
+    /// What a read of `uri` would return now, without reading the value: KV v2 answers from
+    /// the metadata endpoint. The default is [`Probe::Unsupported`].
+    ///
+    /// # Errors
+    /// As [`read`](Self::read): `NOT_FOUND` when the secret (or its current or pinned
+    /// version) was deleted or destroyed.
+    fn probe<'a>(&'a self, uri: &'a SecretUri) -> ProbeFuture<'a> {
+        let _ = uri;
+        Box::pin(std::future::ready(Ok(Probe::Unsupported)))
+    }
+
+    /// The local file a read of `uri` opens, when this provider reads local files: clients
+    /// watch its directory to see it change. The default is `None` (nothing to watch).
+    fn local_path(&self, uri: &SecretUri) -> Option<PathBuf> {
+        let _ = uri;
+        None
+    }
 
     /// Whether reads are blocking calls (files): clients then call
     /// [`read_blocking`](Self::read_blocking) on a blocking pool instead of polling
@@ -84,6 +118,14 @@ impl<P: SecretProvider + ?Sized> SecretProvider for Arc<P> {
 
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
         (**self).read(uri)
+    }
+
+    fn probe<'a>(&'a self, uri: &'a SecretUri) -> ProbeFuture<'a> {
+        (**self).probe(uri)
+    }
+
+    fn local_path(&self, uri: &SecretUri) -> Option<PathBuf> {
+        (**self).local_path(uri)
     }
 
     fn reads_block(&self) -> bool {
@@ -314,6 +356,17 @@ impl SecretProvider for ProviderRouter {
             Ok(provider) => provider.read(uri),
             Err(error) => Box::pin(std::future::ready(Err(error))),
         }
+    }
+
+    fn probe<'a>(&'a self, uri: &'a SecretUri) -> ProbeFuture<'a> {
+        match self.route(uri) {
+            Ok(provider) => provider.probe(uri),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    fn local_path(&self, uri: &SecretUri) -> Option<PathBuf> {
+        self.route(uri).ok()?.local_path(uri)
     }
 }
 
