@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secret_uri::AllowedMounts;
@@ -14,8 +15,9 @@ use secret_uri::AllowedMounts;
 #[command(name = "secrets", version, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success, 1 invalid URIs found (check, lint) or a secret that \
-                  could not be resolved (resolve, exec), 2 invalid input or usage, I/O error. \
-                  `exec` otherwise exits with its command's status.\n\n\
+                  could not be resolved (resolve, exec) or watched (watch), 2 invalid input or \
+                  usage, I/O error. `exec` otherwise exits with its command's status; `watch` \
+                  runs until SIGINT or SIGTERM and then exits 0.\n\n\
                   With OTEL_EXPORTER_OTLP_ENDPOINT set, the SDK's spans and metrics are \
                   exported over OTLP/HTTP (see the OTEL_* variables); telemetry never changes \
                   the exit status."
@@ -41,6 +43,9 @@ pub(crate) enum Command {
     /// Run a command with secrets resolved into its environment.
     #[command(long_about = EXEC_ABOUT)]
     Exec(ExecArgs),
+    /// Watch secrets and print one JSON line per change (never a value).
+    #[command(long_about = WATCH_ABOUT)]
+    Watch(WatchArgs),
     /// Read one secret through the Policy Enforcement Point, as a named caller.
     #[command(long_about = GET_ABOUT)]
     Get(GetArgs),
@@ -302,9 +307,45 @@ pub(crate) struct ExecArgs {
     /// …) on to the command; by default they are removed from its environment.
     #[arg(long = "keep-credentials")]
     pub(crate) keep_credentials: bool,
+    /// Runs the command as a child and restarts it whenever one of its secrets changes
+    /// (see --help); without it the command replaces this process.
+    #[arg(long)]
+    pub(crate) watch: bool,
+    /// With --watch: the signal asking the command to stop before a restart (a name such as
+    /// TERM, SIGHUP, INT, USR1, or a number).
+    #[arg(
+        long,
+        value_name = "SIGNAL",
+        default_value = "TERM",
+        value_parser = crate::signals::parse,
+        requires = "watch"
+    )]
+    pub(crate) restart_signal: i32,
+    /// With --watch: how long the command may take to stop after --restart-signal before it
+    /// is killed (SIGKILL): 10s, 500ms, 1m, or plain seconds.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_grace,
+        requires = "watch"
+    )]
+    pub(crate) grace: Duration,
     /// The command to run and its arguments, after `--`.
     #[arg(value_name = "CMD", last = true, required = true)]
     pub(crate) command: Vec<OsString>,
+}
+
+/// `--grace`: humantime (`10s`, `500ms`, `1m 30s`) or a plain number of seconds.
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|e| e.to_string());
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 10s, 500ms, or seconds)"))
 }
 
 const EXEC_ABOUT: &str = "\
@@ -342,9 +383,72 @@ and line, never its text.
 Configuration (--file-root, --bootstrap, --allowed-mounts and the environment) is as for \
 `secrets resolve`; see its --help.
 
+With --watch the command runs as a child instead, and is restarted when, and only when, the \
+value of one of its secrets really changed (a new KV v2 version with the same value, or a file \
+rewritten with the same bytes, is no change). Every resolved secret URI is watched as `secrets \
+watch` does (files: at once, KV v2: every SECRETS_WATCH_INTERVAL_S seconds, default 30). A \
+restart sends --restart-signal (default SIGTERM) to the command, waits up to --grace (default \
+10s) for it to exit, then kills it (SIGKILL), and starts it again with the secrets re-resolved. \
+Changes that arrive together or during a restart make one restart. A secret that becomes \
+unreadable (deleted, refused) is a warning on stderr and no restart: the command keeps the \
+value it has. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to `secrets` are \
+passed on to the command; after SIGINT or SIGTERM `secrets` waits for it to exit and exits \
+with its status. (A Ctrl-C at a terminal reaches both, as they share the terminal's process \
+group, so the command sees SIGINT twice.) When the command exits on its own, `secrets` exits \
+with its status (128 + N when signal N ended it, as a shell reports it).
+
 Exit: the command's status; 1 when a secret could not be resolved; 2 on a usage or \
 configuration error or an unreadable or malformed env file; 126 or 127 when the command could \
 not be run.";
+
+/// `secrets watch`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WatchArgs {
+    /// Where the secrets are.
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// Also print each URI's starting state, one line each, before the changes.
+    #[arg(long)]
+    pub(crate) initial: bool,
+    /// The secret URIs to watch.
+    #[arg(value_name = "URI", required = true)]
+    pub(crate) uris: Vec<String>,
+}
+
+const WATCH_ABOUT: &str = "\
+Watch secret URIs and print one JSON line on stdout per change, until SIGINT or SIGTERM.
+
+Each URI is resolved once when the watch starts: that is its starting state, and nothing is \
+printed for it (with --initial, one line per URI, in argument order, as below). Without \
+--initial, a starting state that is an error (the secret does not exist yet, …) is a warning \
+on stderr, `secrets watch: warning: URI n (redacted URI): CODE: message`, and the URI stays \
+watched. Then each \
+change prints one line, flushed at once:
+  {\"index\":0,\"uri\":\"file://demo/…\",\"version\":3,\"digest\":\"…\",\"at\":\"2026-12-01T10:00:00.123Z\"}
+  {\"index\":0,\"uri\":\"file://demo/…\",\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"…\"},\"at\":\"…\"}
+`index` is the URI's position among the arguments (from 0) and `uri` its redacted form. \
+`version` is the new KV v2 version (absent for files). `digest` stands for the new content: \
+32 hex digits of HMAC-SHA-256 under a key drawn at random by this process, so two lines of one \
+run have the same digest exactly when the content is the same, and it cannot be reversed or \
+compared with another run's. `at` is when the change was seen (UTC). An `error` line says the \
+secret became unreadable (deleted, destroyed, refused), once; the watch goes on, and the \
+secret coming back is a change. No line ever carries a value, a secret's path or a token.
+
+A change is new content: a file rewritten with the same bytes prints nothing; a new KV v2 \
+version prints a line even with the same value. Files are watched by inotify (a rewrite, or \
+the kubelet's `..data` swap of a Secret volume, is seen within a second) and checked every \
+watch interval too; KV v2 secrets are checked every SECRETS_WATCH_INTERVAL_S seconds (whole \
+seconds, default 30, jittered by 10 %) through the metadata endpoint: an unchanged secret \
+costs one metadata read per interval and no value read. A backend that is down prints \
+nothing; the last state stands.
+
+Configuration (--file-root, --bootstrap, --allowed-mounts and the environment) is as for \
+`secrets resolve`; see its --help. Every URI is checked before anything is watched: an \
+invalid URI, a mount outside the guard or a provider that is not configured prints `CODE: \
+URI n (redacted URI): message` on stderr and exits 1, a configuration error exits 2.
+
+Exit 0 on SIGINT or SIGTERM (and when stdout is closed), 1 when some URI cannot be watched, \
+2 on a usage or configuration error.";
 
 /// `secrets get`: the arguments. The subcommand's long help is `GET_ABOUT`.
 #[derive(Args, Debug, Clone)]
@@ -518,5 +622,98 @@ mod tests {
             Some(clap::error::ErrorKind::MissingRequiredArgument)
         );
         assert!(kind(&["secrets", "exec", "sh"]).is_some());
+    }
+
+    fn exec_args(args: &[&str]) -> Result<ExecArgs, clap::error::ErrorKind> {
+        match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Command::Exec(args),
+            }) => Ok(args),
+            Ok(other) => panic!("unexpected parse: {other:?}"),
+            Err(e) => Err(e.kind()),
+        }
+    }
+
+    #[test]
+    fn exec_watch_takes_a_restart_signal_and_a_grace() {
+        let args = exec_args(&["secrets", "exec", "--watch", "--", "true"]).unwrap();
+        assert!(args.watch);
+        assert_eq!(args.restart_signal, 15);
+        assert_eq!(args.grace, Duration::from_secs(10));
+
+        let args = exec_args(&[
+            "secrets",
+            "exec",
+            "--watch",
+            "--restart-signal",
+            "SIGHUP",
+            "--grace",
+            "500ms",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(
+            (args.restart_signal, args.grace),
+            (1, Duration::from_millis(500))
+        );
+        for (grace, expected) in [("3", 3_000), ("1m", 60_000), ("1s 500ms", 1_500), ("0", 0)] {
+            let args =
+                exec_args(&["secrets", "exec", "--watch", "--grace", grace, "--", "true"]).unwrap();
+            assert_eq!(args.grace, Duration::from_millis(expected), "{grace}");
+        }
+
+        let without = exec_args(&["secrets", "exec", "--", "true"]).unwrap();
+        assert!(!without.watch);
+        for bad in [
+            &[
+                "secrets",
+                "exec",
+                "--watch",
+                "--restart-signal",
+                "NOPE",
+                "--",
+                "true",
+            ][..],
+            &[
+                "secrets", "exec", "--watch", "--grace", "soon", "--", "true",
+            ],
+            &["secrets", "exec", "--watch", "--grace", "1x", "--", "true"],
+        ] {
+            assert_eq!(
+                exec_args(bad).err(),
+                Some(clap::error::ErrorKind::ValueValidation),
+                "{bad:?}"
+            );
+        }
+        // The restart settings mean nothing without --watch.
+        assert_eq!(
+            exec_args(&["secrets", "exec", "--grace", "1s", "--", "true"]).err(),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            exec_args(&["secrets", "exec", "--restart-signal", "HUP", "--", "true"]).err(),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    #[test]
+    fn watch_takes_uris_and_initial() {
+        let cli =
+            Cli::try_parse_from(["secrets", "watch", "--initial", "file://a/x", "file://b/y"]);
+        let Ok(Cli {
+            command: Command::Watch(args),
+        }) = cli
+        else {
+            panic!("unexpected parse: {cli:?}");
+        };
+        assert!(args.initial);
+        assert_eq!(args.uris, ["file://a/x", "file://b/y"]);
+        assert_eq!(
+            Cli::try_parse_from(["secrets", "watch"])
+                .err()
+                .map(|e| e.kind()),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
     }
 }

@@ -3,13 +3,16 @@
 //! Two steps: [`prepare`] reads the assignments and resolves every secret URI (all or
 //! nothing; testable in-process), then [`run`] replaces the process with the command
 //! (`execvp`, so the command's exit status and signals are ours without forwarding).
+//! `exec --watch` (`exec_watch`) prepares the same way, then runs the command as a child
+//! built by [`command`].
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::process::Command;
 
 use secret_uri::{Provider, SecretUri};
-use secrets_sdk::Secret;
+use secrets_sdk::{Secret, SecretsClient};
 
 use crate::cli::ExecArgs;
 use crate::client::{self, EnvLookup};
@@ -34,6 +37,21 @@ pub(crate) enum Value {
     Secret(Secret),
 }
 
+impl Value {
+    /// Whether the value holds a NUL byte, which no environment variable can hold.
+    #[must_use]
+    pub(crate) fn has_nul(&self) -> bool {
+        match self {
+            Self::Plain(text) => text.contains('\0'),
+            Self::Secret(secret) => secret.expose_as_text().contains('\0'),
+        }
+    }
+}
+
+/// The message for a value with a NUL byte, after `INVALID_ENV_VALUE: NAME: `.
+pub(crate) const NUL_MESSAGE: &str =
+    "the value contains a NUL byte, which an environment variable cannot hold";
+
 /// A variable to set, after resolution.
 #[derive(Debug)]
 pub(crate) struct Variable {
@@ -41,6 +59,16 @@ pub(crate) struct Variable {
     pub(crate) name: String,
     /// The value.
     pub(crate) value: Value,
+}
+
+/// What [`prepare`] hands over: the variables, and the client that resolved their secrets
+/// (none when no value was a secret URI), for `exec --watch` to watch them with.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The variables, in definition order.
+    pub(crate) variables: Vec<Variable>,
+    /// The client; close it when done.
+    pub(crate) client: Option<SecretsClient>,
 }
 
 /// The providers `secrets exec` resolves; other secret URIs pass through.
@@ -117,7 +145,7 @@ pub(crate) fn prepare<E: Write>(
     args: &ExecArgs,
     env: &EnvLookup,
     err: &mut E,
-) -> io::Result<Result<Vec<Variable>, Status>> {
+) -> io::Result<Result<Prepared, Status>> {
     let assignments = match assignments(args) {
         Ok(assignments) => assignments,
         Err(message) => {
@@ -184,17 +212,9 @@ pub(crate) fn prepare<E: Write>(
             }
             Value::Plain(value)
         };
-        let nul = match &value {
-            Value::Plain(text) => text.contains('\0'),
-            Value::Secret(secret) => secret.expose_as_text().contains('\0'),
-        };
-        if nul {
+        if value.has_nul() {
             failed = true;
-            writeln!(
-                err,
-                "{INVALID_ENV_VALUE}: {name}: the value contains a NUL byte, which an \
-                 environment variable cannot hold"
-            )?;
+            writeln!(err, "{INVALID_ENV_VALUE}: {name}: {NUL_MESSAGE}")?;
             continue;
         }
         variables.push(Variable { name, value });
@@ -205,7 +225,7 @@ pub(crate) fn prepare<E: Write>(
         }
         return Ok(Err(Status::Findings));
     }
-    Ok(Ok(variables))
+    Ok(Ok(Prepared { variables, client }))
 }
 
 /// The assignments of the env files, then the flags, with one entry per name (the last
@@ -267,10 +287,30 @@ pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io:
         writeln!(err, "secrets exec: no command given after `--`")?;
         return Ok(Status::Failure);
     };
-    let variables = match prepare(args, env, &mut err)? {
-        Ok(variables) => variables,
+    let Prepared { variables, client } = match prepare(args, env, &mut err)? {
+        Ok(prepared) => prepared,
         Err(status) => return Ok(status),
     };
+    let command = command(args, program, rest, &variables);
+    drop(variables);
+    drop(client);
+    // The process image is replaced: export what the resolves recorded first.
+    crate::telemetry::finish();
+    match start(command) {
+        Ok(status) => Ok(status),
+        Err(error) => cannot_run(&mut err, program, &error),
+    }
+}
+
+/// The command `program rest…` with the variables set and, unless `--keep-credentials`, the
+/// credentials removed; the rest of the environment, stdin, stdout and stderr inherited.
+#[must_use]
+pub(crate) fn command(
+    args: &ExecArgs,
+    program: &OsStr,
+    rest: &[OsString],
+    variables: &[Variable],
+) -> Command {
     let mut command = Command::new(program);
     command.args(rest);
     if !args.keep_credentials {
@@ -279,33 +319,38 @@ pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io:
             command.env_remove(name);
         }
     }
-    for Variable { name, value } in &variables {
+    for Variable { name, value } in variables {
         match value {
             Value::Plain(text) => command.env(name, text),
             // The exposed copy is zeroized at the end of the statement; the command's own copy
-            // lives until the process image is replaced.
+            // lives until the process image is replaced (or the child is started).
             Value::Secret(secret) => command.env(name, &*secret.expose_as_text()),
         };
     }
-    drop(variables);
-    // The process image is replaced: export what the resolves recorded first.
-    crate::telemetry::finish();
-    match start(command) {
-        Ok(status) => Ok(status),
-        Err(error) => {
-            let code = if error.kind() == io::ErrorKind::NotFound {
-                NOT_FOUND_EXIT
-            } else {
-                CANNOT_RUN_EXIT
-            };
-            writeln!(
-                err,
-                "secrets exec: cannot run `{}`: {error}",
-                program.to_string_lossy()
-            )?;
-            Ok(Status::Exit(code))
-        }
-    }
+    command
+}
+
+/// Reports that `program` could not be started: exit 127 when it is not found, 126
+/// otherwise, as a shell.
+///
+/// # Errors
+/// Write errors on `err`.
+pub(crate) fn cannot_run<E: Write>(
+    err: &mut E,
+    program: &OsStr,
+    error: &io::Error,
+) -> io::Result<Status> {
+    let code = if error.kind() == io::ErrorKind::NotFound {
+        NOT_FOUND_EXIT
+    } else {
+        CANNOT_RUN_EXIT
+    };
+    writeln!(
+        err,
+        "secrets exec: cannot run `{}`: {error}",
+        program.to_string_lossy()
+    )?;
+    Ok(Status::Exit(code))
 }
 
 /// Replaces the process with `command`: returns only when that fails.
@@ -330,7 +375,6 @@ fn start(mut command: Command) -> io::Result<Status> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::ffi::OsString;
     use std::sync::Arc;
 
     use super::*;
@@ -400,6 +444,9 @@ mod tests {
             env: env.iter().map(|e| (*e).to_owned()).collect(),
             env_files: files.iter().map(|f| f.to_path_buf()).collect(),
             keep_credentials: false,
+            watch: false,
+            restart_signal: 15,
+            grace: std::time::Duration::from_secs(10),
             command: vec![OsString::from("true")],
         }
     }
@@ -407,8 +454,10 @@ mod tests {
     fn prepared(args: &ExecArgs) -> (Result<Vec<(String, String)>, Status>, String) {
         let env: EnvLookup = Arc::new(|_| None);
         let mut err = Vec::new();
-        let result = prepare(args, &env, &mut err).unwrap().map(|vars| {
-            vars.into_iter()
+        let result = prepare(args, &env, &mut err).unwrap().map(|prepared| {
+            prepared
+                .variables
+                .into_iter()
                 .map(|v| {
                     let text = match v.value {
                         Value::Plain(text) => text,

@@ -8,6 +8,9 @@
 //! secrets lint [--allowed-mounts a,b] [--format text|json] PATH…
 //! secrets resolve [CLIENT FLAGS] [--format raw|json] URI…    print secret values, all or nothing
 //! secrets exec [CLIENT FLAGS] [--env NAME=URI]… [--env-file FILE]… -- CMD ARGS…
+//! secrets exec --watch [--restart-signal SIG] [--grace 10s] [CLIENT FLAGS] … -- CMD ARGS…
+//!                                                            run CMD, restart it on rotation
+//! secrets watch [CLIENT FLAGS] [--initial] URI…              one JSON line per change
 //! secrets get URI --subject S [--aud A]… [--jti J] [--role R]… [--format raw|json]
 //!                                                            one read through the PEP
 //! secrets audit-hash URI…                                    audit resource_ref of each URI
@@ -16,10 +19,11 @@
 //! ```
 //!
 //! Exit codes: 0 success; 1 some URI is invalid (`uri check`, `lint`, `audit-hash`) or could not be
-//! resolved (`resolve`, `exec`, `get`); 2 usage error, configuration or I/O error, or an
-//! invalid URI given to `uri parse`. A closed stdout (`secrets … | head`) ends the command
-//! quietly with 0. `exec` becomes its command, so its status is the command's; when the
-//! command cannot be started it is 127 (not found) or 126.
+//! resolved (`resolve`, `exec`, `get`) or watched (`watch`); 2 usage error, configuration or
+//! I/O error, or an invalid URI given to `uri parse`. A closed stdout (`secrets … | head`)
+//! ends the command quietly with 0. `exec` becomes its command, so its status is the
+//! command's; when the command cannot be started it is 127 (not found) or 126. `exec --watch`
+//! exits with its child's status (128 + N for signal N); `watch` exits 0 on SIGINT/SIGTERM.
 //!
 //! ```
 //! use clap::Parser as _;
@@ -62,6 +66,26 @@
 //!   errors name a URI by its redacted form (`file://demo/…`) and a variable by its name.
 //!   `RUST_LOG` turns on the SDK's logs on stderr, which never carry values either.
 //!
+//! # `watch` and `exec --watch`
+//!
+//! Both watch secrets through [`secrets_sdk::SecretsClient::watch`], configured as above
+//! (`SECRETS_WATCH_INTERVAL_S` sets the KV v2 poll; files are watched by inotify):
+//!
+//! ```text
+//! $ secrets watch --file-root /etc/secret-volume 'file://app/password'
+//! {"index":0,"uri":"file://app/…","digest":"9a1f…","at":"2026-12-01T10:00:00.123Z"}
+//! $ secrets exec --watch --env DB_PASSWORD='file://app/password' -- ./server
+//! ```
+//!
+//! - `watch` prints one JSON line per change (the URI's position, its redacted form, the KV
+//!   v2 version, a content digest keyed per process, the time; or an error code), flushed at
+//!   once, never a value; nothing for the starting state unless `--initial`. URIs that
+//!   cannot be watched are reported as `resolve` reports them, before anything is printed.
+//! - `exec --watch` keeps `secrets` as a supervisor: the command runs as a child and is
+//!   restarted (`--restart-signal`, `--grace`, then SIGKILL) when a secret's content digest
+//!   differs from the one it was started with, once per burst; signals are passed on; the
+//!   child's exit status is ours.
+//!
 //! `get` reads through [`secrets_sdk::VaultClient`] instead, configured as
 //! `VaultClient::from_env()` is; see `secrets get --help`.
 //!
@@ -95,27 +119,33 @@
 //! # Layout
 //!
 //! Dependencies between the modules go one way: [`run`] (here) → the subcommands (`uri_cmd`,
-//! `lint`, `resolve`, `exec`, `get`) → `client` (the `SecretsClient` both `resolve` and
-//! `exec` build, the error messages all three print) and the helpers (`report`, `env_file`)
-//! → `cli` (every subcommand's `clap` arguments and long help) and `status` (exit codes),
-//! which depend on no other module. `telemetry` (the `RUST_LOG` logs and the OTLP export)
+//! `lint`, `resolve`, `exec`, `watch`, `get`; `exec_watch`, which is `exec --watch`, on top
+//! of `exec`'s preparation) → `client` (the `SecretsClient` `resolve`, `exec` and `watch`
+//! build, the error messages they print) and the helpers (`report`, `env_file`, `changes`:
+//! many watches as one channel) → `cli` (every subcommand's `clap` arguments and long help),
+//! `status` (exit codes) and `signals` (signal names, listening, sending), which depend on
+//! no other module. `telemetry` (the `RUST_LOG` logs and the OTLP export)
 //! is set up and finished by [`run`]; `exec` finishes it too, before it replaces the
 //! process. A subcommand never uses another. A new one adds a
 //! `Command` variant and its arguments in `cli.rs`, a module, and an arm in [`run`].
 #![forbid(unsafe_code)]
 
 mod audit_hash;
+mod changes;
 mod cli;
 mod client;
 mod env_file;
 mod exec;
+mod exec_watch;
 mod get;
 mod lint;
 mod report;
 mod resolve;
+mod signals;
 mod status;
 mod telemetry;
 mod uri_cmd;
+mod watch;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -139,7 +169,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Resolve(args) => {
             with_process_env(|env| resolve::run(&args, env, io::stdout().lock(), io::stderr()))
         }
+        Command::Exec(args) if args.watch => {
+            with_process_env(|env| exec_watch::run(&args, env, io::stderr()))
+        }
         Command::Exec(args) => with_process_env(|env| exec::run(&args, env, io::stderr())),
+        Command::Watch(args) => {
+            with_process_env(|env| watch::run(&args, env, io::stdout().lock(), io::stderr()))
+        }
         Command::Get(args) => {
             with_process_env(|env| get::run(&args, env, io::stdout().lock(), io::stderr()))
         }

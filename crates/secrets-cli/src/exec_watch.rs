@@ -1,0 +1,380 @@
+//! `secrets exec --watch`: run the command as a child with its secrets, watch those secrets,
+//! and restart the child when, and only when, the value of one of them really changed.
+//!
+//! The variables are prepared as `exec` prepares them (`exec::prepare`: all or nothing), then
+//! every secret URI among them is watched. The child is started from the watches' states, and
+//! each watch's content digest at that start is recorded: a change whose digest differs from
+//! the one the running child was started with is a real change (a new KV v2 version with the
+//! same value is not). A restart waits [`SETTLE`] for the rest of a burst, sends
+//! `--restart-signal`, waits up to `--grace`, kills, and starts the child again with the
+//! latest values; changes that arrive meanwhile join it. Signals sent to `secrets` are
+//! passed on to the child ([`signals::FORWARDED`]); SIGINT and SIGTERM then wait for it and
+//! exit with its status, as does a child that exits on its own.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Write};
+use std::time::Duration;
+
+use secrets_sdk::watch::WatchItem;
+use secrets_sdk::{Secret, SecretsClient};
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::changes::{self, Merged};
+use crate::cli::ExecArgs;
+use crate::client::{self, EnvLookup};
+use crate::exec::{self, INVALID_ENV_VALUE, NUL_MESSAGE, Prepared, Value, Variable};
+use crate::signals::{self, Listener};
+use crate::status::Status;
+
+/// How long after a change the restart waits for the rest of its burst (the files of one
+/// volume swap, several secrets rotated together): one restart for all of them.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// `secrets exec --watch`: prepares as `exec` does (the same messages and exit codes when
+/// that fails), then supervises the command until it exits or SIGINT/SIGTERM ends it; its
+/// exit status is the result.
+///
+/// # Errors
+/// Write errors on `err`; the runtime or the signal handlers failing to start.
+pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io::Result<Status> {
+    let Some((program, rest)) = args.command.split_first() else {
+        writeln!(err, "secrets exec: no command given after `--`")?;
+        return Ok(Status::Failure);
+    };
+    let Prepared { variables, client } = match exec::prepare(args, env, &mut err)? {
+        Ok(prepared) => prepared,
+        Err(status) => return Ok(status),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        // Before anything starts: a signal from now on is ours to pass on, not our end.
+        let mut signals = Listener::new(&signals::FORWARDED)?;
+        let mut state = State::new(args, program, rest, variables, err);
+        let mut changes = match state.watch(client.as_ref()).await? {
+            Ok(changes) => changes,
+            Err(status) => return Ok(status),
+        };
+        supervise(&mut state, &mut signals, &mut changes).await
+    });
+    drop(runtime);
+    if let Some(client) = client {
+        client.close();
+    }
+    result
+}
+
+/// One watched secret.
+struct Watched {
+    /// The variables it feeds, for messages.
+    names: Vec<String>,
+    /// Its latest value that an environment variable can hold.
+    latest: Secret,
+    /// The digest of `latest`; empty when unknown (its watch started on an error).
+    digest: String,
+}
+
+impl Watched {
+    /// `NAME, NAME (redacted URI)`.
+    fn label(&self) -> String {
+        format!(
+            "{} ({})",
+            self.names.join(", "),
+            self.latest.uri().redacted()
+        )
+    }
+}
+
+/// What the supervisor knows, apart from the child, the signals and the changes.
+struct State<'a, E> {
+    args: &'a ExecArgs,
+    program: &'a OsStr,
+    rest: &'a [OsString],
+    variables: Vec<Variable>,
+    /// For each variable, the watched secret its value comes from.
+    sources: Vec<Option<usize>>,
+    watched: Vec<Watched>,
+    /// The digests the running child was started with, one per watched secret.
+    started_with: Vec<String>,
+    err: E,
+}
+
+impl<'a, E: Write> State<'a, E> {
+    fn new(
+        args: &'a ExecArgs,
+        program: &'a OsStr,
+        rest: &'a [OsString],
+        variables: Vec<Variable>,
+        err: E,
+    ) -> Self {
+        let mut watched: Vec<Watched> = Vec::new();
+        let mut sources = Vec::with_capacity(variables.len());
+        for variable in &variables {
+            let Value::Secret(secret) = &variable.value else {
+                sources.push(None);
+                continue;
+            };
+            let n = match watched
+                .iter()
+                .position(|w| w.latest.uri().as_str() == secret.uri().as_str())
+            {
+                Some(n) => n,
+                None => {
+                    watched.push(Watched {
+                        names: Vec::new(),
+                        latest: secret.clone(),
+                        digest: String::new(),
+                    });
+                    watched.len() - 1
+                }
+            };
+            watched[n].names.push(variable.name.clone());
+            sources.push(Some(n));
+        }
+        Self {
+            args,
+            program,
+            rest,
+            variables,
+            sources,
+            watched,
+            started_with: Vec::new(),
+            err,
+        }
+    }
+
+    /// Watches every secret; their starting states become the values the child starts
+    /// with. `None` when there is nothing to watch.
+    async fn watch(
+        &mut self,
+        client: Option<&SecretsClient>,
+    ) -> io::Result<Result<Option<Merged>, Status>> {
+        let Some(client) = client else {
+            return Ok(Ok(None));
+        };
+        let uris: Vec<String> = self
+            .watched
+            .iter()
+            .map(|w| w.latest.uri().as_str().to_owned())
+            .collect();
+        let started = changes::start(client, &uris).await;
+        let mut streams = Vec::with_capacity(started.len());
+        let mut failed = false;
+        for (n, result) in started.into_iter().enumerate() {
+            match result {
+                Ok(stream) => {
+                    if let Some(item) = stream.current() {
+                        self.absorb(n, item)?;
+                    }
+                    streams.push(stream);
+                }
+                // Resolved a moment ago, so hardly reachable: the client closed, a runtime
+                // failure.
+                Err(e) => {
+                    failed = true;
+                    let label = self.watched[n].label();
+                    writeln!(self.err, "{}: {label}: {}", e.code(), client::message(&e))?;
+                }
+            }
+        }
+        if failed {
+            return Ok(Err(Status::Findings));
+        }
+        Ok(Ok(Some(changes::merge(streams))))
+    }
+
+    /// Takes in a watch's item: a new value becomes the latest (unless no environment
+    /// variable can hold it); an error is a warning, and the child keeps what it has.
+    fn absorb(&mut self, n: usize, item: &WatchItem) -> io::Result<()> {
+        let watched = &mut self.watched[n];
+        match item {
+            Ok(change) if change.digest() == watched.digest => {}
+            Ok(change) => {
+                if Value::Secret(change.secret().clone()).has_nul() {
+                    writeln!(
+                        self.err,
+                        "{INVALID_ENV_VALUE}: {}: {NUL_MESSAGE}; the command keeps the value it \
+                         has",
+                        watched.names.join(", ")
+                    )?;
+                } else {
+                    watched.latest = change.secret().clone();
+                    change.digest().clone_into(&mut watched.digest);
+                }
+            }
+            Err(e) => writeln!(
+                self.err,
+                "secrets exec: warning: {}: {}: {}; the command keeps the value it has",
+                watched.label(),
+                e.code(),
+                client::message(e)
+            )?,
+        }
+        Ok(())
+    }
+
+    /// The variables of the secrets whose latest value differs from the running child's.
+    fn changed(&self) -> Vec<&str> {
+        self.watched
+            .iter()
+            .zip(&self.started_with)
+            .filter(|(w, started)| w.digest != **started)
+            .flat_map(|(w, _)| w.names.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Starts the child with the latest values; the status to exit with when it cannot be
+    /// started (126, 127).
+    fn spawn(&mut self) -> io::Result<Result<Child, Status>> {
+        for (variable, source) in self.variables.iter_mut().zip(&self.sources) {
+            if let Some(n) = source {
+                variable.value = Value::Secret(self.watched[*n].latest.clone());
+            }
+        }
+        let mut command = Command::from(exec::command(
+            self.args,
+            self.program,
+            self.rest,
+            &self.variables,
+        ));
+        // Should `secrets` itself fail, the child does not outlive it unsupervised.
+        command.kill_on_drop(true);
+        match command.spawn() {
+            Ok(child) => {
+                self.started_with = self.watched.iter().map(|w| w.digest.clone()).collect();
+                Ok(Ok(child))
+            }
+            Err(error) => Ok(Err(exec::cannot_run(&mut self.err, self.program, &error)?)),
+        }
+    }
+}
+
+/// The next change, or never when nothing is watched (any more).
+async fn next_change(changes: &mut Option<Merged>) -> Option<(usize, WatchItem)> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at `due`, or never.
+async fn until(due: Option<Instant>) {
+    match due {
+        Some(due) => sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Passes `signal` on to the child, if it still runs.
+fn forward(child: &Child, signal: rustix::process::Signal) {
+    if let Some(pid) = child.id() {
+        signals::send(pid, signal);
+    }
+}
+
+/// Runs the child, restarting it on changes, until it exits on its own or a SIGINT/SIGTERM
+/// passed on to it ends it.
+async fn supervise<E: Write>(
+    state: &mut State<'_, E>,
+    signals: &mut Listener,
+    changes: &mut Option<Merged>,
+) -> io::Result<Status> {
+    let mut child = match state.spawn()? {
+        Ok(child) => child,
+        Err(status) => return Ok(status),
+    };
+    let mut due = None;
+    loop {
+        tokio::select! {
+            status = child.wait() => return Ok(Status::Exit(signals::exit_code(status?))),
+            signal = signals.recv() => {
+                forward(&child, signal);
+                if signals::ends(signal) {
+                    return finish(&mut child, signals).await;
+                }
+            }
+            next = next_change(changes) => match next {
+                Some((n, item)) => {
+                    state.absorb(n, &item)?;
+                    if due.is_none() && !state.changed().is_empty() {
+                        due = Some(Instant::now() + SETTLE);
+                    }
+                }
+                None => *changes = None,
+            },
+            () = until(due) => {
+                due = None;
+                // A value that changed back within the burst needs no restart.
+                if !state.changed().is_empty()
+                    && let Some(status) = restart(state, &mut child, signals, changes).await?
+                {
+                    return Ok(status);
+                }
+            }
+        }
+    }
+}
+
+/// Stops the child (`--restart-signal`, then SIGKILL after `--grace`) and starts it again
+/// with the latest values. `Some(status)` to exit with: a SIGINT/SIGTERM arrived meanwhile
+/// (the child's status), or the new child could not be started.
+async fn restart<E: Write>(
+    state: &mut State<'_, E>,
+    child: &mut Child,
+    signals: &mut Listener,
+    changes: &mut Option<Merged>,
+) -> io::Result<Option<Status>> {
+    writeln!(
+        state.err,
+        "secrets exec: {} changed; restarting the command",
+        state.changed().join(", ")
+    )?;
+    forward(child, signals::from_number(state.args.restart_signal));
+    let grace = sleep(state.args.grace);
+    tokio::pin!(grace);
+    let mut ending = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            () = &mut grace => {
+                // Fails only when it already exited; `wait` then returns its status.
+                let _ = child.start_kill();
+                break child.wait().await?;
+            }
+            signal = signals.recv() => {
+                forward(child, signal);
+                ending |= signals::ends(signal);
+            }
+            next = next_change(changes) => match next {
+                Some((n, item)) => state.absorb(n, &item)?,
+                None => *changes = None,
+            },
+        }
+    };
+    if ending {
+        return Ok(Some(Status::Exit(signals::exit_code(status))));
+    }
+    // What arrived while it stopped joins this restart.
+    while let Some((n, item)) = changes.as_mut().and_then(Merged::try_recv) {
+        state.absorb(n, &item)?;
+    }
+    match state.spawn()? {
+        Ok(new) => {
+            *child = new;
+            Ok(None)
+        }
+        Err(status) => Ok(Some(status)),
+    }
+}
+
+/// Waits for the child to exit after a SIGINT/SIGTERM, passing on further signals.
+async fn finish(child: &mut Child, signals: &mut Listener) -> io::Result<Status> {
+    loop {
+        tokio::select! {
+            status = child.wait() => return Ok(Status::Exit(signals::exit_code(status?))),
+            signal = signals.recv() => forward(child, signal),
+        }
+    }
+}
