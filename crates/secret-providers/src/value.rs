@@ -10,7 +10,12 @@ use zeroize::{Zeroize, Zeroizing};
 /// object picked out with `#key`) or plain text (a text file, or a string field picked with
 /// `#key`).
 ///
-/// `Debug` and `Display` print `[REDACTED]`; reading the value is an explicit `expose_*` call.
+/// `Debug` and `Display` print `[REDACTED]` (and say nothing of the version); reading the
+/// value is an explicit `expose_*` call.
+///
+/// A value may carry the [`version`](Self::version) it was read at (KV v2's
+/// `data.metadata.version`), so a watcher can compare it with what a
+/// [`probe`](crate::SecretProvider::probe) reports without reading the value again.
 ///
 /// # Zeroization
 /// Text is held in a [`Zeroizing`] string. JSON is held as a [`serde_json::Value`] whose drop
@@ -20,7 +25,10 @@ use zeroize::{Zeroize, Zeroizing};
 /// space for strings with escapes are freed without wiping, and a value the caller copies out
 /// (e.g. `expose_str().to_owned()`) is the caller's to wipe.
 #[derive(Clone)]
-pub struct SecretValue(Repr);
+pub struct SecretValue {
+    repr: Repr,
+    version: Option<u64>,
+}
 
 #[derive(Clone)]
 enum Repr {
@@ -39,10 +47,17 @@ pub(crate) enum Selection {
 }
 
 impl SecretValue {
+    fn new(repr: Repr) -> Self {
+        Self {
+            repr,
+            version: None,
+        }
+    }
+
     /// A text secret.
     #[must_use]
     pub fn from_text(text: impl Into<String>) -> Self {
-        Self(Repr::Text(Zeroizing::new(text.into())))
+        Self::new(Repr::Text(Zeroizing::new(text.into())))
     }
 
     /// A JSON secret. A JSON string becomes a text secret.
@@ -52,19 +67,33 @@ impl SecretValue {
         if let Value::String(text) = &mut json.0 {
             return Self::from_text(std::mem::take(text));
         }
-        Self(Repr::Json(json))
+        Self::new(Repr::Json(json))
+    }
+
+    /// The version this value was read at, when the provider has versions (KV v2); `None`
+    /// for files and for values built in code without [`with_version`](Self::with_version).
+    #[must_use]
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// The same value, marked as read at `version`.
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
     }
 
     /// Whether this is a text secret.
     #[must_use]
     pub fn is_text(&self) -> bool {
-        matches!(self.0, Repr::Text(_))
+        matches!(self.repr, Repr::Text(_))
     }
 
     /// The text of a text secret; `None` for JSON.
     #[must_use]
     pub fn expose_str(&self) -> Option<&str> {
-        match &self.0 {
+        match &self.repr {
             Repr::Text(text) => Some(text),
             Repr::Json(_) => None,
         }
@@ -74,7 +103,7 @@ impl SecretValue {
     /// `#key`); `None` for text.
     #[must_use]
     pub fn expose_json(&self) -> Option<&Value> {
-        match &self.0 {
+        match &self.repr {
             Repr::Text(_) => None,
             Repr::Json(json) => Some(&json.0),
         }
@@ -85,7 +114,7 @@ impl SecretValue {
     /// strings).
     #[must_use]
     pub fn to_secret_string(&self) -> SecretString {
-        match &self.0 {
+        match &self.repr {
             Repr::Text(text) => SecretString::from(text.as_str()),
             Repr::Json(json) => {
                 let text = Zeroizing::new(json.0.to_string());
@@ -94,25 +123,29 @@ impl SecretValue {
         }
     }
 
-    /// Picks one field of a JSON object. A string field becomes a text secret.
+    /// Picks one field of a JSON object, keeping the version. A string field becomes a text
+    /// secret.
     #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
     pub(crate) fn select(self, key: &str) -> Result<Self, Selection> {
-        let Repr::Json(mut json) = self.0 else {
+        let Repr::Json(mut json) = self.repr else {
             return Err(Selection::NotObject);
         };
         let Value::Object(map) = &mut json.0 else {
             return Err(Selection::NotObject);
         };
         // The rest of the object is wiped when `json` drops.
-        map.remove(key)
+        let mut field = map
+            .remove(key)
             .map(Self::from_json)
-            .ok_or(Selection::Missing)
+            .ok_or(Selection::Missing)?;
+        field.version = self.version;
+        Ok(field)
     }
 
     /// A JSON object from a parsed KV v2 `data.data`.
     #[cfg_attr(not(any(feature = "file", feature = "kv2")), allow(dead_code))]
     pub(crate) fn from_object(map: Map<String, Value>) -> Self {
-        Self(Repr::Json(WipedJson(Value::Object(map))))
+        Self::new(Repr::Json(WipedJson(Value::Object(map))))
     }
 }
 
@@ -179,6 +212,47 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("[REDACTED]"));
         }
+    }
+
+    #[test]
+    fn the_version_is_carried_and_never_shown() {
+        let plain = SecretValue::from_text("hunter2");
+        assert_eq!(plain.version(), None);
+        let versioned =
+            SecretValue::from_json(json!({"password": "hunter2", "n": 7})).with_version(918_273);
+        assert_eq!(versioned.version(), Some(918_273));
+        assert_eq!(versioned.clone().with_version(4).version(), Some(4));
+        // Debug and Display are unchanged by a version: neither the value nor the version.
+        assert_eq!(format!("{versioned:?}"), "SecretValue([REDACTED])");
+        assert_eq!(format!("{versioned}"), "[REDACTED]");
+        // A selected field keeps the version of the secret it came from.
+        let field = versioned.clone().select("password");
+        assert_eq!(
+            field.as_ref().ok().and_then(SecretValue::version),
+            Some(918_273)
+        );
+        assert_eq!(
+            field
+                .ok()
+                .and_then(|f| f.expose_str().map(str::to_owned))
+                .as_deref(),
+            Some("hunter2")
+        );
+        let number = versioned.select("n").ok();
+        assert_eq!(
+            number.as_ref().and_then(SecretValue::version),
+            Some(918_273)
+        );
+        assert_eq!(
+            number.and_then(|n| n.expose_json().cloned()),
+            Some(json!(7))
+        );
+        assert_eq!(
+            SecretValue::from_object(Map::new())
+                .with_version(1)
+                .version(),
+            Some(1)
+        );
     }
 
     #[test]

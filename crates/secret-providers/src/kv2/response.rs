@@ -65,7 +65,7 @@ pub(crate) struct ReadContext<'a> {
 }
 
 impl ReadContext<'_> {
-    fn not_found(&self, status: u16) -> ProviderError {
+    pub(super) fn not_found(&self, status: u16) -> ProviderError {
         ProviderError::NotFound {
             provider: self.provider,
             mount: self.mount.to_owned(),
@@ -73,11 +73,30 @@ impl ReadContext<'_> {
         }
     }
 
-    fn malformed(&self, status: u16, reason: &'static str) -> ProviderError {
+    pub(super) fn malformed(&self, status: u16, reason: &'static str) -> ProviderError {
         ProviderError::MalformedResponse {
             provider: self.provider,
             status,
             reason,
+        }
+    }
+
+    /// The error of a status that is neither an answer nor "not found": `403` is
+    /// `PERMISSION_DENIED` (after the one re-login), anything else `UNEXPECTED_STATUS`.
+    pub(super) fn refused(&self, status: u16) -> ProviderError {
+        let (provider, mount) = (self.provider, self.mount.to_owned());
+        if status == 403 {
+            ProviderError::PermissionDenied {
+                provider,
+                mount,
+                status: Some(status),
+            }
+        } else {
+            ProviderError::UnexpectedStatus {
+                provider,
+                mount,
+                status,
+            }
         }
     }
 
@@ -108,7 +127,9 @@ impl ReadContext<'_> {
     }
 }
 
-/// Maps a `GET /v1/<mount>/data/<path>` response (after retries and re-authentication).
+/// Maps a `GET /v1/<mount>/data/<path>` response (after retries and re-authentication). The
+/// value carries the version the server read (`data.metadata.version`; the pinned version
+/// when the reply has no metadata).
 pub(crate) fn read_reply(
     cx: ReadContext<'_>,
     status: u16,
@@ -122,7 +143,10 @@ pub(crate) fn read_reply(
                 return Err(cx.malformed(status, "the response has no `data`"));
             };
             match data.data.take() {
-                Some(mut map) => select(cx, std::mem::take(&mut map.0)),
+                Some(mut map) => {
+                    let version = data.metadata.as_ref().and_then(|m| m.version);
+                    select(cx, std::mem::take(&mut map.0), version.or(cx.version))
+                }
                 None => Err(data
                     .metadata
                     .as_ref()
@@ -140,21 +164,20 @@ pub(crate) fn read_reply(
                 .and_then(|m| cx.gone(status, &m))
                 .unwrap_or_else(|| cx.not_found(status)))
         }
-        403 => Err(ProviderError::PermissionDenied {
-            provider: cx.provider,
-            mount: cx.mount.to_owned(),
-            status: Some(status),
-        }),
-        _ => Err(ProviderError::UnexpectedStatus {
-            provider: cx.provider,
-            mount: cx.mount.to_owned(),
-            status,
-        }),
+        _ => Err(cx.refused(status)),
     }
 }
 
-fn select(cx: ReadContext<'_>, map: Map<String, Value>) -> Result<SecretValue, ProviderError> {
+fn select(
+    cx: ReadContext<'_>,
+    map: Map<String, Value>,
+    version: Option<u64>,
+) -> Result<SecretValue, ProviderError> {
     let value = SecretValue::from_object(map);
+    let value = match version {
+        Some(version) => value.with_version(version),
+        None => value,
+    };
     match cx.key {
         None => Ok(value),
         Some(key) => value.select(key).map_err(|e| match e {
@@ -299,6 +322,46 @@ mod tests {
         );
         assert_eq!(code(read_reply(CX, 307, b"")), "UNEXPECTED_STATUS");
         assert_eq!(code(read_reply(CX, 400, b"")), "UNEXPECTED_STATUS");
+    }
+
+    #[test]
+    fn a_value_carries_the_version_the_server_read() {
+        // The shape OpenBao 2.7 answers `GET secret/data/app` with.
+        let ok = br#"{"request_id":"f0bb1276-adfa-df34-3e55-81825ed99116","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":{"password":"p3","port":5432},"metadata":{"created_time":"2026-12-02T05:13:53.331177063Z","custom_metadata":null,"deletion_time":"","destroyed":false,"version":7}},"wrap_info":null,"warnings":null,"auth":null}"#;
+        let value = read_reply(CX, 200, ok).ok();
+        assert_eq!(value.as_ref().and_then(SecretValue::version), Some(7));
+        // `#key` keeps it, for text and JSON fields alike.
+        for key in ["password", "port"] {
+            let cx = ReadContext {
+                key: Some(key),
+                ..CX
+            };
+            let field = read_reply(cx, 200, ok).ok();
+            assert_eq!(
+                field.as_ref().and_then(SecretValue::version),
+                Some(7),
+                "{key}"
+            );
+        }
+        // The server's version wins over the pinned one (they agree on a real server).
+        let pinned = ReadContext {
+            version: Some(3),
+            ..CX
+        };
+        let value = read_reply(pinned, 200, ok).ok();
+        assert_eq!(value.as_ref().and_then(SecretValue::version), Some(7));
+        // Without metadata: the pinned version, else none.
+        let bare = br#"{"data":{"data":{"a":"b"}}}"#;
+        let value = read_reply(pinned, 200, bare).ok();
+        assert_eq!(value.as_ref().and_then(SecretValue::version), Some(3));
+        let value = read_reply(CX, 200, bare).ok();
+        assert_eq!(value.as_ref().map(SecretValue::version), Some(None));
+        let no_version = br#"{"data":{"data":{"a":"b"},"metadata":{"deletion_time":""}}}"#;
+        let value = read_reply(CX, 200, no_version).ok();
+        assert_eq!(value.as_ref().map(SecretValue::version), Some(None));
+        // A version that is not a number is not the API's JSON.
+        let bad = br#"{"data":{"data":{"a":"b"},"metadata":{"version":"7"}}}"#;
+        assert_eq!(code(read_reply(CX, 200, bad)), "MALFORMED_RESPONSE");
     }
 
     #[test]
