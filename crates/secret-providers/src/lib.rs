@@ -81,6 +81,9 @@ pub use error::{BoxError, ProviderError};
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use file::{DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_ROOT, FileConfig, FileProvider};
 #[cfg(feature = "kv2")]
+#[doc(hidden)]
+pub use kv2::fuzz_metadata_reply;
+#[cfg(feature = "kv2")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "openbao", feature = "hashicorp"))))]
 pub use kv2::{
     CaBundleMode, ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT,

@@ -2,11 +2,13 @@
 
 mod auth;
 pub(crate) mod config;
+mod metadata;
 mod response;
 mod transport;
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use secret_telemetry::{Metrics, names};
 use secret_uri::{Engine, Provider, SecretUri};
@@ -14,9 +16,12 @@ use tracing::Instrument as _;
 
 use self::auth::AuthState;
 use self::response::ReadContext;
-use self::transport::Transport;
-use crate::provider::{ReadFuture, SecretProvider};
+use self::transport::{Reply, Transport};
+use crate::provider::{Probe, ProbeFuture, ReadFuture, SecretProvider};
 use crate::{ProviderError, SecretValue};
+
+#[doc(hidden)]
+pub use self::metadata::fuzz_metadata_reply;
 
 pub use self::config::{
     CaBundleMode, ClientCert, DEFAULT_KUBERNETES_JWT_PATH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT,
@@ -28,6 +33,12 @@ pub use self::config::{
 ///
 /// - **Cheap to clone and share**: an `Arc` inside; clones share the connection pool and the
 ///   token.
+/// - **Versions**: a value read carries its version ([`SecretValue::version`], the server's
+///   `data.metadata.version`). [`probe`](Self::probe) asks `GET /v1/<mount>/metadata/<path>`
+///   which version a read would return now, without reading the value: the current version
+///   (or the pinned one), or `NOT_FOUND` when it is soft-deleted (and its deletion time has
+///   passed: `delete_version_after` sets one in the future), destroyed, pruned, or was never
+///   written. It needs `read` on the `metadata/` path in the token's policy.
 /// - **Lazy**: [`new`](Self::new) validates settings and does no network I/O. The first read
 ///   authenticates (concurrent first reads cause one login). A token with TTL 0 is never
 ///   looked up again; others are renewed (`renew-self`) after two thirds of their TTL, or
@@ -40,7 +51,8 @@ pub use self::config::{
 ///   exponential backoff, then give `UNAVAILABLE` (with the attempt count) or `TIMEOUT`.
 /// - **Telemetry**: each read is a `secret_read` span (DEBUG) with `provider`, `mount`, and
 ///   once known `status`, `status_class` (`2xx`…`5xx`), `attempts` (the HTTP attempts of the
-///   read request: retries, and the read again after a re-login) and, on failure, `code`.
+///   read request: retries, and the read again after a re-login) and, on failure, `code`. A
+///   probe is a `secret_read` span too, with the same fields and `kind = "probe"`.
 ///   Each login and renewal is a `login` span (DEBUG): `provider`, `auth_method` (`token`,
 ///   `approle`, `kubernetes`), `kind` (`login` or `renew`), `outcome` (`ok`, `error`) and
 ///   `code` on failure. Each HTTP attempt is `secret-http`'s `http_request` span inside
@@ -143,27 +155,49 @@ impl Kv2Provider {
     /// # Errors
     /// See [`ProviderError`]; the mapping from server answers is in the type docs.
     pub async fn read(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
-        let inner = &*self.inner;
-        let provider = inner.transport.provider;
-        let mount = uri.mount();
-        let span = tracing::debug_span!(
+        let span = self.span(uri);
+        let mut trace = ReadTrace::default();
+        let result = self
+            .inner
+            .read(uri, &mut trace)
+            .instrument(span.clone())
+            .await;
+        trace.finish(&span, "read", &result);
+        result
+    }
+
+    /// The version a read of `uri` would return now, from the secret's metadata, without
+    /// reading its value: [`Probe::Version`] of the current version, or of the pinned one
+    /// (`?version=N`) while it can still be read. A `#key` is not checked.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read); `NOT_FOUND` when there is no such secret, or its current
+    /// (or pinned) version is soft-deleted, destroyed, pruned or was never written.
+    pub async fn probe(&self, uri: &SecretUri) -> Result<Probe, ProviderError> {
+        let span = self.span(uri);
+        span.record("kind", "probe");
+        let mut trace = ReadTrace::default();
+        let result = self
+            .inner
+            .probe(uri, &mut trace)
+            .instrument(span.clone())
+            .await;
+        trace.finish(&span, "probe", &result);
+        result
+    }
+
+    /// The `secret_read` span of a read or probe of `uri`.
+    fn span(&self, uri: &SecretUri) -> tracing::Span {
+        tracing::debug_span!(
             names::span::READ,
-            provider,
-            mount,
+            provider = self.inner.transport.provider,
+            mount = uri.mount(),
+            kind = tracing::field::Empty,
             status = tracing::field::Empty,
             status_class = tracing::field::Empty,
             attempts = tracing::field::Empty,
             code = tracing::field::Empty,
-        );
-        let mut trace = ReadTrace::default();
-        let result = inner.read(uri, &mut trace).instrument(span.clone()).await;
-        if !span.is_disabled() {
-            trace.record(&span, &result);
-        }
-        if let Err(error) = &result {
-            span.in_scope(|| tracing::debug!(code = error.code(), "read failed"));
-        }
-        result
+        )
     }
 }
 
@@ -175,16 +209,28 @@ struct ReadTrace {
 }
 
 impl ReadTrace {
-    fn record(&self, span: &tracing::Span, result: &Result<SecretValue, ProviderError>) {
-        span.record("attempts", self.attempts);
-        if let Some(status) = self.status {
-            span.record("status", status);
-            if let Some(class) = status_class(status) {
-                span.record("status_class", class);
+    /// Records what was learned on `span`, and a failure (of a `what`: read, probe) as an
+    /// event in it.
+    fn finish<T>(
+        &self,
+        span: &tracing::Span,
+        what: &'static str,
+        result: &Result<T, ProviderError>,
+    ) {
+        if !span.is_disabled() {
+            span.record("attempts", self.attempts);
+            if let Some(status) = self.status {
+                span.record("status", status);
+                if let Some(class) = status_class(status) {
+                    span.record("status_class", class);
+                }
+            }
+            if let Err(error) = result {
+                span.record("code", error.code());
             }
         }
         if let Err(error) = result {
-            span.record("code", error.code());
+            span.in_scope(|| tracing::debug!(code = error.code(), "{what} failed"));
         }
     }
 }
@@ -215,6 +261,31 @@ impl Inner {
         uri: &SecretUri,
         trace: &mut ReadTrace,
     ) -> Result<SecretValue, ProviderError> {
+        let url = self.url(uri, "data", true)?;
+        let reply = self.get(&url, trace).await?;
+        response::read_reply(
+            context(self.transport.provider, uri),
+            reply.status.as_u16(),
+            &reply.body,
+        )
+    }
+
+    async fn probe(&self, uri: &SecretUri, trace: &mut ReadTrace) -> Result<Probe, ProviderError> {
+        // The metadata endpoint describes every version: no `?version=` on the request.
+        let url = self.url(uri, "metadata", false)?;
+        let reply = self.get(&url, trace).await?;
+        metadata::probe_reply(
+            context(self.transport.provider, uri),
+            reply.status.as_u16(),
+            &reply.body,
+            SystemTime::now(),
+        )
+    }
+
+    /// `…/v1/<mount>/<endpoint>/<path>` for `uri` (with `?version=N` when `pin`), after the
+    /// checks every request makes first: a URI KV v2 serves, with known parameters, naming a
+    /// secret, pinned (if at all) to a version that can exist.
+    fn url(&self, uri: &SecretUri, endpoint: &str, pin: bool) -> Result<http::Uri, ProviderError> {
         let provider = self.transport.provider;
         let mount = uri.mount();
         if !serves(uri) {
@@ -239,22 +310,27 @@ impl Inner {
                 status: None,
             });
         }
-        let url = {
-            let mut target = String::with_capacity(mount.len() + path.len() + 32);
-            target.push_str(mount);
-            target.push_str("/data/");
-            target.push_str(path);
-            if let Some(version) = version {
-                // Writing into a String cannot fail.
-                let _ = write!(target, "?version={version}");
-            }
-            self.transport.url(&target)?
-        };
+        let mut target = String::with_capacity(mount.len() + endpoint.len() + path.len() + 32);
+        target.push_str(mount);
+        target.push('/');
+        target.push_str(endpoint);
+        target.push('/');
+        target.push_str(path);
+        if let Some(version) = version.filter(|_| pin) {
+            // Writing into a String cannot fail.
+            let _ = write!(target, "?version={version}");
+        }
+        self.transport.url(&target)
+    }
 
+    /// A `GET` of `url` with the token, counted in `trace`. On a `403` with a token the
+    /// server refuses, methods that can log in again do so once and the request is sent
+    /// again; any other answer is the caller's to map.
+    async fn get(&self, url: &http::Uri, trace: &mut ReadTrace) -> Result<Reply, ProviderError> {
         let mut reauthenticated = false;
         loop {
             let token = self.auth.token(&self.transport).await?;
-            let (sent, attempts) = self.transport.get_counted(&url, &token.header).await;
+            let (sent, attempts) = self.transport.get_counted(url, &token.header).await;
             trace.attempts += attempts;
             let reply = sent.inspect_err(|error| trace.status = failed_status(error))?;
             let status = reply.status.as_u16();
@@ -267,14 +343,18 @@ impl Inner {
                 reauthenticated = true;
                 continue;
             }
-            let cx = ReadContext {
-                provider,
-                mount,
-                version,
-                key: uri.key(),
-            };
-            return response::read_reply(cx, status, &reply.body);
+            return Ok(reply);
         }
+    }
+}
+
+/// Where a request for `uri` happened, for mapping its answer.
+fn context<'a>(provider: &'static str, uri: &'a SecretUri) -> ReadContext<'a> {
+    ReadContext {
+        provider,
+        mount: uri.mount(),
+        version: uri.version(),
+        key: uri.key(),
     }
 }
 
@@ -342,6 +422,10 @@ impl SecretProvider for Kv2Provider {
 
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
         Box::pin(Kv2Provider::read(self, uri))
+    }
+
+    fn probe<'a>(&'a self, uri: &'a SecretUri) -> ProbeFuture<'a> {
+        Box::pin(Kv2Provider::probe(self, uri))
     }
 }
 
@@ -411,6 +495,7 @@ mod tests {
                 "openbao+kv2://secret/a?version=18446744073709551615",
                 "NOT_FOUND",
             ),
+            ("openbao+kv2://secret/a?verison=2", "UNKNOWN_PARAMETER"),
         ] {
             let uri: SecretUri = uri.parse()?;
             assert_eq!(
@@ -418,6 +503,85 @@ mod tests {
                 Some(code),
                 "{uri}"
             );
+            assert_eq!(
+                provider.probe(&uri).await.err().map(|e| e.code()),
+                Some(code),
+                "probe {uri}"
+            );
+        }
+        Ok(())
+    }
+
+    /// A probe asks the metadata endpoint (never with `?version=`), with the token, and logs
+    /// in again once after a 403 whose token the server refuses, as a read does.
+    #[tokio::test]
+    async fn a_probe_asks_the_metadata_and_logs_in_again_once()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use secrecy::SecretString;
+        use secrets_test_support::{Fault, FaultServer};
+        let login = |token: &str| {
+            Fault::json(
+                200,
+                &serde_json::json!({"auth": {"client_token": token, "lease_duration": 600, "renewable": true}}),
+            )
+        };
+        let denied = Fault::json(403, &serde_json::json!({"errors": ["permission denied"]}));
+        let metadata = serde_json::json!({"data": {"current_version": 4, "versions": {
+            "3": {"deletion_time": "", "destroyed": false},
+            "4": {"deletion_time": "", "destroyed": false}}}});
+        let server = FaultServer::start(vec![
+            login("first-token"),
+            denied.clone(),
+            // lookup-self refuses the token: it is replaced once.
+            denied.clone(),
+            login("second-token"),
+            Fault::json(200, &metadata),
+            // The next probe: a token the server still accepts is simply denied.
+            denied.clone(),
+        ])?;
+        let provider = Kv2Provider::new(Kv2Config::new(
+            Kv2Flavor::OpenBao,
+            server.addr(),
+            Kv2Auth::approle("role", Some(SecretString::from("secret-id"))),
+        ))?;
+        let pinned: SecretUri = "openbao+kv2://secret/team/app#password?version=3".parse()?;
+        assert_eq!(provider.probe(&pinned).await?, Probe::Version(3));
+        let requests = server.requests();
+        let seen: Vec<(&str, &str, Option<&str>)> = requests
+            .iter()
+            .map(|r| {
+                (
+                    r.method.as_str(),
+                    r.path.as_str(),
+                    r.header("x-vault-token"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("POST", "/v1/auth/approle/login", None),
+                ("GET", "/v1/secret/metadata/team/app", Some("first-token")),
+                ("GET", "/v1/auth/token/lookup-self", Some("first-token")),
+                ("POST", "/v1/auth/approle/login", None),
+                ("GET", "/v1/secret/metadata/team/app", Some("second-token")),
+            ]
+        );
+        // Through the trait object too; a 403 right after a re-login is final.
+        let dynamic: &dyn SecretProvider = &provider;
+        let unpinned: SecretUri = "openbao://secret/team/app".parse()?;
+        let error = dynamic.probe(&unpinned).await.err();
+        assert_eq!(
+            error.as_ref().map(ProviderError::code),
+            Some("PERMISSION_DENIED")
+        );
+        assert_eq!(server.request_count(), 6);
+        let shown = format!(
+            "{error:?} {}",
+            error.as_ref().map(ToString::to_string).unwrap_or_default()
+        );
+        for hidden in ["team", "app", "token", "secret-id"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
         }
         Ok(())
     }
