@@ -1,5 +1,6 @@
 //! The `secrets` binary end to end (secrets-cli over the sdk): `resolve` and `exec` on file
-//! secrets, a scripted HTTP server and a real OpenBao, and `get` through the PEP against a
+//! secrets, a scripted HTTP server and a real OpenBao, `watch` and `exec --watch` on file
+//! secrets (a kubelet-style swap) and a real OpenBao, and `get` through the PEP against a
 //! real OpenBao and a real Cerbos. The binary is built from the sources under test
 //! (`common/cli.rs`); the CLI's suites that need no server (`uri`, `lint`) stay beside it.
 //!
@@ -11,6 +12,8 @@ mod common;
 
 mod audit_hash;
 mod exec;
+mod exec_watch;
 mod get;
 mod get_redis;
 mod resolve;
+mod watch;
