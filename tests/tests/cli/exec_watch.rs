@@ -20,7 +20,7 @@ const CHILD: &str = r#"
 trap 'echo term >> "$LOG"; exit 3' TERM
 trap 'echo hup >> "$LOG"' HUP
 trap 'echo usr1 >> "$LOG"' USR1
-echo "start $SECRET" >> "$LOG"
+echo "start $SECRET${SECOND:+ $SECOND}" >> "$LOG"
 i=0
 while [ "$i" -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
 "#;
@@ -213,6 +213,45 @@ fn the_childs_own_exit_status_is_ours() {
         run.stderr
             .starts_with("secrets exec: cannot run `/nonexistent/command`: ")
     );
+}
+
+/// Changes that arrive while the child stops join that restart: one restart, and the new
+/// child has both new values.
+#[test]
+fn changes_during_a_restart_make_one_restart() {
+    let setup = Setup::new();
+    let second = setup.dir.path().join("secrets/demo/second");
+    std::fs::write(&second, "b1").unwrap();
+    // Takes 600 ms to stop.
+    let slow = CHILD.replace(
+        r#"trap 'echo term >> "$LOG"; exit 3' TERM"#,
+        r#"trap 'echo term >> "$LOG"; sleep 0.6; exit 3' TERM"#,
+    );
+    assert_ne!(slow, CHILD);
+    let running = Running::start(&setup.exec(&["--env", "SECOND=file://demo/second"], &slow));
+    let start = format!("start {OLD} b1\n");
+    assert_eq!(setup.wait_log(&start, Duration::from_secs(10)), start);
+
+    std::fs::write(setup.secret(), NEW).unwrap();
+    let stopping = format!("{start}term\n");
+    assert_eq!(setup.wait_log(&stopping, Duration::from_secs(5)), stopping);
+    std::fs::write(&second, "b2").unwrap();
+    let restarted = format!("{stopping}start {NEW} b2\n");
+    assert_eq!(
+        setup.wait_log(&restarted, Duration::from_secs(5)),
+        restarted
+    );
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(setup.log_text(), restarted);
+
+    running.signal("TERM");
+    let (status, stdout, stderr) = running.wait(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(3), "{status:?} {stderr}");
+    assert_eq!(
+        stderr,
+        "secrets exec: SECRET changed; restarting the command\n"
+    );
+    hidden(&stdout, &stderr);
 }
 
 /// A child that ignores the restart signal is killed after the grace period, then started
