@@ -201,6 +201,22 @@ impl FileProvider {
         decode(self.read_capped(opened, mount)?)
     }
 
+    /// `<root>/<mount>/<path>` of a URI this provider serves, as a read opens it, links not
+    /// followed; the configured root while it cannot be resolved (it may not exist yet).
+    fn path_of(&self, uri: &SecretUri) -> Option<PathBuf> {
+        if !SecretProvider::serves(self, uri) || crate::check_parameters(uri).is_err() {
+            return None;
+        }
+        let mut path = match self.root() {
+            Ok(root) => root.to_path_buf(),
+            Err(_) => self.config.root.clone(),
+        };
+        path.push(uri.mount());
+        // The URI grammar has no `.`, `..` or empty segment: pushing cannot climb.
+        path.extend(uri.path().split('/').filter(|s| !s.is_empty()));
+        Some(path)
+    }
+
     /// The canonical root, resolved on first use and then remembered.
     fn root(&self) -> std::io::Result<&Path> {
         if let Some(root) = self.root.get() {
@@ -295,6 +311,17 @@ impl SecretProvider for FileProvider {
 
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
         Box::pin(FileProvider::read(self, uri))
+    }
+
+    /// The file a read of `uri` opens: `<root>/<mount>/<path>` (`<root>/<mount>` for a URI
+    /// naming only a mount) under the canonical root, symlinks in the mount not followed, so
+    /// a watcher of its directory sees a Kubernetes-style `..data` swap. The only I/O is
+    /// resolving the root once (as the first read does); while it cannot be resolved, the
+    /// configured root is used. `None` for a URI this provider does not serve or refuses
+    /// before any I/O (a query parameter). Whether the path stays inside its mount is decided
+    /// when a read opens it, not here.
+    fn local_path(&self, uri: &SecretUri) -> Option<PathBuf> {
+        self.path_of(uri)
     }
 
     fn reads_block(&self) -> bool {
@@ -484,6 +511,80 @@ mod tests {
             _ => Some(String::new()),
         })?;
         assert_eq!(blank, FileConfig::new("/srv/s"));
+        Ok(())
+    }
+
+    #[test]
+    fn local_path_is_the_file_a_read_opens() -> TestResult {
+        let (dir, provider) = setup()?;
+        let root = dir.path().join("root").canonicalize()?;
+        let path = |uri: &str| -> Result<Option<PathBuf>, secret_uri::UriError> {
+            Ok(SecretProvider::local_path(&provider, &uri.parse()?))
+        };
+        assert_eq!(path("file://mount/a/b/c")?, Some(root.join("mount/a/b/c")));
+        // The key selects within the same file; a URI naming only a mount reads that entry.
+        assert_eq!(
+            path("file://mount/a/b/c#user")?,
+            Some(root.join("mount/a/b/c"))
+        );
+        assert_eq!(path("file://mount")?, Some(root.join("mount")));
+        // No I/O beyond the root: a file that does not exist yet has a path to watch.
+        assert_eq!(path("file://mount/later")?, Some(root.join("mount/later")));
+        // Refused before any I/O, or not served.
+        assert_eq!(path("file://mount/plain?version=2")?, None);
+        assert_eq!(path("openbao+kv2://mount/plain")?, None);
+        assert_eq!(path("db+cred://mount/plain")?, None);
+
+        // What is written at that path is what a read returns.
+        let later = path("file://mount/later")?.ok_or("no path")?;
+        std::fs::write(&later, "written-there")?;
+        let value = read(&provider, "file://mount/later")?;
+        assert_eq!(value.expose_str(), Some("written-there"));
+
+        // The router forwards to the provider serving the URI.
+        let router = crate::ProviderRouter::new().with(
+            secret_uri::Provider::File,
+            std::sync::Arc::new(provider.clone()),
+        );
+        assert_eq!(
+            router.local_path(&"file://mount/a/b/c".parse()?),
+            Some(root.join("mount/a/b/c"))
+        );
+
+        // A root that does not exist (yet): the configured one.
+        let later = dir.path().join("no-root");
+        let missing_root = FileProvider::new(FileConfig::new(&later));
+        assert_eq!(
+            missing_root.local_path(&"file://mount/x".parse()?),
+            Some(later.join("mount/x"))
+        );
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn local_path_does_not_follow_links() -> TestResult {
+        use std::os::unix::fs::symlink;
+        let (dir, provider) = setup()?;
+        let root = dir.path().join("root");
+        // Kubernetes secret volumes: `key -> ..data/key`, `..data -> ..2024_01_01`.
+        std::fs::create_dir(root.join("mount/.v1"))?;
+        std::fs::write(root.join("mount/.v1/key"), "inside")?;
+        symlink(".v1", root.join("mount/.data"))?;
+        symlink(".data/key", root.join("mount/key"))?;
+        let uri: SecretUri = "file://mount/key".parse()?;
+        assert_eq!(
+            provider.local_path(&uri),
+            Some(root.canonicalize()?.join("mount/key"))
+        );
+        // A root reached through a link is resolved, as reads resolve it.
+        let linked = dir.path().join("linked-root");
+        symlink(&root, &linked)?;
+        let via_link = FileProvider::new(FileConfig::new(&linked));
+        assert_eq!(
+            via_link.local_path(&uri),
+            Some(root.canonicalize()?.join("mount/key"))
+        );
         Ok(())
     }
 
