@@ -212,8 +212,17 @@ impl AsRef<str> for SecretUri {
 }
 
 /// The log-safe display of a [`SecretUri`]: `scheme://mount/…`. See [`SecretUri::redacted`].
-#[derive(Debug, Clone, Copy)]
+/// `Debug` shows the same redacted form (`Redacted("scheme://mount/…")`), never the path.
+#[derive(Clone, Copy)]
 pub struct Redacted<'a>(&'a SecretUri);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Redacted")
+            .field(&format_args!("{self}"))
+            .finish()
+    }
+}
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -385,6 +385,21 @@ fn tenant_mount_guard() {
 }
 
 #[test]
+fn redacted_debug_is_redacted_too() {
+    let uri =
+        SecretUri::parse("openbao+kv2://secret/app/db#password").unwrap_or_else(|e| panic!("{e}"));
+    let shown = format!("{:?} {:#?}", uri.redacted(), uri.redacted());
+    assert!(
+        !shown.contains("app/db") && !shown.contains("password"),
+        "{shown}"
+    );
+    assert!(
+        shown.starts_with("Redacted(openbao+kv2://secret/…)"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn redacted_shows_scheme_and_mount_only() {
     let uri = SecretUri::parse("openbao+kv2://secret/app/api#token?version=3").unwrap();
     assert_eq!(uri.redacted().to_string(), "openbao+kv2://secret/…");

@@ -68,7 +68,7 @@ use secrets_sdk::telemetry::otlp::{OtlpGuard, Pipeline};
 use secrets_sdk::uri::{Provider, SecretUri};
 use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::OpenBaoServer;
-use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path};
+use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path, process_cpu};
 use secrets_test_support::floor::HyperFloor;
 use secrets_test_support::redis::{RedisServer, Reply};
 use tracing_subscriber::Layer as _;
@@ -423,6 +423,70 @@ async fn in_memory(
     Ok((plain, with_telemetry, on_redis))
 }
 
+/// The process's CPU per call, in µs, of the plain and the telemetry client reading `uri`:
+/// the median over `blocks` alternating blocks of `per_block` calls each (the first of each
+/// turn rotates). CPU time leaves out the waits (the vault's round trip, wakeups) that make
+/// wall-clock differences of a few µs unmeasurable here, and counts every thread: the
+/// client's runtime and the span exporter's too.
+async fn cpu_per_call(
+    fx: &Fixture,
+    uri: &str,
+    blocks: usize,
+    per_block: usize,
+) -> Result<(f64, f64), BoxError> {
+    let mut plain = Vec::with_capacity(blocks);
+    let mut traced = Vec::with_capacity(blocks);
+    let per_call = |started: Duration| {
+        (process_cpu().saturating_sub(started)).as_secs_f64() * 1e6 / per_block as f64
+    };
+    for block in 0..blocks {
+        for turn in 0..2 {
+            let started = process_cpu();
+            if (block + turn) % 2 == 0 {
+                for _ in 0..per_block {
+                    read_uri(fx, &fx.client, uri).await?;
+                }
+                plain.push(per_call(started));
+            } else {
+                for _ in 0..per_block {
+                    traced_uri(fx, uri).await?;
+                }
+                traced.push(per_call(started));
+            }
+        }
+    }
+    Ok((median(&mut plain), median(&mut traced)))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// One `{"scenario":…,"plain_cpu_us_per_op":…,"telemetry_cpu_us_per_op":…}` line and its
+/// printed difference.
+fn cpu_line(
+    path: &std::path::Path,
+    scenario: &str,
+    (plain, traced): (f64, f64),
+    blocks: usize,
+    per_block: usize,
+) -> Result<(), BoxError> {
+    append(
+        path,
+        &format!(
+            "{{\"scenario\":\"{scenario}\",\"plain_cpu_us_per_op\":{plain:.3},\"telemetry_cpu_us_per_op\":{traced:.3},\"telemetry_overhead_cpu_us\":{:.3},\"n\":{}}}",
+            traced - plain,
+            blocks * per_block
+        ),
+    )?;
+    println!(
+        "telemetry CPU cost per call ({scenario}): {:+.2} µs (telemetry {traced:.2} µs, plain {plain:.2} µs of CPU per call; medians of {blocks} blocks of {per_block})",
+        traced - plain
+    );
+    Ok(())
+}
+
 fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -503,6 +567,8 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         Ok::<_, BoxError>((floor_l, subject_l, audited_l, traced_l, on_redis))
     })?;
     let (inproc, inproc_telemetry, inproc_redis) = runtime.block_on(in_memory(fx, 20_000))?;
+    let inproc_cpu = runtime.block_on(cpu_per_call(fx, IN_MEMORY, 40, 1000))?;
+    let warm_cpu = runtime.block_on(cpu_per_call(fx, &fx.uri, 30, 200))?;
     append(path, &floor.json_line("floor_hyper_get_vault"))?;
     append(path, &subject.json_line("get_credentials_warm"))?;
     append(path, &audited.json_line("get_credentials_warm_audited"))?;
@@ -546,6 +612,8 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         path,
         &inproc_telemetry.json_line("get_credentials_inproc_telemetry"),
     )?;
+    cpu_line(path, "get_credentials_inproc_cpu", inproc_cpu, 40, 1000)?;
+    cpu_line(path, "get_credentials_warm_cpu", warm_cpu, 30, 200)?;
     fx.telemetry.force_flush()?;
     println!(
         "telemetry cost without the network: p50 {:+.2} µs (get_credentials_inproc_telemetry {:.2} µs, get_credentials_inproc {:.2} µs)",

@@ -148,6 +148,7 @@ mod routes;
 mod secret;
 #[cfg(feature = "vault")]
 mod vault_client;
+pub mod watch;
 
 pub use secret_audit as audit;
 #[cfg(feature = "vault")]
@@ -165,7 +166,8 @@ pub use bootstrap::{
 };
 pub use client::{
     ALLOWED_MOUNTS_ENV, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_RESOLVE_DEADLINE,
-    RESOLVE_DEADLINE_ENV, ResolveOptions, SecretsClient, SecretsClientBuilder,
+    DEFAULT_WATCH_INTERVAL, RESOLVE_DEADLINE_ENV, ResolveOptions, SecretsClient,
+    SecretsClientBuilder, WATCH_INTERVAL_ENV,
 };
 pub use error::Error;
 pub use secret::{Secret, UriHash, UriInput};

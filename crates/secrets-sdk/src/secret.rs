@@ -20,6 +20,9 @@ pub(crate) struct Entry {
     pub(crate) loaded_at: Instant,
     /// Served as a hit until then.
     pub(crate) fresh_until: Instant,
+    /// A hit from then on (until `fresh_until`) refreshes the entry in the background
+    /// (refresh-ahead); `== fresh_until` when it is never refreshed ahead.
+    pub(crate) refresh_at: Instant,
     /// With stale-if-error, servable after a failed refresh until then (`== fresh_until`
     /// without it).
     pub(crate) stale_until: Instant,
@@ -45,11 +48,18 @@ impl Entry {
             uri,
             loaded_at,
             fresh_until,
+            refresh_at: fresh_until,
             stale_until,
             retry_after: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
             hash: OnceLock::new(),
         }
+    }
+
+    /// The entry refreshed ahead from `at` on.
+    pub(crate) fn with_refresh_at(mut self, at: Instant) -> Self {
+        self.refresh_at = at.min(self.fresh_until);
+        self
     }
 
     pub(crate) fn uri_hash(&self) -> UriHash {

@@ -69,6 +69,19 @@ impl Latencies {
     }
 }
 
+/// The CPU time (user and system, every thread) this process has used so far: the
+/// `CLOCK_PROCESS_CPUTIME_ID` clock, in nanoseconds. CPU per operation, unlike wall time,
+/// leaves out waiting (for a server in another process, for a wakeup), so it shows the
+/// client's own cost.
+#[must_use]
+pub fn process_cpu() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or_default(),
+        u32::try_from(now.tv_nsec).unwrap_or_default(),
+    )
+}
+
 /// Appends one JSON line to `path` and echoes it on stdout.
 ///
 /// # Errors

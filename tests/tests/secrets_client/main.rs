@@ -14,5 +14,6 @@ mod cache;
 mod config_matrix;
 mod login;
 mod outage;
+mod rotation;
 mod routing;
 mod tls_config;

@@ -16,7 +16,8 @@ use secret_uri::{AllowedMounts, Provider};
 
 use super::{
     ALLOWED_MOUNTS_ENV, CacheSettings, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
-    DEFAULT_RESOLVE_DEADLINE, FAILURE_SLOTS, Inner, Lookup, RESOLVE_DEADLINE_ENV, SecretsClient,
+    DEFAULT_RESOLVE_DEADLINE, DEFAULT_WATCH_INTERVAL, FAILURE_SLOTS, Inner, Lookup,
+    RESOLVE_DEADLINE_ENV, SecretsClient, WATCH_INTERVAL_ENV,
 };
 use crate::Error;
 use crate::bootstrap::LoadedBootstrap;
@@ -82,6 +83,8 @@ pub struct SecretsClientBuilder {
     stale_if_error: Option<Duration>,
     offload_file_reads: bool,
     resolve_deadline: Option<Duration>,
+    watch_interval: Option<Duration>,
+    refresh_ahead: Option<bool>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
     audit: Option<Arc<dyn AuditSink>>,
     tenant_salt: Option<SecretString>,
@@ -126,6 +129,8 @@ impl SecretsClientBuilder {
     /// The longest [`resolve_deadline`](Self::resolve_deadline): 1 h. A longer builder value
     /// is clamped to it; a longer `SECRETS_RESOLVE_DEADLINE_S` is refused (`CONFIG`).
     pub const MAX_RESOLVE_DEADLINE: Duration = Duration::from_secs(3600);
+    /// The longest [`watch_interval`](Self::watch_interval): one day.
+    pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(86_400);
 
     /// Serves `provider`'s scheme with a provider of one's own, replacing the built-in one
     /// (file, KV v2) for that scheme: how a team adds a backend without forking. Any scheme
@@ -349,6 +354,24 @@ impl SecretsClientBuilder {
         self
     }
 
+    /// How often a watched secret is checked ([`SecretsClient::watch`](crate::SecretsClient::watch);
+    /// default [`DEFAULT_WATCH_INTERVAL`](crate::DEFAULT_WATCH_INTERVAL), else
+    /// `SECRETS_WATCH_INTERVAL_S`, whole seconds from 1 to 86 400), jittered by ±10 %. Files
+    /// are also checked at once when their directory changes. At least 10 ms.
+    pub fn watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = Some(interval);
+        self
+    }
+
+    /// Whether a value read in the last 10–20 % of its TTL is refreshed in the background
+    /// before it expires, so a hot URI never misses (default `true`). KV v2 values are
+    /// revalidated through the metadata endpoint: the same version extends the entry without
+    /// reading the value again. Files are refreshed by their watcher instead.
+    pub fn refresh_ahead(mut self, on: bool) -> Self {
+        self.refresh_ahead = Some(on);
+        self
+    }
+
     /// Builds the client. No network I/O happens here: the vault is contacted (and logged in
     /// to) at the first vault read.
     ///
@@ -405,6 +428,23 @@ impl SecretsClientBuilder {
         if resolve_deadline.is_zero() {
             return Err(Error::config("resolve_deadline", "must be positive"));
         }
+        let watch_interval = match (self.watch_interval, env.setting(WATCH_INTERVAL_ENV)) {
+            (Some(interval), _) => {
+                interval.clamp(Duration::from_millis(10), Self::MAX_WATCH_INTERVAL)
+            }
+            (None, Some(setting)) => match setting.number::<u64>() {
+                Ok(secs) if secs > 0 && secs <= Self::MAX_WATCH_INTERVAL.as_secs() => {
+                    Duration::from_secs(secs)
+                }
+                _ => {
+                    return Err(Error::config(
+                        WATCH_INTERVAL_ENV,
+                        "must be a whole number of seconds from 1 to 86400",
+                    ));
+                }
+            },
+            (None, None) => DEFAULT_WATCH_INTERVAL,
+        };
         // Clamped so `now + ttl + grace` cannot overflow the clock.
         let settings = CacheSettings {
             resolve_deadline,
@@ -419,6 +459,7 @@ impl SecretsClientBuilder {
                 .filter(|g| !g.is_zero())
                 .map(|g| g.min(Self::MAX_STALE_IF_ERROR)),
             offload_file_reads: self.offload_file_reads,
+            refresh_ahead: self.refresh_ahead.unwrap_or(true),
         };
         if settings.capacity == 0 {
             return Err(Error::config("cache_capacity", "must be at least 1"));
@@ -459,7 +500,9 @@ impl SecretsClientBuilder {
 
         let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let epoch = Instant::now();
-        let inner = Inner {
+        let watches = super::watch::Watches::new(watch_interval)?;
+        let inner = |this: &std::sync::Weak<Inner>| Inner {
+            this: this.clone(),
             allowed,
             routes,
             auditor,
@@ -477,9 +520,10 @@ impl SecretsClientBuilder {
             runtime: IoRuntime::new(1, "secrets-sdk-io"),
             hits: super::cache::hit_recorders(),
             metrics,
+            watches,
         };
         Ok(SecretsClient {
-            inner: Arc::new(inner),
+            inner: Arc::new_cyclic(inner),
         })
     }
 

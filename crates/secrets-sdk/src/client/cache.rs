@@ -131,6 +131,9 @@ impl Inner {
             self.hits[provider_index(provider)]
                 .get_or_init(|| self.metrics.hit_recorder(provider.as_str()))
                 .record(now.elapsed());
+            if now >= entry.refresh_at {
+                self.refresh_ahead(&entry, now);
+            }
         } else {
             let span = tracing::info_span!(
                 RESOLVE,
@@ -172,6 +175,23 @@ impl Inner {
         }
         self.cache.insert(key.to_owned(), Arc::clone(entry));
         self.failures.remove(key);
+        self.served(entry);
+    }
+
+    /// A file value that entered the cache: its directory is watched from now on, so a
+    /// change refreshes it without waiting for the TTL (see `watch::files`).
+    #[inline]
+    pub(super) fn served(&self, entry: &Entry) {
+        #[cfg(feature = "file")]
+        if entry.uri.provider() == Provider::File
+            && let Some(inner) = self.this.upgrade()
+            && let Ok(provider) = self.routes.route(&entry.uri)
+            && let Some(path) = provider.local_path(&entry.uri)
+        {
+            self.watches.files.serve(&inner, &entry.uri, &path);
+        }
+        #[cfg(not(feature = "file"))]
+        let _ = entry;
     }
 
     pub(super) fn entry(&self, uri: &SecretUri, value: SecretValue) -> Entry {
@@ -182,7 +202,13 @@ impl Inner {
             fresh_until,
             self.settings.stale_if_error.unwrap_or_default(),
         );
-        Entry::new(uri.clone(), value, now, fresh_until, stale_until)
+        let entry = Entry::new(uri.clone(), value, now, fresh_until, stale_until);
+        if self.settings.refresh_ahead && super::refresh_ahead::refreshed_ahead(uri.provider()) {
+            let at = super::refresh_ahead::refresh_at(fresh_until, self.settings.ttl);
+            entry.with_refresh_at(at)
+        } else {
+            entry
+        }
     }
 
     pub(super) fn cacheable(&self, uri: &SecretUri) -> bool {

@@ -234,6 +234,7 @@ impl Inner {
                     if !self.closed.load(Ordering::SeqCst) {
                         // Fails only if a refresh replaced the placeholder meanwhile; fine.
                         let _ = guard.insert(Arc::clone(&entry));
+                        self.served(&entry);
                     }
                     self.failures.remove(key);
                     Ok(Secret(entry))
@@ -259,7 +260,7 @@ impl Inner {
 
     /// One provider read, on the client's runtime and within the deadline (see
     /// [`spawn`]); the read is aborted when this future is dropped.
-    async fn read(
+    pub(super) async fn read(
         &self,
         provider: &Arc<dyn SecretProvider>,
         uri: &SecretUri,

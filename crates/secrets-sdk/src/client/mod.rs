@@ -29,16 +29,19 @@ mod deadline;
 mod join;
 mod load;
 mod read;
+mod refresh_ahead;
 mod stale;
 mod sync_file;
 #[cfg(all(test, feature = "file"))]
 mod tests;
+mod watch;
 
 pub use builder::SecretsClientBuilder;
 #[cfg(feature = "vault")]
 pub(crate) use read::spawn as spawn_read;
 
 use cache::EntryCache;
+pub use watch::{DEFAULT_WATCH_INTERVAL, WATCH_INTERVAL_ENV};
 
 use join::join_all;
 
@@ -103,6 +106,8 @@ pub struct SecretsClient {
 }
 
 struct Inner {
+    /// This client itself, for the background tasks it starts (refresh-ahead, file events).
+    this: std::sync::Weak<Inner>,
     allowed: AllowedMounts,
     /// Which provider serves each scheme.
     routes: Routes,
@@ -131,6 +136,8 @@ struct Inner {
     /// Fresh hits of each provider (indexed as [`Provider::ALL`]), bound at the provider's
     /// first hit so the hit path records without an attribute lookup or an allocation.
     hits: [std::sync::OnceLock<HitRecorder>; Provider::ALL.len()],
+    /// The watched secrets and the file watcher.
+    watches: watch::Watches,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +151,8 @@ struct CacheSettings {
     offload_file_reads: bool,
     /// The longest one resolve may take, whatever it chains; then `TIMEOUT`.
     resolve_deadline: Duration,
+    /// Whether hot entries are refreshed before they expire (`refresh_ahead`).
+    refresh_ahead: bool,
 }
 
 /// A failed read, kept so the callers that waited for it get its error instead of each
@@ -337,10 +346,60 @@ impl SecretsClient {
     /// `CLOSED`. Idempotent.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.watches.clear();
         self.inner.cache.clear();
         self.inner.failures.clear();
         self.inner.runtime.shutdown();
         crate::audit_config::close_owned(self.inner.owned_sink.as_ref());
+    }
+
+    /// Watches a secret for changes: a new version (KV v2, checked through the metadata
+    /// endpoint every watch interval, [`SecretsClientBuilder::watch_interval`], default 30 s
+    /// jittered; an unchanged secret costs no value read) or new content (files: at once on a
+    /// change of their directory, the kubelet's `..data` swap included, and at the interval).
+    /// The secret is resolved first, as the stream's starting point
+    /// ([`Changes::current`](crate::watch::Changes::current)); the stream then yields each
+    /// change, and the typed error of a secret that is deleted, destroyed or refused, once,
+    /// after which it keeps watching. Transient failures (the backend down) yield nothing.
+    /// Every change also refreshes the cache. Streams of one URI (any spelling) share one
+    /// watch; it ends with its last stream, or when the client is closed (streams then end).
+    ///
+    /// # Errors
+    /// Before any stream exists: the URI's code, `TENANT_MOUNT_MISMATCH`,
+    /// `UNSUPPORTED_PROVIDER`, `NOT_CONFIGURED`, `CLOSED`, `RUNTIME`. A provider error while
+    /// reading the starting point is the stream's starting state, not an error here.
+    pub async fn watch<'a>(
+        &self,
+        uri: impl Into<UriInput<'a>>,
+    ) -> Result<crate::watch::Changes, Error> {
+        self.inner.watch(uri.into()).await
+    }
+
+    /// Calls `f` with every change of a secret (see [`watch`](Self::watch)) on the client's
+    /// runtime, until the returned [`Subscription`](crate::watch::Subscription) is dropped:
+    /// for example to hand a rotated database password to a connection pool. `f` should
+    /// return quickly (it runs on the client's I/O thread); changes queue behind it.
+    ///
+    /// # Errors
+    /// As [`watch`](Self::watch).
+    pub async fn on_change<'a, F>(
+        &self,
+        uri: impl Into<UriInput<'a>>,
+        mut f: F,
+    ) -> Result<crate::watch::Subscription, Error>
+    where
+        F: FnMut(&crate::watch::WatchItem) + Send + 'static,
+    {
+        let mut changes = self.inner.watch(uri.into()).await?;
+        let handle = self.inner.io_handle()?;
+        let task = handle.spawn(async move {
+            while let Some(item) = changes.next().await {
+                f(&item);
+            }
+        });
+        Ok(crate::watch::Subscription {
+            task: task.abort_handle(),
+        })
     }
 
     /// Whether [`close`](Self::close) was called.
