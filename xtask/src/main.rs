@@ -209,7 +209,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// The cargo-fuzz targets under `fuzz/`, each with its seed folder `fuzz/seeds/<target>`.
-const FUZZ_TARGETS: &[&str] = &["parse", "context_headers", "audit_record"];
+const FUZZ_TARGETS: &[&str] = &["parse", "context_headers", "audit_record", "kv2_metadata"];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly
 /// features (sanitizer flags); the stable toolchain provides them with `RUSTC_BOOTSTRAP=1`,
