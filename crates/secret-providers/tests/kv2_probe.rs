@@ -6,17 +6,37 @@
 #![cfg(feature = "openbao")]
 #![allow(missing_docs)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use secret_providers::{
     Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, Probe, ProviderError, ProviderRouter,
     SecretProvider,
 };
 use secret_uri::{Provider, SecretUri};
-use secrets_test_support::OpenBaoServer;
+use secrets_test_support::{LogCapture, OpenBaoServer};
 use serde_json::json;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Every line any test of this binary logs (DEBUG and up), through one global subscriber:
+/// installed before a test touches a callsite, so no callsite's interest is cached without
+/// it (a thread-scoped subscriber races other threads' first hits).
+fn logs() -> &'static LogCapture {
+    static LOGS: OnceLock<LogCapture> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let capture = LogCapture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // Only this binary's tests install one, all through here.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        capture
+    })
+}
 
 fn provider(bao: &OpenBaoServer, token: &str) -> Result<Kv2Provider, ProviderError> {
     Kv2Provider::new(Kv2Config::new(
@@ -54,6 +74,7 @@ async fn read_version(
 
 #[tokio::test]
 async fn probe_follows_writes_deletes_and_destroys() -> TestResult {
+    logs();
     let Some(bao) = secrets_test_support::shared_openbao() else {
         return Ok(());
     };
@@ -142,6 +163,7 @@ async fn probe_follows_writes_deletes_and_destroys() -> TestResult {
 /// so current, until then. Metadata written before any data has nothing to read.
 #[tokio::test]
 async fn probe_reads_deletion_times_and_metadata_only_secrets() -> TestResult {
+    logs();
     let Some(bao) = secrets_test_support::shared_openbao() else {
         return Ok(());
     };
@@ -180,6 +202,7 @@ async fn probe_reads_deletion_times_and_metadata_only_secrets() -> TestResult {
 /// refuses the probe; the error names neither the path nor the token.
 #[tokio::test]
 async fn a_token_without_metadata_access_is_denied() -> TestResult {
+    logs();
     let Some(bao) = secrets_test_support::shared_openbao() else {
         return Ok(());
     };
@@ -228,6 +251,7 @@ path "secret/metadata/probe/*" { capabilities = ["read"] }"#,
 /// Clients reach probes through the trait and the router.
 #[tokio::test]
 async fn probes_through_the_router() -> TestResult {
+    logs();
     let Some(bao) = secrets_test_support::shared_openbao() else {
         return Ok(());
     };
@@ -262,42 +286,40 @@ async fn probes_through_the_router() -> TestResult {
 }
 
 /// A probe is a `secret_read` span with `kind = "probe"`, the status and attempts of its
-/// request, and the code of a failure; no path or token in any line.
+/// request, and the code of a failure; no path or token in any line (of any test here).
 #[test]
 fn a_probe_is_traced_without_its_path_or_token() -> TestResult {
+    let logs = logs();
     let Some(bao) = secrets_test_support::shared_openbao() else {
         return Ok(());
     };
+    // A mount of its own, to tell this test's lines from the others'.
+    bao.mount_kv2("probe-traced")?;
     let path = "probe/traced-canary-41aa";
-    bao.kv_put("secret", path, &json!({"k": "v"}))?;
-    let capture = secrets_test_support::LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    bao.kv_put("probe-traced", path, &json!({"k": "v"}))?;
     let kv = provider(&bao, bao.root_token())?;
-    let found = uri(&format!("openbao+kv2://secret/{path}"))?;
-    let missing = uri("openbao+kv2://secret/probe/traced-canary-missing")?;
+    let found = uri(&format!("openbao+kv2://probe-traced/{path}"))?;
+    let missing = uri("openbao+kv2://probe-traced/probe/traced-canary-missing")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (ok, gone) = tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async { (probe(&kv, &found).await, probe(&kv, &missing).await) })
-    });
+    let (ok, gone) =
+        runtime.block_on(async { (probe(&kv, &found).await, probe(&kv, &missing).await) });
     assert_eq!((ok, gone), (Ok(1), Err("NOT_FOUND")));
-    let text = capture.text();
-    let spans: Vec<&str> = text
+    let text = logs.text();
+    let mine: Vec<&str> = text
         .lines()
+        .filter(|l| l.contains("secret_read{provider=\"openbao\" mount=\"probe-traced\""))
+        .collect();
+    let spans: Vec<&str> = mine
+        .iter()
+        .copied()
         .filter(|l| l.contains("}: secret_providers::kv2: close"))
         .collect();
     assert_eq!(spans.len(), 2, "{text}");
     for (line, status) in spans.iter().zip(["200", "404"]) {
         for field in [
             "kind=\"probe\"".to_owned(),
-            "mount=\"secret\"".to_owned(),
             format!("status={status}"),
             "attempts=1".to_owned(),
         ] {
@@ -305,7 +327,11 @@ fn a_probe_is_traced_without_its_path_or_token() -> TestResult {
         }
     }
     assert!(spans[1].contains("code=\"NOT_FOUND\""), "{}", spans[1]);
-    assert!(text.contains("probe failed"), "{text}");
+    assert!(
+        mine.iter()
+            .any(|l| l.contains("probe failed") && l.contains("code=\"NOT_FOUND\"")),
+        "{text}"
+    );
     for hidden in ["canary", bao.root_token()] {
         assert!(!text.contains(hidden), "{hidden} in {text}");
     }
