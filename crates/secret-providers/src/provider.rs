@@ -69,8 +69,10 @@ pub trait SecretProvider: Send + Sync + fmt::Debug {
     /// the metadata endpoint. The default is [`Probe::Unsupported`].
     ///
     /// # Errors
-    /// As [`read`](Self::read): `NOT_FOUND` when the secret (or its current or pinned
-    /// version) was deleted or destroyed.
+    /// The code a [`read`](Self::read) would give: `VERSION_DELETED` or `VERSION_DESTROYED`
+    /// for a soft-deleted or destroyed current (or pinned) version, `NOT_FOUND` for a secret
+    /// (or version) that does not exist; `PERMISSION_DENIED` when the metadata may not be
+    /// read (KV v2 needs `read` on `<mount>/metadata/<path>`; clients then read the value).
     fn probe<'a>(&'a self, uri: &'a SecretUri) -> ProbeFuture<'a> {
         let _ = uri;
         Box::pin(std::future::ready(Ok(Probe::Unsupported)))

@@ -111,10 +111,10 @@ async fn probe_follows_writes_deletes_and_destroys() -> TestResult {
     assert_eq!(probe(&kv, &pinned_key).await, Ok(1));
     assert_eq!(probe(&kv, &pinned(3)?).await, Err("NOT_FOUND"));
 
-    // Soft-delete the current version: the probe says not found, as the read fails.
+    // Soft-delete the current version: the probe gives the read's code.
     bao.kv_delete_latest("secret", path)?;
-    assert_eq!(probe(&kv, &current).await, Err("NOT_FOUND"));
-    assert_eq!(probe(&kv, &pinned(2)?).await, Err("NOT_FOUND"));
+    assert_eq!(probe(&kv, &current).await, Err("VERSION_DELETED"));
+    assert_eq!(probe(&kv, &pinned(2)?).await, Err("VERSION_DELETED"));
     assert_eq!(read_version(&kv, &current).await, Err("VERSION_DELETED"));
     // The older version is still there.
     assert_eq!(probe(&kv, &pinned(1)?).await, Ok(1));
@@ -124,14 +124,15 @@ async fn probe_follows_writes_deletes_and_destroys() -> TestResult {
     assert_eq!(probe(&kv, &current).await, Ok(2));
     assert_eq!(read_version(&kv, &current).await, Ok(Some(2)));
 
-    // Destroy version 1: a probe pinned to it is not found, the current one is untouched.
+    // Destroy version 1: a probe pinned to it gives the read's code, the current one is
+    // untouched.
     let (status, _) = bao.api(
         "PUT",
         &format!("secret/destroy/{path}"),
         Some(&json!({"versions": [1]})),
     )?;
     assert_eq!(status, 204);
-    assert_eq!(probe(&kv, &pinned(1)?).await, Err("NOT_FOUND"));
+    assert_eq!(probe(&kv, &pinned(1)?).await, Err("VERSION_DESTROYED"));
     assert_eq!(
         read_version(&kv, &pinned(1)?).await,
         Err("VERSION_DESTROYED")
@@ -140,7 +141,7 @@ async fn probe_follows_writes_deletes_and_destroys() -> TestResult {
 
     // The current version destroyed too.
     bao.kv_destroy_versions("secret", path, &[2])?;
-    assert_eq!(probe(&kv, &current).await, Err("NOT_FOUND"));
+    assert_eq!(probe(&kv, &current).await, Err("VERSION_DESTROYED"));
 
     // Gone altogether, never there, or in a mount that does not exist.
     bao.kv_delete_metadata("secret", path)?;

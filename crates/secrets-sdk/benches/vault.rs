@@ -92,6 +92,10 @@ struct Fixture {
     /// broker).
     audited: VaultClient,
     sink: Arc<QueueSink>,
+    /// A pair of fresh clients used only by the CPU measurement, so both have served the
+    /// same calls (one built before the pipeline, one after).
+    cpu_plain: VaultClient,
+    cpu_traced: VaultClient,
     /// The same client built after the discarding telemetry pipeline was installed.
     traced: VaultClient,
     telemetry: OtlpGuard,
@@ -186,6 +190,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
             )
     };
     let client = builder().build()?;
+    let cpu_plain = builder().build()?;
     let redis = redis_fixture(builder())?;
     let sink = Arc::new(QueueSink::new(OcsfDiscard, QueueConfig::default())?);
     let audited = builder()
@@ -194,6 +199,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
     // Everything above records nothing; the client built now records into the pipeline.
     let telemetry = telemetry()?;
     let traced = builder().build()?;
+    let cpu_traced = builder().build()?;
     let ctx = ExecutionContext::new("bench")
         .with_aud(["crud.secrets"])
         .with_cnf_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
@@ -203,6 +209,8 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
         audited,
         sink,
         traced,
+        cpu_plain,
+        cpu_traced,
         telemetry,
         redis,
         uri: format!("openbao+kv2://secret/{PATH}#password"),
@@ -425,7 +433,8 @@ async fn in_memory(
 
 /// The process's CPU per call, in µs, of the plain and the telemetry client reading `uri`:
 /// the median over `blocks` alternating blocks of `per_block` calls each (the first of each
-/// turn rotates). CPU time leaves out the waits (the vault's round trip, wakeups) that make
+/// turn rotates). The two clients are a fresh pair kept for this measurement, so their state
+/// (replay store, grants, connections) is alike. CPU time leaves out the waits (the vault's round trip, wakeups) that make
 /// wall-clock differences of a few µs unmeasurable here, and counts every thread: the
 /// client's runtime and the span exporter's too.
 async fn cpu_per_call(
@@ -436,6 +445,14 @@ async fn cpu_per_call(
 ) -> Result<(f64, f64), BoxError> {
     let mut plain = Vec::with_capacity(blocks);
     let mut traced = Vec::with_capacity(blocks);
+    TRACED.store(true, Ordering::Relaxed);
+    for _ in 0..per_block {
+        read_uri(fx, &fx.cpu_traced, uri).await?;
+    }
+    TRACED.store(false, Ordering::Relaxed);
+    for _ in 0..per_block {
+        read_uri(fx, &fx.cpu_plain, uri).await?;
+    }
     let per_call = |started: Duration| {
         (process_cpu().saturating_sub(started)).as_secs_f64() * 1e6 / per_block as f64
     };
@@ -444,13 +461,15 @@ async fn cpu_per_call(
             let started = process_cpu();
             if (block + turn) % 2 == 0 {
                 for _ in 0..per_block {
-                    read_uri(fx, &fx.client, uri).await?;
+                    read_uri(fx, &fx.cpu_plain, uri).await?;
                 }
                 plain.push(per_call(started));
             } else {
+                TRACED.store(true, Ordering::Relaxed);
                 for _ in 0..per_block {
-                    traced_uri(fx, uri).await?;
+                    read_uri(fx, &fx.cpu_traced, uri).await?;
                 }
+                TRACED.store(false, Ordering::Relaxed);
                 traced.push(per_call(started));
             }
         }

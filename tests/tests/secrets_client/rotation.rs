@@ -524,3 +524,28 @@ async fn watch_refuses_what_resolve_refuses_before_any_stream() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_file_read_at_configuration_time_is_refreshed_too() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    std::fs::write(root.path().join("demo/boot"), "boot-v1")?;
+    let client = builder(root.path())
+        .cache_ttl(Duration::from_secs(300))
+        .build()?;
+    // Before any runtime exists: the synchronous read caches the file and watches its folder.
+    assert_eq!(
+        client.resolve_file_sync("file://demo/boot")?.expose_str(),
+        Some("boot-v1")
+    );
+    std::fs::write(root.path().join("demo/boot"), "boot-v2")?;
+    let written = Instant::now();
+    while client.resolve_file_sync("file://demo/boot")?.expose_str() != Some("boot-v2") {
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "not refreshed within 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}

@@ -16,7 +16,7 @@
 //! never put in an error.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -47,16 +47,25 @@ struct VersionState {
     destroyed: Option<bool>,
 }
 
+/// Why a read of a listed version would fail now.
+enum Gone {
+    Destroyed,
+    Deleted,
+}
+
 impl VersionState {
-    /// Whether a read of this version would fail now: destroyed, or soft-deleted at a time
-    /// that has passed. A deletion time that does not parse counts as passed.
-    fn gone(&self, now: SystemTime) -> bool {
+    /// Why a read of this version would fail now, if it would: destroyed, or soft-deleted at
+    /// a time that has passed (OpenBao writes UTC RFC 3339 times; one that does not parse
+    /// counts as passed).
+    fn gone(&self, now: SystemTime) -> Option<Gone> {
         if self.destroyed == Some(true) {
-            return true;
+            return Some(Gone::Destroyed);
         }
         match self.deletion_time.as_deref() {
-            None | Some("") => false,
-            Some(at) => parse_rfc3339(at).is_none_or(|at| at <= nanos_since_epoch(now)),
+            None | Some("") => None,
+            Some(at) => humantime::parse_rfc3339(at)
+                .map_or(true, |at| at <= now)
+                .then_some(Gone::Deleted),
         }
     }
 }
@@ -91,9 +100,29 @@ pub(crate) fn probe_reply(
         // Metadata written before any data: nothing to read yet.
         return Err(cx.not_found(status));
     }
+    let gone = |why: Gone| {
+        let (provider, mount, version) = (cx.provider, cx.mount.to_owned(), Some(wanted));
+        // The codes a read of that version gives.
+        match why {
+            Gone::Destroyed => ProviderError::VersionDestroyed {
+                provider,
+                mount,
+                version,
+                status,
+            },
+            Gone::Deleted => ProviderError::VersionDeleted {
+                provider,
+                mount,
+                version,
+                status,
+            },
+        }
+    };
     match versions.get(wanted.to_string().as_str()) {
-        Some(state) if state.gone(now) => Err(cx.not_found(status)),
-        Some(_) => Ok(Probe::Version(wanted)),
+        Some(state) => match state.gone(now) {
+            Some(why) => Err(gone(why)),
+            None => Ok(Probe::Version(wanted)),
+        },
         // A pinned version never written, or pruned by `max_versions`.
         None if cx.version.is_some() => Err(cx.not_found(status)),
         None => Err(cx.malformed(status, "the metadata does not describe its current version")),
@@ -104,7 +133,7 @@ pub(crate) fn probe_reply(
 /// `secret`, pinned to `version` when given, at the current time.
 ///
 /// # Errors
-/// As a probe's: `NOT_FOUND`, `PERMISSION_DENIED`, `UNEXPECTED_STATUS`,
+/// As a probe's: `NOT_FOUND`, `VERSION_DELETED`, `VERSION_DESTROYED`, `PERMISSION_DENIED`, `UNEXPECTED_STATUS`,
 /// `MALFORMED_RESPONSE`.
 #[doc(hidden)]
 pub fn fuzz_metadata_reply(
@@ -121,84 +150,9 @@ pub fn fuzz_metadata_reply(
     probe_reply(cx, status, body, SystemTime::now())
 }
 
-fn nanos_since_epoch(now: SystemTime) -> i128 {
-    match now.duration_since(UNIX_EPOCH) {
-        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
-        Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
-    }
-}
-
-/// An RFC 3339 timestamp (`2026-12-02T05:13:53.356815804Z`, `…+02:00`) as nanoseconds since
-/// the Unix epoch; `None` when it is not one. Fractions beyond nanoseconds are cut.
-fn parse_rfc3339(text: &str) -> Option<i128> {
-    let bytes = text.as_bytes();
-    let digits = |from: usize, to: usize| -> Option<i64> {
-        let part = bytes.get(from..to)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-    };
-    let at = |index: usize, allowed: &[u8]| bytes.get(index).is_some_and(|b| allowed.contains(b));
-    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
-        return None;
-    }
-    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
-    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = bytes.get(19..)?;
-    let mut nanos: i64 = 0;
-    if let [b'.', tail @ ..] = rest {
-        let count = tail.iter().take_while(|b| b.is_ascii_digit()).count();
-        if count == 0 {
-            return None;
-        }
-        for (place, digit) in tail[..count].iter().take(9).enumerate() {
-            nanos += i64::from(digit - b'0') * 10_i64.pow(8 - place as u32);
-        }
-        rest = &tail[count..];
-    }
-    let offset = match rest {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let two = |a: u8, b: u8| {
-                (a.is_ascii_digit() && b.is_ascii_digit())
-                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
-            };
-            let (hours, minutes) = (two(*h1, *h2)?, two(*m1, *m2)?);
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            let seconds = hours * 3600 + minutes * 60;
-            if *sign == b'-' { -seconds } else { seconds }
-        }
-        _ => return None,
-    };
-    let seconds =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 
@@ -250,15 +204,18 @@ mod tests {
         assert_eq!(probe(pinned(2), 200, LIVE), Ok(Probe::Version(2)));
         assert_eq!(probe(pinned(3), 200, LIVE), Err("NOT_FOUND"));
 
-        // The current version soft-deleted, version 1 destroyed.
-        assert_eq!(probe(CX, 200, DELETED_AND_DESTROYED), Err("NOT_FOUND"));
+        // The current version soft-deleted, version 1 destroyed: the codes a read gives.
+        assert_eq!(
+            probe(CX, 200, DELETED_AND_DESTROYED),
+            Err("VERSION_DELETED")
+        );
         assert_eq!(
             probe(pinned(2), 200, DELETED_AND_DESTROYED),
-            Err("NOT_FOUND")
+            Err("VERSION_DELETED")
         );
         assert_eq!(
             probe(pinned(1), 200, DELETED_AND_DESTROYED),
-            Err("NOT_FOUND")
+            Err("VERSION_DESTROYED")
         );
 
         // Readable until its deletion time, and not found after it.
@@ -266,7 +223,7 @@ mod tests {
         let later = now() + Duration::from_secs(2 * 3600);
         assert_eq!(
             probe_reply(CX, 200, EXPIRING, later).map_err(|e| e.code()),
-            Err("NOT_FOUND")
+            Err("VERSION_DELETED")
         );
 
         assert_eq!(probe(CX, 200, NO_DATA_YET), Err("NOT_FOUND"));
@@ -366,7 +323,7 @@ mod tests {
         assert_eq!(probe(CX, 200, deep.as_bytes()), Ok(Probe::Version(1)));
         // A deletion time that is not a time counts as passed.
         let body = br#"{"data":{"current_version":3,"versions":{"3":{"deletion_time":"soon"}}}}"#;
-        assert_eq!(probe(CX, 200, body), Err("NOT_FOUND"));
+        assert_eq!(probe(CX, 200, body), Err("VERSION_DELETED"));
     }
 
     #[test]
@@ -391,7 +348,7 @@ mod tests {
         );
         assert_eq!(
             probe(pinned(49_998), 200, body.as_bytes()),
-            Err("NOT_FOUND")
+            Err("VERSION_DESTROYED")
         );
         let long_key = format!(
             r#"{{"data":{{"current_version":1,"versions":{{"1":{{}},"{}":{{}}}}}}}}"#,
@@ -419,51 +376,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn parses_rfc3339() {
-        let at = |s| parse_rfc3339(s);
-        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(at("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
-        assert_eq!(
-            at("2026-12-02T05:13:53.356815804Z"),
-            Some(1_796_188_433_356_815_804)
-        );
-        // More than nanosecond precision is cut; offsets are applied.
-        assert_eq!(
-            at("2026-12-02T05:13:53.3568158049999Z"),
-            at("2026-12-02T05:13:53.356815804Z")
-        );
-        assert_eq!(at("2026-12-02T07:13:53+02:00"), at("2026-12-02T05:13:53Z"));
-        assert_eq!(at("2026-12-01T23:43:53-05:30"), at("2026-12-02T05:13:53Z"));
-        assert_eq!(at("2024-02-29t12:00:00z"), Some(1_709_208_000_000_000_000));
-        assert_eq!(at("1969-12-31T23:59:59Z"), Some(-1_000_000_000));
-        for bad in [
-            "",
-            "soon",
-            "2026-12-02",
-            "2026-12-02T05:13:53",
-            "2026-12-02T05:13:53.Z",
-            "2026-12-02T05:13:53ZZ",
-            "2026-13-02T05:13:53Z",
-            "2026-12-00T05:13:53Z",
-            "2026-12-02T24:00:00Z",
-            "2026-12-02T05:60:00Z",
-            "2026-12-02 05:13:53Z",
-            "2026-12-02T05:13:53+0200",
-            "2026-12-02T05:13:53+24:00",
-            "+026-12-02T05:13:53Z",
-            "2026-12-02T05:13:53.1é",
-            "２026-12-02T05:13:53Z",
-        ] {
-            assert_eq!(at(bad), None, "{bad}");
-        }
-        // `now` is what its doc says.
-        assert_eq!(
-            nanos_since_epoch(now()),
-            at("2026-12-02T05:20:00Z").unwrap_or_default()
-        );
-        assert!(nanos_since_epoch(UNIX_EPOCH - Duration::from_secs(1)) < 0);
     }
 }

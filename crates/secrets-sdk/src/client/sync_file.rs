@@ -106,6 +106,7 @@ impl Inner {
         if cacheable {
             self.cache
                 .insert(uri.as_str().to_owned(), Arc::clone(&entry));
+            self.served(&entry);
         }
         Ok(Secret(entry))
     }
