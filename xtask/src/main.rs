@@ -2,9 +2,11 @@
 //!
 //! If `cargo xtask ci` passes locally, CI (`.ci/run`) is green: it is the same command.
 
+mod bench;
+mod callgrind;
+mod peers;
 mod services;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -21,20 +23,13 @@ Tasks:
                             install (under .tools/) and start/stop the real servers tests need
   bench [--json PATH]       run the benchmarks; write one JSON object per scenario
                             (default PATH: target/bench-results.json)
+  bench --check             instruction counts (callgrind) of the no-I/O scenarios against the
+                            committed baseline: fails when one grows by more than 10 %
+  bench --peers             the same KV v2 read with vaultrs, vault-client-rs and secrets-sdk
+                            (peers/, outside the workspace)
   fuzz [--seconds N]        short cargo-fuzz run of every fuzz target (stable toolchain with
                             RUSTC_BOOTSTRAP=1; installs cargo-fuzz if missing)
 ";
-
-/// Benchmarks `cargo xtask bench` runs, as (package, bench target, features). Each appends JSON
-/// lines to the file named by `SECRETS_BENCH_JSON`.
-const BENCHES: &[(&str, &str, &str)] = &[
-    ("secret-uri", "parse", ""),
-    ("secret-providers", "kv2", ""),
-    ("secret-pep", "pep", ""),
-    ("secret-audit", "audit_publish", "kafka"),
-    ("secrets-sdk", "resolve", ""),
-    ("secrets-sdk", "vault", "redis"),
-];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,7 +37,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("services") => services::run(rest),
-        Some("bench") => bench(rest),
+        Some("bench") => bench::run(rest),
         Some("fuzz") => fuzz(rest),
         _ => {
             print!("{HELP}");
@@ -139,6 +134,9 @@ fn ci() -> anyhow::Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings");
     run(doc)?;
 
+    // The deterministic performance guard: instruction counts against the baseline.
+    callgrind::check()?;
+
     ensure_cargo_tool("cargo-deny", "deny")?;
     let mut deny = cargo();
     // `advisories` needs the advisory database from the network, which CI does not have.
@@ -168,44 +166,6 @@ fn ensure_cargo_tool(package: &str, subcommand: &str) -> anyhow::Result<()> {
     let mut install = cargo();
     install.args(["install", "--locked", package]);
     run(install)
-}
-
-fn bench(args: &[String]) -> anyhow::Result<()> {
-    let json_path = match args {
-        [] => root().join("target/bench-results.json"),
-        [flag, path] if flag == "--json" => PathBuf::from(path),
-        _ => bail!("usage: cargo xtask bench [--json PATH]"),
-    };
-    services::ensure_installed()?;
-    let lines_path = root().join("target/bench-results.jsonl");
-    std::fs::create_dir_all(root().join("target"))?;
-    let _ = std::fs::remove_file(&lines_path);
-    for (package, target, features) in BENCHES {
-        let mut cmd = cargo();
-        cmd.args(["bench", "--package", package, "--bench", target]);
-        if !features.is_empty() {
-            cmd.args(["--features", features]);
-        }
-        cmd.env("SECRETS_BENCH_JSON", &lines_path);
-        run(cmd)?;
-    }
-    let text = std::fs::read_to_string(&lines_path)
-        .with_context(|| format!("no results in {}", lines_path.display()))?;
-    let mut scenarios = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(line).with_context(|| format!("bad result line: {line}"))?;
-        let Some(serde_json::Value::String(name)) = object.remove("scenario") else {
-            bail!("result line without a scenario: {line}");
-        };
-        scenarios.insert(name, serde_json::Value::Object(object));
-    }
-    let pretty = serde_json::to_string_pretty(&scenarios)?;
-    std::fs::write(&json_path, format!("{pretty}\n"))
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    println!("{pretty}");
-    eprintln!("bench: wrote {}", json_path.display());
-    Ok(())
 }
 
 /// The cargo-fuzz targets under `fuzz/`, each with its seed folder `fuzz/seeds/<target>`.
