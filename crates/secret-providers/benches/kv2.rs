@@ -18,12 +18,11 @@
 //! ```
 
 use std::hint::black_box;
-use std::io::Write;
-use std::time::{Duration, Instant};
 
 use secret_providers::{Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider};
 use secret_uri::SecretUri;
 use secrets_test_support::OpenBaoServer;
+use secrets_test_support::bench::{Latencies, Meter, append};
 use secrets_test_support::floor::HyperFloor;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -75,11 +74,6 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
     }))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
-}
-
 fn json_run(path: &str) -> Result<(), BoxError> {
     let Some(fx) = fixture()? else { return Ok(()) };
     let (floor, provider) = fx.runtime.block_on(async {
@@ -87,45 +81,34 @@ fn json_run(path: &str) -> Result<(), BoxError> {
             black_box(fx.floor.get().await?);
             black_box(fx.provider.read(&fx.uri).await?);
         }
-        let mut floor = Vec::with_capacity(SAMPLES);
-        let mut provider = Vec::with_capacity(SAMPLES);
+        let mut floor = Latencies::with_capacity(SAMPLES);
+        let mut provider = Latencies::with_capacity(SAMPLES);
         for i in 0..SAMPLES {
             // Alternate which goes first so neither always follows the other.
             for which in [i % 2, 1 - i % 2] {
-                let started = Instant::now();
+                let meter = Meter::start();
                 if which == 0 {
                     black_box(fx.floor.get().await?);
-                    floor.push(started.elapsed());
+                    meter.stop(&mut floor);
                 } else {
                     black_box(fx.provider.read(&fx.uri).await?);
-                    provider.push(started.elapsed());
+                    meter.stop(&mut provider);
                 }
             }
         }
         Ok::<_, BoxError>((floor, provider))
     })?;
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut p50s = Vec::new();
-    for (scenario, mut samples) in [("floor_hyper_get", floor), ("cold_read_kv2", provider)] {
-        samples.sort_unstable();
-        let (p50, p99) = (percentile(&samples, 0.50), percentile(&samples, 0.99));
-        p50s.push(p50);
-        let line = serde_json::json!({
-            "scenario": scenario,
-            "p50_us": (p50 * 10.0).round() / 10.0,
-            "p99_us": (p99 * 10.0).round() / 10.0,
-            "n": samples.len(),
-        });
-        writeln!(out, "{line}")?;
-        println!("{line}");
-    }
-    if let [floor, cold] = p50s[..] {
+    let path = std::path::Path::new(path);
+    append(path, &floor.json_line("floor_hyper_get"))?;
+    append(path, &provider.json_line("cold_read_kv2"))?;
+    println!(
+        "cold_read_kv2 p50 / floor_hyper_get p50 = {:.3}",
+        provider.quantile_us(0.5) / floor.quantile_us(0.5)
+    );
+    if let (Some(ours), Some(raw)) = (provider.cpu_us_per_op(), floor.cpu_us_per_op()) {
         println!(
-            "cold_read_kv2 p50 / floor_hyper_get p50 = {:.3}",
-            cold / floor
+            "cold_read_kv2 CPU per op / floor_hyper_get CPU per op = {:.3} ({ours:.1} µs / {raw:.1} µs)",
+            ours / raw
         );
     }
     Ok(())

@@ -26,7 +26,12 @@
 //!   telemetry without the network, so telemetry's cost (printed) is not lost in the vault's
 //!   round-trip noise.
 //! - `floor_concurrent_64` / `concurrent_64`: 64 tasks on a 2-worker multi-thread runtime,
-//!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed.
+//!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed. The same
+//!   again with the 64 tasks on a current-thread runtime (`…_current_thread`).
+//!
+//! Every network scenario also reports `client_cpu_us_per_op`: the process's CPU time (user
+//! and system, every thread; the server runs in another process) over its operations, divided
+//! by their number (`secrets_test_support::bench::Meter`).
 //! - `get_credentials_warm_redis` / `concurrent_64_redis` (feature `redis`): the same as
 //!   `get_credentials_warm` / `concurrent_64` with the PEP's state (grants and use counts, the
 //!   `jti`s, denials) in a real Redis (Debian's `redis-server` on a free loopback port, started
@@ -68,7 +73,7 @@ use secrets_sdk::telemetry::otlp::{OtlpGuard, Pipeline};
 use secrets_sdk::uri::{Provider, SecretUri};
 use secrets_sdk::{ExecutionContext, VaultClient};
 use secrets_test_support::OpenBaoServer;
-use secrets_test_support::bench::{Latencies, OcsfDiscard, append, json_path, process_cpu};
+use secrets_test_support::bench::{Latencies, Meter, OcsfDiscard, append, json_path, process_cpu};
 use secrets_test_support::floor::HyperFloor;
 use secrets_test_support::redis::{RedisServer, Reply};
 use tracing_subscriber::Layer as _;
@@ -535,27 +540,28 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
             // Rotate which goes first so none always follows another.
             for k in 0..scenarios {
                 let started = Instant::now();
+                let meter = Meter::start();
                 match (i + k) % scenarios {
                     0 => {
                         black_box(floor.get().await?);
-                        floor_l.push(started.elapsed());
+                        meter.stop(&mut floor_l);
                     }
                     1 => {
                         get(fx).await?;
-                        subject_l.push(started.elapsed());
+                        meter.stop(&mut subject_l);
                     }
                     2 => {
                         read(fx, &fx.audited).await?;
-                        audited_l.push(started.elapsed());
+                        meter.stop(&mut audited_l);
                     }
                     3 => {
                         traced(fx).await?;
-                        traced_l.push(started.elapsed());
+                        meter.stop(&mut traced_l);
                     }
                     4 => {
                         if let Some(redis) = redis {
                             read(fx, &redis.client).await?;
-                            redis_l.push(started.elapsed());
+                            meter.stop(&mut redis_l);
                         }
                     }
                     _ => {
@@ -651,6 +657,12 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
         "get_credentials_warm p50 / floor_hyper_get_vault p50 = {:.3}",
         subject.quantile_us(0.5) / floor.quantile_us(0.5)
     );
+    if let (Some(ours), Some(raw)) = (subject.cpu_us_per_op(), floor.cpu_us_per_op()) {
+        println!(
+            "get_credentials_warm CPU per op / floor_hyper_get_vault CPU per op = {:.3} ({ours:.1} µs / {raw:.1} µs)",
+            ours / raw
+        );
+    }
     println!(
         "audit cost on the request path: p50 {:+.2} µs (audited {:.2} µs, plain {:.2} µs); sink {:?}",
         audited.quantile_us(0.5) - subject.quantile_us(0.5),
@@ -685,11 +697,28 @@ where
     Ok((TASKS * OPS_PER_TASK, started.elapsed()))
 }
 
+/// The concurrent scenarios for callers on a 2-worker multi-thread runtime, then on a
+/// current-thread one (`_current_thread`).
 fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    throughput_on(&fx, path, &multi, "")?;
+    drop(multi);
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    throughput_on(&fx, path, &current, "_current_thread")
+}
+
+fn throughput_on(
+    fx: &Arc<Fixture>,
+    path: &std::path::Path,
+    runtime: &tokio::runtime::Runtime,
+    suffix: &str,
+) -> Result<(), BoxError> {
+    let fx = Arc::clone(fx);
     let floor = Arc::new(HyperFloor::new(&fx.bao, PATH)?);
     let floor_op = {
         let floor = Arc::clone(&floor);
@@ -729,22 +758,26 @@ fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> 
         if with_redis {
             burst(redis_op.clone()).await?;
         }
-        let mut totals = [(0, Duration::ZERO); 3];
+        let mut totals = [(0, Duration::ZERO, Duration::ZERO); 3];
         for round in 0..ROUNDS {
             // Rotate which goes first so none always follows another.
             for k in 0..scenarios {
                 let which = (round + k) % scenarios;
+                let cpu = process_cpu();
                 let (ops, elapsed) = match which {
                     0 => burst(floor_op.clone()).await?,
                     1 => burst(subject_op.clone()).await?,
                     _ => burst(redis_op.clone()).await?,
                 };
-                totals[which] = (totals[which].0 + ops, totals[which].1 + elapsed);
+                let cpu = process_cpu().saturating_sub(cpu);
+                let total = &mut totals[which];
+                *total = (total.0 + ops, total.1 + elapsed, total.2 + cpu);
             }
         }
         Ok::<_, BoxError>((totals[0], totals[1], totals[2]))
     })?;
-    let rate = |(ops, elapsed): (usize, Duration)| ops as f64 / elapsed.as_secs_f64();
+    let rate = |(ops, elapsed, _): (usize, Duration, Duration)| ops as f64 / elapsed.as_secs_f64();
+    let cpu = |(ops, _, cpu): (usize, Duration, Duration)| cpu.as_secs_f64() * 1e6 / ops as f64;
     let mut rows = vec![
         ("floor_concurrent_64", floor_total),
         ("concurrent_64", subject_total),
@@ -756,19 +789,23 @@ fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> 
         append(
             path,
             &format!(
-                "{{\"scenario\":\"{scenario}\",\"ops_per_s\":{:.1},\"n\":{}}}",
+                "{{\"scenario\":\"{scenario}{suffix}\",\"ops_per_s\":{:.1},\"client_cpu_us_per_op\":{:.3},\"n\":{}}}",
                 rate(total),
+                cpu(total),
                 total.0
             ),
         )?;
     }
     println!(
-        "concurrent_64 / floor_concurrent_64 = {:.3}",
-        rate(subject_total) / rate(floor_total)
+        "concurrent_64{suffix} / floor_concurrent_64{suffix} = {:.3} (CPU per op {:.1} µs / {:.1} µs = {:.3})",
+        rate(subject_total) / rate(floor_total),
+        cpu(subject_total),
+        cpu(floor_total),
+        cpu(subject_total) / cpu(floor_total),
     );
     if with_redis {
         println!(
-            "concurrent_64_redis / concurrent_64 = {:.3}, / floor_concurrent_64 = {:.3}",
+            "concurrent_64_redis{suffix} / concurrent_64{suffix} = {:.3}, / floor_concurrent_64{suffix} = {:.3}",
             rate(redis_total) / rate(subject_total),
             rate(redis_total) / rate(floor_total)
         );

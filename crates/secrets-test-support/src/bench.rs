@@ -13,10 +13,50 @@ pub fn json_path() -> Option<PathBuf> {
     std::env::var_os("SECRETS_BENCH_JSON").map(PathBuf::from)
 }
 
-/// Per-operation latencies of one scenario.
+/// Per-operation latencies of one scenario, and (when measured with [`Meter`]) the process's
+/// CPU time per operation.
 #[derive(Debug, Default, Clone)]
 pub struct Latencies {
     samples: Vec<Duration>,
+    cpu: Duration,
+    cpu_ops: usize,
+}
+
+/// Measures one operation's wall time and the process's CPU time (every thread: the
+/// client's runtime too; a server in another process is not counted).
+///
+/// ```
+/// use secrets_test_support::bench::{Latencies, Meter};
+///
+/// let mut latencies = Latencies::default();
+/// let meter = Meter::start();
+/// std::hint::black_box((0..1000).sum::<u64>());
+/// meter.stop(&mut latencies);
+/// assert_eq!(latencies.len(), 1);
+/// assert!(latencies.cpu_us_per_op().is_some());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Meter {
+    wall: std::time::Instant,
+    cpu: Duration,
+}
+
+impl Meter {
+    /// Starts measuring.
+    #[must_use]
+    pub fn start() -> Self {
+        Self {
+            cpu: process_cpu(),
+            wall: std::time::Instant::now(),
+        }
+    }
+
+    /// Records the operation's wall and CPU time in `latencies`.
+    pub fn stop(self, latencies: &mut Latencies) {
+        let wall = self.wall.elapsed();
+        latencies.push(wall);
+        latencies.push_cpu(process_cpu().saturating_sub(self.cpu));
+    }
 }
 
 impl Latencies {
@@ -25,12 +65,25 @@ impl Latencies {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             samples: Vec::with_capacity(n),
+            ..Self::default()
         }
     }
 
     /// Records one operation.
     pub fn push(&mut self, d: Duration) {
         self.samples.push(d);
+    }
+
+    /// Records one operation's CPU time.
+    pub fn push_cpu(&mut self, cpu: Duration) {
+        self.cpu += cpu;
+        self.cpu_ops += 1;
+    }
+
+    /// The process's mean CPU time per operation in microseconds, when measured.
+    #[must_use]
+    pub fn cpu_us_per_op(&self) -> Option<f64> {
+        (self.cpu_ops > 0).then(|| self.cpu.as_secs_f64() * 1e6 / self.cpu_ops as f64)
     }
 
     /// How many operations were recorded.
@@ -57,11 +110,16 @@ impl Latencies {
         sorted[rank - 1].as_secs_f64() * 1e6
     }
 
-    /// `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}`.
+    /// `{"scenario":…,"p50_us":…,"p99_us":…,"n":…}`, with `"client_cpu_us_per_op":…` when
+    /// CPU was measured.
     #[must_use]
     pub fn json_line(&self, scenario: &str) -> String {
+        let cpu = self
+            .cpu_us_per_op()
+            .map(|us| format!(",\"client_cpu_us_per_op\":{us:.3}"))
+            .unwrap_or_default();
         format!(
-            "{{\"scenario\":\"{scenario}\",\"p50_us\":{:.3},\"p99_us\":{:.3},\"n\":{}}}",
+            "{{\"scenario\":\"{scenario}\",\"p50_us\":{:.3},\"p99_us\":{:.3},\"n\":{}{cpu}}}",
             self.quantile_us(0.50),
             self.quantile_us(0.99),
             self.samples.len()
