@@ -549,3 +549,35 @@ fn a_file_read_at_configuration_time_is_refreshed_too() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn reading_a_watched_file_does_not_refresh_it() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    std::fs::write(root.path().join("demo/quiet"), "quiet-v1")?;
+    let capture = secret_telemetry::testing::MetricsCapture::new();
+    let client = builder(root.path())
+        .cache_ttl(Duration::from_secs(300))
+        .metrics(capture.metrics())
+        .build()?;
+    let mut changes = client.watch("file://demo/quiet").await?;
+    for _ in 0..20 {
+        client.resolve("file://demo/quiet").await?;
+        client
+            .resolve_with("file://demo/quiet", secrets_sdk::ResolveOptions::refresh())
+            .await?;
+    }
+    // Our own opens and reads are inotify events too: none of them may start a refresh
+    // (each would read again, and so on forever).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refreshes = capture
+        .points()?
+        .sum_where("secrets.resolve.duration", &[("cache", "refresh")]);
+    assert_eq!(refreshes, 20.0, "only the 20 asked for");
+    assert!(
+        next_within(&mut changes, Duration::from_millis(10))
+            .await
+            .is_none()
+    );
+    Ok(())
+}

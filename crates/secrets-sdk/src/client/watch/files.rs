@@ -185,6 +185,9 @@ impl FileWatch {
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let mut state = lock(&shared);
             match event {
+                // Opening or reading a file (our own reads among them) changes nothing; a
+                // refresh on every open would read the files again forever.
+                Ok(event) if event.kind.is_access() => {}
                 Ok(event) => {
                     for path in &event.paths {
                         let dir = path.parent().unwrap_or(path);
