@@ -54,9 +54,11 @@ pub const DEFAULT_IO_THREADS: usize = 1;
 ///    [`ResourceRef`], and returns the value as a [`Secret`] (redacted in `Debug`, zeroized
 ///    when the last handle drops). Values are not cached: every call is a decision and a read.
 ///
-/// All network I/O (PDP and vault) runs on the client's own runtime, started at the first call
-/// with [`DEFAULT_IO_THREADS`] workers; so the async methods can be polled by any executor and
-/// the blocking one works inside and outside a runtime.
+/// A request called from a multi-thread tokio runtime (with a timer) runs there, as a task of
+/// its own: no hop between runtimes. From anywhere else (a current-thread runtime, another
+/// executor, the blocking methods) it runs on the client's own runtime, started at the first
+/// call with [`DEFAULT_IO_THREADS`] workers; so the async methods can be polled by any
+/// executor and the blocking one works inside and outside a runtime.
 ///
 /// The PEP's state (grants and their use counts, the replay window's `jti`s, the negative
 /// cache) lives in the client's memory by default: one client, one state. With `REDIS_URL`
@@ -124,9 +126,10 @@ impl VaultClient {
     /// [`default_context`](VaultClientBuilder::default_context), else an empty context, which
     /// the PEP refuses (`SUBJECT_MISSING`).
     ///
-    /// Accepts `&str`, `&String` or `&SecretUri`. Runs on the client's runtime, so any executor
-    /// can poll it. If the future is dropped early the request still completes there (its use
-    /// of the grant is taken and audited either way).
+    /// Accepts `&str`, `&String` or `&SecretUri`. Runs as a task (on the caller's multi-thread
+    /// runtime, else on the client's), so any executor can poll it. If the future is dropped
+    /// early the request still completes (its use of the grant is taken and audited either
+    /// way).
     ///
     /// # Errors
     /// See [`Error`]: the URI's codes, `UNSUPPORTED_PROVIDER` (a scheme other than `openbao`
@@ -325,14 +328,16 @@ impl Inner {
         self.runtime.handle()
     }
 
-    /// Runs `work` on the client's runtime and awaits it from whatever executor polls this.
+    /// Runs `work` as a task and awaits it from whatever executor polls this: on the caller's
+    /// runtime when it is a multi-thread one with a timer (no hop between runtimes), else on
+    /// the client's own ([`request_runtime`](crate::io_runtime::request_runtime)). As a task,
+    /// it completes even when the caller drops this future.
     async fn on_runtime<T, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        let task = self
-            .io_handle()?
+        let task = crate::io_runtime::request_runtime(self.io_handle()?)
             .spawn(work.instrument(tracing::Span::current()));
         match task.await {
             Ok(result) => result,
