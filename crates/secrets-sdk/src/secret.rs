@@ -23,6 +23,9 @@ pub(crate) struct Entry {
     /// A hit from then on (until `fresh_until`) refreshes the entry in the background
     /// (refresh-ahead); `== fresh_until` when it is never refreshed ahead.
     pub(crate) refresh_at: Instant,
+    /// How many times refresh-ahead extended this value without reading it again (the
+    /// version was unchanged).
+    pub(crate) extensions: u32,
     /// With stale-if-error, servable after a failed refresh until then (`== fresh_until`
     /// without it).
     pub(crate) stale_until: Instant,
@@ -49,6 +52,7 @@ impl Entry {
             loaded_at,
             fresh_until,
             refresh_at: fresh_until,
+            extensions: 0,
             stale_until,
             retry_after: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),

@@ -33,7 +33,6 @@ use std::time::SystemTime;
 
 use secret_uri::SecretUri;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
 use crate::{Error, Secret};
 
@@ -168,16 +167,12 @@ impl fmt::Debug for Changes {
 #[must_use = "the callback stops when the subscription is dropped"]
 #[derive(Debug)]
 pub struct Subscription {
-    pub(crate) task: AbortHandle,
+    /// Dropped with the subscription: the callback's thread then stops waiting and ends
+    /// (after the call in progress, if any).
+    pub(crate) _cancel: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Subscription {
     /// Stops the callback (as dropping does).
     pub fn cancel(self) {}
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }

@@ -581,3 +581,218 @@ async fn reading_a_watched_file_does_not_refresh_it() -> TestResult {
     );
     Ok(())
 }
+
+/// Resolves `uri` every 10 ms until it is `want` or a second passed; whether it was.
+async fn becomes(client: &SecretsClient, uri: &str, want: &str) -> bool {
+    seen_within(client, uri, want, Instant::now(), Duration::from_secs(1))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn one_file_mounts_are_watched_each() -> TestResult {
+    // Docker's layout: each mount is one file in the root (`/run/secrets/<name>`).
+    let root = tempfile::tempdir()?;
+    std::fs::write(root.path().join("first"), "first-v1")?;
+    std::fs::write(root.path().join("second"), "second-v1")?;
+    let client = SecretsClient::builder()
+        .file_root(root.path())
+        .allowed_mounts(secrets_sdk::uri::AllowedMounts::from_csv("first,second"))
+        .cache_ttl(Duration::from_secs(300))
+        .build()?;
+    assert_eq!(
+        client.resolve("file://first").await?.expose_str(),
+        Some("first-v1")
+    );
+    assert_eq!(
+        client.resolve("file://second").await?.expose_str(),
+        Some("second-v1")
+    );
+    std::fs::write(root.path().join("second"), "second-v2")?;
+    assert!(becomes(&client, "file://second", "second-v2").await);
+    std::fs::write(root.path().join("first"), "first-v2")?;
+    assert!(becomes(&client, "file://first", "first-v2").await);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_mount_made_again_or_swapped_is_watched_again() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    std::fs::write(root.path().join("demo/key"), "made-v1")?;
+    let client = builder(root.path())
+        .cache_ttl(Duration::from_secs(300))
+        .build()?;
+    assert_eq!(
+        client.resolve("file://demo/key").await?.expose_str(),
+        Some("made-v1")
+    );
+    // Removed and made again: the new folder is watched.
+    std::fs::remove_dir_all(root.path().join("demo"))?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    std::fs::write(root.path().join("demo/key"), "made-v2")?;
+    assert!(becomes(&client, "file://demo/key", "made-v2").await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(root.path().join("demo/key"), "made-v3")?;
+    assert!(
+        becomes(&client, "file://demo/key", "made-v3").await,
+        "a later rewrite"
+    );
+
+    // A mount that is a link, swapped to a new target at once.
+    let linked = tempfile::tempdir()?;
+    for (dir, value) in [("a", "link-v1"), ("b", "link-v2")] {
+        std::fs::create_dir(linked.path().join(dir))?;
+        std::fs::write(linked.path().join(dir).join("key"), value)?;
+    }
+    std::os::unix::fs::symlink("a", linked.path().join("demo"))?;
+    let client = builder(linked.path())
+        .cache_ttl(Duration::from_secs(300))
+        .build()?;
+    assert_eq!(
+        client.resolve("file://demo/key").await?.expose_str(),
+        Some("link-v1")
+    );
+    std::os::unix::fs::symlink("b", linked.path().join("demo.tmp"))?;
+    std::fs::rename(linked.path().join("demo.tmp"), linked.path().join("demo"))?;
+    assert!(becomes(&client, "file://demo/key", "link-v2").await);
+    std::fs::write(linked.path().join("b/key"), "link-v3")?;
+    assert!(
+        becomes(&client, "file://demo/key", "link-v3").await,
+        "the new target is watched"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watched_file_in_a_folder_made_later_is_seen() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    // A long interval: only the watcher can see it in time.
+    let client = builder(root.path())
+        .watch_interval(Duration::from_secs(60))
+        .build()?;
+    let mut changes = client.watch("file://demo/later/x").await?;
+    std::fs::create_dir(root.path().join("demo/later"))?;
+    std::fs::write(root.path().join("demo/later/x"), "later-v1")?;
+    match next_within(&mut changes, Duration::from_secs(1)).await {
+        Some(Ok(change)) => assert_eq!(change.secret().expose_str(), Some("later-v1")),
+        other => panic!("the file made later: {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_watch_cap_is_given_back_when_the_cache_empties() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    for n in 0..300 {
+        std::fs::create_dir(root.path().join(format!("demo/d{n}")))?;
+        std::fs::write(root.path().join(format!("demo/d{n}/x")), "x")?;
+    }
+    std::fs::create_dir(root.path().join("fresh"))?;
+    std::fs::write(root.path().join("fresh/key"), "fresh-v1")?;
+    let client = SecretsClient::builder()
+        .file_root(root.path())
+        .allowed_mounts(secrets_sdk::uri::AllowedMounts::from_csv("demo,fresh"))
+        .cache_ttl(Duration::from_secs(300))
+        .build()?;
+    for n in 0..300 {
+        client
+            .resolve(format!("file://demo/d{n}/x").as_str())
+            .await?;
+    }
+    client.clear_cache();
+    assert_eq!(
+        client.resolve("file://fresh/key").await?.expose_str(),
+        Some("fresh-v1")
+    );
+    std::fs::write(root.path().join("fresh/key"), "fresh-v2")?;
+    assert!(becomes(&client, "file://fresh/key", "fresh-v2").await);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_callback_may_call_the_client_back() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    std::fs::write(root.path().join("demo/trigger"), "t1")?;
+    std::fs::write(root.path().join("demo/other"), "other-value")?;
+    let client = builder(root.path()).watch_interval(INTERVAL).build()?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (sink, inside) = (Arc::clone(&seen), client.clone());
+    let _subscription = client
+        .on_change("file://demo/trigger", move |_| {
+            // A blocking call from the callback: it runs on a thread of its own.
+            let other = inside.resolve_blocking("file://demo/other");
+            let text = other
+                .map(|s| s.expose_str().unwrap_or_default().to_owned())
+                .unwrap_or_else(|e| e.code().to_owned());
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(text);
+        })
+        .await?;
+    std::fs::write(root.path().join("demo/trigger"), "t2")?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while seen.lock().map(|s| s.is_empty()).unwrap_or(true) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        vec!["other-value".to_owned()]
+    );
+    // The client still answers: its I/O thread was never held.
+    std::fs::write(root.path().join("demo/other"), "other-v2")?;
+    assert!(becomes(&client, "file://demo/other", "other-v2").await);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_fields_of_one_kv2_secret_change_together() -> TestResult {
+    let files = tempfile::tempdir()?;
+    let Some(bao) = shared()? else { return Ok(()) };
+    let path = unique("fields");
+    bao.kv_put("secret", &path, &json!({"user": "u1", "password": "p1"}))?;
+    let proxy = CountingProxy::start(&bao.addr())?;
+    let client = builder(files.path())
+        .bootstrap(BootstrapConfig::token(proxy.addr(), bao.root_token()))
+        .watch_interval(Duration::from_secs(1))
+        .build()?;
+    let mut user = client
+        .watch(format!("openbao+kv2://secret/{path}#user").as_str())
+        .await?;
+    let mut password = client
+        .watch(format!("openbao+kv2://secret/{path}#password").as_str())
+        .await?;
+    bao.kv_put("secret", &path, &json!({"user": "u2", "password": "p2"}))?;
+    let first = Instant::now();
+    let (a, b) = tokio::join!(
+        async {
+            let item = next_within(&mut user, Duration::from_secs(3)).await;
+            (item, first.elapsed())
+        },
+        async {
+            let item = next_within(&mut password, Duration::from_secs(3)).await;
+            (item, first.elapsed())
+        }
+    );
+    assert!(
+        matches!(&a.0, Some(Ok(c)) if c.secret().expose_str() == Some("u2")),
+        "{:?}",
+        a.0
+    );
+    assert!(
+        matches!(&b.0, Some(Ok(c)) if c.secret().expose_str() == Some("p2")),
+        "{:?}",
+        b.0
+    );
+    let gap = a.1.abs_diff(b.1);
+    assert!(
+        gap < Duration::from_millis(150),
+        "the fields arrived {gap:?} apart"
+    );
+    Ok(())
+}

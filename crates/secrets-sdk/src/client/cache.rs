@@ -178,6 +178,29 @@ impl Inner {
         self.served(entry);
     }
 
+    /// Replaces `old` under `key` by `new` if the cache still holds `old` (one step under the
+    /// shard's lock): a background refresh never overwrites a newer value, and never brings
+    /// back a value removed meanwhile (a deleted secret). Whether it did.
+    pub(super) fn swap(&self, key: &str, old: &Arc<Entry>, new: &Arc<Entry>) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let swapped = matches!(
+            self.cache.entry(key, Some(Duration::ZERO), |_, cached| {
+                let same = Arc::ptr_eq(cached, old);
+                if same {
+                    *cached = Arc::clone(new);
+                }
+                quick_cache::sync::EntryAction::Retain(same)
+            }),
+            quick_cache::sync::EntryResult::Retained(true)
+        );
+        if swapped {
+            self.failures.remove(key);
+        }
+        swapped
+    }
+
     /// A file value that entered the cache: its directory is watched from now on, so a
     /// change refreshes it without waiting for the TTL (see `watch::files`).
     #[inline]

@@ -375,10 +375,11 @@ impl SecretsClient {
         self.inner.watch(uri.into()).await
     }
 
-    /// Calls `f` with every change of a secret (see [`watch`](Self::watch)) on the client's
-    /// runtime, until the returned [`Subscription`](crate::watch::Subscription) is dropped:
-    /// for example to hand a rotated database password to a connection pool. `f` should
-    /// return quickly (it runs on the client's I/O thread); changes queue behind it.
+    /// Calls `f` with every change of a secret (see [`watch`](Self::watch)), in order, until
+    /// the returned [`Subscription`](crate::watch::Subscription) is dropped: for example to
+    /// hand a rotated database password to a connection pool. `f` runs on a thread of the
+    /// client's blocking pool, never on its I/O thread, so it may block, and may call the
+    /// client (`resolve_blocking` included); changes queue behind it.
     ///
     /// # Errors
     /// As [`watch`](Self::watch).
@@ -392,13 +393,23 @@ impl SecretsClient {
     {
         let mut changes = self.inner.watch(uri.into()).await?;
         let handle = self.inner.io_handle()?;
-        let task = handle.spawn(async move {
-            while let Some(item) = changes.next().await {
+        let (cancel, mut cancelled) = tokio::sync::oneshot::channel::<()>();
+        let runtime = handle.clone();
+        // A blocking-pool thread: `f` may block (a pool swap, `resolve_blocking`) without
+        // holding the thread that drives the client's timers and I/O.
+        handle.spawn_blocking(move || {
+            while let Some(item) = runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = &mut cancelled => None,
+                    item = changes.next() => item,
+                }
+            }) {
                 f(&item);
             }
         });
         Ok(crate::watch::Subscription {
-            task: task.abort_handle(),
+            _cancel: Some(cancel),
         })
     }
 
@@ -414,9 +425,11 @@ impl SecretsClient {
         self.inner.cache.len()
     }
 
-    /// Empties the cache.
+    /// Empties the cache (and stops watching the folders of files only the cache held).
     pub fn clear_cache(&self) {
         self.inner.cache.clear();
+        #[cfg(feature = "file")]
+        self.inner.watches.files.forget_served();
     }
 
     /// Where the bootstrap came from, when one was used.

@@ -24,6 +24,11 @@ use secret_uri::Provider;
 
 use super::deadline::Deadline;
 use super::{Inner, STALE_RETRY_INTERVAL};
+
+/// Unchanged versions extend a value without reading it at most this many times in a row;
+/// then the value is read again, so a revoked `data/` permission (with `metadata/` still
+/// readable) is noticed within this many TTLs.
+const MAX_EXTENSIONS: u32 = 12;
 use crate::Error;
 use crate::secret::{Entry, Secret};
 
@@ -71,6 +76,10 @@ impl Inner {
                     inner
                         .cache
                         .remove_if(entry.uri.as_str(), |cached| Arc::ptr_eq(cached, &entry));
+                    // A watched secret learns it now, not at its next poll.
+                    if let Some(watched) = inner.watches.get(entry.uri.as_str()) {
+                        let _ = inner.settle(&watched, Err(error));
+                    }
                 }
             }
             entry.refreshing.store(false, Ordering::Release);
@@ -86,18 +95,15 @@ impl Inner {
             Instant::now(),
             self.settings.resolve_deadline,
         );
-        if let Some(version) = entry.value.version() {
+        if let Some(version) = entry.value.version()
+            && entry.extensions < MAX_EXTENSIONS
+        {
             match deadline.run(provider.probe(uri)).await {
                 Some(Ok(Probe::Version(current))) if current == version => {
-                    // Unless something newer was cached meanwhile.
-                    if self
-                        .cache
-                        .get(uri.as_str())
-                        .is_some_and(|cached| Arc::ptr_eq(&cached, entry))
-                    {
-                        let extended = Arc::new(self.entry(uri, entry.value.clone()));
-                        self.store(uri.as_str(), &extended);
-                    }
+                    let mut extended = self.entry(uri, entry.value.clone());
+                    extended.extensions = entry.extensions + 1;
+                    // Unless something newer was cached meanwhile, or the value removed.
+                    self.swap(uri.as_str(), entry, &Arc::new(extended));
                     return Ok(());
                 }
                 // A new version, or a provider that cannot tell: read the value.
@@ -110,8 +116,11 @@ impl Inner {
         }
         let value = self.read(&provider, uri, &deadline).await?;
         let fresh = Arc::new(self.entry(uri, value));
-        self.store(uri.as_str(), &fresh);
-        self.changed(&Secret(fresh));
+        // Only over the entry this refresh started from: a read that began earlier never
+        // overwrites a newer value, nor brings back one removed meanwhile.
+        if self.swap(uri.as_str(), entry, &fresh) {
+            self.changed(&Secret(fresh));
+        }
         Ok(())
     }
 }

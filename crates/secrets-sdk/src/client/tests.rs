@@ -316,4 +316,5 @@ mod audit {
     }
 }
 
+mod refresh_ahead;
 mod telemetry;

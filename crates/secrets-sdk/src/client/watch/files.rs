@@ -3,18 +3,26 @@
 //! Secret volume's `..data` link, refreshes the cached value and reaches the watch streams
 //! within a second, without waiting for the TTL.
 //!
-//! Watches are bounded: one per mount directory (`<root>/<mount>`, where the kubelet swaps
-//! `..data`), plus one per other directory that holds a served file (`<mount>/sub/x.json`),
-//! at most [`MAX_DIRS`] in all; past that, files are refreshed by their TTL only. An event
-//! anywhere under a mount refreshes what the client holds from that mount, after a short
-//! [`DEBOUNCE`] that gathers the burst of events one swap makes. The watcher, its thread and
-//! the task that refreshes are dropped with the client.
+//! What is watched, per mount (`<root>/<mount>`, where the kubelet swaps `..data`):
+//! - the mount directory, and every other directory that holds a served file
+//!   (`<mount>/sub/x.json`), when its real path stays inside the mount;
+//! - the mount's parent, so that a mount directory removed and made again, or a mount that is
+//!   a link swapped to a new target, is watched again;
+//! - for a mount that is one file (`file://name`, Docker's `/run/secrets/name`), its folder,
+//!   its events told apart by file name.
+//!
+//! At most [`MAX_DIRS`] directories per client; past that, files follow their TTL. A mount
+//! nobody holds any more (its watches ended, its values left the cache) is released. An event
+//! under a mount refreshes what the client holds from it, after a short [`DEBOUNCE`] that
+//! gathers the burst of events one swap makes; opening or reading a file is no event. The
+//! watcher, its thread and the task that refreshes are dropped with the client.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use secret_uri::SecretUri;
 use tokio::sync::Notify;
@@ -27,6 +35,9 @@ use crate::secret::UriInput;
 pub(super) const MAX_DIRS: usize = 256;
 /// How long after a first event the refresh waits for the rest of its burst.
 const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Served URIs no longer cached are forgotten when a mount holds this many more than at the
+/// last pruning.
+const PRUNE_EVERY: usize = 1024;
 
 /// The client's file watcher, started at the first file it serves or watches.
 #[derive(Default)]
@@ -42,11 +53,15 @@ pub(in crate::client) struct FileWatch {
 struct Shared {
     /// The watcher could not start (no inotify instances left …): TTL only.
     failed: bool,
-    /// Each watched directory → the mount directory it belongs to.
-    dirs: HashMap<PathBuf, PathBuf>,
-    /// Each mount directory → what the client holds from it.
+    /// The directories given to the watcher.
+    armed: HashSet<PathBuf>,
+    /// Each mount or nested directory → its mount.
+    dir_mount: HashMap<PathBuf, PathBuf>,
+    /// Each mount that is one file → itself.
+    file_mount: HashSet<PathBuf>,
+    /// Each mount → what the client holds from it.
     mounts: HashMap<PathBuf, Mount>,
-    /// Mount directories with events not yet handled.
+    /// Mounts with events not yet handled.
     dirty: HashSet<PathBuf>,
 }
 
@@ -55,6 +70,44 @@ struct Mount {
     watched: Vec<Weak<Watched>>,
     /// Canonical URIs of cached values read from the mount.
     served: HashSet<String>,
+    /// `served.len()` after the last pruning.
+    pruned_at: usize,
+    /// Its directories given to the watcher (the mount's parent included).
+    dirs: Vec<PathBuf>,
+}
+
+/// Where a file URI read at `path` sits.
+struct Place {
+    /// The mount: its directory, or the file itself for a one-file mount.
+    mount: PathBuf,
+    /// The mount's parent directory (the root).
+    parent: PathBuf,
+    /// The file's directory, when it is below the mount directory.
+    nested: Option<PathBuf>,
+    one_file: bool,
+}
+
+fn place_of(uri: &SecretUri, path: &Path) -> Option<Place> {
+    let depth = uri.path().split('/').filter(|s| !s.is_empty()).count();
+    let mount = path.ancestors().nth(depth)?.to_path_buf();
+    let parent = mount.parent()?.to_path_buf();
+    let file_dir = path.parent()?;
+    let nested = (depth > 1).then(|| file_dir.to_path_buf());
+    Some(Place {
+        mount,
+        parent,
+        nested,
+        one_file: depth == 0,
+    })
+}
+
+/// Whether `dir`'s real path lies inside `mount`'s: a link in the mount pointing elsewhere
+/// is never watched (a read through it is refused anyway).
+fn inside(dir: &Path, mount: &Path) -> bool {
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(mount)) {
+        (Ok(dir), Ok(mount)) => dir.starts_with(mount),
+        _ => false,
+    }
 }
 
 /// What one changed mount asks for.
@@ -63,84 +116,131 @@ struct Work {
     watched: Vec<Arc<Watched>>,
     /// Its cached values, to refresh.
     served: Vec<String>,
-    /// Its directories other than itself, to watch again.
-    nested: Vec<PathBuf>,
-}
-
-/// The mount directory and the file's own directory of a file URI read at `path`.
-fn dirs_of(uri: &SecretUri, path: &Path) -> Option<(PathBuf, PathBuf)> {
-    let depth = uri.path().split('/').filter(|s| !s.is_empty()).count();
-    let file_dir = path.parent()?.to_path_buf();
-    let mount_dir = path.ancestors().nth(depth)?.to_path_buf();
-    Some((mount_dir, file_dir))
+    /// Its directories, to watch again (a swapped link, a directory made again).
+    dirs: Vec<PathBuf>,
 }
 
 impl FileWatch {
     /// Refreshes `watched` on every change under its mount.
     pub(in crate::client) fn watch(&self, inner: &Arc<Inner>, watched: &Arc<Watched>, path: &Path) {
-        let Some((mount, dir)) = dirs_of(&watched.uri, path) else {
+        let Some(place) = place_of(&watched.uri, path) else {
             return;
         };
-        if !self.arm(inner, &mount, &dir) {
-            return;
+        if self.arm(inner, &place) {
+            let mut shared = lock(&self.shared);
+            let mount = shared.mounts.entry(place.mount).or_default();
+            mount.watched.push(Arc::downgrade(watched));
         }
-        let mut shared = lock(&self.shared);
-        shared
-            .mounts
-            .entry(mount)
-            .or_default()
-            .watched
-            .push(Arc::downgrade(watched));
     }
 
     /// Refreshes the cached value of `uri` (read at `path`) on every change under its mount.
     pub(in crate::client) fn serve(&self, inner: &Arc<Inner>, uri: &SecretUri, path: &Path) {
-        let Some((mount, dir)) = dirs_of(uri, path) else {
+        let Some(place) = place_of(uri, path) else {
             return;
         };
-        {
+        let known = {
             let shared = lock(&self.shared);
-            if shared
+            shared
                 .mounts
-                .get(&mount)
+                .get(&place.mount)
                 .is_some_and(|m| m.served.contains(uri.as_str()))
-                && shared.dirs.contains_key(&dir)
-            {
-                return;
-            }
-        }
-        if !self.arm(inner, &mount, &dir) {
+        };
+        if known || !self.arm(inner, &place) {
             return;
         }
-        lock(&self.shared)
-            .mounts
-            .entry(mount)
-            .or_default()
-            .served
-            .insert(uri.as_str().to_owned());
+        let mut shared = lock(&self.shared);
+        let mount = shared.mounts.entry(place.mount).or_default();
+        mount.served.insert(uri.as_str().to_owned());
+        if mount.served.len() >= mount.pruned_at + PRUNE_EVERY {
+            mount.served.retain(|key| inner.cache.get(key).is_some());
+            mount.pruned_at = mount.served.len();
+        }
     }
 
-    /// Forgets a watch that ended.
+    /// Forgets a watch that ended, and releases its mount if nothing else holds it.
     pub(in crate::client) fn unwatch(&self, watched: &Watched) {
-        let mut shared = lock(&self.shared);
-        for mount in shared.mounts.values_mut() {
-            mount
-                .watched
-                .retain(|w| w.upgrade().is_some_and(|w| !std::ptr::eq(&*w, watched)));
-        }
+        let released: Vec<PathBuf> = {
+            let mut shared = lock(&self.shared);
+            let mut empty = Vec::new();
+            for (key, mount) in &mut shared.mounts {
+                mount
+                    .watched
+                    .retain(|w| w.upgrade().is_some_and(|w| !std::ptr::eq(&*w, watched)));
+                if mount.watched.is_empty() && mount.served.is_empty() {
+                    empty.push(key.clone());
+                }
+            }
+            empty
+                .into_iter()
+                .flat_map(|key| self.forget_mount(&mut shared, &key))
+                .collect()
+        };
+        self.disarm(&released);
+    }
+
+    /// Forgets every served value (the cache was emptied), releasing the mounts no watch
+    /// holds.
+    pub(in crate::client) fn forget_served(&self) {
+        let released: Vec<PathBuf> = {
+            let mut shared = lock(&self.shared);
+            let mut empty = Vec::new();
+            for (key, mount) in &mut shared.mounts {
+                mount.served.clear();
+                mount.pruned_at = 0;
+                mount.watched.retain(|w| w.strong_count() > 0);
+                if mount.watched.is_empty() {
+                    empty.push(key.clone());
+                }
+            }
+            empty
+                .into_iter()
+                .flat_map(|key| self.forget_mount(&mut shared, &key))
+                .collect()
+        };
+        self.disarm(&released);
     }
 
     /// Stops watching (the client is closing).
     pub(in crate::client) fn clear(&self) {
         lock(&self.watcher).take();
         let mut shared = lock(&self.shared);
-        shared.mounts.clear();
-        shared.dirs.clear();
-        shared.dirty.clear();
+        *shared = Shared {
+            failed: shared.failed,
+            ..Shared::default()
+        };
     }
 
-    /// Watches `mount` and `dir` (starting the watcher at first use); whether both are.
-    fn arm(&self, inner: &Arc<Inner>, mount: &Path, dir: &Path) -> bool {
+    /// Drops `key` from the maps; the directories no other mount uses, to give back.
+    fn forget_mount(&self, shared: &mut Shared, key: &Path) -> Vec<PathBuf> {
+        let Some(mount) = shared.mounts.remove(key) else {
+            return Vec::new();
+        };
+        shared.file_mount.remove(key);
+        shared.dir_mount.retain(|_, m| m != key);
+        let still_used: HashSet<&PathBuf> =
+            shared.mounts.values().flat_map(|m| m.dirs.iter()).collect();
+        let released: Vec<PathBuf> = mount
+            .dirs
+            .into_iter()
+            .filter(|dir| !still_used.contains(dir))
+            .collect();
+        for dir in &released {
+            shared.armed.remove(dir);
+        }
+        released
+    }
+
+    fn disarm(&self, dirs: &[PathBuf]) {
+        if let Some(active) = lock(&self.watcher).as_mut() {
+            for dir in dirs {
+                let _ = active.unwatch(dir);
+            }
+        }
+    }
+
+    /// Watches what `place` needs (starting the watcher at first use); whether the mount
+    /// is watched.
+    fn arm(&self, inner: &Arc<Inner>, place: &Place) -> bool {
         let mut watcher = lock(&self.watcher);
         if watcher.is_none() {
             if lock(&self.shared).failed {
@@ -157,24 +257,53 @@ impl FileWatch {
         let Some(active) = watcher.as_mut() else {
             return false;
         };
-        for path in [mount, dir] {
-            let known = lock(&self.shared).dirs.contains_key(path);
-            if known {
-                continue;
-            }
-            if lock(&self.shared).dirs.len() >= MAX_DIRS {
-                tracing::debug!("{MAX_DIRS} directories watched; further files follow their TTL");
-                return false;
-            }
-            if let Err(error) = active.watch(path, RecursiveMode::NonRecursive) {
-                tracing::debug!(%error, "cannot watch a secret directory; it follows its TTL");
-                return false;
-            }
-            lock(&self.shared)
-                .dirs
-                .insert(path.to_path_buf(), mount.to_path_buf());
+        let mut wanted = vec![(place.parent.clone(), None)];
+        if !place.one_file {
+            wanted.push((place.mount.clone(), Some(place.mount.clone())));
         }
-        true
+        if let Some(nested) = &place.nested
+            && inside(nested, &place.mount)
+        {
+            wanted.push((nested.clone(), Some(place.mount.clone())));
+        }
+        let mut mount_watched = true;
+        for (dir, maps_to) in wanted {
+            let is_mount = maps_to.as_deref() == Some(place.mount.as_path()) && dir == place.mount;
+            let known = lock(&self.shared).armed.contains(&dir);
+            if !known {
+                if lock(&self.shared).armed.len() >= MAX_DIRS {
+                    tracing::debug!(
+                        "{MAX_DIRS} directories watched; further files follow their TTL"
+                    );
+                    return false;
+                }
+                if let Err(error) = active.watch(&dir, RecursiveMode::NonRecursive) {
+                    // The kind only: notify's message names the path.
+                    tracing::debug!(
+                        kind = ?kind_of(&error),
+                        "cannot watch a secret directory; it follows its TTL until it can"
+                    );
+                    if dir == place.parent || is_mount {
+                        mount_watched = false;
+                    }
+                    // A nested directory made later is watched at the mount's next event.
+                } else {
+                    lock(&self.shared).armed.insert(dir.clone());
+                }
+            }
+            let mut shared = lock(&self.shared);
+            if let Some(mount) = maps_to {
+                shared.dir_mount.insert(dir.clone(), mount);
+            }
+            let entry = shared.mounts.entry(place.mount.clone()).or_default();
+            if !entry.dirs.contains(&dir) {
+                entry.dirs.push(dir);
+            }
+        }
+        if place.one_file {
+            lock(&self.shared).file_mount.insert(place.mount.clone());
+        }
+        mount_watched
     }
 
     /// The watcher, and the task on the client's runtime that handles its events.
@@ -186,16 +315,20 @@ impl FileWatch {
             let mut state = lock(&shared);
             match event {
                 // Opening or reading a file (our own reads among them) changes nothing; a
-                // refresh on every open would read the files again forever.
-                Ok(event) if event.kind.is_access() => {}
+                // refresh on every open would read the files again forever. A write that
+                // closes is the end of a rewrite: kept.
+                Ok(event) if is_read(&event.kind) => {}
                 Ok(event) => {
                     for path in &event.paths {
-                        let dir = path.parent().unwrap_or(path);
-                        let mount = state
-                            .dirs
-                            .get(dir)
-                            .or_else(|| state.dirs.get(path.as_path()))
-                            .cloned();
+                        let mount = if state.file_mount.contains(path.as_path()) {
+                            Some(path.clone())
+                        } else {
+                            state
+                                .dir_mount
+                                .get(path.as_path())
+                                .or_else(|| path.parent().and_then(|p| state.dir_mount.get(p)))
+                                .cloned()
+                        };
                         if let Some(mount) = mount {
                             state.dirty.insert(mount);
                         }
@@ -211,7 +344,9 @@ impl FileWatch {
                 wake.notify_one();
             }
         })
-        .map_err(|error| tracing::debug!(%error, "no file watcher; file secrets follow their TTL"))
+        .map_err(|error| {
+            tracing::debug!(kind = ?kind_of(&error), "no file watcher; file secrets follow their TTL");
+        })
         .ok()?;
         handle.spawn(refresh_on_events(
             Arc::downgrade(inner),
@@ -226,34 +361,28 @@ impl FileWatch {
         let dirty: Vec<PathBuf> = shared.dirty.drain().collect();
         let mut work = Vec::with_capacity(dirty.len());
         for mount in dirty {
-            let nested: Vec<PathBuf> = shared
-                .dirs
-                .iter()
-                .filter(|(dir, m)| **m == mount && **dir != mount)
-                .map(|(dir, _)| dir.clone())
-                .collect();
             if let Some(state) = shared.mounts.get_mut(&mount) {
                 state.watched.retain(|w| w.strong_count() > 0);
-                let watched = state.watched.iter().filter_map(Weak::upgrade).collect();
-                let served = state.served.iter().cloned().collect();
                 work.push(Work {
-                    watched,
-                    served,
-                    nested,
+                    watched: state.watched.iter().filter_map(Weak::upgrade).collect(),
+                    served: state.served.iter().cloned().collect(),
+                    dirs: state.dirs.clone(),
                 });
             }
         }
         work
     }
 
-    /// Watches again the nested directories of a mount whose `..data` may have been swapped:
-    /// their old watches followed the old target.
-    fn rearm(&self, nested: &[PathBuf]) {
+    /// Watches a mount's directories again: a `..data` or mount link swapped, or a directory
+    /// removed and made again, left the old watches on the old directories. (A watch of a
+    /// path already watched is updated in place: no window without one.)
+    fn rearm(&self, dirs: &[PathBuf]) {
         let mut watcher = lock(&self.watcher);
         if let Some(active) = watcher.as_mut() {
-            for dir in nested {
-                let _ = active.unwatch(dir);
-                let _ = active.watch(dir, RecursiveMode::NonRecursive);
+            for dir in dirs {
+                if active.watch(dir, RecursiveMode::NonRecursive).is_ok() {
+                    lock(&self.shared).armed.insert(dir.clone());
+                }
             }
         }
     }
@@ -263,6 +392,28 @@ impl FileWatch {
         for mount in lock(&self.shared).mounts.values_mut() {
             mount.served.remove(key);
         }
+    }
+}
+
+/// Opening, reading and closing without writing.
+fn is_read(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        )
+    )
+}
+
+/// A watcher error's kind, without the paths its message names.
+fn kind_of(error: &notify::Error) -> &'static str {
+    match &error.kind {
+        notify::ErrorKind::Generic(_) => "generic",
+        notify::ErrorKind::Io(_) => "io",
+        notify::ErrorKind::PathNotFound => "path_not_found",
+        notify::ErrorKind::WatchNotFound => "watch_not_found",
+        notify::ErrorKind::InvalidConfig(_) => "invalid_config",
+        notify::ErrorKind::MaxFilesWatch => "max_files_watch",
     }
 }
 
@@ -282,10 +433,10 @@ async fn refresh_on_events(inner: Weak<Inner>, wake: Arc<Notify>) {
         for Work {
             watched,
             served,
-            nested,
+            dirs,
         } in files.take_dirty()
         {
-            files.rearm(&nested);
+            files.rearm(&dirs);
             for watch in watched {
                 inner.check(&watch).await;
             }

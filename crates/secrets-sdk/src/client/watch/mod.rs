@@ -232,8 +232,12 @@ impl Inner {
                 });
                 by_key.insert(key.clone(), Arc::clone(&watched));
                 drop(by_key);
+                // Not a path whose read was refused (a link out of the mount): its folder is
+                // no business of ours.
                 #[cfg(feature = "file")]
-                if let Some(path) = provider.local_path(&uri) {
+                if (current.is_ok() || matches!(&current, Err(e) if e.code() == "NOT_FOUND"))
+                    && let Some(path) = provider.local_path(&uri)
+                {
                     self.watches.files.watch(self, &watched, &path);
                 }
                 let poller = handle.spawn(poll(Arc::downgrade(self), Arc::downgrade(&watched)));
@@ -298,7 +302,8 @@ impl Inner {
                     if !error.is_transient() {
                         self.cache.remove(uri.as_str());
                     }
-                    self.settle(watched, Err(Error::provider(uri.mount(), Arc::new(error))));
+                    let _ =
+                        self.settle(watched, Err(Error::provider(uri.mount(), Arc::new(error))));
                     return;
                 }
                 None => return,
@@ -307,11 +312,32 @@ impl Inner {
         let read = self
             .resolve(UriInput::Parsed(uri), ResolveOptions::refresh())
             .await;
-        self.settle(watched, read);
+        if self.settle(watched, read) {
+            self.check_siblings(watched);
+        }
     }
 
-    /// Publishes a check's outcome if it differs from the last state seen.
-    fn settle(&self, watched: &Watched, outcome: Result<Secret, Error>) {
+    /// Checks at once the other watched fields of the secret `watched` names
+    /// (`#username` beside `#password`): one rotation reaches all of them together, not one
+    /// poll interval apart.
+    fn check_siblings(self: &Arc<Self>, watched: &Watched) {
+        let base = secret_of(&watched.uri);
+        let siblings: Vec<Arc<Watched>> = lock(&self.watches.by_key)
+            .values()
+            .filter(|w| !std::ptr::eq(&***w, watched) && secret_of(&w.uri) == base)
+            .cloned()
+            .collect();
+        let Ok(handle) = self.io_handle() else {
+            return;
+        };
+        for sibling in siblings {
+            let inner = Arc::clone(self);
+            handle.spawn(async move { inner.check(&sibling).await });
+        }
+    }
+
+    /// Publishes a check's outcome if it differs from the last state seen; whether it did.
+    pub(super) fn settle(&self, watched: &Watched, outcome: Result<Secret, Error>) -> bool {
         let (seen, item) = match outcome {
             Ok(secret) => {
                 let change = self.change(secret);
@@ -323,24 +349,25 @@ impl Inner {
                     Ok(change),
                 )
             }
-            Err(error) if error.is_transient() || error.provider_error().is_none() => return,
+            Err(error) if error.is_transient() || error.provider_error().is_none() => return false,
             Err(error) => (Seen::Failed(error.code()), Err(Arc::new(error))),
         };
         {
             let mut last = lock(&watched.last);
             if *last == seen {
-                return;
+                return false;
             }
             *last = seen;
         }
         watched.publish(&item);
+        true
     }
 
     /// A value of a watched key that entered the cache by another path (refresh-ahead, a
     /// file event): published if it is new.
     pub(super) fn changed(&self, secret: &Secret) {
         if let Some(watched) = self.watches.get(secret.uri().as_str()) {
-            self.settle(&watched, Ok(secret.clone()));
+            let _ = self.settle(&watched, Ok(secret.clone()));
         }
     }
 }
@@ -360,6 +387,15 @@ async fn poll(inner: Weak<Inner>, watched: Weak<Watched>) {
             return;
         }
         inner.check(&watched).await;
+    }
+}
+
+/// The secret a URI names, whatever field of it: its canonical form without `#key`.
+fn secret_of(uri: &SecretUri) -> String {
+    let canonical = uri.as_str();
+    match uri.key() {
+        Some(key) => canonical.replacen(&format!("#{key}"), "", 1),
+        None => canonical.to_owned(),
     }
 }
 
