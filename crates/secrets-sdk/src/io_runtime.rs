@@ -1,6 +1,7 @@
 //! The clients' own I/O runtime, and where a request runs.
 //!
-//! A `VaultClient` request runs on the caller's runtime when that is a multi-thread tokio
+//! A `VaultClient` request, and a `SecretsClient` read from an async provider, runs on the
+//! caller's runtime when that is a multi-thread tokio
 //! runtime with a timer ([`request_runtime`]): no hop between runtimes, which costs two
 //! cross-thread wakeups per request (measured: `concurrent_64` 0.80× its raw-hyper floor with
 //! the hop, 1.09× without). Otherwise (a current-thread runtime, another executor, blocking

@@ -15,10 +15,11 @@ use tracing::Instrument;
 use super::audit::ReadAudit;
 use crate::Error;
 
-/// The read as a task on the client's runtime (`handle`): async reads (KV v2) as tasks, so
-/// connections live on a runtime the client controls whatever runtime the caller uses;
-/// blocking reads (files) on its blocking pool, so a stalled filesystem holds a blocking
-/// thread, never a thread that vault I/O or the caller's executor needs. The read is counted
+/// The read as a task: async reads (KV v2) on the caller's runtime when it is a multi-thread
+/// one with a timer, else on the client's (`handle`; see
+/// [`request_runtime`](crate::io_runtime::request_runtime)); blocking reads (files) on the
+/// client's blocking pool, so a stalled filesystem holds a blocking thread, never a thread
+/// that vault I/O or the caller's executor needs. The read is counted
 /// in `metrics` ([`ReadMetrics`]).
 #[cfg(feature = "vault")]
 pub(crate) fn spawn(
@@ -58,7 +59,9 @@ pub(super) fn spawn_audited(
             })
         })
     } else {
-        handle.spawn(
+        // On the caller's multi-thread runtime when there is one (no hop between runtimes),
+        // else on the client's.
+        crate::io_runtime::request_runtime(handle).spawn(
             async move {
                 let result = provider.read(&owned).await;
                 counted.finish(&result);
