@@ -24,7 +24,7 @@ pub(crate) const BENCHES: &[(&str, &str, &str)] = &[
 /// `cargo xtask bench [--json PATH] | --check | --peers`.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
-        Some("--check") => return crate::callgrind::check(),
+        Some("--check") => return crate::callgrind::run(&args[1..]),
         Some("--peers") => return crate::peers::run(&args[1..]),
         _ => {}
     }
