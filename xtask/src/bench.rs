@@ -31,7 +31,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let json_path = match args {
         [] => root().join("target/bench-results.json"),
         [flag, path] if flag == "--json" => PathBuf::from(path),
-        _ => bail!("usage: cargo xtask bench [--json PATH] | --check | --peers"),
+        _ => bail!(
+            "usage: cargo xtask bench [--json PATH] | --check [--update] | --peers [--rounds N]"
+        ),
     };
     services::ensure_installed()?;
     let lines_path = root().join("target/bench-results.jsonl");

@@ -133,7 +133,7 @@ fn ensure_valgrind() -> anyhow::Result<String> {
     if let Some(version) = valgrind_version() {
         return Ok(version);
     }
-    if !is_root() {
+    if !crate::services::is_root() {
         bail!(
             "valgrind is not installed, and the instruction-count guard needs it (it is never \
              skipped, in CI or out): install Debian's package valgrind (`sudo apt-get install \
@@ -142,7 +142,7 @@ fn ensure_valgrind() -> anyhow::Result<String> {
         );
     }
     eprintln!("valgrind: installing Debian's valgrind with apt-get");
-    apt_install("valgrind")?;
+    crate::services::apt_install("valgrind")?;
     valgrind_version().context("apt-get installed valgrind but `valgrind --version` does not run")
 }
 
@@ -154,38 +154,6 @@ fn valgrind_version() -> Option<String> {
         .ok()
         .filter(|o| o.status.success())?;
     Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false)
-    })
-}
-
-/// `apt-get install -y <package>`, non-interactive, after one `apt-get update` when the first
-/// try fails (a fresh machine's empty lists).
-fn apt_install(package: &str) -> anyhow::Result<()> {
-    let apt = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        cmd.args(["-o", "DPkg::Lock::Timeout=300"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null());
-        cmd
-    };
-    if apt(&["install", "-y", package])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return Ok(());
-    }
-    eprintln!("valgrind: apt-get install failed; running apt-get update, then trying again");
-    crate::run(apt(&["update"]))?;
-    crate::run(apt(&["install", "-y", package]))
 }
 
 /// Builds the driver (bench profile: release with line tables, symbols kept) and returns its
@@ -203,22 +171,6 @@ fn build_driver() -> anyhow::Result<PathBuf> {
     ])
     .stderr(Stdio::inherit())
     .stdin(Stdio::null());
-    // `cargo run` gave this process its package's variables; build scripts that watch one
-    // (ring's watches CARGO_MANIFEST_DIR) would rebuild, and again at the next plain build.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*name)
-        {
-            cmd.env_remove(&*name);
-        }
-    }
     eprintln!("\n$ cargo bench --no-run --package secrets-sdk --bench instructions");
     let output = cmd.output().context("could not start cargo")?;
     if !output.status.success() {

@@ -23,9 +23,11 @@ Tasks:
                             install (under .tools/) and start/stop the real servers tests need
   bench [--json PATH]       run the benchmarks; write one JSON object per scenario
                             (default PATH: target/bench-results.json)
-  bench --check             instruction counts (callgrind) of the no-I/O scenarios against the
-                            committed baseline: fails when one grows by more than 10 %
-  bench --peers             the same KV v2 read with vaultrs, vault-client-rs and secrets-sdk
+  bench --check [--update]  instruction counts (callgrind) of the no-I/O scenarios against the
+                            committed baseline: fails when one grows by more than 10 %;
+                            --update rewrites bench/instructions-baseline.json (commit it)
+  bench --peers [--rounds N]
+                            the same KV v2 read with vaultrs, vault-client-rs and secrets-sdk
                             (peers/, outside the workspace)
   fuzz [--seconds N]        short cargo-fuzz run of every fuzz target (stable toolchain with
                             RUSTC_BOOTSTRAP=1; installs cargo-fuzz if missing)
@@ -63,6 +65,23 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    // `cargo run` gave this process its package's variables; build scripts that watch one
+    // (ring's watches CARGO_MANIFEST_DIR) would rebuild everything above them, and again at
+    // the next plain build.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*name)
+        {
+            cmd.env_remove(&*name);
+        }
+    }
     cmd
 }
 

@@ -402,7 +402,7 @@ fn redis_version(binary: &Path) -> Option<(String, (u32, u32))> {
 }
 
 /// Whether this process runs as root (effective uid 0), from `/proc/self/status`.
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     fs::read_to_string("/proc/self/status").is_ok_and(|status| {
         status
             .lines()
@@ -414,7 +414,7 @@ fn is_root() -> bool {
 
 /// `apt-get install -y <package>`, non-interactive, waiting for a dpkg lock another install
 /// holds; after one `apt-get update` when the first try fails (a fresh machine's empty lists).
-fn apt_install(package: &str) -> Result<()> {
+pub(crate) fn apt_install(package: &str) -> Result<()> {
     let apt = |args: &[&str]| {
         let mut cmd = Command::new("apt-get");
         cmd.args(["-o", "DPkg::Lock::Timeout=300"])
@@ -425,7 +425,7 @@ fn apt_install(package: &str) -> Result<()> {
     if run_checked(&mut apt(&["install", "-y", package])).is_ok() {
         return Ok(());
     }
-    println!("redis: apt-get install failed; running apt-get update, then trying again");
+    println!("{package}: apt-get install failed; running apt-get update, then trying again");
     run_checked(&mut apt(&["update"]))?;
     run_checked(&mut apt(&["install", "-y", package]))
 }
