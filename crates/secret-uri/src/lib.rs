@@ -85,9 +85,12 @@ impl SecretUri {
     /// # Errors
     /// As [`SecretUri::parse`], then `TENANT_MOUNT_MISMATCH` for a mount outside `allowed`.
     pub fn parse_allowed(input: &str, allowed: &AllowedMounts) -> Result<Self, UriError> {
-        let uri = parse::parse(input)?;
-        allowed.check(&uri)?;
-        Ok(uri)
+        // Checked in place: the result is returned as it was built, never moved out and back.
+        let parsed = parse::parse(input);
+        if let Ok(uri) = &parsed {
+            allowed.check(uri)?;
+        }
+        parsed
     }
 
     /// The canonical form: lowercase scheme, `://`, segments joined by `/`, `#key` if any,
@@ -289,8 +292,11 @@ impl AllowedMounts {
     ///
     /// # Errors
     /// `TENANT_MOUNT_MISMATCH` when the set is non-empty and lacks the URI's mount.
+    #[inline]
     pub fn check(&self, uri: &SecretUri) -> Result<(), UriError> {
-        if self.is_unrestricted() || self.contains(uri.mount()) {
+        // The mount's bytes: its offsets are the parser's, so no boundary checks are needed.
+        let mount = uri.canonical.as_bytes().get(uri.path_start..uri.mount_end);
+        if self.is_unrestricted() || self.mounts.iter().any(|m| Some(m.as_bytes()) == mount) {
             Ok(())
         } else {
             Err(UriError::TenantMountMismatch {
