@@ -112,9 +112,8 @@ fn parse_rest(
         }
         None => None,
     };
-    let mut pairs: Vec<Pair<'_>> = Vec::new();
+    let mut pairs: Vec<Pair<'_>> = Vec::with_capacity(if query.is_some() { 4 } else { 0 });
     if let Some((q, at)) = query {
-        pairs.reserve(4);
         read_pairs(q, base + at, &mut pairs)?;
     }
     if let Some(&(_, _, at, _)) = pairs.iter().find(|p| p.0 == "mount") {
@@ -293,6 +292,9 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
     let path_end = base + scan.end;
     // One trailing `/` is dropped (the scan accepted the path, so it is not the only byte).
     let path_len = scan.end - usize::from(bytes[path_end - 1] == b'/');
+    // The input is its own canonical form (the common case): so far, a lowercase scheme and
+    // no trailing `/`.
+    let mut canonical_as_written = scheme.lowercase && path_len == scan.end;
 
     // `#key` before the query: up to the first `?`.
     let mut at = path_end;
@@ -302,6 +304,8 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
         let end = key_end(bytes, at + 1)?;
         key = (at + 1, end);
         at = end;
+        // An empty key and its `#` vanish.
+        canonical_as_written &= end > key.0;
     }
     // The query, up to a `#`: pairs as (start, end of name, end), in the input.
     let mut pairs = [(0usize, 0usize, 0usize); FAST_PAIRS];
@@ -317,6 +321,8 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
                 T_TEXT | T_QMARK => {}
                 T_EQ => eq = eq.min(i),
                 T_AMP | T_HASH => {
+                    // A pair without `=` changes: an empty one vanishes, a bare name gets one.
+                    canonical_as_written &= eq < i;
                     if i > start {
                         let name_end = eq.min(i);
                         let name = &bytes[start..name_end];
@@ -345,6 +351,8 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
                 return None;
             }
             key = (i + 1, len);
+            // The key moves in front of the query.
+            canonical_as_written = false;
         }
     }
     let pairs = &mut pairs[..count];
@@ -361,6 +369,7 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
         let mut j = i;
         while j > 0 && bytes[pairs[j - 1].0..pairs[j - 1].1] > bytes[pairs[j].0..pairs[j].1] {
             pairs.swap(j - 1, j);
+            canonical_as_written = false;
             j -= 1;
         }
     }
@@ -372,14 +381,50 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
         // `&` or `?`, the pair, and the `=` of a bare name.
         canonical_len += 1 + (end - start) + usize::from(name_end == end);
     }
-    let mut out = Runs::new(input, canonical_len);
+    let canonical = if canonical_as_written {
+        input.to_owned()
+    } else {
+        build_canonical(input, scheme, path_len, key, pairs, canonical_len)
+    };
+    let path_start = base;
+    let path_end = path_start + path_len;
+    Some(SecretUri {
+        canonical,
+        provider: scheme.provider,
+        engine: scheme.engine,
+        path_start,
+        mount_end: path_start + scan.mount_end.min(path_len),
+        path_end,
+        key_end: if key_len > 0 {
+            path_end + 1 + key_len
+        } else {
+            path_end
+        },
+        version,
+    })
+}
+
+/// The canonical string of a URI the fast route accepted that is not canonical as written,
+/// allocated once with its exact length (`len`): runs of the input, in canonical order.
+#[cold]
+fn build_canonical(
+    input: &str,
+    scheme: &KnownScheme,
+    path_len: usize,
+    key: (usize, usize),
+    pairs: &[(usize, usize, usize)],
+    len: usize,
+) -> String {
+    let bytes = input.as_bytes();
+    let base = scheme.name.len() + 3;
+    let mut out = Runs::new(input, len);
     if scheme.lowercase {
         out.copy(0, base + path_len);
     } else {
         out.push(scheme.name);
         out.copy(scheme.name.len(), base + path_len);
     }
-    if key_len > 0 {
+    if key.1 > key.0 {
         // With the `#` in front of it.
         out.copy(key.0 - 1, key.1);
     }
@@ -399,22 +444,7 @@ fn parse_fast(input: &str, scheme: &KnownScheme, scan: &PathScan) -> Option<Secr
         }
         previous_end = Some(end);
     }
-    let path_start = base;
-    let path_end = path_start + path_len;
-    Some(SecretUri {
-        canonical: out.finish(),
-        provider: scheme.provider,
-        engine: scheme.engine,
-        path_start,
-        mount_end: path_start + scan.mount_end.min(path_len),
-        path_end,
-        key_end: if key_len > 0 {
-            path_end + 1 + key_len
-        } else {
-            path_end
-        },
-        version,
-    })
+    out.finish()
 }
 
 /// Where a key starting at `from` ends: the first `?` or the end. `None` for a `#` or a
@@ -724,7 +754,8 @@ fn check_path_in_order(path: &str, offset: usize) -> Result<&str, UriError> {
     if let Some(i) = find_encoded_slash(path) {
         return Err(illegal(offset + i, Illegal::EncodedSlash));
     }
-    if let Some(i) = path.find("..") {
+    // Byte searches: both needles are ASCII, and a `str` pattern would set up a searcher.
+    if let Some(i) = path.as_bytes().windows(2).position(|w| w == b"..") {
         return Err(illegal(offset + i, Illegal::DotDot));
     }
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -740,7 +771,7 @@ fn check_path_in_order(path: &str, offset: usize) -> Result<&str, UriError> {
     }
     let mut at = offset;
     for segment in path.split('/') {
-        if let Some(i) = segment.find('*') {
+        if let Some(i) = position(segment.as_bytes(), b'*') {
             return Err(UriError::InvalidWildcard { offset: at + i });
         }
         if segment == "." {
