@@ -321,8 +321,9 @@ pub(crate) struct ExecArgs {
         requires = "watch"
     )]
     pub(crate) restart_signal: i32,
-    /// With --watch: how long the command may take to stop after --restart-signal before it
-    /// is killed (SIGKILL): 10s, 500ms, 1m, or plain seconds.
+    /// With --watch: how long the command (its whole process group) may take to stop after
+    /// --restart-signal, or a SIGINT/SIGTERM passed on, before it is killed (SIGKILL): 10s,
+    /// 500ms, 1m, or plain seconds.
     #[arg(
         long,
         value_name = "DURATION",
@@ -391,11 +392,21 @@ restart sends --restart-signal (default SIGTERM) to the command, waits up to --g
 10s) for it to exit, then kills it (SIGKILL), and starts it again with the secrets re-resolved. \
 Changes that arrive together or during a restart make one restart. A secret that becomes \
 unreadable (deleted, refused) is a warning on stderr and no restart: the command keeps the \
-value it has. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to `secrets` are \
-passed on to the command; after SIGINT or SIGTERM `secrets` waits for it to exit and exits \
-with its status. (A Ctrl-C at a terminal reaches both, as they share the terminal's process \
-group, so the command sees SIGINT twice.) When the command exits on its own, `secrets` exits \
-with its status (128 + N when signal N ended it, as a shell reports it).
+value it has.
+
+The command runs in a process group of its own, and every signal goes to that whole group: \
+what the command started (the server of `sh -c 'server; …'`) is stopped with it, waited for \
+within --grace and killed after it, so no old process keeps an old secret beside the new one \
+or outlives `secrets`. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to `secrets` \
+are passed on; after SIGINT or SIGTERM `secrets` waits up to --grace for the command to exit, \
+then kills it (SIGKILL), and exits with its status (137 when killed). A SIGINT or SIGTERM \
+before the command started ends `secrets` at once (130, 143). When the command exits on its \
+own, `secrets` exits with its status (128 + N when signal N ended it, as a shell reports it), \
+once whatever it left running in its group stopped (SIGTERM, then SIGKILL after --grace). \
+At a terminal, the command is not in the terminal's foreground process group: a Ctrl-C \
+reaches `secrets` alone, which passes it on, so the command gets one SIGINT. Interactive job \
+control is not supported: a command that reads the terminal is stopped (SIGTTIN), and Ctrl-Z \
+suspends `secrets` only.
 
 Exit: the command's status; 1 when a secret could not be resolved; 2 on a usage or \
 configuration error or an unreadable or malformed env file; 126 or 127 when the command could \

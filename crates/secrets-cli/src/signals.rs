@@ -1,7 +1,8 @@
 //! Unix signals for `watch` and `exec --watch`: naming them on the command line
 //! (`--restart-signal TERM`), listening for the ones `secrets` handles, and sending one to a
-//! child. Depends on no other module of the crate (`cli` uses [`parse`]).
+//! child's process group. Depends on no other module of the crate (`cli` uses [`parse`]).
 
+use std::future::Future;
 use std::io;
 
 use rustix::process::{Pid, Signal};
@@ -62,14 +63,58 @@ pub(crate) fn from_number(number: i32) -> Signal {
     Signal::from_named_raw(number).unwrap_or(Signal::TERM)
 }
 
-/// Sends `signal` to the process `pid`. A process that is already gone is no error: it was
-/// about to be reaped.
-pub(crate) fn send(pid: u32, signal: Signal) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-        return;
+/// Sends `signal` to every process of the process group `pgid` (a child started as the
+/// leader of a group of its own: its pid). A group that is already gone is no error.
+pub(crate) fn send_group(pgid: Pid, signal: Signal) {
+    // ESRCH: nothing is left of it; EPERM: what is left is not ours to signal.
+    let _ = rustix::process::kill_process_group(pgid, signal);
+}
+
+/// Whether some process of the group `pgid` still runs. Zombies do not count: an orphan's
+/// zombie waits for init to reap it, and an init that never reaps (a container's first
+/// process) would keep it forever. On Linux `/proc` tells them apart; elsewhere, or without
+/// `/proc`, any member counts.
+#[must_use]
+pub(crate) fn group_running(pgid: Pid) -> bool {
+    match rustix::process::test_kill_process_group(pgid) {
+        Err(rustix::io::Errno::SRCH) => false,
+        _ => running_in_proc(pgid).unwrap_or(true),
+    }
+}
+
+/// Whether `/proc` lists a process of the group `pgid` that is not a zombie; `None` without
+/// a readable `/proc`.
+fn running_in_proc(pgid: Pid) -> Option<bool> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let pgid = pgid.as_raw_nonzero().get();
+    Some(entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()));
+        // A process that exited since the listing has no `stat` any more.
+        is_pid
+            && std::fs::read_to_string(entry.path().join("stat"))
+                .is_ok_and(|stat| runs_in_group(&stat, pgid))
+    }))
+}
+
+/// Whether a `/proc/PID/stat` line (`pid (comm) state ppid pgrp …`) is of a live process of
+/// the group `pgid`. `comm` may hold spaces and parentheses: the fields follow the last `)`.
+fn runs_in_group(stat: &str, pgid: i32) -> bool {
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return false;
     };
-    // ESRCH: it exited in the meantime; nothing else can fail for our own child.
-    let _ = rustix::process::kill_process(pid, signal);
+    let mut fields = fields.split_ascii_whitespace();
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(state), Some(_ppid), Some(pgrp)) => {
+            pgrp.parse() == Ok(pgid) && !matches!(state, "Z" | "X" | "x")
+        }
+        _ => false,
+    }
 }
 
 /// Listens for several signals at once. Listening replaces their default action (ending
@@ -90,6 +135,24 @@ impl Listener {
             .map(|&s| Ok((s, signal(SignalKind::from_raw(s.as_raw()))?)))
             .collect::<io::Result<_>>()?;
         Ok(Self { streams })
+    }
+
+    /// Runs `work` unless SIGINT or SIGTERM (when listened for) arrives first: then `Err`
+    /// with that signal, and `work` is dropped. Other signals received meanwhile are
+    /// dropped too: nothing is running yet to pass them on to.
+    pub(crate) async fn unless_ended<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Signal> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                signal = self.recv() => if ends(signal) {
+                    return Err(signal);
+                },
+            }
+        }
     }
 
     /// The next signal received.
@@ -163,6 +226,66 @@ mod tests {
         assert_eq!(exit_code(ExitStatus::from_raw(255 << 8)), 255);
         assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
         assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
+    }
+
+    #[test]
+    fn stat_lines_of_live_members() {
+        let line = |state: &str, pgrp: i32| format!("42 (a (b) c) {state} 1 {pgrp} 42 0 -1 0");
+        assert!(runs_in_group(&line("S", 7), 7));
+        assert!(runs_in_group(&line("R", 7), 7));
+        assert!(runs_in_group(&line("T", 7), 7), "stopped is alive");
+        assert!(!runs_in_group(&line("Z", 7), 7), "a zombie is not");
+        assert!(!runs_in_group(&line("S", 8), 7));
+        assert!(!runs_in_group("42 (sh", 42));
+        assert!(!runs_in_group("42 (sh) S", 42));
+    }
+
+    /// The group of a child started with `process_group(0)` runs until it exits; a zombie
+    /// left unreaped does not count.
+    #[test]
+    fn a_group_runs_until_its_processes_exit() {
+        use std::os::unix::process::CommandExt as _;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        assert!(group_running(pgid));
+        send_group(pgid, Signal::KILL);
+        // Dead but not reaped yet: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while group_running(pgid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!group_running(pgid));
+        assert_eq!(exit_code(child.wait().unwrap()), 137);
+        assert!(!group_running(pgid));
+    }
+
+    /// SIGINT while the work runs: the work is dropped; other signals do not end it.
+    #[test]
+    fn unless_ended_stops_at_sigint_only() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Listening first: from then on SIGINT and SIGUSR2 to this test process are ours.
+            let mut listener = Listener::new(&[Signal::INT, Signal::USR2]).unwrap();
+            let me = rustix::process::getpid();
+            let work = async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                rustix::process::kill_process(me, Signal::USR2).unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                rustix::process::kill_process(me, Signal::INT).unwrap();
+                std::future::pending::<()>().await;
+            };
+            let started = std::time::Instant::now();
+            assert_eq!(listener.unless_ended(work).await, Err(Signal::INT));
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            assert_eq!(listener.unless_ended(async { 7 }).await, Ok(7));
+        });
     }
 
     #[test]

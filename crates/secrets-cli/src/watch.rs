@@ -56,7 +56,8 @@ pub(crate) fn run<O: Write, E: Write>(
     result
 }
 
-/// Watches until `stop` completes; see [`run`].
+/// Watches until `stop` completes; see [`run`]. `stop` is heeded from the start: reading
+/// the starting points may take up to the resolve deadline (a vault that does not answer).
 async fn watch<O: Write, E: Write, S: Future>(
     args: &WatchArgs,
     client: &SecretsClient,
@@ -64,7 +65,12 @@ async fn watch<O: Write, E: Write, S: Future>(
     mut err: E,
     stop: S,
 ) -> io::Result<Status> {
-    let started = changes::start(client, &args.uris).await;
+    tokio::pin!(stop);
+    let started = tokio::select! {
+        // Dropping the start aborts its tasks; `run` then closes the client.
+        _ = &mut stop => return Ok(Status::Success),
+        started = changes::start(client, &args.uris) => started,
+    };
     let mut failed = false;
     for (n, result) in started.iter().enumerate() {
         if let Err(e) = result {
@@ -107,7 +113,6 @@ async fn watch<O: Write, E: Write, S: Future>(
     }
 
     let mut merged = changes::merge(streams);
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return Ok(Status::Success),
@@ -286,7 +291,8 @@ mod tests {
             &["file://demo/x", "file://demo/*", "openbao+kv2://secret/a#k"],
         );
         args.client.allowed_mounts = Some(secret_uri::AllowedMounts::from_csv("demo"));
-        let (status, lines, err) = watch_until(&args, || {}, |_| true, Duration::ZERO);
+        // No stop: failing to start ends it.
+        let (status, lines, err) = watch_until(&args, || {}, |_| false, Duration::from_secs(30));
         assert_eq!(status, Status::Findings);
         assert!(lines.is_empty(), "{lines:?}");
         assert_eq!(
@@ -365,6 +371,47 @@ mod tests {
         assert_ne!(lines[1]["digest"].as_str().unwrap(), digest);
         // Digests are keyed per client: the same content differs across runs.
         assert_ne!(lines[1]["digest"], initial);
+    }
+
+    /// The stop is heeded while the starting points are read: a vault that accepts and never
+    /// answers, a resolve deadline far away.
+    #[test]
+    fn a_stop_while_starting_ends_the_watch_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Holds every connection open without a byte in reply; ends with the test process.
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().collect();
+            drop(held);
+        });
+        let env: EnvLookup = Arc::new(secrets_test_support::env_map(&[
+            ("OPENBAO_URL", url.as_str()),
+            ("OPENBAO_TOKEN", "s.not-a-real-token"),
+            ("SECRETS_RESOLVE_DEADLINE_S", "20"),
+        ]));
+        let args = WatchArgs {
+            client: ClientArgs::default(),
+            initial: true,
+            uris: vec!["openbao+kv2://secret/app#password".to_owned()],
+        };
+        let client = client::build(&args.client, &env).unwrap();
+        let (out, err) = (Shared::default(), Shared::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let status = runtime
+            .block_on(watch(&args, &client, out.clone(), err.clone(), async {
+                tokio::time::sleep(Duration::from_millis(300)).await
+            }))
+            .unwrap();
+        let took = started.elapsed();
+        drop(runtime);
+        client.close();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert_eq!(status, Status::Success);
+        assert_eq!((out.text(), err.text()), (String::new(), String::new()));
     }
 
     #[test]

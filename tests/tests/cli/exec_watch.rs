@@ -15,8 +15,11 @@ const NEW: &str = "canary-exec-watch-new-a9c3";
 
 /// The child: records `start <value>` on each start, `<signal>` for each signal it gets,
 /// and exits 3 on SIGTERM. Short sleeps, so a trap runs at once and nothing outlives it;
-/// it ends by itself after a minute, should a failed test leave it behind.
+/// it ends by itself after a minute, should a failed test leave it behind. The signals reach
+/// its `sleep` too (its whole process group gets them), and the shell reports each `sleep`
+/// they end (`Terminated`): on a stderr of its own, so that `secrets`' is only `secrets`'.
 const CHILD: &str = r#"
+exec 2>> "$LOG.stderr"
 trap 'echo term >> "$LOG"; exit 3' TERM
 trap 'echo hup >> "$LOG"' HUP
 trap 'echo usr1 >> "$LOG"' USR1
@@ -381,4 +384,125 @@ fn a_new_kv2_version_restarts_only_when_the_value_changed() {
     );
     assert!(!stderr.contains(&token));
     hidden(&stdout, &stderr);
+}
+
+/// Whether process `pid` still runs: it exists and is no zombie (an orphan's zombie stays
+/// until an init reaps it, and some inits never do).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state …`: the state follows the last `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X")),
+        Err(_) => false,
+    }
+}
+
+/// The pids the command wrote, one a line, to `path`; SIGKILLed when dropped, so that a
+/// failed test leaves none behind.
+struct Pids(PathBuf);
+
+impl Pids {
+    fn read(&self) -> Vec<u32> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect()
+    }
+
+    /// Waits until there are `n`, at most `limit`.
+    fn wait_for(&self, n: usize, limit: Duration) -> Vec<u32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pids = self.read();
+            if pids.len() >= n || Instant::now() >= deadline {
+                return pids;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn alive(&self) -> Vec<u32> {
+        self.read().into_iter().filter(|&p| alive(p)).collect()
+    }
+}
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        for pid in self.alive() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// What the command starts is stopped with it: the restart signal and the SIGTERM passed on
+/// reach its whole process group, not only `sh`, so no old `sleep` (a server with the old
+/// value) runs beside the new one or outlives `secrets`.
+#[test]
+fn the_commands_own_children_stop_with_it() {
+    let setup = Setup::new();
+    let pids = Pids(setup.dir.path().join("pids"));
+    let script = r#"sleep 300 & echo $! >> "$PIDS"; echo "start $SECRET" >> "$LOG"; wait"#;
+    let running = Running::start(&setup.exec(&["--grace", "3s"], script).env("PIDS", &pids.0));
+    let start = format!("start {OLD}\n");
+    assert_eq!(setup.wait_log(&start, Duration::from_secs(10)), start);
+    let first = pids.wait_for(1, Duration::from_secs(5));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(alive(first[0]));
+
+    std::fs::write(setup.secret(), NEW).unwrap();
+    let restarted = format!("{start}start {NEW}\n");
+    assert_eq!(
+        setup.wait_log(&restarted, Duration::from_secs(5)),
+        restarted
+    );
+    let both = pids.wait_for(2, Duration::from_secs(5));
+    assert_eq!(both.len(), 2, "{both:?}");
+    // The new one started after the old one was gone.
+    assert_eq!(
+        pids.alive(),
+        [both[1]],
+        "the old command's child outlived the restart"
+    );
+
+    running.signal("TERM");
+    let (status, stdout, stderr) = running.wait(Duration::from_secs(5));
+    // `sh`, waiting, is ended by the SIGTERM: 128 + 15.
+    assert_eq!(status.code(), Some(143), "{status:?} {stderr}");
+    assert_eq!(pids.alive(), Vec::<u32>::new(), "a child outlived secrets");
+    assert_eq!(
+        stderr,
+        "secrets exec: SECRET changed; restarting the command\n"
+    );
+    hidden(&stdout, &stderr);
+}
+
+/// A command that ignores the SIGTERM passed on is killed after --grace; `secrets` then
+/// exits with its status, 137.
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let setup = Setup::new();
+    let pids = Pids(setup.dir.path().join("pids"));
+    let script = r#"trap "" TERM; echo $$ >> "$PIDS"; echo "start $SECRET" >> "$LOG"
+        while :; do sleep 0.1; done"#;
+    let running = Running::start(&setup.exec(&["--grace", "1s"], script).env("PIDS", &pids.0));
+    let start = format!("start {OLD}\n");
+    assert_eq!(setup.wait_log(&start, Duration::from_secs(10)), start);
+    assert_eq!(pids.wait_for(1, Duration::from_secs(5)).len(), 1);
+
+    let signalled = Instant::now();
+    running.signal("TERM");
+    let (status, stdout, stderr) = running.wait(Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(status.code(), Some(137), "{status:?} {stderr}");
+    assert_eq!(pids.alive(), Vec::<u32>::new());
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("", ""));
 }

@@ -9,7 +9,7 @@ use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,9 +26,34 @@ const CANARY_2: &str = "canary-watch-2-83b1aa";
 pub(crate) struct Running {
     child: Child,
     lines: mpsc::Receiver<(Instant, String)>,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
+    stdout: Collected,
+    stderr: Collected,
 }
+
+/// What a reader thread collected from one stream, and the thread (done at end of file).
+struct Collected {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Collected {
+    fn new(bytes: Arc<Mutex<Vec<u8>>>, reader: JoinHandle<()>) -> Self {
+        Self { bytes, reader }
+    }
+
+    /// Everything read once the stream ended, or within `limit` (a process that outlived
+    /// `secrets` may hold it open): what was read by then.
+    fn take(&self, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        while !self.reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
+    }
+}
+
+/// How long after the exit the streams may take to end.
+const STREAMS_END: Duration = Duration::from_secs(2);
 
 impl Running {
     /// Starts `invocation` with stdin closed and both streams captured.
@@ -42,27 +67,31 @@ impl Running {
             .unwrap();
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().unwrap();
+        let all_out = Arc::new(Mutex::new(Vec::new()));
+        let all = Arc::clone(&all_out);
         let stdout = std::thread::spawn(move || {
-            let mut all = String::new();
             for line in BufReader::new(out).lines() {
-                let line = line.unwrap();
-                all.push_str(&line);
-                all.push('\n');
+                let Ok(line) = line else { return };
+                let mut all = all.lock().unwrap();
+                all.extend_from_slice(line.as_bytes());
+                all.push(b'\n');
                 let _ = tx.send((Instant::now(), line));
             }
-            all
         });
         let mut err = child.stderr.take().unwrap();
+        let all_err = Arc::new(Mutex::new(Vec::new()));
+        let all = Arc::clone(&all_err);
         let stderr = std::thread::spawn(move || {
-            let mut all = String::new();
-            let _ = err.read_to_string(&mut all);
-            all
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buf) {
+                all.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
         });
         Self {
             child,
             lines,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
+            stdout: Collected::new(all_out, stdout),
+            stderr: Collected::new(all_err, stderr),
         }
     }
 
@@ -97,12 +126,16 @@ impl Running {
                 let _ = self.child.wait();
                 panic!(
                     "secrets did not exit within {limit:?}; stderr: {}",
-                    join(self.stderr.take())
+                    self.stderr.take(STREAMS_END)
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        (status, join(self.stdout.take()), join(self.stderr.take()))
+        (
+            status,
+            self.stdout.take(STREAMS_END),
+            self.stderr.take(STREAMS_END),
+        )
     }
 }
 
@@ -112,10 +145,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn join(reader: Option<JoinHandle<String>>) -> String {
-    reader.map(|r| r.join().unwrap()).unwrap_or_default()
 }
 
 /// `kill -SIGNAL pid`.
@@ -414,4 +443,38 @@ fn a_new_kv2_version_is_seen_within_two_intervals() {
     for value in [CANARY, CANARY_2, token.as_str()] {
         assert!(!stdout.contains(value) && !stderr.contains(value));
     }
+}
+
+/// A SIGINT while the starting points are still being read (a vault that accepts and never
+/// answers, within a 20 s resolve deadline) ends the watch at once, with 0.
+#[test]
+fn a_signal_while_starting_ends_the_watch_at_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted, connected) = mpsc::channel();
+    // Holds every connection open without a byte in reply; ends with the test process.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+            let _ = accepted.send(());
+        }
+    });
+    let running = Running::start(
+        &secrets(["watch", "openbao+kv2://secret/cli-watch/hangs#password"])
+            .env("OPENBAO_URL", format!("http://{addr}"))
+            .env("OPENBAO_TOKEN", "s.not-a-real-token")
+            .env("SECRETS_RESOLVE_DEADLINE_S", "20"),
+    );
+    connected
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the watch reads its starting point");
+    std::thread::sleep(Duration::from_millis(800));
+    let signalled = Instant::now();
+    running.signal("INT");
+    let (status, stdout, stderr) = running.wait(Duration::from_secs(25));
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(status.code(), Some(0), "{status:?} {stderr}");
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("", ""));
 }
