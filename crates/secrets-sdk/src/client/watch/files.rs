@@ -159,36 +159,32 @@ impl FileWatch {
 
     /// Forgets a watch that ended, and releases its mount if nothing else holds it.
     pub(in crate::client) fn unwatch(&self, watched: &Watched) {
-        let released: Vec<PathBuf> = {
-            let mut shared = lock(&self.shared);
-            let mut empty = Vec::new();
-            for (key, mount) in &mut shared.mounts {
-                mount
-                    .watched
-                    .retain(|w| w.upgrade().is_some_and(|w| !std::ptr::eq(&*w, watched)));
-                if mount.watched.is_empty() && mount.served.is_empty() {
-                    empty.push(key.clone());
-                }
-            }
-            empty
-                .into_iter()
-                .flat_map(|key| self.forget_mount(&mut shared, &key))
-                .collect()
-        };
-        self.disarm(&released);
+        self.release(|mount| {
+            mount
+                .watched
+                .retain(|w| w.upgrade().is_some_and(|w| !std::ptr::eq(&*w, watched)));
+        });
     }
 
     /// Forgets every served value (the cache was emptied), releasing the mounts no watch
     /// holds.
     pub(in crate::client) fn forget_served(&self) {
+        self.release(|mount| {
+            mount.served.clear();
+            mount.pruned_at = 0;
+        });
+    }
+
+    /// Applies `update` to every mount, then releases those nothing holds any more (no live
+    /// watch, no served value) and gives their directories back.
+    fn release(&self, mut update: impl FnMut(&mut Mount)) {
         let released: Vec<PathBuf> = {
             let mut shared = lock(&self.shared);
             let mut empty = Vec::new();
             for (key, mount) in &mut shared.mounts {
-                mount.served.clear();
-                mount.pruned_at = 0;
+                update(mount);
                 mount.watched.retain(|w| w.strong_count() > 0);
-                if mount.watched.is_empty() {
+                if mount.watched.is_empty() && mount.served.is_empty() {
                     empty.push(key.clone());
                 }
             }

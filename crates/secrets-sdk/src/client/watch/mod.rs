@@ -67,6 +67,15 @@ enum Seen {
     Failed(&'static str),
 }
 
+impl Seen {
+    fn of(change: &Change) -> Self {
+        Self::Value {
+            version: change.version,
+            digest: change.digest,
+        }
+    }
+}
+
 impl Watches {
     pub(super) fn new(interval: Duration) -> Result<Self, Error> {
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
@@ -199,13 +208,7 @@ impl Inner {
         let (seen, current) = match start {
             Ok(secret) => {
                 let change = self.change(secret);
-                (
-                    Seen::Value {
-                        version: change.version,
-                        digest: change.digest,
-                    },
-                    Ok(change),
-                )
+                (Seen::of(&change), Ok(change))
             }
             Err(error) if error.provider_error().is_some() => {
                 (Seen::Failed(error.code()), Err(Arc::new(error)))
@@ -341,13 +344,7 @@ impl Inner {
         let (seen, item) = match outcome {
             Ok(secret) => {
                 let change = self.change(secret);
-                (
-                    Seen::Value {
-                        version: change.version,
-                        digest: change.digest,
-                    },
-                    Ok(change),
-                )
+                (Seen::of(&change), Ok(change))
             }
             Err(error) if error.is_transient() || error.provider_error().is_none() => return false,
             Err(error) => (Seen::Failed(error.code()), Err(Arc::new(error))),
