@@ -435,6 +435,47 @@ async fn a_file_watch_streams_swaps_and_skips_unchanged_rewrites() -> TestResult
 }
 
 #[tokio::test]
+async fn a_slow_rewrite_in_place_is_announced_once_with_its_bytes() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    let path = root.path().join("demo/password");
+    std::fs::write(&path, "slow-v1")?;
+    // No poll within the test: whatever arrives came from the file watcher.
+    let client = builder(root.path())
+        .watch_interval(Duration::from_secs(600))
+        .build()?;
+    let mut changes = client.watch("file://demo/password").await?;
+
+    // A rewrite, then at once a slow one of the same bytes: truncated, left empty while the
+    // first rewrite's round reads, then written and closed.
+    std::fs::write(&path, "slow-v2")?;
+    let mut slow = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::io::Write::write_all(&mut slow, b"slow-v2")?;
+    drop(slow);
+
+    match next_within(&mut changes, Duration::from_secs(2)).await {
+        Some(Ok(change)) => assert_eq!(
+            change.secret().expose_str(),
+            Some("slow-v2"),
+            "the empty file between the truncation and the write was announced"
+        ),
+        other => panic!("the rewrite's change: {other:?}"),
+    }
+    if let Some(item) = next_within(&mut changes, Duration::from_secs(1)).await {
+        panic!("one rewrite, two changes: {item:?}");
+    }
+    assert_eq!(
+        client.resolve("file://demo/password").await?.expose_str(),
+        Some("slow-v2")
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn on_change_calls_back_and_stops_when_dropped() -> TestResult {
     let root = tempfile::tempdir()?;
     std::fs::create_dir(root.path().join("demo"))?;

@@ -14,15 +14,19 @@
 //! At most [`MAX_DIRS`] directories per client; past that, files follow their TTL. A mount
 //! nobody holds any more (its watches ended, its values left the cache) is released. An event
 //! under a mount refreshes what the client holds from it, after a short [`DEBOUNCE`] that
-//! gathers the burst of events one swap makes; opening or reading a file is no event. The
-//! watcher, its thread and the task that refreshes are dropped with the client.
+//! gathers the burst of events one swap makes; opening or reading a file is no event. A file
+//! written in place is read once its writer closed it, or [`WRITE_WAIT`] after its first
+//! write if the close never comes, and a change a read shows is published only once a second
+//! read agrees (a read between a truncation, which no event announces, and the write that
+//! follows would announce an empty file, then the old bytes again). The watcher, its thread
+//! and the task that refreshes are dropped with the client.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use secret_uri::SecretUri;
 use tokio::sync::Notify;
@@ -35,6 +39,12 @@ use crate::secret::UriInput;
 pub(super) const MAX_DIRS: usize = 256;
 /// How long after a first event the refresh waits for the rest of its burst.
 const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How long a round that read a change waits for its mount to stay quiet before publishing
+/// it: a file rewritten in place can be read between its truncation and its write, whose
+/// events may reach the watcher a little after the read.
+const CONFIRM_AFTER: Duration = Duration::from_millis(50);
+/// How long a mount's refresh waits for a file being written in place to be closed.
+const WRITE_WAIT: Duration = Duration::from_millis(500);
 /// Served URIs no longer cached are forgotten when a mount holds this many more than at the
 /// last pruning.
 const PRUNE_EVERY: usize = 1024;
@@ -74,6 +84,8 @@ struct Mount {
     pruned_at: usize,
     /// Its directories given to the watcher (the mount's parent included).
     dirs: Vec<PathBuf>,
+    /// Files written or made in place and not closed yet → when the first write was seen.
+    writing: HashMap<PathBuf, Instant>,
 }
 
 /// Where a file URI read at `path` sits.
@@ -112,6 +124,7 @@ fn inside(dir: &Path, mount: &Path) -> bool {
 
 /// What one changed mount asks for.
 struct Work {
+    mount: PathBuf,
     /// Its watched secrets, to check.
     watched: Vec<Arc<Watched>>,
     /// Its cached values, to refresh.
@@ -326,6 +339,9 @@ impl FileWatch {
                                 .cloned()
                         };
                         if let Some(mount) = mount {
+                            if let Some(held) = state.mounts.get_mut(&mount) {
+                                track_writes(&mut held.writing, &event.kind, path);
+                            }
                             state.dirty.insert(mount);
                         }
                     }
@@ -351,22 +367,38 @@ impl FileWatch {
         Some(watcher)
     }
 
-    /// Takes the mounts with pending events: what to check and refresh in each.
-    fn take_dirty(&self) -> Vec<Work> {
+    /// Takes the mounts with pending events and no file mid-write: what to check and refresh
+    /// in each; and, when a mount waits for a writer to close its file, how long to wait
+    /// before asking again.
+    fn take_dirty(&self, now: Instant) -> (Vec<Work>, Option<Duration>) {
         let mut shared = lock(&self.shared);
         let dirty: Vec<PathBuf> = shared.dirty.drain().collect();
         let mut work = Vec::with_capacity(dirty.len());
+        let mut again: Option<Duration> = None;
         for mount in dirty {
             if let Some(state) = shared.mounts.get_mut(&mount) {
+                // A writer that never closes (or whose close was lost) holds the mount
+                // back for WRITE_WAIT at most.
+                state
+                    .writing
+                    .retain(|_, since| now.duration_since(*since) < WRITE_WAIT);
+                if let Some(oldest) = state.writing.values().min() {
+                    let left = WRITE_WAIT.saturating_sub(now.duration_since(*oldest));
+                    let wait = left.min(DEBOUNCE);
+                    again = Some(again.map_or(wait, |w| w.min(wait)));
+                    shared.dirty.insert(mount);
+                    continue;
+                }
                 state.watched.retain(|w| w.strong_count() > 0);
                 work.push(Work {
+                    mount: mount.clone(),
                     watched: state.watched.iter().filter_map(Weak::upgrade).collect(),
                     served: state.served.iter().cloned().collect(),
                     dirs: state.dirs.clone(),
                 });
             }
         }
-        work
+        (work, again)
     }
 
     /// Watches a mount's directories again: a `..data` or mount link swapped, or a directory
@@ -383,11 +415,37 @@ impl FileWatch {
         }
     }
 
+    /// Whether `mount` has events not handled yet.
+    fn is_dirty(&self, mount: &Path) -> bool {
+        lock(&self.shared).dirty.contains(mount)
+    }
+
     /// Forgets a served URI that left the cache.
     fn forget(&self, key: &str) {
         for mount in lock(&self.shared).mounts.values_mut() {
             mount.served.remove(key);
         }
+    }
+}
+
+/// Keeps `writing` (a mount's files mid-write) up to date with one event on `path`: a write
+/// or a new regular file starts a write, a close after writing, a removal or a rename ends it.
+fn track_writes(writing: &mut HashMap<PathBuf, Instant>, kind: &EventKind, path: &Path) {
+    match kind {
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+        | EventKind::Create(CreateKind::File | CreateKind::Any)
+            // A link made in place (the kubelet's `..data_tmp`) is never closed.
+            if !writing.contains_key(path)
+                && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) =>
+        {
+            writing.insert(path.to_path_buf(), Instant::now());
+        }
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Remove(_)
+        | EventKind::Modify(ModifyKind::Name(_)) => {
+            writing.remove(path);
+        }
+        _ => {}
     }
 }
 
@@ -416,9 +474,17 @@ fn kind_of(error: &notify::Error) -> &'static str {
 /// Handles the watcher's events until the client is dropped: after each burst, checks the
 /// watched secrets and refreshes the cached values of every mount that changed.
 async fn refresh_on_events(inner: Weak<Inner>, wake: Arc<Notify>) {
+    let mut again = None;
+    let mut put_off: HashSet<PathBuf> = HashSet::new();
     loop {
-        wake.notified().await;
-        tokio::time::sleep(DEBOUNCE).await;
+        match again.take() {
+            // A mount waits for a file being written to be closed.
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => {
+                wake.notified().await;
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+        }
         let Some(inner) = inner.upgrade() else {
             return;
         };
@@ -426,19 +492,39 @@ async fn refresh_on_events(inner: Weak<Inner>, wake: Arc<Notify>) {
             return;
         }
         let files = &inner.watches.files;
+        let (work, wait) = files.take_dirty(Instant::now());
+        again = wait;
         for Work {
+            mount,
             watched,
             served,
             dirs,
-        } in files.take_dirty()
+        } in work
         {
             files.rearm(&dirs);
-            for watch in watched {
-                inner.check(&watch).await;
+            let mut reads = Vec::with_capacity(watched.len());
+            for watch in &watched {
+                reads.extend(inner.read_check(watch).await);
             }
-            for key in served {
-                let Some(entry) = inner.cache.get(&key) else {
-                    files.forget(&key);
+            // A change is published once the mount stayed quiet a moment after the reads;
+            // a write that was under way when they ran starts the round that reads it. A
+            // mount whose round was put off publishes at the next one (another file written
+            // all the time in its folder delays a change by one round, not for ever).
+            if !put_off.remove(&mount) && reads.iter().any(|read| inner.would_change(read)) {
+                tokio::time::sleep(CONFIRM_AFTER).await;
+                if files.is_dirty(&mount) {
+                    reads.clear();
+                    put_off.insert(mount);
+                }
+            }
+            for read in reads {
+                inner.publish_check(read);
+            }
+            // One read per file and round: a watched value's check refreshed its cache entry.
+            let checked: HashSet<&str> = watched.iter().map(|w| w.uri.as_str()).collect();
+            for key in served.iter().filter(|key| !checked.contains(key.as_str())) {
+                let Some(entry) = inner.cache.get(key) else {
+                    files.forget(key);
                     continue;
                 };
                 let uri = entry.uri.clone();
@@ -449,7 +535,7 @@ async fn refresh_on_events(inner: Weak<Inner>, wake: Arc<Notify>) {
                 match refreshed {
                     Ok(secret) => inner.changed(&secret),
                     // Gone (the refresh dropped it from the cache): no longer served.
-                    Err(_) if inner.cache.get(&key).is_none() => files.forget(&key),
+                    Err(_) if inner.cache.get(key).is_none() => files.forget(key),
                     Err(_) => {}
                 }
             }

@@ -57,6 +57,15 @@ pub(super) struct Watched {
     probe_refused: std::sync::atomic::AtomicBool,
 }
 
+/// A check read and not yet published; the secret's other checks wait for it.
+pub(super) struct Checked<'a> {
+    watched: &'a Watched,
+    _one_at_a_time: tokio::sync::MutexGuard<'a, ()>,
+    outcome: Result<Secret, Error>,
+    /// The value was read (not a probe's refusal): its sibling fields are checked too.
+    read: bool,
+}
+
 /// What a watched secret was last seen as.
 #[derive(Clone, PartialEq, Eq)]
 enum Seen {
@@ -272,11 +281,21 @@ impl Inner {
     /// or (once) the error of a secret that became unreadable. Transient failures (the
     /// backend down, a timeout) change nothing: the last state stands until the next check.
     pub(super) async fn check(self: &Arc<Self>, watched: &Watched) {
-        let _one_at_a_time = watched.checking.lock().await;
+        if let Some(checked) = self.read_check(watched).await {
+            self.publish_check(checked);
+        }
+    }
+
+    /// The reading half of [`check`](Self::check): what the secret is now, not yet
+    /// published (a file event's round confirms that its folder stayed quiet first);
+    /// `None` when nothing changed or nothing can be said.
+    pub(super) async fn read_check<'a>(
+        self: &Arc<Self>,
+        watched: &'a Watched,
+    ) -> Option<Checked<'a>> {
+        let one_at_a_time = watched.checking.lock().await;
         let uri = &watched.uri;
-        let Ok(provider) = self.routes.route(uri).cloned() else {
-            return;
-        };
+        let provider = self.routes.route(uri).cloned().ok()?;
         let last = lock(&watched.last).clone();
         if !watched
             .probe_refused
@@ -287,7 +306,7 @@ impl Inner {
             match deadline.run(provider.probe(uri)).await {
                 Some(Ok(Probe::Version(version))) => {
                     if matches!(last, Seen::Value { version: Some(v), .. } if v == version) {
-                        return;
+                        return None;
                     }
                 }
                 Some(Ok(_)) => {}
@@ -305,19 +324,45 @@ impl Inner {
                     if !error.is_transient() {
                         self.cache.remove(uri.as_str());
                     }
-                    let _ =
-                        self.settle(watched, Err(Error::provider(uri.mount(), Arc::new(error))));
-                    return;
+                    return Some(Checked {
+                        watched,
+                        _one_at_a_time: one_at_a_time,
+                        outcome: Err(Error::provider(uri.mount(), Arc::new(error))),
+                        read: false,
+                    });
                 }
-                None => return,
+                None => return None,
             }
         }
-        let read = self
+        let outcome = self
             .resolve(UriInput::Parsed(uri), ResolveOptions::refresh())
             .await;
-        if self.settle(watched, read) {
+        Some(Checked {
+            watched,
+            _one_at_a_time: one_at_a_time,
+            outcome,
+            read: true,
+        })
+    }
+
+    /// The publishing half of [`check`](Self::check).
+    pub(super) fn publish_check(self: &Arc<Self>, checked: Checked<'_>) {
+        let Checked {
+            watched,
+            outcome,
+            read,
+            ..
+        } = checked;
+        if self.settle(watched, outcome) && read {
             self.check_siblings(watched);
         }
+    }
+
+    /// Whether publishing `checked` would announce a change.
+    #[cfg(feature = "file")]
+    pub(super) fn would_change(&self, checked: &Checked<'_>) -> bool {
+        self.seen_of(&checked.outcome)
+            .is_some_and(|seen| seen != *lock(&checked.watched.last))
     }
 
     /// Checks at once the other watched fields of the secret `watched` names
@@ -341,13 +386,8 @@ impl Inner {
 
     /// Publishes a check's outcome if it differs from the last state seen; whether it did.
     pub(super) fn settle(&self, watched: &Watched, outcome: Result<Secret, Error>) -> bool {
-        let (seen, item) = match outcome {
-            Ok(secret) => {
-                let change = self.change(secret);
-                (Seen::of(&change), Ok(change))
-            }
-            Err(error) if error.is_transient() || error.provider_error().is_none() => return false,
-            Err(error) => (Seen::Failed(error.code()), Err(Arc::new(error))),
+        let Some(seen) = self.seen_of(&outcome) else {
+            return false;
         };
         {
             let mut last = lock(&watched.last);
@@ -356,8 +396,22 @@ impl Inner {
             }
             *last = seen;
         }
+        let item = outcome.map(|secret| self.change(secret)).map_err(Arc::new);
         watched.publish(&item);
         true
+    }
+
+    /// The state a check's outcome shows; `None` for a failure that changes nothing (a
+    /// transient one, or one of the client rather than the secret).
+    fn seen_of(&self, outcome: &Result<Secret, Error>) -> Option<Seen> {
+        match outcome {
+            Ok(secret) => Some(Seen::Value {
+                version: secret.value().version(),
+                digest: self.watches.digest(secret),
+            }),
+            Err(error) if error.is_transient() || error.provider_error().is_none() => None,
+            Err(error) => Some(Seen::Failed(error.code())),
+        }
     }
 
     /// A value of a watched key that entered the cache by another path (refresh-ahead, a
