@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bound;
 pub mod census;
 mod metrics;
 pub mod names;

@@ -5,11 +5,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Gauge, Histogram, Meter};
+use opentelemetry::metrics::{
+    BoundCounter, BoundGauge, BoundHistogram, Counter, Gauge, Histogram, Meter,
+};
 use opentelemetry::{InstrumentationScope, KeyValue};
 
+use crate::bound::{BoundTable, place};
 use crate::census;
-use crate::names::{label, metric};
+use crate::names::{
+    CACHE_OUTCOMES, OUTCOMES, PDP_DECISIONS, PEP_OUTCOMES, PERMIT_REASONS, PROVIDERS, label, metric,
+};
 
 /// The instrumentation scope every instrument of the SDK belongs to.
 pub const SCOPE: &str = "secrets-sdk";
@@ -47,6 +52,47 @@ struct Instruments {
     token_ttl_remaining: Gauge<f64>,
     last_successful_fetch: Gauge<f64>,
     state_store_failures: Counter<u64>,
+    /// The same instruments bound to their closed label sets, at first use.
+    bound: Bound,
+}
+
+/// Bound instruments of the request path, by the places of their labels in their sets.
+struct Bound {
+    /// `resolve_duration` by provider, cache outcome, outcome.
+    resolve: BoundTable<BoundHistogram<f64>>,
+    /// `cache_misses`, `cache_hits` and `stale_served` by provider.
+    misses: BoundTable<BoundCounter<u64>>,
+    hits: BoundTable<BoundCounter<u64>>,
+    stale: BoundTable<BoundCounter<u64>>,
+    /// `pep_decisions` of permits, by outcome and permit reason (a refusal's reason is an
+    /// error code: recorded unbound).
+    permits: BoundTable<BoundCounter<u64>>,
+    /// `pdp_duration` by decision.
+    pdp: BoundTable<BoundHistogram<f64>>,
+    /// `last_successful_fetch` and `token_ttl_remaining` by provider.
+    fetched: BoundTable<BoundGauge<f64>>,
+    token_ttl: BoundTable<BoundGauge<f64>>,
+}
+
+impl Bound {
+    fn new() -> Self {
+        let providers = [PROVIDERS.len(), 1, 1];
+        Self {
+            resolve: BoundTable::new([PROVIDERS.len(), CACHE_OUTCOMES.len(), OUTCOMES.len()]),
+            misses: BoundTable::new(providers),
+            hits: BoundTable::new(providers),
+            stale: BoundTable::new(providers),
+            permits: BoundTable::new([PEP_OUTCOMES.len(), PERMIT_REASONS.len(), 1]),
+            pdp: BoundTable::new([PDP_DECISIONS.len(), 1, 1]),
+            fetched: BoundTable::new(providers),
+            token_ttl: BoundTable::new(providers),
+        }
+    }
+}
+
+/// The place of a provider label, for a by-provider table.
+fn by_provider(provider: &str) -> [Option<usize>; 3] {
+    [place(&PROVIDERS, provider), Some(0), Some(0)]
 }
 
 impl fmt::Debug for Metrics {
@@ -122,6 +168,7 @@ impl Metrics {
                 metric::STATE_STORE_FAILURES,
                 "Calls to the PEP's shared state store that failed",
             ),
+            bound: Bound::new(),
         }))
     }
 
@@ -150,25 +197,54 @@ impl Metrics {
         outcome: &'static str,
         elapsed: Duration,
     ) {
-        let labels = resolve_labels(provider, cache, outcome);
-        census::note(metric::RESOLVE_DURATION, &labels);
-        self.0
-            .resolve_duration
-            .record(elapsed.as_secs_f64(), &labels);
-        let by_provider = [KeyValue::new(label::PROVIDER, provider)];
-        let counter = match cache {
-            "hit" => &self.0.cache_hits,
-            "miss" | "refresh" | "off" => &self.0.cache_misses,
-            "stale" => &self.0.stale_served,
+        let instruments = &self.0;
+        let at = [
+            place(&PROVIDERS, provider),
+            place(&CACHE_OUTCOMES, cache),
+            place(&OUTCOMES, outcome),
+        ];
+        let bound = instruments.bound.resolve.get(at, || {
+            let labels = resolve_labels(provider, cache, outcome);
+            census::note(metric::RESOLVE_DURATION, &labels);
+            instruments.resolve_duration.bind(&labels)
+        });
+        match bound {
+            Some(bound) => bound.record(elapsed.as_secs_f64()),
+            None => {
+                let labels = resolve_labels(provider, cache, outcome);
+                census::note(metric::RESOLVE_DURATION, &labels);
+                instruments
+                    .resolve_duration
+                    .record(elapsed.as_secs_f64(), &labels);
+            }
+        }
+        let (counter, table, name) = match cache {
+            "hit" => (
+                &instruments.cache_hits,
+                &instruments.bound.hits,
+                metric::CACHE_HITS,
+            ),
+            "miss" | "refresh" | "off" => (
+                &instruments.cache_misses,
+                &instruments.bound.misses,
+                metric::CACHE_MISSES,
+            ),
+            "stale" => (
+                &instruments.stale_served,
+                &instruments.bound.stale,
+                metric::STALE_SERVED,
+            ),
             _ => return,
         };
-        let name = match cache {
-            "hit" => metric::CACHE_HITS,
-            "stale" => metric::STALE_SERVED,
-            _ => metric::CACHE_MISSES,
+        let labels = || {
+            let labels = [KeyValue::new(label::PROVIDER, provider)];
+            census::note(name, &labels);
+            labels
         };
-        census::note(name, &by_provider);
-        counter.add(1, &by_provider);
+        match table.get(by_provider(provider), || counter.bind(&labels())) {
+            Some(bound) => bound.add(1),
+            None => counter.add(1, &labels()),
+        }
     }
 
     /// `count` cached entries dropped (expired and swept, or pushed out by capacity).
@@ -195,36 +271,65 @@ impl Metrics {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        let labels = [KeyValue::new(label::PROVIDER, provider)];
-        census::note(metric::LAST_SUCCESSFUL_FETCH, &labels);
-        self.0.last_successful_fetch.record(now, &labels);
+        let i = &self.0;
+        let (table, gauge) = (&i.bound.fetched, &i.last_successful_fetch);
+        by_provider_gauge(table, gauge, metric::LAST_SUCCESSFUL_FETCH, provider, now);
     }
 
     /// What is left of `provider`'s token (`secrets.token.ttl_remaining`).
     pub fn token_ttl(&self, provider: &'static str, remaining: Duration) {
-        let labels = [KeyValue::new(label::PROVIDER, provider)];
-        census::note(metric::TOKEN_TTL_REMAINING, &labels);
-        self.0
-            .token_ttl_remaining
-            .record(remaining.as_secs_f64(), &labels);
+        let i = &self.0;
+        let (table, gauge) = (&i.bound.token_ttl, &i.token_ttl_remaining);
+        let left = remaining.as_secs_f64();
+        by_provider_gauge(table, gauge, metric::TOKEN_TTL_REMAINING, provider, left);
     }
 
     /// A PEP decision: `outcome` is `permit`, `deny` or `error`; `reason` an error code or
     /// `grant`/`pdp` for a permit.
     pub fn pep_decision(&self, outcome: &'static str, reason: &'static str) {
-        let labels = [
-            KeyValue::new(label::OUTCOME, outcome),
-            KeyValue::new(label::REASON, reason),
+        let instruments = &self.0;
+        let labels = || {
+            let labels = [
+                KeyValue::new(label::OUTCOME, outcome),
+                KeyValue::new(label::REASON, reason),
+            ];
+            census::note(metric::PEP_DECISIONS, &labels);
+            labels
+        };
+        let at = [
+            place(&PEP_OUTCOMES, outcome),
+            place(&PERMIT_REASONS, reason),
+            Some(0),
         ];
-        census::note(metric::PEP_DECISIONS, &labels);
-        self.0.pep_decisions.add(1, &labels);
+        match instruments
+            .bound
+            .permits
+            .get(at, || instruments.pep_decisions.bind(&labels()))
+        {
+            Some(bound) => bound.add(1),
+            None => instruments.pep_decisions.add(1, &labels()),
+        }
     }
 
     /// One PDP call that took `elapsed` and answered `decision` (`permit`, `deny`, `error`).
     pub fn pdp_call(&self, decision: &'static str, elapsed: Duration) {
-        let labels = [KeyValue::new(label::DECISION, decision)];
-        census::note(metric::PDP_DURATION, &labels);
-        self.0.pdp_duration.record(elapsed.as_secs_f64(), &labels);
+        let instruments = &self.0;
+        let labels = || {
+            let labels = [KeyValue::new(label::DECISION, decision)];
+            census::note(metric::PDP_DURATION, &labels);
+            labels
+        };
+        let at = [place(&PDP_DECISIONS, decision), Some(0), Some(0)];
+        match instruments
+            .bound
+            .pdp
+            .get(at, || instruments.pdp_duration.bind(&labels()))
+        {
+            Some(bound) => bound.record(elapsed.as_secs_f64()),
+            None => instruments
+                .pdp_duration
+                .record(elapsed.as_secs_f64(), &labels()),
+        }
     }
 
     /// The audit queue holds `depth` events.
@@ -252,6 +357,25 @@ impl Metrics {
         ];
         census::note(metric::STATE_STORE_FAILURES, &labels);
         self.0.state_store_failures.add(1, &labels);
+    }
+}
+
+/// Records `value` on `gauge` by `provider`, bound in `table` when the provider is known.
+fn by_provider_gauge(
+    table: &BoundTable<BoundGauge<f64>>,
+    gauge: &Gauge<f64>,
+    name: &'static str,
+    provider: &'static str,
+    value: f64,
+) {
+    let labels = || {
+        let labels = [KeyValue::new(label::PROVIDER, provider)];
+        census::note(name, &labels);
+        labels
+    };
+    match table.get(by_provider(provider), || gauge.bind(&labels())) {
+        Some(bound) => bound.record(value),
+        None => gauge.record(value, &labels()),
     }
 }
 
