@@ -1,13 +1,19 @@
 //! [`AuditKey`]: the tenant salt that keys resource references and hashed subjects.
 
 use std::fmt;
+use std::sync::Arc;
 
+use quick_cache::sync::Cache;
 use ring::hmac;
 use secret_config::Env;
 use secret_uri::SecretUri;
 use zeroize::Zeroizing;
 
 use crate::{AuditError, ResourceRef};
+
+/// How many canonical URIs' references a key remembers (about 100 bytes each): a service reads
+/// far fewer distinct secrets, and past this the least used are computed again.
+const MEMO_ENTRIES: usize = 4096;
 
 /// The setting that holds the salt.
 pub const TENANT_SALT_ENV: &str = "SECRET_TENANT_SALT";
@@ -28,13 +34,20 @@ const SUBJECT_DOMAIN: &[u8] = b"\0secret-audit/subject/v1\0";
 /// The tenant salt (`SECRET_TENANT_SALT`, the HMAC key) and its optional id
 /// (`SECRET_TENANT_SALT_ID`, carried in every event as `resource_ref_key_id`).
 ///
-/// The salt is held in zeroizing memory and never shown: `Debug` prints `[REDACTED]` (the key
-/// id is not secret and is shown). The HMAC key schedule is derived for each reference and
-/// lives only while it is computed.
+/// The salt is never kept or shown: the key holds only the HMAC key schedule derived from it
+/// once (ring's `hmac::Key`, the two padded-key hash states), so a reference costs two
+/// SHA-256 blocks rather than four; `Debug` prints `[REDACTED]` (the key id is not secret and
+/// is shown). ring does not zeroize that schedule on drop; deriving it for each reference, as
+/// an earlier version did, left as many unzeroized copies behind, one per reference.
+///
+/// References are remembered per canonical URI ([`MEMO_ENTRIES`], shared by clones): the
+/// request path asks for the same URI's reference for its span and each audit event, and a
+/// lookup costs a fraction of the HMAC.
 #[derive(Clone)]
 pub struct AuditKey {
-    salt: Zeroizing<Vec<u8>>,
+    key: hmac::Key,
     key_id: Option<String>,
+    memo: Arc<Cache<Box<str>, ResourceRef>>,
 }
 
 impl AuditKey {
@@ -67,8 +80,9 @@ impl AuditKey {
             }
         }
         Ok(Self {
-            salt: Zeroizing::new(salt.to_vec()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, salt),
             key_id: key_id.map(str::to_owned),
+            memo: Arc::new(Cache::new(MEMO_ENTRIES)),
         })
     }
 
@@ -102,7 +116,13 @@ impl AuditKey {
     /// HMAC-SHA256(salt, `uri.as_str()`), as 32 lowercase hex digits.
     #[must_use]
     pub fn resource_ref(&self, uri: &SecretUri) -> ResourceRef {
-        ResourceRef::from_tag(self.tag(&[uri.as_str().as_bytes()]).as_ref())
+        let canonical = uri.as_str();
+        if let Some(known) = self.memo.get(canonical) {
+            return known;
+        }
+        let computed = ResourceRef::from_tag(self.tag(&[canonical.as_bytes()]).as_ref());
+        self.memo.insert(canonical.into(), computed);
+        computed
     }
 
     /// The keyed hash of a subject, for `AUDIT_HASH_SUBJECT=true`: 32 lowercase hex digits of
@@ -114,8 +134,7 @@ impl AuditKey {
     }
 
     fn tag(&self, parts: &[&[u8]]) -> hmac::Tag {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.salt);
-        let mut context = hmac::Context::with_key(&key);
+        let mut context = hmac::Context::with_key(&self.key);
         for part in parts {
             context.update(part);
         }
@@ -178,6 +197,35 @@ mod tests {
         let key = AuditKey::new(VECTORS[0].0.as_bytes(), None)?;
         let spelled = SecretUri::parse("OPENBAO+KV2://secret/app/api#token?version=3")?;
         assert_eq!(key.resource_ref(&spelled).as_str(), VECTORS[0].2);
+        Ok(())
+    }
+
+    /// A remembered reference is the computed one: asked again (the vectors, from the memo),
+    /// and for more URIs than the memo holds, twice over, each equal to a fresh key's (whose
+    /// memo is empty); a key and its clone share the memo, another salt's key does not.
+    #[test]
+    fn remembered_references_are_the_computed_ones() -> Result<(), Box<dyn std::error::Error>> {
+        let key = AuditKey::new(VECTORS[0].0.as_bytes(), None)?;
+        for _ in 0..3 {
+            for (salt, uri, expected) in VECTORS.iter().filter(|v| v.0 == VECTORS[0].0) {
+                let uri = SecretUri::parse(uri)?;
+                assert_eq!(key.resource_ref(&uri).as_str(), *expected, "{salt}");
+            }
+        }
+        let uris = (0..MEMO_ENTRIES + 500)
+            .map(|i| SecretUri::parse(&format!("openbao+kv2://secret/app/s{i}#token")))
+            .collect::<Result<Vec<_>, _>>()?;
+        for _ in 0..2 {
+            for uri in &uris {
+                let fresh = AuditKey::new(VECTORS[0].0.as_bytes(), None)?;
+                assert_eq!(key.resource_ref(uri), fresh.resource_ref(uri), "{uri}");
+            }
+        }
+        let clone = key.clone();
+        assert!(Arc::ptr_eq(&key.memo, &clone.memo));
+        let other = AuditKey::new(VECTORS[2].0.as_bytes(), None)?;
+        let uri = SecretUri::parse(VECTORS[0].1)?;
+        assert_ne!(other.resource_ref(&uri), key.resource_ref(&uri));
         Ok(())
     }
 

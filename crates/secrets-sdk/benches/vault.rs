@@ -76,7 +76,6 @@ use secrets_test_support::OpenBaoServer;
 use secrets_test_support::bench::{Latencies, Meter, OcsfDiscard, append, json_path, process_cpu};
 use secrets_test_support::floor::HyperFloor;
 use secrets_test_support::redis::{RedisServer, Reply};
-use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -141,18 +140,43 @@ impl SecretProvider for InMemory {
 /// scenario's calls.
 static TRACED: AtomicBool = AtomicBool::new(false);
 
+/// A global filter that enables nothing unless [`TRACED`] is set. Asked once per span made
+/// (every INFO callsite answers `sometimes`; the hint is the pipeline's default filter, so
+/// DEBUG and TRACE callsites are off for all), it adds nothing to a traced span's enters,
+/// exits and close, as a per-layer filter in front of the pipeline's layer would (a lookup
+/// of the span for each): the traced scenario costs what the pipeline costs.
+struct Switch;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Switch {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(
+        &self,
+        _: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        TRACED.load(Ordering::Relaxed)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::INFO)
+    }
+}
+
 /// Installs the discarding pipeline: its meter provider globally (clients built from now on
 /// record into it) and a global subscriber holding its `tracing` layer (default filter
-/// `info`) behind the [`TRACED`] switch.
+/// `info`) behind the [`Switch`].
 fn telemetry() -> Result<OtlpGuard, BoxError> {
     let pipeline = Pipeline::discarding();
-    // Decided per span (a plain `filter_fn` is cached per callsite at its first use); the
-    // hint is the pipeline's default filter, so DEBUG and TRACE callsites are off for all.
-    let switch =
-        tracing_subscriber::filter::dynamic_filter_fn(|_, _| TRACED.load(Ordering::Relaxed))
-            .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
     tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(pipeline.layer().with_filter(switch)),
+        tracing_subscriber::registry()
+            .with(pipeline.layer())
+            .with(Switch),
     )?;
     Ok(pipeline.install())
 }

@@ -143,6 +143,7 @@ mod audit_config;
 mod bootstrap;
 mod client;
 mod error;
+mod in_span;
 mod io_runtime;
 mod routes;
 mod secret;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::in_span::InSpan as _;
 use secret_audit::AuditKey;
 use secret_pep::{Authorized, BatchReport, ExecutionContext, Pep};
 use secret_providers::{ProviderError, SecretProvider};
 use secret_telemetry::Metrics;
 use secret_telemetry::names::span::GET_CREDENTIALS;
 use secret_uri::{Provider, SecretUri};
-use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::Error;
@@ -338,7 +338,7 @@ impl Inner {
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let task = crate::io_runtime::request_runtime(self.io_handle()?)
-            .spawn(work.instrument(tracing::Span::current()));
+            .spawn(work.in_span(tracing::Span::current()));
         match task.await {
             Ok(result) => result,
             Err(join) => Err(self.lost(Some(join))),
@@ -356,7 +356,7 @@ impl Inner {
             async move {
                 let _ = tx.send(work.await);
             }
-            .instrument(tracing::Span::current()),
+            .in_span(tracing::Span::current()),
         );
         rx.recv().map_err(|_| self.lost(None))?
     }
@@ -396,8 +396,8 @@ impl Core {
                     .check(uri)
                     .is_ok()
                     .then(|| uri.mount()),
-                resource_ref = %self.key.resource_ref(uri),
-                use_number = Empty,
+                // A `&str`: `%` would format it through `Debug` into a new `String`.
+                resource_ref = self.key.resource_ref(uri).as_str(),
                 code = Empty,
                 reason = Empty,
             ),
@@ -406,7 +406,6 @@ impl Core {
                 provider = Empty,
                 mount = Empty,
                 resource_ref = Empty,
-                use_number = Empty,
                 code = Empty,
                 reason = Empty,
             ),
@@ -415,8 +414,8 @@ impl Core {
             Ok(uri) => {
                 let provider = uri.provider().as_str();
                 let result = self
-                    .authorize_and_read(uri, &request.ctx, &span)
-                    .instrument(span.clone())
+                    .authorize_and_read(uri, &request.ctx)
+                    .in_span(span.clone())
                     .await;
                 let outcome = if result.is_ok() { "ok" } else { "error" };
                 self.metrics
@@ -429,7 +428,7 @@ impl Core {
                 match self
                     .pep
                     .authorize(&request.ctx, text)
-                    .instrument(span.clone())
+                    .in_span(span.clone())
                     .await
                 {
                     Err(error) => Error::from(error),
@@ -452,7 +451,6 @@ impl Core {
         &self,
         uri: SecretUri,
         ctx: &ExecutionContext,
-        span: &tracing::Span,
     ) -> Result<Secret, Error> {
         // Before the PEP: a URI this client can never read takes no use and asks no PDP.
         let provider = match self.served(&uri) {
@@ -463,7 +461,6 @@ impl Core {
             }
         };
         let granted = self.pep.authorize_uri(ctx, uri).await?;
-        span.record("use_number", granted.use_number());
         self.read(provider, granted, ctx).await
     }
 

@@ -101,6 +101,7 @@
 mod config;
 mod discard;
 mod error;
+mod filter;
 mod guard;
 mod transport;
 
@@ -325,8 +326,7 @@ impl Pipeline {
         S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync + 'static,
     {
         // The directives were parsed when the pipeline was built.
-        let filter =
-            EnvFilter::try_new(&self.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        let filter = filter::SpanFilter::new(&self.filter);
         tracing_opentelemetry::layer()
             .with_tracer(self.tracer.clone())
             .with_location(false)

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::in_span::InSpan as _;
 use quick_cache::sync::{EntryAction, EntryResult};
 use secret_providers::{SecretProvider, SecretValue};
 use secret_telemetry::names::span::RESOLVE;
 use secret_uri::SecretUri;
-use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::deadline::{AbortOnDrop, Deadline, RefreshClaim};
@@ -85,7 +85,7 @@ impl Inner {
             allowed?;
             self.load(uri, options, started, &mut cache).await
         }
-        .instrument(span.clone())
+        .in_span(span.clone())
         .await;
         self.record_resolve(uri, cache, result.is_ok(), started);
         if let Err(error) = &result {

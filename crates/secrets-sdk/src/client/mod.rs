@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::in_span::InSpan as _;
 use quick_cache::sync::Cache;
 use secret_audit::{AuditKey, Auditor};
 use secret_providers::ProviderError;
 use secret_telemetry::{HitRecorder, Metrics};
 use secret_uri::{AllowedMounts, Provider, SecretUri};
-use tracing::Instrument;
 
 use crate::Error;
 use crate::bootstrap::BootstrapSource;
@@ -331,7 +331,7 @@ impl SecretsClient {
                 drop(task_inner);
                 let _ = tx.send(result);
             }
-            .instrument(span),
+            .in_span(span),
         );
         rx.recv().map_err(|_| Error::Runtime {
             reason: "the read task was cancelled",

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::in_span::InSpan as _;
 use secret_providers::{ProviderError, SecretProvider, SecretValue};
 use secret_telemetry::Metrics;
 use secret_uri::SecretUri;
 use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinHandle};
-use tracing::Instrument;
 
 use super::audit::ReadAudit;
 use crate::Error;
@@ -70,7 +70,7 @@ pub(super) fn spawn_audited(
                 }
                 result
             }
-            .instrument(span),
+            .in_span(span),
         )
     }
 }

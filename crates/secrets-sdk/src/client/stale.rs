@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::in_span::InSpan as _;
 use secret_providers::{SecretProvider, SecretValue};
 use secret_uri::SecretUri;
-use tracing::Instrument;
 
 use super::deadline::{AbortOnDrop, Deadline, RefreshClaim};
 use super::read::{joined, spawn_audited};
@@ -52,7 +52,7 @@ impl Inner {
                 drop(claim);
                 settled
             }
-            .instrument(tracing::Span::current()),
+            .in_span(tracing::Span::current()),
         );
         let wait = Deadline::new(
             deadline.handle().clone(),
