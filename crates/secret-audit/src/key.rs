@@ -40,7 +40,7 @@ const SUBJECT_DOMAIN: &[u8] = b"\0secret-audit/subject/v1\0";
 /// is shown). ring does not zeroize that schedule on drop; deriving it for each reference, as
 /// an earlier version did, left as many unzeroized copies behind, one per reference.
 ///
-/// References are remembered per canonical URI ([`MEMO_ENTRIES`], shared by clones): the
+/// References are remembered per canonical URI (4096 of them, shared by clones): the
 /// request path asks for the same URI's reference for its span and each audit event, and a
 /// lookup costs a fraction of the HMAC.
 #[derive(Clone)]
