@@ -464,43 +464,59 @@ impl Core {
         self.read(provider, granted, ctx).await
     }
 
-    /// Reads an authorized URI and audits the read. The read runs as its own task on the
-    /// client's runtime (a blocking provider on its blocking pool), bounded by the read
-    /// deadline: a provider that never answers ends in `TIMEOUT`, one that panics in
-    /// `RUNTIME`, and either way the read is audited. A read that failed before the vault
-    /// returned data (connection, TLS, timeout, 5xx) gives its use back.
+    /// Reads an authorized URI and audits the read, bounded by the read deadline: a provider
+    /// that never answers ends in `TIMEOUT`, one that panics in `RUNTIME`, and either way the
+    /// read is audited. An async provider is polled in place by this request's task
+    /// ([`read_in_place`](crate::client::read_in_place)); a blocking one runs on the client's
+    /// blocking pool. A read that failed before the vault returned data (connection, TLS,
+    /// timeout, 5xx) gives its use back.
     async fn read(
         &self,
         provider: &Arc<dyn SecretProvider>,
         granted: Authorized,
         ctx: &ExecutionContext,
     ) -> Result<Secret, Error> {
-        let task = crate::client::spawn_read(
-            provider,
-            &tokio::runtime::Handle::current(),
-            granted.uri(),
-            &self.metrics,
-        );
-        let abort = task.abort_handle();
-        let result = match tokio::time::timeout(self.read_deadline, task).await {
+        let uri = granted.uri();
+        let outcome = if provider.reads_block() {
+            let task = crate::client::spawn_read(
+                provider,
+                &tokio::runtime::Handle::current(),
+                uri,
+                &self.metrics,
+            );
+            let abort = task.abort_handle();
+            let outcome = tokio::time::timeout(self.read_deadline, task).await;
+            if outcome.is_err() {
+                abort.abort();
+            }
+            outcome.map(|joined| {
+                joined.map_err(|join| {
+                    let reason = if join.is_panic() {
+                        "the provider's read panicked"
+                    } else {
+                        "the read task was cancelled"
+                    };
+                    (reason, Some(Box::new(join) as Box<_>))
+                })
+            })
+        } else {
+            tokio::time::timeout(
+                self.read_deadline,
+                crate::client::read_in_place(provider, uri, &self.metrics),
+            )
+            .await
+            .map(|answer| answer.ok_or(("the provider's read panicked", None)))
+        };
+        let result = match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => {
-                let reason = if join.is_panic() {
-                    "the provider's read panicked"
-                } else {
-                    "the read task was cancelled"
-                };
+            Ok(Err((reason, source))) => {
                 self.pep.audit_read(ctx, &granted, Some("RUNTIME"));
-                return Err(Error::Runtime {
-                    reason,
-                    source: Some(Box::new(join)),
-                });
+                return Err(Error::Runtime { reason, source });
             }
             Err(_) => {
-                abort.abort();
-                // The aborted read counts nothing itself (see `client::read::ReadMetrics`).
+                // The unfinished read counts nothing itself (see `client::read::ReadMetrics`).
                 self.metrics
-                    .provider_error(granted.uri().provider().as_str(), "TIMEOUT");
+                    .provider_error(uri.provider().as_str(), "TIMEOUT");
                 Err(ProviderError::Timeout {
                     provider: provider.name(),
                     timeout: self.read_deadline,

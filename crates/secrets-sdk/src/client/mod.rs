@@ -38,7 +38,7 @@ mod watch;
 
 pub use builder::SecretsClientBuilder;
 #[cfg(feature = "vault")]
-pub(crate) use read::spawn as spawn_read;
+pub(crate) use read::{in_place as read_in_place, spawn as spawn_read};
 
 use cache::EntryCache;
 pub use watch::{DEFAULT_WATCH_INTERVAL, WATCH_INTERVAL_ENV};

@@ -75,6 +75,41 @@ pub(super) fn spawn_audited(
     }
 }
 
+/// An async provider's read polled in place (by the request's own task, no task of its
+/// own), counted in `metrics` as [`spawn`]'s are: its answer, or `None` when the provider
+/// panicked (counted as its `RUNTIME` error). Dropped unfinished (a deadline passed), it
+/// counts nothing: the deadline's enforcer counts the `TIMEOUT`.
+///
+/// The `VaultClient`'s reads run so: the request is already a task of its own, which a
+/// dropped caller does not cancel, so a second task for the read only added a spawn, a
+/// wakeup and a poll per call. A provider must not block the thread in `read` (that is
+/// what [`SecretProvider::reads_block`] is for).
+#[cfg(feature = "vault")]
+pub(crate) async fn in_place(
+    provider: &Arc<dyn SecretProvider>,
+    uri: &SecretUri,
+    metrics: &Metrics,
+) -> Option<ProviderResult> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Poll;
+    let counted = ReadMetrics::start(metrics, uri);
+    let mut read = provider.read(uri);
+    // After a panic the read is not polled again (it is dropped with this future).
+    let answer = std::future::poll_fn(|cx| {
+        match catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Some(result)),
+            Err(_panic) => Poll::Ready(None),
+        }
+    })
+    .await;
+    match &answer {
+        Some(result) => counted.finish(result),
+        None => counted.panicked(),
+    }
+    answer
+}
+
 /// One provider read's metrics, the one place both clients count provider reads (the
 /// `SecretsClient`'s async, stale-refresh and `resolve_file_sync` reads, the `VaultClient`'s,
 /// built-in providers and one's own alike): [`finish`](Self::finish)ed with the provider's
@@ -97,6 +132,13 @@ impl ReadMetrics {
             provider: uri.provider().as_str(),
             done: false,
         }
+    }
+
+    /// Counts a read whose provider panicked (caught, so the drop cannot tell).
+    #[cfg(feature = "vault")]
+    fn panicked(mut self) {
+        self.done = true;
+        self.metrics.provider_error(self.provider, "RUNTIME");
     }
 
     /// Counts the provider's answer.

@@ -650,6 +650,7 @@ mod tests {
         let mut pairs = FULL[..5].to_vec();
         pairs.push(("ENVIRONMENT", "test"));
         let audit = Arc::new(secret_audit::MemorySink::new());
+        let capture = secret_telemetry::testing::MetricsCapture::new();
         let pep = PepConfig::new("t1", "secret".parse()?)
             .with_environment("test")
             .with_pdp(PdpSettings::DisabledForDevelopment)
@@ -660,6 +661,7 @@ mod tests {
             .provider(Provider::Db, Arc::new(Hangs))
             .read_deadline(Duration::from_millis(200))
             .audit(Arc::clone(&audit) as Arc<dyn secret_audit::AuditSink>)
+            .metrics(capture.metrics())
             .build()?;
         let ctx = |jti: &str| {
             ExecutionContext::new("svc")
@@ -680,6 +682,19 @@ mod tests {
             .map(|e| e.code().to_owned())
             .collect();
         assert_eq!(reads, ["TIMEOUT", "TIMEOUT", "RUNTIME"]);
+        // Each counted once as the provider's error: the deadline's, the caught panic's.
+        let points = capture.points()?;
+        let errors = |code: &str| {
+            points.sum_where(
+                secret_telemetry::names::metric::PROVIDER_ERRORS,
+                &[("provider", "db"), ("code", code)],
+            )
+        };
+        assert_eq!((errors("TIMEOUT"), errors("RUNTIME")), (2.0, 1.0));
+        assert_eq!(
+            points.sum(secret_telemetry::names::metric::PROVIDER_ERRORS),
+            3.0
+        );
         Ok(())
     }
 
