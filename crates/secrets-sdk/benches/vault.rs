@@ -141,8 +141,8 @@ impl SecretProvider for InMemory {
 static TRACED: AtomicBool = AtomicBool::new(false);
 
 /// A global filter that enables nothing unless [`TRACED`] is set. Asked once per span made
-/// (every INFO callsite answers `sometimes`; the hint is the pipeline's default filter, so
-/// DEBUG and TRACE callsites are off for all), it adds nothing to a traced span's enters,
+/// (INFO and above answer `sometimes`; DEBUG and TRACE callsites, which the pipeline's
+/// default filter leaves out, are off for all, and so is the level hint), it adds nothing to a traced span's enters,
 /// exits and close, as a per-layer filter in front of the pipeline's layer would (a lookup
 /// of the span for each): the traced scenario costs what the pipeline costs.
 struct Switch;
@@ -150,9 +150,13 @@ struct Switch;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Switch {
     fn register_callsite(
         &self,
-        _: &'static tracing::Metadata<'static>,
+        meta: &'static tracing::Metadata<'static>,
     ) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
+        if *meta.level() > tracing::Level::INFO {
+            tracing::subscriber::Interest::never()
+        } else {
+            tracing::subscriber::Interest::sometimes()
+        }
     }
 
     fn enabled(

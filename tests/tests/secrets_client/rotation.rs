@@ -475,6 +475,42 @@ async fn a_slow_rewrite_in_place_is_announced_once_with_its_bytes() -> TestResul
     Ok(())
 }
 
+/// A writer that never closes the file it rewrote (a log-style writer, a stuck process) does
+/// not hold the change back for good: it is read once the wait for the close (half a second)
+/// is over, and announced once with the new bytes, while the file is still open.
+#[tokio::test]
+async fn a_rewrite_whose_writer_never_closes_is_announced_after_the_wait() -> TestResult {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    let path = root.path().join("demo/password");
+    std::fs::write(&path, "held-v1")?;
+    let client = builder(root.path())
+        .watch_interval(Duration::from_secs(600))
+        .build()?;
+    let mut changes = client.watch("file://demo/password").await?;
+
+    let mut held = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)?;
+    std::io::Write::write_all(&mut held, b"held-v2")?;
+    let written = Instant::now();
+    match next_within(&mut changes, Duration::from_secs(3)).await {
+        Some(Ok(change)) => assert_eq!(change.secret().expose_str(), Some("held-v2")),
+        other => panic!("the held rewrite's change: {other:?}"),
+    }
+    assert!(
+        written.elapsed() >= Duration::from_millis(400),
+        "announced after {:?}, before the wait for the close was over",
+        written.elapsed()
+    );
+    if let Some(item) = next_within(&mut changes, Duration::from_secs(1)).await {
+        panic!("one rewrite, two changes: {item:?}");
+    }
+    drop(held);
+    Ok(())
+}
+
 #[tokio::test]
 async fn on_change_calls_back_and_stops_when_dropped() -> TestResult {
     let root = tempfile::tempdir()?;
