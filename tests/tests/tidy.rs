@@ -54,6 +54,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secret-audit",
         ],
     ),
+    // Verified callers: builds the PEP's context from what a caller proved.
+    ("secret-verify", &["secret-pep"]),
     (
         "secrets-sdk",
         &[

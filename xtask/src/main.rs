@@ -188,7 +188,13 @@ fn ensure_cargo_tool(package: &str, subcommand: &str) -> anyhow::Result<()> {
 }
 
 /// The cargo-fuzz targets under `fuzz/`, each with its seed folder `fuzz/seeds/<target>`.
-const FUZZ_TARGETS: &[&str] = &["parse", "context_headers", "audit_record", "kv2_metadata"];
+const FUZZ_TARGETS: &[&str] = &[
+    "parse",
+    "context_headers",
+    "audit_record",
+    "kv2_metadata",
+    "verified_caller",
+];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly
 /// features (sanitizer flags); the stable toolchain provides them with `RUSTC_BOOTSTRAP=1`,
