@@ -15,6 +15,7 @@ pub(crate) const BENCHES: &[(&str, &str, &str)] = &[
     ("secret-uri", "parse", ""),
     ("secret-providers", "kv2", ""),
     ("secret-pep", "pep", ""),
+    ("secret-verify", "verify", ""),
     ("secret-audit", "audit_publish", "kafka"),
     ("secrets-sdk", "resolve", ""),
     ("secrets-sdk", "vault", "redis"),
