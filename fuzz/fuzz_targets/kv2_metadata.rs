@@ -1,6 +1,7 @@
 //! Arbitrary bytes never panic the KV v2 metadata reply parser (what a probe maps
 //! `GET <mount>/metadata/<path>` to): every input is a version (from a `200`, the pinned one
-//! when pinned) or one of a probe's codes. Each input is also spliced into a real OpenBao
+//! when pinned) or one of a probe's codes (`VERSION_DELETED` / `VERSION_DESTROYED` only from a
+//! `200` whose body says so). Each input is also spliced into a real OpenBao
 //! reply, so the fuzzer reaches the version checks without a corpus.
 //!
 //! Input: one byte picks the status, one the pin (none, or 1-7), the rest is the body.
@@ -29,7 +30,12 @@ fn check(status: u16, pin: Option<u64>, body: &[u8]) {
             assert!(
                 matches!(
                     code,
-                    "NOT_FOUND" | "PERMISSION_DENIED" | "UNEXPECTED_STATUS" | "MALFORMED_RESPONSE"
+                    "NOT_FOUND"
+                        | "PERMISSION_DENIED"
+                        | "UNEXPECTED_STATUS"
+                        | "MALFORMED_RESPONSE"
+                        | "VERSION_DELETED"
+                        | "VERSION_DESTROYED"
                 ),
                 "{code}"
             );
@@ -44,6 +50,9 @@ fn check(status: u16, pin: Option<u64>, body: &[u8]) {
             if status == 200 {
                 assert_ne!(code, "UNEXPECTED_STATUS");
                 assert_ne!(code, "PERMISSION_DENIED");
+            } else {
+                // Only a 200's body can say a version is deleted or destroyed.
+                assert!(!code.starts_with("VERSION_"), "HTTP {status}: {code}");
             }
             let _ = error.to_string();
         }

@@ -39,9 +39,12 @@ fuzz_target!(|data: &[u8]| {
             "{}",
             error.code()
         );
+        // Refusals are built from fixed words only, none with a '.': an input with one (every
+        // JWT has two) found in the text was copied there.
         let text = format!("{error} {error:?}");
+        assert!(!text.contains('.'), "{text}");
         for secret in std::iter::once(field(1)).chain(proofs.iter().copied()) {
-            if secret.len() >= 12 {
+            if secret.contains('.') {
                 assert!(!text.contains(secret), "a refusal holds its input");
             }
         }

@@ -55,7 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // Verified callers: builds the PEP's context from what a caller proved.
-    ("secret-verify", &["secret-pep"]),
+    ("secret-verify", &["secret-pep", "secret-http"]),
     (
         "secrets-sdk",
         &[
@@ -127,7 +127,7 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
 const TLS_CRATES: &[&str] = &["rustls", "hyper-rustls", "webpki-roots"];
 const TLS_OWNER: &str = "secret-http";
 /// The crates whose HTTP goes through [`TLS_OWNER`].
-const TLS_CLIENTS: &[&str] = &["secret-providers", "secret-pep"];
+const TLS_CLIENTS: &[&str] = &["secret-providers", "secret-pep", "secret-verify"];
 
 /// Crate roots that today lack part of their docs: (root, "example" | "forbid").
 const KNOWN_ROOT_GAPS: &[(&str, &str)] = &[];

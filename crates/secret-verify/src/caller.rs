@@ -5,6 +5,8 @@ use secret_pep::ExecutionContext;
 
 use crate::dpop::{DpopPolicy, VerifiedProof};
 use crate::error::{ProofReason, TokenReason, VerifyError};
+use crate::issuer::IssuerKeys;
+use crate::jose::{ASYMMETRIC, Compact};
 use crate::keys::KeySet;
 use crate::token::{AccessTokenPolicy, VerifiedToken};
 
@@ -49,6 +51,31 @@ impl Verifier {
         &self.dpop
     }
 
+    /// [`verify`](Self::verify) with the issuer's keys as [`IssuerKeys`] has them: fetched on
+    /// first use, and again (rate-limited) for a token naming a key the cached set lacks.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify); `ISSUER_UNAVAILABLE` when no key set could ever be
+    /// fetched; `CONFIG` (`issuer`) when `keys` are another issuer's than the policy's.
+    pub async fn verify_with(
+        &self,
+        presented: &Presented<'_>,
+        keys: &IssuerKeys,
+        now: u64,
+    ) -> Result<VerifiedCaller, VerifyError> {
+        if keys.issuer() != self.token.issuer() {
+            return Err(VerifyError::Config {
+                setting: "issuer",
+                reason: "the key source is another issuer's than the token policy's",
+            });
+        }
+        let kid = bearer_token(presented.authorization)
+            .and_then(|(_, token)| Compact::read(token, ASYMMETRIC).ok())
+            .and_then(|compact| compact.text("kid").map(str::to_owned));
+        let set = keys.for_kid(kid.as_deref()).await?;
+        self.verify(presented, &set, now)
+    }
+
     /// Verifies what a request presented against the issuer's `keys` at `now`.
     ///
     /// A token bound to a key (`cnf.jkt`) must come as `DPoP <token>` with exactly one proof
@@ -64,16 +91,8 @@ impl Verifier {
         keys: &KeySet,
         now: u64,
     ) -> Result<VerifiedCaller, VerifyError> {
-        let (scheme, token) = presented
-            .authorization
-            .trim()
-            .split_once(' ')
+        let (dpop_scheme, token) = bearer_token(presented.authorization)
             .ok_or(VerifyError::token(TokenReason::Malformed))?;
-        let token = token.trim();
-        let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
-        if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(VerifyError::token(TokenReason::Malformed));
-        }
         let verified = self.token.verify(token, keys, now)?;
         let proof = match (&verified.cnf_jkt, dpop_scheme) {
             (Some(jkt), true) => {
@@ -119,6 +138,15 @@ impl Verifier {
             proof,
         })
     }
+}
+
+/// The token of an `Authorization` value and whether its scheme is `DPoP` (else `Bearer`);
+/// `None` for another scheme or no token.
+fn bearer_token(authorization: &str) -> Option<(bool, &str)> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    (!token.is_empty() && (dpop || scheme.eq_ignore_ascii_case("bearer"))).then_some((dpop, token))
 }
 
 /// A caller whose token (and proof, for a DPoP-bound token) verified.

@@ -7,6 +7,13 @@ use std::fmt;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifyError {
+    /// The issuer's metadata or key set could not be read, or is not usable (another
+    /// issuer, no signing key). Fail closed: no token of that issuer verifies until it is.
+    #[error("token issuer unavailable: the issuer {cause} [ISSUER_UNAVAILABLE]")]
+    IssuerUnavailable {
+        /// What went wrong; never a URL or a document.
+        cause: &'static str,
+    },
     /// The access token is not a valid RFC 9068 JWT access token for this resource server.
     #[error("invalid access token: {reason} [INVALID_TOKEN]")]
     InvalidToken {
@@ -37,10 +44,12 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// The stable code: `INVALID_TOKEN`, `INVALID_DPOP_PROOF`, `BINDING_DRIFT` or `CONFIG`.
+    /// The stable code: `INVALID_TOKEN`, `INVALID_DPOP_PROOF`, `BINDING_DRIFT`,
+    /// `ISSUER_UNAVAILABLE` or `CONFIG`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
+            Self::IssuerUnavailable { .. } => "ISSUER_UNAVAILABLE",
             Self::InvalidToken { .. } => "INVALID_TOKEN",
             Self::InvalidDpopProof { .. } => "INVALID_DPOP_PROOF",
             Self::BindingDrift { .. } => "BINDING_DRIFT",
@@ -59,6 +68,10 @@ impl VerifyError {
 
     pub(crate) fn token(reason: TokenReason) -> Self {
         Self::InvalidToken { reason }
+    }
+
+    pub(crate) fn issuer(cause: &'static str) -> Self {
+        Self::IssuerUnavailable { cause }
     }
 
     pub(crate) fn proof(reason: ProofReason) -> Self {

@@ -14,9 +14,10 @@
 //! proof, a claim's value or a key. Signatures are verified by `jsonwebtoken` with ring; only
 //! asymmetric algorithms are ever accepted ([`ASYMMETRIC`]).
 //!
-//! What this crate does not do: it does not fetch keys (give it the issuer's JWK Set) and it
-//! does not remember proofs: a proof's `jti` goes to the PEP's replay store (the context's
-//! `jti`), which refuses it the second time.
+//! [`IssuerKeys`] finds the issuer's key set through its metadata and fetches it again, at
+//! most once per interval, when a token names a key it does not know (a key rotation).
+//! Proofs are not remembered here: a proof's `jti` is the context's `jti`, which the PEP's
+//! replay store (shared by replicas on Redis) refuses the second time.
 //!
 //! ```
 //! use secret_verify::{AccessTokenPolicy, DpopPolicy, KeySet, Presented, Verifier};
@@ -46,6 +47,7 @@
 mod caller;
 mod dpop;
 mod error;
+mod issuer;
 mod jose;
 mod keys;
 mod token;
@@ -53,6 +55,7 @@ mod token;
 pub use caller::{Presented, VerifiedCaller, Verifier};
 pub use dpop::{DpopPolicy, VerifiedProof, access_token_hash};
 pub use error::{ProofReason, TokenReason, VerifyError};
+pub use issuer::{DEFAULT_MIN_REFRESH, IssuerKeys};
 pub use jose::ASYMMETRIC;
 pub use jsonwebtoken::Algorithm;
 pub use keys::KeySet;

@@ -10,21 +10,21 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const ISSUER: &str = "https://issuer.example";
-const AUDIENCE: &str = "crud.secrets";
-const NOW: u64 = 1_800_000_000;
+pub(crate) const ISSUER: &str = "https://issuer.example";
+pub(crate) const AUDIENCE: &str = "crud.secrets";
+pub(crate) const NOW: u64 = 1_800_000_000;
 const URL: &str = "https://secrets.example/v1/read";
 const TOKEN_JTI: &str = "token-jti-canary-7f3a";
 const PROOF_JTI: &str = "proof-jti-canary-91bc";
 
 /// A P-256 key: its signing half for jsonwebtoken and its public JWK.
-struct TestKey {
+pub(crate) struct TestKey {
     encoding: EncodingKey,
-    jwk: Value,
+    pub(crate) jwk: Value,
 }
 
 impl TestKey {
-    fn new(kid: &str) -> Self {
+    pub(crate) fn new(kid: &str) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("a P-256 key");
@@ -47,7 +47,7 @@ impl TestKey {
     }
 
     /// A JWS of `claims` with `typ`, signed by this key, naming `kid`.
-    fn sign(&self, typ: &str, kid: Option<&str>, claims: &Value) -> String {
+    pub(crate) fn sign(&self, typ: &str, kid: Option<&str>, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some(typ.to_owned());
         header.kid = kid.map(str::to_owned);
@@ -83,7 +83,7 @@ impl TestKey {
     }
 }
 
-fn claims() -> Value {
+pub(crate) fn claims() -> Value {
     json!({
         "iss": ISSUER, "sub": "svc-billing", "aud": [AUDIENCE, "other"], "client_id": "billing",
         "exp": NOW + 300, "iat": NOW - 10, "jti": TOKEN_JTI, "scope": "secrets:read audit",
