@@ -279,9 +279,15 @@ mod spans {
 
     /// Runs `run` under a TRACE subscriber scoped to this thread (the test's current-thread
     /// runtime, where hyper's connection tasks run too) and returns the captured text.
+    /// Held by every test that installs a subscriber: `tracing` recomputes each callsite's
+    /// interest when a subscriber comes or goes, and a span made on one thread while another
+    /// test's subscriber (at INFO) is installed or dropped can miss the capture.
+    static SUBSCRIBERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     async fn captured<F: Future<Output = TestResult>>(
         run: F,
     ) -> Result<String, Box<dyn std::error::Error>> {
+        let _serial = SUBSCRIBERS.lock().await;
         let logs = LogCapture::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -404,6 +410,7 @@ mod spans {
 
     #[tokio::test]
     async fn the_span_is_debug_level() -> TestResult {
+        let _serial = SUBSCRIBERS.lock().await;
         let server = FaultServer::start(vec![Fault::text(200, "ok")])?;
         let client = client(Duration::from_secs(2))?;
         let logs = LogCapture::default();
