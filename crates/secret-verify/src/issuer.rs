@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use http::Uri;
-use secret_http::{ClientConfig, HttpClient, Request};
+use secret_http::{ClientConfig, HttpClient, Request, RetryPolicy};
 use serde_json::Value;
 
 use crate::error::VerifyError;
@@ -203,12 +203,21 @@ impl IssuerKeys {
 
     /// The body of a `200` to `GET uri`; `None` for a `4xx`.
     async fn get(&self, uri: &Uri) -> Result<Option<secret_http::Body>, VerifyError> {
+        // Twice at most: a pooled connection to an issuer that restarted is closed under us.
+        let retry = RetryPolicy::attempts(2)
+            .with_delays(Duration::from_millis(50), Duration::from_millis(200));
         let response = self
             .inner
             .http
-            .send(&Request::get(uri.clone()))
+            .send_retrying(&Request::get(uri.clone()).with_idempotent(true), &retry)
             .await
-            .map_err(|_| VerifyError::issuer("could not be reached"))?;
+            .map_err(|e| {
+                VerifyError::issuer(if e.code() == "STATUS" {
+                    "answered with a server error"
+                } else {
+                    "could not be reached"
+                })
+            })?;
         match response.status().as_u16() {
             200 => Ok(Some(response.into_body())),
             400..=499 => Ok(None),

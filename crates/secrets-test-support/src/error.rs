@@ -10,7 +10,7 @@ pub enum Error {
     /// A tool binary (`bao`, `cerbos`, `tansu`, `redis-server`) is not installed.
     #[error("{tool} binary not found (looked at {looked_at}); run `cargo xtask services install`")]
     ToolMissing {
-        /// `"bao"`, `"cerbos"`, `"tansu"` or `"redis-server"`.
+        /// `"bao"`, `"cerbos"`, `"tansu"`, `"redis-server"`, `"node"` or `"oidc-provider"`.
         tool: &'static str,
         /// The paths that were checked, comma separated.
         looked_at: String,

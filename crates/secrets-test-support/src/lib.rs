@@ -75,8 +75,10 @@ mod fault;
 #[cfg(feature = "floor")]
 pub mod floor;
 mod http;
+pub mod jose;
 mod launch;
 mod logs;
+pub mod oidc;
 mod openbao;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -98,8 +100,8 @@ pub use fault::{Fault, FaultServer, RecordedRequest};
 pub use logs::LogCapture;
 pub use openbao::{AppRoleCredentials, OpenBaoServer};
 pub use paths::{
-    BAO_BIN_ENV, CERBOS_BIN_ENV, TANSU_BIN_ENV, bao_bin, cerbos_bin, repo_root, tansu_bin,
-    tools_dir,
+    BAO_BIN_ENV, CERBOS_BIN_ENV, NODE_BIN_ENV, OIDC_MODULE_ENV, TANSU_BIN_ENV, bao_bin, cerbos_bin,
+    node_bin, oidc_provider_module, repo_root, tansu_bin, tools_dir,
 };
 pub use shared::Shared;
 

@@ -8,6 +8,10 @@ use crate::Error;
 pub const BAO_BIN_ENV: &str = "SECRETS_TEST_BAO_BIN";
 /// Overrides the `cerbos` binary (absolute path).
 pub const CERBOS_BIN_ENV: &str = "SECRETS_TEST_CERBOS_BIN";
+/// Overrides where Node.js is found.
+pub const NODE_BIN_ENV: &str = "SECRETS_TEST_NODE_BIN";
+/// Overrides where the `oidc-provider` package's entry module is found.
+pub const OIDC_MODULE_ENV: &str = "SECRETS_TEST_OIDC_MODULE";
 /// Overrides the `tansu` binary (absolute path).
 pub const TANSU_BIN_ENV: &str = "SECRETS_TEST_TANSU_BIN";
 
@@ -76,6 +80,31 @@ pub fn cerbos_bin() -> Result<PathBuf, Error> {
             tools.join("bin/cerbos"),
             tools.join("cerbos/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64"),
         ]
+    })
+}
+
+/// Node.js: `$SECRETS_TEST_NODE_BIN`, else `node` on `PATH` (the machine's; `oidc-provider`
+/// runs on it).
+pub fn node_bin() -> Result<PathBuf, Error> {
+    if let Some(path) = std::env::var_os(NODE_BIN_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("node"))
+        .find(|p| p.is_file())
+        .ok_or(Error::ToolMissing {
+            tool: "node",
+            looked_at: "PATH (install Node.js 20 or later)".to_owned(),
+        })
+}
+
+/// The entry module of the `oidc-provider` npm package under `.tools/oidc`, where `cargo
+/// xtask services install` puts it.
+pub fn oidc_provider_module() -> Result<PathBuf, Error> {
+    find_tool("oidc-provider", OIDC_MODULE_ENV, |tools| {
+        vec![tools.join("oidc/node_modules/oidc-provider/lib/index.js")]
     })
 }
 
