@@ -114,6 +114,7 @@ const TEST_CRATES: &[(&str, &[&str])] = &[
             "secret-audit",
             "secret-providers",
             "secret-pep",
+            "secret-verify",
             "secrets-sdk",
             "secrets-cli",
             "secrets-test-support",

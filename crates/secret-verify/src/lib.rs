@@ -43,7 +43,11 @@
 //! assert_eq!(refused.map_err(|e| e.code()).err(), Some("INVALID_TOKEN"));
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod caller;
 mod dpop;
 mod error;
@@ -59,6 +63,8 @@ pub use issuer::{DEFAULT_MIN_REFRESH, IssuerKeys};
 pub use jose::ASYMMETRIC;
 pub use jsonwebtoken::Algorithm;
 pub use keys::KeySet;
+/// The HTTP client settings [`IssuerKeys`] fetch with (timeout, TLS, CA bundle).
+pub use secret_http::ClientConfig;
 pub use token::{AccessTokenPolicy, MAX_SKEW_S, VerifiedToken};
 
 #[cfg(test)]

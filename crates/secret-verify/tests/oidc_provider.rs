@@ -96,7 +96,7 @@ async fn a_bearer_token_of_the_provider_verifies_and_forgeries_do_not() -> TestR
     let authorization = format!("Bearer {}", token.access_token);
     let caller = check(&setup, &authorization, &[], now()).await?;
     assert_eq!(caller.token.client_id, CLIENT_ID);
-    assert_eq!(caller.token.roles, ["secrets:read"]);
+    assert_eq!(caller.token.roles, ["reader"]);
     let ctx = caller.context();
     assert_eq!(ctx.subject.as_deref(), Some(CLIENT_ID));
     assert_eq!(ctx.issuer.as_deref(), Some(setup.issuer.issuer().as_str()));

@@ -1,7 +1,8 @@
 //! A throwaway OpenID provider for tests: `oidc-provider` (npm, a certified OpenID Connect
 //! implementation) under Node.js on a free loopback port, started from
 //! `fixtures/oidc/issuer.mjs`: one client-credentials client (`secrets-test`), JWT access
-//! tokens (RFC 9068, ES256) with `aud` = the secrets audience, and DPoP (RFC 9449).
+//! tokens (RFC 9068, ES256) with `aud` = the secrets audience and scope `reader` (the role
+//! the Cerbos test policies know), and DPoP (RFC 9449).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), secrets_test_support::Error> {
@@ -115,8 +116,7 @@ impl OidcProvider {
         if let Some(proof) = proof {
             headers.push(("DPoP", proof));
         }
-        let body =
-            b"grant_type=client_credentials&resource=urn%3Asecrets%3Aapi&scope=secrets%3Aread";
+        let body = b"grant_type=client_credentials&resource=urn%3Asecrets%3Aapi&scope=reader";
         let response = http::request(
             socket,
             "POST",

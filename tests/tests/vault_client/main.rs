@@ -3,8 +3,9 @@
 //! (AuthZEN) serving the workspace's test policies, fresh per test (the counts are per server).
 //! One module per subject, one test binary.
 //!
-//! Without `bao` or `cerbos` installed these tests print `SKIP` and pass locally; under
-//! `CI=true` they fail (install both with `cargo xtask services install`).
+//! Without `bao` or `cerbos` (or, for `verified`, `oidc-provider`) installed these tests print
+//! `SKIP` and pass locally; under `CI=true` they fail (install them with `cargo xtask services
+//! install`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -12,3 +13,4 @@ mod common;
 mod concurrency;
 mod pep;
 mod reads;
+mod verified;
