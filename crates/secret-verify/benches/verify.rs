@@ -1,8 +1,11 @@
 //! What verifying a caller costs: an ES256 access token and its DPoP proof, keys warm.
 //!
-//! - `verify_token_and_proof`: [`Verifier::verify`] of a DPoP-bound token and a proof of the
-//!   request (two P-256 signatures, the claims, the binding), as a `DPoP` request is checked.
-//! - `verify_token`: the same for a bearer token (one signature).
+//! - `verify_token_and_proof`: [`Verifier::verify`] of a DPoP-bound token the verifier has not
+//!   seen and a proof of the request (two P-256 signatures, the claims, the binding): a
+//!   client's first request with a token.
+//! - `verify_token_and_proof_seen`: the same token again with a fresh proof each time (one
+//!   signature: the token is remembered for a minute), as a client's later requests are.
+//! - `verify_token`: a bearer token not seen before (one signature).
 //! - `floor_p256_verify`: one bare P-256 ECDSA verification by ring of a message as long as
 //!   the token's signing input, the least any verifier of an ES256 token pays.
 //!
@@ -55,9 +58,12 @@ fn key() -> Key {
 struct Fixture {
     verifier: Verifier,
     keys: KeySet,
-    bound: String,
-    proof: String,
-    bearer: String,
+    /// (`DPoP <token>`, proof) pairs of distinct tokens, each verified once.
+    fresh: Vec<(String, String)>,
+    /// One token and distinct proofs of it.
+    seen: (String, Vec<String>),
+    /// Distinct bearer tokens.
+    bearers: Vec<String>,
     floor_message: Vec<u8>,
     floor_signature: Vec<u8>,
     floor_key: Vec<u8>,
@@ -68,36 +74,50 @@ fn fixture() -> Fixture {
     let mut jwk = issuer.jwk.clone();
     jwk["kid"] = json!("k1");
     let keys = KeySet::from_json(&json!({"keys": [jwk]}).to_string()).unwrap();
-    let claims = |cnf: Option<Value>| {
-        let mut c = json!({"iss": "https://issuer.example", "sub": "svc", "aud": "crud.secrets",
-            "client_id": "svc", "exp": NOW + 300, "iat": NOW, "jti": "t-1", "scope": "read"});
-        if let Some(cnf) = cnf {
-            c["cnf"] = cnf;
-        }
-        c
-    };
     let mut header = Header::new(Algorithm::ES256);
     header.typ = Some("at+jwt".to_owned());
     header.kid = Some("k1".to_owned());
     let thumbprint = secret_pep::jwk_thumbprint(&holder.jwk.to_string()).unwrap();
-    let token = encode(
-        &header,
-        &claims(Some(json!({"jkt": thumbprint}))),
-        &issuer.encoding,
-    )
-    .unwrap();
-    let bearer = encode(&header, &claims(None), &issuer.encoding).unwrap();
-    let proof_header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": holder.jwk});
-    let proof_claims = json!({"htm": "GET", "htu": URL, "iat": NOW, "jti": "p-1",
-        "ath": access_token_hash(&token)});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(proof_header.to_string()),
-        URL_SAFE_NO_PAD.encode(proof_claims.to_string())
+    let token = |i: usize, cnf: bool| {
+        let mut c = json!({"iss": "https://issuer.example", "sub": "svc", "aud": "crud.secrets",
+            "client_id": "svc", "exp": NOW + 300, "iat": NOW, "jti": format!("t-{i}"), "scope": "read"});
+        if cnf {
+            c["cnf"] = json!({"jkt": thumbprint});
+        }
+        encode(&header, &c, &issuer.encoding).unwrap()
+    };
+    let proof = |token: &str, i: usize| {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": holder.jwk});
+        let claims = json!({"htm": "GET", "htu": URL, "iat": NOW, "jti": format!("p-{i}"),
+            "ath": access_token_hash(token)});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &holder.encoding, Algorithm::ES256)
+                .unwrap();
+        format!("{input}.{signature}")
+    };
+    let runs = SAMPLES + SAMPLES / 10;
+    let fresh = (0..runs)
+        .map(|i| {
+            let t = token(i, true);
+            let p = proof(&t, i);
+            (format!("DPoP {t}"), p)
+        })
+        .collect();
+    let reused = token(usize::MAX, true);
+    let seen = (
+        format!("DPoP {reused}"),
+        (0..runs).map(|i| proof(&reused, runs + i)).collect(),
     );
-    let signature =
-        jsonwebtoken::crypto::sign(input.as_bytes(), &holder.encoding, Algorithm::ES256).unwrap();
-    let (floor_message, _) = token.rsplit_once('.').unwrap();
+    let bearers = (0..runs)
+        .map(|i| format!("Bearer {}", token(2 * runs + i, false)))
+        .collect();
+    let floor_token = token(0, false);
+    let (floor_message, _) = floor_token.rsplit_once('.').unwrap();
     let floor_signature = issuer
         .pair
         .sign(&SystemRandom::new(), floor_message.as_bytes())
@@ -108,9 +128,9 @@ fn fixture() -> Fixture {
             DpopPolicy::default(),
         ),
         keys,
-        bound: format!("DPoP {token}"),
-        proof: format!("{input}.{signature}"),
-        bearer: format!("Bearer {bearer}"),
+        fresh,
+        seen,
+        bearers,
         floor_message: floor_message.as_bytes().to_vec(),
         floor_signature: floor_signature.as_ref().to_vec(),
         floor_key: issuer.pair.public_key().as_ref().to_vec(),
@@ -118,10 +138,10 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn with_proof(&self) {
-        let proofs = [self.proof.as_str()];
+    fn dpop(&self, authorization: &str, proof: &str) {
+        let proofs = [proof];
         let presented = Presented {
-            authorization: &self.bound,
+            authorization,
             dpop: &proofs,
             method: "GET",
             url: URL,
@@ -134,9 +154,19 @@ impl Fixture {
         );
     }
 
-    fn bearer(&self) {
+    fn with_proof(&self, i: usize) {
+        let (authorization, proof) = &self.fresh[i % self.fresh.len()];
+        self.dpop(authorization, proof);
+    }
+
+    fn with_proof_seen(&self, i: usize) {
+        let proofs = &self.seen.1;
+        self.dpop(&self.seen.0, &proofs[i % proofs.len()]);
+    }
+
+    fn bearer(&self, i: usize) {
         let presented = Presented {
-            authorization: &self.bearer,
+            authorization: &self.bearers[i % self.bearers.len()],
             dpop: &[],
             method: "GET",
             url: URL,
@@ -159,39 +189,56 @@ impl Fixture {
 fn main() {
     let fx = fixture();
     let Some(path) = json_path() else {
+        // Criterion runs many more iterations than there are fresh tokens: past them, the
+        // first scenario measures seen tokens too. The JSON run below keeps them apart.
         let mut criterion = criterion::Criterion::default().configure_from_args();
-        criterion.bench_function("verify_token_and_proof", |b| b.iter(|| fx.with_proof()));
-        criterion.bench_function("verify_token", |b| b.iter(|| fx.bearer()));
+        let mut i = 0;
+        criterion.bench_function("verify_token_and_proof_seen", |b| {
+            b.iter(|| {
+                i += 1;
+                fx.with_proof_seen(i);
+            });
+        });
         criterion.bench_function("floor_p256_verify", |b| b.iter(|| fx.floor()));
         criterion.final_summary();
         return;
     };
-    for _ in 0..SAMPLES / 10 {
-        fx.with_proof();
-        fx.bearer();
+    let warmup = SAMPLES / 10;
+    for i in 0..warmup {
+        fx.with_proof(i);
+        fx.with_proof_seen(i);
+        fx.bearer(i);
         fx.floor();
     }
-    let (mut both, mut one, mut floor) = (
-        Latencies::with_capacity(SAMPLES),
-        Latencies::with_capacity(SAMPLES),
-        Latencies::with_capacity(SAMPLES),
-    );
-    for _ in 0..SAMPLES {
+    let mut scenarios: [Latencies; 4] = std::array::from_fn(|_| Latencies::with_capacity(SAMPLES));
+    for i in warmup..warmup + SAMPLES {
         let started = Instant::now();
-        fx.with_proof();
-        both.push(started.elapsed());
+        fx.with_proof(i);
+        scenarios[0].push(started.elapsed());
         let started = Instant::now();
-        fx.bearer();
-        one.push(started.elapsed());
+        fx.with_proof_seen(i);
+        scenarios[1].push(started.elapsed());
+        let started = Instant::now();
+        fx.bearer(i);
+        scenarios[2].push(started.elapsed());
         let started = Instant::now();
         fx.floor();
-        floor.push(started.elapsed());
+        scenarios[3].push(started.elapsed());
     }
-    append(&path, &both.json_line("verify_token_and_proof")).unwrap();
-    append(&path, &one.json_line("verify_token")).unwrap();
-    append(&path, &floor.json_line("floor_p256_verify")).unwrap();
+    let names = [
+        "verify_token_and_proof",
+        "verify_token_and_proof_seen",
+        "verify_token",
+        "floor_p256_verify",
+    ];
+    for (scenario, name) in scenarios.iter().zip(names) {
+        append(&path, &scenario.json_line(name)).unwrap();
+    }
+    let floor = scenarios[3].quantile_us(0.5);
     println!(
-        "verify_token_and_proof p50 / floor_p256_verify p50 = {:.2} (two signatures: 2.0 is the floor)",
-        both.quantile_us(0.5) / floor.quantile_us(0.5)
+        "p50 / floor_p256_verify p50: verify_token_and_proof {:.2} (two signatures: 2.0 is the floor), verify_token_and_proof_seen {:.2}, verify_token {:.2} (one: 1.0)",
+        scenarios[0].quantile_us(0.5) / floor,
+        scenarios[1].quantile_us(0.5) / floor,
+        scenarios[2].quantile_us(0.5) / floor,
     );
 }

@@ -8,6 +8,7 @@ use crate::error::{ProofReason, TokenReason, VerifyError};
 use crate::issuer::IssuerKeys;
 use crate::jose::{ASYMMETRIC, Compact};
 use crate::keys::KeySet;
+use crate::seen::SeenTokens;
 use crate::token::{AccessTokenPolicy, VerifiedToken};
 
 /// What a service passes in from the request it terminated.
@@ -26,17 +27,26 @@ pub struct Presented<'a> {
 }
 
 /// Checks a request's access token, its DPoP proof and its sender binding.
+///
+/// A token that verified is remembered (10,000 at most, by its SHA-256, shared by clones)
+/// for 60 s: presented again in that time, its signature is not checked again, its expiry
+/// is. A key the issuer withdraws stops verifying its tokens within that minute.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     token: AccessTokenPolicy,
     dpop: DpopPolicy,
+    seen: SeenTokens,
 }
 
 impl Verifier {
     /// A verifier of tokens by `token`'s rules and proofs by `dpop`'s.
     #[must_use]
     pub fn new(token: AccessTokenPolicy, dpop: DpopPolicy) -> Self {
-        Self { token, dpop }
+        Self {
+            token,
+            dpop,
+            seen: SeenTokens::default(),
+        }
     }
 
     /// The access-token policy.
@@ -93,7 +103,14 @@ impl Verifier {
     ) -> Result<VerifiedCaller, VerifyError> {
         let (dpop_scheme, token) = bearer_token(presented.authorization)
             .ok_or(VerifyError::token(TokenReason::Malformed))?;
-        let verified = self.token.verify(token, keys, now)?;
+        let verified = match self.seen.get(token, now) {
+            Some(seen) => self.token.still_valid(seen, now)?,
+            None => {
+                let verified = self.token.verify(token, keys, now)?;
+                self.seen.insert(token, &verified, now);
+                verified
+            }
+        };
         let proof = match (&verified.cnf_jkt, dpop_scheme) {
             (Some(jkt), true) => {
                 let [proof] = presented.dpop else {

@@ -54,6 +54,7 @@ mod error;
 mod issuer;
 mod jose;
 mod keys;
+mod seen;
 mod token;
 
 pub use caller::{Presented, VerifiedCaller, Verifier};

@@ -552,3 +552,66 @@ fn policies_refuse_symmetric_algorithms_and_wide_windows() {
     }
     assert_eq!(DpopPolicy::default().lifetime_s(), 65);
 }
+
+/// A token presented again within a minute is not verified again but its expiry is; after a
+/// minute it is verified again against the current keys (a withdrawn key stops verifying).
+#[test]
+fn a_token_seen_before_is_trusted_for_a_minute_and_its_expiry_always_checked() {
+    let key = TestKey::new("k1");
+    let other = TestKey::new("k2");
+    let (with_key, without_key) = (keys(&[&key]), keys(&[&other]));
+    let token = key.sign("at+jwt", Some("k1"), &claims());
+    let authorization = format!("Bearer {token}");
+    let seeing = verifier();
+    assert!(
+        seeing
+            .verify(&bearer(&authorization), &with_key, NOW)
+            .is_ok()
+    );
+    // The key was withdrawn: within the minute the token still passes, after it, it does not.
+    assert!(
+        seeing
+            .verify(&bearer(&authorization), &without_key, NOW + 59)
+            .is_ok()
+    );
+    let got = refusal(
+        seeing.verify(&bearer(&authorization), &without_key, NOW + 60),
+        &[&token],
+    );
+    assert_eq!(got, ("INVALID_TOKEN".to_owned(), "UNKNOWN_KEY".to_owned()));
+    // A clone shares what was seen; a fresh verifier has seen nothing.
+    let strict = Verifier::new(
+        AccessTokenPolicy::new(ISSUER, AUDIENCE)
+            .with_skew_s(0)
+            .expect("a skew"),
+        DpopPolicy::default(),
+    );
+    let mut short = claims();
+    short["exp"] = json!(NOW + 10);
+    let short = key.sign("at+jwt", Some("k1"), &short);
+    let authorization = format!("Bearer {short}");
+    assert!(
+        strict
+            .verify(&bearer(&authorization), &with_key, NOW)
+            .is_ok()
+    );
+    let clone = strict.clone();
+    assert!(
+        clone
+            .verify(&bearer(&authorization), &without_key, NOW + 10)
+            .is_ok()
+    );
+    let got = refusal(
+        clone.verify(&bearer(&authorization), &with_key, NOW + 11),
+        &[&short],
+    );
+    assert_eq!(
+        got,
+        ("INVALID_TOKEN".to_owned(), "TOKEN_EXPIRED".to_owned())
+    );
+    assert!(
+        verifier()
+            .verify(&bearer(&authorization), &without_key, NOW + 5)
+            .is_err()
+    );
+}

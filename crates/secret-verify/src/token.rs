@@ -116,6 +116,18 @@ impl AccessTokenPolicy {
         self.check(&claims, now)
     }
 
+    /// `token`, verified earlier, if it has not expired by `now` (beyond the skew).
+    pub(crate) fn still_valid(
+        &self,
+        token: VerifiedToken,
+        now: u64,
+    ) -> Result<VerifiedToken, VerifyError> {
+        if now > token.exp.saturating_add(self.skew_s) {
+            return Err(VerifyError::token(TokenReason::Expired));
+        }
+        Ok(token)
+    }
+
     fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<VerifiedToken, VerifyError> {
         let refuse = |reason| VerifyError::token(reason);
         let text = |name: &str| -> Result<Option<String>, VerifyError> {
