@@ -218,17 +218,9 @@ fn install_cerbos(layout: &Layout) -> Result<()> {
     let package = format!("@cerbos/cerbos-linux-{arch}");
     let started = Instant::now();
     println!("cerbos: installing {package}@{CERBOS_VERSION} from npm into .tools/cerbos");
-    run_checked(
-        Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&layout.cerbos_prefix)
-            .arg(format!("{package}@{CERBOS_VERSION}")),
+    npm_install(
+        &layout.cerbos_prefix,
+        &format!("{package}@{CERBOS_VERSION}"),
     )?;
     let binary = layout
         .cerbos_prefix
@@ -279,17 +271,9 @@ fn install_oidc_provider(layout: &Layout) -> Result<()> {
     println!(
         "oidc-provider: installing oidc-provider@{OIDC_PROVIDER_VERSION} from npm into .tools/oidc"
     );
-    run_checked(
-        Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&layout.oidc_prefix)
-            .arg(format!("oidc-provider@{OIDC_PROVIDER_VERSION}")),
+    npm_install(
+        &layout.oidc_prefix,
+        &format!("oidc-provider@{OIDC_PROVIDER_VERSION}"),
     )?;
     match installed() {
         Some(version) if version == OIDC_PROVIDER_VERSION => {}
@@ -303,6 +287,22 @@ fn install_oidc_provider(layout: &Layout) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `npm install` of one pinned package (`name@version`) into the prefix folder `prefix`.
+fn npm_install(prefix: &Path, spec: &str) -> Result<()> {
+    run_checked(
+        Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(prefix)
+            .arg(spec),
+    )
 }
 
 fn install_tansu(layout: &Layout) -> Result<()> {

@@ -42,6 +42,7 @@ pub struct Verification {
     verifier: Verifier,
     keys: IssuerKeys,
     origin: String,
+    prefix: String,
 }
 
 impl Verification {
@@ -52,7 +53,17 @@ impl Verification {
             verifier,
             keys,
             origin: origin.into().trim_end_matches('/').to_owned(),
+            prefix: String::new(),
         }
+    }
+
+    /// The path the router that extracts [`Verified`] is nested under (`Router::nest("/api",
+    /// …)` strips it from the request's URI before the handler sees it), so that a proof's
+    /// `htu` is compared with the URL the client used: `origin` + `prefix` + path.
+    #[must_use]
+    pub fn with_path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().trim_end_matches('/').to_owned();
+        self
     }
 }
 
@@ -121,7 +132,12 @@ where
             .iter()
             .map(|v| v.to_str().unwrap_or(""))
             .collect();
-        let url = format!("{}{}", verification.origin, parts.uri.path());
+        let url = format!(
+            "{}{}{}",
+            verification.origin,
+            verification.prefix,
+            parts.uri.path()
+        );
         let certificate = parts
             .extensions
             .get::<ClientCertificate>()

@@ -11,8 +11,9 @@ use crate::keys::KeySet;
 use crate::seen::SeenTokens;
 use crate::token::{AccessTokenPolicy, VerifiedToken};
 
-/// What a service passes in from the request it terminated.
-#[derive(Debug, Clone, Copy)]
+/// What a service passes in from the request it terminated. `Debug` shows the scheme, the
+/// method, the URL and how many proofs, never the token or a proof.
+#[derive(Clone, Copy)]
 pub struct Presented<'a> {
     /// The `Authorization` header's value (`DPoP <token>` or `Bearer <token>`).
     pub authorization: &'a str,
@@ -26,11 +27,32 @@ pub struct Presented<'a> {
     pub client_certificate: Option<&'a [u8]>,
 }
 
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field(
+                "scheme",
+                &self
+                    .authorization
+                    .trim()
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default(),
+            )
+            .field("proofs", &self.dpop.len())
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("client_certificate", &self.client_certificate.is_some())
+            .finish()
+    }
+}
+
 /// Checks a request's access token, its DPoP proof and its sender binding.
 ///
 /// A token that verified is remembered (10,000 at most, by its SHA-256, shared by clones)
 /// for 60 s: presented again in that time, its signature is not checked again, its expiry
-/// is. A key the issuer withdraws stops verifying its tokens within that minute.
+/// and binding are. After the minute it is verified again against the current keys (which
+/// [`IssuerKeys`] fetches again at least every 10 minutes).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     token: AccessTokenPolicy,
@@ -178,8 +200,8 @@ pub struct VerifiedCaller {
 impl VerifiedCaller {
     /// The PEP's context from verified claims only: subject, issuer, client id, audiences,
     /// `exp`, roles;
-    /// the request's `jti` is the proof's (one per request, RFC 9449 §11.1) for a DPoP-bound
-    /// token, else the token's (so a bearer or certificate-bound token reads once per `jti`);
+    /// the request's `jti` is the proof's, as `dpop:<key thumbprint>:<jti>` (one per request,
+    /// RFC 9449 §11.1), for a DPoP-bound token, else the token's (so a bearer or certificate-bound token reads once per `jti`);
     /// the sender binding is the token's `cnf` the request proved.
     #[must_use]
     pub fn context(&self) -> ExecutionContext {
@@ -189,11 +211,12 @@ impl VerifiedCaller {
             .with_aud(token.audiences.iter().cloned())
             .with_exp(token.exp)
             .with_roles(token.roles.iter().cloned())
-            .with_jti(
-                self.proof
-                    .as_ref()
-                    .map_or_else(|| token.jti.clone(), |p| p.jti.clone()),
-            );
+            .with_jti(self.proof.as_ref().map_or_else(
+                || token.jti.clone(),
+                // Any client picks its proofs' `jti`s: scoped by its key, one cannot use up
+                // another client's (nor a token's `jti`, which the issuer picks).
+                |p| format!("dpop:{}:{}", p.jkt, p.jti),
+            ));
         ctx.client_id = Some(token.client_id.clone());
         if let Some(jkt) = &token.cnf_jkt {
             ctx = ctx.with_cnf_jkt(jkt.clone());

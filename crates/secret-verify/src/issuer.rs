@@ -16,10 +16,16 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// The least time between two fetches of the key set by default: a flood of tokens naming
 /// unknown keys costs the issuer one request per interval, not one per token.
 pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
+/// How long a fetched key set is used before it is fetched again by default: a key the issuer
+/// withdraws (a compromised one) stops verifying within this long, even when every token
+/// names keys the set still has.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// An issuer's public signing keys, fetched on first use and again (single flight, at most
 /// once per [`min_refresh`](Self::with_min_refresh)) when a token names a `kid` the cached set
-/// lacks: how an issuer's key rotation is picked up. The key set's URL comes from the
+/// lacks, which is how an issuer's key rotation is picked up, or when the set is older than
+/// [`max_age`](Self::with_max_age) (10 minutes), which is how a key the issuer withdrew stops
+/// verifying. The key set's URL comes from the
 /// issuer's metadata, `/.well-known/openid-configuration` (OpenID Connect Discovery) or,
 /// failing that, `/.well-known/oauth-authorization-server` (RFC 8414), whose `issuer` must be
 /// the configured one exactly (RFC 8414 §3.3), or it is refused.
@@ -27,13 +33,15 @@ pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
 pub struct IssuerKeys {
     inner: Arc<Inner>,
     min_refresh: Duration,
+    max_age: Duration,
 }
 
 struct Inner {
     issuer: String,
     base: Uri,
     http: HttpClient,
-    keys: RwLock<Option<Arc<KeySet>>>,
+    /// The key set and when it was fetched.
+    keys: RwLock<Option<(Arc<KeySet>, Instant)>>,
     /// Held while fetching: the time of the last fetch, and the key set's URL once known.
     fetch: tokio::sync::Mutex<Fetched>,
 }
@@ -49,6 +57,7 @@ impl std::fmt::Debug for IssuerKeys {
         f.debug_struct("IssuerKeys")
             .field("issuer", &self.inner.issuer)
             .field("min_refresh", &self.min_refresh)
+            .field("max_age", &self.max_age)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +89,7 @@ impl IssuerKeys {
                 fetch: tokio::sync::Mutex::new(Fetched::default()),
             }),
             min_refresh: DEFAULT_MIN_REFRESH,
+            max_age: DEFAULT_MAX_AGE,
         })
     }
 
@@ -91,35 +101,47 @@ impl IssuerKeys {
         self
     }
 
+    /// How long a fetched key set is used before the next call fetches it again (single
+    /// flight, no more often than the refresh interval; a failed fetch keeps the set).
+    #[must_use]
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
     /// The issuer these keys are of.
     #[must_use]
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
     }
 
-    /// The key set to verify a token naming `kid` with: the cached one when it has that key
-    /// (or the token names none), else a freshly fetched one, unless the last fetch was less
-    /// than the refresh interval ago (then the cached set, which the token's verification
-    /// will refuse with `UNKNOWN_KEY`).
+    /// The key set to verify a token naming `kid` with: the cached one when it is younger
+    /// than the maximum age and has that key (or the token names none), else a freshly
+    /// fetched one, unless the last fetch was less than the refresh interval ago (then the
+    /// cached set, which the token's verification refuses with `UNKNOWN_KEY` if it lacks the
+    /// key).
     ///
     /// # Errors
     /// `ISSUER_UNAVAILABLE` when no key set was ever fetched and this fetch failed: the
     /// metadata or key set could not be read, is not JSON, names another issuer or holds no
     /// usable key. A failed refresh keeps the cached set.
     pub async fn for_kid(&self, kid: Option<&str>) -> Result<Arc<KeySet>, VerifyError> {
-        let known = |set: &KeySet| kid.is_none_or(|kid| set.has(kid));
-        if let Some(set) = self.cached().filter(|s| known(s)) {
+        let usable = |(set, at): &(Arc<KeySet>, Instant)| {
+            at.elapsed() < self.max_age && kid.is_none_or(|kid| set.has(kid))
+        };
+        if let Some((set, _)) = self.cached().filter(usable) {
             return Ok(set);
         }
         let mut fetched = self.inner.fetch.lock().await;
         // Another caller may have fetched while this one waited.
-        if let Some(set) = self.cached().filter(|s| known(s)) {
+        if let Some((set, _)) = self.cached().filter(usable) {
             return Ok(set);
         }
         let recent = fetched.at.is_some_and(|at| at.elapsed() < self.min_refresh);
         if recent {
             return self
                 .cached()
+                .map(|(set, _)| set)
                 .ok_or(VerifyError::issuer("has no usable key set"));
         }
         fetched.at = Some(Instant::now());
@@ -130,14 +152,15 @@ impl IssuerKeys {
                     .inner
                     .keys
                     .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&set));
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some((Arc::clone(&set), Instant::now()));
                 Ok(set)
             }
-            Err(error) => self.cached().ok_or(error),
+            Err(error) => self.cached().map(|(set, _)| set).ok_or(error),
         }
     }
 
-    fn cached(&self) -> Option<Arc<KeySet>> {
+    fn cached(&self) -> Option<(Arc<KeySet>, Instant)> {
         self.inner
             .keys
             .read()

@@ -99,6 +99,11 @@ impl Compact {
         let Ok(Value::Object(header)) = serde_json::from_slice::<Value>(&bytes) else {
             return Err(HeaderFault::Malformed);
         };
+        // No extension is understood here: a critical one must be refused (RFC 7515
+        // §4.1.11), and an unencoded payload (`b64`, RFC 7797) is not a JWT.
+        if header.contains_key("crit") || header.contains_key("b64") {
+            return Err(HeaderFault::Malformed);
+        }
         let alg = match header.get("alg") {
             Some(Value::String(alg)) => alg,
             _ => return Err(HeaderFault::Malformed),

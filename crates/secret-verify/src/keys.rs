@@ -15,6 +15,8 @@ const MAX_KEYS: usize = 64;
 struct Key {
     kid: Option<String>,
     kind: KeyKind,
+    /// The `alg` the key was published for, when it names one.
+    alg: Option<String>,
     decoding: DecodingKey,
 }
 
@@ -63,14 +65,15 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// The key a token's header names: by `kid`, or the only key when the header has none.
-    pub(crate) fn find(&self, kid: Option<&str>) -> Option<(KeyKind, &DecodingKey)> {
+    /// The key a token's header names (its kind, the `alg` it was published for, the key): by
+    /// `kid`, or the only key when the header has none.
+    pub(crate) fn find(&self, kid: Option<&str>) -> Option<(KeyKind, Option<&str>, &DecodingKey)> {
         let key = match kid {
             Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
             None if self.keys.len() == 1 => self.keys.first(),
             None => None,
         }?;
-        Some((key.kind, &key.decoding))
+        Some((key.kind, key.alg.as_deref(), &key.decoding))
     }
 }
 
@@ -105,6 +108,7 @@ fn usable(entry: &Value) -> Option<Key> {
     Some(Key {
         kid: jwk.common.key_id.clone(),
         kind,
+        alg: object.get("alg").and_then(Value::as_str).map(str::to_owned),
         decoding,
     })
 }

@@ -60,7 +60,7 @@ mod token;
 pub use caller::{Presented, VerifiedCaller, Verifier};
 pub use dpop::{DpopPolicy, VerifiedProof, access_token_hash};
 pub use error::{ProofReason, TokenReason, VerifyError};
-pub use issuer::{DEFAULT_MIN_REFRESH, IssuerKeys};
+pub use issuer::{DEFAULT_MAX_AGE, DEFAULT_MIN_REFRESH, IssuerKeys};
 pub use jose::ASYMMETRIC;
 pub use jsonwebtoken::Algorithm;
 pub use keys::KeySet;

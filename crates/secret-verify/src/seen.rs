@@ -11,8 +11,8 @@ use crate::token::VerifiedToken;
 
 /// How many tokens are remembered.
 const ENTRIES: usize = 10_000;
-/// How long a remembered token is trusted without verifying its signature again, in seconds:
-/// a key the issuer withdrew stops verifying its tokens within this long.
+/// How long a remembered token is trusted without verifying its signature again, in seconds
+/// (then it is verified against the keys in use, which `IssuerKeys` refreshes by age).
 pub(crate) const REVERIFY_AFTER_S: u64 = 60;
 
 /// Verified tokens by the SHA-256 of their text, with when they were verified. Shared by a

@@ -332,8 +332,8 @@ fn a_dpop_bound_token_needs_a_proof_of_this_request_by_its_key() {
     let caller = request(&[&proof]).expect("verified");
     let ctx = caller.context();
     assert_eq!(
-        ctx.token_jti.as_deref(),
-        Some(PROOF_JTI),
+        ctx.token_jti,
+        Some(format!("dpop:{}:{PROOF_JTI}", holder.thumbprint())),
         "the proof's jti, one per request"
     );
     assert_eq!(ctx.cnf_jkt.as_deref(), Some(holder.thumbprint().as_str()));
@@ -613,5 +613,89 @@ fn a_token_seen_before_is_trusted_for_a_minute_and_its_expiry_always_checked() {
         verifier()
             .verify(&bearer(&authorization), &without_key, NOW + 5)
             .is_err()
+    );
+}
+
+/// Found by review: what a verifier cannot enforce is refused, not ignored. A `cnf` of another
+/// method (or empty) would have made a bound token a bearer one; a critical header extension
+/// or an unencoded payload must be refused; a key published for one algorithm verifies only
+/// that one; and `Debug` of what was presented holds no credential.
+#[test]
+fn what_cannot_be_enforced_is_refused() {
+    let key = TestKey::new("k1");
+    let set = keys(&[&key]);
+    for cnf in [
+        json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}}),
+        json!({"kid": "client-key"}),
+        json!({"x5t": "sha1-thumbprint"}),
+        json!({}),
+        json!({"jkt": "a", "jku": "https://evil.example/keys"}),
+    ] {
+        let mut c = claims();
+        c["cnf"] = cnf.clone();
+        let token = key.sign("at+jwt", Some("k1"), &c);
+        let got = refusal(
+            verifier().verify(&bearer(&format!("Bearer {token}")), &set, NOW),
+            &[&token],
+        );
+        assert_eq!(
+            got,
+            ("BINDING_DRIFT".to_owned(), "drift".to_owned()),
+            "{cnf}"
+        );
+    }
+    for extra in [
+        json!({"crit": ["urn:x"], "urn:x": true}),
+        json!({"crit": ["b64"], "b64": false}),
+        json!({"b64": true}),
+    ] {
+        let mut header = json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"});
+        if let (Some(h), Some(e)) = (header.as_object_mut(), extra.as_object()) {
+            h.extend(e.clone());
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &key.encoding, Algorithm::ES256)
+                .expect("signed");
+        let token = format!("{input}.{signature}");
+        let got = refusal(
+            verifier().verify(&bearer(&format!("Bearer {token}")), &set, NOW),
+            &[&token],
+        );
+        assert_eq!(
+            got,
+            ("INVALID_TOKEN".to_owned(), "TOKEN_MALFORMED".to_owned()),
+            "{extra}"
+        );
+    }
+    let mut es384 = key.jwk.clone();
+    es384["alg"] = json!("ES384");
+    let declared = KeySet::from_json(&json!({"keys": [es384]}).to_string()).expect("a key set");
+    let token = key.sign("at+jwt", Some("k1"), &claims());
+    let authorization = format!("Bearer {token}");
+    let got = refusal(
+        verifier().verify(&bearer(&authorization), &declared, NOW),
+        &[&token],
+    );
+    assert_eq!(
+        got,
+        ("INVALID_TOKEN".to_owned(), "TOKEN_ALGORITHM".to_owned())
+    );
+    let mut es256 = key.jwk.clone();
+    es256["alg"] = json!("ES256");
+    let declared = KeySet::from_json(&json!({"keys": [es256]}).to_string()).expect("a key set");
+    assert!(
+        verifier()
+            .verify(&bearer(&authorization), &declared, NOW)
+            .is_ok()
+    );
+    let shown = format!("{:?}", bearer(&authorization));
+    assert!(
+        !shown.contains(&token) && shown.contains("Bearer"),
+        "{shown}"
     );
 }

@@ -100,10 +100,11 @@ impl AccessTokenPolicy {
         if !compact.typ_is("at+jwt") {
             return Err(refuse(TokenReason::Type));
         }
-        let (kind, key) = keys
+        let (kind, declared, key) = keys
             .find(compact.text("kid"))
             .ok_or(refuse(TokenReason::UnknownKey))?;
-        if !kind.fits(compact.alg) {
+        // A key published for one algorithm verifies only that one (RFC 8725 §3.1).
+        if !kind.fits(compact.alg) || declared.is_some_and(|alg| alg != jose::name(compact.alg)) {
             return Err(refuse(TokenReason::Algorithm));
         }
         let claims = jsonwebtoken::decode::<Map<String, Value>>(
@@ -188,6 +189,13 @@ impl AccessTokenPolicy {
         let (cnf_jkt, cnf_x5t) = match claims.get("cnf") {
             None | Some(Value::Null) => (None, None),
             Some(Value::Object(cnf)) => {
+                // A binding this verifier cannot check (`jwk`, `kid`, `jku`, SHA-1 `x5t`, none
+                // at all) must not turn the token into a bearer one (RFC 7800).
+                if cnf.is_empty() || cnf.keys().any(|k| k != "jkt" && k != "x5t#S256") {
+                    return Err(VerifyError::BindingDrift {
+                        reason: "the token is bound by a confirmation method this verifier cannot check",
+                    });
+                }
                 let member = |name: &str| match cnf.get(name) {
                     None => Ok(None),
                     Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),

@@ -3,7 +3,7 @@
 //! tokens verified, each forged or misused credential refused with its code, and a rotation
 //! of its signing key picked up on the first token naming the new key.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use secret_http::ClientConfig;
 use secret_verify::{
@@ -17,11 +17,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const URL: &str = "https://secrets.example/v1/read";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use secrets_test_support::jose::now_s as now;
 
 struct Setup {
     issuer: OidcProvider,
@@ -178,9 +174,9 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_of_this_request_by_its_key() -> 
     let thumbprint = secret_pep::jwk_thumbprint(&holder.public_jwk().to_string())?;
     assert_eq!(ctx.cnf_jkt.as_deref(), Some(thumbprint.as_str()));
     assert_eq!(
-        ctx.token_jti.as_deref(),
-        Some("p-read-1"),
-        "the proof's jti"
+        ctx.token_jti,
+        Some(format!("dpop:{thumbprint}:p-read-1")),
+        "the proof's jti, scoped by its key"
     );
 
     let other = EcKey::generate("other");

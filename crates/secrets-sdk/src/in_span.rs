@@ -52,20 +52,30 @@ mod tests {
         seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     }
 
+    /// The current span's name, or `none`.
+    fn current() -> String {
+        Span::current()
+            .metadata()
+            .map_or("none", |m| m.name())
+            .to_owned()
+    }
+
+    impl Probe {
+        fn note(&self, what: String) {
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(what);
+        }
+    }
+
     impl Future for Probe {
         type Output = ();
         fn poll(
             mut self: std::pin::Pin<&mut Self>,
             cx: &mut std::task::Context<'_>,
         ) -> std::task::Poll<()> {
-            let name = Span::current()
-                .metadata()
-                .map_or("none", |m| m.name())
-                .to_owned();
-            self.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(name);
+            self.note(current());
             self.polls += 1;
             if self.polls < 2 {
                 cx.waker().wake_by_ref();
@@ -78,14 +88,7 @@ mod tests {
 
     impl Drop for Probe {
         fn drop(&mut self) {
-            let name = Span::current()
-                .metadata()
-                .map_or("none", |m| m.name())
-                .to_owned();
-            self.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("drop:{name}"));
+            self.note(format!("drop:{}", current()));
         }
     }
 

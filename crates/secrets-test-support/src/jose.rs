@@ -124,6 +124,14 @@ impl EcKey {
     }
 }
 
+/// Seconds since the Unix epoch now (the `iat` of a proof made now).
+#[must_use]
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Base64url without padding.
 #[must_use]
 pub fn b64url(bytes: &[u8]) -> String {

@@ -4,7 +4,7 @@
 //! The same proof twice is refused by the PEP's replay store; a proof by another key never
 //! reaches the PEP.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::common::vault::{SEVEN, TestResult, counted, servers};
 use secret_verify::{AccessTokenPolicy, ClientConfig, DpopPolicy, IssuerKeys, Presented, Verifier};
@@ -14,11 +14,7 @@ use secrets_test_support::oidc::{AUDIENCE, oidc_or_skip};
 
 const URL: &str = "https://secrets.example/v1/credentials";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use secrets_test_support::jose::now_s as now;
 
 #[tokio::test]
 async fn a_verified_dpop_caller_reads_once_per_proof() -> TestResult {

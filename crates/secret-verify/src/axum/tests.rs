@@ -3,7 +3,7 @@
 //! challenge, and the body is the code, never a credential.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum_core::extract::FromRequestParts;
 use axum_core::response::IntoResponse;
@@ -18,11 +18,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const ORIGIN: &str = "https://secrets.example";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use secrets_test_support::jose::now_s as now;
 
 #[tokio::test]
 async fn the_extractor_verifies_the_request_itself() -> TestResult {
@@ -36,17 +32,21 @@ async fn the_extractor_verifies_the_request_itself() -> TestResult {
         ),
         Fault::json(200, &json!({"keys": [signer.jwk()]})),
     ]);
+    let keys = IssuerKeys::new(
+        &issuer,
+        &ClientConfig::new("issuer").with_timeout(Duration::from_secs(2)),
+    )?;
+    let verifier = Verifier::new(
+        AccessTokenPolicy::new(&issuer, "crud.secrets"),
+        DpopPolicy::default(),
+    );
     let state = Arc::new(Verification::new(
-        Verifier::new(
-            AccessTokenPolicy::new(&issuer, "crud.secrets"),
-            DpopPolicy::default(),
-        ),
-        IssuerKeys::new(
-            &issuer,
-            &ClientConfig::new("issuer").with_timeout(Duration::from_secs(2)),
-        )?,
+        verifier.clone(),
+        keys.clone(),
         format!("{ORIGIN}/"),
     ));
+    // The same routes nested under /api: the request's path lacks the prefix.
+    let nested = Arc::new(Verification::new(verifier, keys, ORIGIN).with_path_prefix("/api/"));
     let holder = EcKey::generate("holder");
     let jkt = secret_pep::jwk_thumbprint(&holder.public_jwk().to_string())?;
     let token = signer.access_token(&json!({
@@ -79,6 +79,27 @@ async fn the_extractor_verifies_the_request_itself() -> TestResult {
     assert_eq!(ctx.subject.as_deref(), Some("svc"));
     assert_eq!(ctx.cnf_jkt.as_deref(), Some(jkt.as_str()));
     assert_eq!(ctx.roles, ["reader"]);
+
+    let nested_proof = holder.dpop_proof(
+        "GET",
+        &format!("{ORIGIN}/api/v1/db"),
+        now(),
+        "p-3",
+        Some(&token),
+    );
+    let mut parts = request(&[authorization.clone(), ("dpop", nested_proof)])?;
+    assert!(
+        Verified::from_request_parts(&mut parts, &nested)
+            .await
+            .is_ok()
+    );
+    let mut parts = request(&[authorization.clone(), ("dpop", proof.clone())])?;
+    assert!(
+        Verified::from_request_parts(&mut parts, &nested)
+            .await
+            .is_err(),
+        "a proof of /v1/db is not one of /api/v1/db"
+    );
 
     let other_url = holder.dpop_proof(
         "GET",

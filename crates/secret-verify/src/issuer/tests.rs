@@ -196,3 +196,33 @@ async fn an_unreachable_issuer_fails_closed_and_a_failed_refresh_keeps_the_set()
     );
     Ok(())
 }
+
+/// A key the issuer withdrew stops verifying once the key set is older than its maximum age,
+/// even though every token names a key the set had (found by review: without a maximum age
+/// the set was never fetched again).
+#[tokio::test]
+async fn a_withdrawn_key_stops_verifying_after_the_maximum_age() -> TestResult {
+    let (server, issuer) = issuer_server()?;
+    let (k1, k2) = (TestKey::new("k1"), TestKey::new("k2"));
+    server.set_script(vec![metadata(&issuer), jwks(&[&k1, &k2]), jwks(&[&k2])]);
+    let keys = IssuerKeys::new(&issuer, &http())?
+        .with_min_refresh(Duration::ZERO)
+        .with_max_age(Duration::from_millis(200));
+    let verifier = || {
+        Verifier::new(
+            AccessTokenPolicy::new(&issuer, AUDIENCE),
+            DpopPolicy::default(),
+        )
+    };
+    verify(&verifier(), &keys, &token(&k1, "k1", &issuer)).await?;
+    verify(&verifier(), &keys, &token(&k2, "k2", &issuer)).await?;
+    assert_eq!(server.request_count(), 2, "young enough: no fetch");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let error = verify(&verifier(), &keys, &token(&k1, "k1", &issuer))
+        .await
+        .expect_err("k1 was withdrawn");
+    assert!(error.to_string().contains("UNKNOWN_KEY"), "{error}");
+    assert_eq!(server.request_count(), 3);
+    verify(&verifier(), &keys, &token(&k2, "k2", &issuer)).await?;
+    Ok(())
+}
