@@ -58,6 +58,8 @@ mod sdk_paths;
 mod vault_faults;
 #[path = "leak_suite/vault_paths.rs"]
 mod vault_paths;
+#[path = "leak_suite/verify_paths.rs"]
+mod verify_paths;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -90,6 +92,7 @@ fn no_canary_reaches_any_channel() -> TestResult {
     sdk_paths::drive(&mut run, &rt, &fx)?;
     vault_paths::drive(&mut run, &rt, &mut fx)?;
     audit_paths::drive(&mut run, &rt, &fx)?;
+    verify_paths::drive_all(&mut run)?;
     cli_paths::drive(&mut run, &fx)?;
     let receiver = otlp_paths::drive(&mut run, &fx)?;
     if std::env::var_os(PLANT).is_some() {

@@ -30,14 +30,14 @@ pub struct Presented<'a> {
 impl std::fmt::Debug for Presented<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Presented")
+            // Only a known scheme is named: a value without one may be the token itself.
             .field(
                 "scheme",
-                &self
-                    .authorization
-                    .trim()
-                    .split(' ')
-                    .next()
-                    .unwrap_or_default(),
+                &match bearer_token(self.authorization) {
+                    Some((true, _)) => "DPoP",
+                    Some((false, _)) => "Bearer",
+                    None => "(none or unknown)",
+                },
             )
             .field("proofs", &self.dpop.len())
             .field("method", &self.method)

@@ -698,4 +698,7 @@ fn what_cannot_be_enforced_is_refused() {
         !shown.contains(&token) && shown.contains("Bearer"),
         "{shown}"
     );
+    // A value without a scheme may be the token itself (found by the leak suite).
+    let shown = format!("{:?}", bearer(&token));
+    assert!(!shown.contains(&token), "{shown}");
 }
