@@ -66,6 +66,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secret-audit",
             "secret-providers",
             "secret-pep",
+            "secret-verify",
         ],
     ),
     // The CLI is built on the sdk; it may name what the sdk is made of (`secret-uri` today).

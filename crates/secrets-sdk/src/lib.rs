@@ -160,6 +160,11 @@ pub use secret_providers as providers;
 /// span and label name with the closed label sets, and (feature `otlp`) the OTLP exporter.
 pub use secret_telemetry as telemetry;
 pub use secret_uri as uri;
+/// Verified callers (secret-verify): an `ExecutionContext` from a verified access token and
+/// DPoP proof (or client certificate) rather than from gateway headers.
+#[cfg(feature = "verify")]
+#[cfg_attr(docsrs, doc(cfg(feature = "verify")))]
+pub use secret_verify as verify;
 
 pub use bootstrap::{
     AuthMethod, BOOTSTRAP_PATH_ENV, BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH,
