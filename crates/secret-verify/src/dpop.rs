@@ -6,7 +6,7 @@ use jsonwebtoken::{DecodingKey, decode};
 use serde_json::{Map, Value};
 
 use crate::error::{ProofReason, VerifyError};
-use crate::jose::{self, Compact, HeaderFault, KeyKind};
+use crate::jose::{self, Compact, KeyKind};
 
 /// The longest proof `jti` accepted, in bytes.
 const MAX_JTI_BYTES: usize = 256;
@@ -43,13 +43,7 @@ impl DpopPolicy {
     /// # Errors
     /// `CONFIG` (`dpop_algorithms`) for an empty list or one naming an HMAC.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Result<Self, VerifyError> {
-        if algorithms.is_empty() || !algorithms.iter().all(|a| jose::ASYMMETRIC.contains(a)) {
-            return Err(VerifyError::Config {
-                setting: "dpop_algorithms",
-                reason: "must name asymmetric algorithms only (no none, no HMAC)",
-            });
-        }
-        self.algorithms = algorithms.to_vec();
+        self.algorithms = jose::asymmetric_only(algorithms, "dpop_algorithms")?;
         Ok(self)
     }
 
@@ -90,10 +84,7 @@ impl DpopPolicy {
         now: u64,
     ) -> Result<VerifiedProof, VerifyError> {
         let refuse = |reason| VerifyError::proof(reason);
-        let compact = Compact::read(proof, &self.algorithms).map_err(|fault| match fault {
-            HeaderFault::Malformed => refuse(ProofReason::Malformed),
-            HeaderFault::Algorithm => refuse(ProofReason::Algorithm),
-        })?;
+        let compact = Compact::read(proof, &self.algorithms).map_err(|f| refuse(f.into()))?;
         if !compact.typ_is("dpop+jwt") {
             return Err(refuse(ProofReason::Type));
         }
@@ -102,14 +93,7 @@ impl DpopPolicy {
             return Err(refuse(ProofReason::Algorithm));
         }
         let claims = decode::<Map<String, Value>>(proof, &key, &jose::signature_only(compact.alg))
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature
-                | jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey
-                | jsonwebtoken::errors::ErrorKind::InvalidRsaKey(_)
-                | jsonwebtoken::errors::ErrorKind::Crypto(_) => refuse(ProofReason::Signature),
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => refuse(ProofReason::Algorithm),
-                _ => refuse(ProofReason::Malformed),
-            })?
+            .map_err(|e| refuse(jose::signature_fault(&e).into()))?
             .claims;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         if text("htm") != Some(method) {

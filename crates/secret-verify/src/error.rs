@@ -186,3 +186,23 @@ impl fmt::Display for ProofReason {
         f.write_str(self.code())
     }
 }
+
+impl From<crate::jose::Fault> for TokenReason {
+    fn from(fault: crate::jose::Fault) -> Self {
+        match fault {
+            crate::jose::Fault::Malformed => Self::Malformed,
+            crate::jose::Fault::Algorithm => Self::Algorithm,
+            crate::jose::Fault::Signature => Self::Signature,
+        }
+    }
+}
+
+impl From<crate::jose::Fault> for ProofReason {
+    fn from(fault: crate::jose::Fault) -> Self {
+        match fault {
+            crate::jose::Fault::Malformed => Self::Malformed,
+            crate::jose::Fault::Algorithm => Self::Algorithm,
+            crate::jose::Fault::Signature => Self::Signature,
+        }
+    }
+}

@@ -75,45 +75,77 @@ pub(crate) struct Compact {
     pub(crate) alg: Algorithm,
 }
 
-/// What reading a compact JWS's header can find wrong.
-pub(crate) enum HeaderFault {
+/// What reading or verifying a compact JWS can find wrong, before token- or proof-specific
+/// checks (each maps it onto its own reason).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Fault {
     Malformed,
     Algorithm,
+    Signature,
+}
+
+/// The fault behind a failure of jsonwebtoken's signature check.
+pub(crate) fn signature_fault(error: &jsonwebtoken::errors::Error) -> Fault {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Fault::Algorithm,
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::Crypto(_) => Fault::Signature,
+        _ => Fault::Malformed,
+    }
+}
+
+/// `algorithms` when they are a non-empty list of [`ASYMMETRIC`] ones, else `CONFIG` naming
+/// `setting`.
+pub(crate) fn asymmetric_only(
+    algorithms: &[Algorithm],
+    setting: &'static str,
+) -> Result<Vec<Algorithm>, crate::VerifyError> {
+    if algorithms.is_empty() || !algorithms.iter().all(|a| ASYMMETRIC.contains(a)) {
+        return Err(crate::VerifyError::Config {
+            setting,
+            reason: "must name asymmetric algorithms only (no none, no HMAC)",
+        });
+    }
+    Ok(algorithms.to_vec())
 }
 
 impl Compact {
     /// Reads the header of `jws`, checking only its shape and that `alg` is in `allowed`.
-    pub(crate) fn read(jws: &str, allowed: &[Algorithm]) -> Result<Self, HeaderFault> {
+    pub(crate) fn read(jws: &str, allowed: &[Algorithm]) -> Result<Self, Fault> {
         if jws.len() > MAX_JWT_BYTES {
-            return Err(HeaderFault::Malformed);
+            return Err(Fault::Malformed);
         }
         let mut parts = jws.split('.');
         let (Some(header), Some(_), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(HeaderFault::Malformed);
+            return Err(Fault::Malformed);
         };
         let bytes = URL_SAFE_NO_PAD
             .decode(header)
-            .map_err(|_| HeaderFault::Malformed)?;
+            .map_err(|_| Fault::Malformed)?;
         let Ok(Value::Object(header)) = serde_json::from_slice::<Value>(&bytes) else {
-            return Err(HeaderFault::Malformed);
+            return Err(Fault::Malformed);
         };
         // No extension is understood here: a critical one must be refused (RFC 7515
         // §4.1.11), and an unencoded payload (`b64`, RFC 7797) is not a JWT.
         if header.contains_key("crit") || header.contains_key("b64") {
-            return Err(HeaderFault::Malformed);
+            return Err(Fault::Malformed);
         }
         let alg = match header.get("alg") {
             Some(Value::String(alg)) => alg,
-            _ => return Err(HeaderFault::Malformed),
+            _ => return Err(Fault::Malformed),
         };
         // `none`, HMACs and anything unknown are refused here, before serde would read them.
         let alg = allowed
             .iter()
             .copied()
             .find(|a| name(*a) == alg)
-            .ok_or(HeaderFault::Algorithm)?;
+            .ok_or(Fault::Algorithm)?;
         Ok(Self { header, alg })
     }
 

@@ -6,7 +6,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use crate::error::{TokenReason, VerifyError};
-use crate::jose::{self, Compact, HeaderFault};
+use crate::jose::{self, Compact};
 use crate::keys::KeySet;
 
 /// The largest clock skew a policy accepts, in seconds.
@@ -43,13 +43,7 @@ impl AccessTokenPolicy {
     /// # Errors
     /// `CONFIG` (`algorithms`) for an empty list or one naming `none` or an HMAC.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Result<Self, VerifyError> {
-        if algorithms.is_empty() || !algorithms.iter().all(|a| jose::ASYMMETRIC.contains(a)) {
-            return Err(VerifyError::Config {
-                setting: "algorithms",
-                reason: "must name asymmetric algorithms only (no none, no HMAC)",
-            });
-        }
-        self.algorithms = algorithms.to_vec();
+        self.algorithms = jose::asymmetric_only(algorithms, "algorithms")?;
         Ok(self)
     }
 
@@ -93,10 +87,7 @@ impl AccessTokenPolicy {
         now: u64,
     ) -> Result<VerifiedToken, VerifyError> {
         let refuse = |reason| VerifyError::token(reason);
-        let compact = Compact::read(token, &self.algorithms).map_err(|fault| match fault {
-            HeaderFault::Malformed => refuse(TokenReason::Malformed),
-            HeaderFault::Algorithm => refuse(TokenReason::Algorithm),
-        })?;
+        let compact = Compact::read(token, &self.algorithms).map_err(|f| refuse(f.into()))?;
         if !compact.typ_is("at+jwt") {
             return Err(refuse(TokenReason::Type));
         }
@@ -112,7 +103,7 @@ impl AccessTokenPolicy {
             key,
             &jose::signature_only(compact.alg),
         )
-        .map_err(|e| refuse(signature_fault(&e)))?
+        .map_err(|e| refuse(jose::signature_fault(&e).into()))?
         .claims;
         self.check(&claims, now)
     }
@@ -217,20 +208,6 @@ impl AccessTokenPolicy {
             cnf_jkt,
             cnf_x5t,
         })
-    }
-}
-
-/// The reason for a failure of jsonwebtoken's signature check.
-fn signature_fault(error: &jsonwebtoken::errors::Error) -> TokenReason {
-    use jsonwebtoken::errors::ErrorKind;
-    match error.kind() {
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenReason::Algorithm,
-        ErrorKind::InvalidSignature
-        | ErrorKind::InvalidEcdsaKey
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidKeyFormat
-        | ErrorKind::Crypto(_) => TokenReason::Signature,
-        _ => TokenReason::Malformed,
     }
 }
 
