@@ -702,3 +702,54 @@ fn what_cannot_be_enforced_is_refused() {
     let shown = format!("{:?}", bearer(&token));
     assert!(!shown.contains(&token), "{shown}");
 }
+
+/// The size limits: a token or proof over 16 KiB is refused unread, a proof `jti` over 256
+/// bytes is refused (the replay store keeps every `jti`), and a key set over 64 keys too.
+#[test]
+fn oversized_inputs_are_refused() {
+    let key = TestKey::new("k1");
+    let set = keys(&[&key]);
+    let mut big = claims();
+    big["padding"] = json!("x".repeat(17 * 1024));
+    let token = key.sign("at+jwt", Some("k1"), &big);
+    let got = refusal(
+        verifier().verify(&bearer(&format!("Bearer {token}")), &set, NOW),
+        &[&token],
+    );
+    assert_eq!(
+        got,
+        ("INVALID_TOKEN".to_owned(), "TOKEN_MALFORMED".to_owned())
+    );
+
+    let holder = TestKey::new("holder");
+    let mut bound = claims();
+    bound["cnf"] = json!({"jkt": holder.thumbprint()});
+    let token = key.sign("at+jwt", Some("k1"), &bound);
+    let authorization = format!("DPoP {token}");
+    for (jti, reason) in [
+        ("j".repeat(256), None),
+        ("j".repeat(257), Some("PROOF_CLAIM_MISSING")),
+    ] {
+        let mut c = proof_claims(&token);
+        c["jti"] = json!(jti);
+        let proof = holder.prove(&c);
+        let result = verifier().verify(
+            &Presented {
+                authorization: &authorization,
+                dpop: &[&proof],
+                method: "GET",
+                url: URL,
+                client_certificate: None,
+            },
+            &set,
+            NOW,
+        );
+        match reason {
+            None => assert!(result.is_ok(), "a 256-byte jti is accepted"),
+            Some(reason) => {
+                let got = refusal(result, &[&proof]);
+                assert_eq!(got, ("INVALID_DPOP_PROOF".to_owned(), reason.to_owned()));
+            }
+        }
+    }
+}

@@ -226,3 +226,47 @@ async fn a_withdrawn_key_stops_verifying_after_the_maximum_age() -> TestResult {
     verify(&verifier(), &keys, &token(&k2, "k2", &issuer)).await?;
     Ok(())
 }
+
+/// An issuer that accepts and never answers does not hang verification: each fetch ends at
+/// the client's timeout (two attempts), in `ISSUER_UNAVAILABLE`, and a flood of callers
+/// waits on one fetch, not one each.
+#[tokio::test]
+async fn an_issuer_that_never_answers_ends_in_issuer_unavailable() -> TestResult {
+    let (server, issuer) = issuer_server()?;
+    server.set_script(vec![Fault::delay(
+        Duration::from_secs(30),
+        metadata(&issuer),
+    )]);
+    let keys = IssuerKeys::new(
+        &issuer,
+        &ClientConfig::new("issuer").with_timeout(Duration::from_millis(200)),
+    )?;
+    let verifier = Verifier::new(
+        AccessTokenPolicy::new(&issuer, AUDIENCE),
+        DpopPolicy::default(),
+    );
+    let k1 = TestKey::new("k1");
+    let started = std::time::Instant::now();
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let (verifier, keys) = (verifier.clone(), keys.clone());
+            let authorization = token(&k1, "k1", &issuer);
+            tokio::spawn(async move { verify(&verifier, &keys, &authorization).await })
+        })
+        .collect();
+    for caller in callers {
+        let error = caller.await?.expect_err("no keys");
+        assert_eq!(error.code(), "ISSUER_UNAVAILABLE");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        server.request_count() <= 2,
+        "{} requests for 20 callers",
+        server.request_count()
+    );
+    Ok(())
+}
