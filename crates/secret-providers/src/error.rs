@@ -215,6 +215,16 @@ pub enum ProviderError {
         /// The URI's mount.
         mount: String,
     },
+    /// The vault does not know the lease any more (`sys/leases/renew` answered `lease not
+    /// found` or `invalid lease`): it expired, was revoked, or the vault lost its state. The
+    /// credentials it carried are gone or about to be; read new ones.
+    #[error("{provider}: the lease is not known to the server (HTTP {status}) [LEASE_NOT_FOUND]")]
+    LeaseNotFound {
+        /// Provider name.
+        provider: &'static str,
+        /// The HTTP status (400 from current servers).
+        status: u16,
+    },
     /// A local read failed for a reason other than not-found or permissions.
     #[error("{provider}: I/O error in mount `{mount}` [IO]")]
     Io {
@@ -252,6 +262,7 @@ impl ProviderError {
             Self::Io { .. } => "IO",
             Self::UnknownParameter { .. } => "UNKNOWN_PARAMETER",
             Self::NotAFile { .. } => "NOT_A_FILE",
+            Self::LeaseNotFound { .. } => "LEASE_NOT_FOUND",
         }
     }
 
@@ -277,7 +288,8 @@ impl ProviderError {
             | Self::Config { provider, .. }
             | Self::Io { provider, .. }
             | Self::UnknownParameter { provider, .. }
-            | Self::NotAFile { provider, .. } => provider,
+            | Self::NotAFile { provider, .. }
+            | Self::LeaseNotFound { provider, .. } => provider,
         }
     }
 
@@ -486,6 +498,10 @@ impl ProviderError {
             Self::NotAFile { provider, mount } => Self::NotAFile {
                 provider,
                 mount: mount.clone(),
+            },
+            Self::LeaseNotFound { provider, status } => Self::LeaseNotFound {
+                provider,
+                status: *status,
             },
         }
     }

@@ -7,6 +7,8 @@
 //!   the KV v2 HTTP API over hyper 1 + rustls (ring), with lazy auth (token, token file,
 //!   AppRole, Kubernetes), renewal, retries with jittered backoff, and the deleted/destroyed
 //!   mapping the real server needs.
+//! - [`DbProvider`] (feature `db`): `db+cred://mount/role` (dynamic credentials on a lease)
+//!   and `db+db://mount/role` (a static role) from the vault's database secrets engine.
 //! - [`SecretValue`]: a JSON object, a JSON scalar picked with `#key`, or text; zeroized on
 //!   drop, `[REDACTED]` in `Debug`/`Display`.
 //! - [`ProviderError`]: `#[non_exhaustive]`, a stable [`code`](ProviderError::code) per
@@ -57,6 +59,9 @@
 //! - `hashicorp` (default): [`Kv2Provider`] with [`Kv2Flavor::HashiCorp`] (`VAULT_*`
 //!   settings). `openbao` and `hashicorp` share one KV v2 client; either one pulls in hyper,
 //!   hyper-util, hyper-rustls and rustls with the `ring` provider (never `aws-lc-rs`).
+//! - `db`: [`DbProvider`], database credentials (`db+cred://`, `db+db://`) from the vault's
+//!   database secrets engine over the KV v2 client, with their lease ([`DbLease`],
+//!   [`LeaseId`]).
 //!
 //! # Secrets in memory
 //! Tokens and AppRole secret IDs are [`secrecy::SecretString`]s in configuration. A token in
@@ -67,6 +72,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "db")]
+mod db;
 mod error;
 #[cfg(feature = "file")]
 mod file;
@@ -76,6 +83,12 @@ mod params;
 mod provider;
 mod value;
 
+#[cfg(feature = "db")]
+#[doc(hidden)]
+pub use db::fuzz_db_replies;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use db::{DbLease, DbProvider, LeaseId, Renewal};
 pub use error::{BoxError, ProviderError};
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]

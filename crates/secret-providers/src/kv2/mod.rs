@@ -2,6 +2,8 @@
 
 mod auth;
 pub(crate) mod config;
+#[cfg(feature = "db")]
+mod leases;
 mod metadata;
 mod response;
 mod transport;
@@ -327,10 +329,30 @@ impl Inner {
     /// server refuses, methods that can log in again do so once and the request is sent
     /// again; any other answer is the caller's to map.
     async fn get(&self, url: &http::Uri, trace: &mut ReadTrace) -> Result<Reply, ProviderError> {
+        self.request(http::Method::GET, url, None, true, trace)
+            .await
+    }
+
+    /// A request of `url` with the token (and `body`, JSON), counted in `trace`; an
+    /// `idempotent` one is retried as [`Transport::send`] says, any other only when it
+    /// surely never reached the server ([`Transport::send_once`]). On a `403` with a token
+    /// the server refuses, methods that can log in again do so once and the request is sent
+    /// again.
+    async fn request(
+        &self,
+        method: http::Method,
+        url: &http::Uri,
+        body: Option<&bytes::Bytes>,
+        idempotent: bool,
+        trace: &mut ReadTrace,
+    ) -> Result<Reply, ProviderError> {
         let mut reauthenticated = false;
         loop {
             let token = self.auth.token(&self.transport).await?;
-            let (sent, attempts) = self.transport.get_counted(url, &token.header).await;
+            let (sent, attempts) = self
+                .transport
+                .send_counted(method.clone(), url, Some(&token.header), body.cloned(), idempotent)
+                .await;
             trace.attempts += attempts;
             let reply = sent.inspect_err(|error| trace.status = failed_status(error))?;
             let status = reply.status.as_u16();

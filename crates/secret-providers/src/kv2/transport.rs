@@ -179,17 +179,6 @@ impl Transport {
         self.send_with(method, url, token, body, false).await
     }
 
-    /// [`send`](Self::send) of a `GET`, with how many HTTP attempts it made (retries
-    /// included), for the read span.
-    pub(crate) async fn get_counted(
-        &self,
-        url: &Uri,
-        token: &HeaderValue,
-    ) -> (Result<Reply, ProviderError>, u32) {
-        self.send_counted(Method::GET, url, Some(token), None, true)
-            .await
-    }
-
     async fn send_with(
         &self,
         method: Method,
@@ -204,7 +193,7 @@ impl Transport {
     }
 
     /// The request body (login credentials) is wiped when the request is dropped.
-    async fn send_counted(
+    pub(crate) async fn send_counted(
         &self,
         method: Method,
         url: &Uri,
