@@ -170,6 +170,9 @@ pub use bootstrap::{
     AuthMethod, BOOTSTRAP_PATH_ENV, BootstrapConfig, BootstrapSource, DEFAULT_BOOTSTRAP_PATH,
     DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, LoadedBootstrap,
 };
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
+pub use client::DEFAULT_LEASE_OVERLAP;
 pub use client::{
     ALLOWED_MOUNTS_ENV, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_RESOLVE_DEADLINE,
     DEFAULT_WATCH_INTERVAL, RESOLVE_DEADLINE_ENV, ResolveOptions, SecretsClient,

@@ -17,6 +17,10 @@ pub(crate) struct Routes {
     /// inspection (`kv2_config`); one provider per server, whatever schemes reach it.
     #[cfg(any(feature = "openbao", feature = "hashicorp"))]
     kv2: Vec<(Provider, secret_providers::Kv2Provider)>,
+    /// The built-in `db` provider, when it serves the `db` schemes (no provider of one's own
+    /// replaced it): the client owns the leases it issues.
+    #[cfg(feature = "db")]
+    db: Option<secret_providers::DbProvider>,
     /// Why no vault is configured, for `NOT_CONFIGURED` errors.
     vault_note: String,
 }
@@ -34,6 +38,10 @@ impl Routes {
     pub(crate) fn insert(&mut self, provider: Provider, implementation: Arc<dyn SecretProvider>) {
         #[cfg(any(feature = "openbao", feature = "hashicorp"))]
         self.kv2.retain(|(scheme, _)| *scheme != provider);
+        #[cfg(feature = "db")]
+        if provider == Provider::Db {
+            self.db = None;
+        }
         self.router.insert(provider, implementation);
     }
 
@@ -53,6 +61,31 @@ impl Routes {
             self.kv2.push((scheme, provider));
         }
         Ok(())
+    }
+
+    /// Routes the `db` schemes to the built-in [`DbProvider`](secret_providers::DbProvider)
+    /// over the OpenBao server's client (else HashiCorp Vault's), when one is configured.
+    #[cfg(feature = "db")]
+    pub(crate) fn insert_db(&mut self) {
+        let vault = [Provider::OpenBao, Provider::HashiCorp]
+            .into_iter()
+            .find_map(|p| {
+                self.kv2
+                    .iter()
+                    .find(|(s, _)| *s == p)
+                    .map(|(_, kv2)| kv2.clone())
+            });
+        if let Some(vault) = vault {
+            let db = secret_providers::DbProvider::new(vault);
+            self.router.insert(Provider::Db, Arc::new(db.clone()));
+            self.db = Some(db);
+        }
+    }
+
+    /// The built-in `db` provider, if it serves the `db` schemes.
+    #[cfg(feature = "db")]
+    pub(crate) fn db(&self) -> Option<&secret_providers::DbProvider> {
+        self.db.as_ref()
     }
 
     /// Every route: the scheme and its provider.

@@ -28,9 +28,9 @@ use http::Method;
 use secret_uri::{Engine, Provider, SecretUri};
 
 pub use self::lease::{DbLease, LeaseId, Renewal};
+use self::reply::Issued;
 #[doc(hidden)]
 pub use self::reply::fuzz_db_replies;
-use self::reply::Issued;
 use crate::provider::{ReadFuture, SecretProvider};
 use crate::{Kv2Provider, ProviderError};
 
@@ -101,7 +101,14 @@ impl DbProvider {
         let target = format!("{mount}/{endpoint}/{role}");
         let reply = self
             .vault
-            .lease_call("issue", mount, Method::GET, &target, None, issued == Issued::Static)
+            .lease_call(
+                "issue",
+                mount,
+                Method::GET,
+                &target,
+                None,
+                issued == Issued::Static,
+            )
             .await?;
         reply::creds_reply(issued, mount, reply.status, &reply.body)
     }
@@ -121,7 +128,14 @@ impl DbProvider {
         let body = lease_body(lease, Some(increment));
         let reply = self
             .vault
-            .lease_call("renew", "sys", Method::PUT, "sys/leases/renew", Some(body), true)
+            .lease_call(
+                "renew",
+                "sys",
+                Method::PUT,
+                "sys/leases/renew",
+                Some(body),
+                true,
+            )
             .await?;
         reply::renew_reply(increment, reply.status, &reply.body)
     }
@@ -135,7 +149,14 @@ impl DbProvider {
         let body = lease_body(lease, None);
         let reply = self
             .vault
-            .lease_call("revoke", "sys", Method::PUT, "sys/leases/revoke", Some(body), true)
+            .lease_call(
+                "revoke",
+                "sys",
+                Method::PUT,
+                "sys/leases/revoke",
+                Some(body),
+                true,
+            )
             .await?;
         reply::revoke_reply(reply.status, &reply.body)
     }

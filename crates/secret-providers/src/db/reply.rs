@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 
 use super::NAME;
 use super::lease::{DbLease, LeaseId, Renewal};
-use crate::value::{SecretValue, wipe};
 use crate::ProviderError;
+use crate::value::{SecretValue, wipe};
 
 /// The largest TTL believed (about ten years); a longer one is read as this.
 const MAX_TTL_S: u64 = 10 * 365 * 24 * 60 * 60;
@@ -122,9 +122,15 @@ pub(crate) fn creds_reply(
         Some(Value::String(text)) if !text.is_empty() => Ok(text),
         Some(mut other) => {
             wipe(&mut other);
-            Err(malformed(status, "a credential field is not a non-empty string"))
+            Err(malformed(
+                status,
+                "a credential field is not a non-empty string",
+            ))
         }
-        None => Err(malformed(status, "the credentials lack `username` or `password`")),
+        None => Err(malformed(
+            status,
+            "the credentials lack `username` or `password`",
+        )),
     };
     let username = text(&mut data.0, "username")?;
     let password = text(&mut data.0, "password")?;
@@ -136,7 +142,10 @@ pub(crate) fn creds_reply(
     let ttl_s = match issued {
         Issued::Dynamic => {
             if lease.is_none() {
-                return Err(malformed(status, "dynamic credentials came without a lease"));
+                return Err(malformed(
+                    status,
+                    "dynamic credentials came without a lease",
+                ));
             }
             envelope
                 .lease_duration
@@ -278,11 +287,18 @@ mod tests {
         let password = lease.field(Some("password"), "database")?;
         assert_eq!(password.expose_str(), Some("Z4-YL-1Y08A7rM9lEXk7"));
         let username = lease.field(Some("username"), "database")?;
-        assert!(username.expose_str().is_some_and(|u| u.starts_with("v-token-app-")));
+        assert!(
+            username
+                .expose_str()
+                .is_some_and(|u| u.starts_with("v-token-app-"))
+        );
         let whole = lease.field(None, "database")?;
         let json = whole.expose_json().cloned().unwrap_or_default();
         assert_eq!(json["ttl"], 3);
-        assert_eq!(json["lease_id"], "database/creds/app/Sr2Xi56pztZN0TUmON4NOTLO");
+        assert_eq!(
+            json["lease_id"],
+            "database/creds/app/Sr2Xi56pztZN0TUmON4NOTLO"
+        );
         assert_eq!(code(lease.field(Some("nope"), "database")), "KEY_NOT_FOUND");
         // Neither the value nor the lease id is ever printed.
         let debug = format!("{lease:?}");
@@ -308,14 +324,32 @@ mod tests {
     #[test]
     fn what_the_real_server_refuses() {
         let missing_role = br#"{"errors":["unknown role: nope"]}"#;
-        assert_eq!(code(creds_reply(Issued::Dynamic, "d", 400, missing_role)), "NOT_FOUND");
+        assert_eq!(
+            code(creds_reply(Issued::Dynamic, "d", 400, missing_role)),
+            "NOT_FOUND"
+        );
         let missing_static = br#"{"errors":["static role \"nope\" not found"]}"#;
-        assert_eq!(code(creds_reply(Issued::Static, "d", 400, missing_static)), "NOT_FOUND");
-        assert_eq!(code(creds_reply(Issued::Dynamic, "d", 404, b"")), "NOT_FOUND");
-        assert_eq!(code(creds_reply(Issued::Dynamic, "d", 403, b"")), "PERMISSION_DENIED");
+        assert_eq!(
+            code(creds_reply(Issued::Static, "d", 400, missing_static)),
+            "NOT_FOUND"
+        );
+        assert_eq!(
+            code(creds_reply(Issued::Dynamic, "d", 404, b"")),
+            "NOT_FOUND"
+        );
+        assert_eq!(
+            code(creds_reply(Issued::Dynamic, "d", 403, b"")),
+            "PERMISSION_DENIED"
+        );
         let other = br#"{"errors":["plugin exploded"]}"#;
-        assert_eq!(code(creds_reply(Issued::Dynamic, "d", 400, other)), "UNEXPECTED_STATUS");
-        assert_eq!(code(creds_reply(Issued::Dynamic, "d", 500, b"")), "UNEXPECTED_STATUS");
+        assert_eq!(
+            code(creds_reply(Issued::Dynamic, "d", 400, other)),
+            "UNEXPECTED_STATUS"
+        );
+        assert_eq!(
+            code(creds_reply(Issued::Dynamic, "d", 500, b"")),
+            "UNEXPECTED_STATUS"
+        );
     }
 
     #[test]
@@ -356,7 +390,11 @@ mod tests {
         let capped = br#"{"lease_id":"x","lease_duration":1,"warnings":["TTL of \"3s\" exceeded the effective max_ttl of \"1s\"; TTL value is capped accordingly"]}"#;
         assert!(renew_reply(asked, 200, capped)?.capped);
         assert_eq!(
-            code(renew_reply(asked, 400, br#"{"errors":["lease not found"]}"#)),
+            code(renew_reply(
+                asked,
+                400,
+                br#"{"errors":["lease not found"]}"#
+            )),
             "LEASE_NOT_FOUND"
         );
         assert_eq!(
@@ -372,7 +410,10 @@ mod tests {
     #[test]
     fn revocations() {
         assert_eq!(code(revoke_reply(204, b"")), "OK");
-        assert_eq!(code(revoke_reply(400, br#"{"errors":["lease not found"]}"#)), "OK");
+        assert_eq!(
+            code(revoke_reply(400, br#"{"errors":["lease not found"]}"#)),
+            "OK"
+        );
         assert_eq!(code(revoke_reply(403, b"")), "PERMISSION_DENIED");
         assert_eq!(code(revoke_reply(500, b"")), "UNEXPECTED_STATUS");
     }
@@ -380,7 +421,13 @@ mod tests {
     #[test]
     fn the_fuzz_entry_survives_odd_input() {
         for status in [200, 204, 400, 403, 404, 500] {
-            for body in [&b""[..], b"\xff", b"[]", b"{\"data\":[]}", b"{\"errors\":[1]}"] {
+            for body in [
+                &b""[..],
+                b"\xff",
+                b"[]",
+                b"{\"data\":[]}",
+                b"{\"errors\":[1]}",
+            ] {
                 fuzz_db_replies(status, body);
             }
         }

@@ -351,7 +351,13 @@ impl Inner {
             let token = self.auth.token(&self.transport).await?;
             let (sent, attempts) = self
                 .transport
-                .send_counted(method.clone(), url, Some(&token.header), body.cloned(), idempotent)
+                .send_counted(
+                    method.clone(),
+                    url,
+                    Some(&token.header),
+                    body.cloned(),
+                    idempotent,
+                )
                 .await;
             trace.attempts += attempts;
             let reply = sent.inspect_err(|error| trace.status = failed_status(error))?;

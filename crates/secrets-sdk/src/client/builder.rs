@@ -84,6 +84,8 @@ pub struct SecretsClientBuilder {
     offload_file_reads: bool,
     resolve_deadline: Option<Duration>,
     watch_interval: Option<Duration>,
+    #[cfg(feature = "db")]
+    lease_overlap: Option<Duration>,
     refresh_ahead: Option<bool>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
     audit: Option<Arc<dyn AuditSink>>,
@@ -363,6 +365,17 @@ impl SecretsClientBuilder {
         self
     }
 
+    /// How long before a database lease ends its successor is read and announced
+    /// (`db+cred://` at its role's `max_ttl`; default
+    /// [`DEFAULT_LEASE_OVERLAP`](crate::DEFAULT_LEASE_OVERLAP), 30 s), so a connection pool
+    /// can swap users while the old one still works. At most a third of the lease's
+    /// duration.
+    #[cfg(feature = "db")]
+    pub fn lease_overlap(mut self, overlap: Duration) -> Self {
+        self.lease_overlap = Some(overlap);
+        self
+    }
+
     /// Whether a value read in the last 10–20 % of its TTL is refreshed in the background
     /// before it expires, so a hot URI never misses (default `true`). KV v2 values are
     /// revalidated through the metadata endpoint: the same version extends the entry without
@@ -494,9 +507,16 @@ impl SecretsClientBuilder {
             .map_err(crate::bootstrap::config_error)?;
         #[cfg(not(any(feature = "openbao", feature = "hashicorp")))]
         drop(loaded);
+        #[cfg(feature = "db")]
+        routes.insert_db();
         for (provider, implementation) in self.providers {
             routes.insert(provider, implementation);
         }
+        #[cfg(feature = "db")]
+        let leases = super::leases::Leases::new(
+            routes.db().cloned(),
+            self.lease_overlap.unwrap_or(super::DEFAULT_LEASE_OVERLAP),
+        );
 
         let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let epoch = Instant::now();
@@ -521,6 +541,8 @@ impl SecretsClientBuilder {
             hits: super::cache::hit_recorders(),
             metrics,
             watches,
+            #[cfg(feature = "db")]
+            leases,
         };
         Ok(SecretsClient {
             inner: Arc::new_cyclic(inner),

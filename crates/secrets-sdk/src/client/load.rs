@@ -136,6 +136,18 @@ impl Inner {
         secret_providers::check_parameters(uri)
             .map_err(|e| Error::provider(uri.mount(), Arc::new(e)))?;
         let deadline = Deadline::new(self.io_handle()?, started, self.settings.resolve_deadline);
+        // Database credentials live on their leases, not in the TTL cache: one lease per
+        // role serves all its fields, and none is served past its end.
+        #[cfg(feature = "db")]
+        if self.leases.serves(uri) {
+            let (value, held) = self.lease_read(uri, &deadline).await?;
+            record(if held {
+                CacheState::Hit
+            } else {
+                CacheState::Miss
+            });
+            return Ok(Secret(Arc::new(self.entry(uri, value))));
+        }
         let key = uri.as_str();
         if !self.cacheable(uri) {
             record(CacheState::Off);

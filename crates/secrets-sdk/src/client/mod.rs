@@ -27,6 +27,8 @@ mod builder;
 mod cache;
 mod deadline;
 mod join;
+#[cfg(feature = "db")]
+mod leases;
 mod load;
 mod read;
 mod refresh_ahead;
@@ -37,6 +39,8 @@ mod tests;
 mod watch;
 
 pub use builder::SecretsClientBuilder;
+#[cfg(feature = "db")]
+pub use leases::DEFAULT_LEASE_OVERLAP;
 #[cfg(feature = "vault")]
 pub(crate) use read::{in_place as read_in_place, spawn as spawn_read};
 
@@ -138,6 +142,9 @@ struct Inner {
     hits: [std::sync::OnceLock<HitRecorder>; Provider::ALL.len()],
     /// The watched secrets and the file watcher.
     watches: watch::Watches,
+    /// The database credentials the client holds, on their leases.
+    #[cfg(feature = "db")]
+    leases: leases::Leases,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -339,13 +346,16 @@ impl SecretsClient {
         })?
     }
 
-    /// Closes the client: empties the cache (cached values are zeroized once no
+    /// Closes the client: revokes the database credentials it holds (`db+cred://` leases,
+    /// waiting up to 5 s for the vault), empties the cache (cached values are zeroized once no
     /// [`Secret`] handed out still holds them), stops its runtime, and flushes the audit sink
     /// it created from the environment (`ENABLE_KAFKA_PRODUCER`; up to 10 s). A sink given to
     /// [`SecretsClientBuilder::audit`] is the caller's to close. Later calls fail with
     /// `CLOSED`. Idempotent.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
+        #[cfg(feature = "db")]
+        self.inner.revoke_leases();
         self.inner.watches.clear();
         self.inner.cache.clear();
         self.inner.failures.clear();
@@ -423,6 +433,13 @@ impl SecretsClient {
     #[must_use]
     pub fn cache_len(&self) -> usize {
         self.inner.cache.len()
+    }
+
+    /// How many database roles the client holds a lease of (`db+cred://`, `db+db://`).
+    #[cfg(feature = "db")]
+    #[must_use]
+    pub fn leases_held(&self) -> usize {
+        self.inner.leases.held()
     }
 
     /// Empties the cache (and stops watching the folders of files only the cache held).

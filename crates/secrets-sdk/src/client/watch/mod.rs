@@ -414,6 +414,25 @@ impl Inner {
         }
     }
 
+    /// New credentials of a role (`db`): published to every watched field of it
+    /// (`#username`, `#password`, the whole value), together.
+    #[cfg(feature = "db")]
+    pub(super) fn announce_lease(&self, role: &SecretUri, lease: &secret_providers::DbLease) {
+        let key = super::leases::role_key(role);
+        let watched: Vec<Arc<Watched>> = lock(&self.watches.by_key)
+            .values()
+            .filter(|w| super::leases::role_key(&w.uri) == key)
+            .cloned()
+            .collect();
+        for watched in watched {
+            let outcome = lease
+                .field(watched.uri.key(), watched.uri.mount())
+                .map(|value| Secret(Arc::new(self.entry(&watched.uri, value))))
+                .map_err(|e| Error::provider(watched.uri.mount(), Arc::new(e)));
+            let _ = self.settle(&watched, outcome);
+        }
+    }
+
     /// A value of a watched key that entered the cache by another path (refresh-ahead, a
     /// file event): published if it is new.
     pub(super) fn changed(&self, secret: &Secret) {
