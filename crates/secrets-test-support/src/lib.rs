@@ -19,6 +19,12 @@
 //!   persistence; optional password; `start_tls` for `rediss://`), with stop/restart on the
 //!   same port and pause/resume for "store down" and "store never answers" tests, and
 //!   [`redis::RedisServer::entries`] to scan every key and value for leaks.
+//! - [`postgres::PostgresServer`]: a fresh PostgreSQL cluster (Debian's `postgresql`; as root
+//!   run as its `postgres` account) on a free loopback port, with stop (a crash) and restart
+//!   on the same port, sync helpers to run SQL, list roles and try a login, and
+//!   [`postgres::shared_postgres`] for one per test binary; OpenBao's database secrets engine
+//!   against it: [`OpenBaoServer::enable_database`], [`OpenBaoServer::create_db_role`],
+//!   [`OpenBaoServer::create_static_db_role`].
 //! - Helpers the suites share: [`env_map`] (a fixed environment for `env_lookup`),
 //!   [`LogCapture`] (a log buffer for canary tests) and, with the `pep` feature,
 //!   [`pep::Counting`] (counts PDP calls) and [`pep::RecordingAudit`] (keeps audit events).
@@ -85,6 +91,7 @@ pub mod otlp;
 mod paths;
 #[cfg(feature = "pep")]
 pub mod pep;
+pub mod postgres;
 pub mod proxy;
 pub mod redis;
 mod shared;

@@ -14,6 +14,7 @@ use crate::launch::{self, PORT_ATTEMPTS};
 use crate::{Detached, Error, bao_bin, free_port_pair, random_hex};
 
 mod admin;
+mod database;
 mod tls;
 
 pub use self::admin::AppRoleCredentials;
