@@ -307,6 +307,11 @@ pub(crate) struct ExecArgs {
     /// …) on to the command; by default they are removed from its environment.
     #[arg(long = "keep-credentials")]
     pub(crate) keep_credentials: bool,
+    /// Leaves the database credentials (db+cred:// leases) to live until their TTL: the
+    /// command replaces this process as for any other secret. By default `exec` runs the
+    /// command as a child, renews the leases while it runs and revokes them when it exits.
+    #[arg(long = "keep-lease")]
+    pub(crate) keep_lease: bool,
     /// Runs the command as a child and restarts it whenever one of its secrets changes
     /// (see --help); without it the command replaces this process.
     #[arg(long)]
@@ -354,11 +359,11 @@ Resolve secrets into environment variables, then run a command with them.
 
 Each variable is NAME=VALUE, from --env-file files (in order), then --env flags; a later \
 definition of a NAME wins. A VALUE that is a secret URI of a provider this command serves \
-(file://, openbao+kv2://, openbao://, hashicorp+kv2://, hashicorp://; any case) is resolved \
-and the variable gets the secret's value (a string as is, JSON as compact JSON). Any other \
-VALUE is passed through unchanged, like a plain value in `op run`: ordinary file URLs \
-(file:///srv/repo), https://… and plain text silently; a valid secret URI of a provider not \
-served here (db+cred://, yaml://, bootstrap://), or a VALUE that starts with a secret URI \
+(file://, openbao+kv2://, openbao://, hashicorp+kv2://, hashicorp://, db+cred://, db+db://; any \
+case) is resolved and the variable gets the secret's value (a string as is, JSON as compact \
+JSON). Any other VALUE is passed through unchanged, like a plain value in `op run`: ordinary \
+file URLs (file:///srv/repo), https://… and plain text silently; a valid secret URI of a \
+provider not served here (yaml://, bootstrap://), or a VALUE that starts with a secret URI \
 scheme but does not parse (openbao+kv9://…, file://demo/*), with a one-line warning on \
 stderr naming the variable, never the value. NAME must match [A-Za-z_][A-Za-z0-9_]*.
 
@@ -374,6 +379,11 @@ added (replacing inherited ones of the same name) and the vault credentials remo
 read others, stdin, stdout and stderr, and receives \
 signals directly; its exit status is the exit status. If it cannot be started: exit 127 when \
 it is not found, 126 otherwise (e.g. not executable).
+
+Database credentials (db+cred://) live on a lease: then the command runs as a child instead \
+(signals passed on, its exit status the exit status), `secrets` renews the lease while it \
+runs, and revokes it when the command exits, so no database user outlives it. --keep-lease \
+leaves the lease to end at its TTL and replaces this process as above.
 
 Env file: one NAME=VALUE per line. Blank lines and lines starting with # are skipped; an \
 `export ` prefix is allowed; spaces around NAME and VALUE are trimmed. A VALUE may be quoted \

@@ -72,7 +72,12 @@ pub(crate) struct Prepared {
 }
 
 /// The providers `secrets exec` resolves; other secret URIs pass through.
-pub(crate) const SERVED: [Provider; 3] = [Provider::File, Provider::OpenBao, Provider::HashiCorp];
+pub(crate) const SERVED: [Provider; 4] = [
+    Provider::File,
+    Provider::OpenBao,
+    Provider::HashiCorp,
+    Provider::Db,
+];
 
 /// What `secrets exec` does with a variable's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +88,8 @@ pub(crate) enum Kind {
     /// A secret URI of a served provider ([`SERVED`]): resolved, and a failure stops the
     /// command.
     Served,
-    /// A valid secret URI of a provider this command does not serve (`db+cred://…`,
-    /// `yaml://…`): passed through unchanged, with a warning naming the variable.
+    /// A valid secret URI of a provider this command does not serve (`yaml://…`,
+    /// `bootstrap://…`): passed through unchanged, with a warning naming the variable.
     Unserved(Provider),
     /// Starts like a secret URI (`openbao+kv9://…`, `file://demo/*`) but does not parse: passed
     /// through unchanged, with a warning naming the variable and the parser's code.
@@ -287,10 +292,21 @@ pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io:
         writeln!(err, "secrets exec: no command given after `--`")?;
         return Ok(Status::Failure);
     };
-    let Prepared { variables, client } = match prepare(args, env, &mut err)? {
+    let prepared = match prepare(args, env, &mut err)? {
         Ok(prepared) => prepared,
         Err(status) => return Ok(status),
     };
+    // Leased credentials are revoked when the command is done: it runs as a child, and
+    // `secrets` renews the leases meanwhile.
+    if !args.keep_lease
+        && prepared
+            .client
+            .as_ref()
+            .is_some_and(|c| c.leases_held() > 0)
+    {
+        return crate::exec_watch::run_prepared(args, program, rest, prepared, false, err);
+    }
+    let Prepared { variables, client } = prepared;
     let command = command(args, program, rest, &variables);
     drop(variables);
     drop(client);
@@ -392,12 +408,13 @@ mod tests {
             "openbao+kv2://secret/a?verison=2#k",
             "hashicorp://secret/a",
             "HashiCorp+KV2://secret/a",
+            "db+cred://database/app#password",
+            "DB+DB://database/billing#username",
         ] {
             assert_eq!(classify(uri), Kind::Served, "{uri}");
             assert!(is_secret_uri(uri), "{uri}");
         }
         for (value, kind) in [
-            ("db+cred://pg/app", Kind::Unserved(Provider::Db)),
             ("yaml://config/app.yaml#k", Kind::Unserved(Provider::Yaml)),
             (
                 "bootstrap://local/token",
@@ -444,6 +461,7 @@ mod tests {
             env: env.iter().map(|e| (*e).to_owned()).collect(),
             env_files: files.iter().map(|f| f.to_path_buf()).collect(),
             keep_credentials: false,
+            keep_lease: false,
             watch: false,
             restart_signal: 15,
             grace: std::time::Duration::from_secs(10),

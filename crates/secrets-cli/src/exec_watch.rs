@@ -58,10 +58,28 @@ pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io:
         writeln!(err, "secrets exec: no command given after `--`")?;
         return Ok(Status::Failure);
     };
-    let Prepared { variables, client } = match exec::prepare(args, env, &mut err)? {
+    let prepared = match exec::prepare(args, env, &mut err)? {
         Ok(prepared) => prepared,
         Err(status) => return Ok(status),
     };
+    run_prepared(args, program, rest, prepared, true, err)
+}
+
+/// Supervises the command with the `prepared` variables until it exits or SIGINT/SIGTERM
+/// ends it, then closes the client (which revokes its leases). With `watch` the command is
+/// restarted on changes; without, it runs once (`exec` of leased credentials).
+///
+/// # Errors
+/// As [`run`].
+pub(crate) fn run_prepared<E: Write>(
+    args: &ExecArgs,
+    program: &OsStr,
+    rest: &[OsString],
+    prepared: Prepared,
+    watch: bool,
+    err: E,
+) -> io::Result<Status> {
+    let Prepared { variables, client } = prepared;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -69,7 +87,8 @@ pub(crate) fn run<E: Write>(args: &ExecArgs, env: &EnvLookup, mut err: E) -> io:
         // Before anything starts: a signal from now on is ours to pass on, not our end.
         let mut signals = Listener::new(&signals::FORWARDED)?;
         let mut state = State::new(args, program, rest, variables, err);
-        let mut changes = match state.watch(client.as_ref(), &mut signals).await? {
+        let watched = if watch { client.as_ref() } else { None };
+        let mut changes = match state.watch(watched, &mut signals).await? {
             Ok(changes) => changes,
             Err(status) => return Ok(status),
         };

@@ -57,6 +57,9 @@ pub(crate) fn run<O: Write, E: Write>(
     }
     out.flush()?;
     drop(results);
+    // Printed database credentials are the caller's: their leases end at their TTL instead
+    // of being revoked by `close`.
+    client.keep_leases();
     // Empties the cache, so the values are zeroized now rather than at exit.
     client.close();
     Ok(Status::Success)

@@ -110,6 +110,12 @@ impl Routes {
                 return Error::provider(uri.mount(), Arc::new(error));
             }
             match provider {
+                Provider::Db if cfg!(feature = "db") && uri.engine().is_some() => {
+                    Error::NotConfigured {
+                        provider: name,
+                        reason: self.vault_note.clone(),
+                    }
+                }
                 Provider::OpenBao | Provider::HashiCorp if vault_feature(provider) => {
                     Error::NotConfigured {
                         provider: name,
@@ -174,7 +180,15 @@ mod tests {
     fn unserved_schemes_in_the_clients_words() -> Result<(), secret_uri::UriError> {
         let routes = Routes::new("no bootstrap found");
         for (uri, code) in [
-            ("db+cred://pg/app", "UNSUPPORTED_PROVIDER"),
+            (
+                "db+cred://pg/app",
+                if cfg!(feature = "db") {
+                    "NOT_CONFIGURED"
+                } else {
+                    "UNSUPPORTED_PROVIDER"
+                },
+            ),
+            ("db://pg/app", "UNSUPPORTED_PROVIDER"),
             ("yaml://y/x", "UNSUPPORTED_PROVIDER"),
             ("bootstrap://b/x", "UNSUPPORTED_PROVIDER"),
         ] {

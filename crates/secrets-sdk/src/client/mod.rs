@@ -442,6 +442,16 @@ impl SecretsClient {
         self.inner.leases.held()
     }
 
+    /// Gives up the leases the client holds without revoking them: they are no longer
+    /// renewed and end at their TTL, and [`close`](Self::close) leaves them alone. For
+    /// credentials handed to something that outlives the client (`secrets resolve` prints
+    /// them). The next read of a role issues a new lease.
+    #[cfg(feature = "db")]
+    pub fn keep_leases(&self) {
+        let kept = self.inner.leases.drain().len();
+        tracing::debug!(kept, "leases left to end at their TTL");
+    }
+
     /// Empties the cache (and stops watching the folders of files only the cache held).
     pub fn clear_cache(&self) {
         self.inner.cache.clear();

@@ -152,7 +152,7 @@ impl Leases {
 
     /// Every lease the client still holds (current and retiring), taken out: `close` revokes
     /// them.
-    fn drain(&self) -> Vec<LeaseId> {
+    pub(super) fn drain(&self) -> Vec<LeaseId> {
         let mut ids: Vec<LeaseId> = lock(&self.retiring).drain(..).map(|r| r.id).collect();
         for role in lock(&self.by_role).drain().map(|(_, role)| role) {
             if let Some(renewer) = lock(&role.renewer).take() {
