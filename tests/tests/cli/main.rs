@@ -11,6 +11,7 @@
 mod common;
 
 mod audit_hash;
+mod db;
 mod exec;
 mod exec_watch;
 mod get;
