@@ -67,23 +67,24 @@ type Servers = (Arc<OpenBaoServer>, Arc<PostgresServer>);
 /// restart the vault.
 fn shared() -> Result<Option<Servers>, secrets_test_support::Error> {
     logs();
-    static CONFIGURED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    // A shared server lives while some test holds it: a later one is a new server (a new
+    // process), configured again.
+    static CONFIGURED: Mutex<Option<(Option<u32>, u16)>> = Mutex::new(None);
     let Some(pg) = shared_postgres() else {
         return Ok(None);
     };
     let Some(bao) = common::sdk::shared_bao()? else {
         return Ok(None);
     };
-    if CONFIGURED.get().is_none() {
-        static ONCE: Mutex<()> = Mutex::new(());
-        let _one = ONCE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if CONFIGURED.get().is_none() {
-            bao.enable_database(MOUNT, &pg)?;
-            let _ = CONFIGURED.set(());
-        }
+    let mut configured = CONFIGURED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let this = (bao.pid(), pg.port());
+    if *configured != Some(this) {
+        bao.enable_database(MOUNT, &pg)?;
+        *configured = Some(this);
     }
+    drop(configured);
     Ok(Some((bao, pg)))
 }
 
@@ -536,5 +537,110 @@ async fn a_vault_that_lost_the_lease_is_noticed_and_new_credentials_announced() 
     // The new vault's lease is revoked; the lost one's user is the old vault's (it expires
     // with its `VALID UNTIL`).
     assert!(!users_of(&pg, &role)?.contains(&second));
+    Ok(())
+}
+
+/// A `VaultClient` whose PEP allows every request (development only) on `bao`.
+fn vault_client(bao: &OpenBaoServer) -> Result<secrets_sdk::VaultClient, secrets_sdk::Error> {
+    use secrets_sdk::pep::{DevAllowAll, PepConfig};
+    use secrets_sdk::providers::{Kv2Auth, Kv2Config, Kv2Flavor};
+    let pep = PepConfig::new("db-tests", AllowedMounts::from_csv(MOUNT))
+        .with_environment("test")
+        .with_grant_defaults(Duration::from_secs(600), 100);
+    secrets_sdk::VaultClient::builder()
+        .kv2(Kv2Config::new(
+            Kv2Flavor::OpenBao,
+            bao.addr(),
+            Kv2Auth::token(bao.root_token().to_owned()),
+        ))
+        .pep_config(pep)
+        .pdp(DevAllowAll::new())
+        .tenant_salt("db-tests-tenant-salt-0123456789abcdef")
+        .build()
+}
+
+fn request() -> secrets_sdk::ExecutionContext {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    secrets_sdk::ExecutionContext::new("alice")
+        .with_aud(["crud.secrets"])
+        .with_jti(format!("db-jti-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_client_read_owns_its_lease_until_the_secret_drops() -> TestResult {
+    let Some((bao, pg)) = shared()? else {
+        return Ok(());
+    };
+    let role = unique("request");
+    bao.create_db_role(MOUNT, &role, "1h", "2h")?;
+    let client = vault_client(&bao)?;
+    let uri = format!("db+cred://{MOUNT}/{role}");
+
+    // The whole value: a username and a password of one lease, through the PEP.
+    let secret = client
+        .get_credentials(uri.as_str(), Some(&request()))
+        .await?;
+    let json = secret.expose_json().ok_or("JSON")?.clone();
+    let (user, password) = (
+        json["username"].as_str().ok_or("user")?.to_owned(),
+        json["password"].as_str().ok_or("password")?.to_owned(),
+    );
+    assert!(pg.can_login(&user, &password)?);
+    let copy = secret.clone();
+    drop(secret);
+    assert!(
+        pg.can_login(&user, &password)?,
+        "a clone still holds the lease"
+    );
+    // The last handle goes: the lease is revoked, the user dropped.
+    drop(copy);
+    let gone = eventually(Duration::from_secs(5), || {
+        Ok(!users_of(&pg, &role)?.contains(&user))
+    })
+    .await?;
+    assert!(gone, "revoked when the returned secret dropped");
+
+    // Kept: it outlives the handle.
+    let kept = client
+        .get_credentials(format!("{uri}#username").as_str(), Some(&request()))
+        .await?;
+    assert!(kept.keep_lease());
+    let kept_user = kept.expose_str().ok_or("text")?.to_owned();
+    drop(kept);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        users_of(&pg, &role)?.contains(&kept_user),
+        "a kept lease outlives its handle"
+    );
+
+    // A field the credentials lack: an error, and the lease issued for it is revoked.
+    let before = users_of(&pg, &role)?;
+    let missing = client
+        .get_credentials(format!("{uri}#port").as_str(), Some(&request()))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(missing, Some("KEY_NOT_FOUND"));
+    let back = eventually(Duration::from_secs(5), || {
+        Ok(users_of(&pg, &role)? == before)
+    })
+    .await?;
+    assert!(back, "the lease of a failed read is revoked");
+    // A replayed request is refused before any user is made.
+    let ctx = request();
+    let first = client
+        .get_credentials(format!("{uri}#password").as_str(), Some(&ctx))
+        .await?;
+    let replay = client
+        .get_credentials(format!("{uri}#password").as_str(), Some(&ctx))
+        .await
+        .err()
+        .ok_or("a replayed jti is refused")?;
+    assert_eq!(
+        (replay.code(), replay.deny_reason().map(|r| r.code())),
+        ("AUTHZ_DENIED", Some("REPLAY"))
+    );
+    drop(first);
+    assert_not_logged(&[&password, json["lease_id"].as_str().unwrap_or_default()]);
     Ok(())
 }

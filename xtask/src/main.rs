@@ -194,6 +194,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "audit_record",
     "kv2_metadata",
     "verified_caller",
+    "db_replies",
 ];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly

@@ -180,6 +180,8 @@ pub use client::{
 };
 pub use error::Error;
 pub use secret::{Secret, UriHash, UriInput};
+#[cfg(all(feature = "db", feature = "vault"))]
+mod lease_guard;
 #[cfg(feature = "vault")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
 pub use secret_pep::ExecutionContext;

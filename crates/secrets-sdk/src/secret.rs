@@ -36,6 +36,10 @@ pub(crate) struct Entry {
     /// within the stale bound instead of queueing behind that refresh.
     pub(crate) refreshing: AtomicBool,
     hash: OnceLock<UriHash>,
+    /// The database lease this value is the only holder of (a `VaultClient` read of
+    /// `db+cred://`): revoked when the entry drops, unless kept.
+    #[cfg(all(feature = "db", feature = "vault"))]
+    pub(crate) lease: Option<crate::lease_guard::LeaseGuard>,
 }
 
 impl Entry {
@@ -57,7 +61,16 @@ impl Entry {
             retry_after: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
             hash: OnceLock::new(),
+            #[cfg(all(feature = "db", feature = "vault"))]
+            lease: None,
         }
+    }
+
+    /// The entry as the holder of `lease`.
+    #[cfg(all(feature = "db", feature = "vault"))]
+    pub(crate) fn with_lease(mut self, lease: crate::lease_guard::LeaseGuard) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// The entry refreshed ahead from `at` on.
@@ -93,6 +106,19 @@ impl Secret {
     #[must_use]
     pub fn value(&self) -> &SecretValue {
         &self.0.value
+    }
+
+    /// Keeps the database lease this secret holds (a `VaultClient` read of `db+cred://`):
+    /// it is no longer revoked when the last clone of this secret is dropped, and ends at its
+    /// TTL. Whether the secret held one. (`SecretsClient` leases are the client's: see
+    /// [`SecretsClient::keep_leases`](crate::SecretsClient::keep_leases).)
+    #[cfg(all(feature = "db", feature = "vault"))]
+    pub fn keep_lease(&self) -> bool {
+        self.0
+            .lease
+            .as_ref()
+            .map(crate::lease_guard::LeaseGuard::keep)
+            .is_some()
     }
 
     /// Whether the value is text (a text file, or a string field picked with `#key`) rather

@@ -461,7 +461,86 @@ impl Core {
             }
         };
         let granted = self.pep.authorize_uri(ctx, uri).await?;
+        #[cfg(feature = "db")]
+        if let Some(db) = self.routes.db().filter(|db| db.serves(granted.uri())) {
+            return self.issue(db, granted, ctx).await;
+        }
         self.read(provider, granted, ctx).await
+    }
+
+    /// Issues database credentials for an authorized `db` URI, bounded by the read deadline
+    /// and audited as a read: the returned secret alone holds the lease (the grant is per
+    /// read; the lease belongs to the caller's request), revoked when its last clone drops
+    /// unless kept ([`Secret::keep_lease`]). The issue runs in a task of its own, so a lease
+    /// the vault issued after the deadline passed (or the caller left) is revoked at once.
+    #[cfg(feature = "db")]
+    async fn issue(
+        &self,
+        db: &secret_providers::DbProvider,
+        granted: Authorized,
+        ctx: &ExecutionContext,
+    ) -> Result<Secret, Error> {
+        let uri = granted.uri().clone();
+        let runtime = tokio::runtime::Handle::current();
+        let task = {
+            let (db, uri, runtime) = (db.clone(), uri.clone(), runtime.clone());
+            runtime.clone().spawn(async move {
+                let issued = db.issue(&uri).await;
+                // Revoked on drop unless a caller receives it.
+                issued.map(|lease| {
+                    let guard = lease.lease_id().map(|id| {
+                        crate::lease_guard::LeaseGuard::new(db.clone(), id.clone(), runtime)
+                    });
+                    (lease, guard)
+                })
+            })
+        };
+        let outcome = match tokio::time::timeout(self.read_deadline, task).await {
+            Ok(Ok(issued)) => issued,
+            Ok(Err(_join)) => {
+                self.pep.audit_read(ctx, &granted, Some("RUNTIME"));
+                return Err(Error::Runtime {
+                    reason: "the issue task was cancelled",
+                    source: None,
+                });
+            }
+            Err(_) => Err(ProviderError::Timeout {
+                provider: "db",
+                timeout: self.read_deadline,
+                attempts: 1,
+            }),
+        };
+        // A field the credentials lack drops the guard here: the lease is revoked.
+        let result = outcome.and_then(|(lease, guard)| {
+            lease
+                .field(uri.key(), uri.mount())
+                .map(|value| (value, guard))
+        });
+        match &result {
+            Ok(_) => self.metrics.fetched("db"),
+            Err(error) => self.metrics.provider_error("db", error.code()),
+        }
+        self.pep.audit_read(
+            ctx,
+            &granted,
+            result.as_ref().err().map(ProviderError::code),
+        );
+        match result {
+            Ok((value, guard)) => {
+                let now = Instant::now();
+                let entry = Entry::new(granted.into_uri(), value, now, now, now);
+                Ok(Secret(Arc::new(match guard {
+                    Some(guard) => entry.with_lease(guard),
+                    None => entry,
+                })))
+            }
+            Err(error) => {
+                if no_data_returned(&error) {
+                    granted.give_back();
+                }
+                Err(Error::provider(uri.mount(), Arc::new(error)))
+            }
+        }
     }
 
     /// Reads an authorized URI and audits the read, bounded by the read deadline: a provider

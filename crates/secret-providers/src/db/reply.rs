@@ -255,13 +255,66 @@ fn is_lease_unknown(body: &[u8]) -> bool {
     })
 }
 
-/// Fuzzing entry: every reply parser over arbitrary bytes and statuses; never panics.
+/// Fuzzing entry: every reply parser over arbitrary bytes and a status. Never panics on its
+/// own; it asserts what the parsers promise: credentials only from a `200`, with a non-empty
+/// username and password, a lease for dynamic ones, a renewable lease only with an id, a TTL
+/// of at most about ten years, `Debug` naming neither; errors only with the documented codes.
 #[doc(hidden)]
 pub fn fuzz_db_replies(status: u16, body: &[u8]) {
-    let _ = creds_reply(Issued::Dynamic, "database", status, body);
-    let _ = creds_reply(Issued::Static, "database", status, body);
-    let _ = renew_reply(Duration::from_secs(3), status, body);
-    let _ = revoke_reply(status, body);
+    const CREDS: [&str; 4] = [
+        "NOT_FOUND",
+        "PERMISSION_DENIED",
+        "UNEXPECTED_STATUS",
+        "MALFORMED_RESPONSE",
+    ];
+    for issued in [Issued::Dynamic, Issued::Static] {
+        match creds_reply(issued, "database", status, body) {
+            Ok(lease) => {
+                assert_eq!(status, 200);
+                let json = lease.value().expose_json().cloned().unwrap_or_default();
+                for field in ["username", "password"] {
+                    let text = json[field].as_str().unwrap_or_default();
+                    assert!(!text.is_empty(), "a credential without its {field}");
+                    let shown = format!("{lease:?}");
+                    assert!(
+                        !shown.contains(text) || text.len() < 4,
+                        "Debug shows a credential"
+                    );
+                }
+                assert!(lease.ttl().as_secs() <= MAX_TTL_S);
+                assert!(!lease.renewable() || lease.lease_id().is_some());
+                if issued == Issued::Dynamic {
+                    assert!(
+                        lease.lease_id().is_some(),
+                        "dynamic credentials without a lease"
+                    );
+                }
+            }
+            Err(error) => assert!(CREDS.contains(&error.code()), "{}", error.code()),
+        }
+    }
+    let asked = Duration::from_secs(3);
+    match renew_reply(asked, status, body) {
+        Ok(renewal) => {
+            assert_eq!(status, 200);
+            assert!(renewal.ttl.as_secs() <= MAX_TTL_S);
+            assert_eq!(renewal.capped, renewal.ttl < asked);
+        }
+        Err(error) => assert!(
+            [
+                "LEASE_NOT_FOUND",
+                "PERMISSION_DENIED",
+                "UNEXPECTED_STATUS",
+                "MALFORMED_RESPONSE"
+            ]
+            .contains(&error.code()),
+            "{}",
+            error.code()
+        ),
+    }
+    if let Err(error) = revoke_reply(status, body) {
+        assert!(["PERMISSION_DENIED", "UNEXPECTED_STATUS"].contains(&error.code()));
+    }
 }
 
 #[cfg(test)]

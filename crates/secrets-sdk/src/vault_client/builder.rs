@@ -366,6 +366,8 @@ impl VaultClientBuilder {
         }
         let mut routes = Routes::new("VaultClient has no vault for this scheme");
         routes.insert_kv2(configs).map_err(vault_config_error)?;
+        #[cfg(feature = "db")]
+        routes.insert_db();
         for (provider, implementation) in &self.providers {
             routes.insert(*provider, Arc::clone(implementation));
         }
