@@ -156,7 +156,14 @@ async fn credentials_log_in_with_the_roles_grants_and_fields_share_one_lease() -
     // `GRANT SELECT ON ALL TABLES IN SCHEMA public` covers the tables that exist when the
     // user is made.
     bao.create_db_role(MOUNT, &role, "1h", "2h")?;
-    let client = client(&bao, Duration::from_secs(30))?;
+    let sink = Arc::new(secrets_sdk::audit::MemorySink::new());
+    let client = SecretsClient::builder()
+        .allowed_mounts(AllowedMounts::from_csv(MOUNT))
+        .bootstrap(BootstrapConfig::token(bao.addr(), bao.root_token()))
+        .tenant_salt("db-tests-tenant-salt-0123456789abcdef")
+        .tenant_id("db-tests")
+        .audit(Arc::clone(&sink) as Arc<dyn secrets_sdk::audit::AuditSink>)
+        .build()?;
     let user_uri = format!("db+cred://{MOUNT}/{role}#username");
     let pass_uri = format!("db+cred://{MOUNT}/{role}#password");
 
@@ -233,6 +240,22 @@ async fn credentials_log_in_with_the_roles_grants_and_fields_share_one_lease() -
     assert!(!pg.can_login(&user, &password)?);
     assert!(!format!("{whole:?} {whole}").contains(&password));
     assert_not_logged(&[&password, &lease_id]);
+    // The issue was audited (one backend read for all twenty-two reads), naming neither.
+    let events = sink.events();
+    assert!(!events.is_empty(), "the issue is audited");
+    let mut audited = String::new();
+    for event in &events {
+        audited.push_str(&format!("{event:?}"));
+        audited.push_str(&String::from_utf8_lossy(
+            &secrets_sdk::audit::to_ocsf_bytes(event),
+        ));
+    }
+    for canary in [&password, &lease_id, &user] {
+        assert!(
+            !audited.contains(canary.as_str()),
+            "a credential in an audit event"
+        );
+    }
     Ok(())
 }
 

@@ -377,7 +377,7 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
     let values = [
         ("REPO", "file:///srv/repo"),
         ("LOCAL", "FILE:///home/app/.config"),
-        ("DB", "db+cred://pg/app-user"),
+        ("DB", "bootstrap://local/app-user"),
         ("CFG", "yaml://config/app.yaml#signing"),
         ("TYPO", "openbao+kv9://secret/typo-path"),
         ("GLOB", "file://demo/glob-*"),
@@ -393,7 +393,7 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
         &exec(dir.path(), &flags, script),
         0,
         "",
-        "secrets exec: warning: DB: `db` secret URIs are not served here; the value is passed \
+        "secrets exec: warning: DB: `bootstrap` secret URIs are not served here; the value is passed \
          through unchanged\n\
          secrets exec: warning: CFG: `yaml` secret URIs are not served here; the value is \
          passed through unchanged\n\
@@ -404,7 +404,13 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
     );
     // Warnings name variables, never values.
     run.assert_hidden(
-        &["pg/app-user", "typo-path", "glob-", "srv/repo", "app.yaml"],
+        &[
+            "local/app-user",
+            "typo-path",
+            "glob-",
+            "srv/repo",
+            "app.yaml",
+        ],
         false,
     );
     let passed: Vec<&str> = values[..6].iter().map(|(_, v)| *v).collect();
@@ -421,14 +427,14 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
                 "--env",
                 "REPO=file:///srv/repo",
                 "--env",
-                "DB=db+cred://pg/app",
+                "DB=bootstrap://local/app",
             ],
             r#"printf "%s" "$REPO""#,
         )
         .env("SECRETS_ALLOWED_MOUNTS", ""),
         0,
         "file:///srv/repo",
-        "secrets exec: warning: DB: `db` secret URIs are not served here; the value is passed \
+        "secrets exec: warning: DB: `bootstrap` secret URIs are not served here; the value is passed \
          through unchanged\n",
     );
 }

@@ -196,13 +196,24 @@ fn a_bad_uri_prints_its_code() {
 }
 
 #[test]
-fn a_db_uri_is_an_unsupported_provider() {
+fn db_uris_need_a_vault_and_an_engine() {
     let root = root();
     check(
         &resolve(root.path(), &["db+cred://postgres/app-role#password"]),
         1,
         "",
-        "UNSUPPORTED_PROVIDER: URI 1 (db+cred://postgres/…): db: unsupported provider: \
+        "NOT_CONFIGURED: URI 1 (db+cred://postgres/…): db: no vault is configured for this \
+         scheme (no bootstrap found; tried SECRETS_BOOTSTRAP_PATH (not set), \
+         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR and \
+         VAULT_URL/VAULT_ADDR (not set))\n",
+        &["app-role"],
+    );
+    // No engine says neither dynamic nor static credentials.
+    check(
+        &resolve(root.path(), &["db://postgres/app-role#password"]),
+        1,
+        "",
+        "UNSUPPORTED_PROVIDER: URI 1 (db://postgres/…): db: unsupported provider: \
          no provider serves this scheme (built in: file, openbao, hashicorp)\n",
         &["app-role"],
     );

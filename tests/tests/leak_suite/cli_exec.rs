@@ -153,12 +153,18 @@ pub(crate) fn execs(run: &mut Run, fx: &Fixtures) -> Result {
         ),
         (
             "exec unserved passes through",
+            vec!["--env".into(), format!("LK=yaml://demo/{SEGMENT}/{FILE}")],
+            vec![],
+            0,
+        ),
+        (
+            "exec db not a role",
             vec![
                 "--env".into(),
                 format!("LK=db+cred://demo/{SEGMENT}/{FILE}"),
             ],
             vec![],
-            0,
+            1,
         ),
         (
             "exec NUL in the value",

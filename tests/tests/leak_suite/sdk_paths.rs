@@ -244,7 +244,7 @@ fn scenarios() -> Vec<(String, String, Expect, Sync)> {
             Sync::Same,
         ));
     }
-    for scheme in ["db+cred", "yaml", "bootstrap"] {
+    for scheme in ["db", "yaml", "bootstrap"] {
         list.push((
             format!("{scheme} unsupported"),
             format!("{scheme}://demo/{SEGMENT}/{FILE}"),
@@ -252,6 +252,13 @@ fn scenarios() -> Vec<(String, String, Expect, Sync)> {
             Sync::Same,
         ));
     }
+    // A database URI names one role: a deeper path is refused before any request.
+    list.push((
+        "db+cred not a role".to_owned(),
+        format!("db+cred://demo/{SEGMENT}/{FILE}#password"),
+        Expect::Code("INVALID_PATH"),
+        Sync::Unsupported,
+    ));
     list
 }
 

@@ -359,7 +359,7 @@ fn main_client(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
         Some(&caller()),
         Expect::Code("UNKNOWN_PARAMETER"),
     );
-    for scheme in ["file", "db+cred", "yaml", "bootstrap"] {
+    for scheme in ["file", "db", "yaml", "bootstrap"] {
         get(
             run,
             rt,

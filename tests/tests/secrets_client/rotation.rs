@@ -580,7 +580,8 @@ async fn watch_refuses_what_resolve_refuses_before_any_stream() -> TestResult {
     for (uri, code) in [
         ("file://other/x", "TENANT_MOUNT_MISMATCH"),
         ("openbao+kv9://secret/x", "INVALID_ENGINE"),
-        ("db+cred://demo/app", "UNSUPPORTED_PROVIDER"),
+        ("db+cred://demo/app", "NOT_CONFIGURED"),
+        ("db://demo/app", "UNSUPPORTED_PROVIDER"),
     ] {
         let refused = client.watch(uri).await;
         assert!(refused.is_err(), "{uri}");

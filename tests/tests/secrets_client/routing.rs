@@ -34,7 +34,9 @@ async fn each_scheme_goes_to_its_provider() -> TestResult {
     }
 
     for (uri, code) in [
-        ("db+cred://secret/pg", "UNSUPPORTED_PROVIDER"),
+        // A KV v2 mount has no database engine behind it.
+        ("db+cred://secret/pg", "NOT_FOUND"),
+        ("db://secret/pg", "UNSUPPORTED_PROVIDER"),
         ("bootstrap://secret/x", "UNSUPPORTED_PROVIDER"),
         ("yaml://secret/x", "UNSUPPORTED_PROVIDER"),
         ("file://demo/missing", "NOT_FOUND"),

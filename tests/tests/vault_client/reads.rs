@@ -551,7 +551,7 @@ async fn tenant_mount_guard_and_unsupported_schemes_come_first() -> TestResult {
         ("openbao+kv2://secret/a/*", "INVALID_WILDCARD"),
         // The original sent file:// (and every other scheme) to the vault.
         ("file://secret/app/api", "UNSUPPORTED_PROVIDER"),
-        ("db+cred://secret/app", "UNSUPPORTED_PROVIDER"),
+        ("db://secret/app", "UNSUPPORTED_PROVIDER"),
         ("yaml://secret/app", "UNSUPPORTED_PROVIDER"),
         ("bootstrap://secret/app", "UNSUPPORTED_PROVIDER"),
     ] {
