@@ -110,7 +110,19 @@ impl DbProvider {
                 issued == Issued::Static,
             )
             .await?;
-        reply::creds_reply(issued, mount, reply.status, &reply.body)
+        let lease = reply::creds_reply(issued, mount, reply.status, &reply.body);
+        if lease.is_err()
+            && let Some(id) = reply::lease_id_of(&reply.body)
+        {
+            // The vault made a user we cannot hand out: it goes now, not at its TTL.
+            if let Err(error) = self.revoke(&id).await {
+                tracing::debug!(
+                    code = error.code(),
+                    "an unusable lease could not be revoked"
+                );
+            }
+        }
+        lease
     }
 
     /// Renews `lease` by `increment` (`PUT sys/leases/renew`). The vault may grant less (the
@@ -125,6 +137,8 @@ impl DbProvider {
         lease: &LeaseId,
         increment: Duration,
     ) -> Result<Renewal, ProviderError> {
+        // Whole seconds, at least one: what is asked is what a capped grant compares with.
+        let increment = Duration::from_secs(increment.as_secs().max(1));
         let body = lease_body(lease, Some(increment));
         let reply = self
             .vault

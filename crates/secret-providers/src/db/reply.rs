@@ -147,9 +147,17 @@ pub(crate) fn creds_reply(
                     "dynamic credentials came without a lease",
                 ));
             }
-            envelope
+            let ttl = envelope
                 .lease_duration
-                .ok_or_else(|| malformed(status, "the response has no `lease_duration`"))?
+                .ok_or_else(|| malformed(status, "the response has no `lease_duration`"))?;
+            if ttl == 0 {
+                // A user that expires as it is made: nothing to hand out or renew.
+                return Err(malformed(
+                    status,
+                    "dynamic credentials came with a lease of no duration",
+                ));
+            }
+            ttl
         }
         Issued::Static => data
             .0
@@ -175,6 +183,21 @@ pub(crate) fn creds_reply(
         lease,
         ttl: Duration::from_secs(ttl_s),
     })
+}
+
+/// The lease id in a body, however malformed the rest: a lease the vault issued with
+/// credentials we refuse is revoked.
+pub(crate) fn lease_id_of(body: &[u8]) -> Option<LeaseId> {
+    #[derive(Deserialize)]
+    struct Only {
+        #[serde(default)]
+        lease_id: Option<String>,
+    }
+    serde_json::from_slice::<Only>(body)
+        .ok()
+        .and_then(|only| only.lease_id)
+        .filter(|id| !id.is_empty())
+        .map(LeaseId::new)
 }
 
 /// Whether a `400` says the role does not exist (`unknown role: …`, `… not found`).
@@ -416,6 +439,7 @@ mod tests {
             // Dynamic credentials without a lease could never be revoked.
             r#"{"lease_id":"","lease_duration":3,"data":{"username":"u","password":"p"}}"#,
             r#"{"lease_id":"x","data":{"username":"u","password":"p"}}"#,
+            r#"{"lease_id":"x","lease_duration":0,"data":{"username":"u","password":"p"}}"#,
         ] {
             let result = creds_reply(Issued::Dynamic, "d", 200, body.as_bytes());
             assert_eq!(code(result), "MALFORMED_RESPONSE", "{body}");
@@ -427,6 +451,17 @@ mod tests {
         );
         let lease = creds_reply(Issued::Dynamic, "d", 200, huge.as_bytes());
         assert_eq!(lease.map(|l| l.ttl().as_secs()).ok(), Some(MAX_TTL_S));
+    }
+
+    #[test]
+    fn the_lease_id_of_a_reply_that_is_refused() {
+        let refused = br#"{"lease_id":"database/creds/app/x","lease_duration":0,"data":{}}"#;
+        assert_eq!(
+            lease_id_of(refused).as_ref().map(LeaseId::expose),
+            Some("database/creds/app/x")
+        );
+        assert!(lease_id_of(br#"{"lease_id":""}"#).is_none());
+        assert!(lease_id_of(b"not json").is_none());
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub const DEFAULT_LEASE_OVERLAP: Duration = Duration::from_secs(30);
 const REVOKE_WAIT: Duration = Duration::from_secs(5);
 /// A lease is not served in its last moment: a user handed out then could not log in.
 const END_MARGIN: Duration = Duration::from_millis(250);
+/// A static role's credentials are held at least this long (a vault that reports no
+/// rotation time must not make every read a request).
+const MIN_STATIC_HOLD: Duration = Duration::from_secs(1);
+/// A retired lease is forgotten this long after its end: the vault revoked it by then.
+const RETIRED_GRACE: Duration = Duration::from_secs(60);
 
 /// The client's leases, by role.
 pub(super) struct Leases {
@@ -46,6 +51,24 @@ pub(super) struct Leases {
     /// Leases replaced by a successor and still alive until they end; revoked by `close`.
     retiring: Mutex<Vec<Retiring>>,
     overlap: Duration,
+    /// Issues under way (readers' and rotations'): `close` waits for them, so a lease the
+    /// vault is creating right now is revoked too, never lost with the runtime.
+    in_flight: Mutex<usize>,
+    settled: std::sync::Condvar,
+}
+
+/// One issue under way, counted in [`Leases::in_flight`] until dropped (also when its task is
+/// dropped unfinished).
+struct InFlight<'a>(&'a Leases);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut count = lock(&self.0.in_flight);
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.0.settled.notify_all();
+        }
+    }
 }
 
 /// A replaced lease, alive until `ends`.
@@ -74,7 +97,11 @@ pub(super) struct Held {
 
 impl Held {
     fn new(lease: DbLease, now: Instant) -> Self {
-        let ends = now + lease.ttl().min(super::MAX_CACHE_SPAN);
+        let mut ttl = lease.ttl().min(super::MAX_CACHE_SPAN);
+        if lease.lease_id().is_none() {
+            ttl = ttl.max(MIN_STATIC_HOLD);
+        }
+        let ends = now + ttl;
         Self {
             lease,
             issued_at: now,
@@ -99,6 +126,62 @@ impl Leases {
             by_role: Mutex::new(HashMap::new()),
             retiring: Mutex::new(Vec::new()),
             overlap,
+            in_flight: Mutex::new(0),
+            settled: std::sync::Condvar::new(),
+        }
+    }
+
+    fn start_issue(&self) -> InFlight<'_> {
+        *lock(&self.in_flight) += 1;
+        InFlight(self)
+    }
+
+    /// Waits until no issue is under way, at most until `deadline`.
+    fn settle(&self, deadline: Instant) {
+        let mut count = lock(&self.in_flight);
+        while *count > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(in_flight = *count, "leases still being issued at close");
+                return;
+            }
+            count = self
+                .settled
+                .wait_timeout(count, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Forgets `role` if it holds nothing and nobody issues for it (a failed first read):
+    /// roles that never got a lease do not accumulate.
+    fn forget_if_empty(&self, role: &Arc<Role>) {
+        let mut by_role = lock(&self.by_role);
+        let key = role_key(&role.uri);
+        if by_role.get(key).is_some_and(|r| Arc::ptr_eq(r, role))
+            && lock(&role.held).is_none()
+            && role.issuing.try_lock().is_ok()
+        {
+            by_role.remove(key);
+        }
+    }
+
+    /// Makes sure the client still tracks `role` after a lease was installed in it: a
+    /// `keep_leases` or `close` that drained the roles meanwhile would otherwise leave the new
+    /// lease held by nobody. A role object replaced meanwhile hands its lease to the retiring
+    /// ones (revoked by `close`).
+    fn keep_tracking(&self, role: &Arc<Role>, held: &Held) {
+        let mut by_role = lock(&self.by_role);
+        let key = role_key(&role.uri);
+        match by_role.get(key) {
+            Some(current) if Arc::ptr_eq(current, role) => {}
+            Some(_) => {
+                drop(by_role);
+                self.retire(held);
+            }
+            None => {
+                by_role.insert(key.to_owned(), Arc::clone(role));
+            }
         }
     }
 
@@ -138,11 +221,11 @@ impl Leases {
         self.overlap.min(ttl / 3)
     }
 
-    fn retire(&self, held: &Held) {
+    pub(super) fn retire(&self, held: &Held) {
         if let Some(id) = held.lease.lease_id() {
             let now = Instant::now();
             let mut retiring = lock(&self.retiring);
-            retiring.retain(|r| r.ends > now);
+            retiring.retain(|r| r.ends + RETIRED_GRACE > now);
             retiring.push(Retiring {
                 id: id.clone(),
                 ends: held.ends(),
@@ -196,7 +279,11 @@ impl Inner {
                     .handle()
                     .spawn(Arc::clone(self).issue(Arc::clone(&role)));
                 match deadline.run(task).await {
-                    Some(Ok(result)) => (result?, false),
+                    Some(Ok(Ok(held))) => (held, false),
+                    Some(Ok(Err(error))) => {
+                        self.leases.forget_if_empty(&role);
+                        return Err(error);
+                    }
                     Some(Err(join)) => {
                         return Err(Error::Runtime {
                             reason: "the lease task was cancelled",
@@ -242,6 +329,10 @@ impl Inner {
                 }),
             ));
         };
+        let _in_flight = self.leases.start_issue();
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
         let uri = &role.uri;
         let counted = ReadMetrics::start(&self.metrics, uri);
         let audit = self.read_audit(uri);
@@ -271,6 +362,7 @@ impl Inner {
             return Err(Error::Closed);
         }
         let replaced = lock(&role.held).replace(Arc::clone(&held));
+        self.leases.keep_tracking(role, &held);
         if renewer {
             self.start_renewer(role, &held);
         }
@@ -284,6 +376,10 @@ impl Inner {
     /// Revokes every lease the client holds (waiting up to 5 s for the vault); for `close`,
     /// before the runtime stops.
     pub(super) fn revoke_leases(&self) {
+        let deadline = Instant::now() + REVOKE_WAIT;
+        // `closed` is set: issues under way end soon, each installing its lease (then drained
+        // here) or revoking it itself.
+        self.leases.settle(deadline);
         let ids = self.leases.drain();
         let Some(provider) = self.leases.provider.clone() else {
             return;
@@ -296,9 +392,12 @@ impl Inner {
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         handle.spawn(async move {
+            // All at once: one slow answer does not use up the others' time.
+            let revokes = ids.iter().map(|id| provider.revoke(id)).collect();
+            let results = super::join::join_all(revokes).await;
             let mut revoked = 0usize;
-            for id in &ids {
-                match provider.revoke(id).await {
+            for result in results {
+                match result {
                     Ok(()) => revoked += 1,
                     Err(error) => {
                         tracing::warn!(code = error.code(), "a lease could not be revoked");
@@ -307,7 +406,7 @@ impl Inner {
             }
             let _ = tx.send(revoked);
         });
-        match rx.recv_timeout(REVOKE_WAIT) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(revoked) => tracing::debug!(revoked, "leases revoked on close"),
             Err(_) => tracing::warn!(
                 "the vault did not confirm every lease revocation in {REVOKE_WAIT:?}"

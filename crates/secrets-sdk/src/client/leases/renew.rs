@@ -19,6 +19,9 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const STATIC_REREAD_DELAY: Duration = Duration::from_millis(500);
 /// A static role the vault gave no rotation time is read again this often.
 const STATIC_REREAD_DEFAULT: Duration = Duration::from_secs(3600);
+/// The shortest pause between two steps of a renewer, whatever the vault says: a lease of no
+/// duration, or a renewal granting nothing, never makes it spin.
+const MIN_STEP: Duration = Duration::from_millis(200);
 
 /// What the renewer does next, and when.
 enum Step {
@@ -124,6 +127,7 @@ async fn run(inner: Weak<Inner>, role: Weak<Role>, held: Arc<Held>) {
         let at = match step {
             Step::Renew(at) | Step::Rotate(at) => at,
         };
+        let at = at.max(Instant::now() + MIN_STEP);
         tokio::time::sleep_until(at.into()).await;
         let (Some(inner), Some(role)) = (inner.upgrade(), role.upgrade()) else {
             return;
@@ -134,7 +138,11 @@ async fn run(inner: Weak<Inner>, role: Weak<Role>, held: Arc<Held>) {
         course.retry_at = None;
         match step {
             Step::Renew(_) => renew(&inner, &mut course).await,
-            Step::Rotate(_) => rotate(&inner, &role, &mut course).await,
+            Step::Rotate(_) => {
+                if !rotate(&inner, &role, &mut course).await {
+                    return;
+                }
+            }
         }
     }
 }
@@ -175,8 +183,10 @@ async fn renew(inner: &Arc<Inner>, course: &mut Course) {
     }
 }
 
-/// Reads the role's next credentials and announces them; on failure, tries again later.
-async fn rotate(inner: &Arc<Inner>, role: &Arc<Role>, course: &mut Course) {
+/// Reads the role's next credentials and announces them; on failure, tries again later while
+/// the lease lasts. Whether the renewer goes on: once the lease ended and its successor
+/// cannot be read, the role is left empty (the next read issues anew) and the renewer stops.
+async fn rotate(inner: &Arc<Inner>, role: &Arc<Role>, course: &mut Course) -> bool {
     let issuing = Arc::clone(&role.issuing);
     let _one = issuing.lock().await;
     // A reader may have issued a fresh lease meanwhile (the old one had ended): follow it.
@@ -185,17 +195,35 @@ async fn rotate(inner: &Arc<Inner>, role: &Arc<Role>, course: &mut Course) {
         && !Arc::ptr_eq(&current, &course.held)
     {
         *course = Course::new(current);
-        return;
+        return true;
     }
     match inner.issue_now(role, false).await {
         // Announced to the role's watchers by `issue_now`.
-        Ok(next) => *course = Course::new(next),
+        Ok(next) => {
+            *course = Course::new(next);
+            true
+        }
+        Err(error) if Instant::now() >= course.held.ends() => {
+            tracing::debug!(
+                code = error.code(),
+                "the lease ended and no new credentials could be read; the next read tries"
+            );
+            let mut held = lock(&role.held);
+            if held.as_ref().is_some_and(|h| Arc::ptr_eq(h, &course.held)) {
+                *held = None;
+                drop(held);
+                // Ended by our clock; `close` still revokes it should the vault disagree.
+                inner.leases.retire(&course.held);
+            }
+            false
+        }
         Err(error) => {
             tracing::debug!(
                 code = error.code(),
                 "reading new credentials failed; retrying"
             );
             course.failed();
+            true
         }
     }
 }
