@@ -667,3 +667,37 @@ async fn a_vault_client_read_owns_its_lease_until_the_secret_drops() -> TestResu
     assert_not_logged(&[&password, json["lease_id"].as_str().unwrap_or_default()]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_client_lease_is_renewed_while_its_secret_lives() -> TestResult {
+    let Some((bao, pg)) = shared()? else {
+        return Ok(());
+    };
+    let role = unique("held");
+    bao.create_db_role(MOUNT, &role, "3s", "1h")?;
+    let client = vault_client(&bao)?;
+    let secret = client
+        .get_credentials(
+            format!("db+cred://{MOUNT}/{role}").as_str(),
+            Some(&request()),
+        )
+        .await?;
+    let json = secret.expose_json().ok_or("JSON")?.clone();
+    let (user, password) = (
+        json["username"].as_str().ok_or("user")?.to_owned(),
+        json["password"].as_str().ok_or("password")?.to_owned(),
+    );
+    // Past its 3 s TTL the user still works: the held secret's lease was renewed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        pg.can_login(&user, &password)?,
+        "renewed while the secret lives"
+    );
+    drop(secret);
+    let gone = eventually(Duration::from_secs(5), || {
+        Ok(!users_of(&pg, &role)?.contains(&user))
+    })
+    .await?;
+    assert!(gone, "revoked when it dropped");
+    Ok(())
+}

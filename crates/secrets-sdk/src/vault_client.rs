@@ -489,7 +489,13 @@ impl Core {
                 // Revoked on drop unless a caller receives it.
                 issued.map(|lease| {
                     let guard = lease.lease_id().map(|id| {
-                        crate::lease_guard::LeaseGuard::new(db.clone(), id.clone(), runtime)
+                        crate::lease_guard::LeaseGuard::new(
+                            db.clone(),
+                            id.clone(),
+                            lease.ttl(),
+                            lease.renewable(),
+                            runtime,
+                        )
                     });
                     (lease, guard)
                 })

@@ -37,8 +37,14 @@ use crate::{Kv2Provider, ProviderError};
 /// The provider name of `db` errors and spans.
 pub(crate) const NAME: &str = "db";
 
-/// Reads database credentials from the vault a [`Kv2Provider`] talks to (see the
-/// [module docs](self)).
+/// Reads database credentials from the vault a [`Kv2Provider`] talks to, through that
+/// client's one connection pool and token: `db+cred://<mount>/<role>` from
+/// `<mount>/creds/<role>` (a new database user on a lease), `db+db://<mount>/<role>` from
+/// `<mount>/static-creds/<role>`. `#username` and `#password` pick a field of the whole value
+/// `{"username", "password", "ttl", "lease_id"?}` (`docs/uri-spec.md`). A bare
+/// [`SecretProvider::read`] issues credentials whose lease nobody renews or revokes; clients
+/// that own leases use [`issue`](Self::issue), [`renew`](Self::renew) and
+/// [`revoke`](Self::revoke).
 ///
 /// ```
 /// use secret_providers::{DbProvider, Kv2Auth, Kv2Config, Kv2Flavor, Kv2Provider, SecretProvider};
