@@ -161,6 +161,21 @@ impl fmt::Display for SecretValue {
     }
 }
 
+/// A JSON object parsed from a reply (KV v2's `data.data`, the database engine's `data`),
+/// wiped on drop unless its map is taken.
+#[cfg(feature = "kv2")]
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct WipedMap(pub(crate) Map<String, Value>);
+
+#[cfg(feature = "kv2")]
+impl Drop for WipedMap {
+    fn drop(&mut self) {
+        let mut value = Value::Object(std::mem::take(&mut self.0));
+        wipe(&mut value);
+    }
+}
+
 /// A JSON value whose strings are zeroized on drop.
 #[derive(Clone)]
 struct WipedJson(Value);

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::NAME;
 use super::lease::{DbLease, LeaseId, Renewal};
 use crate::ProviderError;
-use crate::value::{SecretValue, wipe};
+use crate::value::{SecretValue, WipedMap, wipe};
 
 /// The largest TTL believed (about ten years); a longer one is read as this.
 const MAX_TTL_S: u64 = 10 * 365 * 24 * 60 * 60;
@@ -37,18 +37,6 @@ struct CredsEnvelope {
     lease_duration: Option<u64>,
     #[serde(default)]
     data: Option<WipedMap>,
-}
-
-/// `data`, wiped on drop unless taken.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct WipedMap(Map<String, Value>);
-
-impl Drop for WipedMap {
-    fn drop(&mut self) {
-        let mut value = Value::Object(std::mem::take(&mut self.0));
-        wipe(&mut value);
-    }
 }
 
 #[derive(Deserialize)]
@@ -236,16 +224,26 @@ pub(crate) fn renew_reply(
             provider: NAME,
             status,
         }),
-        403 => Err(ProviderError::PermissionDenied {
+        _ => Err(sys_refused(status)),
+    }
+}
+
+/// A `sys/leases` answer that is neither done nor "lease unknown": `403` is
+/// `PERMISSION_DENIED`, anything else `UNEXPECTED_STATUS`.
+fn sys_refused(status: u16) -> ProviderError {
+    let mount = "sys".to_owned();
+    if status == 403 {
+        ProviderError::PermissionDenied {
             provider: NAME,
-            mount: "sys".to_owned(),
+            mount,
             status: Some(status),
-        }),
-        _ => Err(ProviderError::UnexpectedStatus {
+        }
+    } else {
+        ProviderError::UnexpectedStatus {
             provider: NAME,
-            mount: "sys".to_owned(),
+            mount,
             status,
-        }),
+        }
     }
 }
 
@@ -255,16 +253,7 @@ pub(crate) fn revoke_reply(status: u16, body: &[u8]) -> Result<(), ProviderError
     match status {
         200 | 204 => Ok(()),
         400 | 404 if is_lease_unknown(body) => Ok(()),
-        403 => Err(ProviderError::PermissionDenied {
-            provider: NAME,
-            mount: "sys".to_owned(),
-            status: Some(status),
-        }),
-        _ => Err(ProviderError::UnexpectedStatus {
-            provider: NAME,
-            mount: "sys".to_owned(),
-            status,
-        }),
+        _ => Err(sys_refused(status)),
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::ProviderError;
-use crate::value::{SecretValue, Selection, wipe};
+use crate::value::{SecretValue, Selection, WipedMap};
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -41,18 +41,6 @@ struct Metadata {
     destroyed: bool,
     #[serde(default)]
     version: Option<u64>,
-}
-
-/// `data.data`, wiped on drop unless taken.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct WipedMap(Map<String, Value>);
-
-impl Drop for WipedMap {
-    fn drop(&mut self) {
-        let mut value = Value::Object(std::mem::take(&mut self.0));
-        wipe(&mut value);
-    }
 }
 
 /// Where a read happened, for error messages.

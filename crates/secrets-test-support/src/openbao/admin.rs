@@ -91,7 +91,7 @@ impl OpenBaoServer {
     }
 
     /// [`Self::api`] that fails unless the status is one of `ok`.
-    fn call(
+    pub(super) fn call(
         &self,
         method: &str,
         path: &str,
