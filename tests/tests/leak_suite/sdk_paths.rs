@@ -244,7 +244,7 @@ fn scenarios() -> Vec<(String, String, Expect, Sync)> {
             Sync::Same,
         ));
     }
-    for scheme in ["db", "yaml", "bootstrap"] {
+    for scheme in ["db", "bootstrap"] {
         list.push((
             format!("{scheme} unsupported"),
             format!("{scheme}://demo/{SEGMENT}/{FILE}"),
@@ -252,6 +252,13 @@ fn scenarios() -> Vec<(String, String, Expect, Sync)> {
             Sync::Same,
         ));
     }
+    // `yaml://` reads files under the same root: a missing one names nothing.
+    list.push((
+        "yaml missing".to_owned(),
+        format!("yaml://demo/{SEGMENT}/{FILE}#a.b"),
+        Expect::Code("NOT_FOUND"),
+        Sync::Unsupported,
+    ));
     // A database URI names one role: a deeper path is refused before any request.
     list.push((
         "db+cred not a role".to_owned(),

@@ -207,7 +207,7 @@ async fn concurrent_misses_make_one_read() -> TestResult {
             "openbao+kv2://secret/app/many#a",
             "openbao+kv2://secret/app/many#b",
             "file://demo/db.json#username",
-            "yaml://secret/x",
+            "bootstrap://secret/x",
         ])
         .await;
     let shown: Vec<Outcome> = many

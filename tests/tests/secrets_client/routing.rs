@@ -38,7 +38,8 @@ async fn each_scheme_goes_to_its_provider() -> TestResult {
         ("db+cred://secret/pg", "NOT_FOUND"),
         ("db://secret/pg", "UNSUPPORTED_PROVIDER"),
         ("bootstrap://secret/x", "UNSUPPORTED_PROVIDER"),
-        ("yaml://secret/x", "UNSUPPORTED_PROVIDER"),
+        // `yaml://` is the file provider's: no such file under the root.
+        ("yaml://secret/x", "NOT_FOUND"),
         ("file://demo/missing", "NOT_FOUND"),
         ("file://demo/db.json#nope", "KEY_NOT_FOUND"),
         ("openbao+kv2://secret/app/missing", "NOT_FOUND"),

@@ -11,6 +11,8 @@ use crate::value::Selection;
 use crate::{ProviderError, SecretValue};
 
 mod open;
+#[cfg(feature = "yaml")]
+mod yaml;
 
 const NAME: &str = "file";
 
@@ -178,6 +180,12 @@ impl FileProvider {
             return Err(crate::provider::unserved(NAME, uri));
         }
         crate::check_parameters(uri)?;
+        #[cfg(feature = "yaml")]
+        if uri.provider() == Provider::Yaml {
+            let root = self.root().map_err(|source| map_io(mount, source))?;
+            let opened = open::open(root, mount, uri.path())?;
+            return yaml::decode(&self.read_capped(opened, mount)?, uri.key(), mount);
+        }
         let value = self.load(uri)?;
         match uri.key() {
             None => Ok(value),
@@ -306,7 +314,8 @@ impl SecretProvider for FileProvider {
     }
 
     fn serves(&self, uri: &SecretUri) -> bool {
-        uri.provider() == Provider::File && uri.engine().is_none()
+        let yaml = cfg!(feature = "yaml") && uri.provider() == Provider::Yaml;
+        (uri.provider() == Provider::File || yaml) && uri.engine().is_none()
     }
 
     fn read<'a>(&'a self, uri: &'a SecretUri) -> ReadFuture<'a> {
@@ -362,6 +371,50 @@ mod tests {
 
     fn code(result: Result<SecretValue, ProviderError>) -> &'static str {
         result.err().map_or("OK", |e| e.code())
+    }
+
+    #[cfg(feature = "yaml")]
+    #[test]
+    fn yaml_files_share_the_root_the_guard_and_the_cap() -> TestResult {
+        let (dir, provider) = setup()?;
+        let root = dir.path().join("root");
+        std::fs::write(
+            root.join("mount/app.yaml"),
+            "db:\n  password: y-s3cr3t\nservers:\n  - password: p0\n",
+        )?;
+        assert_eq!(
+            read(&provider, "yaml://mount/app.yaml#db.password")?.expose_str(),
+            Some("y-s3cr3t")
+        );
+        assert_eq!(
+            read(&provider, "yaml://mount/app.yaml#servers.0.password")?.expose_str(),
+            Some("p0")
+        );
+        assert_eq!(
+            code(read(&provider, "yaml://mount/app.yaml#db.user")),
+            "KEY_NOT_FOUND"
+        );
+        assert_eq!(
+            code(read(&provider, "yaml://mount/absent.yaml#a")),
+            "NOT_FOUND"
+        );
+        // A link out of the mount is refused as for file://.
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("mount/out.yaml"))?;
+        assert_ne!(code(read(&provider, "yaml://mount/out.yaml")), "OK");
+        // The size cap applies before parsing.
+        let capped = FileProvider::new(FileConfig::new(&root).with_max_bytes(16));
+        assert_eq!(
+            code(read(&capped, "yaml://mount/app.yaml#db.password")),
+            "TOO_LARGE"
+        );
+        // Not JSON, not text: a YAML parse error names no content.
+        std::fs::write(root.join("mount/bad.yaml"), "db: [y-s3cr3t\n")?;
+        let error = read(&provider, "yaml://mount/bad.yaml")
+            .err()
+            .ok_or("fails")?;
+        assert_eq!(error.code(), "MALFORMED_RESPONSE");
+        assert!(!format!("{error} {error:?}").contains("y-s3cr3t"));
+        Ok(())
     }
 
     #[test]

@@ -500,7 +500,13 @@ impl SecretsClientBuilder {
         let (auditor, audit_key, tenant, owned_sink) = self.auditor(&env, &metrics)?;
         let mut routes = Routes::new(vault_note);
         #[cfg(feature = "file")]
-        routes.insert(Provider::File, Arc::new(file));
+        {
+            let file = Arc::new(file);
+            // `yaml://` is read by the same provider: one root, one guard, one size cap.
+            #[cfg(feature = "yaml")]
+            routes.insert(Provider::Yaml, Arc::clone(&file) as Arc<dyn SecretProvider>);
+            routes.insert(Provider::File, file);
+        }
         #[cfg(any(feature = "openbao", feature = "hashicorp"))]
         routes
             .insert_kv2(self.vault_configs(loaded, &var, &metrics)?)

@@ -206,7 +206,7 @@ impl Inner {
     #[inline]
     pub(super) fn served(&self, entry: &Entry) {
         #[cfg(feature = "file")]
-        if entry.uri.provider() == Provider::File
+        if matches!(entry.uri.provider(), Provider::File | Provider::Yaml)
             && let Some(inner) = self.this.upgrade()
             && let Ok(provider) = self.routes.route(&entry.uri)
             && let Some(path) = provider.local_path(&entry.uri)
@@ -235,7 +235,8 @@ impl Inner {
     }
 
     pub(super) fn cacheable(&self, uri: &SecretUri) -> bool {
-        self.settings.cache_file_secrets || uri.provider() != Provider::File
+        self.settings.cache_file_secrets
+            || !matches!(uri.provider(), Provider::File | Provider::Yaml)
     }
 
     /// Drops expired entries (zeroizing their values) once per sweep interval, piggybacking

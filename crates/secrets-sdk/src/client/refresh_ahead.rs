@@ -34,7 +34,7 @@ use crate::secret::{Entry, Secret};
 
 /// Whether entries of `provider` are refreshed ahead (files have their watcher).
 pub(super) fn refreshed_ahead(provider: Provider) -> bool {
-    provider != Provider::File
+    !matches!(provider, Provider::File | Provider::Yaml)
 }
 
 /// When an entry fresh until `fresh_until` after a TTL of `ttl` starts refreshing ahead: the
