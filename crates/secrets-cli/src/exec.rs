@@ -72,8 +72,9 @@ pub(crate) struct Prepared {
 }
 
 /// The providers `secrets exec` resolves; other secret URIs pass through.
-pub(crate) const SERVED: [Provider; 4] = [
+pub(crate) const SERVED: [Provider; 5] = [
     Provider::File,
+    Provider::Yaml,
     Provider::OpenBao,
     Provider::HashiCorp,
     Provider::Db,
@@ -88,8 +89,7 @@ pub(crate) enum Kind {
     /// A secret URI of a served provider ([`SERVED`]): resolved, and a failure stops the
     /// command.
     Served,
-    /// A valid secret URI of a provider this command does not serve (`yaml://…`,
-    /// `bootstrap://…`): passed through unchanged, with a warning naming the variable.
+    /// A valid secret URI of a provider this command does not serve (`bootstrap://…`): passed through unchanged, with a warning naming the variable.
     Unserved(Provider),
     /// Starts like a secret URI (`openbao+kv9://…`, `file://demo/*`) but does not parse: passed
     /// through unchanged, with a warning naming the variable and the parser's code.
@@ -410,12 +410,12 @@ mod tests {
             "HashiCorp+KV2://secret/a",
             "db+cred://database/app#password",
             "DB+DB://database/billing#username",
+            "yaml://config/app.yaml#db.password",
         ] {
             assert_eq!(classify(uri), Kind::Served, "{uri}");
             assert!(is_secret_uri(uri), "{uri}");
         }
         for (value, kind) in [
-            ("yaml://config/app.yaml#k", Kind::Unserved(Provider::Yaml)),
             (
                 "bootstrap://local/token",
                 Kind::Unserved(Provider::Bootstrap),

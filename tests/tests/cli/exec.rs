@@ -378,7 +378,7 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
         ("REPO", "file:///srv/repo"),
         ("LOCAL", "FILE:///home/app/.config"),
         ("DB", "bootstrap://local/app-user"),
-        ("CFG", "yaml://config/app.yaml#signing"),
+        ("CFG", "bootstrap://config/signing"),
         ("TYPO", "openbao+kv9://secret/typo-path"),
         ("GLOB", "file://demo/glob-*"),
         ("PASSWORD", "file://demo/db.json#password"),
@@ -395,8 +395,8 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
         "",
         "secrets exec: warning: DB: `bootstrap` secret URIs are not served here; the value is passed \
          through unchanged\n\
-         secrets exec: warning: CFG: `yaml` secret URIs are not served here; the value is \
-         passed through unchanged\n\
+         secrets exec: warning: CFG: `bootstrap` secret URIs are not served here; the value \
+         is passed through unchanged\n\
          secrets exec: warning: TYPO: not a valid secret URI (UNSUPPORTED_ENGINE); the value is \
          passed through unchanged\n\
          secrets exec: warning: GLOB: not a valid secret URI (INVALID_WILDCARD); the value is \
@@ -409,7 +409,7 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
             "typo-path",
             "glob-",
             "srv/repo",
-            "app.yaml",
+            "config/signing",
         ],
         false,
     );

@@ -612,3 +612,33 @@ fn an_unknown_parameter_fails_and_touches_no_server() {
     assert_eq!(server.request_count(), 0, "{:?}", server.requests());
     assert_eq!(server.connection_count(), 0);
 }
+
+#[test]
+fn a_yaml_file_by_dotted_path() {
+    let root = root();
+    std::fs::write(
+        root.path().join("demo/app.yaml"),
+        format!("db:\n  password: {CANARY}\n  port: 5432\nservers:\n  - token: {OTHER}\n"),
+    )
+    .unwrap();
+    check(
+        &resolve(
+            root.path(),
+            &[
+                "yaml://demo/app.yaml#db.password",
+                "yaml://demo/app.yaml#db.port",
+            ],
+        ),
+        0,
+        &format!("{CANARY}\n5432\n"),
+        "",
+        &[OTHER],
+    );
+    check(
+        &resolve(root.path(), &["yaml://demo/app.yaml#servers.1.token"]),
+        1,
+        "",
+        "KEY_NOT_FOUND: URI 1 (yaml://demo/…): yaml: the secret in mount `demo` has no such key\n",
+        &[OTHER],
+    );
+}

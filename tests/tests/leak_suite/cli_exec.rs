@@ -153,7 +153,10 @@ pub(crate) fn execs(run: &mut Run, fx: &Fixtures) -> Result {
         ),
         (
             "exec unserved passes through",
-            vec!["--env".into(), format!("LK=yaml://demo/{SEGMENT}/{FILE}")],
+            vec![
+                "--env".into(),
+                format!("LK=bootstrap://demo/{SEGMENT}/{FILE}"),
+            ],
             vec![],
             0,
         ),
