@@ -182,11 +182,9 @@ impl FileProvider {
         crate::check_parameters(uri)?;
         #[cfg(feature = "yaml")]
         if uri.provider() == Provider::Yaml {
-            let root = self.root().map_err(|source| map_io(mount, source))?;
-            let opened = open::open(root, mount, uri.path())?;
-            return yaml::decode(&self.read_capped(opened, mount)?, uri.key(), mount);
+            return yaml::decode(&self.bytes(uri)?, uri.key(), mount);
         }
-        let value = self.load(uri)?;
+        let value = decode(self.bytes(uri)?)?;
         match uri.key() {
             None => Ok(value),
             Some(key) => value.select(key).map_err(|e| match e {
@@ -202,11 +200,13 @@ impl FileProvider {
         }
     }
 
-    fn load(&self, uri: &SecretUri) -> Result<SecretValue, ProviderError> {
+    /// The file's bytes, opened confined to its mount and read up to the cap: the one read of
+    /// `file://` and `yaml://` alike.
+    fn bytes(&self, uri: &SecretUri) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         let mount = uri.mount();
         let root = self.root().map_err(|source| map_io(mount, source))?;
         let opened = open::open(root, mount, uri.path())?;
-        decode(self.read_capped(opened, mount)?)
+        self.read_capped(opened, mount)
     }
 
     /// `<root>/<mount>/<path>` of a URI this provider serves, as a read opens it, links not
