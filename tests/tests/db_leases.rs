@@ -333,13 +333,15 @@ async fn a_lease_is_renewed_past_its_ttl_then_rotated_before_max_ttl_with_no_fai
     let client = client(&bao, Duration::from_secs(2))?;
     let whole = format!("db+cred://{MOUNT}/{role}");
 
+    // Before the request: the vault's max TTL runs from a later instant, so a rotation seen
+    // before `issued + 10 s` is surely before the old lease's end.
+    let issued = Instant::now();
     let first = client.resolve(whole.as_str()).await?;
     let first = first.expose_json().ok_or("JSON")?.clone();
     let (user1, pass1) = (
         first["username"].as_str().ok_or("user")?.to_owned(),
         first["password"].as_str().ok_or("password")?.to_owned(),
     );
-    let issued = Instant::now();
     let pool = Arc::new(Pool {
         conns: tokio::sync::RwLock::new(Pool::open(&pg, &user1, &pass1, 3).await?),
         login: Mutex::new((user1.clone(), pass1.clone())),
@@ -353,6 +355,8 @@ async fn a_lease_is_renewed_past_its_ttl_then_rotated_before_max_ttl_with_no_fai
     let runtime = tokio::runtime::Handle::current();
     let _subscription = client
         .on_change(whole.as_str(), move |item| {
+            // When the change arrived, before the pool's own work below.
+            let arrived = issued.elapsed();
             let Ok(change) = item else { return };
             let Some(json) = change.secret().expose_json() else {
                 return;
@@ -380,7 +384,7 @@ async fn a_lease_is_renewed_past_its_ttl_then_rotated_before_max_ttl_with_no_fai
                 }
             }
             if let Ok(mut seen) = seen.lock() {
-                seen.push((user.to_owned(), old_works, issued.elapsed()));
+                seen.push((user.to_owned(), old_works, arrived));
             }
         })
         .await?;

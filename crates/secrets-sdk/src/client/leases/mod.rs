@@ -337,6 +337,9 @@ impl Inner {
         let counted = ReadMetrics::start(&self.metrics, uri);
         let audit = self.read_audit(uri);
         let mut lease = None;
+        // The vault counts the lease from when it got the request, after this: ends measured
+        // from here are never later than the vault's.
+        let sent = Instant::now();
         let outcome = provider.issue(uri).await.map(|issued| {
             let value = issued.value().clone();
             lease = Some(issued);
@@ -353,7 +356,7 @@ impl Inner {
                 source: None,
             });
         };
-        let held = Arc::new(Held::new(lease, Instant::now()));
+        let held = Arc::new(Held::new(lease, sent));
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             // Closed meanwhile: nobody would revoke it later.
             if let Some(id) = held.lease.lease_id() {

@@ -155,11 +155,13 @@ async fn renew(inner: &Arc<Inner>, course: &mut Course) {
         return;
     };
     let increment = course.held.lease.ttl();
+    // Measured before the request: the vault's new end is never earlier than this plus the
+    // duration it grants.
+    let sent = Instant::now();
     match provider.renew(id, increment).await {
         Ok(renewal) => {
-            let now = Instant::now();
-            *lock(&course.held.ends) = now + renewal.ttl.min(crate::client::MAX_CACHE_SPAN);
-            course.renewed_at = now;
+            *lock(&course.held.ends) = sent + renewal.ttl.min(crate::client::MAX_CACHE_SPAN);
+            course.renewed_at = sent;
             course.granted = renewal.ttl;
             course.failures = 0;
             if renewal.capped {
