@@ -92,7 +92,9 @@ pub use db::{DbLease, DbProvider, LeaseId, Renewal};
 pub use error::{BoxError, ProviderError};
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
-pub use file::{DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_ROOT, FileConfig, FileProvider};
+pub use file::{
+    DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_ROOT, FileConfig, FileProvider, read_local_file,
+};
 #[cfg(feature = "kv2")]
 #[doc(hidden)]
 pub use kv2::fuzz_metadata_reply;

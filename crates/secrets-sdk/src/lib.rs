@@ -8,7 +8,8 @@
 //!   environment). Nothing touches the network until the first vault read, which logs in.
 //! - **Routing by scheme**: `file://` → files under `FILE_MOUNT_PATH`; `openbao[+kv2]://` and
 //!   `hashicorp[+kv2]://` → KV v2 at `OPENBAO_URL` / `VAULT_URL` (one address serves both when
-//!   only one is set); `db`, `bootstrap`, `yaml` → `UNSUPPORTED_PROVIDER`.
+//!   only one is set); `yaml://` (feature `yaml`) → YAML files under the same root;
+//!   `db+cred://`/`db+db://` (feature `db`) → the vault's database engine, on leases.
 //! - **A TTL cache keyed by the canonical URI** (`FILE://x` and `file://x` are one entry),
 //!   bounded in size, where concurrent misses on one URI make **one** backend read, errors
 //!   are never cached, and evicted values are zeroized. A hit is a hash lookup and an `Arc`
@@ -129,6 +130,11 @@
 //!   `docs/deployment.md`). Implies `vault`.
 //! - `kafka`: with `ENABLE_KAFKA_PRODUCER=true`, clients built `from_env` publish their audit
 //!   events to `<KAFKA_TOPIC_PREFIX>secrets.audit` (secret-audit's Kafka sink).
+//! - `yaml`: `yaml://` secrets, YAML files under the file provider's root (`#a.b.0.c`).
+//! - `db`: `db+cred://` dynamic database credentials on leases the client renews, rotates
+//!   and revokes, and `db+db://` static roles.
+//! - `serde`: [`config`]: `SecretRef`, a configuration field that is a secret URI, and
+//!   `config::load` of YAML, JSON and TOML files resolving every reference at once.
 //! - `otlp`: `telemetry::otlp`, the OTLP/HTTP exporter of the SDK's spans and metrics
 //!   (configured by the standard `OTEL_*` variables or in code; install it before building a
 //!   client).
@@ -142,6 +148,9 @@
 mod audit_config;
 mod bootstrap;
 mod client;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 mod error;
 mod in_span;
 mod io_runtime;

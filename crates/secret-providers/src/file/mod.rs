@@ -10,9 +10,12 @@ use crate::provider::{ReadFuture, SecretProvider};
 use crate::value::Selection;
 use crate::{ProviderError, SecretValue};
 
+mod local;
 mod open;
 #[cfg(feature = "yaml")]
 mod yaml;
+
+pub use local::read_local_file;
 
 const NAME: &str = "file";
 

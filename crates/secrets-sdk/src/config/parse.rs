@@ -1,0 +1,255 @@
+//! Text to struct: YAML, JSON or TOML through serde's own format crates, with the field path
+//! of an error (`serde_path_to_error`) and a reason that never quotes the file.
+//!
+//! Format crates' messages quote what they read (`invalid type: string "hunter2", expected
+//! u16`; TOML prints the offending line), and a configuration file is exactly where a value
+//! typed by mistake would be. So only the schema's side of serde's standard messages is
+//! kept (`invalid type, expected u16`, `missing field `port``, `unknown field, expected one
+//! of …`); anything else (a syntax error) is `not valid <format>`, with its line and column.
+
+use serde::de::DeserializeOwned;
+
+use super::secret_ref::leniently;
+use super::{Format, LoadError};
+
+/// Deserializes `text`, unparsable secret references kept for the caller to report.
+pub(super) fn parse<T: DeserializeOwned>(
+    text: &str,
+    format: Format,
+    origin: &str,
+) -> Result<T, LoadError> {
+    leniently(|| match format {
+        Format::Json => json(text, origin),
+        Format::Yaml => yaml(text, origin),
+        Format::Toml => toml(text, origin),
+    })
+}
+
+fn json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let failed = |field: String, e: &serde_json::Error| {
+        let message = e.to_string();
+        let message = strip_location(&message);
+        let reason = match e.classify() {
+            serde_json::error::Category::Data => schema_side(message),
+            _ => None,
+        };
+        error(
+            origin,
+            Format::Json,
+            field,
+            reason,
+            Some(e.line()),
+            Some(e.column()),
+        )
+    };
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| failed(field(e.path(), &e.inner().to_string()), e.inner()))?;
+    de.end().map_err(|e| failed(".".to_owned(), &e))?;
+    Ok(value)
+}
+
+fn yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        let location = inner.location();
+        let message = inner.to_string();
+        // serde_yaml_ng prefixes a data error with its own path: `a.b: invalid type: …`.
+        let message = strip_location(&message);
+        let reason = schema_side(message).or_else(|| {
+            message
+                .split_once(": ")
+                .and_then(|(_, rest)| schema_side(rest))
+        });
+        error(
+            origin,
+            Format::Yaml,
+            field(e.path(), message),
+            reason,
+            location.as_ref().map(serde_yaml_ng::Location::line),
+            location.as_ref().map(serde_yaml_ng::Location::column),
+        )
+    })
+}
+
+fn toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
+    let de = ::toml::Deserializer::parse(text)
+        .map_err(|e| toml_error(text, origin, ".".to_owned(), &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = field(e.path(), e.inner().message());
+        toml_error(text, origin, field, e.inner())
+    })
+}
+
+/// The error's field path, spelled as `serde_path_to_error` spells it, without the last
+/// segment of an unknown field's (that segment is the file's text, not the struct's).
+fn field(path: &serde_path_to_error::Path, message: &str) -> String {
+    use serde_path_to_error::Segment;
+    let unknown = message.contains("unknown field `");
+    let segments: Vec<&Segment> = path.iter().collect();
+    let keep = if unknown {
+        segments.len().saturating_sub(1)
+    } else {
+        segments.len()
+    };
+    let mut out = String::new();
+    for segment in &segments[..keep] {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            // Where a syntax error stopped the format before it read a key.
+            Segment::Unknown => {}
+            other => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&other.to_string());
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+fn toml_error(text: &str, origin: &str, field: String, e: &::toml::de::Error) -> LoadError {
+    let (line, column) = e
+        .span()
+        .map(|span| line_column(text, span.start))
+        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    error(
+        origin,
+        Format::Toml,
+        field,
+        schema_side(e.message()),
+        line,
+        column,
+    )
+}
+
+fn error(
+    origin: &str,
+    format: Format,
+    field: String,
+    reason: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> LoadError {
+    LoadError::Parse {
+        origin: origin.to_owned(),
+        format,
+        field,
+        reason: reason.unwrap_or_else(|| format!("not valid {}", format.name())),
+        line: line.filter(|&l| l > 0),
+        column: column.filter(|&c| c > 0),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// `message` without a trailing ` at line L column C` (serde_json's and serde_yaml_ng's).
+fn strip_location(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |i| &message[..i])
+}
+
+/// The schema's side of one of serde's standard data-error messages, or `None` for any other
+/// message. Whatever serde quotes from the input (`string "…"`, `unknown field `…``) is cut;
+/// what the struct expects stays.
+pub(super) fn schema_side(message: &str) -> Option<String> {
+    let expected = || {
+        message
+            .rfind(", expected ")
+            .map(|i| message[i + 2..].to_owned())
+    };
+    let with_expected = |what: &str| {
+        Some(match expected() {
+            Some(expected) => format!("{what}, {expected}"),
+            None => what.to_owned(),
+        })
+    };
+    // Fields named by the struct (`missing field `port``) are the schema's own words.
+    for kept in ["missing field `", "duplicate field `"] {
+        if let Some(rest) = message.strip_prefix(kept) {
+            let name = rest.split('`').next().unwrap_or_default();
+            return Some(format!("{kept}{name}`"));
+        }
+    }
+    for (prefix, what) in [
+        ("invalid type: ", "invalid type"),
+        ("invalid value: ", "invalid value"),
+        ("invalid length ", "invalid length"),
+        ("unknown field `", "unknown field"),
+        ("unknown variant `", "unknown variant"),
+    ] {
+        if message.starts_with(prefix) {
+            return with_expected(what);
+        }
+    }
+    // A `SecretRef`'s own message names only the URI's code.
+    if let Some(code) = message
+        .strip_prefix("invalid secret URI [")
+        .and_then(|rest| rest.split(']').next())
+        .filter(|code| code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+    {
+        return Some(format!("invalid secret URI [{code}]"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_schema_side_of_serde_messages_is_kept() {
+        let cases = [
+            (
+                r#"invalid type: string "hunter2", expected u16"#,
+                Some("invalid type, expected u16"),
+            ),
+            (
+                r#"invalid value: string "a, expected b hunter2", expected one of `x`"#,
+                Some("invalid value, expected one of `x`"),
+            ),
+            (
+                "unknown field `hunter2`, expected `host` or `port`",
+                Some("unknown field, expected `host` or `port`"),
+            ),
+            (
+                "unknown variant `hunter2`, expected one of `a`, `b`",
+                Some("unknown variant, expected one of `a`, `b`"),
+            ),
+            ("missing field `port`", Some("missing field `port`")),
+            (
+                "invalid length 3, expected a tuple of size 2",
+                Some("invalid length, expected a tuple of size 2"),
+            ),
+            (
+                "invalid secret URI [ILLEGAL_SEGMENT]",
+                Some("invalid secret URI [ILLEGAL_SEGMENT]"),
+            ),
+            ("invalid secret URI [hunter2]", None),
+            ("expected `,` or `}`", None),
+            ("did not find expected key hunter2", None),
+        ];
+        for (message, kept) in cases {
+            assert_eq!(schema_side(message).as_deref(), kept, "{message}");
+        }
+    }
+
+    #[test]
+    fn lines_and_columns_count_from_one() {
+        assert_eq!(line_column("a\nbc\n", 3), (2, 2));
+        assert_eq!(line_column("abc", 0), (1, 1));
+        assert_eq!(line_column("abc", 99), (1, 4));
+    }
+}

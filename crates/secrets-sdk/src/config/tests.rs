@@ -1,0 +1,311 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::SecretsClient;
+
+const CANARY: &str = "canary-4f1d9e-value";
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Config {
+    name: String,
+    database: Database,
+    #[serde(default)]
+    servers: Vec<Server>,
+    #[serde(default)]
+    extra: BTreeMap<String, SecretRef>,
+    optional: Option<SecretRef>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Database {
+    port: u16,
+    password: SecretRef,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Server {
+    host: String,
+    token: SecretRef,
+}
+
+fn client() -> Result<(tempfile::TempDir, SecretsClient), Box<dyn std::error::Error>> {
+    let root = tempfile::tempdir()?;
+    std::fs::create_dir(root.path().join("demo"))?;
+    std::fs::write(
+        root.path().join("demo/db.json"),
+        format!(r#"{{"password":"{CANARY}","user":"app"}}"#),
+    )?;
+    std::fs::write(root.path().join("demo/token"), "tok-1")?;
+    let client = SecretsClient::builder()
+        .file_root(root.path())
+        .allowed_mounts(crate::uri::AllowedMounts::from_csv("demo"))
+        .build()?;
+    Ok((root, client))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+const YAML: &str = "\
+name: svc
+database:
+  port: 5432
+  password: file://demo/db.json#password
+servers:
+  - host: a
+    token: file://demo/token
+  - host: b
+    token: FILE://demo/token
+extra:
+  user: file://demo/db.json#user
+optional: ~
+";
+
+#[test]
+fn every_reference_is_found_with_its_field_path() -> Result<(), Box<dyn std::error::Error>> {
+    let config: Config = from_str(YAML, Format::Yaml)?;
+    let found: Vec<String> = references_of(&config)?
+        .into_iter()
+        .map(|(field, r)| format!("{field}={}", r.uri().map(|u| u.as_str()).unwrap_or("?")))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "database.password=file://demo/db.json#password",
+            "servers[0].token=file://demo/token",
+            "servers[1].token=file://demo/token",
+            "extra.user=file://demo/db.json#user",
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn the_same_struct_loads_from_yaml_json_and_toml() -> Result<(), Box<dyn std::error::Error>> {
+    let (_root, client) = client()?;
+    let json = r#"{"name":"svc","database":{"port":5432,"password":"file://demo/db.json#password"},
+        "servers":[{"host":"a","token":"file://demo/token"}],"optional":"file://demo/token"}"#;
+    let toml = "name = \"svc\"\noptional = \"file://demo/token\"\n[database]\nport = 5432\npassword = \"file://demo/db.json#password\"\n[[servers]]\nhost = \"a\"\ntoken = \"file://demo/token\"\n";
+    let rt = runtime();
+    for (text, format) in [
+        (YAML, Format::Yaml),
+        (json, Format::Json),
+        (toml, Format::Toml),
+    ] {
+        let config: Config = rt.block_on(load_str(&client, text, format))?;
+        let password = config.database.password.secret().ok_or("resolved")?;
+        assert_eq!(password.expose_str(), Some(CANARY), "{format}");
+        let token = config.servers[0].token.secret().ok_or("resolved")?;
+        assert_eq!(token.expose_str(), Some("tok-1"), "{format}");
+        // Neither Debug nor the re-serialization holds a value.
+        let printed = format!("{config:?} {}", serde_json::to_string(&config)?);
+        assert!(!printed.contains(CANARY), "{format}: {printed}");
+        assert!(
+            printed.contains("file://demo/db.json#password"),
+            "{printed}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn every_failure_is_reported_at_once_in_field_order() -> Result<(), Box<dyn std::error::Error>> {
+    let (_root, client) = client()?;
+    let yaml = format!(
+        "name: svc\ndatabase:\n  port: 1\n  password: file://demo/missing\nservers:\n  - host: a\n    token: '{CANARY}'\n  - host: b\n    token: file://demo/db.json#nokey\noptional: file://demo/token\n"
+    );
+    let error = runtime()
+        .block_on(load_str::<Config>(&client, &yaml, Format::Yaml))
+        .err()
+        .ok_or("failures")?;
+    assert_eq!(error.code(), "CONFIG_SECRETS");
+    let failures: Vec<String> = error.failures().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        failures,
+        [
+            "database.password: NOT_FOUND",
+            "servers[0].token: ILLEGAL_SEGMENT",
+            "servers[1].token: KEY_NOT_FOUND",
+        ]
+    );
+    let printed = format!("{error} {error:?}");
+    assert!(!printed.contains(CANARY), "{printed}");
+    assert!(!printed.contains("demo/missing"), "no path: {printed}");
+    Ok(())
+}
+
+#[test]
+fn parse_errors_name_the_field_and_line_never_the_value() -> Result<(), Box<dyn std::error::Error>>
+{
+    let cases = [
+        (
+            format!("name: svc\ndatabase:\n  port: \"{CANARY}\"\n  password: file://demo/x\n"),
+            Format::Yaml,
+            "database.port",
+        ),
+        (
+            format!(
+                r#"{{"name":"svc","database":{{"port":"{CANARY}","password":"file://demo/x"}}}}"#
+            ),
+            Format::Json,
+            "database.port",
+        ),
+        (
+            format!(
+                "name = \"svc\"\n[database]\nport = \"{CANARY}\"\npassword = \"file://demo/x\"\n"
+            ),
+            Format::Toml,
+            "database.port",
+        ),
+        (
+            format!("name: svc\ndatabase:\n  {CANARY}: 1\n  port: 1\n  password: file://demo/x\n"),
+            Format::Yaml,
+            "database",
+        ),
+        (format!("name = {CANARY}\n"), Format::Toml, "."),
+        (format!("{{\"name\": \"{CANARY}\" ,, }}"), Format::Json, "."),
+        (format!("name: [{CANARY}\n"), Format::Yaml, "name"),
+        (format!("name: svc\n\t{CANARY}: [\n"), Format::Yaml, "name"),
+        (
+            format!("name: svc\ndatabase:\n  port: 1\n  password: {{ a: {CANARY} }}\n"),
+            Format::Yaml,
+            "database.password",
+        ),
+        (
+            format!("name = \"svc\"\n[database]\nport = 1\npassword = 12345\n# {CANARY}\n"),
+            Format::Toml,
+            "database.password",
+        ),
+    ];
+    for (text, format, field) in cases {
+        let error = from_str::<Config>(&text, format)
+            .err()
+            .ok_or_else(|| format!("an error for {text}"))?;
+        let printed = format!("{error} {error:?}");
+        assert_eq!(error.code(), "CONFIG_PARSE", "{printed}");
+        assert!(!printed.contains(CANARY), "{format}: {printed}");
+        assert!(!printed.contains("12345"), "{format}: {printed}");
+        let LoadError::Parse {
+            field: got, line, ..
+        } = &error
+        else {
+            return Err(format!("not a parse error: {printed}").into());
+        };
+        assert_eq!(got, field, "{printed}");
+        assert!(line.is_some(), "a line: {printed}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_reference_outside_the_loader_fails_like_serde_with_only_the_code() {
+    let error = serde_json::from_str::<SecretRef>(&format!("\"{CANARY}\"")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid secret URI [ILLEGAL_SEGMENT]")
+    );
+    assert!(!error.to_string().contains(CANARY));
+    let error = serde_json::from_str::<SecretRef>("918273645").unwrap_err();
+    assert!(!error.to_string().contains("918273645"), "{error}");
+    let error = serde_json::from_str::<Database>(r#"{"port":1,"password":"fle://x/y"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("UNSUPPORTED_ENGINE"), "{error}");
+    assert!(!error.contains("fle"), "{error}");
+}
+
+#[test]
+fn files_are_read_by_extension_capped_and_never_waited_on() -> Result<(), Box<dyn std::error::Error>>
+{
+    let dir = tempfile::tempdir()?;
+    let yml = dir.path().join("app.YML");
+    std::fs::write(&yml, YAML)?;
+    let config: Config = read(&yml)?;
+    assert_eq!(config.name, "svc");
+
+    let ini = dir.path().join("app.ini");
+    std::fs::write(&ini, YAML)?;
+    assert_eq!(
+        read::<Config>(&ini).err().map(|e| e.code()),
+        Some("CONFIG_PARSE")
+    );
+
+    let missing = read::<Config>(&dir.path().join("none.yaml"))
+        .err()
+        .ok_or("missing")?;
+    assert_eq!(missing.code(), "CONFIG_IO");
+
+    let fifo = dir.path().join("fifo.yaml");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    assert!(status.success());
+    let error = read::<Config>(&fifo).err().ok_or("a FIFO")?;
+    assert_eq!(error.code(), "CONFIG_IO");
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+
+    let huge = dir.path().join("huge.json");
+    let file = std::fs::File::create(&huge)?;
+    file.set_len(MAX_CONFIG_BYTES + 1)?;
+    let error = read::<Config>(&huge).err().ok_or("too large")?;
+    assert!(error.to_string().contains("larger than 16 MiB"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn a_struct_deserialized_by_the_service_is_resolved_in_place()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_root, client) = client()?;
+    let config: Config = serde_yaml_ng::from_str(YAML)?;
+    assert!(!config.database.password.is_resolved());
+    runtime().block_on(resolve(&client, &config))?;
+    assert!(config.database.password.is_resolved());
+    assert_eq!(
+        config.extra["user"]
+            .secret()
+            .and_then(|s| s.expose_str().map(str::to_owned)),
+        Some("app".to_owned())
+    );
+    assert!(format!("{:?}", config.database.password).ends_with(", resolved)"));
+    Ok(())
+}
+
+#[test]
+fn a_watched_reference_follows_its_file() -> Result<(), Box<dyn std::error::Error>> {
+    let (root, client) = client()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let config: Config = load_str(&client, YAML, Format::Yaml).await?;
+        let mut watch = watch(&client, &config).await?;
+        assert_eq!(watch.len(), 4);
+        std::fs::write(root.path().join("demo/token"), "tok-2")?;
+        // Both fields naming the file hear of it (and only they do).
+        let mut changed = Vec::new();
+        while changed.len() < 2 {
+            let field = tokio::time::timeout(std::time::Duration::from_secs(20), watch.changed())
+                .await?
+                .ok_or("a change")?;
+            changed.push(field);
+        }
+        changed.sort();
+        assert_eq!(changed, ["servers[0].token", "servers[1].token"]);
+        for server in &config.servers {
+            let token = server.token.secret().ok_or("value")?;
+            assert_eq!(token.expose_str(), Some("tok-2"));
+        }
+        let password = config.database.password.secret().ok_or("value")?;
+        assert_eq!(password.expose_str(), Some(CANARY));
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    client.close();
+    Ok(())
+}
