@@ -123,7 +123,11 @@ async fn nested_references_resolve_from_files_and_openbao_in_every_format() -> T
     let Some(bao) = shared_bao()? else {
         return Ok(());
     };
-    bao.kv_put("secret", "app/config-canary", &json!({"token": VAULT_CANARY}))?;
+    bao.kv_put(
+        "secret",
+        "app/config-canary",
+        &json!({"token": VAULT_CANARY}),
+    )?;
     let files = demo_files()?;
     plant(files.path())?;
     let client = builder(files.path())
@@ -136,13 +140,30 @@ async fn nested_references_resolve_from_files_and_openbao_in_every_format() -> T
         let config: ServiceConfig = config::load(&client, &path).await?;
         assert_eq!(config.name, "orders");
         assert_eq!(config.database.port, 5432);
-        assert_eq!(text(&config.database.password).as_deref(), Some(FILE_CANARY), "{name}");
+        assert_eq!(
+            text(&config.database.password).as_deref(),
+            Some(FILE_CANARY),
+            "{name}"
+        );
         let user = config.database.user.as_ref().ok_or("user")?;
         assert_eq!(text(user).as_deref(), Some("app"), "{name}");
-        assert_eq!(text(&config.api.token).as_deref(), Some(VAULT_CANARY), "{name}");
-        assert_eq!(text(&config.replicas[0].token).as_deref(), Some(VAULT_CANARY));
-        assert_eq!(text(&config.replicas[1].token).as_deref(), Some("file-api-key"));
-        assert_eq!(text(&config.extra["kafka"]).as_deref(), Some("bao-token-v1"));
+        assert_eq!(
+            text(&config.api.token).as_deref(),
+            Some(VAULT_CANARY),
+            "{name}"
+        );
+        assert_eq!(
+            text(&config.replicas[0].token).as_deref(),
+            Some(VAULT_CANARY)
+        );
+        assert_eq!(
+            text(&config.replicas[1].token).as_deref(),
+            Some("file-api-key")
+        );
+        assert_eq!(
+            text(&config.extra["kafka"]).as_deref(),
+            Some("bao-token-v1")
+        );
 
         // Printing and re-serializing (to each format) show URIs, never values.
         let printed = format!(
@@ -254,7 +275,10 @@ async fn a_watched_config_follows_a_new_vault_version() -> TestResult {
     assert_eq!(changed, ["api.token", "replicas[0].token"]);
     assert_eq!(text(&config.api.token).as_deref(), Some("watch-v2"));
     assert_eq!(text(&config.replicas[0].token).as_deref(), Some("watch-v2"));
-    assert_eq!(text(&config.database.password).as_deref(), Some(FILE_CANARY));
+    assert_eq!(
+        text(&config.database.password).as_deref(),
+        Some(FILE_CANARY)
+    );
     drop(watch);
     client.close();
     Ok(())
