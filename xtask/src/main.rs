@@ -195,6 +195,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "kv2_metadata",
     "verified_caller",
     "db_replies",
+    "template",
 ];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly

@@ -44,6 +44,7 @@
 mod error;
 mod parse;
 mod scheme;
+pub mod template;
 
 use std::fmt;
 use std::str::FromStr;
