@@ -43,6 +43,9 @@ pub(crate) enum Command {
     /// Run a command with secrets resolved into its environment.
     #[command(long_about = EXEC_ABOUT)]
     Exec(ExecArgs),
+    /// Render a template: replace each `{{ URI }}` by the secret's value.
+    #[command(long_about = INJECT_ABOUT)]
+    Inject(InjectArgs),
     /// Watch secrets and print one JSON line per change (never a value).
     #[command(long_about = WATCH_ABOUT)]
     Watch(WatchArgs),
@@ -182,6 +185,12 @@ A secret URI is a token that starts with a known provider name (openbao, hashico
 bootstrap, file, yaml; any case), optionally followed by `+engine`, then `://`, at a word \
 boundary. It ends at whitespace, a quote, `,`, `)`, `]`, `}`, `<`, `>` or the end of the line; \
 `#key` and `?query` are part of it. Other schemes (https://, …) are not secret URIs.
+
+Templates are understood as `secrets inject` reads them: the text between `{{` and `}}` is a \
+reference when it looks like a URI (`scheme://…`, whatever the scheme), and is then checked as \
+a secret URI, so a `{{ fle://x }}` typo is a finding (UNSUPPORTED_ENGINE) and `{{ .Values.x }}` \
+is not. A `{{` before a URI with no closing `}}` is UNTERMINATED_REFERENCE. LINE and COLUMN \
+point at the URI inside the braces (at the `{{` for UNTERMINATED_REFERENCE).
 
 Folders are walked recursively, skipping `.git`, `target`, `node_modules` and symlinked \
 folders; other hidden folders (`.github/workflows`, `.circleci`, …) and hidden files \
@@ -421,6 +430,110 @@ suspends `secrets` only.
 Exit: the command's status; 1 when a secret could not be resolved; 2 on a usage or \
 configuration error or an unreadable or malformed env file; 126 or 127 when the command could \
 not be run.";
+
+/// How `secrets inject` quotes a value for the format around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Escape {
+    /// A JSON value, or a JSON string's contents inside `"…"`.
+    Json,
+    /// A double-quoted YAML scalar, or its contents inside `"…"` or `'…'`.
+    Yaml,
+    /// A single-quoted POSIX shell word, or its contents inside `'…'` or `"…"`.
+    Shell,
+}
+
+/// `secrets inject`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct InjectArgs {
+    /// Where the secrets are.
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The template; `-` reads stdin.
+    #[arg(short = 'i', long = "in", value_name = "TEMPLATE")]
+    pub(crate) input: PathBuf,
+    /// The file to write (atomically, with --mode); `-` writes to stdout, even a terminal.
+    /// Without it the output goes to stdout, unless stdout is a terminal.
+    #[arg(short = 'o', long = "out", value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+    /// The output file's permissions, in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
+    pub(crate) mode: u32,
+    /// Validate the template and list its references (redacted) on stdout; resolve and write
+    /// nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Quote each value for the format around it (see --help); by default values are inserted
+    /// verbatim.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(crate) escape: Option<Escape>,
+}
+
+/// `--mode`: octal permission bits (`600`, `0640`, `0o600`), at most `0777`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
+        Ok(_) => Err("must be at most 0777 (no setuid, setgid or sticky bits)".to_owned()),
+        Err(_) => Err("must be octal permission bits, e.g. 0600 or 0640".to_owned()),
+    }
+}
+
+const INJECT_ABOUT: &str = "\
+Render a template: replace each `{{ URI }}` by the value of the secret it names, and write the \
+result.
+
+A reference is `{{`, the URI (whitespace around it allowed, newlines included), `}}`: \
+`{{ file://demo/db.json#password }}`, `{{openbao+kv2://secret/app/api#token}}`. Text between \
+`{{` and `}}` that does not look like a URI (no `scheme://`), such as Go, Helm or Jinja's \
+`{{ .Values.name }}`, is copied as is; text that does is a reference and must be a valid \
+secret URI, so a typo (`{{ fle://x }}`) fails instead of passing through. A `{{` before a URI \
+with no closing `}}` is UNTERMINATED_REFERENCE. `\\{{ URI }}` writes `{{ URI }}` literally (a \
+backslash pair before a reference writes one backslash). Every other byte of the template is \
+copied unchanged. `secrets lint` checks templates by the same rules.
+
+Every reference is validated first (the parser, the mount guard if --allowed-mounts is given, \
+the query parameters): if any is invalid, nothing is resolved. Then every secret is resolved, \
+concurrently, each once however often it is referenced. If anything fails, nothing is written: \
+each failure prints `CODE: TEMPLATE:LINE:COLUMN (redacted URI): message` on stderr (COLUMN \
+counts characters and points at the URI; never a value, never the full URI) and the exit code \
+is 1.
+
+Values are inserted verbatim: a string as is, JSON (a whole JSON file or KV v2 secret, or a \
+non-string field) as compact JSON. --escape quotes each value for the format around it. A \
+reference written between a pair of quotes of that format gets the value escaped for those \
+quotes; anywhere else it becomes one complete quoted token:
+  json   \"{{ URI }}\": the JSON string's contents (serde_json's escaping; JSON as its text). \
+{{ URI }}: a JSON value: a string quoted, JSON as is, so numbers and objects keep their type.
+  yaml   \"{{ URI }}\": a double-quoted scalar's contents; '{{ URI }}': a single-quoted \
+scalar's (a value with a line break or a control character cannot be single-quoted: \
+UNQUOTABLE_VALUE). {{ URI }}: a double-quoted scalar, JSON as a flow value.
+  shell  '{{ URI }}': `'` becomes `'\\''`; \"{{ URI }}\": `\\`, `$`, `` ` `` and `\"` get a \
+backslash. {{ URI }}: one single-quoted word (POSIX sh), so `KEY={{ URI }}` is safe to source. \
+A NUL byte cannot be quoted for a shell (UNQUOTABLE_VALUE).
+A reference inside a longer quoted string (`\"postgres://{{ URI }}@db\"`) is not between a \
+pair of quotes: with json or yaml it would become a quoted token inside the string; write the \
+whole string as the secret, or use no --escape.
+
+Output: with -o PATH the result is written atomically: to a new file beside PATH, created \
+with --mode (default 0600: never readable by others, not even briefly; the umask is not \
+applied), flushed to disk, then renamed over PATH. PATH's folder must exist; if PATH is a \
+symlink, the file it points to is replaced (the link stays); anything but a regular file \
+there is refused. With -o - the \
+result goes to stdout. Without -o it goes to stdout unless stdout is a terminal, which is \
+refused: secrets are not printed on a screen by accident. --dry-run resolves and writes \
+nothing: it lists each reference as `LINE:COLUMN redacted URI` on stdout.
+
+The template must be a regular file (or `-`, stdin), UTF-8, at most 16 MiB (TOO_LARGE); a \
+FIFO or a device is NOT_A_FILE, refused without blocking.
+
+Configuration (--file-root, --bootstrap, --allowed-mounts and the environment) is as for \
+`secrets resolve`; see its --help. Database credentials (db+cred://) written to the output \
+live on until their lease's TTL.
+
+Exit 0 when the output was written (or, with --dry-run, every reference is valid), 1 when a \
+reference is invalid or could not be resolved or quoted, 2 on a usage, configuration or I/O \
+error.";
 
 /// `secrets watch`.
 #[derive(Debug, Clone, Args)]
@@ -735,6 +848,51 @@ mod tests {
                 .err()
                 .map(|e| e.kind()),
             Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    #[test]
+    fn inject_takes_a_template_an_output_a_mode_and_an_escape() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Command::Inject(args),
+            }) => Ok(args),
+            Ok(other) => panic!("unexpected parse: {other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let args = parse(&["secrets", "inject", "-i", "t.tmpl"]).unwrap();
+        assert_eq!(args.input, PathBuf::from("t.tmpl"));
+        assert_eq!((args.output, args.mode, args.escape), (None, 0o600, None));
+        assert!(!args.dry_run);
+        let args = parse(&[
+            "secrets",
+            "inject",
+            "--in",
+            "-",
+            "--out",
+            "-",
+            "--mode",
+            "640",
+            "--escape",
+            "json",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(args.output, Some(PathBuf::from("-")));
+        assert_eq!((args.mode, args.escape), (0o640, Some(Escape::Json)));
+        for (mode, want) in [("0600", 0o600), ("0o755", 0o755), ("0", 0), ("777", 0o777)] {
+            assert_eq!(parse_mode(mode), Ok(want), "{mode}");
+        }
+        for bad in ["", "0o", "8", "rw", "1777", "-1"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse(&["secrets", "inject"]).err(),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            parse(&["secrets", "inject", "-i", "t", "--escape", "toml"]).err(),
+            Some(clap::error::ErrorKind::InvalidValue)
         );
     }
 }

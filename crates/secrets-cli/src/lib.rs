@@ -10,6 +10,8 @@
 //! secrets exec [CLIENT FLAGS] [--env NAME=URI]… [--env-file FILE]… -- CMD ARGS…
 //! secrets exec --watch [--restart-signal SIG] [--grace 10s] [CLIENT FLAGS] … -- CMD ARGS…
 //!                                                            run CMD, restart it on rotation
+//! secrets inject [CLIENT FLAGS] -i TEMPLATE [-o OUT] [--mode 0600] [--escape json|yaml|shell]
+//!                [--dry-run]                                 render `{{ URI }}` references
 //! secrets watch [CLIENT FLAGS] [--initial] URI…              one JSON line per change
 //! secrets get URI --subject S [--aud A]… [--jti J] [--role R]… [--format raw|json]
 //!                                                            one read through the PEP
@@ -18,8 +20,8 @@
 //! CLIENT FLAGS: [--bootstrap PATH] [--file-root DIR] [--allowed-mounts a,b] [--refresh]
 //! ```
 //!
-//! Exit codes: 0 success; 1 some URI is invalid (`uri check`, `lint`, `audit-hash`) or could not be
-//! resolved (`resolve`, `exec`, `get`) or watched (`watch`); 2 usage error, configuration or
+//! Exit codes: 0 success; 1 some URI is invalid (`uri check`, `lint`, `audit-hash`, `inject`) or
+//! could not be resolved (`resolve`, `exec`, `inject`, `get`) or watched (`watch`); 2 usage error, configuration or
 //! I/O error, or an invalid URI given to `uri parse`. A closed stdout (`secrets … | head`)
 //! ends the command quietly with 0. `exec` becomes its command, so its status is the
 //! command's; when the command cannot be started it is 127 (not found) or 126. `exec --watch`
@@ -65,6 +67,26 @@
 //! - Values reach stdout (`resolve`) or the command's environment (`exec`) and nothing else:
 //!   errors name a URI by its redacted form (`file://demo/…`) and a variable by its name.
 //!   `RUST_LOG` turns on the SDK's logs on stderr, which never carry values either.
+//!
+//! # `inject`
+//!
+//! `inject` renders a template through the same client: each `{{ URI }}` is replaced by the
+//! secret's value, and the result is written atomically with mode 0600:
+//!
+//! ```text
+//! $ secrets inject --file-root examples/secrets -i examples/templates/app.env.tmpl -o app.env
+//! $ secrets inject --escape json -i config.json.tmpl -o config.json
+//! ```
+//!
+//! - The scanner is `secret_uri::template` (its rules: references are `{{ scheme://… }}`,
+//!   any other `{{ … }}` is text, `\{{` escapes); `lint` reports template references with
+//!   it too. Every reference is validated before anything is resolved, every secret is
+//!   resolved concurrently, and on any failure nothing is written: one
+//!   `CODE: TEMPLATE:LINE:COLUMN (redacted URI): message` line per failure, exit 1.
+//! - The output file is created beside its path with its final mode (`--mode`, default
+//!   0600), flushed, then renamed over it; stdout only for `-o -`, or with no `-o` when stdout
+//!   is not a terminal. `--escape json|yaml|shell` quotes values for the format around them;
+//!   `--dry-run` lists the references, redacted. See `secrets inject --help`.
 //!
 //! # `watch` and `exec --watch`
 //!
@@ -119,10 +141,11 @@
 //! # Layout
 //!
 //! Dependencies between the modules go one way: [`run`] (here) → the subcommands (`uri_cmd`,
-//! `lint`, `resolve`, `exec`, `watch`, `get`; `exec_watch`, which is `exec --watch`, on top
-//! of `exec`'s preparation) → `client` (the `SecretsClient` `resolve`, `exec` and `watch`
-//! build, the error messages they print) and the helpers (`report`, `env_file`, `changes`:
-//! many watches as one channel) → `cli` (every subcommand's `clap` arguments and long help),
+//! `lint`, `resolve`, `exec`, `inject`, `watch`, `get`; `exec_watch`, which is `exec --watch`,
+//! on top of `exec`'s preparation) → `client` (the `SecretsClient` `resolve`, `exec`,
+//! `inject` and `watch` build, the error messages they print) and the helpers (`report`,
+//! `env_file`, `changes`: many watches as one channel, `check`: the one validity check of a
+//! URI `lint` and `inject` share) → `cli` (every subcommand's `clap` arguments and long help),
 //! `status` (exit codes) and `signals` (signal names, listening, sending), which depend on
 //! no other module. `telemetry` (the `RUST_LOG` logs and the OTLP export)
 //! is set up and finished by [`run`]; `exec` finishes it too, before it replaces the
@@ -132,12 +155,14 @@
 
 mod audit_hash;
 mod changes;
+mod check;
 mod cli;
 mod client;
 mod env_file;
 mod exec;
 mod exec_watch;
 mod get;
+mod inject;
 mod lint;
 mod report;
 mod resolve;
@@ -147,7 +172,7 @@ mod telemetry;
 mod uri_cmd;
 mod watch;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal as _, Write};
 use std::process::ExitCode;
 
 pub use cli::Cli;
@@ -173,6 +198,18 @@ pub fn run(cli: Cli) -> ExitCode {
             with_process_env(|env| exec_watch::run(&args, env, io::stderr()))
         }
         Command::Exec(args) => with_process_env(|env| exec::run(&args, env, io::stderr())),
+        Command::Inject(args) => with_process_env(|env| {
+            let stdout = io::stdout();
+            let terminal = stdout.is_terminal();
+            inject::run(
+                &args,
+                env,
+                io::stdin().lock(),
+                terminal,
+                stdout.lock(),
+                io::stderr(),
+            )
+        }),
         Command::Watch(args) => {
             with_process_env(|env| watch::run(&args, env, io::stdout().lock(), io::stderr()))
         }

@@ -1,13 +1,16 @@
 //! `secrets lint`: find secret URIs in text files and report the invalid ones.
 //!
-//! Two parts: [`find_uris`] and [`lint_text`] are pure functions over text; [`run`] walks the
+//! Two parts: [`find_uris`] and [`scan_text`] are pure functions over text; [`run`] walks the
 //! file system and prints. The walk is deterministic (folder entries sorted by name) so output
 //! can be compared in CI.
 //!
 //! A URI is invalid when the parser or the mount guard refuses it, or when it carries a query
 //! parameter its provider does not serve (`UNKNOWN_PARAMETER`, the same check both clients run
 //! before any I/O), so a misspelt `?verison=2` fails CI instead of silently reading the latest
-//! version. Hidden folders (`.github/workflows`, `.circleci`, …) are linted; only `.git`,
+//! version. Templates are understood: a `{{ URI }}` reference (whatever its scheme, so a
+//! `{{ fle://x }}` typo is found) is checked as a URI, and an unclosed `{{` before a URI is a
+//! finding; the scanner is `secret_uri::template`, the one `secrets inject` renders with.
+//! Hidden folders (`.github/workflows`, `.circleci`, …) are linted; only `.git`,
 //! `target` and `node_modules` are not. Every file skipped as too large or binary is listed on
 //! stderr with the summary, so nothing goes unlinted without a word.
 
@@ -15,11 +18,13 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
 use std::fs::{self, File, FileType};
 use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use secret_uri::{AllowedMounts, Provider, SecretUri, UriError};
-use secrets_sdk::providers::{ProviderError, check_parameters};
+use secret_uri::template::{self, Piece};
+use secret_uri::{AllowedMounts, Provider};
 
+use crate::check::{Problem, check};
 use crate::cli::{Format, LintArgs};
 use crate::report::Message;
 use crate::status::Status;
@@ -112,57 +117,72 @@ pub(crate) struct Finding {
     pub(crate) error: Problem,
 }
 
-/// Why a URI is invalid: the parser or the mount guard refused it, or its provider does not
-/// serve one of its query parameters.
-#[derive(Debug)]
-#[non_exhaustive]
-pub(crate) enum Problem {
-    /// Refused by the parser or the mount guard.
-    Uri(UriError),
-    /// Parsed, but carries a parameter its provider does not serve (`UNKNOWN_PARAMETER`).
-    Parameter(ProviderError),
-}
-
-impl Problem {
-    /// The stable code, e.g. `ILLEGAL_SEGMENT` or `UNKNOWN_PARAMETER`.
-    #[must_use]
-    pub(crate) fn code(&self) -> &'static str {
-        match self {
-            Self::Uri(e) => e.code(),
-            Self::Parameter(e) => e.code(),
-        }
-    }
-}
-
-impl Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Uri(e) => e.fmt(f),
-            Self::Parameter(e) => e.fmt(f),
-        }
-    }
-}
-
-/// Why a URI is invalid, if it is.
-fn check(text: &str, mounts: &AllowedMounts) -> Option<Problem> {
-    match SecretUri::parse_allowed(text, mounts) {
-        Err(e) => Some(Problem::Uri(e)),
-        Ok(uri) => check_parameters(&uri).err().map(Problem::Parameter),
-    }
-}
-
-/// Every invalid secret URI in `text`, in order. Lines end at `\n`; a `\r` before it is
-/// dropped.
+/// Every invalid secret URI in `text`, in order (see [`scan_text`]).
+#[cfg(test)]
 #[must_use]
 pub(crate) fn lint_text(text: &str, mounts: &AllowedMounts) -> Vec<Finding> {
+    scan_text(text, mounts).findings
+}
+
+/// What [`scan_text`] found in one text.
+#[derive(Debug)]
+pub(crate) struct Linted {
+    /// How many secret URIs: `{{ URI }}` references and bare URIs.
+    pub(crate) uris: u64,
+    /// The invalid ones, by line and column.
+    pub(crate) findings: Vec<Finding>,
+}
+
+/// Lints `text`: each `{{ URI }}` reference (found by `secret_uri::template::scan`, whatever
+/// its scheme, so `{{ fle://x }}` is a finding) and each bare secret URI ([`find_uris`]) outside
+/// them. An unclosed `{{` before a URI is a finding too (`UNTERMINATED_REFERENCE`). Lines end
+/// at `\n`; a `\r` before it is dropped.
+#[must_use]
+pub(crate) fn scan_text(text: &str, mounts: &AllowedMounts) -> Linted {
     let mut findings = Vec::new();
-    for (n, line) in text.split('\n').enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut uris = 0;
+    // The references first: the bare-URI scan skips what their spans hold.
+    let mut spans = Vec::new();
+    for piece in template::scan(text) {
+        match piece {
+            Ok(Piece::Reference(reference)) => {
+                uris += 1;
+                if let Err(error) = check(reference.text, mounts) {
+                    findings.push(Finding {
+                        line: reference.line,
+                        column: reference.column,
+                        error,
+                    });
+                }
+                spans.push(reference.span);
+            }
+            Ok(Piece::Text(_)) => {}
+            Err(error) => findings.push(Finding {
+                line: error.line(),
+                column: error.column(),
+                error: Problem::Template(error),
+            }),
+        }
+    }
+    let (mut next_span, mut line_start) = (0, 0);
+    for (n, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
         // Columns are counted on from the previous finding, so a long minified line with
         // many findings stays linear.
         let (mut counted, mut column) = (0, 1);
         for token in find_uris(line) {
-            if let Some(error) = check(token.text, mounts) {
+            let at = line_start + token.start;
+            while spans
+                .get(next_span)
+                .is_some_and(|s: &Range<usize>| s.end <= at)
+            {
+                next_span += 1;
+            }
+            if spans.get(next_span).is_some_and(|s| s.start <= at) {
+                continue;
+            }
+            uris += 1;
+            if let Err(error) = check(token.text, mounts) {
                 column += line[counted..token.start].chars().count();
                 counted = token.start;
                 findings.push(Finding {
@@ -172,8 +192,11 @@ pub(crate) fn lint_text(text: &str, mounts: &AllowedMounts) -> Vec<Finding> {
                 });
             }
         }
+        line_start += raw.len() + 1;
     }
-    findings
+    // Stable: two findings never share a place.
+    findings.sort_by_key(|f| (f.line, f.column));
+    Linted { uris, findings }
 }
 
 /// `secrets lint`: scans `args.paths`, prints findings on stdout and unreadable paths on
@@ -329,11 +352,9 @@ impl<W: Write> Linter<W> {
         // Latin-1 and other stray bytes become U+FFFD; URIs are ASCII, so nothing is lost.
         let text = String::from_utf8_lossy(&bytes);
         self.files += 1;
-        self.uris += text
-            .lines()
-            .map(|line| find_uris(line).count() as u64)
-            .sum::<u64>();
-        for finding in lint_text(&text, &self.mounts) {
+        let linted = scan_text(&text, &self.mounts);
+        self.uris += linted.uris;
+        for finding in linted.findings {
             self.findings += 1;
             self.print(path, &finding)?;
         }
@@ -553,5 +574,33 @@ mod tests {
             assert!(!message.contains("canary"), "{message}");
             assert!(!message.contains("app/api"), "{message}");
         }
+    }
+
+    #[test]
+    fn template_references_are_linted_once_with_their_place() {
+        let text = "ok: {{ file://m/a }}\n\
+                    typo: {{ fle://m/a }}\n\
+                    bad: \"{{file://m/*}}\" and file://m/b/*\n\
+                    helm: {{ .Values.x }} {{ x file://m/c/* }}\n\
+                    open: {{ openbao+kv2://s/a\n";
+        let linted = scan_text(text, &AllowedMounts::default());
+        let found: Vec<_> = linted
+            .findings
+            .iter()
+            .map(|f| (f.line, f.column, f.error.code()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (2, 10, "UNSUPPORTED_ENGINE"),
+                (3, 9, "INVALID_WILDCARD"),
+                (3, 27, "INVALID_WILDCARD"),
+                // Not a reference: the bare URI inside is linted as any other.
+                (4, 28, "INVALID_WILDCARD"),
+                (5, 7, "UNTERMINATED_REFERENCE"),
+            ]
+        );
+        // Three references, and the three bare URIs outside them (the unclosed one included).
+        assert_eq!(linted.uris, 6);
     }
 }

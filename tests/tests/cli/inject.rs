@@ -1,0 +1,485 @@
+//! `secrets inject`: templates rendered from file, yaml and real OpenBao secrets; all or
+//! nothing; the output's mode and atomic replacement; `--escape json|yaml|shell`; `--dry-run`;
+//! no value on stderr; no terminal, no FIFO; the shipped example.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::cli::{Invocation, repo_root, secrets, secrets_bin};
+use secrets_test_support::shared_openbao;
+use serde_json::json;
+
+/// A value that must reach the output file only.
+const CANARY: &str = "canary-5e8c1f0d7a";
+/// A path segment that must never be printed (`--dry-run` shows scheme and mount only).
+const CANARY_PATH: &str = "path-canary-93b1";
+/// A value with everything a format must quote.
+const TRICKY: &str = "a \"quoted\" 'single' \\back\\slash\nnew line\ttab $HOME `id` ü";
+
+/// A file root with `demo/db.json`, `demo/api-key`, `demo/tricky`, `demo/app.yaml` and
+/// `demo/<CANARY_PATH>`.
+fn root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let demo = root.path().join("demo");
+    std::fs::create_dir(&demo).unwrap();
+    std::fs::write(
+        demo.join("db.json"),
+        json!({"username": "app", "password": CANARY, "port": 5432, "tls": {"on": true}})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(demo.join("api-key"), "key-1\n").unwrap();
+    std::fs::write(demo.join("tricky"), TRICKY).unwrap();
+    std::fs::write(
+        demo.join("app.yaml"),
+        "db:\n  password: yaml-pw\n  port: 6543\nservers:\n  - token: srv-0\n",
+    )
+    .unwrap();
+    std::fs::write(demo.join(CANARY_PATH), CANARY).unwrap();
+    root
+}
+
+fn inject(root: &Path, args: &[&str]) -> Invocation {
+    let mut all = vec![
+        "inject".to_owned(),
+        "--file-root".to_owned(),
+        root.to_str().unwrap().to_owned(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    secrets(all)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn the_shipped_template_renders_from_the_example_secrets() {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("app.env");
+    let run = secrets([
+        "inject",
+        "--file-root",
+        "examples/secrets",
+        "-i",
+        "examples/templates/app.env.tmpl",
+        "-o",
+        s(&path),
+    ])
+    .dir(repo_root())
+    .run();
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    let template =
+        std::fs::read_to_string(repo_root().join("examples/templates/app.env.tmpl")).unwrap();
+    let comments: String = template
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect::<Vec<_>>()
+        .join("");
+    let mut lines = comments.lines();
+    let expected = format!(
+        "{}\n{}\nDB_USER=app\nDB_PASSWORD=demo-password-not-a-secret\n\
+         API_KEY=demo-api-key-not-a-secret\n{}\nREGION={{{{ .Values.region }}}}\n",
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    assert_eq!(mode(&path), 0o600);
+}
+
+/// Ten references across file, yaml and a real OpenBao (both KV v2 schemes on one address),
+/// one of them twice, beside text that only looks like a template.
+#[test]
+fn ten_references_across_three_providers_render_exactly() {
+    let Some(bao) = shared_openbao() else {
+        return;
+    };
+    bao.kv_put(
+        "secret",
+        "inject/app",
+        &json!({"token": "bao-token", "port": 8443}),
+    )
+    .unwrap();
+    let root = root();
+    let template = write(
+        root.path(),
+        "app.tmpl",
+        "user={{ file://demo/db.json#username }}\n\
+         password={{file://demo/db.json#password}}\n\
+         port={{ file://demo/db.json#port }}\n\
+         key={{ file://demo/api-key }}\n\
+         yaml={{ yaml://demo/app.yaml#db.password }} {{ yaml://demo/app.yaml#servers.0.token }}\n\
+         yaml_port={{\tyaml://demo/app.yaml#db.port\t}}\n\
+         token={{ openbao+kv2://secret/inject/app#token }}\n\
+         alias={{ hashicorp+kv2://secret/inject/app#port }}\n\
+         object={{ openbao+kv2://secret/inject/app }}\n\
+         again={{ file://demo/db.json#password }}\n\
+         helm={{ .Values.x }} \\{{ file://demo/db.json#password }}\n",
+    );
+    let out = root.path().join("out.env");
+    let run = inject(root.path(), &["-i", s(&template), "-o", s(&out)])
+        .env("OPENBAO_URL", bao.addr())
+        .env("OPENBAO_TOKEN", bao.root_token());
+    let (plain, traced) = run.run_traced();
+    for run in [&plain, &traced] {
+        assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{run:?}");
+        run.assert_hidden(&[CANARY, "bao-token", bao.root_token()], false);
+    }
+    assert_eq!(plain.stderr, "");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!(
+            "user=app\npassword={CANARY}\nport=5432\nkey=key-1\nyaml=yaml-pw srv-0\n\
+             yaml_port=6543\ntoken=bao-token\nalias=8443\n\
+             object={{\"port\":8443,\"token\":\"bao-token\"}}\nagain={CANARY}\n\
+             helm={{{{ .Values.x }}}} {{{{ file://demo/db.json#password }}}}\n"
+        )
+    );
+    assert_eq!(mode(&out), 0o600);
+}
+
+#[test]
+fn one_bad_reference_writes_nothing_and_lists_every_failure() {
+    let root = root();
+    let template = write(
+        root.path(),
+        "bad.tmpl",
+        "a={{ file://demo/db.json#password }}\n\
+         b={{ fle://demo/x }}\n\
+         c={{ file://demo/* }} {{ file://demo/a?version=2 }}\n\
+         d={{ file://demo/api-key\n",
+    );
+    let fresh = root.path().join("fresh.env");
+    let existing = write(root.path(), "existing.env", "old contents\n");
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let expected = format!(
+        "UNSUPPORTED_ENGINE: {t}:2:6: unsupported engine at byte 0: unknown provider in scheme \
+         `fle`\n\
+         INVALID_WILDCARD: {t}:3:6: invalid wildcard at byte 12: `*` is not allowed in a path \
+         segment\n\
+         UNKNOWN_PARAMETER: {t}:3:26: file: unknown query parameter `version` in mount `demo`; \
+         this provider serves no parameters\n\
+         UNTERMINATED_REFERENCE: {t}:4:3: unterminated reference at line 4, column 3: `{{{{` \
+         has no closing `}}}}`\n",
+        t = s(&template)
+    );
+    for out in [&fresh, &existing] {
+        let (plain, traced) = inject(root.path(), &["-i", s(&template), "-o", s(out)]).run_traced();
+        assert_eq!((plain.code, plain.stdout.as_str()), (1, ""));
+        assert_eq!(plain.stderr, expected);
+        traced.assert_hidden(&[CANARY], false);
+    }
+    assert!(!fresh.exists());
+    assert_eq!(
+        std::fs::read_to_string(&existing).unwrap(),
+        "old contents\n"
+    );
+    assert_eq!(mode(&existing), 0o640);
+    // Nothing left beside them either.
+    let mut names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bad.tmpl", "demo", "existing.env"]);
+}
+
+#[test]
+fn a_secret_that_cannot_be_resolved_writes_nothing() {
+    let root = root();
+    let template = write(
+        root.path(),
+        "t.tmpl",
+        "a={{ file://demo/db.json#password }}\nb={{ file://demo/nope }}\n\
+         c={{ file://demo/db.json#nokey }}\nd={{ openbao+kv2://secret/app#k }}\n",
+    );
+    let existing = write(root.path(), "out.env", "old\n");
+    let run = inject(root.path(), &["-i", s(&template), "-o", s(&existing)]).run();
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""), "{run:?}");
+    let t = s(&template);
+    let lines: Vec<_> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{run:?}");
+    assert_eq!(
+        lines[0],
+        format!("NOT_FOUND: {t}:2:6 (file://demo/…): file: secret not found in mount `demo`")
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "KEY_NOT_FOUND: {t}:3:6 (file://demo/…): file: the secret in mount `demo` has no \
+             such key"
+        )
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "NOT_CONFIGURED: {t}:4:6 (openbao+kv2://secret/…): openbao: no vault is configured"
+        )),
+        "{run:?}"
+    );
+    run.assert_hidden(&[CANARY], false);
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "old\n");
+}
+
+#[test]
+fn the_mode_is_0600_unless_told_otherwise_and_replaces_the_old_one() {
+    let root = root();
+    let template = write(root.path(), "t.tmpl", "{{ file://demo/api-key }}");
+    let out = root.path().join("out");
+    for (args, want) in [(&[][..], 0o600), (&["--mode", "0640"][..], 0o640)] {
+        let mut all = vec!["-i", s(&template), "-o", s(&out)];
+        all.extend(args);
+        let run = inject(root.path(), &all).run();
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+        assert_eq!(mode(&out), want, "{args:?}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "key-1");
+    }
+    // Whatever the umask: the mode is exact.
+    let run = Invocation::new(
+        "sh",
+        [
+            "-c",
+            &format!(
+                "umask 077; exec \"$0\" inject --file-root {} -i {} -o {} --mode 644",
+                s(root.path()),
+                s(&template),
+                s(&out)
+            ),
+            s(secrets_bin()),
+        ],
+    )
+    .run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(mode(&out), 0o644);
+}
+
+#[test]
+fn escape_json_gives_valid_json_with_the_values() {
+    let root = root();
+    let template = write(
+        root.path(),
+        "t.json.tmpl",
+        "{\"bare\": {{ file://demo/tricky }}, \"quoted\": \"{{ file://demo/tricky }}\",\n \
+         \"port\": {{ file://demo/db.json#port }}, \"tls\": {{ file://demo/db.json#tls }},\n \
+         \"tls_text\": \"{{ file://demo/db.json#tls }}\", \"nested\": {\"k\":{{file://demo/api-key}}}}",
+    );
+    let run = inject(
+        root.path(),
+        &["--escape", "json", "-i", s(&template), "-o", "-"],
+    )
+    .run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let parsed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        parsed,
+        json!({
+            "bare": TRICKY,
+            "quoted": TRICKY,
+            "port": 5432,
+            "tls": {"on": true},
+            "tls_text": "{\"on\":true}",
+            "nested": {"k": "key-1"},
+        })
+    );
+    // Without --escape, the same value breaks the JSON: the escape is what makes it valid.
+    let raw = inject(root.path(), &["-i", s(&template), "-o", "-"]).run();
+    assert_eq!(raw.code, 0);
+    assert!(serde_json::from_str::<serde_json::Value>(&raw.stdout).is_err());
+}
+
+#[test]
+fn escape_shell_round_trips_through_sh() {
+    let root = root();
+    for line in [
+        "printf %s {{ file://demo/tricky }}",
+        "printf %s '{{ file://demo/tricky }}'",
+        "printf %s \"{{ file://demo/tricky }}\"",
+        "V={{ file://demo/tricky }}; printf %s \"$V\"",
+    ] {
+        let template = write(root.path(), "t.sh.tmpl", line);
+        let out = root.path().join("t.sh");
+        let run = inject(
+            root.path(),
+            &["--escape", "shell", "-i", s(&template), "-o", s(&out)],
+        )
+        .run();
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{line}: {run:?}");
+        let shell = Invocation::new("sh", [s(&out)])
+            .env("HOME", "/nowhere")
+            .run();
+        assert_eq!((shell.code, shell.stdout.as_str()), (0, TRICKY), "{line}");
+    }
+    // A NUL byte cannot be a shell word's: refused, nothing written.
+    std::fs::write(root.path().join("demo/nul"), "a\0b").unwrap();
+    let template = write(root.path(), "nul.tmpl", "x {{ file://demo/nul }}");
+    let out = root.path().join("nul.sh");
+    let run = inject(
+        root.path(),
+        &["--escape", "shell", "-i", s(&template), "-o", s(&out)],
+    )
+    .run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "UNQUOTABLE_VALUE: {}:1:6 (file://demo/…): the value contains a NUL byte, which no \
+             shell word can hold\n",
+            s(&template)
+        )
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn escape_yaml_keeps_every_value() {
+    let root = root();
+    let template = write(
+        root.path(),
+        "t.yaml.tmpl",
+        "bare: {{ file://demo/tricky }}\nquoted: \"{{ file://demo/tricky }}\"\n\
+         single: '{{ file://demo/api-key }}'\nport: {{ file://demo/db.json#port }}\n\
+         tls: {{ file://demo/db.json#tls }}\n",
+    );
+    let run = inject(
+        root.path(),
+        &["--escape", "yaml", "-i", s(&template), "-o", "-"],
+    )
+    .run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    // YAML's JSON subset: double-quoted scalars with JSON's escapes, flow objects.
+    let expected = format!(
+        "bare: {b}\nquoted: {b}\nsingle: 'key-1'\nport: 5432\ntls: {{\"on\":true}}\n",
+        b = serde_json::to_string(TRICKY).unwrap()
+    );
+    assert_eq!(run.stdout, expected);
+}
+
+#[test]
+fn dry_run_lists_redacted_references_and_writes_nothing() {
+    let root = root();
+    let template = write(
+        root.path(),
+        "t.tmpl",
+        &format!(
+            "a={{{{ file://demo/{CANARY_PATH} }}}}\n  b={{{{ openbao+kv2://secret/{CANARY_PATH}#k }}}}\n"
+        ),
+    );
+    let out = root.path().join("out");
+    let run = inject(
+        root.path(),
+        &["--dry-run", "-i", s(&template), "-o", s(&out)],
+    )
+    // A vault that is never contacted: a dry run resolves nothing.
+    .env("OPENBAO_URL", "http://127.0.0.1:9")
+    .env("OPENBAO_TOKEN", "t");
+    let (plain, traced) = run.run_traced();
+    assert_eq!(
+        (plain.code, plain.stdout.as_str(), plain.stderr.as_str()),
+        (0, "1:6 file://demo/…\n2:8 openbao+kv2://secret/…\n", "")
+    );
+    for run in [&plain, &traced] {
+        run.assert_hidden(&[CANARY, CANARY_PATH], false);
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn stdin_to_stdout_and_never_to_a_terminal() {
+    let root = root();
+    let run = inject(root.path(), &["-i", "-"])
+        .stdin(b"k={{ file://demo/api-key }}\n")
+        .run();
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "k=key-1\n", "")
+    );
+    // A terminal on stdout (script(1) gives the command one): refused without -o -.
+    let template = write(
+        root.path(),
+        "t.tmpl",
+        &format!("{{{{ file://demo/{CANARY_PATH} }}}}"),
+    );
+    let command = |extra: &str| {
+        format!(
+            "{} inject --file-root {} -i {} {extra}",
+            s(secrets_bin()),
+            s(root.path()),
+            s(&template)
+        )
+    };
+    let Some(refused) = Invocation::new("script", ["-qec", &command(""), "/dev/null"])
+        .run_within(Duration::from_secs(20))
+    else {
+        panic!("script did not return");
+    };
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains("refusing to write secrets to a terminal"),
+        "{refused:?}"
+    );
+    assert!(!refused.stdout.contains(CANARY), "{refused:?}");
+    let asked = Invocation::new("script", ["-qec", &command("-o -"), "/dev/null"])
+        .run_within(Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(asked.code, 0, "{asked:?}");
+    assert!(asked.stdout.contains(CANARY), "{asked:?}");
+}
+
+#[test]
+fn a_fifo_template_is_refused_without_hanging() {
+    let root = root();
+    let fifo = root.path().join("t.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = inject(
+        root.path(),
+        &["-i", s(&fifo), "-o", s(&root.path().join("out"))],
+    )
+    .run_within(Duration::from_secs(10))
+    .expect("inject of a FIFO did not return");
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (
+            2,
+            "",
+            format!(
+                "secrets inject: {}: NOT_A_FILE: the template is not a regular file\n",
+                s(&fifo)
+            )
+            .as_str()
+        )
+    );
+    // A folder for the output that does not exist: nothing is written, exit 2.
+    let template = write(root.path(), "t.tmpl", "{{ file://demo/api-key }}");
+    let run = inject(
+        root.path(),
+        &["-i", s(&template), "-o", s(&root.path().join("no/out"))],
+    )
+    .run();
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with("secrets inject: cannot write "),
+        "{run:?}"
+    );
+}
