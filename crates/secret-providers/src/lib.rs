@@ -95,6 +95,9 @@ pub use error::{BoxError, ProviderError};
 pub use file::{
     DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_ROOT, FileConfig, FileProvider, read_local_file,
 };
+#[cfg(feature = "yaml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
+pub use file::yaml_flow_within_budget;
 #[cfg(feature = "kv2")]
 #[doc(hidden)]
 pub use kv2::fuzz_metadata_reply;

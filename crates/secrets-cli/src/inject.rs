@@ -13,7 +13,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
 use secret_uri::template::{self, Piece, Reference};
 use secrets_sdk::Secret;
 use zeroize::Zeroizing;
@@ -87,7 +86,7 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-/// Reads at most [`MAX_TEMPLATE_SIZE`] bytes of `reader`.
+/// Reads at most [`MAX_TEMPLATE_SIZE`] bytes of `reader` (stdin).
 fn read_capped(reader: impl Read) -> Result<String, ReadError> {
     let mut bytes = Vec::new();
     reader
@@ -97,25 +96,27 @@ fn read_capped(reader: impl Read) -> Result<String, ReadError> {
     if bytes.len() as u64 > MAX_TEMPLATE_SIZE {
         return Err(ReadError::TooLarge);
     }
+    utf8(bytes)
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8 {
         offset: e.utf8_error().valid_up_to(),
     })
 }
 
-/// Opens `path` without blocking (a FIFO with no writer would wait in `open(2)` forever),
-/// then reads it only if it is a regular file.
+/// Reads the template file as every local file is read (`read_local_file`): opened without
+/// blocking (a FIFO with no writer would wait in `open(2)` forever), a regular file only,
+/// capped.
 fn read_template(path: &Path) -> Result<String, ReadError> {
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| ReadError::Io(e.into()))?;
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(ReadError::Io)?;
-    if !meta.is_file() {
-        return Err(ReadError::NotAFile);
-    }
-    if meta.len() > MAX_TEMPLATE_SIZE {
-        return Err(ReadError::TooLarge);
-    }
-    read_capped(file)
+    let bytes = secrets_sdk::providers::read_local_file(path, MAX_TEMPLATE_SIZE).map_err(|e| {
+        match e.kind() {
+            io::ErrorKind::FileTooLarge => ReadError::TooLarge,
+            io::ErrorKind::InvalidInput => ReadError::NotAFile,
+            _ => ReadError::Io(e),
+        }
+    })?;
+    utf8(bytes.to_vec())
 }
 
 /// A reference that failed, as one stderr line: never a value, never the full URI.

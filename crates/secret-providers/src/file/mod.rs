@@ -16,6 +16,8 @@ mod open;
 mod yaml;
 
 pub use local::read_local_file;
+#[cfg(feature = "yaml")]
+pub use yaml::yaml_flow_within_budget;
 
 const NAME: &str = "file";
 

@@ -50,6 +50,17 @@ fn json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
 }
 
 fn yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
+    if !secret_providers::yaml_flow_within_budget(text.as_bytes()) {
+        let reason = "too many flow collections ([…], {…}) for its size".to_owned();
+        return Err(error(
+            origin,
+            Format::Yaml,
+            ".".to_owned(),
+            Some(reason),
+            None,
+            None,
+        ));
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();

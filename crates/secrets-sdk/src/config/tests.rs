@@ -309,3 +309,29 @@ fn a_watched_reference_follows_its_file() -> Result<(), Box<dyn std::error::Erro
     client.close();
     Ok(())
 }
+
+#[test]
+fn hostile_documents_are_errors_not_crashes() {
+    let deep = 200_000;
+    let cases = [
+        ("[".repeat(deep), Format::Json),
+        (format!("name: {}", "[".repeat(deep)), Format::Yaml),
+        (format!("name = {}", "[".repeat(deep)), Format::Toml),
+        (format!("name = {}", "{a=".repeat(deep)), Format::Toml),
+        (
+            // The billion laughs: aliases expanding without bound.
+            "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\nname: [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n".to_owned(),
+            Format::Yaml,
+        ),
+        ("---\nname: a\n---\nname: b\n".to_owned(), Format::Yaml),
+        ("\u{feff}{\"name\": 1}".to_owned(), Format::Json),
+    ];
+    for (text, format) in cases {
+        let error = from_str::<Config>(&text, format).err();
+        assert_eq!(
+            error.as_ref().map(LoadError::code),
+            Some("CONFIG_PARSE"),
+            "{format}: {error:?}"
+        );
+    }
+}
