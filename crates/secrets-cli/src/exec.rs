@@ -71,13 +71,16 @@ pub(crate) struct Prepared {
     pub(crate) client: Option<SecretsClient>,
 }
 
-/// The providers `secrets exec` resolves; other secret URIs pass through.
-pub(crate) const SERVED: [Provider; 5] = [
+/// The providers `secrets exec` resolves: every one the grammar names today (`bootstrap://`
+/// from the `--bootstrap` file's `values`). A provider the grammar gains later passes through
+/// ([`Kind::Unserved`]) until it is added here.
+pub(crate) const SERVED: [Provider; 6] = [
     Provider::File,
     Provider::Yaml,
     Provider::OpenBao,
     Provider::HashiCorp,
     Provider::Db,
+    Provider::Bootstrap,
 ];
 
 /// What `secrets exec` does with a variable's value.
@@ -89,7 +92,9 @@ pub(crate) enum Kind {
     /// A secret URI of a served provider ([`SERVED`]): resolved, and a failure stops the
     /// command.
     Served,
-    /// A valid secret URI of a provider this command does not serve (`bootstrap://…`): passed through unchanged, with a warning naming the variable.
+    /// A valid secret URI of a provider this command does not serve (none today: a scheme
+    /// the grammar gains before `exec` serves it): passed through unchanged, with a warning
+    /// naming the variable.
     Unserved(Provider),
     /// Starts like a secret URI (`openbao+kv9://…`, `file://demo/*`) but does not parse: passed
     /// through unchanged, with a warning naming the variable and the parser's code.
@@ -411,15 +416,17 @@ mod tests {
             "db+cred://database/app#password",
             "DB+DB://database/billing#username",
             "yaml://config/app.yaml#db.password",
+            "bootstrap://kafka_password",
+            "BOOTSTRAP://db#password",
         ] {
             assert_eq!(classify(uri), Kind::Served, "{uri}");
             assert!(is_secret_uri(uri), "{uri}");
         }
+        // Every provider the grammar names is served: a new one must be decided on here.
+        for provider in Provider::ALL {
+            assert!(SERVED.contains(&provider), "{provider}");
+        }
         for (value, kind) in [
-            (
-                "bootstrap://local/token",
-                Kind::Unserved(Provider::Bootstrap),
-            ),
             (
                 "openbao+kv9://secret/a",
                 Kind::Malformed("UNSUPPORTED_ENGINE"),
@@ -584,6 +591,48 @@ mod tests {
             assert_eq!(result, Err(Status::Failure));
             assert_eq!(err, expected);
         }
+    }
+
+    #[test]
+    fn bootstrap_uris_get_the_bootstrap_files_values() {
+        let root = root();
+        let bootstrap = root.path().join("bootstrap.json");
+        // Nothing listens on port 9: no vault is asked for a bootstrap value.
+        std::fs::write(
+            &bootstrap,
+            format!(
+                r#"{{"vault_addr":"http://127.0.0.1:9","token":"t",
+                    "values":{{"kafka_password":"{CANARY}","db":{{"user":"app"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let mut args = args(
+            root.path(),
+            &[
+                "KAFKA=bootstrap://kafka_password",
+                "USER=bootstrap://db#user",
+                "MISSING=bootstrap://db#password",
+            ],
+            &[],
+        );
+        args.client.bootstrap = Some(bootstrap);
+        let (result, err) = prepared(&args);
+        assert_eq!(result, Err(Status::Findings));
+        assert_eq!(
+            err,
+            "KEY_NOT_FOUND: MISSING (bootstrap://db/…): bootstrap: the secret in mount `db` has \
+             no such key\n"
+        );
+        args.env.pop();
+        let (result, err) = prepared(&args);
+        assert_eq!(err, "");
+        assert_eq!(
+            result,
+            Ok(vec![
+                ("KAFKA".to_owned(), CANARY.to_owned()),
+                ("USER".to_owned(), "app".to_owned()),
+            ])
+        );
     }
 
     #[test]

@@ -39,16 +39,18 @@ pub enum Error {
         source: Arc<ProviderError>,
     },
     /// No vault is configured for the URI's scheme (no bootstrap file, no `OPENBAO_URL` or
-    /// `VAULT_URL`). `file://` URIs still resolve.
-    #[error("{provider}: no vault is configured for this scheme ({reason}) [NOT_CONFIGURED]")]
+    /// `VAULT_URL`), or, for `bootstrap://`, the bootstrap has no `values` section (or there
+    /// is no bootstrap). `file://` URIs still resolve.
+    #[error("{provider}: {} ({reason}) [NOT_CONFIGURED]", not_configured(provider))]
     NotConfigured {
         /// The provider the URI names.
         provider: &'static str,
         /// What was looked at.
         reason: String,
     },
-    /// The URI names a provider this client does not serve (`db`, `bootstrap`, `yaml`, or
-    /// one whose cargo feature is off).
+    /// The URI names a provider this client does not serve (`db` without an engine,
+    /// `bootstrap` through the PEP, `yaml` without its feature, or one whose cargo feature is
+    /// off).
     #[error("{provider}: unsupported provider: {reason} [UNSUPPORTED_PROVIDER]")]
     UnsupportedProvider {
         /// The provider the URI names.
@@ -234,6 +236,15 @@ impl Error {
             mount: mount.to_owned(),
             source,
         }
+    }
+}
+
+/// What is missing for `provider`'s scheme, in [`Error::NotConfigured`]'s message.
+fn not_configured(provider: &str) -> &'static str {
+    if provider == secret_uri::Provider::Bootstrap.as_str() {
+        "no bootstrap values are configured"
+    } else {
+        "no vault is configured for this scheme"
     }
 }
 

@@ -23,6 +23,12 @@ pub(crate) struct Routes {
     db: Option<secret_providers::DbProvider>,
     /// Why no vault is configured, for `NOT_CONFIGURED` errors.
     vault_note: String,
+    /// Whether `bootstrap://` is served by the built-in values provider (no provider of
+    /// one's own replaced it): values already in memory, never cached again.
+    bootstrap_values: bool,
+    /// Why `bootstrap://` has no values, for a client that serves them (`NOT_CONFIGURED`);
+    /// `None` for a client that never does (`VaultClient`: `UNSUPPORTED_PROVIDER`).
+    bootstrap_note: Option<String>,
 }
 
 impl Routes {
@@ -42,7 +48,32 @@ impl Routes {
         if provider == Provider::Db {
             self.db = None;
         }
+        if provider == Provider::Bootstrap {
+            self.bootstrap_values = false;
+        }
         self.router.insert(provider, implementation);
+    }
+
+    /// Routes `bootstrap://` to a bootstrap's values, or, without any, records why: then
+    /// `NOT_CONFIGURED` with that reason (a client that serves bootstrap values).
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    pub(crate) fn insert_bootstrap(
+        &mut self,
+        values: Result<crate::bootstrap::BootstrapValues, String>,
+    ) {
+        match values {
+            Ok(values) => {
+                let provider = crate::bootstrap::BootstrapProvider::new(values);
+                self.insert(Provider::Bootstrap, Arc::new(provider));
+                self.bootstrap_values = true;
+            }
+            Err(reason) => self.bootstrap_note = Some(reason),
+        }
+    }
+
+    /// Whether `bootstrap://` is served by the built-in provider of the bootstrap's values.
+    pub(crate) fn serves_bootstrap_values(&self) -> bool {
+        self.bootstrap_values
     }
 
     /// Routes the vault schemes to one KV v2 provider per server
@@ -98,9 +129,10 @@ impl Routes {
     /// The provider that serves `uri`: the router's one check, in the client's words.
     ///
     /// # Errors
-    /// `NOT_CONFIGURED` for a vault scheme this build serves but no vault is configured for;
-    /// `UNSUPPORTED_PROVIDER` for any other scheme with no route (a disabled feature, `db`,
-    /// `bootstrap`, `yaml`) or an engine its provider does not serve.
+    /// `NOT_CONFIGURED` for a vault scheme this build serves but no vault is configured for,
+    /// and for `bootstrap://` in a client without bootstrap values; `UNSUPPORTED_PROVIDER`
+    /// for any other scheme with no route (a disabled feature, `db` without an engine,
+    /// `bootstrap` through the PEP) or an engine its provider does not serve.
     #[inline]
     pub(crate) fn route(&self, uri: &SecretUri) -> Result<&Arc<dyn SecretProvider>, Error> {
         self.router.route(uri).map_err(|error| {
@@ -122,6 +154,24 @@ impl Routes {
                         reason: self.vault_note.clone(),
                     }
                 }
+                Provider::Bootstrap => match &self.bootstrap_note {
+                    Some(reason) => Error::NotConfigured {
+                        provider: name,
+                        reason: reason.clone(),
+                    },
+                    None if !cfg!(any(feature = "openbao", feature = "hashicorp")) => {
+                        Error::UnsupportedProvider {
+                            provider: name,
+                            reason: "its cargo feature (openbao or hashicorp) is disabled in \
+                                     this build",
+                        }
+                    }
+                    None => Error::UnsupportedProvider {
+                        provider: name,
+                        reason: "bootstrap values are the service's own configuration, \
+                                 served by SecretsClient, never through the PEP",
+                    },
+                },
                 Provider::OpenBao | Provider::HashiCorp | Provider::File => {
                     Error::UnsupportedProvider {
                         provider: name,
@@ -190,10 +240,28 @@ mod tests {
             ),
             ("db://pg/app", "UNSUPPORTED_PROVIDER"),
             ("yaml://y/x", "UNSUPPORTED_PROVIDER"),
+            // Never through the PEP's routes, which have no bootstrap note.
             ("bootstrap://b/x", "UNSUPPORTED_PROVIDER"),
         ] {
             let uri = SecretUri::parse(uri)?;
             assert_eq!(routes.route(&uri).err().map(|e| e.code()), Some(code));
+        }
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        {
+            let mut client = Routes::new("no bootstrap found");
+            client.insert_bootstrap(Err("no bootstrap found".into()));
+            let uri = SecretUri::parse("bootstrap://b/x")?;
+            let error = client.route(&uri).err();
+            assert_eq!(error.as_ref().map(Error::code), Some("NOT_CONFIGURED"));
+            assert_eq!(
+                error.map(|e| e.to_string()).as_deref(),
+                Some(
+                    "bootstrap: no bootstrap values are configured (no bootstrap found) \
+                     [NOT_CONFIGURED]"
+                )
+            );
+            let pep = routes.route(&uri).err().map(|e| e.to_string());
+            assert!(pep.is_some_and(|e| e.contains("never through the PEP")));
         }
         let vault = SecretUri::parse("openbao://secret/a")?;
         let expected = if cfg!(feature = "openbao") {

@@ -371,15 +371,17 @@ fn the_command_replaces_the_process() {
     traced.assert_hidden(&[CANARY], false);
 }
 
+/// File URLs pass through silently, and values that look like secret URIs but do not parse
+/// with a warning naming the variable. Every provider the grammar names is served now
+/// (`bootstrap://` was the last one passed through), so no valid secret URI passes through.
 #[test]
-fn file_urls_and_uris_of_unserved_providers_pass_through() {
+fn file_urls_and_malformed_uris_pass_through() {
     let dir = workdir();
     let values = [
         ("REPO", "file:///srv/repo"),
         ("LOCAL", "FILE:///home/app/.config"),
-        ("DB", "bootstrap://local/app-user"),
-        ("CFG", "bootstrap://config/signing"),
         ("TYPO", "openbao+kv9://secret/typo-path"),
+        ("BOOT", "bootstrap+x://local/boot-path"),
         ("GLOB", "file://demo/glob-*"),
         ("PASSWORD", "file://demo/db.json#password"),
     ];
@@ -388,32 +390,22 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
     for assignment in &assignments {
         flags.extend(["--env", assignment.as_str()]);
     }
-    let script = r#"printf "%s|%s|%s|%s|%s|%s|%s" "$REPO" "$LOCAL" "$DB" "$CFG" "$TYPO" "$GLOB" "$PASSWORD" > out"#;
+    let script =
+        r#"printf "%s|%s|%s|%s|%s|%s" "$REPO" "$LOCAL" "$TYPO" "$BOOT" "$GLOB" "$PASSWORD" > out"#;
     let run = check(
         &exec(dir.path(), &flags, script),
         0,
         "",
-        "secrets exec: warning: DB: `bootstrap` secret URIs are not served here; the value is passed \
-         through unchanged\n\
-         secrets exec: warning: CFG: `bootstrap` secret URIs are not served here; the value \
-         is passed through unchanged\n\
-         secrets exec: warning: TYPO: not a valid secret URI (UNSUPPORTED_ENGINE); the value is \
+        "secrets exec: warning: TYPO: not a valid secret URI (UNSUPPORTED_ENGINE); the value is \
+         passed through unchanged\n\
+         secrets exec: warning: BOOT: not a valid secret URI (UNSUPPORTED_ENGINE); the value is \
          passed through unchanged\n\
          secrets exec: warning: GLOB: not a valid secret URI (INVALID_WILDCARD); the value is \
          passed through unchanged\n",
     );
     // Warnings name variables, never values.
-    run.assert_hidden(
-        &[
-            "local/app-user",
-            "typo-path",
-            "glob-",
-            "srv/repo",
-            "config/signing",
-        ],
-        false,
-    );
-    let passed: Vec<&str> = values[..6].iter().map(|(_, v)| *v).collect();
+    run.assert_hidden(&["typo-path", "boot-path", "glob-", "srv/repo"], false);
+    let passed: Vec<&str> = values[..5].iter().map(|(_, v)| *v).collect();
     assert_eq!(
         read(&dir.path().join("out")),
         format!("{}|{CANARY}", passed.join("|"))
@@ -427,16 +419,81 @@ fn file_urls_and_uris_of_unserved_providers_pass_through() {
                 "--env",
                 "REPO=file:///srv/repo",
                 "--env",
-                "DB=bootstrap://local/app",
+                "TYPO=openbao+kv9://secret/app",
             ],
             r#"printf "%s" "$REPO""#,
         )
         .env("SECRETS_ALLOWED_MOUNTS", ""),
         0,
         "file:///srv/repo",
-        "secrets exec: warning: DB: `bootstrap` secret URIs are not served here; the value is passed \
-         through unchanged\n",
+        "secrets exec: warning: TYPO: not a valid secret URI (UNSUPPORTED_ENGINE); the value is \
+         passed through unchanged\n",
     );
+}
+
+/// A loopback address where nothing listens.
+fn dead_vault() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+#[test]
+fn bootstrap_uris_get_the_bootstrap_files_values_without_a_vault() {
+    let dir = workdir();
+    std::fs::write(
+        dir.path().join("bootstrap.json"),
+        json!({
+            "vault_addr": dead_vault(),
+            "token": "bootstrap-token-hidden",
+            "values": {"kafka_password": CANARY, "db": {"user": "app-user"}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let flags = [
+        "--bootstrap",
+        "bootstrap.json",
+        "--env",
+        "KAFKA=bootstrap://kafka_password",
+        "--env",
+        "DB_USER=BOOTSTRAP://db#user",
+    ];
+    check(
+        &exec(
+            dir.path(),
+            &flags,
+            r#"printf "%s|%s" "$KAFKA" "$DB_USER" > out"#,
+        ),
+        0,
+        "",
+        "",
+    )
+    .assert_hidden(&["bootstrap-token-hidden"], false);
+    assert_eq!(read(&dir.path().join("out")), format!("{CANARY}|app-user"));
+
+    // A name the file does not hold stops the command; so does a bootstrap without values.
+    let mut missing = flags.to_vec();
+    missing.extend(["--env", "NOPE=bootstrap://kafka/nope"]);
+    check(
+        &exec(dir.path(), &missing, "touch marker"),
+        1,
+        "",
+        "NOT_FOUND: NOPE (bootstrap://kafka/…): bootstrap: secret not found in mount `kafka`\n",
+    );
+    check(
+        &exec(dir.path(), &flags[2..], "touch marker"),
+        1,
+        "",
+        "NOT_CONFIGURED: KAFKA (bootstrap://kafka_password): bootstrap: no bootstrap values are \
+         configured (no bootstrap found; tried SECRETS_BOOTSTRAP_PATH (not set), \
+         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR and \
+         VAULT_URL/VAULT_ADDR (not set))\n\
+         NOT_CONFIGURED: DB_USER (bootstrap://db/…): bootstrap: no bootstrap values are \
+         configured (no bootstrap found; tried SECRETS_BOOTSTRAP_PATH (not set), \
+         /vault/secrets/bootstrap.json (not found), OPENBAO_URL/OPENBAO_ADDR/BAO_ADDR and \
+         VAULT_URL/VAULT_ADDR (not set))\n",
+    );
+    assert!(!dir.path().join("marker").exists());
 }
 
 #[test]

@@ -336,6 +336,71 @@ fn file_mount_path_is_the_root_without_the_flag() {
     );
 }
 
+/// `bootstrap://` values come from the bootstrap file, with nothing listening at its vault
+/// address: no vault is needed, or asked.
+#[test]
+fn bootstrap_values_resolve_without_a_vault() {
+    let root = root();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let vault = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let bootstrap = root.path().join("bootstrap.json");
+    std::fs::write(
+        &bootstrap,
+        json!({
+            "vault_addr": vault,
+            "token": "bootstrap-token-hidden",
+            "values": {"kafka_password": CANARY, "db": {"user": "app", "password": OTHER}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let uris = [
+        "bootstrap://kafka_password",
+        "bootstrap://db#user",
+        "bootstrap://db",
+    ];
+    let mut args = vec!["--bootstrap", bootstrap.to_str().unwrap()];
+    args.extend(uris);
+    check(
+        &resolve(root.path(), &args),
+        0,
+        &format!("{CANARY}\napp\n{{\"password\":\"{OTHER}\",\"user\":\"app\"}}\n"),
+        "",
+        &["bootstrap-token-hidden"],
+    );
+    // Through SECRETS_BOOTSTRAP_PATH too; a missing name fails alone, printing nothing.
+    check(
+        &resolve(root.path(), &["bootstrap://db#user", "bootstrap://db#port"])
+            .env("SECRETS_BOOTSTRAP_PATH", &bootstrap),
+        1,
+        "",
+        "KEY_NOT_FOUND: URI 2 (bootstrap://db/…): bootstrap: the secret in mount `db` has no \
+         such key\n",
+        &[OTHER, "bootstrap-token-hidden"],
+    );
+    // A wrong type is refused by its field, before anything resolves.
+    std::fs::write(
+        &bootstrap,
+        json!({"vault_addr": vault, "token": "t", "values": {"db": {"password": CANARY, "port": 5432}}})
+            .to_string(),
+    )
+    .unwrap();
+    check(
+        &resolve(
+            root.path(),
+            &["--bootstrap", bootstrap.to_str().unwrap(), "bootstrap://db"],
+        ),
+        2,
+        "",
+        &format!(
+            "BOOTSTRAP_INVALID: bootstrap {}: field `values.db.port` must be a string\n",
+            bootstrap.display()
+        ),
+        &[],
+    );
+}
+
 #[test]
 fn a_missing_bootstrap_file_is_a_config_error() {
     let root = root();

@@ -10,6 +10,7 @@ mod common;
 
 mod blocking;
 mod bootstrap;
+mod bootstrap_values;
 mod cache;
 mod config_matrix;
 mod login;

@@ -1,5 +1,6 @@
 //! The bootstrap file: strict JSON (unknown fields and wrong types refused by name), read
-//! into the providers' [`Kv2Config`], and the checks every bootstrap must pass.
+//! into the providers' [`Kv2Config`] and, from its optional `values` section, the
+//! [`BootstrapValues`] `bootstrap://` serves; and the checks every bootstrap must pass.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,11 +11,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::values::BootstrapValues;
 use super::{AuthMethod, DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, default_flavor};
 use crate::Error;
 
-/// Bootstrap files larger than this are refused (they hold a dozen short fields).
-const MAX_BOOTSTRAP_BYTES: u64 = 1024 * 1024;
+/// Bootstrap files larger than this are refused (a dozen short fields and a few values).
+pub(crate) const MAX_BOOTSTRAP_BYTES: u64 = 1024 * 1024;
 
 /// The JSON type each field accepts (`null` means "not set" for every field).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,8 @@ enum Kind {
     Text,
     Bool,
     Method,
+    /// The `values` section: an object, checked name by name by [`BootstrapValues::take`].
+    Values,
 }
 
 const FIELDS: &[(&str, Kind)] = &[
@@ -38,6 +42,7 @@ const FIELDS: &[(&str, Kind)] = &[
     ("ca_cert_path", Kind::Text),
     ("skip_verify", Kind::Bool),
     ("namespace", Kind::Text),
+    ("values", Kind::Values),
 ];
 
 /// The file's fields as written: the wire format only, turned into a [`Kv2Config`] at once.
@@ -70,6 +75,9 @@ struct Fields {
     skip_verify: bool,
     #[serde(default)]
     namespace: Option<String>,
+    /// Checked and taken out of the document by [`BootstrapValues::take`], never copied here.
+    #[serde(default, rename = "values")]
+    _values: Option<serde::de::IgnoredAny>,
 }
 
 impl Fields {
@@ -120,8 +128,11 @@ impl Fields {
     }
 }
 
+/// A bootstrap document's settings and, when it has a `values` section, its values.
+pub(crate) type Parsed = (Kv2Config, Option<BootstrapValues>);
+
 /// Parses and validates a bootstrap document; `origin` names it in errors.
-pub(super) fn from_json(text: &str, origin: &str) -> Result<Kv2Config, Error> {
+pub(super) fn from_json(text: &str, origin: &str) -> Result<Parsed, Error> {
     let mut document: Value = serde_json::from_str(text).map_err(|e| Error::BootstrapParse {
         origin: origin.to_owned(),
         line: e.line(),
@@ -130,12 +141,12 @@ pub(super) fn from_json(text: &str, origin: &str) -> Result<Kv2Config, Error> {
     })?;
     let result = from_document(&mut document, origin);
     secret_providers::wipe_json(&mut document);
-    let config = result?;
-    validate(&config, origin)?;
-    Ok(config)
+    let parsed = result?;
+    validate(&parsed.0, origin)?;
+    Ok(parsed)
 }
 
-fn from_document(document: &mut Value, origin: &str) -> Result<Kv2Config, Error> {
+fn from_document(document: &mut Value, origin: &str) -> Result<Parsed, Error> {
     let invalid = |field: &str, reason: &'static str| Error::BootstrapInvalid {
         origin: origin.to_owned(),
         field: field.to_owned(),
@@ -151,23 +162,34 @@ fn from_document(document: &mut Value, origin: &str) -> Result<Kv2Config, Error>
             return Err(invalid(&escaped(key), "is not a bootstrap field"));
         };
         match (kind, value) {
-            (Kind::Text, Value::String(_)) | (Kind::Bool, Value::Bool(_)) => {}
+            (Kind::Text, Value::String(_))
+            | (Kind::Bool, Value::Bool(_))
+            | (Kind::Values, Value::Object(_)) => {}
             (Kind::Method, Value::String(name)) if AuthMethod::from_name(name).is_some() => {}
             (Kind::Method, Value::String(_)) => {
                 return Err(invalid(key, "must be token, approle or kubernetes"));
             }
             (Kind::Text | Kind::Method, _) => return Err(invalid(key, "must be a string")),
             (Kind::Bool, _) => return Err(invalid(key, "must be true or false")),
+            (Kind::Values, _) => {
+                return Err(invalid(key, "must be an object of names to values"));
+            }
         }
     }
     // Deserializing from `&Value` copies strings out, so the document can be wiped after.
-    Fields::deserialize(&*document)
+    let config = Fields::deserialize(&*document)
         .map(Fields::into_config)
-        .map_err(|_| invalid("(document)", "does not match the bootstrap schema"))
+        .map_err(|_| invalid("(document)", "does not match the bootstrap schema"))?;
+    // The values are moved out of the document, not copied: what is left is wiped with it.
+    let values = match document.get_mut("values") {
+        Some(section) => Some(BootstrapValues::take(section, origin)?),
+        None => None,
+    };
+    Ok((config, values))
 }
 
 /// Reads, parses and validates a bootstrap file.
-pub(super) fn from_file(path: &Path) -> Result<Kv2Config, Error> {
+pub(super) fn from_file(path: &Path) -> Result<Parsed, Error> {
     let io = |source| Error::BootstrapIo {
         path: path.to_owned(),
         source,
@@ -263,8 +285,8 @@ pub(super) fn validate(config: &Kv2Config, origin: &str) -> Result<(), Error> {
     }
 }
 
-/// An unknown field name, escaped and cut to 64 characters for the error message.
-fn escaped(name: &str) -> String {
+/// A field name from the file, escaped and cut to 64 characters for an error message.
+pub(super) fn escaped(name: &str) -> String {
     let mut out = String::new();
     for (n, c) in name.chars().enumerate() {
         if n == 64 {

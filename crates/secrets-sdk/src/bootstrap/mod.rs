@@ -4,8 +4,10 @@
 //! second model of it: [`BootstrapConfig`]'s constructors, the bootstrap file
 //! ([`file`]: strict JSON, every error naming its field) and the environment level
 //! ([`env`]: `Kv2Config::from_lookup`, the one reader of `OPENBAO_*`/`VAULT_*`) all produce
-//! one. This module holds the precedence ([`BootstrapConfig::discover`]) and where a
-//! bootstrap came from ([`BootstrapSource`]).
+//! one. A bootstrap file may also carry a `values` section ([`values`]), which the
+//! `SecretsClient` serves as `bootstrap://<name>` from memory. This module holds the
+//! precedence ([`BootstrapConfig::discover`]) and where a bootstrap came from
+//! ([`BootstrapSource`]).
 
 use std::fmt;
 #[cfg(any(feature = "openbao", feature = "hashicorp"))]
@@ -25,6 +27,11 @@ mod env;
 mod file;
 #[cfg(test)]
 mod tests;
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+mod values;
+
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+pub(crate) use values::{BootstrapProvider, BootstrapValues};
 
 /// The well-known bootstrap file, as written by a Vault/OpenBao agent sidecar.
 pub const DEFAULT_BOOTSTRAP_PATH: &str = "/vault/secrets/bootstrap.json";
@@ -91,12 +98,21 @@ impl fmt::Display for AuthMethod {
 ///   "auth_method": "kubernetes",
 ///   "kubernetes_role": "payments",
 ///   "namespace": "team-a",
-///   "ca_cert_path": "/etc/ssl/vault-ca.pem"
+///   "ca_cert_path": "/etc/ssl/vault-ca.pem",
+///   "values": {"kafka_password": "…", "db": {"user": "app", "password": "…"}}
 /// }
 /// ```
 ///
 /// Unknown fields are rejected by name, so a typo cannot silently fall back to a default.
 /// `token` and `approle_secret_id` end up as `SecretString`s: `Debug` prints `[REDACTED]`.
+///
+/// `values` holds the few settings a service needs before any vault is reachable: each name
+/// is a `bootstrap://` path (`kafka_password`, `kafka/sasl`), each value a string or an object
+/// of strings (`bootstrap://db#password` picks a field). A client built with this file
+/// ([`discover`](Self::discover), `SecretsClientBuilder::bootstrap_path`) serves them from
+/// memory, wiped when it drops; [`from_json`](Self::from_json) and
+/// [`from_file`](Self::from_file) check them and return only the vault settings. A wrong
+/// type or name is `BOOTSTRAP_INVALID` naming `values.<name>`, never the value.
 ///
 /// ```
 /// # #[cfg(feature = "openbao")] {
@@ -153,20 +169,23 @@ impl BootstrapConfig {
 
     /// Parses and validates a bootstrap document. `origin` names it in errors (a path).
     ///
+    /// A `values` section is checked too, then wiped: the vault settings are returned.
+    ///
     /// # Errors
     /// `BOOTSTRAP_PARSE` (with line and column) for malformed JSON; `BOOTSTRAP_INVALID`
-    /// naming the field for an unknown field, a wrong type or a failed
-    /// [validation](Self::validate).
+    /// naming the field for an unknown field, a wrong type (`values.<name>` for a value) or a
+    /// failed [validation](Self::validate).
     pub fn from_json(text: &str, origin: &str) -> Result<Kv2Config, Error> {
-        file::from_json(text, origin)
+        file::from_json(text, origin).map(|(config, _)| config)
     }
 
-    /// Reads, parses and validates a bootstrap file.
+    /// Reads, parses and validates a bootstrap file (its `values` checked, then wiped; a
+    /// client given the path serves them).
     ///
     /// # Errors
     /// `BOOTSTRAP_IO` when it cannot be read, then as [`from_json`](Self::from_json).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Kv2Config, Error> {
-        file::from_file(path.as_ref())
+        file::from_file(path.as_ref()).map(|(config, _)| config)
     }
 
     /// Checks what a bootstrap must have, naming bootstrap-file fields: the address
@@ -225,9 +244,8 @@ impl BootstrapConfig {
         lookup: &dyn Fn(&str) -> Option<String>,
         default_path: &Path,
     ) -> Result<LoadedBootstrap, Error> {
-        let loaded = |path: &Path, source: BootstrapSource| {
-            file::from_file(path).map(|config| LoadedBootstrap { config, source })
-        };
+        let loaded =
+            |path: &Path, source: BootstrapSource| LoadedBootstrap::from_file(path, source);
         if let Some(path) = explicit {
             return loaded(path, BootstrapSource::ExplicitPath(path.to_owned()));
         }
@@ -257,6 +275,7 @@ impl BootstrapConfig {
                 return Ok(LoadedBootstrap {
                     config,
                     source: BootstrapSource::Environment(prefix),
+                    values: None,
                 });
             }
         }
@@ -341,4 +360,57 @@ pub struct LoadedBootstrap {
     pub config: Kv2Config,
     /// Where it came from.
     pub source: BootstrapSource,
+    /// A bootstrap file's `values` section, when it has one: what the client serves as
+    /// `bootstrap://`. Kept inside the crate, so values leave it only through a resolve.
+    #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+    pub(crate) values: Option<BootstrapValues>,
+}
+
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+impl LoadedBootstrap {
+    /// A bootstrap given in code: settings only, no values.
+    pub(crate) fn given(config: Kv2Config) -> Self {
+        Self {
+            config,
+            source: BootstrapSource::Given,
+            values: None,
+        }
+    }
+
+    /// Reads, parses and validates the bootstrap file at `path`, values included.
+    pub(crate) fn from_file(path: &Path, source: BootstrapSource) -> Result<Self, Error> {
+        file::from_file(path).map(|(config, values)| Self {
+            config,
+            source,
+            values,
+        })
+    }
+
+    /// The values of `loaded` taken out for the client to serve, or why there are none
+    /// (`vault_note`, why there is no bootstrap, when there is none), for `NOT_CONFIGURED`.
+    pub(crate) fn split_values(
+        loaded: Option<Self>,
+        vault_note: &str,
+    ) -> (Option<Self>, Result<BootstrapValues, String>) {
+        let Some(mut loaded) = loaded else {
+            return (None, Err(vault_note.to_owned()));
+        };
+        let values = loaded.values.take().ok_or_else(|| loaded.no_values_note());
+        (Some(loaded), values)
+    }
+
+    /// Why `bootstrap://` is not served with this bootstrap, when it has no `values` section:
+    /// for `NOT_CONFIGURED`.
+    pub(crate) fn no_values_note(&self) -> String {
+        match &self.source {
+            BootstrapSource::Given => {
+                "the bootstrap was given in code, as settings without values".into()
+            }
+            BootstrapSource::Environment(prefix) => format!(
+                "the bootstrap is the environment ({prefix}_*), which holds no values; they \
+                 come from a bootstrap file's `values` section"
+            ),
+            source => format!("the bootstrap file ({source}) has no `values` section"),
+        }
+    }
 }

@@ -393,3 +393,303 @@ fn auth_method_names() {
     }
     assert_eq!(AuthMethod::from_name("oidc"), None);
 }
+
+/// The `values` section: parsed into the zeroizing values `bootstrap://` serves, every wrong
+/// type or name refused by its field, no value in any error or `Debug`.
+#[cfg(any(feature = "openbao", feature = "hashicorp"))]
+mod bootstrap_values {
+    use std::fmt::Write as _;
+    use std::path::Path;
+
+    use secret_uri::SecretUri;
+
+    use super::*;
+
+    const CANARY: &str = "canary-b00t-5ecret";
+
+    fn parsed(values: &str) -> Result<Option<BootstrapValues>, Error> {
+        let json = format!(r#"{{"vault_addr":"http://v","token":"t","values":{values}}}"#);
+        file::from_json(&json, "t").map(|(_, values)| values)
+    }
+
+    fn read(values: &BootstrapValues, uri: &str) -> Result<Option<String>, &'static str> {
+        let uri = SecretUri::parse(uri).map_err(|e| e.code())?;
+        values
+            .read(&uri)
+            .map(|v| match v.expose_str() {
+                Some(text) => Some(text.to_owned()),
+                None => v.expose_json().map(ToString::to_string),
+            })
+            .map_err(|e| e.code())
+    }
+
+    #[test]
+    fn values_are_served_by_name_and_key() -> Result<(), Error> {
+        let values = parsed(&format!(
+            r#"{{"kafka_password":"{CANARY}","db":{{"user":"app","password":"pw"}},
+                "kafka/sasl":"s","Upper.Case-1_x":"u","empty":"","no_fields":{{}}}}"#
+        ))?
+        .unwrap_or_default();
+        assert_eq!(values.len(), 6);
+        for (uri, expected) in [
+            ("bootstrap://kafka_password", Ok(Some(CANARY.to_owned()))),
+            ("BOOTSTRAP://kafka_password", Ok(Some(CANARY.to_owned()))),
+            ("bootstrap://db#password", Ok(Some("pw".to_owned()))),
+            ("bootstrap://db#user", Ok(Some("app".to_owned()))),
+            (
+                "bootstrap://db",
+                Ok(Some(r#"{"password":"pw","user":"app"}"#.to_owned())),
+            ),
+            ("bootstrap://kafka/sasl", Ok(Some("s".to_owned()))),
+            ("bootstrap://kafka/sasl/", Ok(Some("s".to_owned()))),
+            ("bootstrap://Upper.Case-1_x", Ok(Some("u".to_owned()))),
+            ("bootstrap://empty", Ok(Some(String::new()))),
+            ("bootstrap://no_fields", Ok(Some("{}".to_owned()))),
+            // Names are case-sensitive, whole paths: no prefix, no parent.
+            ("bootstrap://KAFKA_PASSWORD", Err("NOT_FOUND")),
+            ("bootstrap://kafka", Err("NOT_FOUND")),
+            ("bootstrap://kafka/sasl/x", Err("NOT_FOUND")),
+            ("bootstrap://db/password", Err("NOT_FOUND")),
+            ("bootstrap://db#pass", Err("KEY_NOT_FOUND")),
+            ("bootstrap://no_fields#x", Err("KEY_NOT_FOUND")),
+            ("bootstrap://kafka_password#x", Err("NOT_JSON")),
+            (
+                "bootstrap://db#password?version=1",
+                Err("UNKNOWN_PARAMETER"),
+            ),
+            ("bootstrap://a/../kafka_password", Err("ILLEGAL_SEGMENT")),
+            ("bootstrap://a%2fkafka_password", Err("ILLEGAL_SEGMENT")),
+            ("file://kafka_password", Err("UNSUPPORTED_PROVIDER")),
+        ] {
+            assert_eq!(read(&values, uri), expected, "{uri}");
+        }
+        // No error names more than the mount.
+        let uri = SecretUri::parse("bootstrap://kafka/sasl/x#k")?;
+        let shown = values.read(&uri).err().map(|e| format!("{e} {e:?}"));
+        assert_eq!(
+            shown.as_deref().map(|s| s.split(" NotFound").next()),
+            Some(Some(
+                "bootstrap: secret not found in mount `kafka` [NOT_FOUND]"
+            ))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn no_section_and_null_are_no_values_an_empty_one_is_values() -> Result<(), Error> {
+        let none = file::from_json(r#"{"vault_addr":"http://v","token":"t"}"#, "t")?;
+        assert!(none.1.is_none());
+        assert!(parsed("null")?.is_none());
+        let empty = parsed("{}")?;
+        assert_eq!(empty.as_ref().map(BootstrapValues::len), Some(0));
+        // The public readers check the values and return the settings alone.
+        let config = BootstrapConfig::from_json(
+            r#"{"vault_addr":"http://v","token":"t","values":{"a":"b"}}"#,
+            "t",
+        )?;
+        assert_eq!(config.address, "http://v");
+        Ok(())
+    }
+
+    #[test]
+    fn every_wrong_value_or_name_is_refused_by_its_field() {
+        let cases = [
+            (
+                format!(r#""{CANARY}""#),
+                "values",
+                "must be an object of names to values",
+            ),
+            (
+                format!(r#"["{CANARY}"]"#),
+                "values",
+                "must be an object of names to values",
+            ),
+            (
+                "{\"n\":12345}".to_owned(),
+                "values.n",
+                "must be a string or an object of strings",
+            ),
+            (
+                "{\"n\":true}".to_owned(),
+                "values.n",
+                "must be a string or an object of strings",
+            ),
+            (
+                "{\"n\":null}".to_owned(),
+                "values.n",
+                "must be a string or an object of strings",
+            ),
+            (
+                format!(r#"{{"n":["{CANARY}"]}}"#),
+                "values.n",
+                "must be a string or an object of strings",
+            ),
+            (
+                format!(r#"{{"ok":"{CANARY}","db":{{"password":"{CANARY}","port":5432}}}}"#),
+                "values.db.port",
+                "must be a string",
+            ),
+            (
+                format!(r#"{{"db":{{"nested":{{"password":"{CANARY}"}}}}}}"#),
+                "values.db.nested",
+                "must be a string",
+            ),
+            (
+                format!(r#"{{"db":{{"a\nb":1,"x":"{CANARY}"}}}}"#),
+                "values.db.a\\nb",
+                "must be a string",
+            ),
+        ];
+        for (section, field, reason) in cases {
+            let got = parsed(&section);
+            let shown = got
+                .as_ref()
+                .err()
+                .map(|e| format!("{e} {e:?}"))
+                .unwrap_or_default();
+            assert!(!shown.contains(CANARY), "{shown}");
+            assert!(
+                matches!(&got, Err(Error::BootstrapInvalid { field: f, reason: r, .. })
+                    if f == field && *r == reason),
+                "{section}: {shown}"
+            );
+        }
+        let name_reason =
+            "is not a bootstrap:// name (path segments of A-Z a-z 0-9 . _ - joined by /)";
+        for (name, field) in [
+            ("../etc/passwd", "values.../etc/passwd"),
+            ("a/../b", "values.a/../b"),
+            ("a..b", "values.a..b"),
+            (".", "values.."),
+            ("./a", "values../a"),
+            ("/abs", "values./abs"),
+            ("a/", "values.a/"),
+            ("a//b", "values.a//b"),
+            ("", "values."),
+            ("a b", "values.a b"),
+            ("a#b", "values.a#b"),
+            ("a?version=1", "values.a?version=1"),
+            ("a%2fb", "values.a%2fb"),
+            ("a*", "values.a*"),
+            ("é", "values.é"),
+            ("a\\u0000b", "values.a\\0b"),
+        ] {
+            let got = parsed(&format!(r#"{{"{name}":"{CANARY}"}}"#));
+            assert!(
+                matches!(&got, Err(Error::BootstrapInvalid { field: f, reason: r, .. })
+                    if f == field && *r == name_reason),
+                "{name}: {got:?}"
+            );
+        }
+        // A long name is cut in the message.
+        let long = "x".repeat(500);
+        let got = parsed(&format!(r#"{{"{long} ":"{CANARY}"}}"#));
+        assert!(matches!(&got, Err(Error::BootstrapInvalid { field, .. })
+            if field.chars().count() == "values.".len() + 65));
+    }
+
+    #[test]
+    fn other_fields_are_still_checked_first_and_the_file_stays_strict() {
+        // An unknown field next to the values: refused by name, before the values.
+        let got = BootstrapConfig::from_json(
+            r#"{"vault_addr":"http://v","token":"t","value":{"a":"b"}}"#,
+            "t",
+        );
+        assert!(matches!(got, Err(Error::BootstrapInvalid { field, .. }) if field == "value"));
+        // A bootstrap without a vault address is invalid, whatever values it holds.
+        let got = BootstrapConfig::from_json(r#"{"token":"t","values":{"a":"b"}}"#, "t");
+        assert!(matches!(got, Err(Error::BootstrapInvalid { field, .. }) if field == "vault_addr"));
+        // Deeply nested values end in the parser's recursion limit, not a stack overflow.
+        let deep = format!(
+            r#"{{"vault_addr":"http://v","token":"t","values":{{"a":{}"x"{}}}}}"#,
+            "{\"k\":".repeat(10_000),
+            "}".repeat(10_000)
+        );
+        let got = BootstrapConfig::from_json(&deep, "t");
+        assert_eq!(got.err().map(|e| e.code()), Some("BOOTSTRAP_PARSE"));
+    }
+
+    #[test]
+    fn a_huge_values_section_is_read_up_to_the_file_cap() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("bootstrap.json");
+        let mut json = String::from(r#"{"vault_addr":"http://v","token":"t","values":{"#);
+        let mut n = 0;
+        while json.len() < file::MAX_BOOTSTRAP_BYTES as usize - 64 {
+            write!(json, r#""v{n}":"{CANARY}","#)?;
+            n += 1;
+        }
+        json.push_str(r#""last":"x"}}"#);
+        std::fs::write(&path, &json)?;
+        let loaded =
+            LoadedBootstrap::from_file(&path, BootstrapSource::ExplicitPath(path.clone()))?;
+        assert_eq!(
+            loaded.values.as_ref().map(BootstrapValues::len),
+            Some(n + 1)
+        );
+        assert_eq!(
+            format!("{:?}", loaded.values),
+            format!("Some(BootstrapValues {{ len: {}, .. }})", n + 1)
+        );
+        // One byte more than the cap: refused before parsing.
+        json.insert_str(json.len() - 2, &" ".repeat(128));
+        std::fs::write(&path, &json)?;
+        let got = LoadedBootstrap::from_file(&path, BootstrapSource::ExplicitPath(path.clone()));
+        assert!(
+            matches!(got, Err(Error::BootstrapInvalid { field, reason, .. })
+            if field == "(document)" && reason == "is larger than 1 MiB")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn debug_of_a_loaded_bootstrap_shows_no_value_and_no_name() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|source| Error::BootstrapIo {
+            path: "tmp".into(),
+            source,
+        })?;
+        let path = dir.path().join("b.json");
+        let json = format!(
+            r#"{{"vault_addr":"http://v","token":"{CANARY}-token",
+                "values":{{"secret_name_{CANARY}":"{CANARY}","db":{{"password":"{CANARY}"}}}}}}"#
+        );
+        std::fs::write(&path, json).map_err(|source| Error::BootstrapIo {
+            path: path.clone(),
+            source,
+        })?;
+        let loaded = BootstrapConfig::discover_with(Some(&path), &|_| None, Path::new("/none"))?;
+        let shown = format!("{loaded:?} {:?}", loaded.clone());
+        assert!(!shown.contains(CANARY), "{shown}");
+        assert!(shown.contains("BootstrapValues { len: 2, .. }"), "{shown}");
+        let provider = BootstrapProvider::new(loaded.values.clone().unwrap_or_default());
+        assert!(!format!("{provider:?}").contains(CANARY));
+        Ok(())
+    }
+
+    #[test]
+    fn each_source_says_why_it_has_no_values() {
+        let config = BootstrapConfig::token("http://v", "t");
+        let given = LoadedBootstrap::given(config.clone());
+        assert_eq!(
+            given.no_values_note(),
+            "the bootstrap was given in code, as settings without values"
+        );
+        let env = LoadedBootstrap {
+            source: BootstrapSource::Environment("OPENBAO"),
+            ..given.clone()
+        };
+        assert!(
+            env.no_values_note()
+                .starts_with("the bootstrap is the environment (OPENBAO_*)")
+        );
+        let file = LoadedBootstrap {
+            source: BootstrapSource::ExplicitPath("/etc/b.json".into()),
+            ..given
+        };
+        assert_eq!(
+            file.no_values_note(),
+            "the bootstrap file (explicit path /etc/b.json) has no `values` section"
+        );
+    }
+}

@@ -496,6 +496,8 @@ impl SecretsClientBuilder {
         if let Some(source) = &bootstrap_source {
             tracing::debug!(source = %source, "bootstrap loaded");
         }
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        let (loaded, bootstrap_values) = LoadedBootstrap::split_values(loaded, &vault_note);
 
         let (auditor, audit_key, tenant, owned_sink) = self.auditor(&env, &metrics)?;
         let mut routes = Routes::new(vault_note);
@@ -515,6 +517,9 @@ impl SecretsClientBuilder {
         drop(loaded);
         #[cfg(feature = "db")]
         routes.insert_db();
+        // `bootstrap://` from the bootstrap's own values, in memory: no vault is asked.
+        #[cfg(any(feature = "openbao", feature = "hashicorp"))]
+        routes.insert_bootstrap(bootstrap_values);
         for (provider, implementation) in self.providers {
             routes.insert(provider, implementation);
         }
@@ -601,19 +606,14 @@ impl SecretsClientBuilder {
     ) -> Result<(Option<LoadedBootstrap>, String), Error> {
         if let Some(config) = &self.bootstrap {
             BootstrapConfig::validate(config)?;
-            let loaded = LoadedBootstrap {
-                config: config.clone(),
-                source: BootstrapSource::Given,
-            };
-            return Ok((Some(loaded), String::new()));
+            return Ok((Some(LoadedBootstrap::given(config.clone())), String::new()));
         }
         if let Some(path) = &self.bootstrap_path {
-            let config = BootstrapConfig::from_file(path)?;
-            let loaded = LoadedBootstrap {
-                config,
-                source: BootstrapSource::ExplicitPath(path.clone()),
-            };
-            return Ok((Some(loaded), String::new()));
+            let source = BootstrapSource::ExplicitPath(path.clone());
+            return Ok((
+                Some(LoadedBootstrap::from_file(path, source)?),
+                String::new(),
+            ));
         }
         let Some(lookup) = lookup else {
             return Ok((

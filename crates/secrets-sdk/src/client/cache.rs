@@ -234,9 +234,15 @@ impl Inner {
         }
     }
 
+    /// Whether a value read for `uri` goes into the cache: not files with
+    /// `cache_file_secrets(false)`, and never the bootstrap's values, which are in memory
+    /// already and never change (a cached copy would only be a second one).
     pub(super) fn cacheable(&self, uri: &SecretUri) -> bool {
-        self.settings.cache_file_secrets
-            || !matches!(uri.provider(), Provider::File | Provider::Yaml)
+        match uri.provider() {
+            Provider::File | Provider::Yaml => self.settings.cache_file_secrets,
+            Provider::Bootstrap => !self.routes.serves_bootstrap_values(),
+            _ => true,
+        }
     }
 
     /// Drops expired entries (zeroizing their values) once per sweep interval, piggybacking
