@@ -196,6 +196,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "verified_caller",
     "db_replies",
     "template",
+    "config",
 ];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly
