@@ -369,11 +369,10 @@ Resolve secrets into environment variables, then run a command with them.
 Each variable is NAME=VALUE, from --env-file files (in order), then --env flags; a later \
 definition of a NAME wins. A VALUE that is a secret URI of a provider this command serves \
 (file://, yaml://, openbao+kv2://, openbao://, hashicorp+kv2://, hashicorp://, db+cred://, \
-db+db://; any case) is resolved and the variable gets the secret's value (a string as is, JSON \
+db+db://, bootstrap://; any case) is resolved and the variable gets the secret's value (a string as is, JSON \
 as compact JSON). Any other VALUE is passed through unchanged, like a plain value in `op run`: \
-ordinary file URLs (file:///srv/repo), https://… and plain text silently; a valid secret URI of \
-a provider not served here (bootstrap://), or a VALUE that starts with a secret URI \
-scheme but does not parse (openbao+kv9://…, file://demo/*), with a one-line warning on \
+ordinary file URLs (file:///srv/repo), https://… and plain text silently; a VALUE that starts \
+with a secret URI scheme but does not parse (openbao+kv9://…, file://demo/*), with a one-line warning on \
 stderr naming the variable, never the value. NAME must match [A-Za-z_][A-Za-z0-9_]*.
 
 Everything is resolved, concurrently, before the command starts. If anything fails, each \

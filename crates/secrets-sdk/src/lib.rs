@@ -9,7 +9,8 @@
 //! - **Routing by scheme**: `file://` → files under `FILE_MOUNT_PATH`; `openbao[+kv2]://` and
 //!   `hashicorp[+kv2]://` → KV v2 at `OPENBAO_URL` / `VAULT_URL` (one address serves both when
 //!   only one is set); `yaml://` (feature `yaml`) → YAML files under the same root;
-//!   `db+cred://`/`db+db://` (feature `db`) → the vault's database engine, on leases.
+//!   `db+cred://`/`db+db://` (feature `db`) → the vault's database engine, on leases;
+//!   `bootstrap://` → the bootstrap file's `values`, from memory (`NOT_CONFIGURED` without).
 //! - **A TTL cache keyed by the canonical URI** (`FILE://x` and `file://x` are one entry),
 //!   bounded in size, where concurrent misses on one URI make **one** backend read, errors
 //!   are never cached, and evicted values are zeroized. A hit is a hash lookup and an `Arc`

@@ -152,13 +152,13 @@ pub(crate) fn execs(run: &mut Run, fx: &Fixtures) -> Result {
             0,
         ),
         (
-            "exec unserved passes through",
+            "exec bootstrap not configured",
             vec![
                 "--env".into(),
                 format!("LK=bootstrap://demo/{SEGMENT}/{FILE}"),
             ],
             vec![],
-            0,
+            1,
         ),
         (
             "exec db not a role",

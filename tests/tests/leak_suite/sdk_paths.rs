@@ -244,14 +244,19 @@ fn scenarios() -> Vec<(String, String, Expect, Sync)> {
             Sync::Same,
         ));
     }
-    for scheme in ["db", "bootstrap"] {
-        list.push((
-            format!("{scheme} unsupported"),
-            format!("{scheme}://demo/{SEGMENT}/{FILE}"),
-            Expect::Code("UNSUPPORTED_PROVIDER"),
-            Sync::Same,
-        ));
-    }
+    list.push((
+        "db unsupported".to_owned(),
+        format!("db://demo/{SEGMENT}/{FILE}"),
+        Expect::Code("UNSUPPORTED_PROVIDER"),
+        Sync::Same,
+    ));
+    // The main client's bootstrap is given in code: it has no `values` section.
+    list.push((
+        "bootstrap not configured".to_owned(),
+        format!("bootstrap://demo/{SEGMENT}/{FILE}"),
+        Expect::Code("NOT_CONFIGURED"),
+        Sync::Unsupported,
+    ));
     // `yaml://` reads files under the same root: a missing one names nothing.
     list.push((
         "yaml missing".to_owned(),
@@ -425,6 +430,32 @@ fn credentials(run: &mut Run, rt: &Runtime, fx: &Fixtures) -> Result {
         );
         client.close();
     }
+    // Bootstrap values: a canary in the file's `values`, read before any vault.
+    let values_file = fx.outside.path().join("bootstrap-values.json");
+    std::fs::write(
+        &values_file,
+        json!({
+            "vault_addr": addr,
+            "token": TOKEN,
+            "values": {format!("demo/{SEGMENT}/{FILE}"): {"key": VALUE}},
+        })
+        .to_string(),
+    )?;
+    let client = builder(fx).bootstrap_path(&values_file).build()?;
+    run.show("sdk/client bootstrap values", format!("{client:?}"));
+    let values = [
+        ("value", "#key", Expect::Value),
+        ("missing key", "#nokey", Expect::Code("KEY_NOT_FOUND")),
+        ("missing name", "-absent", Expect::Code("NOT_FOUND")),
+    ];
+    for (name, rest, expect) in values {
+        let uri = format!("bootstrap://demo/{SEGMENT}/{FILE}{rest}");
+        let path = run.path(format!("sdk/resolve bootstrap {name}"));
+        run.secret(&path, &rt.block_on(client.resolve(uri.as_str())), expect);
+        let path = run.path(format!("sdk/resolve_blocking bootstrap {name}"));
+        run.secret(&path, &client.resolve_blocking(uri.as_str()), expect);
+    }
+    client.close();
     // No vault configured.
     let client = builder(fx).build()?;
     let path = run.path("sdk/resolve no vault configured");
