@@ -197,6 +197,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "db_replies",
     "template",
     "config",
+    "bootstrap",
 ];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly

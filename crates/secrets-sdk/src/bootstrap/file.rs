@@ -2,14 +2,12 @@
 //! into the providers' [`Kv2Config`] and, from its optional `values` section, the
 //! [`BootstrapValues`] `bootstrap://` serves; and the checks every bootstrap must pass.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use secret_providers::{Kv2Auth, Kv2Config};
 use serde::Deserialize;
 use serde_json::Value;
-use zeroize::Zeroizing;
 
 use super::values::BootstrapValues;
 use super::{AuthMethod, DEFAULT_SERVICE_ACCOUNT_TOKEN_PATH, default_flavor};
@@ -194,19 +192,20 @@ pub(super) fn from_file(path: &Path) -> Result<Parsed, Error> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_BOOTSTRAP_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
     let origin = path.display().to_string();
-    if bytes.len() as u64 > MAX_BOOTSTRAP_BYTES {
-        return Err(Error::BootstrapInvalid {
-            origin,
-            field: "(document)".into(),
-            reason: "is larger than 1 MiB",
-        });
-    }
+    // A regular file only, opened without blocking (a FIFO at the path never stalls start-up),
+    // capped; the bytes are wiped when dropped.
+    let bytes = secret_providers::read_local_file(path, MAX_BOOTSTRAP_BYTES).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            Error::BootstrapInvalid {
+                origin: origin.clone(),
+                field: "(document)".into(),
+                reason: "is larger than 1 MiB",
+            }
+        } else {
+            io(e)
+        }
+    })?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     from_json(text, &origin)

@@ -644,6 +644,26 @@ mod bootstrap_values {
     }
 
     #[test]
+    fn a_fifo_or_a_directory_at_the_path_is_refused_without_waiting()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let fifo = dir.path().join("bootstrap.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()?
+                .success()
+        );
+        for path in [fifo, dir.path().to_owned()] {
+            let got =
+                LoadedBootstrap::from_file(&path, BootstrapSource::ExplicitPath(path.clone()));
+            let code = got.err().map(|e| e.code());
+            assert_eq!(code, Some("BOOTSTRAP_IO"), "{}", path.display());
+        }
+        Ok(())
+    }
+
+    #[test]
     fn debug_of_a_loaded_bootstrap_shows_no_value_and_no_name() -> Result<(), Error> {
         let dir = tempfile::tempdir().map_err(|source| Error::BootstrapIo {
             path: "tmp".into(),
