@@ -90,14 +90,14 @@ pub use db::fuzz_db_replies;
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub use db::{DbLease, DbProvider, LeaseId, Renewal};
 pub use error::{BoxError, ProviderError};
+#[cfg(feature = "yaml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
+pub use file::yaml_flow_within_budget;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use file::{
     DEFAULT_FILE_MAX_BYTES, DEFAULT_FILE_ROOT, FileConfig, FileProvider, read_local_file,
 };
-#[cfg(feature = "yaml")]
-#[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
-pub use file::yaml_flow_within_budget;
 #[cfg(feature = "kv2")]
 #[doc(hidden)]
 pub use kv2::fuzz_metadata_reply;
