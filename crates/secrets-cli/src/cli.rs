@@ -499,20 +499,20 @@ counts characters and points at the URI; never a value, never the full URI) and 
 is 1.
 
 Values are inserted verbatim: a string as is, JSON (a whole JSON file or KV v2 secret, or a \
-non-string field) as compact JSON. --escape quotes each value for the format around it. A \
-reference written between a pair of quotes of that format gets the value escaped for those \
-quotes; anywhere else it becomes one complete quoted token:
-  json   \"{{ URI }}\": the JSON string's contents (serde_json's escaping; JSON as its text). \
-{{ URI }}: a JSON value: a string quoted, JSON as is, so numbers and objects keep their type.
-  yaml   \"{{ URI }}\": a double-quoted scalar's contents; '{{ URI }}': a single-quoted \
+non-string field) as compact JSON. --escape quotes each value for the format around it: the \
+template's text is read as that format's lexer reads its quotes (shell: '…', \"…\", \\ and # \
+comments; json: \"…\"; yaml: a quoted scalar opens where a scalar starts, # comments), and a \
+reference inside a quoted string, alone or with other text (\"postgres://app:{{ URI }}@db\"), \
+gets the value escaped for that string; anywhere else it becomes one complete quoted token:
+  json   inside \"…\": the JSON string's contents (serde_json's escaping; JSON as its text). \
+Outside: a JSON value: a string quoted, JSON as is, so numbers and objects keep their type.
+  yaml   inside \"…\": a double-quoted scalar's contents; inside '…': a single-quoted \
 scalar's (a value with a line break or a control character cannot be single-quoted: \
-UNQUOTABLE_VALUE). {{ URI }}: a double-quoted scalar, JSON as a flow value.
-  shell  '{{ URI }}': `'` becomes `'\\''`; \"{{ URI }}\": `\\`, `$`, `` ` `` and `\"` get a \
-backslash. {{ URI }}: one single-quoted word (POSIX sh), so `KEY={{ URI }}` is safe to source. \
-A NUL byte cannot be quoted for a shell (UNQUOTABLE_VALUE).
-A reference inside a longer quoted string (`\"postgres://{{ URI }}@db\"`) is not between a \
-pair of quotes: with json or yaml it would become a quoted token inside the string; write the \
-whole string as the secret, or use no --escape.
+UNQUOTABLE_VALUE). Outside: a double-quoted scalar, JSON as a flow value.
+  shell  inside '…': `'` becomes `'\\''`; inside \"…\": `\\`, `$`, `` ` `` and `\"` get a \
+backslash. Outside: one single-quoted word (POSIX sh), so `KEY={{ URI }}` is safe to source. \
+A NUL byte cannot be quoted for a shell (UNQUOTABLE_VALUE). Here-documents are not \
+recognized: do not use --escape shell for a reference inside one.
 
 Output: with -o PATH the result is written atomically: to a new file beside PATH, created \
 with --mode (default 0600: never readable by others, not even briefly; the umask is not \

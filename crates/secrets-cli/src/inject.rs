@@ -13,13 +13,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use secret_uri::template::{self, Piece, Reference};
+use secret_uri::template::{self, Piece};
 use secrets_sdk::Secret;
 use zeroize::Zeroizing;
 
 use crate::check::check;
 use crate::cli::{Escape, InjectArgs};
 use crate::client::{self, EnvLookup};
+use crate::quote_context::{Quote, QuoteContext};
 use crate::status::Status;
 
 /// The code for a template larger than [`MAX_TEMPLATE_SIZE`].
@@ -245,9 +246,13 @@ pub(crate) fn run<O: Write, E: Write>(
 
     let mut rendered = Zeroizing::new(Vec::with_capacity(text.len()));
     let mut references = slots.iter();
+    let mut context = QuoteContext::new(args.escape);
     for piece in &pieces {
         match piece {
-            Piece::Text(literal) => rendered.extend_from_slice(literal.as_bytes()),
+            Piece::Text(literal) => {
+                context.feed(literal);
+                rendered.extend_from_slice(literal.as_bytes());
+            }
             Piece::Reference(reference) => {
                 let result = references.next().and_then(|&slot| results.get(slot));
                 let failure = |code, message| Failure {
@@ -259,10 +264,11 @@ pub(crate) fn run<O: Write, E: Write>(
                 };
                 match result {
                     Some(Ok(secret)) => {
-                        let quote = Quote::around(&text, reference, args.escape);
+                        let quote = context.quote();
                         if let Err(message) = insert(&mut rendered, secret, args.escape, quote) {
                             failures.push(failure(UNQUOTABLE_VALUE, message.to_owned()));
                         }
+                        context.inserted();
                     }
                     Some(Err(e)) => failures.push(failure(e.code(), client::message(e))),
                     // One result per URI; never leave a reference out silently.
@@ -323,32 +329,6 @@ fn report<E: Write>(err: &mut E, name: &str, failures: &[Failure]) -> io::Result
         let _ = writeln!(lines, ": {}", f.message);
     }
     err.write_all(lines.as_bytes())
-}
-
-/// The quotes of the output format a reference is written between, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    None,
-    Double,
-    Single,
-}
-
-impl Quote {
-    /// `"{{ URI }}"` or `'{{ URI }}'`: the same quote right before and right after the span.
-    /// JSON has no single quotes.
-    fn around(template: &str, reference: &Reference<'_>, escape: Option<Escape>) -> Self {
-        let bytes = template.as_bytes();
-        let before = reference
-            .span
-            .start
-            .checked_sub(1)
-            .and_then(|i| bytes.get(i));
-        match (before, bytes.get(reference.span.end), escape) {
-            (Some(b'"'), Some(b'"'), _) => Self::Double,
-            (Some(b'\''), Some(b'\''), Some(Escape::Yaml | Escape::Shell)) => Self::Single,
-            _ => Self::None,
-        }
-    }
 }
 
 /// Appends `secret`'s value to `out`, quoted for `escape` in `quote`.

@@ -164,6 +164,7 @@ mod exec_watch;
 mod get;
 mod inject;
 mod lint;
+mod quote_context;
 mod report;
 mod resolve;
 mod signals;

@@ -297,6 +297,23 @@ fn escape_json_gives_valid_json_with_the_values() {
             "nested": {"k": "key-1"},
         })
     );
+    // Inside a longer string, the value is that string's contents.
+    let template = write(
+        root.path(),
+        "dsn.json.tmpl",
+        "{\"dsn\": \"postgres://app:{{ file://demo/tricky }}@db/x\", \"after\": {{ file://demo/api-key }}}",
+    );
+    let run = inject(
+        root.path(),
+        &["--escape", "json", "-i", s(&template), "-o", "-"],
+    )
+    .run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let parsed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        parsed,
+        json!({"dsn": format!("postgres://app:{TRICKY}@db/x"), "after": "key-1"})
+    );
     // Without --escape, the same value breaks the JSON: the escape is what makes it valid.
     let raw = inject(root.path(), &["-i", s(&template), "-o", "-"]).run();
     assert_eq!(raw.code, 0);
@@ -324,6 +341,51 @@ fn escape_shell_round_trips_through_sh() {
             .env("HOME", "/nowhere")
             .run();
         assert_eq!((shell.code, shell.stdout.as_str()), (0, TRICKY), "{line}");
+    }
+    // Inside a longer quoted string, after a comment with a stray quote, in a sourced
+    // assignment: the value stays data (no command of it runs) and comes back whole.
+    let pwned = root.path().join("pwned");
+    std::fs::write(
+        root.path().join("demo/hostile"),
+        format!("'$(touch {p})`touch {p}`'\"$(touch {p})\"\\", p = s(&pwned)),
+    )
+    .unwrap();
+    let hostile = std::fs::read_to_string(root.path().join("demo/hostile")).unwrap();
+    for (line, expected) in [
+        (
+            "# don't\nDSN=\"postgres://app:{{ file://demo/hostile }}@db/x\"; printf %s \"$DSN\"",
+            format!("postgres://app:{hostile}@db/x"),
+        ),
+        (
+            "DSN='postgres://app:{{ file://demo/hostile }}@db/x'; printf %s \"$DSN\"",
+            format!("postgres://app:{hostile}@db/x"),
+        ),
+        (
+            "printf %s \"a'{{ file://demo/hostile }}'b\"",
+            format!("a'{hostile}'b"),
+        ),
+        (
+            "printf %s pre{{ file://demo/hostile }}post",
+            format!("pre{hostile}post"),
+        ),
+    ] {
+        let template = write(root.path(), "h.sh.tmpl", line);
+        let out = root.path().join("h.sh");
+        let run = inject(
+            root.path(),
+            &["--escape", "shell", "-i", s(&template), "-o", s(&out)],
+        )
+        .run();
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{line}: {run:?}");
+        let shell = Invocation::new("sh", [s(&out)])
+            .env("HOME", "/nowhere")
+            .run();
+        assert_eq!(
+            (shell.code, shell.stdout.as_str()),
+            (0, expected.as_str()),
+            "{line}"
+        );
+        assert!(!pwned.exists(), "a command in the value ran: {line}");
     }
     // A NUL byte cannot be a shell word's: refused, nothing written.
     std::fs::write(root.path().join("demo/nul"), "a\0b").unwrap();
