@@ -29,18 +29,9 @@ const MOUNT: &str = "database";
 /// events): each test checks that its credentials and lease ids reached none of it.
 fn logs() -> &'static LogCapture {
     static LOGS: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+    // Only this binary installs one: a capture that saw nothing would prove nothing.
     LOGS.get_or_init(|| {
-        let logs = LogCapture::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        // Only this binary installs one.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
+        LogCapture::install_global().unwrap_or_else(|e| panic!("the TRACE subscriber: {e}"))
     })
 }
 

@@ -22,6 +22,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
+    /// Installs the process's global subscriber: every event and span at TRACE, with span
+    /// enter/exit/close events and their fields, no colours, written into the returned
+    /// capture. For a test binary (or a child process) of its own: a process has one.
+    ///
+    /// # Errors
+    /// A global subscriber is already set.
+    pub fn install_global() -> Result<Self, tracing::subscriber::SetGlobalDefaultError> {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)?;
+        Ok(logs)
+    }
+
     /// Everything written so far, as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()

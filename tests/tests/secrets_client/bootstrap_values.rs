@@ -397,15 +397,7 @@ fn canary_child() -> TestResult {
     }
     let files = demo_files()?;
     let path = write_bootstrap(files.path(), &dead_addr()?, Some(values()))?;
-    let logs = LogCapture::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber)?;
+    let logs = LogCapture::install_global()?;
     let mut shown = String::new();
     let builder = guarded(files.path()).bootstrap_path(&path);
     shown.push_str(&format!("{builder:?}\n"));
