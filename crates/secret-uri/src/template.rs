@@ -68,6 +68,7 @@ pub fn scan(template: &str) -> Scan<'_> {
         text_start: 0,
         search: 0,
         pending: None,
+        close: None,
         at: Position {
             offset: 0,
             line: 1,
@@ -177,6 +178,9 @@ pub struct Scan<'a> {
     pending: Option<Result<Piece<'a>, TemplateError>>,
     /// The last position counted; positions only move forward, so counting stays linear.
     at: Position,
+    /// The first `}}` at or after some offset (`None`: none there), remembered: each `{{`
+    /// would otherwise search the rest of the text again, quadratic in `{{`s without `}}`.
+    close: Option<(usize, Option<usize>)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +229,20 @@ impl<'a> Iterator for Scan<'a> {
                 open += 1;
             }
             let inner_start = open + 2;
-            let close = find(template, "}}", inner_start);
+            let close = match self.close {
+                // The first `}}` from an earlier offset is also the first from here, if it is
+                // not before here; no `}}` from there means none from here.
+                Some((from, found))
+                    if from <= inner_start && found.is_none_or(|c| c >= inner_start) =>
+                {
+                    found
+                }
+                _ => {
+                    let found = find(template, "}}", inner_start);
+                    self.close = Some((inner_start, found));
+                    found
+                }
+            };
             let next_open = find(template, "{{", inner_start);
             let closed = close.filter(|&c| next_open.is_none_or(|n| c < n));
             let inner_end = closed.or(next_open).unwrap_or(template.len());
