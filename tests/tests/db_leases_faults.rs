@@ -244,3 +244,45 @@ async fn a_static_role_without_a_rotation_time_is_not_read_on_every_resolve() ->
     client.close();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rotation_a_capped_lease_just_ends_and_the_next_read_issues_anew() -> TestResult {
+    let server = vault(vec![
+        creds("database/creds/app/L1", 3, true),
+        // The renewal at ~2 s is capped at 1 s: the role's max TTL.
+        Fault::json(
+            200,
+            &json!({"lease_id": "database/creds/app/L1", "lease_duration": 1}),
+        ),
+        creds("database/creds/app/L2", 30, true),
+        Fault::status(204),
+    ])?;
+    let client = SecretsClient::builder()
+        .allowed_mounts(AllowedMounts::from_csv("database"))
+        .bootstrap(BootstrapConfig::token(server.addr(), "root"))
+        .lease_overlap(Duration::from_secs(30))
+        .rotate_leases(false)
+        .build()?;
+    let first = client.resolve("db+cred://database/app#username").await?;
+    assert_eq!(first.expose_str(), Some("u-database/creds/app/L1"));
+    // Past the capped end (≤ 3.3 s): renewed once, and no successor read ahead of it.
+    tokio::time::sleep(Duration::from_millis(3600)).await;
+    let (issued, renewed, _) = seen(&server);
+    assert_eq!(
+        (issued, renewed),
+        (1, 1),
+        "(issues, renewals) before the lease's end"
+    );
+    let next = client.resolve("db+cred://database/app#username").await?;
+    assert_eq!(
+        next.expose_str(),
+        Some("u-database/creds/app/L2"),
+        "the ended lease is not served: the read issued a new one"
+    );
+    let closer = client.clone();
+    tokio::task::spawn_blocking(move || closer.close()).await?;
+    let mut revoked = seen(&server).2;
+    revoked.sort();
+    assert_eq!(revoked, ["database/creds/app/L1", "database/creds/app/L2"]);
+    Ok(())
+}

@@ -390,7 +390,8 @@ it is not found, 126 otherwise (e.g. not executable).
 
 Database credentials (db+cred://) live on a lease: then the command runs as a child instead \
 (signals passed on, its exit status the exit status), `secrets` renews the lease while it \
-runs, and revokes it when the command exits, so no database user outlives it. --keep-lease \
+runs up to the role's max TTL (without --watch no new user is read then: the command could \
+not take it), and revokes it when the command exits, so no database user outlives it. --keep-lease \
 leaves the lease to end at its TTL and replaces this process as above.
 
 Env file: one NAME=VALUE per line. Blank lines and lines starting with # are skipped; an \

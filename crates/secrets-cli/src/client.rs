@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use secret_uri::SecretUri;
-use secrets_sdk::{ALLOWED_MOUNTS_ENV, Error, ResolveOptions, Secret, SecretsClient};
+use secrets_sdk::{
+    ALLOWED_MOUNTS_ENV, Error, ResolveOptions, Secret, SecretsClient, SecretsClientBuilder,
+};
 
 use crate::cli::ClientArgs;
 
@@ -45,6 +47,11 @@ impl fmt::Display for ConfigError {
 /// `BOOTSTRAP_INVALID`), e.g. for an empty `SECRETS_ALLOWED_MOUNTS` or a missing
 /// `--bootstrap` file.
 pub(crate) fn build(args: &ClientArgs, env: &EnvLookup) -> Result<SecretsClient, ConfigError> {
+    finish(builder(args, env))
+}
+
+/// The builder [`build`] finishes, for a command that sets more on it.
+pub(crate) fn builder(args: &ClientArgs, env: &EnvLookup) -> SecretsClientBuilder {
     let lookup = Arc::clone(env);
     let mut builder = SecretsClient::builder().env_lookup(move |name| lookup(name));
     if let Some(path) = &args.bootstrap {
@@ -53,12 +60,19 @@ pub(crate) fn build(args: &ClientArgs, env: &EnvLookup) -> Result<SecretsClient,
     if let Some(root) = &args.file_root {
         builder = builder.file_root(root);
     }
-    builder = match &args.allowed_mounts {
+    match &args.allowed_mounts {
         Some(mounts) => builder.allowed_mounts(mounts.clone()),
         // Set (even to nothing): the SDK applies it, and refuses an empty list.
         None if env(ALLOWED_MOUNTS_ENV).is_some() => builder,
         None => builder.allow_any_mount(),
-    };
+    }
+}
+
+/// Builds the client, its errors as a [`ConfigError`].
+///
+/// # Errors
+/// As [`build`].
+pub(crate) fn finish(builder: SecretsClientBuilder) -> Result<SecretsClient, ConfigError> {
     builder.build().map_err(|e| ConfigError {
         code: e.code(),
         message: message(&e),

@@ -172,7 +172,10 @@ pub(crate) fn prepare<E: Write>(
     let (client, mut resolved) = if uris.is_empty() {
         (None, Vec::new().into_iter())
     } else {
-        let client = match client::build(&args.client, env) {
+        // Without `--watch` the command gets its credentials once: a lease at its end is not
+        // replaced (a new database user nobody would use), only renewed while it can be.
+        let builder = client::builder(&args.client, env).rotate_leases(args.watch);
+        let client = match client::finish(builder) {
             Ok(client) => client,
             Err(e) => {
                 writeln!(err, "{e}")?;

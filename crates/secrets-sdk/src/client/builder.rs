@@ -86,6 +86,8 @@ pub struct SecretsClientBuilder {
     watch_interval: Option<Duration>,
     #[cfg(feature = "db")]
     lease_overlap: Option<Duration>,
+    #[cfg(feature = "db")]
+    rotate_leases: Option<bool>,
     refresh_ahead: Option<bool>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
     audit: Option<Arc<dyn AuditSink>>,
@@ -376,6 +378,19 @@ impl SecretsClientBuilder {
         self
     }
 
+    /// Whether a database lease that cannot be renewed any further (its role's `max_ttl`, a
+    /// refused renewal, a vault that lost it) is replaced by new credentials in the
+    /// background and announced to watchers (default `true`). With `false` the lease is
+    /// renewed up to its end and then dropped: nothing is read ahead, and the next read after
+    /// its end issues a new lease. For a holder that cannot take new credentials anyway, such
+    /// as a command started once with them (`secrets exec` without `--watch`): rotating would
+    /// only create a database user nobody uses.
+    #[cfg(feature = "db")]
+    pub fn rotate_leases(mut self, rotate: bool) -> Self {
+        self.rotate_leases = Some(rotate);
+        self
+    }
+
     /// Whether a value read in the last 10–20 % of its TTL is refreshed in the background
     /// before it expires, so a hot URI never misses (default `true`). KV v2 values are
     /// revalidated through the metadata endpoint: the same version extends the entry without
@@ -527,6 +542,7 @@ impl SecretsClientBuilder {
         let leases = super::leases::Leases::new(
             routes.db().cloned(),
             self.lease_overlap.unwrap_or(super::DEFAULT_LEASE_OVERLAP),
+            self.rotate_leases.unwrap_or(true),
         );
 
         let sweep_every = (settings.ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));

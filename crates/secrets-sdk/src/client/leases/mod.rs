@@ -51,6 +51,8 @@ pub(super) struct Leases {
     /// Leases replaced by a successor and still alive until they end; revoked by `close`.
     retiring: Mutex<Vec<Retiring>>,
     overlap: Duration,
+    /// Whether a lease at its end is replaced by a successor (else it just ends).
+    rotate: bool,
     /// Issues under way (readers' and rotations'): `close` waits for them, so a lease the
     /// vault is creating right now is revoked too, never lost with the runtime.
     in_flight: Mutex<usize>,
@@ -120,12 +122,13 @@ impl Held {
 }
 
 impl Leases {
-    pub(super) fn new(provider: Option<DbProvider>, overlap: Duration) -> Self {
+    pub(super) fn new(provider: Option<DbProvider>, overlap: Duration, rotate: bool) -> Self {
         Self {
             provider,
             by_role: Mutex::new(HashMap::new()),
             retiring: Mutex::new(Vec::new()),
             overlap,
+            rotate,
             in_flight: Mutex::new(0),
             settled: std::sync::Condvar::new(),
         }

@@ -1,7 +1,8 @@
 //! The renewer of one role's lease, a task on the client's runtime for as long as the client
 //! holds the role: it renews the lease at about two thirds of each duration granted
 //! (jittered ±10 %), and reads new credentials, announcing them to the role's watchers, when
-//! the lease cannot go on: the vault capped a renewal (the role's `max_ttl`: rotated `overlap`
+//! the lease cannot go on (unless the client was built with `rotate_leases(false)`: then the
+//! renewer stops there and the lease just ends): the vault capped a renewal (the role's `max_ttl`: rotated `overlap`
 //! before the end), refused it, or no longer knows the lease (rotated at once). A static
 //! role's credentials are read again just after the vault rotates them. A transient failure
 //! (the vault down) is retried with backoff until the lease ends.
@@ -138,6 +139,12 @@ async fn run(inner: Weak<Inner>, role: Weak<Role>, held: Arc<Held>) {
         course.retry_at = None;
         match step {
             Step::Renew(_) => renew(&inner, &mut course).await,
+            Step::Rotate(_) if !inner.leases.rotate && course.held.lease.lease_id().is_some() => {
+                // Not replaced (`rotate_leases(false)`): it lasts until its end, and the
+                // next read after that issues a new one.
+                tracing::debug!("the lease cannot be renewed further; it is not replaced");
+                return;
+            }
             Step::Rotate(_) => {
                 if !rotate(&inner, &role, &mut course).await {
                     return;
