@@ -18,7 +18,8 @@ pub struct Detached {
     pub pid: u32,
     /// Its log file.
     pub log: PathBuf,
-    /// OpenBao's root token (`None` for Cerbos).
+    /// The server's admin credential: OpenBao's root token, PostgreSQL's superuser password
+    /// (`None` for servers without one, such as Cerbos and tansu).
     pub root_token: Option<String>,
 }
 
