@@ -3,7 +3,8 @@
 //! The steps, each all or nothing: read the template (a regular file or stdin, capped,
 //! opened without blocking), scan it (`secret_uri::template`, the scanner `lint` uses too),
 //! validate every reference, resolve every secret concurrently, render in memory (zeroized
-//! when dropped), then write: atomically to a file created with its final mode, or to stdout.
+//! when dropped), then write: atomically to a file created with its final mode, in place to a
+//! device, a FIFO or a descriptor's link (`inject/output.rs`), or to stdout.
 //! Values reach the output only; errors name a reference by its place and redacted URI.
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ mod escape;
 mod output;
 
 use escape::insert;
-use output::write_atomically;
+use output::Target;
 
 /// The code for a template larger than [`MAX_TEMPLATE_SIZE`].
 pub(crate) const TOO_LARGE: &str = "TOO_LARGE";
@@ -42,7 +43,8 @@ pub(crate) const MAX_TEMPLATE_SIZE: u64 = 16 * 1024 * 1024;
 pub(crate) enum Destination {
     /// Standard output.
     Stdout,
-    /// A file, written atomically.
+    /// The path given with `-o`: a file written atomically, or a device, FIFO or descriptor
+    /// link written in place ([`output::resolve`]).
     File(PathBuf),
 }
 
@@ -231,6 +233,18 @@ pub(crate) fn run<O: Write, E: Write>(
         return Ok(Status::Success);
     }
 
+    // Where the output goes, before anything is resolved: a refused -o costs no vault read.
+    let target = match &destination {
+        Destination::Stdout => Target::Stdout,
+        Destination::File(path) => match output::resolve(path) {
+            Ok(target) => target,
+            Err(e) => {
+                writeln!(err, "secrets inject: cannot write {}: {e}", path.display())?;
+                return Ok(Status::Failure);
+            }
+        },
+    };
+
     let resolved = if canonical.is_empty() {
         None
     } else {
@@ -296,9 +310,10 @@ pub(crate) fn run<O: Write, E: Write>(
         report(&mut err, &name, &failures)?;
         return Ok(Status::Findings);
     }
-    let written = match &destination {
-        Destination::Stdout => out.write_all(&rendered).and_then(|()| out.flush()),
-        Destination::File(path) => write_atomically(path, &rendered, args.mode),
+    let written = match &target {
+        Target::Stdout => out.write_all(&rendered).and_then(|()| out.flush()),
+        Target::Replace(path) => output::write_atomically(path, &rendered, args.mode),
+        Target::Stream(path) => output::write_in_place(path, &rendered),
     };
     drop(rendered);
     match written {
@@ -306,7 +321,8 @@ pub(crate) fn run<O: Write, E: Write>(
             close(true);
             Ok(Status::Success)
         }
-        Err(e) if destination == Destination::Stdout => {
+        // A closed stdout (`| head`) ends the command quietly, as for -o -.
+        Err(e) if target == Target::Stdout => {
             close(false);
             Err(e)
         }

@@ -3,11 +3,11 @@
 //! no value on stderr; no terminal, no FIFO; the shipped example.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::cli::{Invocation, repo_root, secrets, secrets_bin};
+use crate::common::cli::{Invocation, Run, repo_root, secrets, secrets_bin};
 use secrets_test_support::shared_openbao;
 use serde_json::json;
 
@@ -544,4 +544,152 @@ fn a_fifo_template_is_refused_without_hanging() {
         run.stderr.starts_with("secrets inject: cannot write "),
         "{run:?}"
     );
+}
+
+/// `sh -c SCRIPT` with `$0` the `secrets` binary, `$1` the file root, `$2` the template and
+/// `$3` `extra`: for outputs that only a shell's redirections set up.
+fn inject_in_sh(root: &Path, template: &Path, extra: &Path, script: &str) -> Run {
+    Invocation::new(
+        "sh",
+        [
+            "-c",
+            script,
+            s(secrets_bin()),
+            s(root),
+            s(template),
+            s(extra),
+        ],
+    )
+    .run_within(Duration::from_secs(20))
+    .expect("inject did not return")
+}
+
+/// `-o /dev/stdout >> app.log`: the path leads, through `/proc/self/fd/1`, to app.log, which
+/// must be appended to, never replaced by a new file renamed over it (that lost the log). The
+/// same for every other name of a descriptor, and for `/dev/null` and a FIFO.
+#[test]
+fn a_descriptor_device_or_fifo_output_is_written_in_place_never_renamed_over() {
+    let root = root();
+    let template = write(root.path(), "t.tmpl", "k={{ file://demo/api-key }}\n");
+    let log = root.path().join("app.log");
+    for (output, redirect) in [
+        ("/dev/stdout", ">>"),
+        ("/proc/self/fd/1", ">>"),
+        ("/dev/fd/1", ">>"),
+        ("/dev/stderr", "2>>"),
+        ("/dev/fd/3", "3>>"),
+    ] {
+        std::fs::write(&log, "earlier line\n").unwrap();
+        let inode = std::fs::metadata(&log).unwrap().ino();
+        let script = format!(
+            "exec \"$0\" inject --file-root \"$1\" -i \"$2\" -o {output} {redirect} \"$3\""
+        );
+        let run = inject_in_sh(root.path(), &template, &log, &script);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (0, "", ""),
+            "{output}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "earlier line\nk=key-1\n",
+            "{output}"
+        );
+        assert_eq!(std::fs::metadata(&log).unwrap().ino(), inode, "{output}");
+    }
+    // Written through stdout itself: the shell's offset moves on, so what others write to
+    // the same descriptor afterwards follows the output instead of overwriting it.
+    let script = "{ echo before; \"$0\" inject --file-root \"$1\" -i \"$2\" -o /dev/stdout; \
+                  echo after; } > \"$3\"";
+    let run = inject_in_sh(root.path(), &template, &log, script);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "before\nk=key-1\nafter\n"
+    );
+    // /dev/null takes it and stays a device.
+    let run = inject(root.path(), &["-i", s(&template), "-o", "/dev/null"]).run();
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    // A FIFO: its reader gets the output, and it stays a FIFO.
+    let fifo = root.path().join("out.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got = root.path().join("got");
+    let script = format!(
+        "cat {} > \"$3\" & \"$0\" inject --file-root \"$1\" -i \"$2\" -o {}; code=$?; wait; \
+         exit $code",
+        s(&fifo),
+        s(&fifo)
+    );
+    let run = inject_in_sh(root.path(), &template, &got, &script);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "k=key-1\n");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+/// A symlink is followed to the file it names, which is replaced; a dangling one is refused
+/// (nothing is created where a link points) and so is a folder, each with its code and
+/// before anything is resolved.
+#[test]
+fn an_output_symlink_must_lead_to_a_file() {
+    let root = root();
+    let template = write(root.path(), "t.tmpl", "{{ file://demo/api-key }}");
+    let file = write(root.path(), "real.env", "old\n");
+    let link = root.path().join("link.env");
+    std::os::unix::fs::symlink("real.env", &link).unwrap();
+    let run = inject(root.path(), &["-i", s(&template), "-o", s(&link)]).run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "key-1");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let dangling = root.path().join("dangling.env");
+    std::os::unix::fs::symlink("missing/new.env", &dangling).unwrap();
+    std::fs::create_dir(root.path().join("missing")).unwrap();
+    let folder = root.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    // A vault that is never contacted: a refused output resolves nothing.
+    let vault_template = write(
+        root.path(),
+        "v.tmpl",
+        "{{ file://demo/api-key }} {{ openbao+kv2://secret/app#k }}",
+    );
+    for (out, message) in [
+        (
+            &dangling,
+            "DANGLING_SYMLINK: it is a symlink to a file that does not exist; nothing is created \
+             where a link points",
+        ),
+        (&folder, "NOT_A_FILE: it is a folder, not a file"),
+    ] {
+        let run = inject(root.path(), &["-i", s(&vault_template), "-o", s(out)])
+            .env("OPENBAO_URL", "http://127.0.0.1:9")
+            .env("OPENBAO_TOKEN", "t")
+            .run_within(Duration::from_secs(20))
+            .expect("inject did not return");
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (
+                2,
+                "",
+                format!("secrets inject: cannot write {}: {message}\n", s(out)).as_str()
+            )
+        );
+    }
+    assert!(!root.path().join("missing/new.env").exists());
 }
