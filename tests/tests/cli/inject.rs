@@ -432,6 +432,59 @@ fn escape_yaml_keeps_every_value() {
     assert_eq!(run.stdout, expected);
 }
 
+/// Every character YAML escapes or refuses raw (C0, DEL, C1, NEL, U+2028/9, BOM, U+FFFE/F)
+/// and the ones that end or break quoting.
+fn hostile_text() -> String {
+    let mut text: String = (0u32..0x100).filter_map(char::from_u32).collect();
+    text.push_str("\u{2028}\u{2029}\u{feff}\u{fffe}\u{ffff}\u{1f600}");
+    text.push_str("\"\\\" '' \\u0041 # : - [ ] { } , & * ! | > % @ `");
+    text
+}
+
+/// JSON values (objects, arrays) with hostile strings, inserted as YAML flow values, quoted
+/// text and a quoted JSON text: the output parses as YAML to exactly the values. (serde_json
+/// writes DEL, C1 and U+2028 raw, and a YAML parser refuses or folds them.)
+#[test]
+fn escape_yaml_keeps_hostile_json_values_valid_yaml() {
+    let root = root();
+    let hostile = hostile_text();
+    let value = json!({
+        "s": hostile,
+        "list": [hostile, 1, null, {"in": hostile}],
+        hostile.clone(): {"n": hostile},
+    });
+    std::fs::write(root.path().join("demo/hostile.json"), value.to_string()).unwrap();
+    let template = write(
+        root.path(),
+        "t.yaml.tmpl",
+        "object: {{ file://demo/hostile.json }}\n\
+         list:\n  - {{ file://demo/hostile.json#list }}\n  \
+         - nested: {{ file://demo/hostile.json#list }}\n\
+         flow: [{{ file://demo/hostile.json#list }}, {{ file://demo/hostile.json#s }}]\n\
+         bare: {{ file://demo/hostile.json#s }}\n\
+         quoted: \"{{ file://demo/hostile.json#s }}\"\n\
+         as_text: \"{{ file://demo/hostile.json }}\"\n",
+    );
+    let run = inject(
+        root.path(),
+        &["--escape", "yaml", "-i", s(&template), "-o", "-"],
+    )
+    .run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let parsed: serde_json::Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
+    let list = &value["list"];
+    assert_eq!(parsed["object"], value);
+    assert_eq!(parsed["list"], json!([list, {"nested": list}]));
+    assert_eq!(parsed["flow"], json!([list, hostile]));
+    assert_eq!(parsed["bare"], hostile);
+    assert_eq!(parsed["quoted"], hostile);
+    let as_text = parsed["as_text"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(as_text).unwrap(),
+        value
+    );
+}
+
 #[test]
 fn dry_run_lists_redacted_references_and_writes_nothing() {
     let root = root();

@@ -1,5 +1,7 @@
 //! `--escape`: a value quoted for the place in its format where it is inserted.
 
+use std::io::Write as _;
+
 use secrets_sdk::Secret;
 use zeroize::Zeroizing;
 
@@ -27,10 +29,7 @@ pub(super) fn insert(
         (Some(Escape::Json), _) => out.extend_from_slice(secret.expose_as_json().as_bytes()),
         (Some(Escape::Yaml), Quote::Double) => yaml_double(out, &text),
         (Some(Escape::Yaml), Quote::Single) => yaml_single(out, &text)?,
-        (Some(Escape::Yaml), Quote::None) if !secret.is_text() => {
-            // Compact JSON is a YAML flow value.
-            out.extend_from_slice(text.as_bytes());
-        }
+        (Some(Escape::Yaml), Quote::None) if !secret.is_text() => yaml_flow(out, &text),
         (Some(Escape::Yaml), Quote::None) => {
             out.push(b'"');
             yaml_double(out, &text);
@@ -78,26 +77,53 @@ fn yaml_double(out: &mut Vec<u8>, text: &str) {
         if let Some(escaped) = escaped {
             out.extend_from_slice(escaped);
         } else if c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c) {
-            out.extend_from_slice(format!("\\x{:02X}", u32::from(c)).as_bytes());
-        } else if matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}') {
-            out.extend_from_slice(format!("\\u{:04X}", u32::from(c)).as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "\\x{:02X}", u32::from(c));
+        } else if not_printed_by_yaml(c) {
+            let _ = write!(out, "\\u{:04X}", u32::from(c));
         } else {
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
     }
 }
 
+/// Compact JSON (an object, an array, a number, `true`, `null`) as a YAML flow value. JSON is
+/// YAML but for the characters YAML never reads raw, which serde_json leaves raw inside
+/// strings: DEL and C1 (a YAML parser refuses the document), NEL and the line and paragraph
+/// separators (folded into spaces as line breaks), the BOM, U+FFFE and U+FFFF. Each becomes
+/// a `\uXXXX` escape, which JSON and YAML double-quoted strings read alike. They occur only
+/// inside strings, and never after an unpaired `\` (serde_json escapes every `\`), so the
+/// escape is always read as one.
+fn yaml_flow(out: &mut Vec<u8>, json: &str) {
+    let mut buf = [0u8; 4];
+    for c in json.chars() {
+        if not_printed_by_yaml(c) {
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "\\u{:04X}", u32::from(c));
+        } else {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
+/// The characters past ASCII's controls that YAML does not allow raw in a scalar, or reads as
+/// a line break: DEL, C1 (NEL among them), the line and paragraph separators, the BOM,
+/// U+FFFE and U+FFFF.
+fn not_printed_by_yaml(c: char) -> bool {
+    ('\u{7f}'..='\u{9f}').contains(&c)
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
 /// The contents of a single-quoted YAML scalar: `'` doubled. A line break would be folded
 /// and a control character cannot be written, so both are refused.
 fn yaml_single(out: &mut Vec<u8>, text: &str) -> Result<(), &'static str> {
-    if text.chars().any(|c| {
-        (c < ' ' && c != '\t')
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || matches!(
-                c,
-                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-            )
-    }) {
+    if text
+        .chars()
+        .any(|c| (c < ' ' && c != '\t') || not_printed_by_yaml(c))
+    {
         return Err(
             "the value has a line break or a control character, which a single-quoted YAML \
              scalar cannot hold; write the reference as \"{{ URI }}\"",
@@ -160,6 +186,40 @@ mod tests {
             let document = format!("k: \"{}\"\n", yaml(value));
             let parsed: serde_json::Value = serde_yaml_ng::from_str(&document).unwrap();
             assert_eq!(parsed["k"], value, "{document}");
+        }
+    }
+
+    /// Every character YAML escapes or refuses raw, and the ones that end or break quoting.
+    fn hostile() -> String {
+        let mut text: String = (0u32..0x100).filter_map(char::from_u32).collect();
+        text.push_str("\u{2028}\u{2029}\u{feff}\u{fffe}\u{ffff}\u{1f600}");
+        text.push_str("\"\\\" '' \\u0041 # : - [ ] { } , & * ! | > % @ `");
+        text
+    }
+
+    #[test]
+    fn json_as_a_yaml_flow_value_parses_back_to_itself() {
+        let hostile = hostile();
+        for value in [
+            serde_json::json!({ "k": hostile, hostile.clone(): [hostile, 1, 2.5, null, true] }),
+            serde_json::json!([hostile, {}, []]),
+            serde_json::json!({}),
+            serde_json::json!(-12.5e-3),
+        ] {
+            let mut flow = Vec::new();
+            yaml_flow(&mut flow, &value.to_string());
+            let flow = String::from_utf8(flow).unwrap();
+            let document = format!("a: {flow}\nb:\n  - {flow}\n  - c: {flow}\n");
+            let parsed: serde_json::Value = serde_yaml_ng::from_str(&document).unwrap();
+            assert_eq!(
+                parsed,
+                serde_json::json!({ "a": value, "b": [value, { "c": value }] })
+            );
+            // Still JSON, with the same value.
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&flow).unwrap(),
+                value
+            );
         }
     }
 
