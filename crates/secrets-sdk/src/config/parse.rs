@@ -7,22 +7,56 @@
 //! kept (`invalid type, expected u16`, `missing field `port``, `unknown field, expected one
 //! of …`); anything else (a syntax error) is `not valid <format>`, with its line and column.
 
+use std::sync::Weak;
+
 use serde::de::DeserializeOwned;
 
-use super::secret_ref::leniently;
+use super::secret_ref::{Mode, deserializing};
 use super::{Format, LoadError};
 
 /// Deserializes `text`, unparsable secret references kept for the caller to report.
+///
+/// Serde's own reading comes first (a reference that does not parse is an error, so an
+/// untagged enum falls through to its next variant, as it would anywhere else); only when a
+/// URI was refused is the text read again keeping unparsable references, so that every one
+/// of them is reported at once with its field path.
 pub(super) fn parse<T: DeserializeOwned>(
     text: &str,
     format: Format,
     origin: &str,
 ) -> Result<T, LoadError> {
-    leniently(|| match format {
-        Format::Json => json(text, origin),
-        Format::Yaml => yaml(text, origin),
-        Format::Toml => toml(text, origin),
-    })
+    if format == Format::Yaml && !secret_providers::yaml_flow_within_budget(text.as_bytes()) {
+        let reason = "too many flow collections ([…], {…}) for its size".to_owned();
+        return Err(error(
+            origin,
+            Format::Yaml,
+            ".".to_owned(),
+            Some(reason),
+            None,
+            None,
+        ));
+    }
+    let read = |mode| {
+        deserializing(mode, None, || match format {
+            Format::Json => json(text, origin),
+            Format::Yaml => yaml(text, origin),
+            Format::Toml => toml(text, origin),
+        })
+    };
+    let (strict, session) = read(Mode::Strict);
+    let strict = match strict {
+        Ok(value) if session.refused == 0 => return Ok(value),
+        // A refused URI was swallowed (a flattened `Option` became `None`): reported below.
+        other => other,
+    };
+    let (lenient, session) = read(Mode::Lenient);
+    let value = lenient?;
+    let unparsed = session
+        .created
+        .iter()
+        .filter_map(Weak::upgrade)
+        .any(|slot| slot.parsed.is_err());
+    if unparsed { Ok(value) } else { strict }
 }
 
 fn json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
@@ -50,17 +84,6 @@ fn json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
 }
 
 fn yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
-    if !secret_providers::yaml_flow_within_budget(text.as_bytes()) {
-        let reason = "too many flow collections ([…], {…}) for its size".to_owned();
-        return Err(error(
-            origin,
-            Format::Yaml,
-            ".".to_owned(),
-            Some(reason),
-            None,
-            None,
-        ));
-    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();

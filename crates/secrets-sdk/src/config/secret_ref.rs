@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use secret_uri::{SecretUri, UriError};
 use serde::de::{self, Visitor};
@@ -16,13 +16,75 @@ use crate::Secret;
 pub(super) const MARKER: &str = "$secrets_sdk::SecretRef";
 
 thread_local! {
-    /// Set while [`super::load`] deserializes: a URI that does not parse becomes an unparsed
-    /// reference (reported with the others, with its field path) instead of ending the
-    /// deserialization at the first.
-    static LENIENT: Cell<bool> = const { Cell::new(false) };
+    /// Set while [`super::parse`] deserializes: how unparsable references are treated, and
+    /// every reference created.
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
     /// Set while the walker runs: the reference being serialized hands over its slot here.
     static WALKING: Cell<bool> = const { Cell::new(false) };
     static HANDED: RefCell<Option<Arc<Slot>>> = const { RefCell::new(None) };
+}
+
+/// How [`super::parse`] deserializes references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// As serde outside the loader: a URI that does not parse is a deserialization error.
+    Strict,
+    /// A URI that does not parse becomes an unparsed reference (reported with the others,
+    /// with its field path) instead of ending the deserialization at the first. Inside an
+    /// untagged enum's trials it is still refused: there a refusal is what makes serde try
+    /// the next variant.
+    Lenient,
+}
+
+/// One deserialization's view of its references.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) mode: Mode,
+    /// Refuse the reference created `n`-th (counted as `created`), with [`PROBE`]: its error's
+    /// path is where that reference is in the file.
+    pub(super) probe: Option<usize>,
+    /// Every reference created, in order. References created by an untagged enum's trial that
+    /// failed are dropped with it, so those still alive are the value's.
+    pub(super) created: Vec<Weak<Slot>>,
+    /// Strings refused as URIs outside an untagged enum's trials: each one either ended the
+    /// deserialization or was swallowed (a flattened `Option` that became `None`).
+    pub(super) refused: usize,
+}
+
+/// The message of a probe's refusal (see [`Session::probe`]).
+pub(super) const PROBE: &str = "$secrets_sdk::probe";
+
+impl Session {
+    fn new(mode: Mode, probe: Option<usize>) -> Self {
+        Self {
+            mode,
+            probe,
+            created: Vec::new(),
+            refused: 0,
+        }
+    }
+}
+
+/// Runs `f` (one deserialization) in a fresh session of `mode`, and returns the session with
+/// `f`'s result.
+pub(super) fn deserializing<R>(
+    mode: Mode,
+    probe: Option<usize>,
+    f: impl FnOnce() -> R,
+) -> (R, Session) {
+    /// Puts back the session `f` ran inside of, also when `f` panics.
+    struct Restore(Option<Option<Session>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                SESSION.set(outer);
+            }
+        }
+    }
+    let mut restore = Restore(Some(SESSION.replace(Some(Session::new(mode, probe)))));
+    let result = f();
+    let session = SESSION.replace(restore.0.take().unwrap_or(None));
+    (result, session.unwrap_or_else(|| Session::new(mode, probe)))
 }
 
 /// What one reference names, and its value once resolved.
@@ -162,14 +224,26 @@ impl Serialize for SecretRef {
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde tries an untagged enum's variants one by one on a buffered copy of the input,
+        // read through its `ContentRefDeserializer`; a refusal is what makes it try the next.
+        // (No public API says so: a test pins it, `an_untagged_enum_picks_a_reference_only_for_a_uri`.)
+        let trial = std::any::type_name::<D>().contains("ContentRefDeserializer");
         // `any`, not `str`: a format asked for a string quotes what it found instead
         // (serde_json: "invalid type: integer `1234`"); the visitor's own refusals name only
         // the kind.
-        deserializer.deserialize_any(UriVisitor)
+        deserializer.deserialize_any(UriVisitor { trial })
     }
 }
 
-struct UriVisitor;
+struct UriVisitor {
+    /// Deserializing inside an untagged enum's trial: never lenient.
+    trial: bool,
+}
+
+/// A string that is not a secret URI, by the URI's code alone.
+fn refused<E: de::Error>(code: &str) -> E {
+    E::custom(format_args!("invalid secret URI [{code}]"))
+}
 
 /// Every non-string input is refused by its kind alone: serde's default message would quote
 /// the value.
@@ -187,14 +261,27 @@ impl Visitor<'_> for UriVisitor {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<SecretRef, E> {
-        match SecretUri::parse(text) {
-            Ok(uri) => Ok(SecretRef::new(uri)),
-            Err(error) if LENIENT.get() => Ok(SecretRef::from_parsed(Err(error.code()))),
-            Err(error) => Err(E::custom(format_args!(
-                "invalid secret URI [{}]",
-                error.code()
-            ))),
-        }
+        let parsed = SecretUri::parse(text).map_err(|e| e.code());
+        SESSION.with(|session| {
+            let mut session = session.borrow_mut();
+            let Some(session) = session.as_mut() else {
+                return parsed.map(SecretRef::new).map_err(refused);
+            };
+            if let Err(code) = parsed
+                && (session.mode == Mode::Strict || self.trial)
+            {
+                if !self.trial {
+                    session.refused += 1;
+                }
+                return Err(refused(code));
+            }
+            if session.probe == Some(session.created.len()) {
+                return Err(E::custom(PROBE));
+            }
+            let reference = SecretRef::from_parsed(parsed);
+            session.created.push(Arc::downgrade(&reference.0));
+            Ok(reference)
+        })
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretRef, E> {
@@ -236,18 +323,6 @@ impl Visitor<'_> for UriVisitor {
     fn visit_unit<E: de::Error>(self) -> Result<SecretRef, E> {
         Err(not_a_string("null"))
     }
-}
-
-/// Runs `f` with unparsable references kept (as unparsed) instead of failing.
-pub(super) fn leniently<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            LENIENT.set(self.0);
-        }
-    }
-    let _reset = Reset(LENIENT.replace(true));
-    f()
 }
 
 /// Runs `f` with references handing over their slots as they serialize.

@@ -335,3 +335,83 @@ fn hostile_documents_are_errors_not_crashes() {
         );
     }
 }
+
+/// A field that is either a reference or a plain value: serde tries the variants in order.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+enum Credential {
+    Ref(SecretRef),
+    Plain(String),
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Either {
+    a: Credential,
+    b: Credential,
+    c: Credential,
+    password: Option<SecretRef>,
+    token: Option<SecretRef>,
+    #[serde(flatten)]
+    tls: Option<Tls>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Tls {
+    tls_key: SecretRef,
+}
+
+#[test]
+fn an_untagged_enum_picks_a_reference_only_for_a_uri() -> Result<(), Box<dyn std::error::Error>> {
+    let (_root, client) = client()?;
+    let rt = runtime();
+    let yaml = "a: file://demo/token\nb: plain-text\nc: fle://demo/typo\n";
+    let config: Either = rt.block_on(load_str(&client, yaml, Format::Yaml))?;
+    let Credential::Ref(a) = &config.a else {
+        return Err(format!("a URI is a reference: {config:?}").into());
+    };
+    assert_eq!(
+        a.secret().and_then(|s| s.expose_str().map(str::to_owned)),
+        Some("tok-1".to_owned())
+    );
+    // Not a URI: the next variant, as serde would pick it anywhere else.
+    assert!(matches!(&config.b, Credential::Plain(p) if p == "plain-text"));
+    assert!(matches!(&config.c, Credential::Plain(p) if p == "fle://demo/typo"));
+    assert!(config.tls.is_none());
+
+    // Every bad reference of a plain field is still reported at once, and only those.
+    let yaml = format!(
+        "a: plain\nb: also plain\nc: file://demo/token\npassword: '{CANARY}'\ntoken: fle://demo/x\n"
+    );
+    for format in [Format::Yaml, Format::Json] {
+        let text = match format {
+            Format::Json => {
+                let value: serde_json::Value = serde_yaml_ng::from_str(&yaml)?;
+                value.to_string()
+            }
+            _ => yaml.clone(),
+        };
+        let error = rt
+            .block_on(load_str::<Either>(&client, &text, format))
+            .err()
+            .ok_or("failures")?;
+        let failures: Vec<String> = error.failures().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            failures,
+            ["password: ILLEGAL_SEGMENT", "token: UNSUPPORTED_ENGINE"],
+            "{format}: {error}"
+        );
+        assert!(!format!("{error:?}").contains(CANARY));
+    }
+
+    // A flattened `Option` swallows its fields' errors (serde makes it `None`): a bad URI there
+    // is still reported, not dropped.
+    let yaml = "a: x\nb: y\nc: z\ntls_key: fle://demo/key\n";
+    let error = from_str::<Either>(yaml, Format::Yaml)
+        .err()
+        .ok_or("a bad flattened reference")?;
+    let failures: Vec<String> = error.failures().iter().map(ToString::to_string).collect();
+    assert_eq!(failures, ["tls_key: UNSUPPORTED_ENGINE"], "{error}");
+    let config: Either = from_str("a: x\nb: y\nc: z\ntls_key: file://demo/key\n", Format::Yaml)?;
+    assert!(config.tls.is_some());
+    Ok(())
+}
