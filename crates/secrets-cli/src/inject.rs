@@ -34,6 +34,9 @@ pub(crate) const NOT_A_FILE: &str = "NOT_A_FILE";
 /// The code for a value `--escape` cannot quote (a NUL byte for a shell; a line break or a
 /// control character in a single-quoted YAML scalar).
 pub(crate) const UNQUOTABLE_VALUE: &str = "UNQUOTABLE_VALUE";
+/// The code for a JSON number that cannot be written with the digits it was read with (more
+/// than a 64-bit float keeps, or beyond 64-bit integers).
+pub(crate) const INEXACT_NUMBER: &str = "INEXACT_NUMBER";
 
 /// Templates larger than this are refused: configuration files, not data.
 pub(crate) const MAX_TEMPLATE_SIZE: u64 = 16 * 1024 * 1024;
@@ -282,8 +285,8 @@ pub(crate) fn run<O: Write, E: Write>(
                 match result {
                     Some(Ok(secret)) => {
                         let quote = context.quote();
-                        if let Err(message) = insert(&mut rendered, secret, args.escape, quote) {
-                            failures.push(failure(UNQUOTABLE_VALUE, message.to_owned()));
+                        if let Err(refused) = insert(&mut rendered, secret, args.escape, quote) {
+                            failures.push(failure(refused.code, refused.message.to_owned()));
                         }
                         context.inserted();
                     }

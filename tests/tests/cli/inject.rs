@@ -485,6 +485,65 @@ fn escape_yaml_keeps_hostile_json_values_valid_yaml() {
     );
 }
 
+/// A JSON number the parser keeps only as a float (no `arbitrary_precision`) would be written
+/// with other digits than the secret's (`12345678901234567890123` as
+/// `1.2345678901234568e22`): refused, in every escape, and nothing is written. Numbers it
+/// keeps exactly are written as they were.
+#[test]
+fn a_number_that_would_lose_digits_is_refused_not_altered() {
+    let root = root();
+    std::fs::write(
+        root.path().join("demo/numbers.json"),
+        r#"{"big": 12345678901234567890123, "pi": 3.141592653589793238, "id": 18446744073709551615, "neg": -9223372036854775808, "ok": 1.5}"#,
+    )
+    .unwrap();
+    let template = write(
+        root.path(),
+        "t.tmpl",
+        "a: {{ file://demo/numbers.json#big }}\n\
+         b: \"{{ file://demo/numbers.json }}\"\n\
+         c: {{ file://demo/numbers.json#pi }}\n\
+         d: {{ file://demo/numbers.json#ok }}\n",
+    );
+    let out = root.path().join("out");
+    let t = s(&template);
+    let message = "a number in the value has more significant digits than a 64-bit float keeps \
+                   (15), or is beyond 64-bit integers, so it would be written with other digits \
+                   than the secret's; store it as a string";
+    let expected = format!(
+        "INEXACT_NUMBER: {t}:1:7 (file://demo/…): {message}\n\
+         INEXACT_NUMBER: {t}:2:8 (file://demo/…): {message}\n\
+         INEXACT_NUMBER: {t}:3:7 (file://demo/…): {message}\n"
+    );
+    for escape in [
+        &[][..],
+        &["--escape", "json"],
+        &["--escape", "yaml"],
+        &["--escape", "shell"],
+    ] {
+        let mut args = vec!["-i", t, "-o", s(&out)];
+        args.extend(escape);
+        let run = inject(root.path(), &args).run();
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (1, "", expected.as_str()),
+            "{escape:?}"
+        );
+        assert!(!out.exists());
+    }
+    let template = write(
+        root.path(),
+        "exact.tmpl",
+        "{{ file://demo/numbers.json#id }} {{ file://demo/numbers.json#neg }} \
+         {{ file://demo/numbers.json#ok }}",
+    );
+    let run = inject(root.path(), &["-i", s(&template), "-o", "-"]).run();
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "18446744073709551615 -9223372036854775808 1.5", "")
+    );
+}
+
 #[test]
 fn dry_run_lists_redacted_references_and_writes_nothing() {
     let root = root();

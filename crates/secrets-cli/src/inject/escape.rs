@@ -3,22 +3,47 @@
 use std::io::Write as _;
 
 use secrets_sdk::Secret;
+use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::{INEXACT_NUMBER, UNQUOTABLE_VALUE};
 use crate::cli::Escape;
 use crate::quote_context::Quote;
+
+/// Why a value is not inserted: a code and a message that says nothing about the value but
+/// the kind of character or number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refused {
+    pub(super) code: &'static str,
+    pub(super) message: &'static str,
+}
+
+fn unquotable(message: &'static str) -> Refused {
+    Refused {
+        code: UNQUOTABLE_VALUE,
+        message,
+    }
+}
 
 /// Appends `secret`'s value to `out`, quoted for `escape` in `quote`.
 ///
 /// # Errors
-/// Why the value cannot be quoted so (the message of an `UNQUOTABLE_VALUE` line); nothing
-/// about the value but the kind of character.
+/// `INEXACT_NUMBER` for JSON with a number that would be written with other digits than it
+/// was read with; `UNQUOTABLE_VALUE` for a value that cannot be quoted so.
 pub(super) fn insert(
     out: &mut Vec<u8>,
     secret: &Secret,
     escape: Option<Escape>,
     quote: Quote,
-) -> Result<(), &'static str> {
+) -> Result<(), Refused> {
+    if secret.expose_json().is_some_and(has_inexact_number) {
+        return Err(Refused {
+            code: INEXACT_NUMBER,
+            message: "a number in the value has more significant digits than a 64-bit float \
+                      keeps (15), or is beyond 64-bit integers, so it would be written with \
+                      other digits than the secret's; store it as a string",
+        });
+    }
     let text = secret.expose_as_text();
     match (escape, quote) {
         (None, _) => out.extend_from_slice(text.as_bytes()),
@@ -28,7 +53,7 @@ pub(super) fn insert(
         }
         (Some(Escape::Json), _) => out.extend_from_slice(secret.expose_as_json().as_bytes()),
         (Some(Escape::Yaml), Quote::Double) => yaml_double(out, &text),
-        (Some(Escape::Yaml), Quote::Single) => yaml_single(out, &text)?,
+        (Some(Escape::Yaml), Quote::Single) => yaml_single(out, &text).map_err(unquotable)?,
         (Some(Escape::Yaml), Quote::None) if !secret.is_text() => yaml_flow(out, &text),
         (Some(Escape::Yaml), Quote::None) => {
             out.push(b'"');
@@ -36,7 +61,9 @@ pub(super) fn insert(
             out.push(b'"');
         }
         (Some(Escape::Shell), _) if text.contains('\0') => {
-            return Err("the value contains a NUL byte, which no shell word can hold");
+            return Err(unquotable(
+                "the value contains a NUL byte, which no shell word can hold",
+            ));
         }
         (Some(Escape::Shell), Quote::Single) => shell_single(out, &text),
         (Some(Escape::Shell), Quote::Double) => shell_double(out, &text),
@@ -47,6 +74,49 @@ pub(super) fn insert(
         }
     }
     Ok(())
+}
+
+/// Whether `value` holds a number that serde_json would write with other digits than it was
+/// read with. Without its `arbitrary_precision` feature (which would change every crate's
+/// JSON), a number that is not a 64-bit integer is kept as a 64-bit float and written as the
+/// shortest decimal that reads back as that float: exactly the number written in the secret
+/// when that had at most 15 significant digits (`1.50` is written `1.5`, `1e3` `1000.0`, the
+/// same numbers), but not always beyond: `12345678901234567890123` would be written
+/// `1.2345678901234568e22`. Refused are a float whose shortest decimal has more than 15
+/// significant digits, a subnormal one (fewer digits are exact there), and one beyond the
+/// 64-bit integers (an integer that large is not kept exactly, and would come out with an
+/// exponent). What the float cannot tell is a number of more digits that rounds to a float
+/// with a short decimal (`0.1000000000000000055511151231257827` reads as `0.1`): only the
+/// secret's text could, and the provider does not keep it.
+fn has_inexact_number(value: &Value) -> bool {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => false,
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            // 2^63: past it, a float may stand for an integer of more than 64 bits.
+            let beyond_integers = x.abs() >= 9_223_372_036_854_775_808.0;
+            let subnormal = x != 0.0 && x.abs() < f64::MIN_POSITIVE;
+            beyond_integers
+                || subnormal
+                || !x.is_finite()
+                || significant_digits(&Zeroizing::new(n.to_string())) > 15
+        }
+        Value::Array(items) => items.iter().any(has_inexact_number),
+        Value::Object(map) => map.values().any(has_inexact_number),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
+    }
+}
+
+/// The significant digits of a decimal number's text (`-0.00120e5` has 2).
+fn significant_digits(number: &str) -> usize {
+    let mantissa = number.split(['e', 'E']).next().unwrap_or(number);
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let start = digits.iter().position(|&d| d != b'0');
+    let end = digits.iter().rposition(|&d| d != b'0');
+    match (start, end) {
+        (Some(start), Some(end)) => end - start + 1,
+        _ => 0,
+    }
 }
 
 /// `text` as a quoted JSON string (serde_json's escaping), zeroized when dropped.
@@ -187,6 +257,46 @@ mod tests {
             let parsed: serde_json::Value = serde_yaml_ng::from_str(&document).unwrap();
             assert_eq!(parsed["k"], value, "{document}");
         }
+    }
+
+    #[test]
+    fn numbers_that_would_change_digits_are_found() {
+        let inexact = |text: &str| has_inexact_number(&serde_json::from_str(text).unwrap());
+        for exact in [
+            "0",
+            "-0",
+            "5432",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.5",
+            "1.50",
+            "0.1",
+            "-12.5e-3",
+            "123456789012345",
+            "0.000123456789012345",
+            "1e300",
+            r#"{"a": [1, 2.25, {"b": 3}], "c": "12345678901234567890123"}"#,
+        ] {
+            // 1e300 is beyond the 64-bit integers.
+            assert_eq!(inexact(exact), exact == "1e300", "{exact}");
+        }
+        for changed in [
+            "12345678901234567890123",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "3.141592653589793238",
+            "1234567890.123456",
+            "5e-324",
+            r#"{"a": [1, {"b": 123456789012345678901}]}"#,
+        ] {
+            assert!(inexact(changed), "{changed}");
+        }
+        // The limit of what the float can tell: more digits that round to a float with a short
+        // decimal look like that decimal (this is 0.1's float, written out).
+        assert!(!inexact("0.1000000000000000055511151231257827"));
+        assert_eq!(significant_digits("-0.00120e5"), 2);
+        assert_eq!(significant_digits("0.0"), 0);
+        assert_eq!(significant_digits("1.2345678901234568e22"), 17);
     }
 
     /// Every character YAML escapes or refuses raw, and the ones that end or break quoting.
