@@ -53,6 +53,17 @@ pub enum LoadError {
         /// The struct's serialization error.
         reason: String,
     },
+    /// Secret references that the file holds but the walk cannot find (a `SecretRef` field
+    /// skipped when serializing, or serialized through another serializer such as
+    /// `serde_json::to_value`): they would never be resolved, so the configuration is refused
+    /// before anything is.
+    #[error("{} [CONFIG_UNREACHABLE_REFERENCE]", Unreachable(*count, fields))]
+    Unreachable {
+        /// How many references cannot be reached.
+        count: usize,
+        /// The field paths of those the format could locate (at most 16), in creation order.
+        fields: Vec<String>,
+    },
     /// Secret references could not be resolved (or watched): every one of them, with its
     /// field path and code.
     #[error("{} [CONFIG_SECRETS]", Failures(failures))]
@@ -63,12 +74,14 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The stable code: `CONFIG_IO`, `CONFIG_PARSE` or `CONFIG_SECRETS`.
+    /// The stable code: `CONFIG_IO`, `CONFIG_PARSE`, `CONFIG_UNREACHABLE_REFERENCE` or
+    /// `CONFIG_SECRETS`.
     #[must_use]
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Io { .. } => "CONFIG_IO",
             Self::UnknownFormat { .. } | Self::Parse { .. } | Self::Walk { .. } => "CONFIG_PARSE",
+            Self::Unreachable { .. } => "CONFIG_UNREACHABLE_REFERENCE",
             Self::Secrets { .. } => "CONFIG_SECRETS",
         }
     }
@@ -119,6 +132,33 @@ impl fmt::Display for Failures<'_> {
                 f.write_str("; ")?;
             }
             write!(f, "{failure}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Unreachable<'a>(usize, &'a [String]);
+
+impl fmt::Display for Unreachable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self(count, fields) = *self;
+        let (s, it) = if count == 1 {
+            ("", "it")
+        } else {
+            ("s", "they")
+        };
+        write!(
+            f,
+            "{count} secret reference{s} of the configuration cannot be found by walking it (a \
+             field skipped when serializing, or serialized through another serializer), so \
+             {it} would never be resolved"
+        )?;
+        if !fields.is_empty() {
+            write!(f, ": {}", fields.join(", "))?;
+        }
+        let unnamed = count.saturating_sub(fields.len());
+        if unnamed > 0 && !fields.is_empty() {
+            write!(f, " and {unnamed} more")?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Reading a configuration file and resolving its references.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,13 +25,15 @@ pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 /// # Errors
 /// `CONFIG_IO` (unreadable, not a regular file, not UTF-8, over [`MAX_CONFIG_BYTES`]),
 /// `CONFIG_PARSE` (an unknown extension, invalid text or a shape that does not fit `T`, with
-/// the field path and line), `CONFIG_SECRETS` (every reference that failed).
+/// the field path and line), `CONFIG_UNREACHABLE_REFERENCE` (references in `T` that its
+/// `Serialize` hides from the walk, so they could not be resolved), `CONFIG_SECRETS` (every
+/// reference that failed).
 pub async fn load<T>(client: &SecretsClient, path: impl AsRef<Path>) -> Result<T, LoadError>
 where
     T: DeserializeOwned + Serialize,
 {
-    let config = read_unchecked(path.as_ref())?;
-    resolve(client, &config).await?;
+    let (config, found) = read_unchecked(path.as_ref())?;
+    resolve_found(client, &found).await?;
     Ok(config)
 }
 
@@ -42,8 +45,8 @@ pub async fn load_str<T>(client: &SecretsClient, text: &str, format: Format) -> 
 where
     T: DeserializeOwned + Serialize,
 {
-    let config = parse::parse(text, format, "(text)")?;
-    resolve(client, &config).await?;
+    let (config, found) = checked(text, format, "(text)")?;
+    resolve_found(client, &found).await?;
     Ok(config)
 }
 
@@ -56,14 +59,17 @@ pub fn read<T>(path: &Path) -> Result<T, LoadError>
 where
     T: DeserializeOwned + Serialize,
 {
-    let config = read_unchecked(path)?;
-    check(&config)?;
+    let (config, found) = read_unchecked(path)?;
+    check(&found)?;
     Ok(config)
 }
 
-/// The file deserialized, unparsable references kept (for [`resolve`] to report with the
-/// others).
-fn read_unchecked<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+/// The file deserialized and its references found, unparsable ones kept (for the caller to
+/// report with the others).
+fn read_unchecked<T>(path: &Path) -> Result<(T, Vec<Found>), LoadError>
+where
+    T: DeserializeOwned + Serialize,
+{
     let format = Format::from_path(path).ok_or_else(|| LoadError::UnknownFormat {
         path: path.to_owned(),
     })?;
@@ -81,25 +87,62 @@ fn read_unchecked<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
             _ => io("I/O error", Some(e)),
         })?;
     let text = std::str::from_utf8(&bytes).map_err(|_| io("not UTF-8", None))?;
-    parse::parse(text, format, &path.display().to_string())
+    checked(text, format, &path.display().to_string())
+}
+
+/// At most this many unreachable references are located (each one is a reading of the text).
+const MAX_LOCATED: usize = 16;
+
+/// `text` deserialized and its references found by the walk, unparsable ones kept. Every
+/// reference the deserialization created must be among them: one the walk cannot see would
+/// never be resolved (nor its URI checked), and `load` would succeed without it.
+///
+/// # Errors
+/// `CONFIG_PARSE`; `CONFIG_UNREACHABLE_REFERENCE` naming the fields of those it cannot see.
+fn checked<T>(text: &str, format: Format, origin: &str) -> Result<(T, Vec<Found>), LoadError>
+where
+    T: DeserializeOwned + Serialize,
+{
+    let parsed = parse::parse::<T>(text, format, origin)?;
+    let found = walk(&parsed.value)?;
+    let reachable: HashSet<*const _> = found.iter().map(|f| Arc::as_ptr(&f.slot)).collect();
+    let hidden: Vec<usize> = parsed
+        .created
+        .iter()
+        .enumerate()
+        .filter(|(_, slot)| slot.strong_count() > 0 && !reachable.contains(&slot.as_ptr()))
+        .map(|(index, _)| index)
+        .collect();
+    if hidden.is_empty() {
+        return Ok((parsed.value, found));
+    }
+    let fields = hidden
+        .iter()
+        .take(MAX_LOCATED)
+        .filter_map(|&index| parse::locate::<T>(text, format, parsed.mode, index))
+        .collect();
+    Err(LoadError::Unreachable {
+        count: hidden.len(),
+        fields,
+    })
 }
 
 /// Deserializes `text` and checks its references, resolving nothing.
 ///
 /// # Errors
-/// `CONFIG_PARSE`; `CONFIG_SECRETS` listing every reference that does not parse.
+/// `CONFIG_PARSE`; `CONFIG_UNREACHABLE_REFERENCE`; `CONFIG_SECRETS` listing every reference
+/// that does not parse.
 pub fn from_str<T>(text: &str, format: Format) -> Result<T, LoadError>
 where
     T: DeserializeOwned + Serialize,
 {
-    let config = parse::parse(text, format, "(text)")?;
-    check(&config)?;
+    let (config, found) = checked(text, format, "(text)")?;
+    check(&found)?;
     Ok(config)
 }
 
 /// Every reference that does not parse, as one error.
-fn check<T: Serialize>(config: &T) -> Result<(), LoadError> {
-    let found = walk(config)?;
+fn check(found: &[Found]) -> Result<(), LoadError> {
     let failures: Vec<RefFailure> = found
         .iter()
         .filter_map(|f| {
@@ -133,10 +176,14 @@ pub async fn resolve<T: Serialize + ?Sized>(
     client: &SecretsClient,
     config: &T,
 ) -> Result<(), LoadError> {
-    let found = walk(config)?;
+    resolve_found(client, &walk(config)?).await
+}
+
+/// Resolves the references `found` (see [`resolve`]).
+async fn resolve_found(client: &SecretsClient, found: &[Found]) -> Result<(), LoadError> {
     let mut failures = Vec::new();
     let mut wanted = Vec::with_capacity(found.len());
-    for f in &found {
+    for f in found {
         match &f.slot.parsed {
             Ok(uri) => wanted.push((f, uri.as_str())),
             Err(code) => failures.push((f.field.clone(), *code, None)),

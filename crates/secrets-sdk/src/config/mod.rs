@@ -10,8 +10,9 @@
 //!
 //! References are found by serializing the struct into a serializer that writes nothing, so
 //! the struct derives `Serialize` as well as `Deserialize`, and its `SecretRef` fields must not
-//! be skipped when serializing (`#[serde(skip)]`, `skip_serializing_if`): a skipped reference
-//! is never resolved.
+//! be skipped when serializing (`#[serde(skip_serializing)]`, `skip_serializing_if`) or
+//! serialized through another serializer: [`load`] refuses a configuration holding references
+//! its walk cannot find (`CONFIG_UNREACHABLE_REFERENCE`).
 //!
 //! ```
 //! use secrets_sdk::{SecretsClient, uri::AllowedMounts};

@@ -11,8 +11,17 @@ use std::sync::Weak;
 
 use serde::de::DeserializeOwned;
 
-use super::secret_ref::{Mode, deserializing};
+use super::secret_ref::{Mode, PROBE, Slot, deserializing};
 use super::{Format, LoadError};
+
+/// A deserialized configuration, with every reference its deserialization created.
+pub(super) struct Parsed<T> {
+    pub(super) value: T,
+    /// In creation order; those alive are the value's (see `Session::created`).
+    pub(super) created: Vec<Weak<Slot>>,
+    /// How the value was read: `locate` reads the same way.
+    pub(super) mode: Mode,
+}
 
 /// Deserializes `text`, unparsable secret references kept for the caller to report.
 ///
@@ -24,7 +33,7 @@ pub(super) fn parse<T: DeserializeOwned>(
     text: &str,
     format: Format,
     origin: &str,
-) -> Result<T, LoadError> {
+) -> Result<Parsed<T>, LoadError> {
     if format == Format::Yaml && !secret_providers::yaml_flow_within_budget(text.as_bytes()) {
         let reason = "too many flow collections ([…], {…}) for its size".to_owned();
         return Err(error(
@@ -37,45 +46,91 @@ pub(super) fn parse<T: DeserializeOwned>(
         ));
     }
     let read = |mode| {
-        deserializing(mode, None, || match format {
-            Format::Json => json(text, origin),
-            Format::Yaml => yaml(text, origin),
-            Format::Toml => toml(text, origin),
-        })
+        let (value, session) = deserializing(mode, None, || read::<T>(text, format));
+        let parsed = value.map(|value| Parsed {
+            value,
+            created: session.created,
+            mode,
+        });
+        (parsed.map_err(|f| f.error(origin, format)), session.refused)
     };
-    let (strict, session) = read(Mode::Strict);
-    let strict = match strict {
-        Ok(value) if session.refused == 0 => return Ok(value),
+    let strict = match read(Mode::Strict) {
+        (Ok(parsed), 0) => return Ok(parsed),
         // A refused URI was swallowed (a flattened `Option` became `None`): reported below.
-        other => other,
+        (other, _) => other,
     };
-    let (lenient, session) = read(Mode::Lenient);
-    let value = lenient?;
-    let unparsed = session
+    let lenient = read(Mode::Lenient).0?;
+    let unparsed = lenient
         .created
         .iter()
         .filter_map(Weak::upgrade)
         .any(|slot| slot.parsed.is_err());
-    if unparsed { Ok(value) } else { strict }
+    if unparsed { Ok(lenient) } else { strict }
 }
 
-fn json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
+/// Where the reference created `index`-th when `text` was read in `mode` is: its field path,
+/// if the format can say (the probe's refusal reaches the top and not, say, an untagged enum
+/// that tries its next variant).
+pub(super) fn locate<T: DeserializeOwned>(
+    text: &str,
+    format: Format,
+    mode: Mode,
+    index: usize,
+) -> Option<String> {
+    let (result, _) = deserializing(mode, Some(index), || read::<T>(text, format));
+    match result {
+        Err(failure) if failure.message.contains(PROBE) => Some(failure.field),
+        _ => None,
+    }
+}
+
+/// Why a format's deserializer stopped: its own message (never shown: it may quote the file)
+/// and what may be shown of it.
+struct Failure {
+    field: String,
+    message: String,
+    /// What is wrong in the struct's terms, when the message is one of serde's standard ones.
+    reason: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+}
+
+impl Failure {
+    fn error(self, origin: &str, format: Format) -> LoadError {
+        error(
+            origin,
+            format,
+            self.field,
+            self.reason,
+            self.line,
+            self.column,
+        )
+    }
+}
+
+fn read<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, Failure> {
+    match format {
+        Format::Json => json(text),
+        Format::Yaml => yaml(text),
+        Format::Toml => toml(text),
+    }
+}
+
+fn json<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
     let mut de = serde_json::Deserializer::from_str(text);
     let failed = |field: String, e: &serde_json::Error| {
         let message = e.to_string();
-        let message = strip_location(&message);
         let reason = match e.classify() {
-            serde_json::error::Category::Data => schema_side(message),
+            serde_json::error::Category::Data => schema_side(strip_location(&message)),
             _ => None,
         };
-        error(
-            origin,
-            Format::Json,
+        Failure {
             field,
+            message,
             reason,
-            Some(e.line()),
-            Some(e.column()),
-        )
+            line: Some(e.line()),
+            column: Some(e.column()),
+        }
     };
     let value = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| failed(field(e.path(), &e.inner().to_string()), e.inner()))?;
@@ -83,36 +138,35 @@ fn json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
     Ok(value)
 }
 
-fn yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
+fn yaml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();
         let location = inner.location();
         let message = inner.to_string();
         // serde_yaml_ng prefixes a data error with its own path: `a.b: invalid type: …`.
-        let message = strip_location(&message);
-        let reason = schema_side(message).or_else(|| {
-            message
+        let stripped = strip_location(&message);
+        let reason = schema_side(stripped).or_else(|| {
+            stripped
                 .split_once(": ")
                 .and_then(|(_, rest)| schema_side(rest))
         });
-        error(
-            origin,
-            Format::Yaml,
-            field(e.path(), message),
+        Failure {
+            field: field(e.path(), stripped),
             reason,
-            location.as_ref().map(serde_yaml_ng::Location::line),
-            location.as_ref().map(serde_yaml_ng::Location::column),
-        )
+            line: location.as_ref().map(serde_yaml_ng::Location::line),
+            column: location.as_ref().map(serde_yaml_ng::Location::column),
+            message,
+        }
     })
 }
 
-fn toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, LoadError> {
-    let de = ::toml::Deserializer::parse(text)
-        .map_err(|e| toml_error(text, origin, ".".to_owned(), &e))?;
+fn toml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
+    let de =
+        ::toml::Deserializer::parse(text).map_err(|e| toml_failure(text, ".".to_owned(), &e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = field(e.path(), e.inner().message());
-        toml_error(text, origin, field, e.inner())
+        toml_failure(text, field, e.inner())
     })
 }
 
@@ -147,19 +201,18 @@ fn field(path: &serde_path_to_error::Path, message: &str) -> String {
     out
 }
 
-fn toml_error(text: &str, origin: &str, field: String, e: &::toml::de::Error) -> LoadError {
+fn toml_failure(text: &str, field: String, e: &::toml::de::Error) -> Failure {
     let (line, column) = e
         .span()
         .map(|span| line_column(text, span.start))
         .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-    error(
-        origin,
-        Format::Toml,
+    Failure {
         field,
-        schema_side(e.message()),
+        message: e.message().to_owned(),
+        reason: schema_side(e.message()),
         line,
         column,
-    )
+    }
 }
 
 fn error(

@@ -415,3 +415,68 @@ fn an_untagged_enum_picks_a_reference_only_for_a_uri() -> Result<(), Box<dyn std
     assert!(config.tls.is_some());
     Ok(())
 }
+
+/// References the walk cannot see: skipped when serializing, or serialized through another
+/// serializer.
+#[derive(Debug, Deserialize, Serialize)]
+struct Hidden {
+    shown: SecretRef,
+    #[serde(default, skip_serializing)]
+    #[expect(dead_code, reason = "nothing reads it: the walk must not see it either")]
+    skipped: Option<SecretRef>,
+    #[serde(serialize_with = "through_json")]
+    opaque: SecretRef,
+    #[serde(default)]
+    list: Vec<SecretRef>,
+}
+
+fn through_json<S: serde::Serializer>(reference: &SecretRef, s: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(reference)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
+}
+
+#[test]
+fn a_reference_the_walk_cannot_reach_is_an_error_naming_its_field()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_root, client) = client()?;
+    let rt = runtime();
+    let yaml = "shown: file://demo/token\nskipped: file://demo/token\nopaque: file://demo/db.json#user\nlist: [file://demo/token]\n";
+    let error = rt
+        .block_on(load_str::<Hidden>(&client, yaml, Format::Yaml))
+        .err()
+        .ok_or("unreachable references")?;
+    assert_eq!(error.code(), "CONFIG_UNREACHABLE_REFERENCE");
+    let LoadError::Unreachable { count, fields } = &error else {
+        return Err(format!("{error:?}").into());
+    };
+    assert_eq!(
+        (*count, fields.as_slice()),
+        (2, ["skipped", "opaque"].map(String::from).as_slice())
+    );
+    let shown = error.to_string();
+    assert!(shown.contains("2 secret references"), "{shown}");
+    assert!(!shown.contains("demo"), "no URI: {shown}");
+
+    // An invalid URI where the walk cannot see it does not pass either.
+    let json = format!(
+        r#"{{"shown":"file://demo/token","opaque":"file://demo/token","skipped":"{CANARY}"}}"#
+    );
+    let toml = format!(
+        "shown = \"file://demo/token\"\nopaque = \"file://demo/token\"\nskipped = \"{CANARY}\"\n"
+    );
+    for (text, format) in [(json, Format::Json), (toml, Format::Toml)] {
+        let error = from_str::<Hidden>(&text, format).err().ok_or("an error")?;
+        assert_eq!(
+            error.code(),
+            "CONFIG_UNREACHABLE_REFERENCE",
+            "{format}: {error}"
+        );
+        let LoadError::Unreachable { fields, .. } = &error else {
+            return Err(format!("{error:?}").into());
+        };
+        assert_eq!(fields, &["opaque", "skipped"], "{format}");
+        assert!(!format!("{error} {error:?}").contains(CANARY));
+    }
+    Ok(())
+}
