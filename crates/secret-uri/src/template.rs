@@ -44,10 +44,12 @@
 //!   [`TemplateError::Unterminated`], when the text after it looks like a URI; otherwise it
 //!   is literal text.
 //! - Escaping: a backslash right before the `{{` of a reference makes that span literal text:
-//!   `\{{ file://x }}` gives `{{ file://x }}`. In a run of backslashes right before a
-//!   reference's `{{`, each pair gives one backslash and an odd one left over escapes:
-//!   `\\{{ file://x }}` is `\` then the reference. Backslashes anywhere else, before a span
-//!   that is not a reference included, are literal text.
+//!   `\{{ file://x }}` gives `{{ file://x }}`. Before a run of more than two `{`, the
+//!   backslash is right before the run and escapes it whole: `\{{{ file://x }}}` gives
+//!   `{{{ file://x }}}` (never `\{` and the secret). In a run of backslashes right before
+//!   the braces that open a reference, each pair gives one backslash and an odd one left over
+//!   escapes: `\\{{ file://x }}` is `\` then the reference. Backslashes anywhere else,
+//!   before a span that is not a reference included, are literal text.
 //! - Lines are counted at `\n`; columns are 1-based and count characters (not bytes), as
 //!   `secrets lint` reports them.
 
@@ -252,24 +254,33 @@ impl<'a> Iterator for Scan<'a> {
                 self.search = closed.map_or(inner_start, |c| c + 2);
                 continue;
             }
-            // Backslashes right before the reference: pairs give one each, an odd one escapes.
-            let slashes = bytes[self.text_start..open]
+            // Backslashes right before the braces that open the reference (all of them:
+            // `\{{{` escapes as `\{{` does): pairs give one each, an odd one escapes.
+            let slashes = bytes[self.text_start..found]
                 .iter()
                 .rev()
                 .take_while(|&&b| b == b'\\')
                 .count();
-            let text = &template[self.text_start..open - slashes + slashes / 2];
-            let escaped = slashes % 2 == 1;
-            let piece = match closed {
-                _ if escaped => {
-                    // The span is literal; a reference after its `{{` is still found.
-                    self.text_start = open;
-                    self.search = closed.map_or(inner_start, |c| c + 2);
-                    if text.is_empty() {
-                        continue;
-                    }
-                    return Some(Ok(Piece::Text(text)));
+            let kept = &template[self.text_start..found - slashes + slashes / 2];
+            if slashes % 2 == 1 {
+                // The span is literal, braces and all; a reference after its `{{` is still
+                // found.
+                self.text_start = found;
+                self.search = closed.map_or(inner_start, |c| c + 2);
+                if kept.is_empty() {
+                    continue;
                 }
+                return Some(Ok(Piece::Text(kept)));
+            }
+            if slashes > 0 && found < open {
+                // The halved backslashes, then (on the next call) the braces before the span:
+                // two slices of the template, as the backslashes dropped lie between them.
+                self.text_start = found;
+                self.search = found;
+                return Some(Ok(Piece::Text(kept)));
+            }
+            let text = &template[self.text_start..open - slashes + slashes / 2];
+            let piece = match closed {
                 Some(close) => {
                     let lead = inner.len() - inner.trim_start().len();
                     let text_offset = inner_start + lead;
@@ -484,6 +495,16 @@ mod tests {
         assert_eq!(rendered(r"\\\{{ file://m/a }}"), r"\{{ file://m/a }}");
         assert_eq!(rendered(r"\\\\{{ file://m/a }}"), r"\\<file://m/a>");
         assert_eq!(rendered(r"x\{{ file://m/a }}y"), "x{{ file://m/a }}y");
+        // Before more than two braces, the backslash escapes the run they open together.
+        assert_eq!(rendered(r"\{{{ file://m/a }}}"), "{{{ file://m/a }}}");
+        assert_eq!(rendered(r"\{{{{ file://m/a }}"), "{{{{ file://m/a }}");
+        assert_eq!(rendered(r"\\{{{ file://m/a }}}"), r"\{<file://m/a>}");
+        assert_eq!(rendered(r"\\\{{{ file://m/a }}}"), r"\{{{ file://m/a }}}");
+        assert_eq!(rendered(r"{\{{ file://m/a }}}"), "{{{ file://m/a }}}");
+        assert_eq!(
+            pieces(r"a\\{{{ file://m/a }}}"),
+            [r"T:a\", "T:{", "R:1:8:file://m/a", "T:}"]
+        );
         // Not before a reference: kept as written.
         for literal in [
             r"\{{ .Values.x }}",

@@ -544,6 +544,25 @@ fn a_number_that_would_lose_digits_is_refused_not_altered() {
     );
 }
 
+/// `\{{{ URI }}}` (an escaped Mustache-style triple brace) is text, as `\{{ URI }}` is:
+/// the backslash before the run of braces escapes the reference they open, so the secret is
+/// never written where the template's author escaped it.
+#[test]
+fn a_backslash_before_more_than_two_braces_escapes_the_reference() {
+    let root = root();
+    let uri = format!("file://demo/{CANARY_PATH}");
+    let template = write(
+        root.path(),
+        "t.tmpl",
+        &format!("a=\\{{{{{{ {uri} }}}}}}\nb=\\\\{{{{{{ {uri} }}}}}}\n"),
+    );
+    let run = inject(root.path(), &["-i", s(&template), "-o", "-"]).run();
+    assert_eq!(
+        (run.code, run.stdout, run.stderr.as_str()),
+        (0, format!("a={{{{{{ {uri} }}}}}}\nb=\\{{{CANARY}}}\n"), ""),
+    );
+}
+
 #[test]
 fn dry_run_lists_redacted_references_and_writes_nothing() {
     let root = root();
