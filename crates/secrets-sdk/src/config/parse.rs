@@ -5,7 +5,9 @@
 //! u16`; TOML prints the offending line), and a configuration file is exactly where a value
 //! typed by mistake would be. So only the schema's side of serde's standard messages is
 //! kept (`invalid type, expected u16`, `missing field `port``, `unknown field, expected one
-//! of …`); anything else (a syntax error) is `not valid <format>`, with its line and column.
+//! of …`). Any other message is either a syntax error, `not valid <format>`, or a data error
+//! of the type's own `Deserialize` (a custom check, whose message may well quote the value),
+//! [`CUSTOM`]; both with the line and column.
 
 use std::sync::Weak;
 
@@ -84,13 +86,18 @@ pub(super) fn locate<T: DeserializeOwned>(
     }
 }
 
+/// The reason given for a data error of a type's own `Deserialize` (a custom check on text
+/// that is valid in its format), whose message is not shown.
+pub(super) const CUSTOM: &str =
+    "invalid value (the type's own Deserialize refused it; its message is not shown)";
+
 /// Why a format's deserializer stopped: its own message (never shown: it may quote the file)
 /// and what may be shown of it.
 struct Failure {
     field: String,
     message: String,
-    /// What is wrong in the struct's terms, when the message is one of serde's standard ones.
-    reason: Option<String>,
+    /// What is wrong: the schema's side of the message, `not valid <format>` or [`CUSTOM`].
+    reason: String,
     line: Option<usize>,
     column: Option<usize>,
 }
@@ -101,11 +108,23 @@ impl Failure {
             origin,
             format,
             self.field,
-            self.reason,
+            Some(self.reason),
             self.line,
             self.column,
         )
     }
+}
+
+/// What may be shown of `message`: the schema's side of a standard message; else `not valid
+/// <format>` for a syntax error, or [`CUSTOM`] for a data error.
+fn reason(message: &str, format: Format, syntax: impl FnOnce() -> bool) -> String {
+    schema_side(message).unwrap_or_else(|| {
+        if syntax() {
+            format!("not valid {}", format.name())
+        } else {
+            CUSTOM.to_owned()
+        }
+    })
 }
 
 fn read<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, Failure> {
@@ -120,14 +139,11 @@ fn json<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
     let mut de = serde_json::Deserializer::from_str(text);
     let failed = |field: String, e: &serde_json::Error| {
         let message = e.to_string();
-        let reason = match e.classify() {
-            serde_json::error::Category::Data => schema_side(strip_location(&message)),
-            _ => None,
-        };
+        let syntax = e.classify() != serde_json::error::Category::Data;
         Failure {
             field,
+            reason: reason(strip_location(&message), Format::Json, || syntax),
             message,
-            reason,
             line: Some(e.line()),
             column: Some(e.column()),
         }
@@ -144,13 +160,25 @@ fn yaml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
         let inner = e.inner();
         let location = inner.location();
         let message = inner.to_string();
-        // serde_yaml_ng prefixes a data error with its own path: `a.b: invalid type: …`.
         let stripped = strip_location(&message);
-        let reason = schema_side(stripped).or_else(|| {
-            stripped
-                .split_once(": ")
-                .and_then(|(_, rest)| schema_side(rest))
-        });
+        // serde_yaml_ng prefixes a data error with its own path: `a.b: invalid type: …`.
+        let unprefixed = stripped
+            .split_once(": ")
+            .filter(|_| schema_side(stripped).is_none())
+            .map_or(stripped, |(_, rest)| rest);
+        let limit = ["recursion limit exceeded", "repetition limit exceeded"]
+            .into_iter()
+            .find(|limit| unprefixed.starts_with(limit));
+        let reason = if let Some(limit) = limit {
+            // serde_yaml_ng's own bounds on nesting and aliases, whatever the struct.
+            format!("not valid YAML ({limit})")
+        } else {
+            // serde_yaml_ng does not say which: the text is valid YAML when it reads as
+            // anything at all.
+            reason(unprefixed, Format::Yaml, || {
+                serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text).is_err()
+            })
+        };
         Failure {
             field: field(e.path(), stripped),
             reason,
@@ -162,11 +190,12 @@ fn yaml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
 }
 
 fn toml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
-    let de =
-        ::toml::Deserializer::parse(text).map_err(|e| toml_failure(text, ".".to_owned(), &e))?;
+    // The whole text is parsed first: what fails later is data.
+    let de = ::toml::Deserializer::parse(text)
+        .map_err(|e| toml_failure(text, ".".to_owned(), &e, true))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = field(e.path(), e.inner().message());
-        toml_failure(text, field, e.inner())
+        toml_failure(text, field, e.inner(), false)
     })
 }
 
@@ -201,7 +230,7 @@ fn field(path: &serde_path_to_error::Path, message: &str) -> String {
     out
 }
 
-fn toml_failure(text: &str, field: String, e: &::toml::de::Error) -> Failure {
+fn toml_failure(text: &str, field: String, e: &::toml::de::Error, syntax: bool) -> Failure {
     let (line, column) = e
         .span()
         .map(|span| line_column(text, span.start))
@@ -209,7 +238,7 @@ fn toml_failure(text: &str, field: String, e: &::toml::de::Error) -> Failure {
     Failure {
         field,
         message: e.message().to_owned(),
-        reason: schema_side(e.message()),
+        reason: reason(e.message(), Format::Toml, || syntax),
         line,
         column,
     }
@@ -281,6 +310,26 @@ pub(super) fn schema_side(message: &str) -> Option<String> {
             return with_expected(what);
         }
     }
+    // Messages of serde's derives that name only the struct's types.
+    let type_name = |name: &str| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if let Some(name) = message
+        .strip_prefix("data did not match any variant of untagged enum ")
+        .filter(|name| type_name(name))
+    {
+        return Some(format!(
+            "data did not match any variant of untagged enum {name}"
+        ));
+    }
+    if let Some(name) = message
+        .strip_prefix("no variant of enum ")
+        .and_then(|rest| rest.strip_suffix(" found in flattened data"))
+        .filter(|name| type_name(name))
+    {
+        return Some(format!("no variant of enum {name} found in flattened data"));
+    }
+    if message == "can only flatten structs and maps" {
+        return Some(message.to_owned());
+    }
     // A `SecretRef`'s own message names only the URI's code.
     if let Some(code) = message
         .strip_prefix("invalid secret URI [")
@@ -325,6 +374,18 @@ mod tests {
                 Some("invalid secret URI [ILLEGAL_SEGMENT]"),
             ),
             ("invalid secret URI [hunter2]", None),
+            (
+                "data did not match any variant of untagged enum Credential",
+                Some("data did not match any variant of untagged enum Credential"),
+            ),
+            (
+                "data did not match any variant of untagged enum hunter 2",
+                None,
+            ),
+            (
+                "no variant of enum Mode found in flattened data",
+                Some("no variant of enum Mode found in flattened data"),
+            ),
             ("expected `,` or `}`", None),
             ("did not find expected key hunter2", None),
         ];

@@ -422,7 +422,10 @@ fn an_untagged_enum_picks_a_reference_only_for_a_uri() -> Result<(), Box<dyn std
 struct Hidden {
     shown: SecretRef,
     #[serde(default, skip_serializing)]
-    #[expect(dead_code, reason = "nothing reads it: the walk must not see it either")]
+    #[expect(
+        dead_code,
+        reason = "nothing reads it: the walk must not see it either"
+    )]
     skipped: Option<SecretRef>,
     #[serde(serialize_with = "through_json")]
     opaque: SecretRef,
@@ -477,6 +480,77 @@ fn a_reference_the_walk_cannot_reach_is_an_error_naming_its_field()
         };
         assert_eq!(fields, &["opaque", "skipped"], "{format}");
         assert!(!format!("{error} {error:?}").contains(CANARY));
+    }
+    Ok(())
+}
+
+/// A port read from a string by a `Deserialize` of its own, whose error quotes the text.
+#[derive(Debug, Serialize)]
+struct Port(u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map(Port)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a port number")))
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Listen {
+    name: String,
+    port: Port,
+}
+
+#[test]
+fn a_custom_deserialize_error_is_a_schema_error_not_a_syntax_error()
+-> Result<(), Box<dyn std::error::Error>> {
+    let cases = [
+        (format!("name: a\nport: '{CANARY}'\n"), Format::Yaml, 2),
+        (
+            format!("{{\"name\": \"a\",\n\"port\": \"{CANARY}\"}}"),
+            Format::Json,
+            2,
+        ),
+        (
+            format!("name = \"a\"\nport = \"{CANARY}\"\n"),
+            Format::Toml,
+            2,
+        ),
+    ];
+    for (text, format, line) in cases {
+        let error = from_str::<Listen>(&text, format)
+            .err()
+            .ok_or("a custom error")?;
+        let printed = format!("{error} {error:?}");
+        assert!(!printed.contains(CANARY), "{printed}");
+        let LoadError::Parse { field, reason, .. } = &error else {
+            return Err(printed.into());
+        };
+        assert_eq!(field, "port", "{printed}");
+        assert_eq!(reason, parse::CUSTOM, "{format}: {printed}");
+        if format != Format::Yaml {
+            // serde_yaml_ng gives a custom error no location of its own.
+            assert!(printed.contains(&format!("(line {line},")), "{printed}");
+        }
+    }
+    // Text that is not valid in its format is still said to be so.
+    for (text, format) in [
+        (format!("name: a\nport: \"{CANARY}\n"), Format::Yaml),
+        (
+            format!("{{\"name\": \"a\", \"port\": {CANARY}}}"),
+            Format::Json,
+        ),
+        (format!("name = \"a\"\nport = {CANARY}\n"), Format::Toml),
+    ] {
+        let error = from_str::<Listen>(&text, format)
+            .err()
+            .ok_or("a syntax error")?;
+        let LoadError::Parse { reason, .. } = &error else {
+            return Err(format!("{error:?}").into());
+        };
+        assert_eq!(reason, &format!("not valid {format}"), "{error}");
     }
     Ok(())
 }
