@@ -65,6 +65,35 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
+/// `template` rendered with `--escape ESCAPE` on stdout.
+fn render(root: &Path, escape: &str, template: &Path) -> Run {
+    inject(root, &["--escape", escape, "-i", s(template), "-o", "-"]).run()
+}
+
+/// `line` rendered with `--escape shell` into a script, which `sh` then runs (with a `HOME`
+/// that does not exist): the shell's run. The rendering must succeed.
+fn render_and_source(root: &Path, line: &str) -> Run {
+    let template = write(root, "t.sh.tmpl", line);
+    let script = root.join("t.sh");
+    let run = inject(
+        root,
+        &["--escape", "shell", "-i", s(&template), "-o", s(&script)],
+    )
+    .run();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{line}: {run:?}");
+    Invocation::new("sh", [s(&script)])
+        .env("HOME", "/nowhere")
+        .run()
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
 #[test]
 fn the_shipped_template_renders_from_the_example_secrets() {
     let out = tempfile::tempdir().unwrap();
@@ -279,11 +308,7 @@ fn escape_json_gives_valid_json_with_the_values() {
          \"port\": {{ file://demo/db.json#port }}, \"tls\": {{ file://demo/db.json#tls }},\n \
          \"tls_text\": \"{{ file://demo/db.json#tls }}\", \"nested\": {\"k\":{{file://demo/api-key}}}}",
     );
-    let run = inject(
-        root.path(),
-        &["--escape", "json", "-i", s(&template), "-o", "-"],
-    )
-    .run();
+    let run = render(root.path(), "json", &template);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
     let parsed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
@@ -303,11 +328,7 @@ fn escape_json_gives_valid_json_with_the_values() {
         "dsn.json.tmpl",
         "{\"dsn\": \"postgres://app:{{ file://demo/tricky }}@db/x\", \"after\": {{ file://demo/api-key }}}",
     );
-    let run = inject(
-        root.path(),
-        &["--escape", "json", "-i", s(&template), "-o", "-"],
-    )
-    .run();
+    let run = render(root.path(), "json", &template);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
     let parsed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
@@ -329,17 +350,7 @@ fn escape_shell_round_trips_through_sh() {
         "printf %s \"{{ file://demo/tricky }}\"",
         "V={{ file://demo/tricky }}; printf %s \"$V\"",
     ] {
-        let template = write(root.path(), "t.sh.tmpl", line);
-        let out = root.path().join("t.sh");
-        let run = inject(
-            root.path(),
-            &["--escape", "shell", "-i", s(&template), "-o", s(&out)],
-        )
-        .run();
-        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{line}: {run:?}");
-        let shell = Invocation::new("sh", [s(&out)])
-            .env("HOME", "/nowhere")
-            .run();
+        let shell = render_and_source(root.path(), line);
         assert_eq!((shell.code, shell.stdout.as_str()), (0, TRICKY), "{line}");
     }
     // Inside a longer quoted string, after a comment with a stray quote, in a sourced
@@ -369,17 +380,7 @@ fn escape_shell_round_trips_through_sh() {
             format!("pre{hostile}post"),
         ),
     ] {
-        let template = write(root.path(), "h.sh.tmpl", line);
-        let out = root.path().join("h.sh");
-        let run = inject(
-            root.path(),
-            &["--escape", "shell", "-i", s(&template), "-o", s(&out)],
-        )
-        .run();
-        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{line}: {run:?}");
-        let shell = Invocation::new("sh", [s(&out)])
-            .env("HOME", "/nowhere")
-            .run();
+        let shell = render_and_source(root.path(), line);
         assert_eq!(
             (shell.code, shell.stdout.as_str()),
             (0, expected.as_str()),
@@ -418,11 +419,7 @@ fn escape_yaml_keeps_every_value() {
          single: '{{ file://demo/api-key }}'\nport: {{ file://demo/db.json#port }}\n\
          tls: {{ file://demo/db.json#tls }}\n",
     );
-    let run = inject(
-        root.path(),
-        &["--escape", "yaml", "-i", s(&template), "-o", "-"],
-    )
-    .run();
+    let run = render(root.path(), "yaml", &template);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
     // YAML's JSON subset: double-quoted scalars with JSON's escapes, flow objects.
     let expected = format!(
@@ -465,11 +462,7 @@ fn escape_yaml_keeps_hostile_json_values_valid_yaml() {
          quoted: \"{{ file://demo/hostile.json#s }}\"\n\
          as_text: \"{{ file://demo/hostile.json }}\"\n",
     );
-    let run = inject(
-        root.path(),
-        &["--escape", "yaml", "-i", s(&template), "-o", "-"],
-    )
-    .run();
+    let run = render(root.path(), "yaml", &template);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
     let parsed: serde_json::Value = serde_yaml_ng::from_str(&run.stdout).unwrap();
     let list = &value["list"];
@@ -640,11 +633,7 @@ fn stdin_to_stdout_and_never_to_a_terminal() {
 fn a_fifo_template_is_refused_without_hanging() {
     let root = root();
     let fifo = root.path().join("t.fifo");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mkfifo(&fifo);
     let run = inject(
         root.path(),
         &["-i", s(&fifo), "-o", s(&root.path().join("out"))],
@@ -752,11 +741,7 @@ fn a_descriptor_device_or_fifo_output_is_written_in_place_never_renamed_over() {
     );
     // A FIFO: its reader gets the output, and it stays a FIFO.
     let fifo = root.path().join("out.fifo");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mkfifo(&fifo);
     let got = root.path().join("got");
     let script = format!(
         "cat {} > \"$3\" & \"$0\" inject --file-root \"$1\" -i \"$2\" -o {}; code=$?; wait; \
