@@ -1,6 +1,7 @@
 //! [`VaultClient`]: PEP-enforced reads of KV v2 secrets, per request.
 
 mod builder;
+mod flights;
 mod many;
 
 use std::fmt;
@@ -26,6 +27,7 @@ use crate::secret::{Entry, OwnedUriInput, Secret, UriInput};
 pub use builder::VaultClientBuilder;
 pub use secret_audit::ResourceRef;
 
+use flights::{Flights, Read};
 use many::ManyRequest;
 
 /// The environment variable holding the HMAC key of audit [`ResourceRef`]s.
@@ -100,6 +102,8 @@ struct Core {
     key: Arc<AuditKey>,
     /// The client's instruments, bound to the meter provider installed when it was built.
     metrics: Metrics,
+    /// Reads in flight, joined by requests for the same URI (`None`: every request reads).
+    flights: Option<Flights>,
 }
 
 impl VaultClient {
@@ -562,6 +566,50 @@ impl Core {
         ctx: &ExecutionContext,
     ) -> Result<Secret, Error> {
         let uri = granted.uri();
+        let read = match &self.flights {
+            Some(flights) => {
+                flights
+                    .read(uri.as_str(), self.read_once(provider, uri))
+                    .await
+            }
+            None => self.read_once(provider, uri).await,
+        };
+        let result = match read {
+            Read::Done(result) => result,
+            Read::Lost(reason) => {
+                self.pep.audit_read(ctx, &granted, Some("RUNTIME"));
+                return Err(Error::Runtime {
+                    reason,
+                    source: None,
+                });
+            }
+        };
+        self.pep
+            .audit_read(ctx, &granted, result.as_ref().err().map(|e| e.code()));
+        match result {
+            Ok(value) => {
+                let now = Instant::now();
+                Ok(Secret(Arc::new(Entry::new(
+                    granted.into_uri(),
+                    value,
+                    now,
+                    now,
+                    now,
+                ))))
+            }
+            Err(error) => {
+                let mount = granted.uri().mount().to_owned();
+                if no_data_returned(&error) {
+                    granted.give_back();
+                }
+                Err(Error::provider(&mount, error))
+            }
+        }
+    }
+
+    /// One provider read of `uri`, bounded by the read deadline: an async provider polled
+    /// in place, a blocking one on the client's blocking pool.
+    async fn read_once(&self, provider: &Arc<dyn SecretProvider>, uri: &SecretUri) -> Read {
         let outcome = if provider.reads_block() {
             let task = crate::client::spawn_read(
                 provider,
@@ -592,45 +640,18 @@ impl Core {
             .await
             .map(|answer| answer.ok_or(("the provider's read panicked", None)))
         };
-        let result = match outcome {
-            Ok(Ok(result)) => result,
-            Ok(Err((reason, source))) => {
-                self.pep.audit_read(ctx, &granted, Some("RUNTIME"));
-                return Err(Error::Runtime { reason, source });
-            }
+        match outcome {
+            Ok(Ok(result)) => Read::Done(result.map_err(Arc::new)),
+            Ok(Err((reason, _source))) => Read::Lost(reason),
             Err(_) => {
                 // The unfinished read counts nothing itself (see `client::read::ReadMetrics`).
                 self.metrics
                     .provider_error(uri.provider().as_str(), "TIMEOUT");
-                Err(ProviderError::Timeout {
+                Read::Done(Err(Arc::new(ProviderError::Timeout {
                     provider: provider.name(),
                     timeout: self.read_deadline,
                     attempts: 1,
-                })
-            }
-        };
-        self.pep.audit_read(
-            ctx,
-            &granted,
-            result.as_ref().err().map(ProviderError::code),
-        );
-        match result {
-            Ok(value) => {
-                let now = Instant::now();
-                Ok(Secret(Arc::new(Entry::new(
-                    granted.into_uri(),
-                    value,
-                    now,
-                    now,
-                    now,
-                ))))
-            }
-            Err(error) => {
-                let mount = granted.uri().mount().to_owned();
-                if no_data_returned(&error) {
-                    granted.give_back();
-                }
-                Err(Error::provider(&mount, Arc::new(error)))
+                })))
             }
         }
     }

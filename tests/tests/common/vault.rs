@@ -112,10 +112,17 @@ pub fn counted(servers: &Servers) -> Result<Counted, secrets_sdk::Error> {
 
 /// [`counted`] with these PEP settings.
 pub fn counted_with(servers: &Servers, config: PepConfig) -> Result<Counted, secrets_sdk::Error> {
+    counted_on(servers, builder(servers).pep_config(config))
+}
+
+/// [`counted`] from `builder` (over `servers`).
+pub fn counted_on(
+    servers: &Servers,
+    builder: VaultClientBuilder,
+) -> Result<Counted, secrets_sdk::Error> {
     let pdp = Counting::new(AuthzenClient::new(authzen(&servers.cerbos))?);
     let audit = Arc::new(Recording::default());
-    let client = builder(servers)
-        .pep_config(config)
+    let client = builder
         .pdp(Arc::clone(&pdp))
         .audit(Arc::clone(&audit) as Arc<dyn secrets_sdk::audit::AuditSink>)
         .build()?;

@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod coalescing;
 mod concurrency;
 mod pep;
 mod reads;

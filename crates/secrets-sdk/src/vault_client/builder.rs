@@ -75,6 +75,7 @@ pub struct VaultClientBuilder {
     io_threads: Option<usize>,
     providers: Vec<(Provider, Arc<dyn SecretProvider>)>,
     read_deadline: Option<Duration>,
+    coalesce_reads: Option<bool>,
     metrics: Option<Metrics>,
     state: Option<PepState>,
 }
@@ -92,6 +93,7 @@ impl fmt::Debug for VaultClientBuilder {
             .field("io_threads", &self.io_threads)
             .field("providers", &self.providers)
             .field("read_deadline", &self.read_deadline)
+            .field("coalesce_reads", &self.coalesce_reads)
             .field("metrics", &self.metrics)
             .field("state", &self.state)
             .finish()
@@ -165,6 +167,17 @@ impl VaultClientBuilder {
     /// never answers cannot hang a call.
     pub fn read_deadline(mut self, deadline: Duration) -> Self {
         self.read_deadline = Some(deadline);
+        self
+    }
+
+    /// Whether a request for a secret that another request of this client is reading right
+    /// now waits for that read instead of sending its own (default `true`). Only the vault
+    /// read is shared: each request is still authorized, counted and audited on its own. A
+    /// request joins only a read under way (same canonical URI, `#key` and `?version=`
+    /// included), so its value was read at most one round trip before it asked; nothing is
+    /// kept once the read ends. With `false`, every request reads the vault.
+    pub fn coalesce_reads(mut self, coalesce: bool) -> Self {
+        self.coalesce_reads = Some(coalesce);
         self
     }
 
@@ -299,6 +312,10 @@ impl VaultClientBuilder {
                         .clamp(Duration::from_millis(1), MAX_READ_DEADLINE),
                     key: Arc::new(key),
                     metrics,
+                    flights: self
+                        .coalesce_reads
+                        .unwrap_or(true)
+                        .then(super::Flights::default),
                 }),
                 default_context: self.default_context.unwrap_or_default(),
                 io_threads,
