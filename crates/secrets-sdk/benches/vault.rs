@@ -26,8 +26,11 @@
 //!   telemetry without the network, so telemetry's cost (printed) is not lost in the vault's
 //!   round-trip noise.
 //! - `floor_concurrent_64` / `concurrent_64`: 64 tasks on a 2-worker multi-thread runtime,
-//!   each doing sequential raw GETs / `get_credentials` calls; total ops / elapsed. The same
-//!   again with the 64 tasks on a current-thread runtime (`…_current_thread`).
+//!   each doing sequential raw GETs / `get_credentials` calls of the one secret; total ops /
+//!   elapsed. The client shares a read in flight among the requests for the same URI (read
+//!   coalescing, its default); `concurrent_64_uncoalesced` is the same client with
+//!   `coalesce_reads(false)`, every request a vault read as in the floor. The same again with
+//!   the 64 tasks on a current-thread runtime (`…_current_thread`).
 //!
 //! Every network scenario also reports `client_cpu_us_per_op`: the process's CPU time (user
 //! and system, every thread; the server runs in another process) over its operations, divided
@@ -91,6 +94,8 @@ struct Fixture {
     // Kept alive for the run; killed on drop.
     bao: OpenBaoServer,
     client: VaultClient,
+    /// The same client without read coalescing: every request reads the vault.
+    alone: VaultClient,
     /// The same client with an audit sink: a queue drained off the request path into OCSF
     /// bytes that are then discarded (what a Kafka sink costs the request path, without the
     /// broker).
@@ -215,14 +220,12 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
             .pdp(DevAllowAll::new())
             .tenant_salt("bench-tenant-salt-0123456789abcdef")
             .provider(Provider::Db, Arc::new(InMemory))
-            .io_threads(
-                std::env::var("TMP_IO")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(2),
-            )
+            // As many as the callers' runtime: the current-thread scenario's requests run
+            // on the client's own.
+            .io_threads(2)
     };
     let client = builder().build()?;
+    let alone = builder().coalesce_reads(false).build()?;
     let cpu_plain = builder().build()?;
     let redis = redis_fixture(builder())?;
     let sink = Arc::new(QueueSink::new(OcsfDiscard, QueueConfig::default())?);
@@ -239,6 +242,7 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
     Ok(Some(Fixture {
         bao,
         client,
+        alone,
         audited,
         sink,
         traced,
@@ -740,102 +744,96 @@ fn throughput(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> 
     throughput_on(&fx, path, &current, "_current_thread")
 }
 
+/// One concurrent scenario's operation.
+type Op = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BoxError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 fn throughput_on(
     fx: &Arc<Fixture>,
     path: &std::path::Path,
     runtime: &tokio::runtime::Runtime,
     suffix: &str,
 ) -> Result<(), BoxError> {
-    let fx = Arc::clone(fx);
     let floor = Arc::new(HyperFloor::new(&fx.bao, PATH)?);
-    let floor_op = {
-        let floor = Arc::clone(&floor);
-        move || {
-            let floor = Arc::clone(&floor);
-            async move {
-                black_box(floor.get().await?);
-                Ok(())
-            }
-        }
-    };
-    let subject_op = {
-        let fx = Arc::clone(&fx);
-        move || {
+    let client_op = |pick: fn(&Fixture) -> Option<&VaultClient>| -> Op {
+        let fx = Arc::clone(fx);
+        Arc::new(move || {
             let fx = Arc::clone(&fx);
-            async move { get(&fx).await }
-        }
-    };
-    let redis_op = {
-        let fx = Arc::clone(&fx);
-        move || {
-            let fx = Arc::clone(&fx);
-            async move {
-                match &fx.redis {
-                    Some(redis) => read(&fx, &redis.client).await,
+            Box::pin(async move {
+                match pick(&fx) {
+                    Some(client) => read(&fx, client).await,
                     None => Ok(()),
                 }
-            }
-        }
+            })
+        })
     };
-    let with_redis = fx.redis.is_some();
-    let scenarios = if with_redis { 3 } else { 2 };
-    let (floor_total, subject_total, redis_total) = runtime.block_on(async {
+    let mut scenarios: Vec<(&str, Op)> = vec![
+        ("floor_concurrent_64", {
+            let floor = Arc::clone(&floor);
+            Arc::new(move || {
+                let floor = Arc::clone(&floor);
+                Box::pin(async move {
+                    black_box(floor.get().await?);
+                    Ok(())
+                })
+            })
+        }),
+        ("concurrent_64", client_op(|fx| Some(&fx.client))),
+        ("concurrent_64_uncoalesced", client_op(|fx| Some(&fx.alone))),
+    ];
+    if fx.redis.is_some() {
+        scenarios.push((
+            "concurrent_64_redis",
+            client_op(|fx| fx.redis.as_ref().map(|r| &r.client)),
+        ));
+    }
+    let burst_of = |op: &Op| {
+        let op = Arc::clone(op);
+        burst(move || op())
+    };
+    let totals = runtime.block_on(async {
         // Warm-up: open the connections every side will use.
-        burst(floor_op.clone()).await?;
-        burst(subject_op.clone()).await?;
-        if with_redis {
-            burst(redis_op.clone()).await?;
+        for (_, op) in &scenarios {
+            burst_of(op).await?;
         }
-        let mut totals = [(0, Duration::ZERO, Duration::ZERO); 3];
+        let mut totals = vec![(0, Duration::ZERO, Duration::ZERO); scenarios.len()];
         for round in 0..ROUNDS {
             // Rotate which goes first so none always follows another.
-            for k in 0..scenarios {
-                let which = (round + k) % scenarios;
+            for k in 0..scenarios.len() {
+                let which = (round + k) % scenarios.len();
                 let cpu = process_cpu();
-                let (ops, elapsed) = match which {
-                    0 => burst(floor_op.clone()).await?,
-                    1 => burst(subject_op.clone()).await?,
-                    _ => burst(redis_op.clone()).await?,
-                };
+                let (ops, elapsed) = burst_of(&scenarios[which].1).await?;
                 let cpu = process_cpu().saturating_sub(cpu);
                 let total = &mut totals[which];
                 *total = (total.0 + ops, total.1 + elapsed, total.2 + cpu);
             }
         }
-        Ok::<_, BoxError>((totals[0], totals[1], totals[2]))
+        Ok::<_, BoxError>(totals)
     })?;
     let rate = |(ops, elapsed, _): (usize, Duration, Duration)| ops as f64 / elapsed.as_secs_f64();
     let cpu = |(ops, _, cpu): (usize, Duration, Duration)| cpu.as_secs_f64() * 1e6 / ops as f64;
-    let mut rows = vec![
-        ("floor_concurrent_64", floor_total),
-        ("concurrent_64", subject_total),
-    ];
-    if with_redis {
-        rows.push(("concurrent_64_redis", redis_total));
-    }
-    for (scenario, total) in rows {
+    for ((scenario, _), total) in scenarios.iter().zip(&totals) {
         append(
             path,
             &format!(
                 "{{\"scenario\":\"{scenario}{suffix}\",\"ops_per_s\":{:.1},\"client_cpu_us_per_op\":{:.3},\"n\":{}}}",
-                rate(total),
-                cpu(total),
+                rate(*total),
+                cpu(*total),
                 total.0
             ),
         )?;
     }
-    println!(
-        "concurrent_64{suffix} / floor_concurrent_64{suffix} = {:.3} (CPU per op {:.1} µs / {:.1} µs = {:.3})",
-        rate(subject_total) / rate(floor_total),
-        cpu(subject_total),
-        cpu(floor_total),
-        cpu(subject_total) / cpu(floor_total),
-    );
-    if with_redis {
+    let floor_total = totals[0];
+    for ((scenario, _), total) in scenarios.iter().zip(&totals).skip(1) {
         println!(
-            "concurrent_64_redis{suffix} / concurrent_64{suffix} = {:.3}, / floor_concurrent_64{suffix} = {:.3}",
-            rate(redis_total) / rate(subject_total),
-            rate(redis_total) / rate(floor_total)
+            "{scenario}{suffix} / floor_concurrent_64{suffix} = {:.3} (CPU per op {:.1} µs / {:.1} µs = {:.3})",
+            rate(*total) / rate(floor_total),
+            cpu(*total),
+            cpu(floor_total),
+            cpu(*total) / cpu(floor_total),
         );
     }
     Ok(())
