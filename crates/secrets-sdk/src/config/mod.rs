@@ -63,6 +63,7 @@ use std::path::Path;
 mod error;
 mod load;
 mod parse;
+mod path;
 mod secret_ref;
 #[cfg(test)]
 mod tests;

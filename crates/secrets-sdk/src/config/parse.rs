@@ -14,7 +14,7 @@ use std::sync::Weak;
 use serde::de::DeserializeOwned;
 
 use super::secret_ref::{Mode, PROBE, Slot, deserializing};
-use super::{Format, LoadError};
+use super::{Format, LoadError, path};
 
 /// A deserialized configuration, with every reference its deserialization created.
 pub(super) struct Parsed<T> {
@@ -136,20 +136,22 @@ fn read<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, Failure> {
 }
 
 fn json<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
+    let syntax = |e: &serde_json::Error| e.classify() != serde_json::error::Category::Data;
     let mut de = serde_json::Deserializer::from_str(text);
     let failed = |field: String, e: &serde_json::Error| {
         let message = e.to_string();
-        let syntax = e.classify() != serde_json::error::Category::Data;
         Failure {
             field,
-            reason: reason(strip_location(&message), Format::Json, || syntax),
+            reason: reason(strip_location(&message), Format::Json, || syntax(e)),
             message,
             line: Some(e.line()),
             column: Some(e.column()),
         }
     };
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| failed(field(e.path(), &e.inner().to_string()), e.inner()))?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = field(e.path(), &e.inner().to_string(), || syntax(e.inner()));
+        failed(field, e.inner())
+    })?;
     de.end().map_err(|e| failed(".".to_owned(), &e))?;
     Ok(value)
 }
@@ -159,6 +161,12 @@ fn yaml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();
         let location = inner.location();
+        // serde_yaml_ng does not say which: the text is valid YAML when it reads as anything
+        // at all.
+        let syntax = std::cell::OnceCell::new();
+        let syntax = || {
+            *syntax.get_or_init(|| serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text).is_err())
+        };
         let message = inner.to_string();
         let stripped = strip_location(&message);
         // serde_yaml_ng prefixes a data error with its own path: `a.b: invalid type: …`.
@@ -173,14 +181,10 @@ fn yaml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
             // serde_yaml_ng's own bounds on nesting and aliases, whatever the struct.
             format!("not valid YAML ({limit})")
         } else {
-            // serde_yaml_ng does not say which: the text is valid YAML when it reads as
-            // anything at all.
-            reason(unprefixed, Format::Yaml, || {
-                serde_yaml_ng::from_str::<serde::de::IgnoredAny>(text).is_err()
-            })
+            reason(unprefixed, Format::Yaml, syntax)
         };
         Failure {
-            field: field(e.path(), stripped),
+            field: field(e.path(), stripped, syntax),
             reason,
             line: location.as_ref().map(serde_yaml_ng::Location::line),
             column: location.as_ref().map(serde_yaml_ng::Location::column),
@@ -194,40 +198,40 @@ fn toml<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
     let de = ::toml::Deserializer::parse(text)
         .map_err(|e| toml_failure(text, ".".to_owned(), &e, true))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = field(e.path(), e.inner().message());
+        let field = field(e.path(), e.inner().message(), || false);
         toml_failure(text, field, e.inner(), false)
     })
 }
 
-/// The error's field path, spelled as `serde_path_to_error` spells it, without the last
-/// segment of an unknown field's (that segment is the file's text, not the struct's).
-fn field(path: &serde_path_to_error::Path, message: &str) -> String {
+/// The error's field path, spelled as the walk spells a reference's (see `path`).
+///
+/// An unknown field's own name (`message` says "unknown field `name`") is left out: that
+/// segment is the file's text, not the struct's. It is the last segment only when the format
+/// read the key itself; inside an internally tagged enum or a flattened struct serde reports
+/// it from its buffered copy, where the path ends at the enum's or struct's field, which stays.
+/// A key the format could not capture (not a string, number, boolean or character) is `?`,
+/// unless it is where a syntax error stopped the format before it read the key.
+fn field(path: &serde_path_to_error::Path, message: &str, syntax: impl FnOnce() -> bool) -> String {
     use serde_path_to_error::Segment;
-    let unknown = message.contains("unknown field `");
-    let segments: Vec<&Segment> = path.iter().collect();
-    let keep = if unknown {
-        segments.len().saturating_sub(1)
-    } else {
-        segments.len()
-    };
-    let mut out = String::new();
-    for segment in &segments[..keep] {
-        match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            // Where a syntax error stopped the format before it read a key.
-            Segment::Unknown => {}
-            other => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(&other.to_string());
-            }
-        }
+    let mut segments: Vec<&Segment> = path.iter().collect();
+    let unknown = message
+        .find("unknown field `")
+        .map(|at| &message[at + "unknown field `".len()..]);
+    if let (Some(unknown), Some(Segment::Map { key })) = (unknown, segments.last())
+        && unknown
+            .strip_prefix(key.as_str())
+            .is_some_and(|rest| rest.starts_with('`'))
+    {
+        segments.pop();
     }
-    if out.is_empty() {
-        out.push('.');
+    if matches!(segments.last(), Some(Segment::Unknown)) && syntax() {
+        segments.pop();
     }
-    out
+    path::spell(segments.into_iter().map(|segment| match segment {
+        Segment::Seq { index } => path::Segment::Index(*index),
+        Segment::Map { key } | Segment::Enum { variant: key } => path::Segment::Name(key),
+        Segment::Unknown => path::Segment::Unknown,
+    }))
 }
 
 fn toml_failure(text: &str, field: String, e: &::toml::de::Error, syntax: bool) -> Failure {

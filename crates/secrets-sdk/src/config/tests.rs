@@ -554,3 +554,99 @@ fn a_custom_deserialize_error_is_a_schema_error_not_a_syntax_error()
     }
     Ok(())
 }
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Step {
+    Pair(u8, SecretRef),
+    Keyed { key: SecretRef },
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Backend {
+    Vault { port: Port16 },
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Port16 {
+    number: u16,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Flat {
+    x: u8,
+    #[serde(flatten)]
+    inner: Port16,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct Shapes {
+    lists: Vec<Vec<SecretRef>>,
+    names: BTreeMap<String, SecretRef>,
+    pairs: BTreeMap<Vec<String>, SecretRef>,
+    numbered: BTreeMap<u32, SecretRef>,
+    steps: Vec<Step>,
+    backend: Option<Backend>,
+    flat: Option<Flat>,
+}
+
+#[test]
+fn parse_and_secrets_errors_spell_a_field_the_same_way() -> Result<(), Box<dyn std::error::Error>> {
+    let cases = [
+        (
+            "lists: [[file://demo/a], [file://demo/b, X]]",
+            "lists[1][1]",
+        ),
+        ("names: {db.primary: X}", "names.db.primary"),
+        ("names: {'': X}", "names.\"\""),
+        ("pairs: {? [a, b] : X}", "pairs.?"),
+        ("numbered: {7: X}", "numbered.7"),
+        (
+            "steps: [!keyed {key: file://demo/a}, !pair [1, X]]",
+            "steps[1].pair[1]",
+        ),
+        ("steps: [!keyed {key: X}]", "steps[0].keyed.key"),
+    ];
+    for (text, field) in cases {
+        let parse = from_str::<Shapes>(&text.replace('X', "5"), Format::Yaml)
+            .err()
+            .ok_or("a parse error")?;
+        let LoadError::Parse { field: parsed, .. } = &parse else {
+            return Err(format!("{parse:?}").into());
+        };
+        let secrets = from_str::<Shapes>(&text.replace('X', "fle://demo/x"), Format::Yaml)
+            .err()
+            .ok_or("a reference error")?;
+        let failed = secrets.failures().first().map(|f| f.field.as_str());
+        assert_eq!(
+            (parsed.as_str(), failed),
+            (field, Some(field)),
+            "{text}: {parse} / {secrets}"
+        );
+    }
+    // An unknown field read from serde's buffered copy (an internally tagged enum, a flattened
+    // struct) keeps the path up to the enum's or struct's field; only a key the format read
+    // itself is dropped.
+    for (text, field) in [
+        (
+            "backend: {kind: vault, port: {number: 1, hunter2: 1}}",
+            "backend",
+        ),
+        ("flat: {x: 1, number: 2, hunter2: 3}", "flat"),
+    ] {
+        let error = from_str::<Shapes>(text, Format::Yaml)
+            .err()
+            .ok_or("an unknown field")?;
+        let printed = error.to_string();
+        let LoadError::Parse { field: got, .. } = &error else {
+            return Err(printed.into());
+        };
+        assert_eq!(got, field, "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+    Ok(())
+}

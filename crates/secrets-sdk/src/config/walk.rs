@@ -1,7 +1,7 @@
 //! Finds every [`SecretRef`] of a struct, with its field path, by serializing the struct into a
 //! serializer that writes nothing: each reference serializes under a marker name and hands
-//! over its slot (see `secret_ref`). Paths are spelled as `serde_path_to_error` spells a
-//! deserialization error's: `database.password`, `servers[1].token`, `.` for the root.
+//! over its slot (see `secret_ref`). Paths are spelled as a deserialization error's are (see
+//! `path`): `database.password`, `servers[1].token`, `.` for the root.
 
 use std::fmt::{self, Display};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
+use super::path;
 use super::secret_ref::{MARKER, SecretRef, Slot, take_handed, walking};
 
 /// One reference found, where it was found.
@@ -62,6 +63,8 @@ impl ser::Error for WalkError {
 enum Segment {
     Index(usize),
     Name(String),
+    /// A map key that is not a string, number, boolean or character.
+    Unknown,
 }
 
 #[derive(Default)]
@@ -70,32 +73,17 @@ struct Walker {
     /// The next index of each sequence being walked.
     indices: Vec<usize>,
     /// A map's key, between `serialize_key` and `serialize_value`.
-    key: Option<String>,
+    key: Option<Segment>,
     found: Vec<Found>,
 }
 
 impl Walker {
     fn field(&self) -> String {
-        if self.path.is_empty() {
-            return ".".to_owned();
-        }
-        let mut out = String::new();
-        for segment in &self.path {
-            match segment {
-                Segment::Index(i) => {
-                    out.push('[');
-                    out.push_str(&i.to_string());
-                    out.push(']');
-                }
-                Segment::Name(name) => {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(name);
-                }
-            }
-        }
-        out
+        path::spell(self.path.iter().map(|segment| match segment {
+            Segment::Index(index) => path::Segment::Index(*index),
+            Segment::Name(name) => path::Segment::Name(name),
+            Segment::Unknown => path::Segment::Unknown,
+        }))
     }
 
     fn under<T: Serialize + ?Sized>(
@@ -310,13 +298,16 @@ impl ser::SerializeMap for &mut Walker {
     type Error = WalkError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), WalkError> {
-        self.key = Some(key.serialize(KeyText).unwrap_or_else(|_| "?".to_owned()));
+        self.key = Some(match key.serialize(KeyText) {
+            Ok(Some(text)) => Segment::Name(text),
+            _ => Segment::Unknown,
+        });
         Ok(())
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), WalkError> {
-        let key = self.key.take().unwrap_or_else(|| "?".to_owned());
-        self.under(Segment::Name(key), value)
+        let key = self.key.take().unwrap_or(Segment::Unknown);
+        self.under(key, value)
     }
 
     fn end(self) -> Result<(), WalkError> {
@@ -359,31 +350,32 @@ impl ser::SerializeStructVariant for &mut Walker {
     }
 }
 
-/// A map key as path text: strings, numbers, booleans and chars; anything else is `?`.
+/// A map key as path text: strings, numbers, booleans and chars (as `serde_path_to_error`
+/// captures a key); anything else is `None`, spelled `?`.
 struct KeyText;
 
 macro_rules! key_text {
     ($($method:ident($ty:ty)),* $(,)?) => {
-        $(fn $method(self, v: $ty) -> Result<String, WalkError> { Ok(v.to_string()) })*
+        $(fn $method(self, v: $ty) -> Result<Option<String>, WalkError> { Ok(Some(v.to_string())) })*
     };
 }
 
 macro_rules! key_unknown {
     ($($method:ident($($ty:ty),*)),* $(,)?) => {
-        $(fn $method(self, $(_: $ty),*) -> Result<String, WalkError> { Ok("?".to_owned()) })*
+        $(fn $method(self, $(_: $ty),*) -> Result<Option<String>, WalkError> { Ok(None) })*
     };
 }
 
 impl ser::Serializer for KeyText {
-    type Ok = String;
+    type Ok = Option<String>;
     type Error = WalkError;
-    type SerializeSeq = Impossible<String, WalkError>;
-    type SerializeTuple = Impossible<String, WalkError>;
-    type SerializeTupleStruct = Impossible<String, WalkError>;
-    type SerializeTupleVariant = Impossible<String, WalkError>;
-    type SerializeMap = Impossible<String, WalkError>;
-    type SerializeStruct = Impossible<String, WalkError>;
-    type SerializeStructVariant = Impossible<String, WalkError>;
+    type SerializeSeq = Impossible<Option<String>, WalkError>;
+    type SerializeTuple = Impossible<Option<String>, WalkError>;
+    type SerializeTupleStruct = Impossible<Option<String>, WalkError>;
+    type SerializeTupleVariant = Impossible<Option<String>, WalkError>;
+    type SerializeMap = Impossible<Option<String>, WalkError>;
+    type SerializeStruct = Impossible<Option<String>, WalkError>;
+    type SerializeStructVariant = Impossible<Option<String>, WalkError>;
 
     key_text!(
         serialize_bool(bool),
@@ -414,11 +406,11 @@ impl ser::Serializer for KeyText {
         _: &'static str,
         _: u32,
         variant: &'static str,
-    ) -> Result<String, WalkError> {
-        Ok(variant.to_owned())
+    ) -> Result<Option<String>, WalkError> {
+        Ok(Some(variant.to_owned()))
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, WalkError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Option<String>, WalkError> {
         value.serialize(self)
     }
 
@@ -426,7 +418,7 @@ impl ser::Serializer for KeyText {
         self,
         _: &'static str,
         value: &T,
-    ) -> Result<String, WalkError> {
+    ) -> Result<Option<String>, WalkError> {
         value.serialize(self)
     }
 
@@ -436,8 +428,8 @@ impl ser::Serializer for KeyText {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<String, WalkError> {
-        Ok("?".to_owned())
+    ) -> Result<Option<String>, WalkError> {
+        Ok(None)
     }
 
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, WalkError> {
