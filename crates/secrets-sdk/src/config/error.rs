@@ -100,8 +100,8 @@ impl LoadError {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RefFailure {
-    /// The field path, as `serde_path_to_error` spells it (`database.password`,
-    /// `servers[1].token`).
+    /// The field path (`database.password`, `servers[1].token`, `extra.kafka`), spelled as a
+    /// `CONFIG_PARSE` error's: a map key is the file's, escaped and capped at 64 characters.
     pub field: String,
     /// The code: the URI's (`ILLEGAL_SEGMENT`, `TENANT_MOUNT_MISMATCH`, …) when the
     /// reference does not parse, else the resolve's (`NOT_FOUND`, `KEY_NOT_FOUND`,

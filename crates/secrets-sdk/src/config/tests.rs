@@ -650,3 +650,45 @@ fn parse_and_secrets_errors_spell_a_field_the_same_way() -> Result<(), Box<dyn s
     }
     Ok(())
 }
+
+#[test]
+fn hostile_map_keys_are_escaped_and_capped_in_every_path() -> Result<(), Box<dyn std::error::Error>>
+{
+    let long = "k".repeat(10 * 1024);
+    let keys = [
+        ("line\nbreak", "names.line\\u{a}break".to_owned()),
+        ("red\u{1b}[31m\r", "names.red\\u{1b}[31m\\u{d}".to_owned()),
+        ("\u{202e}gpj.exe", "names.\\u{202e}gpj.exe".to_owned()),
+        ("back\\slash", "names.back\\\\slash".to_owned()),
+        (long.as_str(), format!("names.{}…", "k".repeat(64))),
+    ];
+    for (key, spelled) in &keys {
+        let key_json = serde_json::to_string(key)?;
+        for (value, code) in [
+            ("\"fle://demo/x\"", "CONFIG_SECRETS"),
+            ("5", "CONFIG_PARSE"),
+        ] {
+            let text = format!("{{\"names\": {{{key_json}: {value}}}}}");
+            let error = from_str::<Shapes>(&text, Format::Json)
+                .err()
+                .ok_or("an error")?;
+            assert_eq!(error.code(), code);
+            let field = match &error {
+                LoadError::Parse { field, .. } => field.clone(),
+                other => other
+                    .failures()
+                    .first()
+                    .map(|f| f.field.clone())
+                    .ok_or("a failure")?,
+            };
+            assert_eq!(&field, spelled);
+            let shown = error.to_string();
+            assert!(
+                !shown.contains(['\n', '\r', '\u{1b}', '\u{202e}']),
+                "{shown:?}"
+            );
+            assert!(shown.len() < 400, "{} bytes", shown.len());
+        }
+    }
+    Ok(())
+}
