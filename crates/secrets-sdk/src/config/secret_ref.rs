@@ -3,11 +3,12 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 
 use secret_uri::{SecretUri, UriError};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::sync::watch;
 
 use crate::Secret;
 
@@ -92,11 +93,19 @@ pub(super) struct Slot {
     /// The URI, or the code of why it does not parse (only ever inside `load`).
     pub(super) parsed: Result<SecretUri, &'static str>,
     pub(super) value: RwLock<Option<Secret>>,
+    /// Dropped with the slot (the last clone of its reference): a watch waiting on it ends
+    /// then, not at the secret's next change.
+    gone: OnceLock<watch::Sender<()>>,
 }
 
 impl Slot {
     pub(super) fn set(&self, secret: Secret) {
         *self.value.write().unwrap_or_else(PoisonError::into_inner) = Some(secret);
+    }
+
+    /// A receiver whose `changed()` completes (with an error) once this slot is dropped.
+    pub(super) fn on_drop(&self) -> watch::Receiver<()> {
+        self.gone.get_or_init(|| watch::channel(()).0).subscribe()
     }
 }
 
@@ -141,6 +150,7 @@ impl SecretRef {
         Self(Arc::new(Slot {
             parsed,
             value: RwLock::new(None),
+            gone: OnceLock::new(),
         }))
     }
 

@@ -692,3 +692,26 @@ fn hostile_map_keys_are_escaped_and_capped_in_every_path() -> Result<(), Box<dyn
     }
     Ok(())
 }
+
+#[test]
+fn a_watch_ends_as_soon_as_its_configuration_is_dropped() -> Result<(), Box<dyn std::error::Error>>
+{
+    let (_root, client) = client()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let config: Config = load_str(&client, YAML, Format::Yaml).await?;
+        let mut watch = watch(&client, &config).await?;
+        assert_eq!(watch.len(), 4);
+        drop(config);
+        // No secret changes: every watch ends with its reference, so `changed` says so.
+        let ended =
+            tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed()).await?;
+        assert_eq!(ended, None);
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    client.close();
+    Ok(())
+}

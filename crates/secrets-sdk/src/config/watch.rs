@@ -17,7 +17,8 @@ const QUEUE: usize = 256;
 /// The watches of one configuration's references, from [`watch`]: while it lives, each
 /// [`SecretRef`](super::SecretRef) is updated with every change of its secret (the
 /// [`SecretsClient::watch`] rules: new versions, changed files, rotated leases), and
-/// [`changed`](Self::changed) tells which field changed. Dropping it stops the watches.
+/// [`changed`](Self::changed) tells which field changed. Dropping it stops the watches; so
+/// does dropping the configuration (each watch ends as soon as its reference is gone).
 #[derive(Debug)]
 pub struct ConfigWatch {
     tasks: Vec<AbortHandle>,
@@ -26,7 +27,8 @@ pub struct ConfigWatch {
 
 impl ConfigWatch {
     /// The field path of the next reference whose secret changed (its value is already
-    /// updated); `None` once every watch has ended (the client was closed).
+    /// updated); `None` once every watch has ended (the client was closed, or the
+    /// configuration dropped).
     pub async fn changed(&mut self) -> Option<String> {
         self.changes.recv().await
     }
@@ -93,15 +95,23 @@ pub async fn watch<T: Serialize + ?Sized>(
         .into_iter()
         .map(|(f, mut changes)| {
             let tx = tx.clone();
-            // Weak: the watch ends once the configuration it updates is gone.
+            // Weak: the watch ends once the configuration it updates is gone, as soon as it
+            // is (`gone`), not at the secret's next change.
             let slot = Arc::downgrade(&f.slot);
+            let mut gone = f.slot.on_drop();
             let field = f.field;
             if let Some(Ok(current)) = changes.current() {
                 f.slot.set(current.secret().clone());
             }
             tokio::spawn(async move {
-                while let Some(item) = changes.next().await {
-                    let Some(slot) = slot.upgrade() else { return };
+                loop {
+                    let item = tokio::select! {
+                        item = changes.next() => item,
+                        _ = gone.changed() => return,
+                    };
+                    let (Some(item), Some(slot)) = (item, slot.upgrade()) else {
+                        return;
+                    };
                     if let Ok(change) = item {
                         slot.set(change.secret().clone());
                         let _ = tx.try_send(field.clone());
