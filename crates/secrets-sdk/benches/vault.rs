@@ -21,6 +21,9 @@
 //!   lets only this scenario's calls through (every scenario pays the switch's check per INFO
 //!   callsite, a few ns). Telemetry's cost on the request path is this p50 minus
 //!   `get_credentials_warm`'s (printed, with the number of spans the exporter dropped).
+//! - `…_task`: `get_credentials_inproc(_telemetry)` and `get_credentials_warm(_telemetry)`
+//!   again, called from a task on a 2-worker multi-thread runtime (as a service's handler
+//!   calls the client: no hop between runtimes) rather than from a current-thread runtime.
 //! - `get_credentials_inproc` / `get_credentials_inproc_telemetry`: the same pair with a
 //!   provider in memory (scheme `db`) instead of OpenBao: PEP, read task, audit-free path and
 //!   telemetry without the network, so telemetry's cost (printed) is not lost in the vault's
@@ -842,7 +845,65 @@ fn throughput_on(
 fn json_run(path: &std::path::Path) -> Result<(), BoxError> {
     let Some(fx) = fixture()? else { return Ok(()) };
     latencies(&fx, path)?;
-    throughput(Arc::new(fx), path)
+    let fx = Arc::new(fx);
+    from_a_task(Arc::clone(&fx), path)?;
+    throughput(fx, path)
+}
+
+/// The telemetry pairs again, called from a task on a 2-worker multi-thread runtime, as a
+/// service's request handler calls the client: the request runs on that runtime, without the
+/// two cross-thread wake-ups per call of the current-thread caller above (whose variation
+/// hides a difference of a few µs). `…_task` scenarios.
+fn from_a_task(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let measured = Arc::clone(&fx);
+    let ((inproc, inproc_telemetry, _), (warm, warm_telemetry)) =
+        runtime.block_on(runtime.spawn(async move {
+            let fx = measured;
+            let inproc = in_memory(&fx, 20_000).await?;
+            let mut plain = Latencies::with_capacity(SAMPLES);
+            let mut with_telemetry = Latencies::with_capacity(SAMPLES);
+            for _ in 0..WARMUP {
+                get(&fx).await?;
+                traced(&fx).await?;
+            }
+            for i in 0..SAMPLES {
+                for k in 0..2 {
+                    let started = Instant::now();
+                    if (i + k) % 2 == 0 {
+                        get(&fx).await?;
+                        plain.push(started.elapsed());
+                    } else {
+                        traced(&fx).await?;
+                        with_telemetry.push(started.elapsed());
+                    }
+                }
+            }
+            Ok::<_, BoxError>((inproc, (plain, with_telemetry)))
+        }))??;
+    for (latencies, scenario) in [
+        (&inproc, "get_credentials_inproc_task"),
+        (&inproc_telemetry, "get_credentials_inproc_telemetry_task"),
+        (&warm, "get_credentials_warm_task"),
+        (&warm_telemetry, "get_credentials_warm_telemetry_task"),
+    ] {
+        append(path, &latencies.json_line(scenario))?;
+    }
+    for (what, plain, traced) in [
+        ("without the network", &inproc, &inproc_telemetry),
+        ("on the request path", &warm, &warm_telemetry),
+    ] {
+        println!(
+            "telemetry cost {what}, called from a task: p50 {:+.2} µs ({:.2} µs with, {:.2} µs without)",
+            traced.quantile_us(0.5) - plain.quantile_us(0.5),
+            traced.quantile_us(0.5),
+            plain.quantile_us(0.5),
+        );
+    }
+    Ok(())
 }
 
 fn criterion_run() -> Result<(), BoxError> {
