@@ -488,8 +488,9 @@ A reference is `{{`, the URI (whitespace around it allowed, newlines included), 
 `{{` and `}}` that does not look like a URI (no `scheme://`), such as Go, Helm or Jinja's \
 `{{ .Values.name }}`, is copied as is; text that does is a reference and must be a valid \
 secret URI, so a typo (`{{ fle://x }}`) fails instead of passing through. A `{{` before a URI \
-with no closing `}}` is UNTERMINATED_REFERENCE. `\\{{ URI }}` writes `{{ URI }}` literally (a \
-backslash pair before a reference writes one backslash). Every other byte of the template is \
+with no closing `}}` is UNTERMINATED_REFERENCE. `\\{{ URI }}` writes `{{ URI }}` literally, and \
+`\\{{{ URI }}}` writes `{{{ URI }}}` (a backslash pair before a reference's braces writes one \
+backslash). Every other byte of the template is \
 copied unchanged. `secrets lint` checks templates by the same rules.
 
 Every reference is validated first (the parser, the mount guard if --allowed-mounts is given, \
@@ -500,7 +501,11 @@ counts characters and points at the URI; never a value, never the full URI) and 
 is 1.
 
 Values are inserted verbatim: a string as is, JSON (a whole JSON file or KV v2 secret, or a \
-non-string field) as compact JSON. --escape quotes each value for the format around it: the \
+non-string field) as compact JSON. A JSON number is written as the parser keeps it: 64-bit \
+integers exactly, other numbers as the shortest decimal of their 64-bit float (1.50 as 1.5, \
+1e3 as 1000.0); a number that would lose digits so (more than 15 significant digits, such as \
+12345678901234567890123, or beyond the 64-bit integers) is INEXACT_NUMBER, never altered: \
+store such a number as a string. --escape quotes each value for the format around it: the \
 template's text is read as that format's lexer reads its quotes (shell: '…', \"…\", \\ and # \
 comments; json: \"…\"; yaml: a quoted scalar opens where a scalar starts, # comments), and a \
 reference inside a quoted string, alone or with other text (\"postgres://app:{{ URI }}@db\"), \
@@ -509,19 +514,28 @@ gets the value escaped for that string; anywhere else it becomes one complete qu
 Outside: a JSON value: a string quoted, JSON as is, so numbers and objects keep their type.
   yaml   inside \"…\": a double-quoted scalar's contents; inside '…': a single-quoted \
 scalar's (a value with a line break or a control character cannot be single-quoted: \
-UNQUOTABLE_VALUE). Outside: a double-quoted scalar, JSON as a flow value.
+UNQUOTABLE_VALUE). Outside: a double-quoted scalar, JSON as a flow value (with \\uXXXX for \
+the characters YAML does not read raw: DEL, C1, U+2028/9, the BOM).
   shell  inside '…': `'` becomes `'\\''`; inside \"…\": `\\`, `$`, `` ` `` and `\"` get a \
 backslash. Outside: one single-quoted word (POSIX sh), so `KEY={{ URI }}` is safe to source. \
 A NUL byte cannot be quoted for a shell (UNQUOTABLE_VALUE). Here-documents are not \
 recognized: do not use --escape shell for a reference inside one.
 
-Output: with -o PATH the result is written atomically: to a new file beside PATH, created \
-with --mode (default 0600: never readable by others, not even briefly; the umask is not \
-applied), flushed to disk, then renamed over PATH. PATH's folder must exist; if PATH is a \
-symlink, the file it points to is replaced (the link stays); anything but a regular file \
-there is refused. With -o - the \
-result goes to stdout. Without -o it goes to stdout unless stdout is a terminal, which is \
-refused: secrets are not printed on a screen by accident. --dry-run resolves and writes \
+Output: with -o PATH naming a regular file, or nothing yet, the result is written \
+atomically: to a new file beside PATH, created with --mode (default 0600: never readable by \
+others, not even briefly; the umask is not applied), flushed to disk, then renamed over PATH. \
+PATH's folder must exist. If PATH is a symlink, the file it points to is replaced (the link \
+stays); a symlink to a file that does not exist is refused (DANGLING_SYMLINK: nothing is \
+created where a link points), and so is a symlink in a sticky world-writable folder such as \
+/tmp that neither you nor the folder's owner owns (UNTRUSTED_SYMLINK, the kernel's \
+fs.protected_symlinks rule). A character device or a FIFO (/dev/null, a named pipe, which \
+waits for its reader) is written in place, and so is a descriptor's link (/dev/stdout, \
+/dev/stderr, /dev/fd/N, /proc/self/fd/N): never renamed over, opened to append (--mode does \
+not apply), so `-o /dev/stdout >> app.log` appends to app.log; a link to this process's \
+stdout is written through stdout, as -o - is. A folder, a socket or a block device is \
+NOT_A_FILE; a refused -o resolves nothing. With -o - the result goes to stdout. Without -o \
+it goes to stdout unless stdout is a terminal, which is refused: secrets are not printed on \
+a screen by accident. --dry-run resolves and writes \
 nothing: it lists each reference as `LINE:COLUMN redacted URI` on stdout.
 
 The template must be a regular file (or `-`, stdin), UTF-8, at most 16 MiB (TOO_LARGE); a \

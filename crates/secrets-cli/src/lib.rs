@@ -71,7 +71,8 @@
 //! # `inject`
 //!
 //! `inject` renders a template through the same client: each `{{ URI }}` is replaced by the
-//! secret's value, and the result is written atomically with mode 0600:
+//! secret's value, and the result replaces a regular file atomically with mode 0600 (a device,
+//! FIFO or descriptor link such as `/dev/stdout` is written in place, never renamed over):
 //!
 //! ```text
 //! $ secrets inject --file-root examples/secrets -i examples/templates/app.env.tmpl -o app.env
