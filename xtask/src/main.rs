@@ -198,6 +198,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "template",
     "config",
     "bootstrap",
+    "yaml_flow",
 ];
 
 /// A short cargo-fuzz run of every target, `seconds` each. cargo-fuzz needs nightly
