@@ -130,6 +130,18 @@ impl Replica {
         prefix: &str,
         timeout_ms: u64,
     ) -> Result<Self, secrets_sdk::Error> {
+        Self::coalescing(stack, redis, prefix, timeout_ms, true)
+    }
+
+    /// As [`Replica::new`], with concurrent reads of one URI sharing the vault read in
+    /// flight (`coalesce`, the default) or each reaching the vault.
+    fn coalescing(
+        stack: &Stack,
+        redis: &RedisServer,
+        prefix: &str,
+        timeout_ms: u64,
+        coalesce: bool,
+    ) -> Result<Self, secrets_sdk::Error> {
         let authzen = common::authzen(&stack.pdp.addr()).with_discovery(false);
         let pdp = Counting::new(AuthzenClient::new(authzen)?);
         let audit = Arc::new(Recording::default());
@@ -149,6 +161,7 @@ impl Replica {
             .pdp(Arc::clone(&pdp))
             .audit(Arc::clone(&audit) as Arc<dyn secrets_sdk::audit::AuditSink>)
             .io_threads(2)
+            .coalesce_reads(coalesce)
             .build();
         Ok(Self {
             client: expect_redis_feature(built)?,
