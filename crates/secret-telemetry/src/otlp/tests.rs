@@ -361,3 +361,166 @@ mod export {
         Ok(())
     }
 }
+
+mod spans {
+    //! The span layer ([`super::layer::SpanLayer`]): what each `tracing` span becomes.
+
+    use std::sync::Arc;
+
+    use opentelemetry::Value;
+    use opentelemetry::trace::{SpanId, SpanKind, Status};
+    use opentelemetry_sdk::trace::{
+        BatchSpanProcessor, InMemorySpanExporter, Sampler, ShouldSample, SpanData,
+    };
+    use tracing_subscriber::filter::Targets;
+
+    use super::super::layer::SpanLayer;
+    use super::*;
+
+    /// The spans `make` ends under a layer with `sampler` and filter `info`.
+    fn exported(sampler: Sampler, make: impl FnOnce()) -> Vec<SpanData> {
+        let exporter = InMemorySpanExporter::default();
+        let batch = Arc::new(BatchSpanProcessor::builder(exporter.clone()).build());
+        let sampler: Arc<dyn ShouldSample> = Arc::new(sampler);
+        let layer = SpanLayer::new(Arc::clone(&batch), sampler, scope());
+        let filter: Targets = "info".parse().unwrap_or_default();
+        let subscriber = tracing_subscriber::registry().with(layer.with_filter(filter));
+        tracing::subscriber::with_default(subscriber, make);
+        let _ = opentelemetry_sdk::trace::SpanProcessor::force_flush(&*batch);
+        exporter.get_finished_spans().unwrap_or_default()
+    }
+
+    fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name} in {spans:?}"))
+    }
+
+    fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn a_child_joins_its_nearest_exported_ancestor_and_a_root_starts_a_trace() {
+        let spans = exported(Sampler::AlwaysOn, || {
+            let _outer = tracing::info_span!("outer").entered();
+            let _filtered = tracing::debug_span!("filtered").entered();
+            let _inner = tracing::info_span!("inner").entered();
+            // An explicit root inside them all.
+            drop(tracing::info_span!(parent: None, "root").entered());
+        });
+        assert_eq!(spans.len(), 3, "{spans:?}");
+        let (outer, inner, root) = (
+            named(&spans, "outer"),
+            named(&spans, "inner"),
+            named(&spans, "root"),
+        );
+        assert_eq!(outer.parent_span_id, SpanId::INVALID);
+        assert_eq!(inner.parent_span_id, outer.span_context.span_id());
+        assert_eq!(inner.span_context.trace_id(), outer.span_context.trace_id());
+        assert_eq!(root.parent_span_id, SpanId::INVALID);
+        assert_ne!(root.span_context.trace_id(), outer.span_context.trace_id());
+        for span in &spans {
+            assert!(span.span_context.is_sampled() && span.span_context.is_valid());
+            assert!(span.start_time <= span.end_time);
+            assert_eq!(span.instrumentation_scope.name(), SCOPE);
+        }
+    }
+
+    #[test]
+    fn fields_become_attributes_once_each_and_otel_fields_set_name_kind_and_status() {
+        let spans = exported(Sampler::AlwaysOn, || {
+            let span = tracing::info_span!(
+                "get_credentials",
+                provider = "openbao",
+                attempts = 2_u64,
+                huge = u64::MAX,
+                negative = -3_i64,
+                ratio = 0.5_f64,
+                cached = true,
+                code = tracing::field::Empty,
+                shown = ?vec![1, 2],
+                otel.name = "GET",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+            );
+            span.record("code", "TIMEOUT");
+            span.record("code", "NOT_FOUND");
+            span.record("otel.status_code", "error");
+            tracing::info!(parent: &span, "an event inside is not exported");
+        });
+        let span = named(&spans, "GET");
+        assert_eq!(span.span_kind, SpanKind::Client);
+        assert_eq!(span.status, Status::error(""));
+        assert!(span.events.is_empty(), "{:?}", span.events);
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "provider", "attempts", "huge", "negative", "ratio", "cached", "shown", "code"
+            ],
+            "{span:?}"
+        );
+        assert_eq!(attribute(span, "provider"), Some(&Value::from("openbao")));
+        assert_eq!(attribute(span, "attempts"), Some(&Value::I64(2)));
+        assert_eq!(
+            attribute(span, "huge"),
+            Some(&Value::from(u64::MAX.to_string()))
+        );
+        assert_eq!(attribute(span, "negative"), Some(&Value::I64(-3)));
+        assert_eq!(attribute(span, "ratio"), Some(&Value::F64(0.5)));
+        assert_eq!(attribute(span, "cached"), Some(&Value::Bool(true)));
+        assert_eq!(attribute(span, "shown"), Some(&Value::from("[1, 2]")));
+        // Recorded twice: the last value, once.
+        assert_eq!(attribute(span, "code"), Some(&Value::from("NOT_FOUND")));
+    }
+
+    #[test]
+    fn a_trace_is_sampled_whole_or_not_at_all() {
+        assert!(
+            exported(Sampler::AlwaysOff, || {
+                let _outer = tracing::info_span!("outer", provider = "file").entered();
+                drop(tracing::info_span!("inner").entered());
+            })
+            .is_empty()
+        );
+        // Half the traces: each one exported is complete, and some are and some are not.
+        let spans = exported(Sampler::TraceIdRatioBased(0.5), || {
+            for _ in 0..200 {
+                let _outer = tracing::info_span!("outer").entered();
+                drop(tracing::info_span!("inner").entered());
+            }
+        });
+        let outers: Vec<&SpanData> = spans.iter().filter(|s| s.name == "outer").collect();
+        let inners: Vec<&SpanData> = spans.iter().filter(|s| s.name == "inner").collect();
+        assert!((20..180).contains(&outers.len()), "{}", outers.len());
+        assert_eq!(outers.len(), inners.len());
+        for inner in inners {
+            assert!(
+                outers
+                    .iter()
+                    .any(|o| o.span_context.span_id() == inner.parent_span_id
+                        && o.span_context.trace_id() == inner.span_context.trace_id())
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_texts_are_shared_and_long_ones_copied() {
+        let long = "x".repeat(200);
+        let spans = exported(Sampler::AlwaysOn, || {
+            for _ in 0..3 {
+                drop(tracing::info_span!("s", mount = "team-a", long = long.as_str()).entered());
+            }
+        });
+        assert_eq!(spans.len(), 3);
+        for span in &spans {
+            assert_eq!(attribute(span, "mount"), Some(&Value::from("team-a")));
+            assert_eq!(attribute(span, "long"), Some(&Value::from(long.clone())));
+        }
+    }
+}
