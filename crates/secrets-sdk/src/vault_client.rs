@@ -341,8 +341,11 @@ impl Inner {
         T: Send + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
+        // Boxed: a task's stage is as large as its future, and tokio copies the stage when it
+        // makes the task and again when it hands the output over (kilobytes each time for
+        // a request's future); a box makes both copies a pointer's.
         let task = crate::io_runtime::request_runtime(self.io_handle()?)
-            .spawn(work.in_span(tracing::Span::current()));
+            .spawn(Box::pin(work.in_span(tracing::Span::current())));
         match task.await {
             Ok(result) => result,
             Err(join) => Err(self.lost(Some(join))),
@@ -356,12 +359,13 @@ impl Inner {
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.io_handle()?.spawn(
+        // Boxed, as in `on_runtime`.
+        self.io_handle()?.spawn(Box::pin(
             async move {
                 let _ = tx.send(work.await);
             }
             .in_span(tracing::Span::current()),
-        );
+        ));
         rx.recv().map_err(|_| self.lost(None))?
     }
 
