@@ -1,7 +1,8 @@
 //! The leak suite's instruments: the canaries, a scanner that finds them (as written, in any
 //! case, hex-encoded or base64-encoded) in whatever a channel captured, and [`Capture`], one
-//! subscriber that records every log line (text and JSON), every span (through the
-//! OpenTelemetry layer) and every metric data point the process emits.
+//! subscriber that records every log line (text and JSON), every span (through the SDK's own
+//! span layer and batch processor, as an installed OTLP pipeline exports them) and every
+//! metric data point the process emits.
 //!
 //! A canary is allowed in a channel only where it is the product: the secret's value on the
 //! stdout of `secrets resolve`/`get`, a URI's path on `secrets uri parse`'s, the subject in an
@@ -11,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, InMemorySpanExporter, SpanData};
+use secret_telemetry::otlp::{OtlpConfig, Pipeline};
 use secret_telemetry::testing::{MetricsCapture, Points};
 use secrets_test_support::LogCapture;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -412,13 +413,13 @@ pub fn base64_fragments(bytes: &[u8], alphabet: &[u8; 64]) -> Vec<String> {
 
 /// Every log line, span and metric data point the process (or one thread, see
 /// [`Capture::subscriber`]) emits: a text `fmt` layer and a JSON `fmt` layer at TRACE with
-/// every span event, and the OpenTelemetry layer into an in-memory span exporter; metrics
-/// through an in-memory meter provider.
+/// every span event, and the span layer of [`Pipeline`] (the one the SDK ships) into an
+/// in-memory span exporter; metrics through an in-memory meter provider.
 pub struct Capture {
     text: LogCapture,
     json: LogCapture,
     spans: InMemorySpanExporter,
-    tracer: SdkTracerProvider,
+    pipeline: Pipeline,
     metrics: MetricsCapture,
 }
 
@@ -441,19 +442,22 @@ impl Capture {
     /// A capture of its own; nothing is installed.
     pub fn new() -> Self {
         let spans = InMemorySpanExporter::default();
-        let tracer = SdkTracerProvider::builder()
-            .with_simple_exporter(spans.clone())
-            // No event, attribute or link is dropped for being one too many.
-            .with_max_events_per_span(u32::MAX)
-            .with_max_attributes_per_span(u32::MAX)
-            .with_max_attributes_per_event(u32::MAX)
-            .with_max_links_per_span(u32::MAX)
+        // Every span of every target; a queue no suite fills, so no span is dropped for
+        // arriving while a batch is exported.
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(1 << 20)
             .build();
+        let pipeline = Pipeline::with_span_exporter(
+            &OtlpConfig::default().with_filter("trace"),
+            spans.clone(),
+            batch,
+        )
+        .unwrap_or_else(|e| panic!("the leak capture's span pipeline: {e}"));
         Self {
             text: LogCapture::default(),
             json: LogCapture::default(),
             spans,
-            tracer,
+            pipeline,
             metrics: MetricsCapture::new(),
         }
     }
@@ -497,7 +501,7 @@ impl Capture {
                     .with_span_events(FmtSpan::FULL)
                     .with_writer(move || json.clone()),
             )
-            .with(tracing_opentelemetry::layer().with_tracer(self.tracer.tracer("leak-suite")))
+            .with(self.pipeline.layer())
     }
 
     /// Instruments recording into this capture's meter provider.
@@ -520,9 +524,11 @@ impl Capture {
         self.json.text()
     }
 
-    /// Every span the OpenTelemetry layer finished so far.
+    /// Every span the span layer finished so far.
     pub fn spans(&self) -> Vec<SpanData> {
-        let _ = self.tracer.force_flush();
+        if let Err(e) = self.pipeline.force_flush() {
+            panic!("the leak capture's spans did not flush: {e}");
+        }
         self.spans.get_finished_spans().unwrap_or_default()
     }
 

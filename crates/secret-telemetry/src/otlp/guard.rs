@@ -72,7 +72,7 @@ pub(crate) struct Providers {
 }
 
 impl Providers {
-    fn force_flush(&self) -> Result<(), OtlpError> {
+    pub(crate) fn force_flush(&self) -> Result<(), OtlpError> {
         let (tracer, meter) = (self.tracer.clone(), self.meter.clone());
         bounded(
             self.timeout + SHUTDOWN_MARGIN,

@@ -30,6 +30,9 @@
 //!   never answers cannot hang the program's exit. What was not sent by then is lost.
 //! - [`Pipeline::discarding`]: the same layer and providers with exporters that drop
 //!   everything, for benchmarks (the cost of telemetry without the network) and tests.
+//! - [`Pipeline::with_span_exporter`]: the same layer and batch span processor into a span
+//!   exporter of yours (an in-memory one in tests, as the workspace's leak suite does), metrics
+//!   dropped; [`Pipeline::force_flush`] hands over what was batched without installing it.
 //!
 //! The exporter's own requests are never traced or logged (they would be exported again).
 //! Spans carry only the SDK's non-sensitive attributes (provider, mount, cache outcome,
@@ -121,7 +124,8 @@ use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, SdkTracerProvider, ShouldSample, SpanProcessor as _,
+    BatchConfig, BatchSpanProcessor, SdkTracerProvider, ShouldSample, SpanExporter,
+    SpanProcessor as _,
 };
 use secret_http::{ClientCert, ClientConfig, HttpClient, HttpError, Setting, TlsConfig};
 use tracing::Subscriber;
@@ -245,7 +249,7 @@ impl Pipeline {
         Ok(Self::assemble(
             config,
             filter,
-            spans,
+            (spans, BatchConfig::default()),
             metrics,
             Some(runtime),
             None,
@@ -263,7 +267,7 @@ impl Pipeline {
         Self::assemble(
             &config,
             filter,
-            DiscardSpans(Arc::clone(&counter)),
+            (DiscardSpans(Arc::clone(&counter)), BatchConfig::default()),
             DiscardMetrics,
             None,
             Some(counter),
@@ -281,17 +285,50 @@ impl Pipeline {
         Ok(Self::assemble(
             config,
             filter,
-            DiscardSpans(Arc::clone(&counter)),
+            (DiscardSpans(Arc::clone(&counter)), BatchConfig::default()),
             DiscardMetrics,
             None,
             Some(counter),
         ))
     }
 
+    /// Spans through the same layer and batch span processor into an exporter of yours (an
+    /// in-memory one in tests, stdout, another protocol), batched as `batch` says; metrics
+    /// aggregated and dropped, as by [`discarding_with`](Self::discarding_with), whose
+    /// settings of `config` it uses. [`force_flush`](Self::force_flush) hands the batch over
+    /// without installing the pipeline.
+    ///
+    /// # Errors
+    /// `CONFIG` for a filter that does not parse, a zero timeout or interval.
+    pub fn with_span_exporter(
+        config: &OtlpConfig,
+        spans: impl SpanExporter + 'static,
+        batch: BatchConfig,
+    ) -> Result<Self, OtlpError> {
+        let filter = check(config)?;
+        Ok(Self::assemble(
+            config,
+            filter,
+            (spans, batch),
+            DiscardMetrics,
+            None,
+            None,
+        ))
+    }
+
+    /// Exports the spans finished so far and the metrics collected so far, waiting at most
+    /// about the export timeout; as [`OtlpGuard::force_flush`], for a pipeline not installed.
+    ///
+    /// # Errors
+    /// `TIMEOUT` when the exporter did not finish in time, `OTLP_EXPORT` when it failed.
+    pub fn force_flush(&self) -> Result<(), OtlpError> {
+        self.providers.force_flush()
+    }
+
     fn assemble(
         config: &OtlpConfig,
         filter: String,
-        spans: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+        (spans, batch): (impl SpanExporter + 'static, BatchConfig),
         metrics: impl opentelemetry_sdk::metrics::exporter::PushMetricExporter,
         runtime: Option<tokio::runtime::Runtime>,
         discarded: Option<Arc<AtomicU64>>,
@@ -303,7 +340,9 @@ impl Pipeline {
         // diagnostics counter binds to whatever global provider there is now, not to ours.
         // One batch processor: the provider flushes and shuts it down, the layer hands it
         // ended spans. It takes the resource before it is shared.
-        let mut batch = BatchSpanProcessor::builder(spans).build();
+        let mut batch = BatchSpanProcessor::builder(spans)
+            .with_batch_config(batch)
+            .build();
         batch.set_resource(&resource);
         let batch = Arc::new(batch);
         let tracer_provider = SdkTracerProvider::builder()

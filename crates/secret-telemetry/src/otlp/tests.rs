@@ -131,6 +131,42 @@ fn the_default_filter_exports_info_spans_only() -> TestResult {
 }
 
 #[test]
+fn spans_reach_an_exporter_of_yours_on_force_flush_and_bad_settings_are_refused() -> TestResult {
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, InMemorySpanExporter};
+    let spans = InMemorySpanExporter::default();
+    // A scheduled delay no test waits for: only force_flush can hand the spans over.
+    let batch = || {
+        BatchConfigBuilder::default()
+            .with_scheduled_delay(Duration::from_secs(3600))
+            .build()
+    };
+    let config = OtlpConfig::default().with_filter("debug");
+    let pipeline = Pipeline::with_span_exporter(&config, spans.clone(), batch())?;
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::info_span!("secret_resolve", provider = "file");
+        outer.in_scope(|| drop(tracing::debug_span!("secret_read").entered()));
+        drop(tracing::trace_span!("filtered_out").entered());
+    });
+    assert!(spans.get_finished_spans()?.is_empty());
+    pipeline.force_flush()?;
+    let finished = spans.get_finished_spans()?;
+    let names: Vec<&str> = finished.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names, ["secret_read", "secret_resolve"]);
+    assert_eq!(
+        finished[0].parent_span_id,
+        finished[1].span_context.span_id()
+    );
+
+    let bad = OtlpConfig::default().with_filter("[{");
+    let error = Pipeline::with_span_exporter(&bad, InMemorySpanExporter::default(), batch())
+        .err()
+        .ok_or("a filter that does not parse was accepted")?;
+    assert_eq!(error.code(), "CONFIG");
+    Ok(())
+}
+
+#[test]
 fn codes_are_stable() {
     let errors = [
         OtlpError::config("X", "is wrong"),
