@@ -67,7 +67,8 @@ impl SpanProcessor for SharedProcessor {
 /// Turns `tracing` spans into OpenTelemetry spans ([module docs](self)).
 pub(super) struct SpanLayer {
     processor: Arc<BatchSpanProcessor>,
-    sampler: Arc<dyn ShouldSample>,
+    /// `None`: every root is sampled (the default sampler), without asking.
+    sampler: Option<Arc<dyn ShouldSample>>,
     scope: InstrumentationScope,
     ids: RandomIdGenerator,
 }
@@ -75,7 +76,7 @@ pub(super) struct SpanLayer {
 impl SpanLayer {
     pub(super) fn new(
         processor: Arc<BatchSpanProcessor>,
-        sampler: Arc<dyn ShouldSample>,
+        sampler: Option<Arc<dyn ShouldSample>>,
         scope: InstrumentationScope,
     ) -> Self {
         Self {
@@ -138,7 +139,7 @@ impl Recorded {
 
 impl Visit for Recorded {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field.name(), interned(value));
+        self.set(field.name(), interned(field.name(), value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -169,33 +170,38 @@ impl Visit for Recorded {
 /// The most bytes of a text attribute [`interned`] keeps.
 const INTERNED_MAX: usize = 64;
 
-/// How many texts each thread keeps.
-const INTERNED_SLOTS: usize = 16;
+/// How many texts each thread keeps (a power of two).
+const INTERNED_SLOTS: usize = 32;
 
 thread_local! {
-    /// The last texts this thread made attributes of, shared by the spans that repeat them.
-    static RECENT: std::cell::RefCell<([Option<Arc<str>>; INTERNED_SLOTS], usize)> =
-        const { std::cell::RefCell::new(([const { None }; INTERNED_SLOTS], 0)) };
+    /// The last texts this thread made attributes of, shared by the spans that repeat them:
+    /// one slot for each field name and text length (two texts that share a slot take turns).
+    static RECENT: std::cell::RefCell<[Option<Arc<str>>; INTERNED_SLOTS]> =
+        const { std::cell::RefCell::new([const { None }; INTERNED_SLOTS]) };
 }
 
-/// `text` as an attribute value, shared with a recent one of this thread when they are equal:
-/// the SDK's span attributes (provider, mount, keyed reference) repeat from one request to
-/// the next, and a shared text costs a reference count where a copy costs an allocation
-/// here and a free on the exporter's thread.
-fn interned(text: &str) -> Value {
+/// `text`, the value of field `name`, as an attribute value, shared with the last one of this
+/// thread in its slot when they are equal: the SDK's span attributes (provider, mount, keyed
+/// reference) repeat from one request to the next, and a shared text costs a reference
+/// count where a copy costs an allocation here and a free on the exporter's thread. The
+/// slot is found from the name's address (a `&'static str` of its callsite) and the text's
+/// length, and compared once.
+fn interned(name: &'static str, text: &str) -> Value {
     if text.len() > INTERNED_MAX {
         return Value::from(text.to_owned());
     }
+    // Fibonacci hashing of the two; which slot does not matter for correctness, only how
+    // often equal texts meet in one.
+    let mixed = (name.as_ptr() as usize ^ text.len().rotate_left(17))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+    let slot = mixed >> (usize::BITS - INTERNED_SLOTS.trailing_zeros());
     RECENT
         .try_with(|recent| {
-            let (slots, next) = &mut *recent.borrow_mut();
-            if let Some(known) = slots.iter().flatten().find(|known| ***known == *text) {
-                return Arc::clone(known);
+            let slot = &mut recent.borrow_mut()[slot];
+            match slot {
+                Some(known) if **known == *text => Arc::clone(known),
+                _ => Arc::clone(slot.insert(Arc::from(text))),
             }
-            let made: Arc<str> = Arc::from(text);
-            slots[*next] = Some(Arc::clone(&made));
-            *next = (*next + 1) % INTERNED_SLOTS;
-            made
         })
         .map_or_else(|_| Value::from(text.to_owned()), Value::from)
 }
@@ -221,15 +227,13 @@ where
             Some((trace_id, parent_id, sampled)) => (trace_id, parent_id, sampled),
             None => {
                 let trace_id = self.ids.new_trace_id();
-                let decision = self
-                    .sampler
-                    .should_sample(None, trace_id, meta.name(), &SpanKind::Internal, &[], &[])
-                    .decision;
-                (
-                    trace_id,
-                    SpanId::INVALID,
-                    decision == SamplingDecision::RecordAndSample,
-                )
+                let sampled = self.sampler.as_ref().is_none_or(|sampler| {
+                    sampler
+                        .should_sample(None, trace_id, meta.name(), &SpanKind::Internal, &[], &[])
+                        .decision
+                        == SamplingDecision::RecordAndSample
+                });
+                (trace_id, SpanId::INVALID, sampled)
             }
         };
         let data = sampled.then(|| {

@@ -157,8 +157,9 @@ pub struct Pipeline {
     /// The batch span processor the [`layer`](Self::layer) hands ended spans to (the tracer
     /// provider holds it too, and flushes and shuts it down).
     spans: Arc<BatchSpanProcessor>,
-    /// The sampler of `OTEL_TRACES_SAMPLER`, asked at the root of each trace.
-    sampler: Arc<dyn ShouldSample>,
+    /// The sampler of `OTEL_TRACES_SAMPLER`, asked at the root of each trace; `None` when
+    /// it samples every root.
+    sampler: Option<Arc<dyn ShouldSample>>,
     filter: String,
     providers: Providers,
 }
@@ -349,9 +350,13 @@ impl Pipeline {
             .with_span_processor(layer::SharedProcessor(Arc::clone(&batch)))
             .with_resource(resource.clone())
             .build();
-        // The SDK's own reading of OTEL_TRACES_SAMPLER(_ARG).
-        let sampler: Arc<dyn ShouldSample> =
-            Arc::from(opentelemetry_sdk::trace::Config::default().sampler);
+        // The SDK's own reading of OTEL_TRACES_SAMPLER(_ARG), unless it samples every root
+        // (the default): then the layer need not ask.
+        let sampler = (!samples_every_root(std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref()))
+            .then(|| {
+                Arc::from(opentelemetry_sdk::trace::Config::default().sampler)
+                    as Arc<dyn ShouldSample>
+            });
         let meter_provider = SdkMeterProvider::builder()
             .with_reader(
                 PeriodicReader::builder(metrics)
@@ -384,7 +389,7 @@ impl Pipeline {
     {
         // The directives were parsed when the pipeline was built.
         let filter = filter::SpanFilter::new(&self.filter);
-        layer::SpanLayer::new(Arc::clone(&self.spans), Arc::clone(&self.sampler), scope())
+        layer::SpanLayer::new(Arc::clone(&self.spans), self.sampler.clone(), scope())
             .with_filter(filter)
     }
 
@@ -422,6 +427,13 @@ impl Pipeline {
             })?;
         Ok(self.install())
     }
+}
+
+/// Whether `OTEL_TRACES_SAMPLER` (its value, if set) is one the OpenTelemetry SDK reads as
+/// sampling the root of every trace: unset, `always_on` or `parentbased_always_on`. Any other
+/// value goes to the SDK's own reading (and its warnings), even one it falls back on.
+fn samples_every_root(sampler: Option<&str>) -> bool {
+    matches!(sampler, None | Some("always_on" | "parentbased_always_on"))
 }
 
 fn scope() -> InstrumentationScope {

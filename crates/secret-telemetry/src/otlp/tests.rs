@@ -413,11 +413,13 @@ mod spans {
     use super::super::layer::SpanLayer;
     use super::*;
 
-    /// The spans `make` ends under a layer with `sampler` and filter `info`.
+    /// The spans `make` ends under a layer with `sampler` (`AlwaysOn`: none, as the
+    /// pipeline does for the default) and filter `info`.
     fn exported(sampler: Sampler, make: impl FnOnce()) -> Vec<SpanData> {
         let exporter = InMemorySpanExporter::default();
         let batch = Arc::new(BatchSpanProcessor::builder(exporter.clone()).build());
-        let sampler: Arc<dyn ShouldSample> = Arc::new(sampler);
+        let sampler = (!matches!(sampler, Sampler::AlwaysOn))
+            .then(|| Arc::new(sampler) as Arc<dyn ShouldSample>);
         let layer = SpanLayer::new(Arc::clone(&batch), sampler, scope());
         let filter: Targets = "info".parse().unwrap_or_default();
         let subscriber = tracing_subscriber::registry().with(layer.with_filter(filter));
@@ -557,6 +559,42 @@ mod spans {
         for span in &spans {
             assert_eq!(attribute(span, "mount"), Some(&Value::from("team-a")));
             assert_eq!(attribute(span, "long"), Some(&Value::from(long.clone())));
+        }
+    }
+
+    #[test]
+    fn texts_that_share_a_slot_take_turns_and_each_keeps_its_own_value() {
+        // Same field, same length: one slot, alternately replaced.
+        let mounts = ["team-a", "team-b", "team-a", "team-c", "team-b"];
+        let spans = exported(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)), || {
+            for mount in mounts {
+                drop(tracing::info_span!("s", mount, other = mount).entered());
+            }
+        });
+        let seen: Vec<Option<&Value>> = spans.iter().map(|s| attribute(s, "mount")).collect();
+        let expected: Vec<Value> = mounts.iter().map(|m| Value::from(*m)).collect();
+        assert_eq!(seen, expected.iter().map(Some).collect::<Vec<_>>());
+        for span in &spans {
+            assert_eq!(attribute(span, "other"), attribute(span, "mount"));
+        }
+    }
+
+    #[test]
+    fn only_the_samplers_that_take_every_root_skip_the_asking() {
+        for every in [None, Some("always_on"), Some("parentbased_always_on")] {
+            assert!(super::super::samples_every_root(every), "{every:?}");
+        }
+        for other in [
+            "always_off",
+            "traceidratio",
+            "parentbased_traceidratio",
+            "parentbased_always_off",
+            "ALWAYS_ON",
+            " always_on",
+            "",
+            "xray",
+        ] {
+            assert!(!super::super::samples_every_root(Some(other)), "{other}");
         }
     }
 }
