@@ -2,9 +2,11 @@
 //!
 //! A `VaultClient` request, and a `SecretsClient` read from an async provider, runs on the
 //! caller's runtime when that is a multi-thread tokio
-//! runtime with a timer ([`request_runtime`]): no hop between runtimes, which costs two
-//! cross-thread wakeups per request (measured: `concurrent_64` 0.80× its raw-hyper floor with
-//! the hop, 1.09× without). Otherwise (a current-thread runtime, another executor, blocking
+//! runtime with a timer ([`request_runtime`], [`callers_runtime`]): no hop between runtimes,
+//! which costs two cross-thread wakeups per request (measured: `concurrent_64` 0.80× its
+//! raw-hyper floor with the hop, 1.09× without). A `VaultClient` request is polled there in
+//! its caller's own task ([`Finishing`](crate::finishing::Finishing)), not as a task of its
+//! own. Otherwise (a current-thread runtime, another executor, blocking
 //! calls, a runtime without timers) it runs on a small runtime the client owns, started at
 //! the first call, so any executor can poll the future and blocking calls work inside and
 //! outside a runtime. Connections made by a request live on the runtime it ran on; the pool
@@ -20,15 +22,16 @@ use crate::Error;
 /// The runtime a request runs on: the caller's, when it is a multi-thread runtime with a
 /// timer, else the client's own (`io`).
 pub(crate) fn request_runtime(io: &Handle) -> Handle {
-    match Handle::try_current() {
-        Ok(current)
-            if current.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-                && has_timer() =>
-        {
-            current
-        }
-        _ => io.clone(),
-    }
+    callers_runtime().unwrap_or_else(|| io.clone())
+}
+
+/// The caller's runtime, when a request may run there: a multi-thread tokio runtime with a
+/// timer (its workers keep polling the connections a request made there; a current-thread
+/// runtime polls them only while one of its callers waits).
+pub(crate) fn callers_runtime() -> Option<Handle> {
+    Handle::try_current().ok().filter(|current| {
+        current.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && has_timer()
+    })
 }
 
 /// Whether the runtime this thread is in has a timer (the request's timeouts need one). A

@@ -153,6 +153,7 @@ mod client;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
 mod error;
+mod finishing;
 mod in_span;
 mod io_runtime;
 mod routes;

@@ -20,6 +20,7 @@ use secret_uri::{Provider, SecretUri};
 use tracing::field::Empty;
 
 use crate::Error;
+use crate::finishing::{Finishing, Unfinished};
 use crate::io_runtime::IoRuntime;
 use crate::routes::Routes;
 use crate::secret::{Entry, OwnedUriInput, Secret, UriInput};
@@ -130,10 +131,11 @@ impl VaultClient {
     /// [`default_context`](VaultClientBuilder::default_context), else an empty context, which
     /// the PEP refuses (`SUBJECT_MISSING`).
     ///
-    /// Accepts `&str`, `&String` or `&SecretUri`. Runs as a task (on the caller's multi-thread
-    /// runtime, else on the client's), so any executor can poll it. If the future is dropped
-    /// early the request still completes (its use of the grant is taken and audited either
-    /// way).
+    /// Accepts `&str`, `&String` or `&SecretUri`. On a multi-thread tokio runtime it runs in
+    /// the caller's own task; from anywhere else (a current-thread runtime, another executor)
+    /// as a task on the client's runtime, so any executor can poll it. If the future is
+    /// dropped early the request still completes (its use of the grant is taken and audited
+    /// either way).
     ///
     /// # Errors
     /// See [`Error`]: the URI's codes, `UNSUPPORTED_PROVIDER` (a scheme other than `openbao`
@@ -332,23 +334,38 @@ impl Inner {
         self.runtime.handle()
     }
 
-    /// Runs `work` as a task and awaits it from whatever executor polls this: on the caller's
-    /// runtime when it is a multi-thread one with a timer (no hop between runtimes), else on
-    /// the client's own ([`request_runtime`](crate::io_runtime::request_runtime)). As a task,
-    /// it completes even when the caller drops this future.
+    /// Runs `work` to its end, awaited from whatever executor polls this. A caller on a
+    /// multi-thread runtime with a timer polls it in its own task
+    /// ([`callers_runtime`](crate::io_runtime::callers_runtime)); should it drop this future
+    /// unfinished, the rest runs as a task there ([`Finishing`]). Any other caller (a
+    /// current-thread runtime, another executor) awaits it as a task of the client's own
+    /// runtime. Either way it completes even when the caller drops this future, and a panic
+    /// in it is `RUNTIME`, not the caller's panic.
     async fn on_runtime<T, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
+        let io = self.io_handle()?;
         // Boxed: a task's stage is as large as its future, and tokio copies the stage when it
         // makes the task and again when it hands the output over (kilobytes each time for
-        // a request's future); a box makes both copies a pointer's.
-        let task = crate::io_runtime::request_runtime(self.io_handle()?)
-            .spawn(Box::pin(work.in_span(tracing::Span::current())));
-        match task.await {
-            Ok(result) => result,
-            Err(join) => Err(self.lost(Some(join))),
+        // a request's future); a box makes both copies a pointer's, and moves of the
+        // `Finishing` that holds it too.
+        match crate::io_runtime::callers_runtime() {
+            Some(caller) => match Finishing::new(Box::pin(work), caller).await {
+                Ok(result) => result,
+                Err(Unfinished) => Err(Error::Runtime {
+                    reason: "the request panicked",
+                    source: None,
+                }),
+            },
+            None => match io
+                .spawn(Box::pin(work.in_span(tracing::Span::current())))
+                .await
+            {
+                Ok(result) => result,
+                Err(join) => Err(self.lost(Some(join))),
+            },
         }
     }
 

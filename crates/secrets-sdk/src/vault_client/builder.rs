@@ -644,6 +644,151 @@ mod tests {
         Ok(())
     }
 
+    /// A caller on a multi-thread runtime polls its request in its own task; one that drops
+    /// it mid-read (its own timeout) leaves it to finish: the read completes, once, and is
+    /// audited. A provider panic there is `RUNTIME`, not the caller's panic.
+    #[test]
+    fn a_request_dropped_by_its_caller_still_finishes_and_is_audited()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        #[derive(Debug, Default)]
+        struct Gate {
+            go: tokio::sync::Notify,
+            finished: AtomicUsize,
+            ran_in: std::sync::Mutex<Vec<Option<tokio::task::Id>>>,
+        }
+        #[derive(Debug)]
+        struct Gated(Arc<Gate>);
+        impl SecretProvider for Gated {
+            fn name(&self) -> &'static str {
+                "gated"
+            }
+            fn read<'a>(
+                &'a self,
+                uri: &'a secret_uri::SecretUri,
+            ) -> secret_providers::ReadFuture<'a> {
+                Box::pin(async move {
+                    self.0
+                        .ran_in
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(tokio::task::try_id());
+                    if uri.path() == "panics" {
+                        panic!("a provider bug");
+                    }
+                    if uri.path() == "gated" {
+                        self.0.go.notified().await;
+                    }
+                    self.0.finished.fetch_add(1, Ordering::SeqCst);
+                    Ok(secret_providers::SecretValue::from_text("v"))
+                })
+            }
+        }
+        let gate = Arc::new(Gate::default());
+        let mut pairs = FULL[..5].to_vec();
+        pairs.push(("ENVIRONMENT", "test"));
+        let audit = Arc::new(secret_audit::MemorySink::new());
+        let pep = PepConfig::new("t1", "secret".parse()?)
+            .with_environment("test")
+            .with_pdp(PdpSettings::DisabledForDevelopment)
+            .with_grant_defaults(Duration::from_secs(60), 1);
+        let client = Arc::new(
+            VaultClient::builder()
+                .env_lookup(env(&pairs))
+                .pep_config(pep)
+                .provider(Provider::Db, Arc::new(Gated(Arc::clone(&gate))))
+                .audit(Arc::clone(&audit) as Arc<dyn secret_audit::AuditSink>)
+                .build()?,
+        );
+        let ctx = |jti: &str| {
+            ExecutionContext::new("svc")
+                .with_aud(["crud.secrets"])
+                .with_jti(jti)
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (given_up, caller, answered, panicked) = runtime.block_on({
+            let client = Arc::clone(&client);
+            async move {
+                tokio::spawn(async move {
+                    let caller = tokio::task::try_id();
+                    let given_up = tokio::time::timeout(
+                        Duration::from_millis(50),
+                        client.get_credentials("db://secret/gated", Some(&ctx("j1"))),
+                    )
+                    .await
+                    .is_err();
+                    let answered = client
+                        .get_credentials("db://secret/open", Some(&ctx("j2")))
+                        .await
+                        .map(|s| s.expose_str().map(str::to_owned));
+                    let panicked = client
+                        .get_credentials("db://secret/panics", Some(&ctx("j3")))
+                        .await
+                        .err()
+                        .map(|e| e.code());
+                    (given_up, caller, answered.ok().flatten(), panicked)
+                })
+                .await
+            }
+        })?;
+        assert!(given_up, "the caller gave up first");
+        assert_eq!(answered.as_deref(), Some("v"));
+        assert_eq!(panicked, Some("RUNTIME"));
+        {
+            let ran_in = gate.ran_in.lock().unwrap_or_else(|e| e.into_inner());
+            assert_eq!(
+                *ran_in,
+                [caller, caller, caller],
+                "every read polled in its caller's task"
+            );
+        }
+        assert_eq!(
+            gate.finished.load(Ordering::SeqCst),
+            1,
+            "only the open read so far"
+        );
+        gate.go.notify_one();
+        runtime.block_on(async {
+            for _ in 0..500 {
+                if gate.finished.load(Ordering::SeqCst) == 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        assert_eq!(
+            gate.finished.load(Ordering::SeqCst),
+            2,
+            "the dropped read finished"
+        );
+        let reads: Vec<_> = audit
+            .events()
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e.kind(),
+                    secret_audit::EventType::Read | secret_audit::EventType::ReadError
+                )
+            })
+            .map(|e| (e.kind(), e.code().to_owned()))
+            .collect();
+        assert_eq!(reads.len(), 3, "{reads:?}");
+        assert!(reads.contains(&(secret_audit::EventType::ReadError, "RUNTIME".to_owned())));
+        assert_eq!(
+            reads
+                .iter()
+                .filter(|(kind, _)| *kind == secret_audit::EventType::Read)
+                .count(),
+            2,
+            "the dropped read audited as a read: {reads:?}"
+        );
+        Ok(())
+    }
+
     /// A provider of one's own that never answers, or panics: the call ends (`TIMEOUT` at the
     /// read deadline, `RUNTIME`) and the read is audited.
     #[test]
