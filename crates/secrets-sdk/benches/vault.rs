@@ -23,7 +23,9 @@
 //!   `get_credentials_warm`'s (printed, with the number of spans the exporter dropped).
 //! - `…_task`: `get_credentials_inproc(_telemetry)` and `get_credentials_warm(_telemetry)`
 //!   again, called from a task on a 2-worker multi-thread runtime (as a service's handler
-//!   calls the client: no hop between runtimes) rather than from a current-thread runtime.
+//!   calls the client: no hop between runtimes) rather than from a current-thread runtime,
+//!   with `floor_hyper_get_vault_task`, the floor on that runtime, in the same rotation (its
+//!   CPU per op beside `get_credentials_warm_task`'s).
 //! - `get_credentials_inproc` / `get_credentials_inproc_telemetry`: the same pair with a
 //!   provider in memory (scheme `db`) instead of OpenBao: PEP, read task, audit-free path and
 //!   telemetry without the network, so telemetry's cost (printed) is not lost in the vault's
@@ -37,7 +39,12 @@
 //!
 //! Every network scenario also reports `client_cpu_us_per_op`: the process's CPU time (user
 //! and system, every thread; the server runs in another process) over its operations, divided
-//! by their number (`secrets_test_support::bench::Meter`).
+//! by their number (`secrets_test_support::bench::Meter`). Measured inside a rotation with
+//! other scenarios, a window can also hold their background work (span export, the audit
+//! sink's drain), so `get_credentials_warm_cpu_vs_floor` (current-thread caller) and
+//! `get_credentials_warm_task_cpu_vs_floor` (from a task on the multi-thread runtime) measure
+//! the client against the floor alone: alternating blocks of 200 floor GETs and 200 calls,
+//! after a flush of the span exporter, the medians of 30 blocks each.
 //! - `get_credentials_warm_redis` / `concurrent_64_redis` (feature `redis`): the same as
 //!   `get_credentials_warm` / `concurrent_64` with the PEP's state (grants and use counts, the
 //!   `jti`s, denials) in a real Redis (Debian's `redis-server` on a free loopback port, started
@@ -223,9 +230,6 @@ fn fixture() -> Result<Option<Fixture>, BoxError> {
             .pdp(DevAllowAll::new())
             .tenant_salt("bench-tenant-salt-0123456789abcdef")
             .provider(Provider::Db, Arc::new(InMemory))
-            // As many as the callers' runtime: the current-thread scenario's requests run
-            // on the client's own.
-            .io_threads(2)
     };
     let client = builder().build()?;
     let alone = builder().coalesce_reads(false).build()?;
@@ -517,6 +521,64 @@ async fn cpu_per_call(
     Ok((median(&mut plain), median(&mut traced)))
 }
 
+/// CPU per op of the floor and of `get_credentials_warm`, measured apart from every other
+/// scenario: `blocks` turns of `per_block` floor GETs and `per_block` client calls (the first
+/// of each turn rotates), the medians of the blocks. Nothing else runs meanwhile (the span
+/// exporter was flushed first), so no other scenario's background work (span export, the
+/// audit sink's drain) lands in these windows.
+async fn cpu_against_floor(
+    fx: &Fixture,
+    floor: &HyperFloor,
+    blocks: usize,
+    per_block: usize,
+) -> Result<(f64, f64), BoxError> {
+    fx.telemetry.force_flush()?;
+    let mut raw = Vec::with_capacity(blocks);
+    let mut ours = Vec::with_capacity(blocks);
+    let per_call = |started: Duration| {
+        (process_cpu().saturating_sub(started)).as_secs_f64() * 1e6 / per_block as f64
+    };
+    for block in 0..blocks {
+        for turn in 0..2 {
+            let started = process_cpu();
+            if (block + turn) % 2 == 0 {
+                for _ in 0..per_block {
+                    black_box(floor.get().await?);
+                }
+                raw.push(per_call(started));
+            } else {
+                for _ in 0..per_block {
+                    get(fx).await?;
+                }
+                ours.push(per_call(started));
+            }
+        }
+    }
+    Ok((median(&mut raw), median(&mut ours)))
+}
+
+/// One `{"scenario":…,"floor_cpu_us_per_op":…,"client_cpu_us_per_op":…,"ratio":…}` line and
+/// its printed ratio.
+fn floor_cpu_line(
+    path: &std::path::Path,
+    scenario: &str,
+    (raw, ours): (f64, f64),
+    n: usize,
+) -> Result<(), BoxError> {
+    append(
+        path,
+        &format!(
+            "{{\"scenario\":\"{scenario}\",\"floor_cpu_us_per_op\":{raw:.3},\"client_cpu_us_per_op\":{ours:.3},\"ratio\":{:.3},\"n\":{n}}}",
+            ours / raw
+        ),
+    )?;
+    println!(
+        "{scenario}: CPU per op {:.3}× the floor's ({ours:.1} µs / {raw:.1} µs; medians of alternating blocks, nothing else running)",
+        ours / raw
+    );
+    Ok(())
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -629,6 +691,14 @@ fn latencies(fx: &Fixture, path: &std::path::Path) -> Result<(), BoxError> {
     let (inproc, inproc_telemetry, inproc_redis) = runtime.block_on(in_memory(fx, 20_000))?;
     let inproc_cpu = runtime.block_on(cpu_per_call(fx, IN_MEMORY, 40, 1000))?;
     let warm_cpu = runtime.block_on(cpu_per_call(fx, &fx.uri, 30, 200))?;
+    let raw = HyperFloor::new(&fx.bao, PATH)?;
+    let vs_floor = runtime.block_on(cpu_against_floor(fx, &raw, 30, 200))?;
+    floor_cpu_line(
+        path,
+        "get_credentials_warm_cpu_vs_floor",
+        vs_floor,
+        30 * 200,
+    )?;
     append(path, &floor.json_line("floor_hyper_get_vault"))?;
     append(path, &subject.json_line("get_credentials_warm"))?;
     append(path, &audited.json_line("get_credentials_warm_audited"))?;
@@ -860,37 +930,64 @@ fn from_a_task(fx: Arc<Fixture>, path: &std::path::Path) -> Result<(), BoxError>
         .enable_all()
         .build()?;
     let measured = Arc::clone(&fx);
-    let ((inproc, inproc_telemetry, _), (warm, warm_telemetry)) =
-        runtime.block_on(runtime.spawn(async move {
+    let floor = HyperFloor::new(&fx.bao, PATH)?;
+    let ((inproc, inproc_telemetry, _), (floor, warm, warm_telemetry), vs_floor) = runtime
+        .block_on(runtime.spawn(async move {
             let fx = measured;
             let inproc = in_memory(&fx, 20_000).await?;
+            let mut floor_l = Latencies::with_capacity(SAMPLES);
             let mut plain = Latencies::with_capacity(SAMPLES);
             let mut with_telemetry = Latencies::with_capacity(SAMPLES);
             for _ in 0..WARMUP {
+                black_box(floor.get().await?);
                 get(&fx).await?;
                 traced(&fx).await?;
             }
             for i in 0..SAMPLES {
-                for k in 0..2 {
-                    let started = Instant::now();
-                    if (i + k) % 2 == 0 {
-                        get(&fx).await?;
-                        plain.push(started.elapsed());
-                    } else {
-                        traced(&fx).await?;
-                        with_telemetry.push(started.elapsed());
+                // Rotate which goes first so none always follows another.
+                for k in 0..3 {
+                    let meter = Meter::start();
+                    match (i + k) % 3 {
+                        0 => {
+                            black_box(floor.get().await?);
+                            meter.stop(&mut floor_l);
+                        }
+                        1 => {
+                            get(&fx).await?;
+                            meter.stop(&mut plain);
+                        }
+                        _ => {
+                            traced(&fx).await?;
+                            meter.stop(&mut with_telemetry);
+                        }
                     }
                 }
             }
-            Ok::<_, BoxError>((inproc, (plain, with_telemetry)))
+            let raw = HyperFloor::new(&fx.bao, PATH)?;
+            let vs_floor = cpu_against_floor(&fx, &raw, 30, 200).await?;
+            Ok::<_, BoxError>((inproc, (floor_l, plain, with_telemetry), vs_floor))
         }))??;
+    floor_cpu_line(
+        path,
+        "get_credentials_warm_task_cpu_vs_floor",
+        vs_floor,
+        30 * 200,
+    )?;
     for (latencies, scenario) in [
         (&inproc, "get_credentials_inproc_task"),
         (&inproc_telemetry, "get_credentials_inproc_telemetry_task"),
+        (&floor, "floor_hyper_get_vault_task"),
         (&warm, "get_credentials_warm_task"),
         (&warm_telemetry, "get_credentials_warm_telemetry_task"),
     ] {
         append(path, &latencies.json_line(scenario))?;
+    }
+    if let (Some(ours), Some(raw)) = (warm.cpu_us_per_op(), floor.cpu_us_per_op()) {
+        println!(
+            "get_credentials_warm_task CPU per op / floor_hyper_get_vault_task CPU per op = {:.3} ({ours:.1} µs / {raw:.1} µs); p50 {:.3}",
+            ours / raw,
+            warm.quantile_us(0.5) / floor.quantile_us(0.5),
+        );
     }
     for (what, plain, traced) in [
         ("without the network", &inproc, &inproc_telemetry),
